@@ -1,0 +1,51 @@
+# THUNES — two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+THUNES := $(VENV)/bin/thunes
+
+.PHONY: demo test install install-dev system-deps paper optimize bench lint clean help
+
+help:
+	@echo "make demo      run the main job offline on the embedded defaults"
+	@echo "make test      install what the tests need and run them"
+	@echo "make paper     paper-trade a strategy against the local exchange (accelerated replay)"
+	@echo "make optimize  run a 25-trial Optuna study of the SMA crossover on BTC/USDT 1h"
+	@echo "make bench     run every benchmark in benchmarks/"
+
+$(VENV)/.core: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.core
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[dev,ml]"
+	touch $@
+
+install: $(VENV)/.core
+install-dev: $(VENV)/.dev
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: install-dev system-deps
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: install
+	bash scripts/demo.sh
+
+paper: install
+	$(THUNES) paper --replay-speed 600 --duration 180
+
+optimize: install
+	$(THUNES) optimize --strategy sma_cross --symbol BTC/USDT --timeframe 1h --trials 25
+
+bench: install-dev
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,104 @@
+"""The ``thunes`` command. Thin: parses arguments, loads settings, calls services, prints.
+
+Each command group lives in its own module under :mod:`thunes.cli` and exposes ``register(root)``;
+groups shared by several layers (``audit``) are created here so each module can add commands to them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from thunes import __version__
+from thunes.config import LoadedSettings, load_settings, parse_override
+from thunes.core.errors import ThunesError
+
+__all__ = ["main", "root", "AppContext", "pass_app"]
+
+# Modules that contribute commands, in help order.
+_COMMAND_MODULES = (
+    "config", "data", "exchange", "features", "backtest", "optimize", "ml", "execution", "trader",
+)
+
+
+class AppContext:
+    """Lazily loaded settings shared by every command."""
+
+    def __init__(self, config_file: str | None, overrides: dict[str, Any]) -> None:
+        self.config_file = config_file
+        self.overrides = overrides
+        self._loaded: LoadedSettings | None = None
+
+    @property
+    def loaded(self) -> LoadedSettings:
+        if self._loaded is None:
+            self._loaded = load_settings(self.config_file, overrides=self.overrides)
+        return self._loaded
+
+    @property
+    def settings(self):  # noqa: ANN201 - Settings
+        return self.loaded.settings
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="thunes")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="THUNES_CONFIG",
+              help="Config file (TOML or JSON). Default: $THUNES_CONFIG, else built-in defaults.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one setting (highest precedence); repeatable, e.g. --set risk.max_positions=2.")
+@click.pass_context
+def root(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]) -> None:
+    """THUNES: research, backtest, optimise, train, paper-trade and go live, safety first.
+
+    Settings come from defaults < config file < .env < THUNES_* environment < --set flags;
+    `thunes config show` prints the effective values and where each came from.
+    """
+    ctx.obj = AppContext(config_file, dict(parse_override(o) for o in overrides))
+
+
+@root.group()
+def audit() -> None:
+    """Audits: look-ahead and leakage checks, audit-trail verification."""
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"thunes.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"thunes.cli.{name}":
+                continue  # that layer's commands are not part of this build
+            raise
+        module.register(root)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        root.main(args=argv, prog_name="thunes", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ThunesError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,382 @@
+"""One typed settings tree for the whole system, loaded in layers.
+
+Precedence, lowest first: built-in defaults < config file (TOML or JSON) < ``.env`` file < environment
+variables (``THUNES_<SECTION>__<FIELD>``) < explicit overrides (CLI flags, ``--set section.field=value``).
+
+String values in a config file may hold ``${ENV:NAME}`` placeholders; a missing variable is a
+:class:`~thunes.core.errors.ConfigError` naming it. Secrets are ``SecretStr`` and are masked wherever
+settings are shown. Each part of the system receives only its own section (``RiskManager(settings.risk)``).
+
+:func:`load_settings` returns the settings together with the source of every leaf value, which is what
+``thunes config show`` prints. :func:`write_config_file` writes atomically (temp file + rename) and keeps
+one backup (``<file>.bak``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from thunes.core.errors import ConfigError
+
+__all__ = [
+    "Settings",
+    "DataSettings",
+    "ExchangeSettings",
+    "RiskSettings",
+    "BacktestSettings",
+    "TraderSettings",
+    "OptimizeSettings",
+    "MLSettings",
+    "AuditSettings",
+    "LoggingSettings",
+    "TelegramSettings",
+    "LoadedSettings",
+    "load_settings",
+    "write_config_file",
+    "settings_hash",
+    "ENV_PREFIX",
+]
+
+ENV_PREFIX = "THUNES_"
+_PLACEHOLDER = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSettings(_Section):
+    url: str = Field("sqlite:///data/thunes.sqlite", description="Candle store: sqlite:///PATH or postgresql://...")
+    replica_url: str | None = Field(None, description="Optional replica database written in the same order")
+    cache_dir: Path = Field(Path("data/cache"), description="Columnar read cache (Parquet) for research loads")
+    sample_dir: Path | None = Field(None, description="Folder with sample CSVs; default: ../shared/data if present")
+
+
+class ExchangeSettings(_Section):
+    id: str = Field("binance", description="ccxt exchange id")
+    mode: Literal["local", "testnet", "live"] = Field("local", description="local exchange, Spot testnet or live")
+    base_url: str | None = Field(None, description="REST base, e.g. http://127.0.0.1:8765/api/v3 (None: the mode's)")
+    ws_url: str | None = Field(None, description="Websocket base for market streams")
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    local_host: str = "127.0.0.1"
+    local_port: int = Field(8765, ge=0, le=65535)
+
+
+class RiskSettings(_Section):
+    max_daily_loss: Decimal = Field(Decimal("50"), gt=0, description="Quote currency; trips the kill-switch")
+    max_loss_per_trade: Decimal = Field(Decimal("10"), gt=0, description="Quote lost at the stop, at most")
+    max_positions: int = Field(3, ge=1)
+    max_position_quote: Decimal = Field(Decimal("100"), gt=0, description="Largest position size in quote")
+    cool_down_minutes: int = Field(30, ge=0)
+    default_stop_pct: Decimal = Field(Decimal("0.02"), gt=0, lt=1, description="Stop distance when none is given")
+
+
+class BacktestSettings(_Section):
+    initial_cash: float = Field(10_000.0, gt=0)
+    taker_fee_bps: float = Field(10.0, ge=0)
+    maker_fee_bps: float = Field(10.0, ge=0)
+    slippage_bps: float = Field(5.0, ge=0)
+    artifacts_dir: Path = Path("artifacts/backtest")
+
+
+class TraderSettings(_Section):
+    strategy: str = "sma_cross"
+    symbol: str = "BTC/USDT"
+    timeframe: str = "1h"
+    quote_per_trade: Decimal = Field(Decimal("100"), gt=0)
+    reconcile_minutes: float = Field(5.0, gt=0)
+    state_dir: Path = Path("data/trader")
+    ledger_path: Path = Path("artifacts/ledger.csv")
+
+
+class OptimizeSettings(_Section):
+    storage: str = "sqlite:///artifacts/optuna/studies.sqlite"
+    n_trials: int = Field(25, ge=1)
+    deploy_min_sharpe: float = 1.5
+    deploy_min_dsr: float = 0.95
+    decay_min_sharpe: float = 1.0
+    artifacts_dir: Path = Path("artifacts/optuna")
+
+
+class MLSettings(_Section):
+    artifacts_dir: Path = Path("artifacts/models")
+    seq_len: int = Field(32, ge=1)
+    horizon: int = Field(10, ge=1)
+    hidden: int = Field(64, ge=1)
+    num_layers: int = Field(2, ge=1)
+    epochs: int = Field(20, ge=1)
+    seed: int = 42
+
+
+class AuditSettings(_Section):
+    path: Path = Path("data/audit.jsonl")
+    fsync: Literal["always", "batch", "never"] = "always"
+
+
+class LoggingSettings(_Section):
+    dir: Path = Path("logs")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_file: bool = True
+    max_bytes: int = Field(10_000_000, ge=10_000)
+    backups: int = Field(5, ge=0)
+
+
+class TelegramSettings(_Section):
+    token: SecretStr | None = None
+    chat_id: str | None = None
+    base_url: str = "https://api.telegram.org"
+
+
+class Settings(BaseSettings):
+    """The whole tree. Build it with :func:`load_settings`, not directly, to get the layering."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    data: DataSettings = DataSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
+    risk: RiskSettings = RiskSettings()
+    backtest: BacktestSettings = BacktestSettings()
+    trader: TraderSettings = TraderSettings()
+    optimize: OptimizeSettings = OptimizeSettings()
+    ml: MLSettings = MLSettings()
+    audit: AuditSettings = AuditSettings()
+    logging: LoggingSettings = LoggingSettings()
+    telegram: TelegramSettings = TelegramSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Layering is done explicitly by load_settings (so that sources can be reported); the model
+        # itself only validates what it is given.
+        return (init_settings,)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSettings:
+    settings: Settings
+    sources: dict[str, str]  # "risk.max_positions" -> "default" | "file:PATH" | ".env" | "env" | "cli"
+
+    def show(self) -> list[tuple[str, str, str]]:
+        """(key, masked value, source) for every leaf, secrets masked."""
+        rows = []
+        for key, value in _flatten(self.settings.model_dump(mode="python")).items():
+            rows.append((key, _display(value), self.sources.get(key, "default")))
+        return rows
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "**********" if value.get_secret_value() else ""
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any], source: str, sources: dict[str, str]) -> None:
+    for key, value in _flatten(layer).items():
+        _set_path(base, key, value)
+        sources[key] = source
+
+
+def _expand_placeholders(node: Any, where: str, problems: list[str], environ: Mapping[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_placeholders(v, f"{where}.{k}" if where else k, problems, environ) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_placeholders(v, f"{where}[{i}]", problems, environ) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def repl(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                problems.append(f"{where}: environment variable {name} is not set (placeholder ${{ENV:{name}}})")
+                return ""
+            return environ[name]
+
+        return _PLACEHOLDER.sub(repl, node)
+    return node
+
+
+def read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse a TOML or JSON config file and expand ``${ENV:NAME}`` placeholders."""
+    data, problems = _read_config_file(path, environ)
+    if problems:
+        raise ConfigError(f"config file {path} has unresolved placeholders", problems)
+    return data
+
+
+def _read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        elif path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(f"config file {path}: unknown format {path.suffix!r} (use .toml or .json)")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a table/object")
+    problems: list[str] = []
+    data = _expand_placeholders(data, "", problems, environ)
+    return data, problems
+
+
+def _env_layer(environ: Mapping[str, str | None]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if value is None or not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if len(parts) < 2:
+            continue
+        _set_path(tree, ".".join(parts), value)
+    return tree
+
+
+def _format_validation(exc: ValidationError, sources: Mapping[str, str]) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        src = sources.get(key)
+        where = f" (from {src})" if src else ""
+        shown = "" if "secret" in key or "token" in key else f" [got {err.get('input')!r}]"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown setting{where}")
+        else:
+            problems.append(f"{key}: {err['msg']}{where}{shown}")
+    return problems
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    env_file: str | Path | None = ".env",
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """Load the layered settings. ``overrides`` maps dotted keys (``risk.max_positions``) to values.
+
+    The config file defaults to ``$THUNES_CONFIG`` when set. Every problem is collected and raised
+    together in one :class:`ConfigError`.
+    """
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get("THUNES_CONFIG"):
+        config_file = environ["THUNES_CONFIG"]
+    tree: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    problems: list[str] = []
+    if config_file is not None:
+        data, problems = _read_config_file(Path(config_file), environ)
+        _merge(tree, data, f"file:{config_file}", sources)
+    if env_file is not None and Path(env_file).exists():
+        _merge(tree, _env_layer(dotenv_values(env_file)), ".env", sources)
+    _merge(tree, _env_layer(environ), "env", sources)
+    if overrides:
+        for key, value in overrides.items():
+            _set_path(tree, key, value)
+            sources[key] = "cli"
+    try:
+        settings = Settings(**tree)
+    except ValidationError as exc:
+        problems += _format_validation(exc, sources)
+    if problems:
+        raise ConfigError("invalid settings", problems)
+    return LoadedSettings(settings, sources)
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """``"risk.max_positions=3"`` -> ``("risk.max_positions", "3")``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like section.field=value")
+    return key.strip(), value.strip()
+
+
+def write_config_file(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write a config file atomically (temp + fsync + rename), keeping the previous one as ``.bak``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(data, indent=2, default=str) + "\n"
+    elif path.suffix.lower() == ".toml":
+        import tomli_w
+
+        text = tomli_w.dumps(_tomlable(data))
+    else:
+        raise ConfigError(f"cannot write {path}: use a .toml or .json file name")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _tomlable(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        return {k: _tomlable(v) for k, v in node.items() if v is not None}
+    if isinstance(node, (Decimal, Path)):
+        return str(node)
+    if isinstance(node, SecretStr):
+        return node.get_secret_value()
+    return node
+
+
+def settings_hash(section: BaseModel | Mapping[str, Any]) -> str:
+    """A short, stable hash of settings (secrets excluded) to store with every result."""
+    data = section.model_dump(mode="json") if isinstance(section, BaseModel) else dict(section)
+    flat = {k: v for k, v in _flatten(data).items() if "secret" not in k and "token" not in k and "api_key" not in k}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]

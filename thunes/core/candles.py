@@ -1,0 +1,64 @@
+"""The canonical candle frame that every layer exchanges.
+
+A candle frame is a ``pandas.DataFrame`` indexed by a UTC ``DatetimeIndex`` named ``ts`` (the candle's
+*open* time) with float64 columns ``open, high, low, close, volume``, sorted and unique. Numeric
+kernels take the columns as float64 arrays and the index as int64 epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from thunes.core.errors import DataError
+
+__all__ = ["OHLCV", "candles_frame", "validate_candles", "ts_ms"]
+
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def candles_frame(ts: np.ndarray, open_, high, low, close, volume) -> pd.DataFrame:
+    """Build the canonical frame from epoch-ms timestamps and five float arrays."""
+    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="ms", utc=True), name="ts")
+    return pd.DataFrame(
+        {
+            "open": np.asarray(open_, dtype="float64"),
+            "high": np.asarray(high, dtype="float64"),
+            "low": np.asarray(low, dtype="float64"),
+            "close": np.asarray(close, dtype="float64"),
+            "volume": np.asarray(volume, dtype="float64"),
+        },
+        index=index,
+    )
+
+
+def ts_ms(frame: pd.DataFrame) -> np.ndarray:
+    """Epoch milliseconds of a candle frame's index as int64."""
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError("candle frame must be indexed by a DatetimeIndex named 'ts'")
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    return (index.as_unit("ms").asi8).astype("int64")
+
+
+def validate_candles(frame: pd.DataFrame, *, require_finite: bool = True) -> None:
+    """Raise ``DataError`` naming the column and row for the first problem found."""
+    missing = [c for c in OHLCV if c not in frame.columns]
+    if missing:
+        raise DataError(f"candle frame lacks column(s) {missing}; expected {list(OHLCV)}")
+    ts = ts_ms(frame)
+    if len(ts) > 1:
+        diffs = np.diff(ts)
+        bad = np.flatnonzero(diffs <= 0)
+        if bad.size:
+            i = int(bad[0]) + 1
+            kind = "duplicate" if diffs[bad[0]] == 0 else "unsorted"
+            raise DataError(f"{kind} timestamp at row {i}: {frame.index[i]} follows {frame.index[i - 1]}")
+    if require_finite:
+        for col in OHLCV:
+            values = frame[col].to_numpy(dtype="float64")
+            nonfinite = np.flatnonzero(~np.isfinite(values))
+            if nonfinite.size:
+                i = int(nonfinite[0])
+                raise DataError(f"non-finite value {values[i]} in column '{col}' at row {i} ({frame.index[i]})")

@@ -1,0 +1,81 @@
+"""Where the real sample data lives, and a fallback to synthetic data when it does not.
+
+The real files (``binance_BTCUSDT_1h.csv.gz`` …) sit in ``../shared/data`` beside the repository. A fresh
+clone may not have it; then callers get synthetic candles and are told so via ``SampleCandles.real``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from thunes.core.candles import candles_frame
+from thunes.core.timeframes import parse_timeframe
+from thunes.data.synthetic import generate_candles
+
+__all__ = ["find_sample_dir", "sample_file", "load_sample_candles", "SampleCandles"]
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_sample_dir(explicit: str | Path | None = None) -> Path | None:
+    """The sample data folder: explicit > ``$THUNES_SAMPLE_DIR`` > ``../shared/data`` (repo or cwd)."""
+    candidates = []
+    if explicit:
+        candidates.append(Path(explicit))
+    if os.environ.get("THUNES_SAMPLE_DIR"):
+        candidates.append(Path(os.environ["THUNES_SAMPLE_DIR"]))
+    candidates += [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for path in candidates:
+        if path.is_dir() and any(path.glob("binance_*USDT_*.csv.gz")):
+            return path
+    return None
+
+
+def sample_file(symbol: str, timeframe: str, sample_dir: str | Path | None = None) -> Path | None:
+    """Path of ``binance_<BASEQUOTE>_<tf>.csv.gz`` if the sample folder has it."""
+    folder = find_sample_dir(sample_dir)
+    if folder is None:
+        return None
+    path = folder / f"binance_{symbol.replace('/', '').upper()}_{timeframe}.csv.gz"
+    return path if path.exists() else None
+
+
+@dataclass(frozen=True, slots=True)
+class SampleCandles:
+    frame: pd.DataFrame
+    real: bool
+    source: str
+
+
+_START_PRICE = {"BTC": 40_000.0, "ETH": 2_300.0, "SOL": 100.0, "XRP": 0.6, "DOGE": 0.09, "LTC": 70.0}
+
+
+def load_sample_candles(
+    symbol: str = "BTC/USDT",
+    timeframe: str = "1h",
+    *,
+    limit: int | None = None,
+    sample_dir: str | Path | None = None,
+    synthetic_rows: int = 20_000,
+    seed: int = 7,
+) -> SampleCandles:
+    """Real sample candles when present (last ``limit`` rows), otherwise realistic synthetic ones."""
+    path = sample_file(symbol, timeframe, sample_dir)
+    if path is not None:
+        raw = pd.read_csv(path)
+        if limit is not None:
+            raw = raw.tail(limit)
+        frame = candles_frame(raw.ts.to_numpy(), raw.open, raw.high, raw.low, raw.close, raw.volume)
+        return SampleCandles(frame, True, str(path))
+    rows = limit or synthetic_rows
+    base = symbol.split("/")[0].upper()
+    decimals = 2 if _START_PRICE.get(base, 100.0) >= 10 else 5
+    frame = generate_candles(
+        rows, timeframe=str(parse_timeframe(timeframe)), start_price=_START_PRICE.get(base, 100.0),
+        seed=seed + sum(map(ord, symbol)), price_decimals=decimals,
+    )
+    return SampleCandles(frame, False, f"synthetic(seed={seed}, rows={rows})")
