@@ -1,0 +1,102 @@
+"""Where studies live: an Optuna relational storage behind one URL.
+
+Why: a study must survive an interruption (resume where it stopped) and must be shareable between
+worker processes, on one machine or many. Optuna's RDB storage gives both; this module only turns the
+user's URL into one Optuna can open:
+
+* ``sqlite:///artifacts/optuna/studies.sqlite`` (the default): one file, created with its folder on
+  first use; one writer at a time, so one worker.
+* ``postgresql://user:pass@host/db`` (or ``postgres://``): a server several workers share. SQLAlchemy
+  needs a driver in the scheme; psycopg 3 is what THUNES installs, so the scheme becomes
+  ``postgresql+psycopg://`` internally. A URL that already names a driver is left alone.
+
+Trials record a heartbeat, so a worker that dies in the middle of a trial (power cut, ``kill -9``)
+leaves a trial that another run marks FAILED once the grace period has passed, instead of a trial stuck
+in RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+
+from thunes.core.errors import ConfigError, StoreError
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "StorageOptions",
+    "normalize_storage_url",
+    "is_sqlite",
+    "redact_url",
+    "open_storage",
+    "list_studies",
+]
+
+DEFAULT_STORAGE = "sqlite:///artifacts/optuna/studies.sqlite"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageOptions:
+    """Heartbeat settings: a RUNNING trial silent for ``grace_period_s`` is failed by the next run."""
+
+    heartbeat_interval_s: int = 30
+    grace_period_s: int = 120
+
+
+def normalize_storage_url(url: str) -> str:
+    """The SQLAlchemy URL for a user's storage URL (adds the psycopg driver to plain PostgreSQL URLs)."""
+    url = url.strip()
+    if not url:
+        raise ConfigError("optimize storage URL is empty; e.g. sqlite:///artifacts/optuna/studies.sqlite")
+    if re.match(r"^(postgresql|postgres)://", url):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite:", "postgresql+", "mysql")):
+        return url
+    raise ConfigError(
+        f"unsupported optimize storage URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://user@host/db"
+    )
+
+
+def is_sqlite(url: str) -> bool:
+    return url.strip().startswith("sqlite:")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to print and to log)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def open_storage(url: str, *, options: StorageOptions | None = None) -> optuna.storages.RDBStorage:
+    """Open (creating tables and, for SQLite, the folder) the storage at ``url``."""
+    options = options or StorageOptions()
+    sa_url = normalize_storage_url(url)
+    engine_kwargs: dict = {"pool_pre_ping": True}
+    if is_sqlite(sa_url):
+        _ensure_sqlite_folder(sa_url)
+        # Wait for a concurrent writer instead of failing at once with "database is locked".
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        return optuna.storages.RDBStorage(
+            sa_url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=options.heartbeat_interval_s,
+            grace_period=options.grace_period_s,
+        )
+    except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad credentials, bad path
+        raise StoreError(f"cannot open optimize storage {redact_url(url)}: {exc}") from exc
+
+
+def list_studies(url: str) -> list[optuna.study.StudySummary]:
+    """Summaries of every study in the storage (name, directions, trial count, best value)."""
+    storage = open_storage(url)
+    return list(optuna.get_all_study_summaries(storage, include_best_trial=False))
