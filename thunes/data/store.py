@@ -1,0 +1,351 @@
+"""The candle store: one interface, two backends (SQLite embedded by default, PostgreSQL by URL).
+
+::
+
+    open_store("sqlite:///data/thunes.sqlite")        # WAL, one writer + many readers across processes
+    open_store("postgresql://user@host:5432/thunes")  # psycopg 3, binary COPY in and out
+
+Both keep the schema ``ohlcv(id, symbol, timeframe, ts, open, high, low, close, volume, source,
+UNIQUE(symbol, timeframe, ts))`` plus a ``series_meta`` row per (symbol, timeframe) holding a version
+counter and the row count / first / last timestamps, updated *in the same transaction* as every write.
+
+Writes go through :func:`thunes.data.quality.split_valid` first: invalid rows are rejected with a
+per-row reason (see :class:`WriteResult`) and never reach the table, so a bad row can neither be
+stored nor overwrite a stored candle. ``insert`` ignores timestamps already stored; ``upsert``
+replaces them (and counts only rows whose values actually changed).
+
+Fast research reads: a full-series :meth:`CandleStore.load` is served from a columnar cache (Arrow IPC
+files, see :mod:`thunes.data._cache`) named after the store's identity and the series version. A
+write bumps the version in its own transaction, so a load that starts after the write returned reads
+the new version and can never see a stale file. Ranged loads that miss the cache read the database
+directly (an index range scan), so a trader polling the last few hundred bars of a series that grows
+every minute does not rebuild a million-row cache each time.
+
+Optional replica (``replica_url``): every accepted write is applied to the primary and then, in the
+same order, to the replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import pandas as pd
+
+from thunes.core.candles import OHLCV, candles_frame
+from thunes.core.errors import DataError, StoreError
+from thunes.core.timeframes import parse_timeframe
+from thunes.data._cache import ColumnarCache
+from thunes.data.quality import split_valid
+
+__all__ = [
+    "CandleStore",
+    "SeriesInfo",
+    "WriteResult",
+    "open_store",
+    "store_from_settings",
+    "normalize_symbol",
+    "Arrays",
+]
+
+log = logging.getLogger(__name__)
+
+#: ts (int64 epoch ms) followed by open, high, low, close, volume (float64).
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+WriteMode = Literal["insert", "upsert"]
+#: Rows per executemany/COPY batch; also the granularity of progress callbacks.
+BATCH_ROWS = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesInfo:
+    """What is stored for one (symbol, timeframe): bounds in epoch ms and the row count."""
+
+    symbol: str
+    timeframe: str
+    first: int
+    last: int
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """``written``: rows inserted or changed. ``rejected``: invalid input rows with a ``reason`` column."""
+
+    written: int
+    rejected: pd.DataFrame
+
+    @property
+    def n_rejected(self) -> int:
+        return len(self.rejected)
+
+
+def normalize_symbol(symbol: str) -> str:
+    """Unified ccxt symbol, upper case (``btc/usdt`` -> ``BTC/USDT``); exchange ids are refused."""
+    text = str(symbol).strip().upper()
+    if "/" not in text or text.startswith("/") or text.endswith("/"):
+        raise DataError(f"symbol {symbol!r} is not a unified symbol like 'BTC/USDT'")
+    return text
+
+
+def _empty_arrays() -> Arrays:
+    return (np.zeros(0, dtype="int64"),) + tuple(np.zeros(0, dtype="float64") for _ in range(5))  # type: ignore[return-value]
+
+
+def frame_arrays(frame: pd.DataFrame) -> Arrays:
+    """(ts_ms, open, high, low, close, volume) of a canonical frame."""
+    from thunes.core.candles import ts_ms
+
+    return (ts_ms(frame),) + tuple(frame[c].to_numpy(dtype="float64") for c in OHLCV)  # type: ignore[return-value]
+
+
+def _slice(arrays: Arrays, start: int | None, end: int | None) -> Arrays:
+    ts = arrays[0]
+    lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+    hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="left"))
+    if lo == 0 and hi == len(ts):
+        return arrays
+    return tuple(a[lo:hi] for a in arrays)  # type: ignore[return-value]
+
+
+class CandleStore(ABC):
+    """Candle storage; use :func:`open_store`. Thread-safe (one connection guarded by a lock)."""
+
+    def __init__(self, url: str, *, cache: ColumnarCache | None = None) -> None:
+        self.url = url
+        self._cache = cache
+        self._lock = threading.RLock()
+        self._replica: CandleStore | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------------- writes
+    def write(
+        self,
+        symbol: str,
+        timeframe: str,
+        frame: pd.DataFrame,
+        *,
+        mode: WriteMode = "insert",
+        source: str = "import",
+        progress: Callable[[int], None] | None = None,
+    ) -> WriteResult:
+        """Validate, then insert (ignore existing timestamps) or upsert (replace them).
+
+        Rejected rows are logged (one warning with the first reasons) and returned, never written.
+        ``progress`` is called with the number of rows handled after each batch.
+        """
+        if mode not in ("insert", "upsert"):
+            raise StoreError(f"unknown write mode {mode!r}; expected 'insert' or 'upsert'")
+        sym = normalize_symbol(symbol)
+        tf = str(parse_timeframe(timeframe))
+        checked = split_valid(frame, tf)
+        if checked.n_rejected:
+            sample = "; ".join(
+                f"row {r.row} ({pd.Timestamp(int(r.ts), unit='ms', tz='UTC')}): {r.reason}"
+                for r in checked.rejected.head(3).itertuples()
+            )
+            log.warning("rejected %d invalid row(s) for %s %s: %s", checked.n_rejected, sym, tf, sample,
+                        extra={"fields": {"symbol": sym, "timeframe": tf, "rejected": checked.n_rejected}})
+        arrays = frame_arrays(checked.good)
+        written = 0
+        if len(arrays[0]):
+            self._check_open()
+            with self._lock:
+                written = self._write_arrays(sym, tf, arrays, source=source, mode=mode, progress=progress)
+            if self._replica is not None:
+                self._replica.write(sym, tf, checked.good, mode=mode, source=source)
+        return WriteResult(written, checked.rejected)
+
+    def insert(self, symbol: str, timeframe: str, frame: pd.DataFrame, source: str = "import") -> int:
+        """Insert-or-ignore valid rows; returns the number of rows written (invalid rows are skipped)."""
+        return self.write(symbol, timeframe, frame, mode="insert", source=source).written
+
+    def upsert(self, symbol: str, timeframe: str, frame: pd.DataFrame, source: str = "import") -> int:
+        """Insert or replace valid rows; returns rows inserted or changed (invalid rows are skipped)."""
+        return self.write(symbol, timeframe, frame, mode="upsert", source=source).written
+
+    def delete(self, symbol: str, timeframe: str, start: int | None = None, end: int | None = None) -> int:
+        """Delete candles with ``start <= ts < end`` (all when both are None); returns rows deleted."""
+        sym, tf = normalize_symbol(symbol), str(parse_timeframe(timeframe))
+        self._check_open()
+        with self._lock:
+            deleted = self._delete(sym, tf, start, end)
+        if self._replica is not None:
+            self._replica.delete(sym, tf, start, end)
+        return deleted
+
+    # ------------------------------------------------------------------ reads
+    def load(self, symbol: str, timeframe: str, start: int | None = None, end: int | None = None) -> pd.DataFrame:
+        """Canonical candle frame of ``start <= ts < end`` (epoch ms; None = unbounded)."""
+        arrays = self.load_arrays(symbol, timeframe, start, end)
+        return candles_frame(*arrays)
+
+    def load_arrays(self, symbol: str, timeframe: str, start: int | None = None, end: int | None = None) -> Arrays:
+        """Like :meth:`load` but returns ``(ts_ms, open, high, low, close, volume)`` numpy arrays."""
+        sym, tf = normalize_symbol(symbol), str(parse_timeframe(timeframe))
+        self._check_open()
+        with self._lock:
+            if self._cache is None:
+                return self._read_arrays(sym, tf, start, end)
+            version = self._version(sym, tf)
+            if version == 0:
+                return _empty_arrays()
+            store_id = self._store_id()
+            cached = self._cache.get(store_id, sym, tf, version)
+            if cached is not None:
+                return _slice(cached, start, end)
+            if start is not None or end is not None:
+                return self._read_arrays(sym, tf, start, end)
+            version, arrays = self._snapshot(sym, tf)
+            self._cache.put(store_id, sym, tf, version, arrays)
+            return arrays
+
+    def last_ts(self, symbol: str, timeframe: str) -> int | None:
+        info = self._info(symbol, timeframe)
+        return info.last if info else None
+
+    def first_ts(self, symbol: str, timeframe: str) -> int | None:
+        info = self._info(symbol, timeframe)
+        return info.first if info else None
+
+    def count(self, symbol: str, timeframe: str) -> int:
+        info = self._info(symbol, timeframe)
+        return info.rows if info else 0
+
+    def version(self, symbol: str, timeframe: str) -> int:
+        """Write counter of a series (0 when never written); changes with every write that changed rows."""
+        self._check_open()
+        with self._lock:
+            return self._version(normalize_symbol(symbol), str(parse_timeframe(timeframe)))
+
+    def series(self) -> list[SeriesInfo]:
+        """Every stored (symbol, timeframe), sorted, with bounds and row counts."""
+        self._check_open()
+        with self._lock:
+            return sorted(self._series(), key=lambda s: (s.symbol, s.timeframe))
+
+    def _info(self, symbol: str, timeframe: str) -> SeriesInfo | None:
+        sym, tf = normalize_symbol(symbol), str(parse_timeframe(timeframe))
+        self._check_open()
+        with self._lock:
+            return self._series_info(sym, tf)
+
+    # -------------------------------------------------------------- lifecycle
+    def attach_replica(self, replica: CandleStore) -> None:
+        """Apply every later write to ``replica`` too, after the primary, in the same order."""
+        self._replica = replica
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            self._close()
+        if self._replica is not None:
+            self._replica.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self.url} is closed")
+
+    def __enter__(self) -> CandleStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_redact(self.url)!r})"
+
+    # ------------------------------------------------------- backend contract
+    @abstractmethod
+    def _write_arrays(self, symbol: str, timeframe: str, arrays: Arrays, *, source: str, mode: WriteMode,
+                      progress: Callable[[int], None] | None) -> int:
+        """Write valid, sorted, unique rows and bump the series version in one transaction."""
+
+    @abstractmethod
+    def _delete(self, symbol: str, timeframe: str, start: int | None, end: int | None) -> int: ...
+
+    @abstractmethod
+    def _read_arrays(self, symbol: str, timeframe: str, start: int | None, end: int | None) -> Arrays: ...
+
+    @abstractmethod
+    def _snapshot(self, symbol: str, timeframe: str) -> tuple[int, Arrays]:
+        """The version and the whole series, read in one consistent snapshot."""
+
+    @abstractmethod
+    def _version(self, symbol: str, timeframe: str) -> int: ...
+
+    @abstractmethod
+    def _store_id(self) -> str: ...
+
+    @abstractmethod
+    def _series(self) -> list[SeriesInfo]: ...
+
+    @abstractmethod
+    def _series_info(self, symbol: str, timeframe: str) -> SeriesInfo | None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+
+def _redact(url: str) -> str:
+    """Hide a password in ``scheme://user:password@host``."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}"
+    return url
+
+
+def open_store(
+    url: str,
+    *,
+    cache_dir: str | Path | None | Literal["auto"] = "auto",
+    replica_url: str | None = None,
+) -> CandleStore:
+    """Open (and create if needed) the store at ``url``.
+
+    ``sqlite:///relative/or/absolute/path.sqlite`` (parent folders are created; ``sqlite:///:memory:``
+    works for throw-away stores) or ``postgresql://user:pass@host:port/db``.
+
+    ``cache_dir``: where the columnar read cache lives. ``"auto"``: beside a SQLite file
+    (``<file>.cache/``), none for PostgreSQL or in-memory SQLite; ``None`` disables it.
+    """
+    cache: ColumnarCache | None = None
+    if url.startswith("sqlite:"):
+        from thunes.data._sqlite import SQLiteStore, sqlite_path
+
+        path = sqlite_path(url)
+        if cache_dir == "auto":
+            cache_dir = None if path is None else path.with_name(path.name + ".cache")
+        if cache_dir is not None:
+            cache = ColumnarCache(Path(cache_dir))
+        store: CandleStore = SQLiteStore(url, path, cache=cache)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from thunes.data._postgres import PostgresStore
+
+        if cache_dir not in ("auto", None):
+            cache = ColumnarCache(Path(cache_dir))  # type: ignore[arg-type]
+        store = PostgresStore(url, cache=cache)
+    else:
+        raise StoreError(f"unsupported store URL {_redact(url)!r}: expected sqlite:///PATH or postgresql://...")
+    if replica_url:
+        store.attach_replica(open_store(replica_url, cache_dir=None))
+    return store
+
+
+def store_from_settings(data_settings: Any, *, url: str | None = None) -> CandleStore:
+    """Open the store described by ``settings.data`` (``url``, ``replica_url``, ``cache_dir``)."""
+    return open_store(
+        url or data_settings.url,
+        cache_dir=data_settings.cache_dir,
+        replica_url=data_settings.replica_url,
+    )
