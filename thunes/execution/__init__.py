@@ -1,0 +1,32 @@
+"""Execution safety core: everything an order passes through before and after it reaches an exchange.
+
+risk (decisions, kill-switch) -> filters (exchange rules) -> journal (write-ahead) -> exchange, with
+positions, the hash-chained audit trail, circuit breakers and the rate limiter around it. The trader
+(``thunes.execution.trader``) drives these; see docs/execution.md for the API.
+"""
+
+from __future__ import annotations
+
+from thunes.execution.audit import AuditRecord, AuditTrail, VerifyResult, verify_audit
+from thunes.execution.circuit_breaker import BreakerRegistry, CircuitBreaker, CircuitOpen, CircuitState
+from thunes.execution.db import Database
+from thunes.execution.filters import (
+    MarketBook,
+    PreparedOrder,
+    prepare_limit_order,
+    prepare_market_order,
+    validate_order,
+)
+from thunes.execution.journal import JournalEntry, OrderJournal
+from thunes.execution.positions import Position, PositionTracker
+from thunes.execution.rate_limiter import RateLimiter, TokenBucket
+from thunes.execution.risk import Approved, Denied, RiskManager, RiskMode, RiskSnapshot, TradeIntent
+
+__all__ = [
+    "TradeIntent", "Approved", "Denied", "RiskManager", "RiskMode", "RiskSnapshot",
+    "validate_order", "prepare_market_order", "prepare_limit_order", "PreparedOrder", "MarketBook",
+    "Database", "OrderJournal", "JournalEntry", "PositionTracker", "Position",
+    "AuditTrail", "AuditRecord", "VerifyResult", "verify_audit",
+    "CircuitBreaker", "CircuitState", "CircuitOpen", "BreakerRegistry",
+    "RateLimiter", "TokenBucket",
+]

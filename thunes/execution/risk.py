@@ -1,0 +1,529 @@
+"""The risk manager: the last gate before an order, returning a decision rather than raising.
+
+``check(intent) -> Approved | Denied`` applies, in this order (the first rule that fails decides)::
+
+    invalid intent          -> Denied("invalid")
+    kill-switch on          -> Denied("kill_switch")      mode HALTED: nothing goes out
+    a circuit breaker OPEN  -> Denied("circuit_open")     the exchange/data path is failing
+    exit intents            -> Approved (sized to the position) or Denied("no_position")
+    reduce-only mode        -> Denied("reducing")         mode REDUCING: only exits
+    symbol already held     -> Denied("duplicate_symbol")
+    MAX_POSITIONS reached   -> Denied("max_positions")    reserved slots count
+    cool-down after a loss  -> Denied("cool_down")        COOL_DOWN_MINUTES, cleared by a winning trade
+    sizing                  -> qty <= MAX_LOSS_PER_TRADE / (price - stop), qty × price <= max_position_quote
+
+An approved entry **reserves** its symbol's slot inside the same lock as the checks, so validate-then-act
+has no race: 32 threads asking at once can never all get the last slot. The slot turns into an open
+position with the first BUY fill (:meth:`RiskManager.record_fill`), and is freed when the position is
+closed or when the caller gives it back with :meth:`RiskManager.release` (order not placed / not filled).
+
+Kill-switch: trips automatically when the day's (UTC) realised + unrealised PnL reaches
+``-MAX_DAILY_LOSS``, or by hand. It stays on (across restarts, when ``state_path`` is given) until a
+person switches it off with :meth:`RiskManager.kill_switch` (``thunes risk kill-switch off --reason ...
+--operator ...``), which is audited. After a manual reset the day's loss is counted from the reset.
+
+Every decision, fill and switch change is appended to the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Iterable
+
+from thunes.config import RiskSettings
+from thunes.core.clock import Clock, LiveClock
+from thunes.core.enums import Side
+from thunes.core.errors import ConfigError, StoreError
+from thunes.execution.audit import AuditTrail
+from thunes.execution.circuit_breaker import BreakerRegistry, CircuitBreaker
+from thunes.execution.positions import Position
+
+__all__ = ["TradeIntent", "Approved", "Denied", "Decision", "RiskMode", "RiskSnapshot", "RiskManager",
+           "read_risk_state", "write_risk_state"]
+
+ZERO = Decimal(0)
+DAY_MS = 86_400_000
+
+
+class RiskMode(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeIntent:
+    """What a strategy wants. Entries give ``quote_qty`` (or ``qty``); exits usually give ``qty``."""
+
+    symbol: str
+    side: Side
+    price: Decimal
+    quote_qty: Decimal | None = None
+    qty: Decimal | None = None
+    stop_price: Decimal | None = None
+    reason: str = ""
+    strategy: str = ""
+    bar_ts: int = 0
+    is_exit: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "side", Side(self.side))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "side": str(self.side), "price": str(self.price),
+                "quote_qty": None if self.quote_qty is None else str(self.quote_qty),
+                "qty": None if self.qty is None else str(self.qty),
+                "stop_price": None if self.stop_price is None else str(self.stop_price),
+                "reason": self.reason, "strategy": self.strategy, "bar_ts": self.bar_ts, "is_exit": self.is_exit}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approved:
+    intent: TradeIntent
+    qty: Decimal
+    quote_qty: Decimal
+    stop_price: Decimal | None
+    reserved: bool
+    decision_id: int
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Denied:
+    intent: TradeIntent
+    rule: str
+    reason: str
+    decision_id: int
+
+    def __bool__(self) -> bool:
+        return False
+
+
+Decision = Approved | Denied
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskSnapshot:
+    mode: RiskMode
+    kill_switch: bool
+    kill_reason: str | None
+    kill_operator: str | None
+    kill_since_ms: int | None
+    kill_decision_id: int | None
+    reduce_only: bool
+    open_positions: tuple[str, ...]
+    reserved: tuple[str, ...]
+    realised_today: Decimal
+    unrealised: Decimal
+    daily_pnl: Decimal
+    max_daily_loss: Decimal
+    cool_down_until_ms: int
+    open_breakers: tuple[str, ...]
+    decisions: int
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = str(value) if isinstance(value, (Decimal, StrEnum)) else (
+                list(value) if isinstance(value, tuple) else value)
+        return out
+
+
+@dataclass(slots=True)
+class _Book:
+    qty: Decimal = ZERO
+    cost: Decimal = ZERO
+    mark: Decimal | None = None
+    cycle_realised: Decimal = ZERO
+
+
+@dataclass(slots=True)
+class _SwitchState:
+    kill_switch: bool = False
+    reason: str | None = None
+    operator: str | None = None
+    since_ms: int | None = None
+    reduce_only: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_risk_state(path: str | Path) -> dict[str, Any]:
+    """The persisted switch state (``{}`` when the file does not exist)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, OSError) as exc:
+        raise StoreError(f"risk state file {path} is unreadable: {exc}") from exc
+
+
+def write_risk_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomic write (temp file, fsync, rename) so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RiskManager:
+    """Thread-safe risk gate. See the module docstring for the rules and their order."""
+
+    def __init__(
+        self,
+        settings: RiskSettings,
+        *,
+        clock: Clock | None = None,
+        audit: AuditTrail | None = None,
+        breakers: BreakerRegistry | Iterable[CircuitBreaker] | None = None,
+        state_path: str | Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or LiveClock()
+        self.audit = audit
+        self._breakers: BreakerRegistry | list[CircuitBreaker] = (
+            breakers if isinstance(breakers, BreakerRegistry) else list(breakers or []))
+        self.state_path = Path(state_path) if state_path is not None else None
+        self._lock = threading.RLock()
+        self._slots: dict[str, str] = {}  # symbol -> "reserved" | "open"
+        self._books: dict[str, _Book] = {}
+        self._day = self.clock.now_ms() // DAY_MS
+        self._realised_today = ZERO
+        self._baseline = ZERO  # daily PnL at the last manual reset (<= 0); the loss is counted from it
+        self._cool_until = 0
+        self._switch = _SwitchState()
+        self._state_mtime: int | None = None
+        self._decisions = 0
+        self._kill_decision: int | None = None
+        if self.state_path is not None:
+            self._load_state_file(force=True)
+
+    # -- persisted switch ----------------------------------------------------------------------------
+    def _load_state_file(self, force: bool = False) -> None:
+        assert self.state_path is not None
+        try:
+            mtime = self.state_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if not force and mtime == self._state_mtime:
+            return
+        data = read_risk_state(self.state_path)
+        self._state_mtime = mtime
+        was = self._switch.kill_switch
+        self._switch = _SwitchState(
+            kill_switch=bool(data.get("kill_switch", False)), reason=data.get("reason"),
+            operator=data.get("operator"), since_ms=data.get("since_ms"),
+            reduce_only=bool(data.get("reduce_only", False)),
+        )
+        if was and not self._switch.kill_switch:
+            self._baseline = min(ZERO, self._daily_pnl_raw())
+        if not was and self._switch.kill_switch:
+            self._kill_decision = self._decisions
+
+    def _save_state_file(self) -> None:
+        if self.state_path is None:
+            return
+        write_risk_state(self.state_path, {
+            "kill_switch": self._switch.kill_switch, "reason": self._switch.reason,
+            "operator": self._switch.operator, "since_ms": self._switch.since_ms,
+            "reduce_only": self._switch.reduce_only, "updated_ms": self.clock.now_ms(),
+        })
+        self._state_mtime = self.state_path.stat().st_mtime_ns
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def _roll_day(self) -> None:
+        day = self.clock.now_ms() // DAY_MS
+        if day != self._day:
+            self._day = day
+            self._realised_today = ZERO
+            self._baseline = ZERO
+
+    def _unrealised(self) -> Decimal:
+        total = ZERO
+        for book in self._books.values():
+            if book.qty > 0 and book.mark is not None:
+                total += book.qty * book.mark - book.cost
+        return total
+
+    def _daily_pnl_raw(self) -> Decimal:
+        return self._realised_today + self._unrealised()
+
+    def _daily_pnl(self) -> Decimal:
+        return self._daily_pnl_raw() - self._baseline
+
+    def _open_breakers(self) -> list[str]:
+        return [b.name for b in self._breakers if b.is_open]
+
+    def _sync(self) -> None:
+        self._roll_day()
+        if self.state_path is not None:
+            self._load_state_file()
+
+    def _mode(self) -> RiskMode:
+        if self._switch.kill_switch:
+            return RiskMode.HALTED
+        if self._switch.reduce_only:
+            return RiskMode.REDUCING
+        return RiskMode.ACTIVE
+
+    def _maybe_trip(self) -> dict[str, Any] | None:
+        if self._switch.kill_switch:
+            return None
+        pnl = self._daily_pnl()
+        if pnl <= -self.settings.max_daily_loss:
+            now = self.clock.now_ms()
+            self._switch.kill_switch = True
+            self._switch.reason = (f"daily loss {-pnl} reached MAX_DAILY_LOSS {self.settings.max_daily_loss}")
+            self._switch.operator = "risk-manager"
+            self._switch.since_ms = now
+            self._kill_decision = self._decisions
+            self._save_state_file()
+            return {"on": True, "reason": self._switch.reason, "operator": "risk-manager",
+                    "daily_pnl": str(pnl), "realised_today": str(self._realised_today),
+                    "unrealised": str(self._unrealised()), "after_decision": self._decisions}
+        return None
+
+    def _audit(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.append(kind, payload)
+
+    # -- decisions -----------------------------------------------------------------------------------
+    def _deny(self, intent: TradeIntent, rule: str, reason: str) -> Denied:
+        return Denied(intent=intent, rule=rule, reason=reason, decision_id=self._decisions)
+
+    def _decide(self, intent: TradeIntent) -> Decision:
+        s = self.settings
+        if intent.price is None or intent.price <= 0:
+            return self._deny(intent, "invalid", f"price must be > 0, got {intent.price}")
+        for name, value in (("qty", intent.qty), ("quote_qty", intent.quote_qty)):
+            if value is not None and value <= 0:
+                return self._deny(intent, "invalid", f"{name} must be > 0, got {value}")
+        if self._switch.kill_switch:
+            return self._deny(intent, "kill_switch", f"kill-switch is on: {self._switch.reason}")
+        open_breakers = self._open_breakers()
+        if open_breakers:
+            return self._deny(intent, "circuit_open", f"circuit breaker open: {', '.join(open_breakers)}")
+        book = self._books.get(intent.symbol)
+        if intent.is_exit:
+            if intent.side is not Side.SELL:
+                return self._deny(intent, "invalid", "an exit of a long position is a SELL")
+            if book is None or book.qty <= 0:
+                return self._deny(intent, "no_position", f"no open position in {intent.symbol} to exit")
+            qty = book.qty if intent.qty is None else min(intent.qty, book.qty)
+            if intent.qty is None and intent.quote_qty is not None:
+                qty = min(book.qty, intent.quote_qty / intent.price)
+            return Approved(intent=intent, qty=qty, quote_qty=qty * intent.price, stop_price=None,
+                            reserved=False, decision_id=self._decisions)
+        if intent.side is not Side.BUY:
+            return self._deny(intent, "invalid", "spot entries are BUYs (a SELL must be an exit)")
+        if intent.qty is None and intent.quote_qty is None:
+            return self._deny(intent, "invalid", "an entry needs quote_qty or qty")
+        if self._switch.reduce_only:
+            return self._deny(intent, "reducing", f"reduce-only mode: {self._switch.reason}")
+        if intent.symbol in self._slots:
+            return self._deny(intent, "duplicate_symbol",
+                              f"{intent.symbol} already has a {self._slots[intent.symbol]} position")
+        if len(self._slots) >= s.max_positions:
+            return self._deny(intent, "max_positions",
+                              f"{len(self._slots)} positions open or reserved, MAX_POSITIONS is {s.max_positions}")
+        now = self.clock.now_ms()
+        if now < self._cool_until:
+            return self._deny(intent, "cool_down",
+                              f"cool-down after a losing trade for {(self._cool_until - now) / 60000:.1f} more minutes")
+        stop = intent.stop_price if intent.stop_price is not None else intent.price * (1 - s.default_stop_pct)
+        if stop <= 0 or stop >= intent.price:
+            return self._deny(intent, "invalid", f"stop {stop} must be below the entry price {intent.price}")
+        per_unit = intent.price - stop
+        wanted = intent.qty if intent.qty is not None else intent.quote_qty / intent.price  # type: ignore[operator]
+        qty = min(wanted, s.max_loss_per_trade / per_unit, s.max_position_quote / intent.price)
+        if qty <= 0:
+            return self._deny(intent, "max_loss_per_trade", "no size fits MAX_LOSS_PER_TRADE")
+        self._slots[intent.symbol] = "reserved"
+        return Approved(intent=intent, qty=qty, quote_qty=qty * intent.price, stop_price=stop, reserved=True,
+                        decision_id=self._decisions)
+
+    def check(self, intent: TradeIntent) -> Decision:
+        """Decide on ``intent``; an approved entry holds a reserved slot until filled or released."""
+        with self._lock:
+            self._sync()
+            self._decisions += 1
+            decision = self._decide(intent)
+            mode = self._mode()
+        payload: dict[str, Any] = {"decision_id": decision.decision_id, "intent": intent.to_json(),
+                                   "mode": str(mode)}
+        if isinstance(decision, Approved):
+            payload.update(approved=True, qty=str(decision.qty), quote_qty=str(decision.quote_qty),
+                           stop_price=None if decision.stop_price is None else str(decision.stop_price))
+        else:
+            payload.update(approved=False, rule=decision.rule, reason=decision.reason)
+        self._audit("risk_decision", payload)
+        return decision
+
+    reserve = check
+
+    def release(self, symbol: str) -> bool:
+        """Free a reserved slot (its order was not placed or did not fill). Open positions are kept."""
+        with self._lock:
+            book = self._books.get(symbol)
+            if self._slots.get(symbol) == "reserved" or (symbol in self._slots and (book is None or book.qty <= 0)):
+                del self._slots[symbol]
+                self._books.pop(symbol, None)
+                released = True
+            else:
+                released = False
+        if released:
+            self._audit("risk_release", {"symbol": symbol})
+        return released
+
+    def record_fill(self, symbol: str, side: Side, qty: Decimal, quote: Decimal, fee: Decimal = ZERO) -> Decimal:
+        """Apply a fill (``quote`` = qty × price, ``fee`` in quote). Returns the realised PnL of the fill."""
+        side = Side(side)
+        if qty < 0 or quote < 0 or fee < 0:
+            raise ConfigError(f"record_fill({symbol}): negative quantities ({qty}, {quote}, {fee})")
+        realised = ZERO
+        trade_pnl: Decimal | None = None
+        with self._lock:
+            self._sync()
+            book = self._books.setdefault(symbol, _Book())
+            if side is Side.BUY:
+                book.qty += qty
+                book.cost += quote + fee
+                if qty > 0:
+                    book.mark = quote / qty if book.mark is None else book.mark
+                    self._slots[symbol] = "open"
+            else:
+                held = min(qty, book.qty)
+                basis = book.cost * held / book.qty if book.qty > 0 else ZERO
+                proceeds = quote * held / qty if qty > 0 else ZERO
+                realised = proceeds - fee - basis
+                if qty > 0:
+                    book.mark = quote / qty
+                was_open = book.qty > 0
+                book.qty -= held
+                book.cost = book.cost - basis if book.qty > 0 else ZERO
+                book.cycle_realised += realised
+                self._realised_today += realised
+                if was_open and book.qty == 0:
+                    trade_pnl = book.cycle_realised
+                    del self._books[symbol]
+                    self._slots.pop(symbol, None)
+                    if trade_pnl < 0:
+                        self._cool_until = self.clock.now_ms() + self.settings.cool_down_minutes * 60_000
+                    elif trade_pnl > 0:
+                        self._cool_until = 0
+            trip = self._maybe_trip()
+            daily = self._daily_pnl()
+        self._audit("fill", {"symbol": symbol, "side": str(side), "qty": str(qty), "quote": str(quote),
+                             "fee": str(fee), "realised": str(realised),
+                             "trade_pnl": None if trade_pnl is None else str(trade_pnl), "daily_pnl": str(daily)})
+        if trip is not None:
+            self._audit("kill_switch", trip)
+        return realised
+
+    def mark(self, symbol: str, price: Decimal) -> bool:
+        """Update the mark price of an open position; returns True if this tripped the kill-switch."""
+        with self._lock:
+            self._sync()
+            book = self._books.get(symbol)
+            if book is None or book.qty <= 0:
+                return False
+            book.mark = price
+            trip = self._maybe_trip()
+        if trip is not None:
+            self._audit("kill_switch", trip)
+        return trip is not None
+
+    def kill_switch(self, on: bool, reason: str, operator: str) -> RiskSnapshot:
+        """Switch the kill-switch by hand. Both ``reason`` and ``operator`` are required (audited)."""
+        if not reason or not reason.strip() or not operator or not operator.strip():
+            raise ConfigError("kill-switch change needs a reason and an operator")
+        with self._lock:
+            self._sync()
+            was = self._switch.kill_switch
+            self._switch.kill_switch = bool(on)
+            self._switch.reason = reason
+            self._switch.operator = operator
+            self._switch.since_ms = self.clock.now_ms()
+            if on and not was:
+                self._kill_decision = self._decisions
+            if was and not on:
+                # Count today's loss from here, or the switch would trip again on the next mark.
+                self._baseline = min(ZERO, self._daily_pnl_raw())
+            self._save_state_file()
+            snapshot = self._snapshot()
+        self._audit("kill_switch", {"on": bool(on), "was": was, "reason": reason, "operator": operator,
+                                    "daily_pnl": str(snapshot.daily_pnl)})
+        return snapshot
+
+    def reduce_only(self, on: bool, reason: str, operator: str) -> RiskSnapshot:
+        """REDUCING mode: exits only. Audited like the kill-switch."""
+        if not reason or not operator:
+            raise ConfigError("reduce-only change needs a reason and an operator")
+        with self._lock:
+            self._sync()
+            self._switch.reduce_only = bool(on)
+            if not self._switch.kill_switch:
+                self._switch.reason = reason
+                self._switch.operator = operator
+            self._save_state_file()
+            snapshot = self._snapshot()
+        self._audit("reduce_only", {"on": bool(on), "reason": reason, "operator": operator})
+        return snapshot
+
+    def restore(self, positions: Iterable[Position], *, realised_today: Decimal = ZERO,
+                last_closed_trade: tuple[int, Decimal] | None = None) -> None:
+        """Load state after a restart: open positions, the day's realised PnL and the last closed trade."""
+        with self._lock:
+            for pos in positions:
+                if pos.qty > 0:
+                    self._books[pos.symbol] = _Book(qty=pos.qty, cost=pos.cost, mark=pos.avg_price,
+                                                    cycle_realised=pos.realised_pnl)
+                    self._slots[pos.symbol] = "open"
+            self._realised_today = realised_today
+            if last_closed_trade is not None:
+                ts, pnl = last_closed_trade
+                if pnl < 0:
+                    self._cool_until = ts + self.settings.cool_down_minutes * 60_000
+            trip = self._maybe_trip()
+        if trip is not None:
+            self._audit("kill_switch", trip)
+
+    load_positions = restore
+
+    def _snapshot(self) -> RiskSnapshot:
+        unreal = self._unrealised()
+        return RiskSnapshot(
+            mode=self._mode(), kill_switch=self._switch.kill_switch, kill_reason=self._switch.reason,
+            kill_operator=self._switch.operator, kill_since_ms=self._switch.since_ms,
+            kill_decision_id=self._kill_decision if self._switch.kill_switch else None,
+            reduce_only=self._switch.reduce_only,
+            open_positions=tuple(sorted(s for s, v in self._slots.items() if v == "open")),
+            reserved=tuple(sorted(s for s, v in self._slots.items() if v == "reserved")),
+            realised_today=self._realised_today, unrealised=unreal, daily_pnl=self._daily_pnl(),
+            max_daily_loss=self.settings.max_daily_loss, cool_down_until_ms=self._cool_until,
+            open_breakers=tuple(self._open_breakers()), decisions=self._decisions,
+        )
+
+    @property
+    def state(self) -> RiskSnapshot:
+        with self._lock:
+            self._sync()
+            return self._snapshot()
