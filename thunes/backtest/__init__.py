@@ -1,0 +1,26 @@
+"""The backtester: a numba engine that executes signals on the next bar, sweeps, metrics, reports.
+
+Public surface: :func:`run_backtest` (one symbol), :func:`run_portfolio` (several symbols, shared
+cash), :func:`run_sweep` (a parameter grid as one kernel call), :func:`compute_metrics`, and the
+option objects. See docs/backtest.md.
+"""
+
+from thunes.backtest.engine import (
+    BacktestOptions,
+    BacktestResult,
+    FixedQuote,
+    FixedSlippage,
+    FractionOfEquity,
+    RiskLimits,
+    VolatilitySlippage,
+    VolTarget,
+    VolumeSlippage,
+    default_market,
+    run_backtest,
+)
+from thunes.backtest.metrics import compute_metrics
+
+__all__ = [
+    "BacktestOptions", "BacktestResult", "FixedQuote", "FixedSlippage", "FractionOfEquity", "RiskLimits",
+    "VolatilitySlippage", "VolTarget", "VolumeSlippage", "default_market", "run_backtest", "compute_metrics",
+]

@@ -1,0 +1,438 @@
+"""Backtest orchestration: options, the run, and its result.
+
+:func:`run_backtest` validates the candles, asks the strategy for its signals (computed at each
+bar's close), and hands numpy arrays to the numba kernel (:mod:`thunes.backtest._kernels`), which
+executes them at the *next* bar's open with fees, slippage, sizing, stops, exchange-filter rounding
+and the live risk limits. Everything the run depended on (options, strategy parameters, market
+filters, data span) is hashed into ``settings_hash`` and stored with the result.
+
+Options are grouped in small frozen objects so that one name never means two things: sizing is
+:class:`FixedQuote`, :class:`FractionOfEquity` or :class:`VolTarget`; slippage is
+:class:`FixedSlippage`, :class:`VolatilitySlippage` or :class:`VolumeSlippage`; risk limits are
+:class:`RiskLimits` (``None`` disables them, for research and the vectorbt comparison).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from decimal import Decimal
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from thunes.backtest import _kernels as K
+from thunes.backtest.metrics import bars_per_year, compute_metrics
+from thunes.config import BacktestSettings, RiskSettings
+from thunes.core.candles import OHLCV, ts_ms, validate_candles
+from thunes.core.errors import ConfigError, DataError, InsufficientData, StrategyError
+from thunes.core.markets import Market, SymbolFilters
+from thunes.core.timeframes import parse_timeframe
+from thunes.strategies.base import SignalArrays, Signals, Strategy
+
+__all__ = [
+    "BacktestOptions", "BacktestResult", "FixedQuote", "FractionOfEquity", "VolTarget", "FixedSlippage",
+    "VolatilitySlippage", "VolumeSlippage", "RiskLimits", "run_backtest", "default_market", "gap_flags",
+    "prepare_inputs", "options_vector", "TRADE_COLUMNS",
+]
+
+TRADE_COLUMNS = (
+    "symbol", "entry_ts", "exit_ts", "side", "qty", "entry_price", "exit_price", "pnl", "return_pct",
+    "fees", "exit_reason", "entry_bar", "exit_bar",
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Options
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FixedQuote:
+    """Spend ``amount`` of quote currency per entry (before fees)."""
+
+    amount: float = 100.0
+    kind: str = field(default="fixed_quote", init=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FractionOfEquity:
+    """Spend ``fraction`` of current equity per entry (1.0 = all-in, fees included in the budget)."""
+
+    fraction: float = 1.0
+    kind: str = field(default="fraction", init=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolTarget:
+    """Size so that the position's annualised volatility is ``annual_vol`` of equity (at most 1x).
+
+    Volatility is the standard deviation of the last ``window`` bar returns, known at the signal bar.
+    """
+
+    annual_vol: float = 0.2
+    window: int = 100
+    kind: str = field(default="vol_target", init=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FixedSlippage:
+    """Every market order fills ``bps`` worse than the reference price."""
+
+    bps: float = 5.0
+    kind: str = field(default="fixed", init=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolatilitySlippage:
+    """``bps`` plus ``k`` times the bar-return standard deviation (last ``window`` bars)."""
+
+    bps: float = 2.0
+    k: float = 0.1
+    window: int = 100
+    kind: str = field(default="volatility", init=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSlippage:
+    """``bps`` plus ``k`` times the order's share of the signal bar's quote volume (participation)."""
+
+    bps: float = 2.0
+    k: float = 0.1
+    kind: str = field(default="volume", init=False)
+
+
+Sizing = FixedQuote | FractionOfEquity | VolTarget
+Slippage = FixedSlippage | VolatilitySlippage | VolumeSlippage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskLimits:
+    """The live risk manager's limits, applied bar by bar (defaults: ``RiskSettings()``).
+
+    * ``max_positions``: open positions at once (portfolio; a single symbol holds at most one).
+    * ``max_daily_loss``: when equity falls this much (quote) below the UTC day's opening equity at a
+      bar's close, the kill-switch flattens at the next open and refuses entries until the next day.
+    * ``max_loss_per_trade``: a position is sized so that the loss at its stop (``stop_loss`` or
+      ``default_stop_pct`` when no stop is set, and that stop is then placed) is at most this.
+    * ``max_position_quote``: largest position size in quote.
+    * ``cool_down_minutes``: after a losing trade closes, no new entry on that symbol for this long.
+    """
+
+    max_positions: int = 3
+    max_daily_loss: float = 50.0
+    max_loss_per_trade: float = 10.0
+    max_position_quote: float = 100.0
+    cool_down_minutes: float = 30.0
+    default_stop_pct: float = 0.02
+
+    @classmethod
+    def from_settings(cls, risk: RiskSettings) -> "RiskLimits":
+        return cls(
+            max_positions=risk.max_positions, max_daily_loss=float(risk.max_daily_loss),
+            max_loss_per_trade=float(risk.max_loss_per_trade), max_position_quote=float(risk.max_position_quote),
+            cool_down_minutes=float(risk.cool_down_minutes), default_stop_pct=float(risk.default_stop_pct),
+        )
+
+
+_DEFAULT_RISK = RiskLimits.from_settings(RiskSettings())
+_DEFAULT_BT = BacktestSettings()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BacktestOptions:
+    """Everything a run depends on besides data, strategy and market. Defaults mirror the settings.
+
+    Fractions (``stop_loss=0.02`` = 2 %) for stops; basis points for fees and slippage.
+    ``apply_filters`` rounds quantities/prices through the market's filters like live trading;
+    ``refuse_gap_entries`` refuses an entry whose fill bar follows a hole in the data.
+    """
+
+    initial_cash: float = _DEFAULT_BT.initial_cash
+    taker_fee_bps: float = _DEFAULT_BT.taker_fee_bps
+    maker_fee_bps: float = _DEFAULT_BT.maker_fee_bps
+    slippage: Slippage = FixedSlippage(bps=_DEFAULT_BT.slippage_bps)
+    sizing: Sizing = FractionOfEquity(fraction=1.0)
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None
+    allow_short: bool = False
+    risk: RiskLimits | None = _DEFAULT_RISK
+    apply_filters: bool = True
+    refuse_gap_entries: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.initial_cash > 0:
+            problems.append(f"initial_cash must be > 0, got {self.initial_cash}")
+        for name in ("taker_fee_bps", "maker_fee_bps"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("stop_loss", "take_profit", "trailing_stop"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v < 1:
+                problems.append(f"{name} is a fraction in (0, 1), got {v}")
+        if not isinstance(self.sizing, (FixedQuote, FractionOfEquity, VolTarget)):
+            problems.append(f"sizing must be FixedQuote, FractionOfEquity or VolTarget, got {self.sizing!r}")
+        if not isinstance(self.slippage, (FixedSlippage, VolatilitySlippage, VolumeSlippage)):
+            problems.append(f"slippage must be a Fixed/Volatility/VolumeSlippage, got {self.slippage!r}")
+        if problems:
+            raise ConfigError("invalid backtest options", problems)
+
+    @classmethod
+    def from_settings(cls, backtest: BacktestSettings, risk: RiskSettings | None = None, **changes: Any) -> "BacktestOptions":
+        """Options from the settings sections (``risk=None`` keeps the default limits)."""
+        base = cls(
+            initial_cash=backtest.initial_cash, taker_fee_bps=backtest.taker_fee_bps,
+            maker_fee_bps=backtest.maker_fee_bps, slippage=FixedSlippage(bps=backtest.slippage_bps),
+            risk=RiskLimits.from_settings(risk) if risk is not None else _DEFAULT_RISK,
+        )
+        return replace(base, **changes) if changes else base
+
+    def replace(self, **changes: Any) -> "BacktestOptions":
+        return replace(self, **changes)
+
+    @property
+    def effective_stop_loss(self) -> float | None:
+        """The stop the engine places: ``stop_loss``, else the risk default stop when limits are on."""
+        if self.stop_loss is not None:
+            return self.stop_loss
+        return self.risk.default_stop_pct if self.risk is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = asdict(v) if hasattr(v, "__dataclass_fields__") else v
+        return out
+
+    @property
+    def vol_window(self) -> int:
+        windows = [getattr(self.sizing, "window", 0), getattr(self.slippage, "window", 0)]
+        return max(windows) or 100
+
+
+# ------------------------------------------------------------------------------------------------
+# Markets
+# ------------------------------------------------------------------------------------------------
+# Binance spot filters (tick, step, min notional) of the sample symbols, as of 2024; pass a Market
+# parsed from exchangeInfo for exact, current rules.
+_DEFAULT_FILTERS = {
+    "BTC/USDT": ("0.01", "0.00001", "10"),
+    "ETH/USDT": ("0.01", "0.0001", "10"),
+    "SOL/USDT": ("0.01", "0.001", "5"),
+    "XRP/USDT": ("0.0001", "1", "5"),
+    "DOGE/USDT": ("0.00001", "1", "1"),
+    "LTC/USDT": ("0.01", "0.001", "5"),
+}
+
+
+def default_market(symbol: str) -> Market | None:
+    """The built-in Binance filters of a sample symbol, or None when unknown."""
+    spec = _DEFAULT_FILTERS.get(symbol.upper())
+    if spec is None:
+        return None
+    tick, step, notional = (Decimal(x) for x in spec)
+    base, _, quote = symbol.upper().partition("/")
+    return Market(
+        symbol=symbol.upper(), exchange_symbol=base + quote, base=base, quote=quote,
+        filters=SymbolFilters(tick_size=tick, step_size=step, min_qty=step, min_notional=notional),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs
+# ------------------------------------------------------------------------------------------------
+def gap_flags(ts: np.ndarray, timeframe: str) -> np.ndarray:
+    """True on bar i when bar i-1 is more than one timeframe earlier (bar i follows a hole)."""
+    out = np.zeros(ts.shape[0], dtype=np.bool_)
+    if ts.shape[0] > 1:
+        out[1:] = np.diff(ts) > parse_timeframe(timeframe).ms
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedInputs:
+    """Candle arrays as the kernels take them."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    vol: np.ndarray
+    gap: np.ndarray
+    ts: np.ndarray
+
+
+def prepare_inputs(candles: pd.DataFrame, timeframe: str, options: BacktestOptions) -> PreparedInputs:
+    validate_candles(candles)
+    if len(candles) < 2:
+        raise InsufficientData(f"a backtest needs at least 2 candles, got {len(candles)}")
+    cols = {c: np.ascontiguousarray(candles[c].to_numpy(dtype=np.float64)) for c in OHLCV}
+    ts = ts_ms(candles)
+    needs_vol = isinstance(options.sizing, VolTarget) or isinstance(options.slippage, VolatilitySlippage)
+    vol = K.rolling_return_std(cols["close"], options.vol_window) if needs_vol else np.full(len(ts), np.nan)
+    gap = gap_flags(ts, timeframe) if options.refuse_gap_entries else np.zeros(len(ts), dtype=np.bool_)
+    return PreparedInputs(cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], vol, gap, ts)
+
+
+def options_vector(options: BacktestOptions, market: Market | None, timeframe: str) -> np.ndarray:
+    """The kernel's float64 parameter vector (indices ``P_*`` in ``_kernels``)."""
+    p = np.zeros(K.N_PARAMS, dtype=np.float64)
+    p[K.P_INIT_CASH] = options.initial_cash
+    p[K.P_TAKER] = options.taker_fee_bps / 1e4
+    p[K.P_MAKER] = options.maker_fee_bps / 1e4
+    slip = options.slippage
+    p[K.P_SLIP_KIND] = {"fixed": 0, "volatility": 1, "volume": 2}[slip.kind]
+    p[K.P_SLIP_BASE] = slip.bps / 1e4
+    p[K.P_SLIP_K] = getattr(slip, "k", 0.0)
+    sizing = options.sizing
+    p[K.P_SIZE_KIND] = {"fixed_quote": 0, "fraction": 1, "vol_target": 2}[sizing.kind]
+    p[K.P_SIZE_VALUE] = {"fixed_quote": getattr(sizing, "amount", 0), "fraction": getattr(sizing, "fraction", 0),
+                         "vol_target": getattr(sizing, "annual_vol", 0)}[sizing.kind]
+    p[K.P_SL] = options.effective_stop_loss or 0.0
+    p[K.P_TP] = options.take_profit or 0.0
+    p[K.P_TSL] = options.trailing_stop or 0.0
+    p[K.P_ALLOW_SHORT] = float(options.allow_short)
+    risk = options.risk
+    if risk is not None:
+        p[K.P_RISK_ON] = 1.0
+        p[K.P_MAX_POS_QUOTE] = risk.max_position_quote
+        p[K.P_MAX_DAILY_LOSS] = risk.max_daily_loss
+        p[K.P_MAX_LOSS_TRADE] = risk.max_loss_per_trade
+        p[K.P_COOLDOWN_MS] = risk.cool_down_minutes * 60_000.0
+        p[K.P_MAX_POSITIONS] = risk.max_positions
+    if options.apply_filters and market is not None:
+        f = market.filters
+        step = f.market_step_size if f.market_step_size > 0 else f.step_size
+        p[K.P_STEP] = float(step)
+        p[K.P_MIN_QTY] = float(max(f.min_qty, f.market_min_qty))
+        p[K.P_MIN_NOTIONAL] = float(f.min_notional) if f.apply_min_to_market else 0.0
+        p[K.P_TICK] = float(f.tick_size)
+    p[K.P_GAP_REFUSE] = float(options.refuse_gap_entries)
+    p[K.P_BARS_PER_YEAR] = bars_per_year(timeframe)
+    p[K.P_TF_MS] = float(parse_timeframe(timeframe).ms)
+    return p
+
+
+def run_hash(payload: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------
+# Result
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BacktestResult:
+    """One run: trades, equity curve (at each bar's close), metrics and what produced them."""
+
+    symbol: str
+    timeframe: str
+    strategy: str
+    params: dict[str, Any]
+    options: BacktestOptions
+    trades: pd.DataFrame
+    equity: pd.Series
+    stats: dict[str, Any]
+    settings_hash: str
+    market: Market | None = None
+    candles: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def positions(self) -> pd.Series:
+        """Signed position size (base units) held at each bar's close."""
+        pos = np.zeros(len(self.equity))
+        for row in self.trades.itertuples(index=False):
+            end = len(pos) if row.exit_reason == "open" else int(row.exit_bar)
+            pos[int(row.entry_bar):end] += row.qty * (1 if row.side == "long" else -1)
+        return pd.Series(pos, index=self.equity.index, name="position")
+
+
+def records_to_trades(records: np.ndarray, index: pd.DatetimeIndex, symbols: list[str]) -> pd.DataFrame:
+    """Kernel trade records -> the trade DataFrame (columns :data:`TRADE_COLUMNS`)."""
+    if records.shape[0] == 0:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(TRADE_COLUMNS, (
+            "object", "datetime64[ns, UTC]", "datetime64[ns, UTC]", "object", "float64", "float64", "float64",
+            "float64", "float64", "float64", "object", "int64", "int64"))})
+    entry_bar = records[:, K.R_ENTRY_BAR].astype(np.int64)
+    exit_bar = records[:, K.R_EXIT_BAR].astype(np.int64)
+    reason = np.array(K.REASON_NAMES, dtype=object)[records[:, K.R_REASON].astype(np.int64)]
+    exit_ts = pd.Series(index[exit_bar], dtype="datetime64[ns, UTC]")
+    exit_ts[reason == "open"] = pd.NaT
+    side = np.where(records[:, K.R_SIDE] > 0, "long", "short").astype(object)
+    qty = records[:, K.R_QTY]
+    entry_price = records[:, K.R_ENTRY_PRICE]
+    pnl = records[:, K.R_PNL]
+    return pd.DataFrame({
+        "symbol": np.array(symbols, dtype=object)[records[:, K.R_COL].astype(np.int64)],
+        "entry_ts": pd.Series(index[entry_bar], dtype="datetime64[ns, UTC]"),
+        "exit_ts": exit_ts,
+        "side": side,
+        "qty": qty,
+        "entry_price": entry_price,
+        "exit_price": records[:, K.R_EXIT_PRICE],
+        "pnl": pnl,
+        "return_pct": pnl / (qty * entry_price) * 100.0,
+        "fees": records[:, K.R_ENTRY_FEE] + records[:, K.R_EXIT_FEE],
+        "exit_reason": reason,
+        "entry_bar": entry_bar,
+        "exit_bar": exit_bar,
+    })
+
+
+def strategy_arrays(strategy: Strategy, candles: pd.DataFrame) -> SignalArrays:
+    signals = strategy.signals(candles)
+    if not isinstance(signals, Signals):
+        raise StrategyError(f"{type(strategy).__name__}.signals() must return Signals, got {type(signals).__name__}")
+    return signals.arrays(candles.index)
+
+
+def run_backtest(
+    candles: pd.DataFrame,
+    strategy: Strategy,
+    *,
+    options: BacktestOptions | None = None,
+    symbol: str = "BTC/USDT",
+    timeframe: str = "1h",
+    market: Market | None = None,
+    signals: Signals | None = None,
+) -> BacktestResult:
+    """Backtest ``strategy`` on one symbol's candles; signals at bar t's close fill at bar t+1's open.
+
+    ``market`` supplies the exchange filters (default: :func:`default_market` of ``symbol``; an
+    unknown symbol runs without filter rounding). ``signals`` lets a caller pass precomputed
+    signals (they must come from ``strategy`` on these candles).
+    """
+    if not isinstance(strategy, Strategy):
+        raise StrategyError(f"run_backtest needs a Strategy instance, got {strategy!r}")
+    options = options or BacktestOptions()
+    market = market if market is not None else default_market(symbol)
+    inputs = prepare_inputs(candles, timeframe, options)
+    arrays = signals.arrays(candles.index) if signals is not None else strategy_arrays(strategy, candles)
+    p = options_vector(options, market, timeframe)
+    n = len(inputs.close)
+    records = np.empty((n + 1, K.N_REC), dtype=np.float64)
+    equity = np.empty(n, dtype=np.float64)
+    stats = np.zeros(K.N_STATS, dtype=np.float64)
+    n_rec = K.simulate(
+        inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap, inputs.ts,
+        arrays.entries, arrays.exits, arrays.short_entries, arrays.short_exits,
+        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), p, records, equity, stats,
+    )
+    trades = records_to_trades(records[:n_rec], candles.index, [symbol])
+    equity_s = pd.Series(equity, index=candles.index, name="equity")
+    metrics = compute_metrics(
+        equity_s, trades, initial_cash=options.initial_cash, timeframe=timeframe,
+        refused_filters=int(stats[K.S_REFUSED_FILTERS]), refused_risk=int(stats[K.S_REFUSED_RISK]),
+    )
+    payload = {
+        "strategy": strategy.name, "params": strategy.params, "options": options.to_dict(), "symbol": symbol,
+        "timeframe": timeframe, "market": repr(market.filters) if market is not None else None,
+        "start": str(candles.index[0]), "end": str(candles.index[-1]), "bars": n,
+    }
+    return BacktestResult(
+        symbol=symbol, timeframe=timeframe, strategy=strategy.name, params=strategy.params, options=options,
+        trades=trades, equity=equity_s, stats=metrics, settings_hash=run_hash(payload), market=market,
+        candles=candles,
+    )

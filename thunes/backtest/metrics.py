@@ -1,0 +1,181 @@
+"""Performance metrics of a backtest, from its equity curve and trade list.
+
+One definition shared by single runs, portfolios and sweeps (:func:`stats_from_kernel` turns the
+kernel's streaming sums into the same numbers), so an optimiser ranking a sweep and a report
+showing one run agree. Conventions: simple per-bar returns, the first measured against the
+initial cash; Sharpe and Sortino are annualised with ``sqrt(bars_per_year)`` (crypto trades
+365 days a year), zero risk-free rate, sample standard deviation (ddof=1); Sortino's downside
+deviation is ``sqrt(sum(min(r, 0)^2) / N)``; drawdowns are fractions of the running peak (the
+initial cash counts as the first peak); ``n_trades`` counts the trade still open at the end,
+while win rate, profit factor and expectancy use closed trades only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from thunes.backtest import _kernels as K
+from thunes.core.timeframes import parse_timeframe
+
+__all__ = ["compute_metrics", "stats_from_kernel", "bars_per_year", "METRIC_NAMES"]
+
+METRIC_NAMES = (
+    "start", "end", "bars", "initial_cash", "final_equity", "total_return", "annual_return", "cagr",
+    "volatility", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_bars",
+    "max_drawdown_duration_days", "n_trades", "n_closed_trades", "win_rate", "profit_factor",
+    "expectancy", "exposure", "avg_holding_bars", "avg_holding_hours", "fees_paid", "turnover",
+    "refused_filters", "refused_risk",
+)
+
+
+def bars_per_year(timeframe: str) -> float:
+    return 365.0 * 86400.0 / parse_timeframe(timeframe).seconds
+
+
+@njit(cache=True)
+def _equity_sums(equity, initial_cash):
+    """The kernel's streaming statistics of an equity curve (same arithmetic, same order)."""
+    prev = initial_cash
+    peak = initial_cash
+    dd_start = 0
+    sum_r = 0.0
+    sum_r2 = 0.0
+    sum_d2 = 0.0
+    max_dd = 0.0
+    max_dd_bars = 0.0
+    for i in range(equity.shape[0]):
+        eq = equity[i]
+        if eq != prev:
+            r = eq / prev - 1.0
+            sum_r += r
+            sum_r2 += r * r
+            if r < 0.0:
+                sum_d2 += r * r
+        if eq > peak:
+            peak = eq
+            dd_start = i
+        else:
+            dd = 1.0 - eq / peak
+            if dd > max_dd:
+                max_dd = dd
+            if i - dd_start > max_dd_bars:
+                max_dd_bars = i - dd_start
+        prev = eq
+    return sum_r, sum_r2, sum_d2, max_dd, max_dd_bars
+
+
+def _finish(
+    *, n: int, bpy: float, initial_cash: float, final: float, sum_r: float, sum_r2: float, sum_d2: float,
+    max_dd: float, max_dd_bars: float, n_trades: int, n_closed: int, n_wins: int, gross_profit: float,
+    gross_loss: float, fees: float, exposure_bars: float, hold_bars: float, turnover: float,
+    tf_hours: float, refused_filters: int, refused_risk: int,
+) -> dict[str, Any]:
+    total = final / initial_cash - 1.0
+    years = n / bpy if bpy > 0 else float("nan")
+    mean = sum_r / n if n else 0.0
+    var = (sum_r2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
+    std = math.sqrt(var) if var > 1e-30 else 0.0
+    down = math.sqrt(sum_d2 / n) if n else 0.0
+    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else -1.0
+    nan = float("nan")
+    return {
+        "bars": n,
+        "initial_cash": initial_cash,
+        "final_equity": final,
+        "total_return": total,
+        "annual_return": mean * bpy,
+        "cagr": cagr,
+        "volatility": std * math.sqrt(bpy),
+        "sharpe": mean / std * math.sqrt(bpy) if std > 0 else 0.0,
+        "sortino": mean / down * math.sqrt(bpy) if down > 0 else 0.0,
+        "calmar": cagr / max_dd if max_dd > 0 else nan,
+        "max_drawdown": max_dd,
+        "max_drawdown_duration_bars": int(max_dd_bars),
+        "max_drawdown_duration_days": max_dd_bars * tf_hours / 24.0,
+        "n_trades": int(n_trades),
+        "n_closed_trades": int(n_closed),
+        "win_rate": n_wins / n_closed if n_closed else nan,
+        "profit_factor": gross_profit / gross_loss if gross_loss > 0 else (nan if gross_profit == 0 else math.inf),
+        "expectancy": (gross_profit - gross_loss) / n_closed if n_closed else nan,
+        "exposure": exposure_bars / n if n else 0.0,
+        "avg_holding_bars": hold_bars / n_trades if n_trades else nan,
+        "avg_holding_hours": hold_bars * tf_hours / n_trades if n_trades else nan,
+        "fees_paid": fees,
+        "turnover": turnover / initial_cash,
+        "refused_filters": int(refused_filters),
+        "refused_risk": int(refused_risk),
+    }
+
+
+def compute_metrics(
+    equity: pd.Series,
+    trades: pd.DataFrame,
+    *,
+    initial_cash: float,
+    timeframe: str = "1h",
+    refused_filters: int = 0,
+    refused_risk: int = 0,
+) -> dict[str, Any]:
+    """All metrics of a run as a flat dict (keys in :data:`METRIC_NAMES`).
+
+    ``trades`` needs columns entry_ts, exit_ts (NaT for the trade still open), pnl, fees, qty,
+    entry_price, exit_price, exit_reason; exposure and holding times are measured on the equity
+    index (a trade holds the bars from its entry bar up to, not including, its exit bar).
+    """
+    tf = parse_timeframe(timeframe)
+    bpy = 365.0 * 86400.0 / tf.seconds
+    values = equity.to_numpy(dtype=np.float64)
+    n = values.size
+    sum_r, sum_r2, sum_d2, max_dd, max_dd_bars = _equity_sums(values, float(initial_cash))
+    final = float(values[-1]) if n else float(initial_cash)
+    is_open = trades["exit_reason"].to_numpy() == "open" if len(trades) else np.zeros(0, bool)
+    closed = trades[~is_open]
+    pnl = closed["pnl"].to_numpy(dtype=np.float64)
+    idx = equity.index
+    if len(trades):
+        start = idx.searchsorted(trades["entry_ts"].to_numpy())
+        exit_ts = trades["exit_ts"]
+        stop = np.where(exit_ts.isna().to_numpy(), n, idx.searchsorted(exit_ts.fillna(idx[-1]).to_numpy()))
+        held = (stop - start).astype(np.float64)
+        entry_notional = trades["qty"].to_numpy() * trades["entry_price"].to_numpy()
+        exit_notional = closed["qty"].to_numpy() * closed["exit_price"].to_numpy()
+        turnover = float(entry_notional.sum() + exit_notional.sum())
+        fees = float(trades["fees"].sum())
+    else:
+        held = np.zeros(0)
+        turnover = fees = 0.0
+    out: dict[str, Any] = {
+        "start": idx[0] if n else None,
+        "end": idx[-1] if n else None,
+    }
+    out.update(_finish(
+        n=n, bpy=bpy, initial_cash=float(initial_cash), final=final, sum_r=sum_r, sum_r2=sum_r2,
+        sum_d2=sum_d2, max_dd=max_dd, max_dd_bars=max_dd_bars, n_trades=len(trades), n_closed=len(closed),
+        n_wins=int((pnl > 0).sum()), gross_profit=float(pnl[pnl > 0].sum()),
+        gross_loss=float(-pnl[pnl <= 0].sum()), fees=fees, exposure_bars=float(held.sum()),
+        hold_bars=float(held.sum()), turnover=turnover, tf_hours=tf.seconds / 3600.0,
+        refused_filters=refused_filters, refused_risk=refused_risk,
+    ))
+    return {k: out[k] for k in METRIC_NAMES}
+
+
+def stats_from_kernel(stats: np.ndarray, *, initial_cash: float, timeframe: str) -> dict[str, Any]:
+    """Metrics (without start/end) from one row of the kernel's streaming statistics."""
+    tf = parse_timeframe(timeframe)
+    s = stats
+    n_trades = int(s[K.S_N_CLOSED] + s[K.S_OPEN_TRADE])
+    return _finish(
+        n=int(s[K.S_N_BARS]), bpy=365.0 * 86400.0 / tf.seconds, initial_cash=initial_cash,
+        final=float(s[K.S_FINAL_EQUITY]), sum_r=float(s[K.S_SUM_R]), sum_r2=float(s[K.S_SUM_R2]),
+        sum_d2=float(s[K.S_SUM_DOWN_R2]), max_dd=float(s[K.S_MAX_DD]), max_dd_bars=float(s[K.S_MAX_DD_BARS]),
+        n_trades=n_trades, n_closed=int(s[K.S_N_CLOSED]), n_wins=int(s[K.S_N_WINS]),
+        gross_profit=float(s[K.S_GROSS_PROFIT]), gross_loss=float(s[K.S_GROSS_LOSS]), fees=float(s[K.S_FEES]),
+        exposure_bars=float(s[K.S_EXPOSURE_BARS]), hold_bars=float(s[K.S_HOLD_BARS]),
+        turnover=float(s[K.S_TURNOVER]), tf_hours=tf.seconds / 3600.0,
+        refused_filters=int(s[K.S_REFUSED_FILTERS]), refused_risk=int(s[K.S_REFUSED_RISK]),
+    )
