@@ -1,0 +1,35 @@
+"""Features: causal indicators (numba kernels) and the named, versioned feature sets built from them.
+
+``indicators`` holds the single indicators (arrays or Series in, the same kind out); ``compute_features``
+turns a candle frame into a feature set's columns plus a ``gap_flag``; ``check_prefix_invariance``
+proves a function of candles does not look ahead; ``audit_leakage`` looks for targets leaking into a
+training set.
+"""
+
+from thunes.features import indicators
+from thunes.features.feature_set import (
+    GAP_COLUMN,
+    FeatureBlock,
+    FeatureSet,
+    compute_features,
+    describe_column,
+    feature_set_names,
+    get_feature_set,
+)
+from thunes.features.gaps import gap_flags
+from thunes.features.lookahead import LookaheadReport, Violation, check_prefix_invariance
+
+__all__ = [
+    "indicators",
+    "compute_features",
+    "get_feature_set",
+    "feature_set_names",
+    "describe_column",
+    "FeatureSet",
+    "FeatureBlock",
+    "GAP_COLUMN",
+    "gap_flags",
+    "check_prefix_invariance",
+    "LookaheadReport",
+    "Violation",
+]

@@ -1,0 +1,738 @@
+"""Numba kernels for the indicators: float64 arrays in, float64 arrays out, no pandas, no validation.
+
+Every kernel walks its input once from left to right and writes the value at ``t`` from inputs at
+``<= t`` only, so it is causal by construction (the prefix-invariance test checks it anyway). Warm-up
+positions are NaN. Where TA-Lib has the indicator, the kernel reproduces TA-Lib's seeding and update
+formulas (same operation order where it matters) so that the values agree to rounding error; the
+public wrappers in :mod:`thunes.features.indicators` validate inputs and restore pandas indexes.
+
+Rolling sums are kept *relative to a reference value* and recomputed exactly every ``_RESYNC`` steps
+(and whenever the variance is swamped by cancellation): a plain running sum over a million bars drifts
+by ~sqrt(N)*eps*|sum| and a raw ``E[x^2]-E[x]^2`` loses every digit on a flat window. The resync
+schedule depends only on the absolute row number, so prefixes still give bit-identical values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_RESYNC = 1024
+# TA-Lib's TA_IS_ZERO: an absolute epsilon, reproduced where TA-Lib uses it.
+_TA_EPS = 1e-8
+
+
+@njit(cache=True)
+def _ta_is_zero(v: float) -> bool:
+    return -_TA_EPS < v < _TA_EPS
+
+
+# --------------------------------------------------------------------------------------------- averages
+@njit(cache=True)
+def sma_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """Simple moving average; NaN for the first ``n-1`` rows (TA-Lib SMA)."""
+    m = x.size
+    out = np.full(m, np.nan)
+    if m < n:
+        return out
+    ref = x[n - 1]
+    s = 0.0
+    for j in range(n):
+        s += x[j] - ref
+    out[n - 1] = ref + s / n
+    since = 0
+    for i in range(n, m):
+        since += 1
+        if since >= _RESYNC:
+            ref = x[i]
+            s = 0.0
+            for j in range(i - n + 1, i + 1):
+                s += x[j] - ref
+            since = 0
+        else:
+            s += (x[i] - ref) - (x[i - n] - ref)
+        out[i] = ref + s / n
+    return out
+
+
+@njit(cache=True)
+def ema_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """Exponential moving average, k = 2/(n+1), seeded with the SMA of the first ``n`` values (TA-Lib)."""
+    m = x.size
+    out = np.full(m, np.nan)
+    if m < n:
+        return out
+    k = 2.0 / (n + 1)
+    s = 0.0
+    for j in range(n):
+        s += x[j]
+    prev = s / n
+    out[n - 1] = prev
+    for i in range(n, m):
+        prev = (x[i] - prev) * k + prev
+        out[i] = prev
+    return out
+
+
+@njit(cache=True)
+def wma_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """Linearly weighted moving average (weights 1..n, newest heaviest), TA-Lib's running-sum form."""
+    m = x.size
+    out = np.full(m, np.nan)
+    if m < n:
+        return out
+    divider = n * (n + 1) / 2.0
+    psum = 0.0
+    psub = 0.0
+    for j in range(n - 1):
+        psub += x[j]
+        psum += x[j] * (j + 1)
+    trailing = 0.0
+    for i in range(n - 1, m):
+        v = x[i]
+        psub += v
+        psub -= trailing
+        psum += v * n
+        trailing = x[i - n + 1]
+        out[i] = psum / divider
+        psum -= psub
+    return out
+
+
+# ------------------------------------------------------------------------------------ rolling moments
+@njit(cache=True)
+def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling mean and *population* variance over ``n`` rows (NaN for the first ``n-1``)."""
+    m = x.size
+    mean = np.full(m, np.nan)
+    var = np.full(m, np.nan)
+    if m < n:
+        return mean, var
+    ref = x[n - 1]
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(n - 1):
+        d = x[j] - ref
+        s1 += d
+        s2 += d * d
+    since = 0
+    for i in range(n - 1, m):
+        d = x[i] - ref
+        s1 += d
+        s2 += d * d
+        since += 1
+        mu = s1 / n
+        v = s2 / n - mu * mu
+        # Recompute exactly on schedule, or when cancellation ate the variance (flat or drifted window).
+        if since >= _RESYNC or v <= 1e-7 * (s2 / n):
+            ref = x[i]
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(i - n + 1, i + 1):
+                d = x[j] - ref
+                s1 += d
+                s2 += d * d
+            since = 0
+            mu = s1 / n
+            v = s2 / n - mu * mu
+        if v < 0.0:
+            v = 0.0
+        mean[i] = ref + mu
+        var[i] = v
+        d = x[i - n + 1] - ref
+        s1 -= d
+        s2 -= d * d
+    return mean, var
+
+
+@njit(cache=True)
+def rolling_std_1d(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
+    """Rolling standard deviation with ``ddof`` (0: population, as TA-Lib STDDEV/BBANDS; 1: sample)."""
+    _, var = rolling_mean_var_1d(x, n)
+    out = np.full(x.size, np.nan)
+    scale = n / (n - ddof)
+    for i in range(n - 1, x.size):
+        out[i] = math.sqrt(var[i] * scale)
+    return out
+
+
+@njit(cache=True)
+def zscore_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """(x - rolling mean) / rolling population std over ``n`` rows; 0 where the window is flat."""
+    mean, var = rolling_mean_var_1d(x, n)
+    out = np.full(x.size, np.nan)
+    for i in range(n - 1, x.size):
+        sd = math.sqrt(var[i])
+        out[i] = (x[i] - mean[i]) / sd if sd > 0.0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling bias-corrected skewness and excess kurtosis (pandas' definitions); 0 on flat windows."""
+    m = x.size
+    skew = np.full(m, np.nan)
+    kurt = np.full(m, np.nan)
+    if m < n:
+        return skew, kurt
+    ref = x[n - 1]
+    s1 = s2 = s3 = s4 = 0.0
+    for j in range(n - 1):
+        d = x[j] - ref
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+    since = 0
+    for i in range(n - 1, m):
+        d = x[i] - ref
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        since += 1
+        mu = s1 / n
+        m2 = s2 / n - mu * mu
+        if since >= _RESYNC or m2 <= 1e-7 * (s2 / n):
+            ref = x[i]
+            s1 = s2 = s3 = s4 = 0.0
+            for j in range(i - n + 1, i + 1):
+                d = x[j] - ref
+                d2 = d * d
+                s1 += d
+                s2 += d2
+                s3 += d2 * d
+                s4 += d2 * d2
+            since = 0
+            mu = s1 / n
+            m2 = s2 / n - mu * mu
+        mu2 = mu * mu
+        m3 = s3 / n - 3.0 * mu * s2 / n + 2.0 * mu2 * mu
+        m4 = s4 / n - 4.0 * mu * s3 / n + 6.0 * mu2 * s2 / n - 3.0 * mu2 * mu2
+        if m2 <= 1e-14 * (s2 / n) or m2 <= 0.0:
+            skew[i] = 0.0
+            kurt[i] = 0.0
+        else:
+            skew[i] = math.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / (m2 ** 1.5)
+            kurt[i] = ((n * n - 1.0) * m4 / (m2 * m2) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
+        d = x[i - n + 1] - ref
+        d2 = d * d
+        s1 -= d
+        s2 -= d2
+        s3 -= d2 * d
+        s4 -= d2 * d2
+    return skew, kurt
+
+
+@njit(cache=True)
+def rolling_max_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """Rolling maximum over ``n`` rows (monotone deque, O(N))."""
+    m = x.size
+    out = np.full(m, np.nan)
+    dq = np.empty(m, dtype=np.int64)
+    head = 0
+    tail = 0
+    for i in range(m):
+        while tail > head and x[dq[tail - 1]] <= x[i]:
+            tail -= 1
+        dq[tail] = i
+        tail += 1
+        if dq[head] <= i - n:
+            head += 1
+        if i >= n - 1:
+            out[i] = x[dq[head]]
+    return out
+
+
+@njit(cache=True)
+def rolling_min_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """Rolling minimum over ``n`` rows (monotone deque, O(N))."""
+    m = x.size
+    out = np.full(m, np.nan)
+    dq = np.empty(m, dtype=np.int64)
+    head = 0
+    tail = 0
+    for i in range(m):
+        while tail > head and x[dq[tail - 1]] >= x[i]:
+            tail -= 1
+        dq[tail] = i
+        tail += 1
+        if dq[head] <= i - n:
+            head += 1
+        if i >= n - 1:
+            out[i] = x[dq[head]]
+    return out
+
+
+@njit(cache=True)
+def swing_1d(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rolling swing over ``n`` rows: highest high, lowest low and direction.
+
+    Direction is +1 when the high came after the low (an up-swing), -1 otherwise; ties take the most
+    recent extreme.
+    """
+    m = high.size
+    hh = np.full(m, np.nan)
+    ll = np.full(m, np.nan)
+    direction = np.full(m, np.nan)
+    dqh = np.empty(m, dtype=np.int64)
+    dql = np.empty(m, dtype=np.int64)
+    hh_head = hh_tail = ll_head = ll_tail = 0
+    for i in range(m):
+        while hh_tail > hh_head and high[dqh[hh_tail - 1]] <= high[i]:
+            hh_tail -= 1
+        dqh[hh_tail] = i
+        hh_tail += 1
+        if dqh[hh_head] <= i - n:
+            hh_head += 1
+        while ll_tail > ll_head and low[dql[ll_tail - 1]] >= low[i]:
+            ll_tail -= 1
+        dql[ll_tail] = i
+        ll_tail += 1
+        if dql[ll_head] <= i - n:
+            ll_head += 1
+        if i >= n - 1:
+            ih = dqh[hh_head]
+            il = dql[ll_head]
+            hh[i] = high[ih]
+            ll[i] = low[il]
+            direction[i] = 1.0 if ih >= il else -1.0
+    return hh, ll, direction
+
+
+# --------------------------------------------------------------------------------------------- momentum
+@njit(cache=True)
+def rsi_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """Wilder's RSI (TA-Lib RSI): first value at row ``n``; 0 where nothing moved (as TA-Lib)."""
+    m = x.size
+    out = np.full(m, np.nan)
+    if m <= n:
+        return out
+    gain = 0.0
+    loss = 0.0
+    prev = x[0]
+    for i in range(1, n + 1):
+        d = x[i] - prev
+        prev = x[i]
+        if d < 0:
+            loss -= d
+        else:
+            gain += d
+    loss /= n
+    gain /= n
+    tot = gain + loss
+    out[n] = 100.0 * (gain / tot) if not _ta_is_zero(tot) else 0.0
+    for i in range(n + 1, m):
+        d = x[i] - prev
+        prev = x[i]
+        loss *= n - 1
+        gain *= n - 1
+        if d < 0:
+            loss -= d
+        else:
+            gain += d
+        loss /= n
+        gain /= n
+        tot = gain + loss
+        out[i] = 100.0 * (gain / tot) if not _ta_is_zero(tot) else 0.0
+    return out
+
+
+@njit(cache=True)
+def _ema_from(x: np.ndarray, n: int, seed_end: int, out: np.ndarray) -> None:
+    """EMA whose seed is the SMA of the ``n`` values ending at ``seed_end`` (TA-Lib's INT_EMA start)."""
+    k = 2.0 / (n + 1)
+    s = 0.0
+    for j in range(seed_end - n + 1, seed_end + 1):
+        s += x[j]
+    prev = s / n
+    out[seed_end] = prev
+    for i in range(seed_end + 1, x.size):
+        prev = (x[i] - prev) * k + prev
+        out[i] = prev
+
+
+@njit(cache=True)
+def macd_1d(x: np.ndarray, fast: int, slow: int, signal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MACD line, signal and histogram as TA-Lib MACD computes them.
+
+    Both EMAs start at row ``slow-1`` (the fast one seeded with the SMA of its last ``fast`` values);
+    the signal is an EMA of the line seeded with its first ``signal`` values, and all three outputs
+    start at row ``slow+signal-2``.
+    """
+    if slow < fast:
+        fast, slow = slow, fast
+    m = x.size
+    line = np.full(m, np.nan)
+    sig = np.full(m, np.nan)
+    hist = np.full(m, np.nan)
+    start = slow - 1
+    first = start + signal - 1
+    if m <= first:
+        return line, sig, hist
+    ef = np.full(m, np.nan)
+    es = np.full(m, np.nan)
+    _ema_from(x, fast, start, ef)
+    _ema_from(x, slow, start, es)
+    raw = ef - es
+    k = 2.0 / (signal + 1)
+    s = 0.0
+    for j in range(start, first + 1):
+        s += raw[j]
+    prev = s / signal
+    line[first] = raw[first]
+    sig[first] = prev
+    hist[first] = raw[first] - prev
+    for i in range(first + 1, m):
+        prev = (raw[i] - prev) * k + prev
+        line[i] = raw[i]
+        sig[i] = prev
+        hist[i] = raw[i] - prev
+    return line, sig, hist
+
+
+@njit(cache=True)
+def roc_1d(x: np.ndarray, n: int) -> np.ndarray:
+    """Rate of change in percent, ((x/x[t-n]) - 1) * 100 (TA-Lib ROC; 0 where x[t-n] is 0)."""
+    m = x.size
+    out = np.full(m, np.nan)
+    for i in range(n, m):
+        prev = x[i - n]
+        out[i] = ((x[i] / prev) - 1.0) * 100.0 if prev != 0.0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def log_return_1d(x: np.ndarray, lag: int) -> np.ndarray:
+    """ln(x[t] / x[t-lag])."""
+    m = x.size
+    out = np.full(m, np.nan)
+    for i in range(lag, m):
+        out[i] = math.log(x[i] / x[i - lag])
+    return out
+
+
+@njit(cache=True)
+def stoch_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int,
+             slowd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slow stochastic %K and %D with SMA smoothing (TA-Lib STOCH, both outputs start together)."""
+    m = close.size
+    k_out = np.full(m, np.nan)
+    d_out = np.full(m, np.nan)
+    first = fastk - 1 + slowk - 1 + slowd - 1
+    if m <= first:
+        return k_out, d_out
+    hh = rolling_max_1d(high, fastk)
+    ll = rolling_min_1d(low, fastk)
+    raw = np.full(m, np.nan)
+    for i in range(fastk - 1, m):
+        diff = (hh[i] - ll[i]) / 100.0
+        raw[i] = (close[i] - ll[i]) / diff if diff != 0.0 else 0.0
+    k = sma_1d(raw[fastk - 1:], slowk)
+    d = sma_1d(k[slowk - 1:], slowd)
+    for i in range(first, m):
+        k_out[i] = k[i - (fastk - 1)]
+        d_out[i] = d[i - (fastk - 1) - (slowk - 1)]
+    return k_out, d_out
+
+
+@njit(cache=True)
+def willr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Williams %R in [-100, 0] (TA-Lib WILLR; 0 on a flat window)."""
+    m = close.size
+    out = np.full(m, np.nan)
+    hh = rolling_max_1d(high, n)
+    ll = rolling_min_1d(low, n)
+    for i in range(n - 1, m):
+        diff = (hh[i] - ll[i]) * -0.01
+        out[i] = (hh[i] - close[i]) / diff if diff != 0.0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def cci_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Commodity Channel Index (TA-Lib CCI): (tp - SMA(tp)) / (0.015 * mean absolute deviation)."""
+    m = close.size
+    out = np.full(m, np.nan)
+    tp = (high + low + close) / 3.0
+    for i in range(n - 1, m):
+        s = 0.0
+        for j in range(i - n + 1, i + 1):
+            s += tp[j]
+        avg = s / n
+        dev = 0.0
+        for j in range(i - n + 1, i + 1):
+            dev += abs(tp[j] - avg)
+        dev /= n
+        num = tp[i] - avg
+        out[i] = num / (0.015 * dev) if (num != 0.0 and dev != 0.0) else 0.0
+    return out
+
+
+@njit(cache=True)
+def mfi_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+    """Money Flow Index over ``n`` rows (TA-Lib MFI); 50 where no money flowed at all.
+
+    TA-Lib returns 0 whenever the window's money flow is below 1.0 (quote units); we return 50 only for
+    an exactly empty window, which matters for thin markets and changes nothing on liquid ones.
+    """
+    m = close.size
+    out = np.full(m, np.nan)
+    if m <= n:
+        return out
+    tp = (high + low + close) / 3.0
+    pos = np.zeros(m)
+    neg = np.zeros(m)
+    for i in range(1, m):
+        d = tp[i] - tp[i - 1]
+        flow = tp[i] * volume[i]
+        # (h+l+c)/3 of two identical-in-decimal candles can differ by an ulp; that is no change.
+        if abs(d) <= 1e-10 * abs(tp[i]):
+            continue
+        if d < 0:
+            neg[i] = flow
+        elif d > 0:
+            pos[i] = flow
+    sp = 0.0
+    sn = 0.0
+    for i in range(1, n + 1):
+        sp += pos[i]
+        sn += neg[i]
+    for i in range(n, m):
+        if i > n:
+            sp += pos[i] - pos[i - n]
+            sn += neg[i] - neg[i - n]
+            if (i - n) % _RESYNC == 0:
+                sp = 0.0
+                sn = 0.0
+                for j in range(i - n + 1, i + 1):
+                    sp += pos[j]
+                    sn += neg[j]
+        if sp < 0.0:  # rounding residue of the running sums
+            sp = 0.0
+        if sn < 0.0:
+            sn = 0.0
+        tot = sp + sn
+        out[i] = 100.0 * (sp / tot) if tot > 0.0 else 50.0
+    return out
+
+
+@njit(cache=True)
+def obv_1d(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """On-balance volume starting from the first row's volume (TA-Lib OBV)."""
+    m = close.size
+    out = np.empty(m)
+    if m == 0:
+        return out
+    acc = volume[0]
+    prev = close[0]
+    out[0] = acc
+    for i in range(1, m):
+        if close[i] > prev:
+            acc += volume[i]
+        elif close[i] < prev:
+            acc -= volume[i]
+        out[i] = acc
+        prev = close[i]
+    return out
+
+
+# ------------------------------------------------------------------------------------------- volatility
+@njit(cache=True)
+def true_range_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """max(h-l, |h-c[t-1]|, |l-c[t-1]|); NaN at row 0 (TA-Lib TRANGE)."""
+    m = close.size
+    out = np.full(m, np.nan)
+    for i in range(1, m):
+        h = high[i]
+        lo = low[i]
+        yc = close[i - 1]
+        tr = h - lo
+        t2 = abs(h - yc)
+        if t2 > tr:
+            tr = t2
+        t2 = abs(lo - yc)
+        if t2 > tr:
+            tr = t2
+        out[i] = tr
+    return out
+
+
+@njit(cache=True)
+def atr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Wilder's average true range (TA-Lib ATR): SMA of the first ``n`` true ranges, then Wilder."""
+    m = close.size
+    out = np.full(m, np.nan)
+    if m <= n:
+        return out
+    tr = true_range_1d(high, low, close)
+    if n == 1:
+        return tr
+    s = 0.0
+    for i in range(1, n + 1):
+        s += tr[i]
+    prev = s / n
+    out[n] = prev
+    for i in range(n + 1, m):
+        prev *= n - 1
+        prev += tr[i]
+        prev /= n
+        out[i] = prev
+    return out
+
+
+@njit(cache=True)
+def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray,
+           n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """+DI, -DI (first at row ``n``) and ADX (first at row ``2n-1``), TA-Lib's Wilder smoothing."""
+    m = close.size
+    pdi = np.full(m, np.nan)
+    mdi = np.full(m, np.nan)
+    adx = np.full(m, np.nan)
+    if m <= n:
+        return pdi, mdi, adx
+    pdm = 0.0
+    mdm = 0.0
+    trs = 0.0
+    ph = high[0]
+    pl = low[0]
+    pc = close[0]
+    for i in range(1, n):
+        h = high[i]
+        lo = low[i]
+        dp = h - ph
+        dm = pl - lo
+        ph = h
+        pl = lo
+        if dm > 0 and dp < dm:
+            mdm += dm
+        elif dp > 0 and dp > dm:
+            pdm += dp
+        tr = h - lo
+        t2 = abs(h - pc)
+        if t2 > tr:
+            tr = t2
+        t2 = abs(lo - pc)
+        if t2 > tr:
+            tr = t2
+        trs += tr
+        pc = close[i]
+    sum_dx = 0.0
+    prev_adx = 0.0
+    for i in range(n, m):
+        h = high[i]
+        lo = low[i]
+        dp = h - ph
+        dm = pl - lo
+        ph = h
+        pl = lo
+        mdm -= mdm / n
+        pdm -= pdm / n
+        if dm > 0 and dp < dm:
+            mdm += dm
+        elif dp > 0 and dp > dm:
+            pdm += dp
+        tr = h - lo
+        t2 = abs(h - pc)
+        if t2 > tr:
+            tr = t2
+        t2 = abs(lo - pc)
+        if t2 > tr:
+            tr = t2
+        trs = trs - (trs / n) + tr
+        pc = close[i]
+        dx_ok = False
+        dx = 0.0
+        if not _ta_is_zero(trs):
+            minus = 100.0 * (mdm / trs)
+            plus = 100.0 * (pdm / trs)
+            pdi[i] = plus
+            mdi[i] = minus
+            tot = minus + plus
+            if not _ta_is_zero(tot):
+                dx = 100.0 * (abs(minus - plus) / tot)
+                dx_ok = True
+        else:
+            pdi[i] = 0.0
+            mdi[i] = 0.0
+        if i < 2 * n:
+            if dx_ok:
+                sum_dx += dx
+            if i == 2 * n - 1:
+                prev_adx = sum_dx / n
+                adx[i] = prev_adx
+        else:
+            if dx_ok:
+                prev_adx = ((prev_adx * (n - 1)) + dx) / n
+            adx[i] = prev_adx
+    return pdi, mdi, adx
+
+
+@njit(cache=True)
+def parkinson_1d(high: np.ndarray, low: np.ndarray, n: int) -> np.ndarray:
+    """Parkinson volatility per bar: sqrt(mean(ln(H/L)^2) / (4 ln 2)) over ``n`` rows."""
+    m = high.size
+    hl = np.empty(m)
+    for i in range(m):
+        r = math.log(high[i] / low[i])
+        hl[i] = r * r
+    mean = sma_1d(hl, n)
+    out = np.full(m, np.nan)
+    c = 1.0 / (4.0 * math.log(2.0))
+    for i in range(n - 1, m):
+        v = mean[i] * c
+        out[i] = math.sqrt(v) if v > 0.0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def garman_klass_1d(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                    n: int) -> np.ndarray:
+    """Garman-Klass volatility per bar: sqrt(mean(0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2)), floored at 0."""
+    m = close.size
+    term = np.empty(m)
+    c = 2.0 * math.log(2.0) - 1.0
+    for i in range(m):
+        hl = math.log(high[i] / low[i])
+        co = math.log(close[i] / open_[i])
+        term[i] = 0.5 * hl * hl - c * co * co
+    mean = sma_1d(term, n)
+    out = np.full(m, np.nan)
+    for i in range(n - 1, m):
+        v = mean[i]
+        out[i] = math.sqrt(v) if v > 0.0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def vwap_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+    """Rolling VWAP of the typical price over ``n`` rows; the plain mean typical price if no volume."""
+    m = close.size
+    tp = (high + low + close) / 3.0
+    pv = tp * volume
+    spv = sma_1d(pv, n)
+    sv = sma_1d(volume, n)
+    stp = sma_1d(tp, n)
+    out = np.full(m, np.nan)
+    for i in range(n - 1, m):
+        out[i] = spv[i] / sv[i] if sv[i] > 0.0 else stp[i]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- gaps
+@njit(cache=True)
+def gap_flags_1d(ts: np.ndarray, step: int, window: int) -> np.ndarray:
+    """True at row t when rows ``t-window+1 .. t`` are not all consecutive candles (a gap inside)."""
+    m = ts.size
+    out = np.zeros(m, dtype=np.bool_)
+    last_gap = -1  # index j of the latest row whose predecessor is missing (ts[j] - ts[j-1] > step)
+    for i in range(1, m):
+        if ts[i] - ts[i - 1] != step:
+            last_gap = i
+        if last_gap >= 0 and last_gap >= i - window + 2:
+            out[i] = True
+    return out
