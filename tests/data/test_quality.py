@@ -1,0 +1,90 @@
+"""Data quality: every kind of problem is found, reported with numbers, and bad rows never reach the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from thunes.core.candles import candles_frame
+from thunes.data.quality import check_candles, fill_gaps, split_valid
+
+H = 3_600_000
+
+
+def _frame(n: int = 10, start: int = 0) -> pd.DataFrame:
+    ts = start + np.arange(n, dtype="int64") * H
+    close = 100 + np.arange(n, dtype="float64")
+    return candles_frame(ts, close - 0.5, close + 1, close - 1, close, np.full(n, 5.0))
+
+
+def test_clean_series_is_ok():
+    report = check_candles(_frame(), "1h")
+    assert report.ok and report.gaps == () and report.errors == ()
+
+
+def test_gap_is_reported_with_missing_bar_count_and_never_filled():
+    frame = _frame(10).drop(_frame(10).index[3:6])
+    report = check_candles(frame, "1h")
+    assert report.ok  # a gap is a warning, not an error
+    assert report.gaps == ((2 * H, 6 * H, 3),)
+    assert report.missing_bars == 3
+    assert len(frame) == 7  # nothing was invented
+
+
+def test_explicit_fill_returns_flat_zero_volume_bars_at_previous_close():
+    frame = _frame(10).drop(_frame(10).index[3:6])
+    filled = fill_gaps(frame, "1h")
+    assert list(filled.index.asi8 // 1_000_000) == [3 * H, 4 * H, 5 * H]
+    assert (filled["close"] == 102.0).all() and (filled["volume"] == 0).all()
+
+
+def test_duplicate_unsorted_misaligned_and_bad_ohlc_are_errors():
+    raw = pd.DataFrame({
+        "ts": [0, H, H, 3 * H, 2 * H, 5 * H + 7],
+        "open": [1, 1, 1, 1, 1, 1], "high": [2, 2, 2, 0.5, 2, 2], "low": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+        "close": [1, 1, 1, 1, 1, 1], "volume": [1, 1, 1, -1, 1, np.nan],
+    })
+    report = check_candles(raw, "1h")
+    counts = {i.kind: i.count for i in report.errors}
+    assert counts == {"duplicate_ts": 1, "out_of_order": 1, "misaligned": 1, "high_below_open_close": 1,
+                      "negative_volume": 1, "nan_volume": 1}
+    assert not report.ok
+
+
+def test_split_valid_rejects_each_bad_row_with_a_reason_and_keeps_the_good_ones():
+    raw = pd.DataFrame({
+        "ts": [0, H, 2 * H, 3 * H, 3 * H, 4 * H + 1],
+        "open": [1, 1, -1, 1, 1, 1], "high": [2, 0.9, 2, 2, 2, 2], "low": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+        "close": [1, 1, 1, 1, 1, 1], "volume": [1, 1, 1, 1, 1, 1],
+    })
+    result = split_valid(raw, "1h")
+    assert list(result.good.index.asi8 // 1_000_000) == [0, 3 * H]
+    reasons = dict(zip(result.rejected["row"], result.rejected["reason"]))
+    assert reasons[1] == "'high' is below max(open, close)"
+    assert reasons[2] == "'open' is not positive"
+    assert reasons[4].startswith("duplicate timestamp")
+    assert "not aligned" in reasons[5]
+
+
+def test_zero_volume_flat_runs_and_jumps_are_warnings():
+    frame = _frame(50)
+    frame.iloc[10:13, :] = [[109.0, 109.0, 109.0, 109.0, 0.0]] * 3
+    frame.iloc[40, :] = [139.0, 2000.0, 138.0, 1999.0, 5.0]
+    report = check_candles(frame, "1h")
+    assert report.flat_runs == ((10 * H, 12 * H, 3),)
+    assert any(ts == 40 * H for ts, _ in report.jumps)
+
+
+def test_real_btc_1m_has_exactly_one_80_minute_gap_and_72_flat_bars(sample_dir):
+    if sample_dir is None:
+        pytest.skip("needs ../shared/data/binance_BTCUSDT_1m.csv.gz (real data)")
+    raw = pd.read_csv(sample_dir / "binance_BTCUSDT_1m.csv.gz")
+    report = check_candles(raw, "1m")
+    assert report.ok
+    gap_before = pd.Timestamp("2023-03-24 12:39", tz="UTC").value // 1_000_000
+    gap_after = pd.Timestamp("2023-03-24 14:00", tz="UTC").value // 1_000_000
+    assert report.gaps == ((gap_before, gap_after, 80),)
+    assert report.flat_bars == 72
+    (first, last, bars), = report.flat_runs
+    assert (first, last, bars) == (pd.Timestamp("2023-03-24 11:28", tz="UTC").value // 1_000_000, gap_before, 72)

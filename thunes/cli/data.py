@@ -1,0 +1,235 @@
+"""``thunes data list|import|export|check|download``: thin commands over :mod:`thunes.data`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from thunes.core.timeframes import parse_timeframe, utc_ms
+from thunes.data.store import normalize_symbol, store_from_settings
+
+__all__ = ["register"]
+
+
+def _iso(ms: int | None) -> str:
+    return "-" if ms is None else pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def _open(app, db: str | None):  # noqa: ANN001, ANN202
+    return store_from_settings(app.settings.data, url=db)
+
+
+def _progress_bar(total: int | None, desc: str):  # noqa: ANN202
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rows", file=sys.stderr, disable=None, leave=False)
+
+
+_db_option = click.option("--db", default=None, metavar="URL",
+                          help="Store URL (sqlite:///PATH or postgresql://...). Default: settings data.url.")
+
+
+@click.group("data")
+def data_group() -> None:
+    """Candle data: import, export, download, list and check what is stored."""
+
+
+@data_group.command("list")
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def list_cmd(app, db: str | None, as_json: bool) -> None:  # noqa: ANN001
+    """Show what is stored: symbol, timeframe, first, last, rows, gaps (missing bars)."""
+    from thunes.data.quality import find_gaps
+
+    with _open(app, db) as store:
+        rows = []
+        for info in store.series():
+            ts = store.load_arrays(info.symbol, info.timeframe)[0]
+            gaps = find_gaps(ts, info.timeframe)
+            rows.append({"symbol": info.symbol, "timeframe": info.timeframe, "first": _iso(info.first),
+                         "last": _iso(info.last), "rows": info.rows, "gaps": len(gaps),
+                         "missing_bars": sum(g[2] for g in gaps)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("the store is empty: try `thunes data import --sample BTC/USDT --timeframe 1h`")
+        return
+    header = f"{'symbol':<12} {'tf':<4} {'first':<17} {'last':<17} {'rows':>10} {'gaps (missing)':>15}"
+    click.echo(header)
+    for r in rows:
+        click.echo(f"{r['symbol']:<12} {r['timeframe']:<4} {r['first']:<17} {r['last']:<17} {r['rows']:>10,} "
+                   f"{str(r['gaps']) + ' (' + str(r['missing_bars']) + ')':>15}")
+
+
+@data_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--symbol", help="Unified symbol, e.g. BTC/USDT.")
+@click.option("--timeframe", help="Candle timeframe, e.g. 1m, 1h.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "binance", "parquet"]), default=None,
+              help="File format (default: detected from the file).")
+@click.option("--sample", "sample_symbol", metavar="SYMBOL",
+              help="Import the bundled sample for SYMBOL (real data from ../shared/data when present, "
+                   "else synthetic candles) instead of FILE.")
+@click.option("--upsert", is_flag=True, help="Replace stored candles with the file's values (default: keep them).")
+@_db_option
+@click.pass_obj
+def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None, fmt: str | None,  # noqa: ANN001
+               sample_symbol: str | None, upsert: bool, db: str | None) -> None:
+    """Import candles from FILE (CSV ts,open,high,low,close,volume; Binance archive klines; Parquet).
+
+    Bad rows are rejected with a per-row reason and the good rows are written; nothing stored is lost.
+    """
+    from thunes.data.io import import_file, import_sample
+
+    if sample_symbol is None and file is None:
+        raise click.UsageError("give a FILE or --sample SYMBOL")
+    if timeframe is None:
+        raise click.UsageError("--timeframe is required (e.g. --timeframe 1h)")
+    parse_timeframe(timeframe)
+    with _open(app, db) as store:
+        bar = _progress_bar(None, "import")
+        try:
+            if sample_symbol is not None:
+                result = import_sample(store, normalize_symbol(sample_symbol), timeframe, progress=bar.update,
+                                       sample_dir=app.settings.data.sample_dir)
+            else:
+                if symbol is None:
+                    raise click.UsageError("--symbol is required with FILE (e.g. --symbol BTC/USDT)")
+                result = import_file(store, file, symbol=symbol, timeframe=timeframe, fmt=fmt,  # type: ignore[arg-type]
+                                     mode="upsert" if upsert else "insert", progress=bar.update)
+        finally:
+            bar.close()
+    kind = "real data" if result.real else "SYNTHETIC data (no real sample file found)"
+    click.echo(f"imported {result.source} [{result.fmt}, {kind}]: read {result.read:,}, "
+               f"written {result.written:,}, rejected {result.n_rejected:,}")
+    for row in result.rejected.head(10).itertuples():
+        click.echo(f"  rejected row {row.row} ({_iso(row.ts)}): {row.reason}", err=True)
+    if result.n_rejected > 10:
+        click.echo(f"  ... and {result.n_rejected - 10} more rejected rows", err=True)
+
+
+@data_group.command("export")
+@click.option("--symbol", required=True)
+@click.option("--timeframe", required=True)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .csv, .csv.gz or .parquet.")
+@click.option("--since", default=None, help="Start date (UTC), e.g. 2024-01-01.")
+@click.option("--until", default=None, help="End date (UTC, exclusive).")
+@_db_option
+@click.pass_obj
+def export_cmd(app, symbol: str, timeframe: str, out: str, since: str | None, until: str | None,  # noqa: ANN001
+               db: str | None) -> None:
+    """Export stored candles to CSV (header ts,open,high,low,close,volume; ms UTC) or Parquet."""
+    from thunes.data.io import write_candle_file
+
+    with _open(app, db) as store:
+        frame = store.load(normalize_symbol(symbol), str(parse_timeframe(timeframe)),
+                           utc_ms(since) if since else None, utc_ms(until) if until else None)
+    n = write_candle_file(frame, out)
+    click.echo(f"exported {n:,} candles to {out}")
+
+
+@data_group.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--symbol", help="Check the stored series of SYMBOL (with --timeframe).")
+@click.option("--timeframe", required=True, help="Timeframe of the candles, e.g. 1m.")
+@click.option("--jump-sigmas", type=float, default=None, help="Flag returns beyond N robust std devs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report.")
+@click.option("--fill-gaps", "fill", is_flag=True,
+              help="Explicitly fill gaps in the STORED series with flat zero-volume bars (logged).")
+@_db_option
+@click.pass_obj
+def check_cmd(app, file: str | None, symbol: str | None, timeframe: str, jump_sigmas: float | None,  # noqa: ANN001
+              as_json: bool, fill: bool, db: str | None) -> None:
+    """Check candles for gaps, duplicates, misaligned or out-of-order timestamps, bad OHLC, NaN/inf,
+    zero-volume flat runs and price jumps. Exits 1 when errors are found."""
+    from thunes.data.io import read_candle_file
+    from thunes.data.quality import DEFAULT_JUMP_SIGMAS, check_candles, fill_gaps
+
+    tf = str(parse_timeframe(timeframe))
+    sigmas = DEFAULT_JUMP_SIGMAS if jump_sigmas is None else jump_sigmas
+    if file is not None:
+        table = read_candle_file(Path(file))
+        name = file
+    elif symbol is not None:
+        with _open(app, db) as store:
+            table = store.load(normalize_symbol(symbol), tf)
+        name = f"{normalize_symbol(symbol)} {tf}"
+        if table.empty:
+            raise click.UsageError(f"nothing stored for {name}; import or download it first")
+    else:
+        raise click.UsageError("give a FILE or --symbol")
+    report = check_candles(table, tf, jump_sigmas=sigmas)
+    if fill:
+        if file is not None:
+            raise click.UsageError("--fill-gaps works on the stored series (--symbol), not on a file")
+        added = fill_gaps(table, tf)
+        with _open(app, db) as store:
+            written = store.insert(normalize_symbol(symbol), tf, added, source="fill_gaps")  # type: ignore[arg-type]
+        click.echo(f"filled {written} missing bars with flat zero-volume candles (explicit --fill-gaps)", err=True)
+    if as_json:
+        click.echo(json.dumps({"name": name, **report.to_dict()}, indent=2))
+    else:
+        d = report.to_dict()
+        click.echo(f"{name}: {d['rows']:,} rows, {d['first']} .. {d['last']}")
+        click.echo(f"  gaps: {len(d['gaps'])} ({d['missing_bars']} missing bars)")
+        for g in d["gaps"][:20]:
+            click.echo(f"    {g['before']} -> {g['after']}: {g['missing_bars']} missing")
+        click.echo(f"  zero-volume flat runs: {len(d['flat_runs'])} ({d['flat_bars']} bars)")
+        for r in d["flat_runs"][:10]:
+            click.echo(f"    {r['first']} .. {r['last']}: {r['bars']} bars")
+        click.echo(f"  price jumps beyond {sigmas:g} robust sigmas: {len(d['jumps'])}")
+        for issue in report.errors:
+            click.secho(f"  ERROR {issue.kind}: {issue.message}", fg="red")
+        for issue in report.warnings:
+            click.echo(f"  warning {issue.kind}: {issue.message}")
+        click.echo("  result: " + ("ok" if report.ok else f"{len(report.errors)} error(s)"))
+    if not report.ok:
+        sys.exit(1)
+
+
+@data_group.command("download")
+@click.option("--exchange", "exchange_id", default="binance", show_default=True, help="ccxt exchange id.")
+@click.option("--symbol", required=True, help="Unified symbol, e.g. BTC/USDT.")
+@click.option("--timeframe", required=True, help="e.g. 1m, 1h.")
+@click.option("--since", default=None, help="Start date (UTC). Default: resume after the last stored candle.")
+@click.option("--until", default=None, help="End date (UTC, exclusive). Default: the last closed candle.")
+@click.option("--base-url", default=None,
+              help="REST base URL, e.g. http://127.0.0.1:8765/api/v3 (default: settings exchange.base_url, "
+                   "else the exchange's own).")
+@_db_option
+@click.pass_obj
+def download_cmd(app, exchange_id: str, symbol: str, timeframe: str, since: str | None, until: str | None,  # noqa: ANN001
+                 base_url: str | None, db: str | None) -> None:
+    """Download closed candles with ccxt (paginated, rate-limited, resumable) into the store."""
+    from thunes.data.download import download_candles, make_exchange
+
+    ex_settings = app.settings.exchange
+    exchange = make_exchange(exchange_id, base_url=base_url or ex_settings.base_url, timeout_s=ex_settings.timeout_s)
+    with _open(app, db) as store:
+        bar = _progress_bar(None, f"download {symbol} {timeframe}")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = download_candles(store, exchange, symbol, timeframe,
+                                      since=utc_ms(since) if since else None,
+                                      until=utc_ms(until) if until else None, progress=progress)
+        finally:
+            bar.close()
+    click.echo(f"downloaded {result.symbol} {result.timeframe}: {result.fetched:,} candles in {result.pages} "
+               f"page(s), written {result.written:,}, rejected {result.rejected}, last {_iso(result.last)}"
+               + (" (resumed after the last stored candle)" if result.resumed else ""))
+
+
+def register(root: click.Group) -> None:
+    root.add_command(data_group)
