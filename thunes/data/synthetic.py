@@ -39,8 +39,10 @@ def generate_candles(
     target_var = (annual_vol**2) / bars_per_year
     alpha, beta = 0.08, 0.90
     omega = target_var * (1 - alpha - beta)
-    dof = 4.0
-    shocks = rng.standard_t(dof, size=n) / np.sqrt(dof / (dof - 2))
+    dof = 5.0
+    # Student-t shocks (fat tails), clipped at 10 sigma so one draw cannot blow up the variance recursion.
+    shocks = np.clip(rng.standard_t(dof, size=n) / np.sqrt(dof / (dof - 2)), -10.0, 10.0)
+    max_var = 16.0 * target_var
     hour = (ts // 3_600_000) % 24
     season = 1.0 + 0.35 * np.cos((hour - 15) / 24 * 2 * np.pi)  # busier around US/EU overlap
     var = np.empty(n)
@@ -49,7 +51,7 @@ def generate_candles(
     for i in range(n):
         var[i] = v
         ret[i] = np.sqrt(v) * season[i] * shocks[i]
-        v = omega + alpha * ret[i] ** 2 + beta * v
+        v = min(omega + alpha * v * shocks[i] ** 2 + beta * v, max_var)
     close = start_price * np.exp(np.cumsum(ret))
     open_ = np.concatenate(([start_price], close[:-1]))
     # Intrabar excursions scale with the bar's volatility (Brownian-bridge-like range).
