@@ -103,7 +103,8 @@ class MarketFeed:
                 if a < start + off < b:
                     lo, hi = min(lo, price), max(hi, price)
             volume += float(self.volume[i]) * (b - a) / self.tf_ms
-        return lo, hi, volume
+        # Plain floats: callers turn them into Decimal via repr(), which numpy scalars would break.
+        return float(lo), float(hi), float(volume)
 
     def volume_between(self, t0: int, t1: int) -> float:
         return self.range_between(t0, t1)[2]

@@ -214,7 +214,7 @@ class Hub:
 
 def _dec(x: float):  # noqa: ANN202 - Decimal
     from decimal import Decimal
-    return Decimal(repr(x))
+    return Decimal(repr(float(x)))
 
 
 def _interval_ms(interval: str) -> int:
