@@ -4,8 +4,14 @@ Conventions (documented in docs/backtest.md and tested in tests/backtest):
 
 * Signals are decided at bar t's close and executed at bar t+1's open; a signal on the last bar
   never trades. The kernels, not the strategies, apply this shift.
-* At each bar's open, in this order: a kill-switch flatten decided at the previous close; a stop
-  that the open gapped through (filled at the open); the pending exit signal; the pending entry.
+* At each bar's open, in this order: a stop (or take-profit) that the open gapped through (filled at
+  the open); the pending exit signal; the pending entry.
+* Risk limits mirror :class:`thunes.execution.risk.RiskManager`: the kill-switch trips when the UTC
+  day's realised PnL plus the open position's unrealised PnL (at a bar's close) reaches
+  ``-max_daily_loss`` and refuses entries (exits and stops still work) until the next UTC day (live,
+  an operator resets it; a backtest has none); a losing trade starts a cool-down (from its exit
+  time), a winning trade clears it; sizing is capped by ``max_loss_per_trade / stop distance`` and
+  ``max_position_quote``.
 * Inside the bar (the entry bar included) the stop/trailing stop is checked before the take-profit:
   when the low and the high hit both, the stop wins (pessimistic). The trailing stop's peak is
   updated with the bar's high *after* the checks, so a bar never raises its own trailing stop.
@@ -71,9 +77,8 @@ REASON_SIGNAL = 0
 REASON_STOP = 1
 REASON_TAKE_PROFIT = 2
 REASON_TRAILING = 3
-REASON_KILL_SWITCH = 4
-REASON_OPEN = 5
-REASON_NAMES = ("signal", "stop_loss", "take_profit", "trailing_stop", "kill_switch", "open")
+REASON_OPEN = 4
+REASON_NAMES = ("signal", "stop_loss", "take_profit", "trailing_stop", "open")
 
 # -- streaming statistics ------------------------------------------------------------------------
 S_FINAL_EQUITY = 0
@@ -193,10 +198,9 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     extreme = 0.0  # peak (long) / trough (short) for the trailing stop
     n_rec = 0
 
-    day_start_eq = cash
+    realised_today = 0.0
     prev_day = ts[0] // 86400000 if n > 0 else 0
     killed = False
-    flatten = False
     cool_until = -1  # epoch ms; entries refused before it
 
     prev_eq = cash
@@ -225,7 +229,7 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             d = ts[i] // 86400000
             if d != prev_day:
                 prev_day = d
-                day_start_eq = prev_eq
+                realised_today = 0.0
                 killed = False
         # ---------------------------------------------------------------- at the open
         exit_px = 0.0
@@ -234,9 +238,7 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
         exit_time = ts[i]
         if pos != 0.0 and i > 0:
             t = i - 1
-            if flatten:
-                exit_reason = REASON_KILL_SWITCH
-            elif has_stops and ((pos > 0.0 and stop_lvl > 0.0 and o <= stop_lvl)
+            if has_stops and ((pos > 0.0 and stop_lvl > 0.0 and o <= stop_lvl)
                                 or (pos < 0.0 and stop_lvl > 0.0 and o >= stop_lvl)):
                 exit_reason = REASON_TRAILING if (tsl > 0.0 and (
                     (pos > 0.0 and extreme * (1.0 - tsl) >= stop_lvl - 1e-12)
@@ -254,7 +256,6 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
                 else:
                     s = _slip(p, abs(pos) * o, vol[t], volume[t], close[t])
                     exit_px = _sell_px(p, o * (1.0 - s)) if pos > 0.0 else _buy_px(p, o * (1.0 + s))
-        flatten = False
         # ---------------------------------------------------------------- close at the open
         if exit_reason >= 0:
             q = abs(pos)
@@ -269,12 +270,14 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             turnover += q * exit_px
             n_closed += 1.0
             hold += i - entry_bar
+            realised_today += pnl
             if pnl > 0.0:
                 n_wins += 1.0
                 gross_p += pnl
+                cool_until = -1
             else:
                 gross_l -= pnl
-                if risk_on and pnl < 0.0:
+                if pnl < 0.0:
                     cool_until = exit_time + int(p[P_COOLDOWN_MS])
             if write_rec:
                 r = records[n_rec]
@@ -374,12 +377,15 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
                 turnover += q * px
                 n_closed += 1.0
                 hold += i - entry_bar
+                realised_today += pnl
                 if pnl > 0.0:
                     n_wins += 1.0
                     gross_p += pnl
+                    cool_until = -1
                 else:
                     gross_l -= pnl
-                    if risk_on and pnl < 0.0:
+                    if pnl < 0.0:
+                        # The stop filled somewhere inside the bar: count the cool-down from its end.
                         cool_until = ts[i] + int(p[P_TF_MS]) + int(p[P_COOLDOWN_MS])
                 if write_rec:
                     r = records[n_rec]
@@ -433,10 +439,12 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             if i - dd_start > max_dd_bars:
                 max_dd_bars = i - dd_start
         prev_eq = eq
-        if risk_on and not killed and eq - day_start_eq <= -p[P_MAX_DAILY_LOSS]:
-            killed = True
+        if risk_on and not killed:
+            unrealised = 0.0
             if pos != 0.0:
-                flatten = True
+                unrealised = (c - entry_px) * pos - entry_fee
+            if realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
+                killed = True
 
     # ---------------------------------------------------------------- the trade still open
     if pos != 0.0:
@@ -483,57 +491,29 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
 # Signal kernels fused into sweeps (memory O(bars) per thread, not O(bars x combos))
 # ------------------------------------------------------------------------------------------------
 @njit(cache=True)
-def sma_cross_signals(close, fast, slow, entries, exits):
-    """Crossings of SMA(fast) over SMA(slow) with Kahan-compensated running sums.
-
-    Same definition as ``crossed_above(sma(close, fast), sma(close, slow))``: the first bar that can
-    signal is ``slow`` (both averages must exist on the bar and the one before).
-    """
-    n = close.shape[0]
-    fs = 0.0
-    fc = 0.0
-    ss = 0.0
-    sc = 0.0
-    prev_f = np.nan
-    prev_s = np.nan
-    for i in range(n):
-        x = close[i]
-        # add x (Kahan)
-        y = x - fc
-        tt = fs + y
-        fc = (tt - fs) - y
-        fs = tt
-        y = x - sc
-        tt = ss + y
-        sc = (tt - ss) - y
-        ss = tt
-        if i >= fast:
-            y = -close[i - fast] - fc
-            tt = fs + y
-            fc = (tt - fs) - y
-            fs = tt
-        if i >= slow:
-            y = -close[i - slow] - sc
-            tt = ss + y
-            sc = (tt - ss) - y
-            ss = tt
-        entries[i] = False
-        exits[i] = False
-        if i >= slow - 1:
-            f = fs / fast
-            s = ss / slow
-            if i >= slow:
-                entries[i] = f > s and prev_f <= prev_s
-                exits[i] = f < s and prev_f >= prev_s
-            prev_f = f
-            prev_s = s
+def cross_signals(fast, slow, entries, exits):
+    """``crossed_above(fast, slow)`` / ``crossed_below(fast, slow)`` on arrays (NaN never crosses)."""
+    n = fast.shape[0]
+    entries[0] = False
+    exits[0] = False
+    for i in range(1, n):
+        f = fast[i]
+        s = slow[i]
+        pf = fast[i - 1]
+        ps = slow[i - 1]
+        entries[i] = f > s and pf <= ps
+        exits[i] = f < s and pf >= ps
 
 
 @njit(cache=True, parallel=True)
-def sweep_sma_cross(open_, high, low, close, volume, vol, gap, ts, fast, slow, p, out_stats):
-    """One column per (fast, slow) pair; each column computes its signals in its own buffers."""
+def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, table, fast_idx, slow_idx, p, out_stats):
+    """One column per (fast, slow) pair of rows of ``table`` (one moving average per distinct period).
+
+    Each column builds its crossing signals in its own two boolean buffers, so memory is
+    O(bars x (distinct periods + threads)), not O(bars x combos).
+    """
     n = close.shape[0]
-    m = fast.shape[0]
+    m = fast_idx.shape[0]
     no_short = np.zeros(n, dtype=np.bool_)
     ones = np.ones(n, dtype=np.float64)
     no_rec = np.empty((0, N_REC), dtype=np.float64)
@@ -541,7 +521,7 @@ def sweep_sma_cross(open_, high, low, close, volume, vol, gap, ts, fast, slow, p
     for c in prange(m):
         entries = np.empty(n, dtype=np.bool_)
         exits = np.empty(n, dtype=np.bool_)
-        sma_cross_signals(close, fast[c], slow[c], entries, exits)
+        cross_signals(table[fast_idx[c]], table[slow_idx[c]], entries, exits)
         simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, no_short, no_short,
                  ones, p, no_rec, no_eq, out_stats[c])
 

@@ -141,25 +141,30 @@ def _examples(ts: np.ndarray, mask: np.ndarray, k: int) -> tuple[int, ...]:
     return tuple(int(ts[i]) for i in idx)
 
 
-def _table_arrays(table: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """ts (int64 ms) and float64 OHLCV arrays from a canonical frame or a raw table with a ``ts`` column."""
+def _table_arrays(table: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """ts (int64 ms), float64 OHLCV arrays and a mask of rows whose ``ts`` is missing or non-numeric.
+
+    Accepts a canonical frame or a raw table with a ``ts`` column (epoch ms, or datetimes).
+    Non-numeric OHLCV values become NaN (and are then reported or rejected as such).
+    """
     missing = [c for c in OHLCV if c not in table.columns]
     if missing:
         raise DataError(f"candle table lacks column(s) {missing}; expected ts + {list(OHLCV)}")
     if "ts" in table.columns:
         raw = table["ts"]
         if pd.api.types.is_datetime64_any_dtype(raw):
-            ts = pd.DatetimeIndex(raw).as_unit("ms").asi8.astype("int64")
+            index = pd.DatetimeIndex(raw)
+            bad_ts = np.asarray(index.isna())
+            ts = np.where(bad_ts, 0, index.as_unit("ms").asi8).astype("int64")
         else:
             values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")
-            if np.isnan(values).any():
-                i = int(np.flatnonzero(np.isnan(values))[0])
-                raise DataError(f"column 'ts' has a missing or non-numeric value at row {i}")
-            ts = values.astype("int64")
+            bad_ts = ~np.isfinite(values)
+            ts = np.where(bad_ts, 0, values).astype("int64")
     else:
         ts = ts_ms(table)
+        bad_ts = np.zeros(len(ts), dtype=bool)
     cols = {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype="float64") for c in OHLCV}
-    return ts, cols
+    return ts, cols, bad_ts
 
 
 def find_gaps(ts_sorted: np.ndarray, timeframe: str | Timeframe) -> list[tuple[int, int, int]]:
@@ -203,7 +208,10 @@ def check_candles(
     The frame need not be sorted or unique: duplicate and out-of-order timestamps are reported as
     errors, and gaps, flat runs and jumps are computed on the sorted unique timestamps.
     """
-    ts, cols = _table_arrays(frame)
+    ts, cols, bad_ts = _table_arrays(frame)
+    if bad_ts.any():
+        i = int(np.flatnonzero(bad_ts)[0])
+        raise DataError(f"column 'ts' has {int(bad_ts.sum())} missing or non-numeric value(s), first at row {i}")
     return check_table(ts, cols, timeframe, jump_sigmas=jump_sigmas, max_examples=max_examples)
 
 
@@ -313,13 +321,15 @@ def split_valid(table: pd.DataFrame, timeframe: str | Timeframe) -> ValidationRe
     not aligned to the timeframe.
     """
     tf = parse_timeframe(timeframe)
-    ts, cols = _table_arrays(table)
+    ts, cols, bad_ts = _table_arrays(table)
     n = len(ts)
     reasons = np.full(n, "", dtype=object)
 
     def reject(mask: np.ndarray, text: str) -> None:
         fresh = mask & (reasons == "")
         reasons[fresh] = text
+
+    reject(bad_ts, "'ts' is missing or non-numeric")
 
     for name in OHLCV:
         reject(~np.isfinite(cols[name]), f"'{name}' is missing, non-numeric or infinite")

@@ -18,6 +18,7 @@ in RUNNING forever.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +87,21 @@ def open_storage(url: str, *, options: StorageOptions | None = None) -> optuna.s
         # Wait for a concurrent writer instead of failing at once with "database is locked".
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
-        return optuna.storages.RDBStorage(
-            sa_url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=options.heartbeat_interval_s,
-            grace_period=options.grace_period_s,
-        )
+        with warnings.catch_warnings():
+            # Optuna flags heartbeats as "experimental"; they are what makes crashed trials recoverable.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb(sa_url, engine_kwargs, options)
     except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad credentials, bad path
         raise StoreError(f"cannot open optimize storage {redact_url(url)}: {exc}") from exc
+
+
+def _rdb(sa_url: str, engine_kwargs: dict, options: StorageOptions) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(
+        sa_url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=options.heartbeat_interval_s,
+        grace_period=options.grace_period_s,
+    )
 
 
 def list_studies(url: str) -> list[optuna.study.StudySummary]:

@@ -20,12 +20,18 @@ Ranges are half-open ``[start, end)`` bar positions. Bars that do not divide eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
 
 from thunes.core.errors import ConfigError, InsufficientData
 
-__all__ = ["Fold", "WalkForwardScheme", "walk_forward_folds"]
+__all__ = [
+    "Fold", "WalkForwardScheme", "walk_forward_folds", "FoldResult", "WalkForwardResult", "run_walk_forward",
+    "trading_from",
+]
 
 WalkForwardScheme = Literal["rolling", "anchored"]
 
@@ -107,3 +113,146 @@ def walk_forward_folds(
         folds.append(Fold(index=k, is_start=is_start, is_end=is_end, oos_start=oos_start,
                           oos_end=oos_start + oos_bars))
     return folds
+
+
+# ------------------------------------------------------------------------------------ running a walk-forward
+
+
+def trading_from(strategy: Any, start: pd.Timestamp) -> Any:
+    """A copy of ``strategy`` that opens no position before ``start`` (bars before it are history only).
+
+    Why: an out-of-sample backtest needs the preceding bars to warm its indicators up, but a position
+    opened on those bars would carry in-sample time into the out-of-sample result.
+    """
+    cls = type(strategy)
+
+    class _TradingFrom(cls):  # type: ignore[misc, valid-type]
+        name = cls.name
+
+        def signals(self, candles: pd.DataFrame):  # noqa: ANN202 - Signals
+            from dataclasses import replace
+
+            sig = super().signals(candles)
+            before = candles.index < start
+            if sig.target is not None:
+                return replace(sig, target=sig.target.where(~before, 0.0))
+            changes = {}
+            for attr in ("entries", "short_entries"):
+                s = getattr(sig, attr)
+                if s is not None:
+                    changes[attr] = s & ~before
+            return replace(sig, **changes)
+
+    _TradingFrom.__name__ = _TradingFrom.__qualname__ = f"{cls.__name__}TradingFrom"
+    return _TradingFrom(**strategy.params)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FoldResult:
+    """One fold: the parameters chosen in-sample and what they did out-of-sample."""
+
+    fold: Fold
+    study_name: str
+    params: dict[str, Any]
+    is_values: list[float]
+    is_stats: dict[str, float]
+    oos_stats: dict[str, float]
+    oos_returns: pd.Series = field(repr=False)
+    oos_trades: pd.DataFrame = field(repr=False)
+    is_period: tuple[pd.Timestamp, pd.Timestamp]
+    oos_period: tuple[pd.Timestamp, pd.Timestamp]
+    n_trials: int
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "fold": self.fold.index,
+            "is_start": self.is_period[0], "is_end": self.is_period[1],
+            "oos_start": self.oos_period[0], "oos_end": self.oos_period[1],
+            **{f"param_{k}": v for k, v in self.params.items()},
+            "is_sharpe": self.is_stats.get("sharpe", math.nan),
+            "oos_sharpe": self.oos_stats.get("sharpe", math.nan),
+            "oos_total_return": self.oos_stats.get("total_return", math.nan),
+            "oos_max_drawdown": self.oos_stats.get("max_drawdown", math.nan),
+            "oos_trades": self.oos_stats.get("n_trades", 0),
+            "trials": self.n_trials,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WalkForwardResult:
+    """All folds plus the stitched out-of-sample equity and its metrics."""
+
+    scheme: str
+    folds: list[FoldResult]
+    oos_returns: pd.Series = field(repr=False)
+    oos_equity: pd.Series = field(repr=False)
+    oos_stats: dict[str, float]
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([f.row() for f in self.folds])
+
+    @property
+    def oos_sharpe(self) -> float:
+        return float(self.oos_stats.get("sharpe", math.nan))
+
+
+def run_walk_forward(
+    spec: Any,
+    candles: pd.DataFrame,
+    *,
+    data_source: str,
+    scheme: WalkForwardScheme = "rolling",
+    n_folds: int = 4,
+    is_oos_ratio: float = 3.0,
+    gap_bars: int = 0,
+    n_trials: int,
+    storage_url: str,
+    study_name: str,
+    workers: int = 1,
+    progress: bool = True,
+    storage_options: Any = None,
+) -> WalkForwardResult:
+    """Optimise each fold's in-sample window (one resumable study per fold, ``<study>.wf-<scheme>-<k>``),
+    backtest the chosen parameters on the fold's out-of-sample window, and stitch those windows.
+
+    Parameters are chosen from in-sample data only: the out-of-sample backtest starts
+    ``strategy.warmup`` bars early for its indicators but opens no position before the window.
+    """
+    from thunes.optimize import _evaluate
+    from thunes.optimize.study import TrialEvaluator, run_study
+
+    folds = walk_forward_folds(len(candles), n_folds=n_folds, scheme=scheme, is_oos_ratio=is_oos_ratio,
+                               gap_bars=gap_bars)
+    results: list[FoldResult] = []
+    for fold in folds:
+        is_frame = candles.iloc[fold.is_start:fold.is_end]
+        fold_spec = spec.for_window(is_frame, data_source)
+        name = f"{study_name}.wf-{scheme}-{fold.index}"
+        outcome = run_study(fold_spec, is_frame, n_trials=n_trials, storage_url=storage_url, study_name=name,
+                            workers=workers, progress=progress, storage_options=storage_options,
+                            desc=f"fold {fold.index + 1}/{len(folds)}")
+        strategy = spec.strategy_class()(**{**dict(spec.fixed_params), **outcome.best_params})
+        warm_from = max(0, fold.oos_start - int(strategy.warmup))
+        oos_frame = candles.iloc[warm_from:fold.oos_end]
+        oos_start_ts = candles.index[fold.oos_start]
+        evaluator = TrialEvaluator(spec, oos_frame)
+        stats, equity, trades = _evaluate.run(oos_frame, trading_from(strategy, oos_start_ts), evaluator.options,
+                                              spec.symbol, spec.timeframe)
+        returns = _evaluate.bar_returns(equity, float(stats["initial_cash"])).loc[oos_start_ts:]
+        oos_equity = equity.loc[oos_start_ts:]
+        oos_trades = trades
+        oos_stats = _evaluate.metrics(oos_equity, oos_trades, float(stats["initial_cash"]), spec.timeframe)
+        results.append(FoldResult(
+            fold=fold, study_name=name, params=outcome.best_params, is_values=outcome.best_values,
+            is_stats=outcome.best_stats, oos_stats=oos_stats, oos_returns=returns, oos_trades=oos_trades,
+            is_period=(candles.index[fold.is_start], candles.index[fold.is_end - 1]),
+            oos_period=(oos_start_ts, candles.index[fold.oos_end - 1]), n_trials=outcome.n_complete,
+        ))
+    stitched = pd.concat([r.oos_returns for r in results])
+    initial = float(results[0].oos_stats.get("initial_cash", 10_000.0)) if results else 10_000.0
+    equity = initial * (1.0 + stitched).cumprod()
+    trades = pd.concat([r.oos_trades for r in results if len(r.oos_trades)] or [results[0].oos_trades],
+                       ignore_index=True)
+    stats = _evaluate.metrics(equity, trades, initial, spec.timeframe)
+    return WalkForwardResult(scheme=scheme, folds=results, oos_returns=stitched, oos_equity=equity,
+                             oos_stats=stats)

@@ -1,0 +1,140 @@
+"""Parameter sweeps: a grid of strategy parameters run as one parallel kernel call over columns.
+
+Each parameter set is a column; columns run in parallel over cores (numba ``prange``) and report
+only streaming statistics, so memory stays O(bars), not O(bars x combos). Moving-average crossover
+strategies (``sma_cross``) take a fused path: one moving average per *distinct* period is computed
+once, and each column builds its crossing signals in its own small buffers. Other strategies run
+their ``signals()`` in Python for a chunk of columns at a time (memory O(bars x chunk)).
+
+The metrics are those of :func:`thunes.backtest.metrics.compute_metrics` (same formulas, from the
+kernel's sums), so a sweep row equals the corresponding single :func:`run_backtest`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping, Sequence
+
+import numba
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from thunes.backtest import _kernels as K
+from thunes.backtest.engine import BacktestOptions, default_market, options_vector, prepare_inputs, strategy_arrays
+from thunes.backtest.metrics import stats_from_kernel
+from thunes.core.errors import ConfigError, StrategyError
+from thunes.core.markets import Market
+from thunes.strategies.base import Strategy
+from thunes.strategies.sma_cross import SmaCross
+
+__all__ = ["run_sweep", "expand_grid"]
+
+_CHUNK_BYTES = 256 * 1024 * 1024
+
+
+def expand_grid(strategy_cls: type[Strategy], grid: Mapping[str, Sequence[Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Valid parameter dicts of the grid's cartesian product (in grid order) and how many were invalid.
+
+    Unknown parameter names fail at once (with "did you mean"); combinations the strategy rejects
+    (e.g. fast >= slow) are skipped and counted.
+    """
+    if not grid:
+        raise ConfigError("a sweep needs a non-empty grid, e.g. {'fast': [5, 10], 'slow': [50, 100]}")
+    strategy_cls(**{k: list(v)[0] for k, v in grid.items() if len(list(v))})  # names + first values
+    keys = list(grid)
+    combos, skipped = [], 0
+    for values in itertools.product(*(list(grid[k]) for k in keys)):
+        params = dict(zip(keys, values))
+        try:
+            combos.append(strategy_cls(**params).params)
+        except StrategyError:
+            skipped += 1
+    return combos, skipped
+
+
+def _fused_ma_cross(strategy_cls: type[Strategy], combos: list[dict[str, Any]]) -> bool:
+    return issubclass(strategy_cls, SmaCross) and strategy_cls.signals is SmaCross.signals and not any(
+        c["short"] for c in combos
+    )
+
+
+def run_sweep(
+    candles: pd.DataFrame | Mapping[str, pd.DataFrame],
+    strategy_cls: type[Strategy],
+    grid: Mapping[str, Sequence[Any]],
+    options: BacktestOptions | None = None,
+    *,
+    symbol: str = "BTC/USDT",
+    timeframe: str = "1h",
+    market: Market | Mapping[str, Market] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Metrics for every valid parameter combination (and symbol, when ``candles`` is a mapping).
+
+    Returns one row per (symbol, combo): a ``symbol`` column, the parameters, then the metrics of
+    :func:`~thunes.backtest.metrics.compute_metrics` (without start/end). ``df.attrs["skipped"]``
+    counts invalid combinations.
+    """
+    options = options or BacktestOptions()
+    combos, skipped = expand_grid(strategy_cls, grid)
+    if not combos:
+        raise ConfigError(f"no valid parameter combination in the grid ({skipped} rejected by {strategy_cls.name})")
+    frames = dict(candles) if isinstance(candles, Mapping) else {symbol: candles}
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(total=len(frames) * len(combos), desc="sweep", unit="combo", disable=not progress, leave=False)
+    try:
+        for sym, frame in frames.items():
+            mkt = market.get(sym) if isinstance(market, Mapping) else market
+            mkt = mkt if mkt is not None else default_market(sym)
+            stats = _sweep_one(frame, strategy_cls, combos, options, timeframe, mkt, bar)
+            for params, row in zip(combos, stats):
+                metrics = stats_from_kernel(row, initial_cash=options.initial_cash, timeframe=timeframe)
+                rows.append({"symbol": sym, **params, **metrics})
+    finally:
+        bar.close()
+    out = pd.DataFrame(rows)
+    out.attrs["skipped"] = skipped
+    out.attrs["strategy"] = strategy_cls.name
+    return out
+
+
+def _sweep_one(
+    candles: pd.DataFrame, strategy_cls: type[Strategy], combos: list[dict[str, Any]], options: BacktestOptions,
+    timeframe: str, market: Market | None, bar: tqdm,
+) -> np.ndarray:
+    inputs = prepare_inputs(candles, timeframe, options)
+    p = options_vector(options, market, timeframe)
+    n, m = len(inputs.close), len(combos)
+    out = np.zeros((m, K.N_STATS), dtype=np.float64)
+    args = (inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap, inputs.ts)
+    if _fused_ma_cross(strategy_cls, combos):
+        from thunes.strategies._indicators import sma
+
+        periods = sorted({c["fast"] for c in combos} | {c["slow"] for c in combos})
+        row_of = {period: i for i, period in enumerate(periods)}
+        close = pd.Series(inputs.close, index=candles.index)
+        table = np.empty((len(periods), n), dtype=np.float64)
+        for period, i in row_of.items():
+            table[i] = np.asarray(sma(close, period), dtype=np.float64)
+        fast_idx = np.array([row_of[c["fast"]] for c in combos], dtype=np.int64)
+        slow_idx = np.array([row_of[c["slow"]] for c in combos], dtype=np.int64)
+        K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out)
+        bar.update(m)
+        return out
+    chunk = max(numba.get_num_threads(), min(m, _CHUNK_BYTES // max(1, 12 * n)))
+    for lo in range(0, m, chunk):
+        part = combos[lo:lo + chunk]
+        k = len(part)
+        entries = np.empty((k, n), dtype=np.bool_)
+        exits = np.empty((k, n), dtype=np.bool_)
+        s_entries = np.empty((k, n), dtype=np.bool_)
+        s_exits = np.empty((k, n), dtype=np.bool_)
+        scale = np.empty((k, n), dtype=np.float64)
+        for j, params in enumerate(part):
+            a = strategy_arrays(strategy_cls(**params), candles)
+            entries[j], exits[j], s_entries[j], s_exits[j], scale[j] = (
+                a.entries, a.exits, a.short_entries, a.short_exits, a.size_scale)
+        K.sweep_columns(*args, entries, exits, s_entries, s_exits, scale, p, out[lo:lo + k])
+        bar.update(k)
+    return out

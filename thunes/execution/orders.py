@@ -1,0 +1,361 @@
+"""The order executor: intent -> risk -> filters -> write-ahead journal -> exchange -> journal/positions.
+
+::
+
+    execute(intent)
+      ├─ journal already has the intent's client order id?  -> return it (never a second order)
+      ├─ risk.check(intent)                 Denied -> outcome, nothing sent
+      ├─ filters.prepare_*_order            FilterRejected -> slot released, nothing sent
+      ├─ journal.record_pending + mark_sent (committed before the request leaves)
+      ├─ exchange.place_order(client_order_id=...)   through the circuit breaker and the rate limiter
+      │     OrderRejected        -> REJECTED (a -1013 also reloads the market filters)
+      │     retryable / unknown  -> look the order up by client order id; resend only if not found
+      └─ apply the result: journal status + position delta in one transaction, then risk + audit
+
+The client order id is ``client_order_id(strategy, symbol, side, bar_ts, entry|exit)``: replaying the same
+intent after a crash finds the journal row, and the exchange knows the order by the same id.
+
+:meth:`OrderExecutor.recover` runs at start-up: PENDING rows were never sent (the process died before
+the request) and are closed as CANCELED; SENT rows are looked up by client order id once they are older
+than ``settle_ms`` (a request still in flight is either processed within the exchange's ``recvWindow`` or
+refused as stale, so after that a not-found is final); open orders are refreshed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping
+
+from thunes.core.clock import Clock, LiveClock
+from thunes.core.enums import OrderStatus, OrderType, Side
+from thunes.core.errors import (
+    AuthenticationError,
+    DuplicateOrder,
+    ExchangeError,
+    FilterRejected,
+    OrderNotFound,
+    OrderRejected,
+    RetryableError,
+)
+from thunes.core.ids import client_order_id
+from thunes.core.markets import Market
+from thunes.exchange.port import ExchangePort
+from thunes.exchange.types import OrderRequest, OrderResult
+from thunes.execution.audit import AuditTrail
+from thunes.execution.circuit_breaker import CircuitBreaker, CircuitOpen
+from thunes.execution.filters import MarketBook, PreparedOrder, prepare_limit_order, prepare_market_order
+from thunes.execution.journal import JournalEntry, OrderJournal
+from thunes.execution.positions import PositionTracker
+from thunes.execution.rate_limiter import RateLimiter
+from thunes.execution.risk import Approved, Denied, RiskManager, TradeIntent
+
+__all__ = ["ExecutorOptions", "OrderOutcome", "RecoveryReport", "OrderExecutor", "intent_client_order_id"]
+
+ZERO = Decimal(0)
+
+
+def intent_client_order_id(intent: TradeIntent) -> str:
+    """The deterministic client order id of an intent (same intent, same id, across restarts)."""
+    return client_order_id(intent.strategy, intent.symbol, str(intent.side), intent.bar_ts,
+                           "exit" if intent.is_exit else "entry")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorOptions:
+    order_type: OrderType = OrderType.MARKET
+    limit_offset_bps: Decimal = Decimal(0)  # LIMIT orders: price = ref ∓ offset (buy below, sell above)
+    send_attempts: int = 3  # sends of one order when lookups prove the previous attempt was not placed
+    lookup_attempts: int = 3
+    retry_sleep_s: float = 0.5
+    settle_ms: int = 6_000  # recvWindow (5 s) + margin: after this a SENT order not found was never placed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderOutcome:
+    intent: TradeIntent
+    client_order_id: str
+    decision: Approved | Denied | None = None
+    entry: JournalEntry | None = None
+    duplicate: bool = False
+    error: str | None = None
+
+    @property
+    def status(self) -> OrderStatus | None:
+        return self.entry.status if self.entry is not None else None
+
+    @property
+    def filled_qty(self) -> Decimal:
+        return self.entry.filled_qty if self.entry is not None else ZERO
+
+    @property
+    def cum_quote(self) -> Decimal:
+        return self.entry.cum_quote if self.entry is not None else ZERO
+
+    @property
+    def placed(self) -> bool:
+        return self.entry is not None and self.entry.status not in (OrderStatus.PENDING, OrderStatus.REJECTED) \
+            and not (self.entry.status is OrderStatus.CANCELED and self.entry.exchange_order_id is None)
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    resolved: list[str] = field(default_factory=list)  # found at the exchange, journal updated
+    never_sent: list[str] = field(default_factory=list)  # PENDING at crash: closed as CANCELED
+    not_found: list[str] = field(default_factory=list)  # SENT but unknown to the exchange: CANCELED
+    refreshed: list[str] = field(default_factory=list)  # open orders re-read
+    unresolved: list[str] = field(default_factory=list)  # lookup failed; try again later
+
+
+class OrderExecutor:
+    """Places orders safely. Thread-compatible: give each trading loop its own executor or lock around it."""
+
+    def __init__(
+        self,
+        exchange: ExchangePort,
+        *,
+        risk: RiskManager,
+        journal: OrderJournal,
+        positions: PositionTracker,
+        markets: MarketBook | Mapping[str, Market],
+        clock: Clock | None = None,
+        audit: AuditTrail | None = None,
+        breaker: CircuitBreaker | None = None,
+        limiter: RateLimiter | None = None,
+        options: ExecutorOptions = ExecutorOptions(),
+    ) -> None:
+        self.exchange = exchange
+        self.risk = risk
+        self.journal = journal
+        self.positions = positions
+        self.markets = markets
+        self.clock = clock or LiveClock()
+        self.audit = audit
+        self.breaker = breaker
+        self.limiter = limiter
+        self.options = options
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _audit(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.append(kind, payload)
+
+    def _market(self, symbol: str) -> Market:
+        market = self.markets.get(symbol)
+        if market is None:
+            raise FilterRejected(f"unknown symbol {symbol!r}", code=-1121, filter_name="SYMBOL")
+        return market
+
+    def _call(self, fn: Any, *args: Any, orders: int = 0, weight: float = 1) -> Any:
+        if self.limiter is not None:
+            self.limiter.acquire(weight=weight, orders=orders)
+        try:
+            if self.breaker is not None:
+                return self.breaker.call(fn, *args)
+            return fn(*args)
+        except RetryableError as exc:
+            if self.limiter is not None:
+                self.limiter.observe_error(exc)
+            raise
+
+    def _prepare(self, intent: TradeIntent, approved: Approved) -> PreparedOrder:
+        market = self._market(intent.symbol)
+        open_orders = len(self.journal.open_orders(intent.symbol))
+        if self.options.order_type is OrderType.MARKET:
+            return prepare_market_order(market, intent.side, qty=approved.qty, ref_price=intent.price,
+                                        open_orders=open_orders)
+        offset = intent.price * self.options.limit_offset_bps / Decimal(10_000)
+        price = intent.price - offset if intent.side is Side.BUY else intent.price + offset
+        return prepare_limit_order(market, intent.side, qty=approved.qty, price=price, ref_price=intent.price,
+                                   open_orders=open_orders)
+
+    # -- the order path ------------------------------------------------------------------------------
+    def execute(self, intent: TradeIntent) -> OrderOutcome:
+        cid = intent_client_order_id(intent)
+        existing = self.journal.get(cid)
+        if existing is not None:
+            return OrderOutcome(intent=intent, client_order_id=cid, entry=existing, duplicate=True)
+        decision = self.risk.check(intent)
+        if isinstance(decision, Denied):
+            return OrderOutcome(intent=intent, client_order_id=cid, decision=decision)
+        try:
+            prepared = self._prepare(intent, decision)
+        except FilterRejected as exc:
+            if decision.reserved:
+                self.risk.release(intent.symbol)
+            self._audit("order_refused", {"client_order_id": cid, "symbol": intent.symbol,
+                                          "filter": exc.filter_name, "error": str(exc)})
+            return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, error=str(exc))
+        entry, created = self.journal.record_pending(cid, prepared, strategy=intent.strategy, reason=intent.reason,
+                                                     bar_ts=intent.bar_ts, is_exit=intent.is_exit)
+        if not created:  # another thread journaled the same intent between our get() and here
+            if decision.reserved:
+                self.risk.release(intent.symbol)
+            return OrderOutcome(intent=intent, client_order_id=cid, entry=entry, duplicate=True)
+        self._audit("order_intent", {"client_order_id": cid, "symbol": prepared.symbol, "side": str(prepared.side),
+                                     "type": str(prepared.order_type), "qty": str(prepared.qty),
+                                     "price": None if prepared.price is None else str(prepared.price),
+                                     "ref_price": str(prepared.ref_price), "decision_id": decision.decision_id,
+                                     "strategy": intent.strategy, "bar_ts": intent.bar_ts, "reason": intent.reason})
+        entry = self._send(self.journal.mark_sent(cid))
+        return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, entry=entry, error=entry.error)
+
+    def _request(self, entry: JournalEntry) -> OrderRequest:
+        return OrderRequest(symbol=entry.symbol, side=entry.side, type=entry.order_type,
+                            client_order_id=entry.client_order_id, qty=entry.qty,
+                            price=entry.price if entry.order_type is OrderType.LIMIT else None,
+                            time_in_force=None)
+
+    def _close_unsent(self, entry: JournalEntry, status: OrderStatus, error: str) -> JournalEntry:
+        _, new = self.journal.apply_update(entry.client_order_id, status, error=error)
+        if not entry.is_exit:
+            self.risk.release(entry.symbol)
+        self._audit("order_result", {"client_order_id": entry.client_order_id, "status": str(status),
+                                     "error": error, "filled_qty": "0"})
+        return new
+
+    def _send(self, entry: JournalEntry) -> JournalEntry:
+        request = self._request(entry)
+        last_error = ""
+        for _attempt in range(max(1, self.options.send_attempts)):
+            try:
+                result = self._call(self.exchange.place_order, request, orders=1)
+                return self._apply(entry, result)
+            except CircuitOpen as exc:
+                # Refused before leaving the process: certainly not placed.
+                return self._close_unsent(entry, OrderStatus.CANCELED, f"not sent: {exc}")
+            except DuplicateOrder:
+                found = self._lookup(entry)
+                if found is not None:
+                    return self._apply(entry, found)
+                last_error = "duplicate order reported but not found"
+            except OrderRejected as exc:
+                if isinstance(exc, FilterRejected) or exc.code == -1013:
+                    if isinstance(self.markets, MarketBook):
+                        self.markets.on_filter_rejection(exc)
+                return self._close_unsent(entry, OrderStatus.REJECTED, f"rejected: {exc}")
+            except AuthenticationError as exc:
+                return self._close_unsent(entry, OrderStatus.REJECTED, f"authentication: {exc}")
+            except ExchangeError as exc:
+                # Timeout, 5xx, connection reset, unknown: the order may or may not exist. Ask.
+                last_error = f"{type(exc).__name__}: {exc}"
+                # The request may still be in flight; once the exchange's recvWindow has passed it can no
+                # longer be applied, so a not-found after that is final and a resend cannot duplicate it.
+                self._settle(self.journal.get(entry.client_order_id) or entry)
+                found = self._lookup(entry)
+                if found is not None:
+                    return self._apply(entry, found)
+                if self._lookup_failed:
+                    break  # cannot tell: leave it SENT for recover()
+                self.journal.apply_update(entry.client_order_id, OrderStatus.SENT)  # restart the settle timer
+        _, new = self.journal.apply_update(entry.client_order_id, OrderStatus.SENT,
+                                           error=f"outcome unknown: {last_error}")
+        self._audit("order_unknown", {"client_order_id": entry.client_order_id, "error": last_error})
+        return new
+
+    _lookup_failed = False
+
+    def _settle(self, entry: JournalEntry) -> None:
+        age = self.clock.now_ms() - entry.updated_ms
+        if age < self.options.settle_ms:
+            self.clock.sleep((self.options.settle_ms - age) / 1000)
+
+    def _lookup(self, entry: JournalEntry) -> OrderResult | None:
+        """The exchange's view of the order by client order id; ``None`` when it does not exist."""
+        self._lookup_failed = False
+        for attempt in range(max(1, self.options.lookup_attempts)):
+            try:
+                return self._call(self.exchange.fetch_order, entry.symbol, entry.client_order_id)
+            except OrderNotFound:
+                return None
+            except CircuitOpen:
+                break
+            except ExchangeError:
+                if attempt + 1 < self.options.lookup_attempts:
+                    self.clock.sleep(self.options.retry_sleep_s)
+        self._lookup_failed = True
+        return None
+
+    def _fee_effect(self, entry: JournalEntry, dqty: Decimal, dquote: Decimal, dfee: Decimal,
+                    fee_asset: str | None) -> tuple[Decimal, Decimal]:
+        """(net base quantity, fee in quote) of a fill delta. A base-asset fee on a buy means fewer coins."""
+        if dfee <= 0 or not fee_asset:
+            return dqty, ZERO
+        market = self.markets.get(entry.symbol)
+        base = market.base if market is not None else entry.symbol.split("/")[0]
+        quote = market.quote if market is not None else entry.symbol.split("/")[-1]
+        if fee_asset == base:
+            if entry.side is Side.BUY:
+                return dqty - dfee, ZERO
+            return dqty, dfee * (dquote / dqty if dqty > 0 else ZERO)
+        if fee_asset == quote:
+            return dqty, dfee
+        return dqty, ZERO  # paid in a third asset (BNB): not a cost of this position
+
+    def _apply(self, entry: JournalEntry, result: OrderResult) -> JournalEntry:
+        """Write the exchange's answer: journal and position delta atomically, then risk and audit."""
+        db = self.journal.db
+        with db.transaction():
+            old, new = self.journal.apply_update(
+                entry.client_order_id, result.status, filled_qty=result.filled_qty, cum_quote=result.quote_filled,
+                fee=result.fee, exchange_order_id=result.exchange_order_id, error=None)
+            dqty = new.filled_qty - old.filled_qty
+            dquote = new.cum_quote - old.cum_quote
+            dfee = new.fee - old.fee
+            net_qty, fee_quote = self._fee_effect(new, dqty, dquote, dfee, result.fee_asset)
+            if dqty > 0:
+                self.positions.apply_fill(new.symbol, new.side, net_qty, dquote, fee=fee_quote,
+                                          client_order_id=new.client_order_id, ts_ms=result.ts_ms)
+        if dqty > 0:
+            self.risk.record_fill(new.symbol, new.side, net_qty, dquote, fee_quote)
+        if new.status.is_final and new.filled_qty == 0 and not new.is_exit:
+            self.risk.release(new.symbol)
+        if old.status != new.status or dqty > 0:
+            self._audit("order_result", {"client_order_id": new.client_order_id, "status": str(new.status),
+                                         "exchange_order_id": new.exchange_order_id,
+                                         "filled_qty": str(new.filled_qty), "cum_quote": str(new.cum_quote),
+                                         "fee": str(new.fee), "fee_asset": result.fee_asset})
+        return new
+
+    # -- after a crash -------------------------------------------------------------------------------
+    def recover(self, *, wait: bool = True) -> RecoveryReport:
+        """Resolve every order whose outcome the journal does not know (see the module docstring)."""
+        report = RecoveryReport()
+        for entry in self.journal.unresolved():
+            if entry.status is OrderStatus.PENDING:
+                self._close_unsent(entry, OrderStatus.CANCELED, "never sent (process stopped before the request)")
+                report.never_sent.append(entry.client_order_id)
+                continue
+            if self.clock.now_ms() - entry.updated_ms < self.options.settle_ms:
+                if not wait:
+                    report.unresolved.append(entry.client_order_id)
+                    continue
+                self._settle(entry)
+            found = self._lookup(entry)
+            if found is not None:
+                self._apply(entry, found)
+                report.resolved.append(entry.client_order_id)
+            elif self._lookup_failed:
+                report.unresolved.append(entry.client_order_id)
+            else:
+                self._close_unsent(entry, OrderStatus.CANCELED,
+                                   "not found at the exchange after restart: never placed")
+                report.not_found.append(entry.client_order_id)
+        for entry in self.journal.open_orders():
+            if entry.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+                found = self._lookup(entry)
+                if found is not None:
+                    self._apply(entry, found)
+                    report.refreshed.append(entry.client_order_id)
+        self._audit("recovery", {"resolved": report.resolved, "never_sent": report.never_sent,
+                                 "not_found": report.not_found, "refreshed": report.refreshed,
+                                 "unresolved": report.unresolved})
+        return report
+
+    def cancel(self, client_order_id: str) -> JournalEntry:
+        """Cancel an open order by client order id and record the final state."""
+        entry = self.journal.get(client_order_id)
+        if entry is None:
+            raise OrderNotFound(f"no journaled order {client_order_id!r}")
+        result = self._call(self.exchange.cancel_order, entry.symbol, client_order_id)
+        return self._apply(entry, result)

@@ -1,0 +1,509 @@
+"""The long-running trader: a backtested strategy, unchanged, trading paper or live.
+
+One closed candle drives one step (:meth:`Trader.on_candle`)::
+
+    closed candle t ──> trailing window ──> strategy.signals(window) at bar t
+        ──> TradeIntent ──> OrderExecutor: risk check ──> filters ──> journal (write-ahead) ──> order
+        ──> fills ──> positions, ledger (CSV) and audit trail
+
+The order goes out as soon as bar t has closed, which *is* the open of bar t+1: the same rule as the
+backtester (a signal computed on bar t's close executes at bar t+1's open; strategies never shift).
+The strategy sees a trailing window of ``window_bars`` candles (several times its warm-up), so
+recursive indicators have converged and the signal at t equals the backtest's signal at t.
+
+:meth:`Trader.run` is the loop around it: closed candles come from :class:`~thunes.execution.live_data.
+CandleFeed` (websocket with reconnect and REST backfill), the account is reconciled at start and every
+``reconcile_every_s`` (:mod:`thunes.execution.reconcile`), and a stop request (SIGINT/SIGTERM in the CLI)
+ends the loop between two candles: no new order after the request, the state file, ledger and audit
+trail flushed. A restart reads the state file and resumes after the last processed candle; the
+deterministic client order id (strategy, symbol, side, bar) means a bar processed twice never
+places a second order.
+
+Candles that arrive late (a backfill after a long disconnect, a restart) update the window but are
+traded only while their next bar is still young (``max_signal_age_bars``), because an order for an
+old signal would not fill anywhere near the price the backtest assumes; skipped signals are audited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+
+from thunes.core.candles import candles_frame, ts_ms
+from thunes.core.clock import Clock, LiveClock
+from thunes.core.enums import OrderStatus, Side
+from thunes.core.errors import ConfigError, ExchangeError, ThunesError
+from thunes.core.timeframes import parse_timeframe
+from thunes.exchange.types import OrderRequest, OrderResult
+from thunes.execution.ledger import Ledger, LedgerRow
+from thunes.execution.live_data import Candle, CandleFeed
+from thunes.strategies.base import Strategy
+
+__all__ = [
+    "TraderOptions",
+    "TraderState",
+    "BarDecision",
+    "TraderReport",
+    "Trader",
+    "RecordingPort",
+    "load_state",
+    "save_state",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraderOptions:
+    """What one trader instance trades and how. Built from ``settings.trader`` by the CLI."""
+
+    symbol: str
+    timeframe: str
+    quote_per_trade: Decimal
+    state_dir: Path
+    reconcile_every_s: float = 300.0
+    window_bars: int | None = None
+    max_signal_age_bars: float = 0.5
+    poll_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        parse_timeframe(self.timeframe)
+        if not isinstance(self.quote_per_trade, Decimal) or self.quote_per_trade <= 0:
+            raise ConfigError(f"TraderOptions.quote_per_trade must be a positive Decimal, got {self.quote_per_trade!r}")
+        if self.window_bars is not None and self.window_bars < 2:
+            raise ConfigError(f"TraderOptions.window_bars must be >= 2, got {self.window_bars}")
+        if self.reconcile_every_s <= 0:
+            raise ConfigError(f"TraderOptions.reconcile_every_s must be > 0, got {self.reconcile_every_s}")
+
+
+@dataclass(slots=True, kw_only=True)
+class TraderState:
+    """What a restart needs, written atomically after every processed bar."""
+
+    symbol: str
+    timeframe: str
+    strategy: str
+    last_bar_ts: int | None = None
+    bars_processed: int = 0
+    orders_sent: int = 0
+    started_ms: int | None = None
+    stopped_ms: int | None = None
+    clean_stop: bool = False
+
+
+def _state_path(state_dir: Path, symbol: str, timeframe: str, strategy: str) -> Path:
+    return Path(state_dir) / f"trader_{strategy}_{symbol.replace('/', '')}_{timeframe}.json"
+
+
+def load_state(path: Path) -> TraderState | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return TraderState(**data)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"trader state file {path} is unreadable ({exc}); move it away to start fresh") from exc
+
+
+def save_state(path: Path, state: TraderState) -> None:
+    """Atomic write: temp file, fsync, rename. A crash leaves the previous state, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(asdict(state), fh, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarDecision:
+    """What the trader did with one closed candle."""
+
+    bar_ts: int
+    action: str  # "warmup" | "hold" | "buy" | "sell" | "skip"
+    reason: str = ""
+    client_order_id: str | None = None
+    status: str | None = None
+    filled_qty: Decimal = Decimal(0)
+    avg_price: Decimal | None = None
+    latency_s: float | None = None  # candle received -> order handed to the exchange port
+
+
+@dataclass(slots=True)
+class TraderReport:
+    """Summary of one :meth:`Trader.run`."""
+
+    bars: int = 0
+    orders: int = 0
+    fills: int = 0
+    skipped: int = 0
+    reconciles: int = 0
+    discrepancies: int = 0
+    stop_reason: str = ""
+    decisions: list[BarDecision] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+
+
+class RecordingPort:
+    """The exchange port, passed through, remembering what the trader needs from each order call.
+
+    It stamps the moment an order is handed to the exchange (for the latency figure: candle close ->
+    order sent, network excluded) and keeps the last :class:`OrderResult` per client order id, whose
+    fills go to the ledger. Everything else is forwarded untouched.
+    """
+
+    def __init__(self, inner: Any, *, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._inner = inner
+        self._clock = clock
+        self.sent_at: dict[str, float] = {}
+        self.results: dict[str, OrderResult] = {}
+        self.orders_sent = 0
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        self.sent_at.setdefault(request.client_order_id, self._clock())
+        self.orders_sent += 1
+        result = self._inner.place_order(request)
+        self.results[request.client_order_id] = result
+        return result
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult:
+        result = self._inner.fetch_order(symbol, client_order_id)
+        previous = self.results.get(client_order_id)
+        if previous is None or len(result.fills) >= len(previous.fills):
+            self.results[client_order_id] = result
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Executor(Protocol):
+    def execute(self, intent: Any) -> Any: ...
+
+
+class _Positions(Protocol):
+    def position(self, symbol: str) -> Any: ...
+
+
+class Trader:
+    """Runs one strategy on one symbol/timeframe against an exchange port.
+
+    The collaborators come from :mod:`thunes.execution` (``OrderExecutor`` with its ``RiskManager``,
+    journal and ``PositionTracker``; ``AuditTrail``) and are built by the caller
+    (:func:`thunes.cli.trader.build_trader` does it from settings), so tests and the benchmark can
+    assemble the same trader around the local exchange.
+    """
+
+    def __init__(
+        self,
+        *,
+        exchange: Any,
+        strategy: Strategy,
+        options: TraderOptions,
+        executor: _Executor,
+        positions: _Positions,
+        ledger: Ledger,
+        audit: Any = None,
+        clock: Clock | None = None,
+        reconciler: Callable[[], Any] | None = None,
+        intent_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.exchange = exchange if isinstance(exchange, RecordingPort) else RecordingPort(exchange)
+        self.strategy = strategy
+        self.options = options
+        self.executor = executor
+        self.positions = positions
+        self.ledger = ledger
+        self.audit = audit
+        self.clock = clock or LiveClock()
+        self.reconciler = reconciler
+        if intent_factory is None:
+            from thunes.execution import TradeIntent
+
+            intent_factory = TradeIntent
+        self._intent = intent_factory
+        self.tf_ms = parse_timeframe(options.timeframe).ms
+        self.window_bars = options.window_bars or max(4 * strategy.warmup, strategy.warmup + 250)
+        self._ts = np.zeros(0, dtype="int64")
+        self._ohlcv = np.zeros((0, 5), dtype="float64")
+        self.state_path = _state_path(options.state_dir, options.symbol, options.timeframe, strategy.name)
+        self.state = load_state(self.state_path) or TraderState(
+            symbol=options.symbol, timeframe=options.timeframe, strategy=strategy.name
+        )
+        if (self.state.symbol, self.state.timeframe, self.state.strategy) != (
+            options.symbol, options.timeframe, strategy.name
+        ):
+            raise ConfigError(f"trader state {self.state_path} belongs to another symbol/timeframe/strategy")
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.report = TraderReport()
+
+    # -- window ----------------------------------------------------------------------------------------
+    def warm_up(self, history: pd.DataFrame) -> int:
+        """Seed the trailing window with closed candles (from the store or REST); returns rows kept."""
+        if history is None or history.empty:
+            return 0
+        stamps = ts_ms(history)
+        values = history[["open", "high", "low", "close", "volume"]].to_numpy(dtype="float64")
+        keep = slice(max(0, len(stamps) - self.window_bars), None)
+        self._ts, self._ohlcv = stamps[keep].copy(), values[keep].copy()
+        return len(self._ts)
+
+    @property
+    def last_ts(self) -> int | None:
+        """Open time of the newest candle in the window."""
+        return int(self._ts[-1]) if len(self._ts) else None
+
+    def window(self) -> pd.DataFrame:
+        o = self._ohlcv
+        return candles_frame(self._ts, o[:, 0], o[:, 1], o[:, 2], o[:, 3], o[:, 4])
+
+    def _append(self, c: Candle) -> bool:
+        """Add a candle; return True when it directly follows the previous one (no data gap)."""
+        contiguous = not len(self._ts) or c.ts_ms == int(self._ts[-1]) + self.tf_ms
+        self._ts = np.append(self._ts[-(self.window_bars - 1):], np.int64(c.ts_ms))
+        row = np.array([[c.open, c.high, c.low, c.close, c.volume]], dtype="float64")
+        self._ohlcv = np.concatenate([self._ohlcv[-(self.window_bars - 1):], row])
+        return contiguous
+
+    # -- one step --------------------------------------------------------------------------------------
+    def on_candle(self, candle: Candle, *, received_at: float | None = None) -> BarDecision:
+        """Process one closed candle: signal on its close, order at the next bar's open."""
+        received_at = time.perf_counter() if received_at is None else received_at
+        with self._lock:
+            if self.state.last_bar_ts is not None and candle.ts_ms <= self.state.last_bar_ts:
+                return BarDecision(bar_ts=candle.ts_ms, action="skip", reason="already processed")
+            if self.last_ts is not None and candle.ts_ms <= self.last_ts:
+                return BarDecision(bar_ts=candle.ts_ms, action="skip", reason="older than the window")
+            contiguous = self._append(candle)
+            decision = self._decide(candle, contiguous, received_at)
+            self.state.last_bar_ts = candle.ts_ms
+            self.state.bars_processed += 1
+            if decision.client_order_id is not None:
+                self.state.orders_sent += 1
+            save_state(self.state_path, self.state)
+        self.report.bars += 1
+        if decision.action in ("buy", "sell"):
+            self.report.orders += 1
+            if decision.latency_s is not None:
+                self.report.latencies_s.append(decision.latency_s)
+        elif decision.action == "skip":
+            self.report.skipped += 1
+        if decision.action != "hold" and decision.action != "warmup":
+            self.report.decisions.append(decision)
+        return decision
+
+    def _position_qty(self) -> Decimal:
+        pos = self.positions.position(self.options.symbol)
+        if pos is None:
+            return Decimal(0)
+        qty = getattr(pos, "qty", pos)
+        return Decimal(qty) if not isinstance(qty, Decimal) else qty
+
+    def _decide(self, candle: Candle, contiguous: bool, received_at: float) -> BarDecision:
+        if len(self._ts) < self.strategy.warmup:
+            return BarDecision(bar_ts=candle.ts_ms, action="warmup",
+                               reason=f"{len(self._ts)}/{self.strategy.warmup} bars")
+        frame = self.window()
+        arrays = self.strategy.signals(frame).arrays(frame.index)
+        entry, exit_ = bool(arrays.entries[-1]), bool(arrays.exits[-1])
+        qty = self._position_qty()
+        if qty > 0 and exit_:
+            side, reason = Side.SELL, "exit signal"
+        elif qty <= 0 and entry and not exit_:
+            if not contiguous:
+                return self._skip(candle, "entry refused: the bar follows a gap in the data")
+            side, reason = Side.BUY, "entry signal"
+        else:
+            return BarDecision(bar_ts=candle.ts_ms, action="hold")
+        age_bars = (self.clock.now_ms() - (candle.ts_ms + self.tf_ms)) / self.tf_ms
+        if age_bars > self.options.max_signal_age_bars:
+            return self._skip(candle, f"{reason} is {age_bars:.2f} bars old (max {self.options.max_signal_age_bars})")
+        return self._order(candle, side, reason, qty, received_at)
+
+    def _skip(self, candle: Candle, reason: str) -> BarDecision:
+        if self.audit is not None:
+            self.audit.append("trader_skip", {"symbol": self.options.symbol, "bar_ts": candle.ts_ms, "reason": reason})
+        log.warning("bar %s: %s", candle.ts_ms, reason)
+        return BarDecision(bar_ts=candle.ts_ms, action="skip", reason=reason)
+
+    def _order(self, candle: Candle, side: Side, reason: str, qty: Decimal, received_at: float) -> BarDecision:
+        price = Decimal(repr(candle.close))
+        if side is Side.BUY:
+            intent = self._intent(
+                symbol=self.options.symbol, side=side, quote_qty=self.options.quote_per_trade, price=price,
+                reason=reason, strategy=self.strategy.name, bar_ts=candle.ts_ms, is_exit=False,
+            )
+        else:
+            intent = self._intent(
+                symbol=self.options.symbol, side=side, qty=self._sellable(qty), price=price, reason=reason,
+                strategy=self.strategy.name, bar_ts=candle.ts_ms, is_exit=True,
+            )
+        try:
+            outcome = self.executor.execute(intent)
+        except ExchangeError as exc:
+            # The executor journals before sending; whatever happened is resolved by reconciliation.
+            log.error("bar %s: %s order failed: %s", candle.ts_ms, side, exc)
+            if self.audit is not None:
+                self.audit.append("trader_order_error", {"bar_ts": candle.ts_ms, "side": str(side), "error": str(exc)})
+            return BarDecision(bar_ts=candle.ts_ms, action=side.value.lower(), reason=f"{reason}; error: {exc}")
+        cid = getattr(outcome, "client_order_id", None)
+        status = getattr(outcome, "status", None)
+        sent = self.exchange.sent_at.get(cid) if cid else None
+        latency = (sent - received_at) if sent is not None else None
+        filled = Decimal(getattr(outcome, "filled_qty", 0) or 0)
+        quote = Decimal(getattr(outcome, "cum_quote", 0) or 0)
+        denied = getattr(outcome, "denied", None)
+        if denied is not None and cid is None:
+            reason = f"{reason}; denied: {getattr(denied, 'reason', denied)}"
+        if cid is not None:
+            self.record_fills(cid, reason)
+        return BarDecision(
+            bar_ts=candle.ts_ms, action=side.value.lower(), reason=reason, client_order_id=cid,
+            status=str(status) if status is not None else None, filled_qty=filled,
+            avg_price=(quote / filled) if filled > 0 else None, latency_s=latency,
+        )
+
+    def _sellable(self, qty: Decimal) -> Decimal:
+        """The position, capped by the free base balance (a fee taken in the base asset leaves less)."""
+        base = self.options.symbol.split("/")[0]
+        try:
+            balance = self.exchange.fetch_balance().get(base)
+        except ExchangeError:
+            return qty
+        if balance is None:
+            return qty
+        return min(qty, balance.free)
+
+    def record_fills(self, client_order_id: str, reason: str) -> int:
+        """Write the fills of an order to the ledger (idempotent); returns rows written."""
+        result = self.exchange.results.get(client_order_id)
+        if result is None or result.filled_qty <= 0:
+            return 0
+        fills = list(result.fills)
+        if not fills:
+            try:
+                trades = self.exchange.fetch_my_trades(result.symbol, since=result.ts_ms)
+            except ExchangeError:
+                trades = []
+            fills = [t for t in trades if t.order_id == result.exchange_order_id]
+        written = 0
+        for f in fills:
+            written += self.ledger.record(LedgerRow(
+                time_ms=int(getattr(f, "ts_ms", None) or result.ts_ms or self.clock.now_ms()),
+                symbol=result.symbol, side=result.side, qty=f.qty, price=f.price, fee=f.fee,
+                fee_asset=f.fee_asset or "", order_id=result.exchange_order_id,
+                client_order_id=result.client_order_id, trade_id=str(f.trade_id), strategy=self.strategy.name,
+                reason=reason,
+            ))
+        self.report.fills += written
+        return written
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the loop to stop after the current candle (safe from a signal handler or another thread)."""
+        if not self._stop.is_set():
+            self.report.stop_reason = reason
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def reconcile(self) -> Any:
+        if self.reconciler is None:
+            return None
+        result = self.reconciler()
+        self.report.reconciles += 1
+        self.report.discrepancies += len(getattr(result, "discrepancies", ()) or ())
+        return result
+
+    def run(
+        self,
+        feed: CandleFeed,
+        *,
+        max_bars: int | None = None,
+        deadline_s: float | None = None,
+        until_ts: int | None = None,
+        on_decision: Callable[[BarDecision], None] | None = None,
+    ) -> TraderReport:
+        """Trade closed candles from ``feed`` until a stop request, ``max_bars`` processed candles,
+        ``deadline_s`` wall seconds, or a candle with open time >= ``until_ts``."""
+        self.state.started_ms = self.clock.now_ms()
+        self.state.clean_stop = False
+        save_state(self.state_path, self.state)
+        if self.audit is not None:
+            self.audit.append("trader_started", {
+                "symbol": self.options.symbol, "timeframe": self.options.timeframe,
+                "strategy": self.strategy.name, "params": self.strategy.params,
+                "resume_after": self.state.last_bar_ts,
+            })
+        self.reconcile()
+        next_reconcile = time.monotonic() + self.options.reconcile_every_s
+        start = time.monotonic()
+        processed = 0
+        if not feed.running:
+            feed.start(last_ts=self.last_ts)
+        try:
+            while not self._stop.is_set():
+                if deadline_s is not None and time.monotonic() - start >= deadline_s:
+                    self.request_stop(f"duration of {deadline_s:g}s reached")
+                    break
+                candle = feed.get(timeout=self.options.poll_s)
+                if candle is not None:
+                    if self._stop.is_set():
+                        break  # a stop request wins over a candle that arrived meanwhile: no new order
+                    decision = self.on_candle(candle, received_at=time.perf_counter())
+                    processed += 1
+                    if on_decision is not None:
+                        on_decision(decision)
+                    if until_ts is not None and candle.ts_ms >= until_ts:
+                        self.request_stop("replay finished")
+                    if max_bars is not None and processed >= max_bars:
+                        self.request_stop(f"{max_bars} bars processed")
+                if time.monotonic() >= next_reconcile:
+                    self.reconcile()
+                    next_reconcile = time.monotonic() + self.options.reconcile_every_s
+        finally:
+            feed.stop()
+            self._shutdown()
+        return self.report
+
+    def _shutdown(self) -> None:
+        try:
+            self.reconcile()
+        except ThunesError as exc:
+            log.warning("final reconciliation failed: %s", exc)
+        with self._lock:
+            self.state.stopped_ms = self.clock.now_ms()
+            self.state.clean_stop = True
+            save_state(self.state_path, self.state)
+        if self.audit is not None:
+            self.audit.append("trader_stopped", {
+                "reason": self.report.stop_reason, "bars": self.report.bars, "orders": self.report.orders,
+                "last_bar_ts": self.state.last_bar_ts,
+            })
+
+
+def _final(status: Any) -> bool:
+    try:
+        return OrderStatus(str(status)).is_final
+    except ValueError:
+        return False

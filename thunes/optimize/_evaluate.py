@@ -1,0 +1,85 @@
+"""The one place the optimiser touches the backtester: options to and from JSON, one run, its returns.
+
+Why a separate module: a study's backtest options travel as JSON inside the study (workers on other
+machines rebuild them), and the per-bar return convention must match ``thunes.backtest.metrics`` (the
+first return is measured against the initial cash) so the DSR's per-bar Sharpe ratio is the annualised
+one divided by ``sqrt(bars_per_year)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Mapping
+
+import pandas as pd
+
+from thunes.backtest import (
+    BacktestOptions,
+    FixedQuote,
+    FixedSlippage,
+    FractionOfEquity,
+    RiskLimits,
+    VolatilitySlippage,
+    VolTarget,
+    VolumeSlippage,
+    compute_metrics,
+    run_backtest,
+)
+from thunes.core.errors import ConfigError
+from thunes.strategies import Strategy
+
+__all__ = ["options_to_json", "make_options", "run", "bar_returns", "metrics"]
+
+_SIZING = {"fixed_quote": FixedQuote, "fraction": FractionOfEquity, "vol_target": VolTarget}
+_SLIPPAGE = {"fixed": FixedSlippage, "volatility": VolatilitySlippage, "volume": VolumeSlippage}
+
+
+def options_to_json(options: BacktestOptions) -> dict[str, Any]:
+    """The options as plain JSON values (nested option objects carry their ``kind``)."""
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in options.to_dict().items()}
+
+
+def _build(kinds: Mapping[str, type], value: Any, what: str) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    data = dict(value)
+    kind = data.pop("kind", None)
+    if kind not in kinds:
+        raise ConfigError(f"backtest option {what}: unknown kind {kind!r} (known: {', '.join(kinds)})")
+    return kinds[kind](**data)
+
+
+def make_options(data: Mapping[str, Any] | None) -> BacktestOptions:
+    """Rebuild :class:`BacktestOptions` from :func:`options_to_json` output (missing keys: defaults)."""
+    data = dict(data or {})
+    known = {f.name for f in fields(BacktestOptions)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown backtest option(s) {unknown}; known: {sorted(known)}")
+    if "sizing" in data:
+        data["sizing"] = _build(_SIZING, data["sizing"], "sizing")
+    if "slippage" in data:
+        data["slippage"] = _build(_SLIPPAGE, data["slippage"], "slippage")
+    if isinstance(data.get("risk"), Mapping):
+        data["risk"] = RiskLimits(**data["risk"])
+    return BacktestOptions(**data)
+
+
+def run(candles: pd.DataFrame, strategy: Strategy, options: BacktestOptions, symbol: str, timeframe: str
+        ) -> tuple[dict[str, Any], pd.Series, pd.DataFrame]:
+    """One backtest: (stats, equity at each bar's close, trades)."""
+    result = run_backtest(candles, strategy, options=options, symbol=symbol, timeframe=timeframe)
+    return result.stats, result.equity, result.trades
+
+
+def bar_returns(equity: pd.Series, initial_cash: float) -> pd.Series:
+    """Simple per-bar returns, the first against the initial cash (the metrics module's convention)."""
+    prev = equity.shift(1)
+    if len(prev):
+        prev.iloc[0] = initial_cash
+    return (equity / prev - 1.0).rename("return")
+
+
+def metrics(equity: pd.Series, trades: pd.DataFrame, initial_cash: float, timeframe: str) -> dict[str, Any]:
+    """The backtester's metrics of an equity curve (e.g. stitched out-of-sample windows)."""
+    return compute_metrics(equity, trades, initial_cash=initial_cash, timeframe=timeframe)

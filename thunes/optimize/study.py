@@ -1,0 +1,653 @@
+"""Optuna studies over a strategy's declared parameter ranges.
+
+Why this shape: the strategy class already declares every parameter's type, default and range
+(:class:`thunes.strategies.Param`), so the search space is read from it, never written twice. Each
+trial builds the strategy, runs the backtester (fees, slippage and risk limits on, exactly as
+``thunes backtest`` runs it) and returns the requested metrics: one objective for TPE, several for
+NSGA-II (a Pareto front, e.g. Sharpe against max drawdown).
+
+Every completed trial also stores, as user attributes, what the overfitting statistics need later
+without re-running it: its per-bar Sharpe ratio (for the variance term of the Deflated Sharpe Ratio)
+and the moments of its return series over ``n_blocks`` consecutive blocks (for PBO by CSCV). Trials
+whose parameters were already evaluated are not backtested again; they reuse the earlier values and
+are marked ``duplicate_of`` (TPE proposes repeats on integer grids), and they do not count as separate
+trials in the statistics.
+
+A study's description (:class:`StudySpec`: strategy, symbol, timeframe, objectives, fixed parameters,
+backtest options, data window and its fingerprint) is stored in the study itself, so a worker started
+elsewhere with only the storage URL and the study name evaluates exactly the same objective
+(:mod:`thunes.optimize.worker`). ``--trials N`` means "until the study holds N completed trials": a
+re-run after an interruption finishes the remaining ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from thunes.core.errors import ConfigError, InsufficientData, StrategyError
+from thunes.optimize import _evaluate
+from thunes.optimize._data import candles_fingerprint
+from thunes.optimize.overfitting import (
+    BlockMoments,
+    DeflatedSharpe,
+    PBOResult,
+    block_moments,
+    deflated_sharpe_from_returns,
+    pbo_from_block_moments,
+    sharpe_per_period,
+)
+from thunes.optimize.storage import StorageOptions, open_storage, redact_url
+from thunes.strategies import Strategy, get_strategy
+
+__all__ = [
+    "Objective",
+    "parse_objectives",
+    "SearchParam",
+    "search_space",
+    "StudySpec",
+    "TrialEvaluator",
+    "StudyOutcome",
+    "run_study",
+    "load_study",
+    "summarize_study",
+    "default_study_name",
+    "Recommendation",
+    "recommend",
+    "SPEC_ATTR",
+    "RESULT_ATTR",
+    "trial_result",
+    "optimize_quota",
+    "n_complete",
+]
+
+SPEC_ATTR = "thunes_spec"
+RESULT_ATTR = "thunes"
+Direction = Literal["maximize", "minimize"]
+
+# Direction of the metrics the backtester reports (thunes.backtest.metrics); "name:min" / "name:max"
+# overrides it. max_drawdown is reported as a positive fraction (0.25 = 25 % below the peak).
+_DIRECTIONS: dict[str, Direction] = {
+    "sharpe": "maximize", "sortino": "maximize", "calmar": "maximize", "total_return": "maximize",
+    "annual_return": "maximize", "annualized_return": "maximize", "cagr": "maximize", "win_rate": "maximize",
+    "profit_factor": "maximize", "expectancy": "maximize", "final_equity": "maximize",
+    "max_drawdown": "minimize", "max_drawdown_duration": "minimize", "fees": "minimize", "fees_paid": "minimize",
+    "turnover": "minimize", "exposure": "minimize",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Objective:
+    """One metric of the backtest stats to optimise, and which way."""
+
+    metric: str
+    direction: Direction
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{'max' if self.direction == 'maximize' else 'min'}"
+
+
+def parse_objectives(spec: str | Sequence[str]) -> tuple[Objective, ...]:
+    """``"sharpe,max_drawdown"`` or ``["sharpe:max", "fees:min"]`` → objectives with directions."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if not items:
+        raise ConfigError("give at least one objective, e.g. --objectives sharpe")
+    out = []
+    for item in items:
+        name, _, way = item.partition(":")
+        if way:
+            if way not in ("max", "min", "maximize", "minimize"):
+                raise ConfigError(f"objective {item!r}: direction must be max or min")
+            direction: Direction = "maximize" if way.startswith("max") else "minimize"
+        elif name in _DIRECTIONS:
+            direction = _DIRECTIONS[name]
+        else:
+            known = ", ".join(sorted(_DIRECTIONS))
+            raise ConfigError(f"objective {name!r} has no known direction; write {name}:max or {name}:min "
+                              f"(known metrics: {known})")
+        out.append(Objective(metric=name, direction=direction))
+    if len({o.metric for o in out}) != len(out):
+        raise ConfigError(f"objectives repeat a metric: {items}")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchParam:
+    """One searched parameter as Optuna samples it."""
+
+    name: str
+    kind: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices or ()))
+        if self.kind == "int":
+            step = 1 if self.log else int(self.step or 1)
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=step, log=self.log)
+        step = None if self.log else self.step
+        return trial.suggest_float(self.name, float(self.low), float(self.high), step=step, log=self.log)
+
+
+def search_space(
+    strategy_cls: type[Strategy],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, SearchParam]:
+    """The searched parameters of ``strategy_cls``: numeric ones with a declared range and those with
+    ``choices``. Booleans and free strings keep their default unless fixed. ``fixed`` removes names from
+    the search; ``ranges`` narrows (or widens, within nothing) a numeric range."""
+    fixed = dict(fixed or {})
+    ranges = dict(ranges or {})
+    spec = strategy_cls.param_space()
+    for name in [*fixed, *ranges]:
+        if name not in spec:
+            strategy_cls(**{name: None})  # raises StrategyError with the "did you mean" hint
+    out: dict[str, SearchParam] = {}
+    for name, p in spec.items():
+        if name in fixed:
+            continue
+        if p.choices is not None:
+            out[name] = SearchParam(name=name, kind="categorical", choices=tuple(p.choices))
+        elif p.type in (int, float) and p.low is not None and p.high is not None:
+            low, high = ranges.get(name, (p.low, p.high))
+            low, high = p.validate(low), p.validate(high)  # a range outside the declared one is refused
+            if low > high:
+                raise ConfigError(f"range of {name!r}: low {low} is above high {high}")
+            out[name] = SearchParam(
+                name=name, kind="int" if p.type is int else "float", low=low, high=high,
+                step=p.step, log=bool(p.log),
+            )
+    if not out:
+        raise ConfigError(f"strategy {strategy_cls.name!r} has nothing to search (every parameter is fixed)")
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudySpec:
+    """Everything a worker needs to evaluate a trial exactly as the study's creator does."""
+
+    strategy: str
+    symbol: str = "BTC/USDT"
+    timeframe: str = "1h"
+    objectives: tuple[Objective, ...] = (Objective(metric="sharpe", direction="maximize"),)
+    sampler: Literal["tpe", "nsga2"] = "tpe"
+    seed: int | None = 42
+    fixed_params: Mapping[str, Any] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    backtest: Mapping[str, Any] = field(default_factory=dict)  # BacktestOptions fields (JSON values)
+    n_blocks: int = 16
+    # The data window: where the candles come from and [start, end) in epoch ms, with a fingerprint.
+    data_source: str = "sample"
+    start_ms: int | None = None
+    end_ms: int | None = None
+    fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampler not in ("tpe", "nsga2"):
+            raise ConfigError(f"sampler must be tpe or nsga2, not {self.sampler!r}")
+        if self.n_blocks < 2 or self.n_blocks % 2:
+            raise ConfigError(f"n_blocks (CSCV) must be an even number >= 2, got {self.n_blocks}")
+
+    @property
+    def directions(self) -> list[Direction]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def strategy_class(self) -> type[Strategy]:
+        return get_strategy(self.strategy)
+
+    def for_window(self, candles: pd.DataFrame, data_source: str) -> "StudySpec":
+        """This spec bound to a candle window (recorded so workers can check they load the same)."""
+        from thunes.core.candles import ts_ms
+
+        ts = ts_ms(candles)
+        if len(ts) == 0:
+            raise InsufficientData(f"no {self.symbol} {self.timeframe} candles to optimise on")
+        return _replace(self, data_source=data_source, start_ms=int(ts[0]), end_ms=int(ts[-1]) + 1,
+                        fingerprint=candles_fingerprint(candles))
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "strategy": self.strategy, "symbol": self.symbol, "timeframe": self.timeframe,
+            "objectives": [str(o) for o in self.objectives], "sampler": self.sampler, "seed": self.seed,
+            "fixed_params": dict(self.fixed_params), "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "backtest": dict(self.backtest), "n_blocks": self.n_blocks, "data_source": self.data_source,
+            "start_ms": self.start_ms, "end_ms": self.end_ms, "fingerprint": self.fingerprint,
+        }, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StudySpec":
+        d = json.loads(text)
+        d["objectives"] = parse_objectives(d["objectives"])
+        d["ranges"] = {k: tuple(v) for k, v in d.get("ranges", {}).items()}
+        return cls(**d)
+
+
+def _replace(spec: StudySpec, **changes: Any) -> StudySpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+def default_study_name(strategy: str, symbol: str, timeframe: str, sampler: str, objectives: Sequence[Objective]) -> str:
+    metrics = "-".join(o.metric for o in objectives)
+    return f"{strategy}_{symbol.replace('/', '').upper()}_{timeframe}_{sampler}_{metrics}"
+
+
+def _make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=spec.seed, population_size=20)
+    # constant_liar: parallel workers see running trials as pending and spread out instead of repeating.
+    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=8, multivariate=True, constant_liar=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """One backtest of one parameter set."""
+
+    params: dict[str, Any]
+    stats: dict[str, Any]
+    returns: pd.Series
+    equity: pd.Series
+    trades: pd.DataFrame
+    backtest_s: float
+
+
+class TrialEvaluator:
+    """The objective function: parameters → backtest → metric values (plus stored trial attributes)."""
+
+    def __init__(self, spec: StudySpec, candles: pd.DataFrame, *, worker_id: str | None = None) -> None:
+        self.spec = spec
+        self.candles = candles
+        self.strategy_cls = spec.strategy_class()
+        self.space = search_space(self.strategy_cls, fixed=spec.fixed_params, ranges=spec.ranges)
+        self.options = _evaluate.make_options(spec.backtest)
+        self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}"
+        self.backtest_seconds = 0.0  # time spent inside the backtester by this process (benchmark)
+        self.trial_seconds = 0.0
+
+    def evaluate(self, params: Mapping[str, Any]) -> Evaluation:
+        """Backtest one complete parameter set (searched + fixed) on this evaluator's candles."""
+        strategy = self.strategy_cls(**{**dict(self.spec.fixed_params), **dict(params)})
+        t0 = time.perf_counter()
+        stats, equity, trades = _evaluate.run(self.candles, strategy, self.options, self.spec.symbol,
+                                              self.spec.timeframe)
+        elapsed = time.perf_counter() - t0
+        self.backtest_seconds += elapsed
+        returns = _evaluate.bar_returns(equity, self.options.initial_cash)
+        return Evaluation(params=strategy.params, stats=stats, returns=returns, equity=equity, trades=trades,
+                          backtest_s=elapsed)
+
+    def _values(self, stats: Mapping[str, Any]) -> list[float]:
+        values = []
+        for o in self.spec.objectives:
+            if o.metric not in stats:
+                raise ConfigError(f"objective {o.metric!r} is not a backtest metric; available: "
+                                  f"{', '.join(sorted(k for k, v in stats.items() if _is_number(v)))}")
+            v = float(stats[o.metric])
+            # No trades gives an undefined Sharpe ratio: count it as 0, not as a failed trial.
+            values.append(v if math.isfinite(v) else 0.0)
+        return values
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        t_start = time.perf_counter()
+        params = {name: p.suggest(trial) for name, p in self.space.items()}
+        try:
+            self.strategy_cls(**{**dict(self.spec.fixed_params), **params})
+        except StrategyError as exc:
+            # Parameter combinations the strategy refuses (fast >= slow) are pruned, not failed.
+            trial.set_user_attr(RESULT_ATTR, {"worker": self.worker_id, "invalid": str(exc)})
+            raise optuna.TrialPruned(str(exc)) from None
+        earlier = _same_params(trial, params)
+        if earlier is not None:
+            old = earlier.user_attrs.get(RESULT_ATTR, {})
+            trial.set_user_attr(RESULT_ATTR, {
+                "worker": self.worker_id, "duplicate_of": earlier.number,
+                **{k: old[k] for k in ("sr_period", "n_obs", "n_trades") if k in old},
+            })
+            return earlier.values if self.spec.multi_objective else earlier.values[0]
+        ev = self.evaluate(params)
+        values = self._values(ev.stats)
+        # One attribute write per trial: every write is a database round trip.
+        result: dict[str, Any] = {
+            "worker": self.worker_id,
+            "sr_period": sharpe_per_period(ev.returns.to_numpy()),
+            "n_obs": int(len(ev.returns)),
+            "n_trades": int(len(ev.trades)),
+            "backtest_s": round(ev.backtest_s, 6),
+            "stats": {k: float(v) for k, v in ev.stats.items() if _is_number(v) and math.isfinite(float(v))},
+        }
+        if len(ev.returns) >= self.spec.n_blocks:
+            result["moments"] = block_moments(ev.returns.to_numpy(), self.spec.n_blocks).column(0)
+        trial.set_user_attr(RESULT_ATTR, result)
+        self.trial_seconds += time.perf_counter() - t_start
+        return values if self.spec.multi_objective else values[0]
+
+
+def trial_result(trial: FrozenTrial) -> dict[str, Any]:
+    """What :class:`TrialEvaluator` stored on a trial (worker, per-bar Sharpe, stats, block moments)."""
+    return dict(trial.user_attrs.get(RESULT_ATTR, {}))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _same_params(trial: optuna.Trial, params: Mapping[str, Any]) -> FrozenTrial | None:
+    for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number != trial.number and t.params == params:
+            return t
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def _create_or_load(spec: StudySpec, storage_url: str, study_name: str, storage_options: StorageOptions | None
+                    ) -> optuna.Study:
+    storage = open_storage(storage_url, options=storage_options)
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, sampler=_make_sampler(spec), load_if_exists=True,
+        directions=spec.directions,
+    )
+    existing = study.user_attrs.get(SPEC_ATTR)
+    if existing is None:
+        study.set_user_attr(SPEC_ATTR, spec.to_json())
+    else:
+        old = StudySpec.from_json(existing)
+        if old != spec:
+            raise ConfigError(
+                f"study {study_name!r} in {redact_url(storage_url)} was created with different settings "
+                f"({_spec_diff(old, spec)}); choose another --study name or delete that study"
+            )
+    return study
+
+
+def _spec_diff(old: StudySpec, new: StudySpec) -> str:
+    a, b = json.loads(old.to_json()), json.loads(new.to_json())
+    return "; ".join(f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
+def load_study(storage_url: str, study_name: str, *, storage_options: StorageOptions | None = None
+               ) -> tuple[optuna.Study, StudySpec]:
+    """An existing study and its spec (for workers, reports and the decay check)."""
+    storage = open_storage(storage_url, options=storage_options)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if study_name not in names:
+        listed = ", ".join(names) or "none"
+        raise ConfigError(f"no study {study_name!r} in {redact_url(storage_url)} (studies: {listed})")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    raw = study.user_attrs.get(SPEC_ATTR)
+    if raw is None:
+        raise ConfigError(f"study {study_name!r} was not created by thunes (it has no {SPEC_ATTR} attribute)")
+    spec = StudySpec.from_json(raw)
+    study.sampler = _make_sampler(spec)
+    return study, spec
+
+
+def n_complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def optimize_quota(
+    study: optuna.Study,
+    evaluator: TrialEvaluator,
+    quota: int,
+    *,
+    on_trial: Callable[[int], None] | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> int:
+    """Run trials until this process has completed ``quota`` of them; returns how many it completed.
+    ``on_trial(completed_so_far)`` is called after every trial.
+
+    Pruned (invalid) trials do not count, but at most ``3 × quota + 10`` trials are attempted so a space
+    that is mostly invalid cannot loop for ever."""
+    done = 0
+    limit = 3 * quota + 10
+
+    def count(_: optuna.Study, trial: FrozenTrial) -> None:
+        nonlocal done
+        done += trial.state == TrialState.COMPLETE
+        if on_trial is not None:
+            on_trial(done)
+        if done >= quota:
+            study.stop()
+
+    study.optimize(evaluator, n_trials=limit, callbacks=[count, *callbacks], catch=())
+    return done
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyOutcome:
+    """The result of :func:`run_study`: the study, its spec and its summary statistics."""
+
+    study: optuna.Study
+    spec: StudySpec
+    name: str
+    storage_url: str
+    best_params: dict[str, Any]
+    best_values: list[float]
+    best_stats: dict[str, float]
+    dsr: DeflatedSharpe | None
+    pbo: PBOResult | None
+    n_complete: int
+    n_distinct: int
+    n_pruned: int
+    n_failed: int
+    pareto: list[FrozenTrial]
+    backtest_seconds: float
+    trial_seconds: float
+    wall_seconds: float
+    best_returns: pd.Series = field(repr=False)
+
+
+def run_study(
+    spec: StudySpec,
+    candles: pd.DataFrame,
+    *,
+    n_trials: int,
+    storage_url: str,
+    study_name: str,
+    workers: int = 1,
+    progress: bool = True,
+    storage_options: StorageOptions | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    desc: str | None = None,
+) -> StudyOutcome:
+    """Create or resume ``study_name`` and run it until it holds ``n_trials`` completed trials.
+
+    ``workers > 1`` starts ``workers - 1`` extra processes (:mod:`thunes.optimize.worker`) on the same
+    storage; that needs a server database (PostgreSQL), because SQLite allows a single writer.
+    """
+    from thunes.optimize.storage import is_sqlite
+
+    if n_trials < 1:
+        raise ConfigError(f"n_trials must be >= 1, got {n_trials}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and is_sqlite(storage_url):
+        raise ConfigError("--workers > 1 needs a server storage (postgresql://…): SQLite allows one writer; "
+                          "use --workers 1 or --storage postgresql://user@host/db")
+    if spec.start_ms is None:
+        raise ConfigError("bind the spec to its candles first: spec.for_window(candles, source)")
+    t0 = time.perf_counter()
+    study = _create_or_load(spec, storage_url, study_name, storage_options)
+    evaluator = TrialEvaluator(spec, candles, worker_id=f"{os.uname().nodename}:{os.getpid()}:0")
+    remaining = max(0, n_trials - n_complete(study))
+    shares = [remaining // workers + (1 if i < remaining % workers else 0) for i in range(workers)]
+    start_complete = n_complete(study)
+    bar = _progress(n_trials, start_complete, desc or study_name, enabled=progress)
+
+    def tick(mine: int | None = None) -> None:
+        # With one worker, count locally; with several, ask the storage (the others' trials count too).
+        if mine is None or workers > 1:
+            bar.n = min(n_complete(study), n_trials)
+        else:
+            bar.n = min(start_complete + mine, n_trials)
+        bar.refresh()
+
+    procs = _spawn_workers(storage_url, study_name, shares[1:], storage_options) if remaining else []
+    try:
+        if shares and shares[0]:
+            optimize_quota(study, evaluator, shares[0], on_trial=tick, callbacks=callbacks)
+        while any(p.poll() is None for p, _ in procs):
+            time.sleep(0.2)
+            tick()
+        if procs:
+            tick()
+    finally:
+        for p, log in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+        bar.close()
+    failed = [(p, log) for p, log in procs if p.returncode not in (0, None)]
+    if failed:
+        p, log = failed[0]
+        tail = Path(log).read_text(errors="replace")[-2000:]
+        raise ConfigError(f"{len(failed)} optimize worker(s) failed (exit {p.returncode}); last output:\n{tail}")
+    for _, log in procs:
+        Path(log).unlink(missing_ok=True)
+    outcome = summarize_study(study, spec, evaluator, storage_url=storage_url, study_name=study_name)
+    return _replace_outcome(outcome, wall_seconds=time.perf_counter() - t0,
+                            backtest_seconds=evaluator.backtest_seconds, trial_seconds=evaluator.trial_seconds)
+
+
+def _replace_outcome(outcome: StudyOutcome, **changes: Any) -> StudyOutcome:
+    from dataclasses import replace
+
+    return replace(outcome, **changes)
+
+
+def _progress(total: int, initial: int, desc: str, *, enabled: bool):  # noqa: ANN202 - tqdm
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=min(initial, total), desc=desc, unit="trial", file=sys.stderr,
+                disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+def _spawn_workers(storage_url: str, study_name: str, shares: Sequence[int],
+                   storage_options: StorageOptions | None) -> list[tuple[subprocess.Popen, str]]:
+    procs = []
+    opts = storage_options or StorageOptions()
+    for i, share in enumerate(shares, start=1):
+        if share <= 0:
+            continue
+        fd, log = tempfile.mkstemp(prefix="thunes-optimize-worker-", suffix=".log")
+        cmd = [sys.executable, "-m", "thunes.optimize.worker", "--storage", storage_url, "--study", study_name,
+               "--trials", str(share), "--worker-index", str(i),
+               "--heartbeat", str(opts.heartbeat_interval_s), "--grace", str(opts.grace_period_s)]
+        procs.append((subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT), log))
+        os.close(fd)
+    return procs
+
+
+# ---------------------------------------------------------------------------------------------- summary
+
+
+def _best_trial(study: optuna.Study, spec: StudySpec) -> FrozenTrial:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise InsufficientData(f"study {study.study_name!r} has no completed trial (all pruned or failed?)")
+    if not spec.multi_objective:
+        return study.best_trial
+    # On a Pareto front there is no single best: pick the front's best by the first objective.
+    sign = 1.0 if spec.objectives[0].direction == "maximize" else -1.0
+    return max(study.best_trials, key=lambda t: sign * t.values[0])
+
+
+def summarize_study(
+    study: optuna.Study,
+    spec: StudySpec,
+    evaluator: TrialEvaluator,
+    *,
+    storage_url: str,
+    study_name: str,
+) -> StudyOutcome:
+    """Best parameters (re-backtested for their full stats and returns), DSR and PBO over the trials."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    distinct = [t for t in complete if "duplicate_of" not in trial_result(t)]
+    best = _best_trial(study, spec)
+    fixed = dict(spec.fixed_params)
+    ev = evaluator.evaluate({**fixed, **best.params})
+    results = [trial_result(t) for t in distinct]
+    srs = np.array([r["sr_period"] for r in results if "sr_period" in r], dtype="float64")
+    dsr = None
+    if len(ev.returns) >= 3:
+        variance = float(srs.var(ddof=1)) if srs.size > 1 else 0.0
+        dsr = deflated_sharpe_from_returns(ev.returns.to_numpy(), n_trials=max(1, len(distinct)),
+                                           trials_sharpe_variance=variance)
+    with_moments = [r["moments"] for r in results if "moments" in r]
+    pbo = None
+    if len(with_moments) >= 2:
+        pbo = pbo_from_block_moments(BlockMoments.from_columns(with_moments))
+    pareto = list(study.best_trials) if spec.multi_objective else [best]
+    return StudyOutcome(
+        study=study, spec=spec, name=study_name, storage_url=storage_url, best_params=ev.params,
+        best_values=list(best.values), best_stats={k: float(v) for k, v in ev.stats.items() if _is_number(v)},
+        dsr=dsr, pbo=pbo, n_complete=len(complete), n_distinct=len(distinct),
+        n_pruned=sum(t.state == TrialState.PRUNED for t in trials),
+        n_failed=sum(t.state == TrialState.FAIL for t in trials), pareto=pareto,
+        backtest_seconds=0.0, trial_seconds=0.0, wall_seconds=0.0, best_returns=ev.returns,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- decision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recommendation:
+    """Deploy or not, and why (each check with its value and threshold)."""
+
+    deploy: bool
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        verdict = "DEPLOY" if self.deploy else "DO NOT DEPLOY"
+        return f"{verdict}: " + "; ".join(self.reasons)
+
+
+def recommend(*, oos_sharpe: float | None, dsr: float | None, min_sharpe: float, min_dsr: float) -> Recommendation:
+    """Deploy only when the out-of-sample Sharpe exceeds ``min_sharpe`` and the DSR reaches ``min_dsr``."""
+    reasons = []
+    ok = True
+    if oos_sharpe is None or not math.isfinite(oos_sharpe):
+        ok = False
+        reasons.append("no out-of-sample Sharpe (run with --walk-forward rolling|anchored)")
+    elif oos_sharpe > min_sharpe:
+        reasons.append(f"out-of-sample Sharpe {oos_sharpe:.2f} > {min_sharpe:g}")
+    else:
+        ok = False
+        reasons.append(f"out-of-sample Sharpe {oos_sharpe:.2f} <= {min_sharpe:g}")
+    if dsr is None or not math.isfinite(dsr):
+        ok = False
+        reasons.append("no Deflated Sharpe Ratio")
+    elif dsr >= min_dsr:
+        reasons.append(f"DSR {dsr:.3f} >= {min_dsr:g}")
+    else:
+        ok = False
+        reasons.append(f"DSR {dsr:.3f} < {min_dsr:g}")
+    return Recommendation(deploy=ok, reasons=tuple(reasons))

@@ -1,0 +1,101 @@
+"""A worker process: join an existing study and run trials on it.
+
+Why: a PostgreSQL-backed study can be worked on by many processes, on one machine or many. A worker
+needs only the storage URL and the study name: the study holds its own description
+(:class:`~thunes.optimize.study.StudySpec`), from which the worker loads the same candle window and
+checks its fingerprint before running anything, so a machine with different data refuses instead of
+polluting the study. Optuna's RDB storage hands every trial number out once, so workers share the
+trials without duplicating them; TPE's "constant liar" keeps concurrent workers from proposing the same
+parameters.
+
+Started by ``thunes optimize --workers N`` (N - 1 of them, the command itself being the first) or by
+hand on another machine: ``thunes optimize worker --storage postgresql://… --study NAME --trials 20``
+(also ``python -m thunes.optimize.worker …``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+
+import pandas as pd
+
+from thunes.core.errors import DataError, ThunesError
+from thunes.optimize._data import candles_fingerprint, load_study_candles
+from thunes.optimize.storage import StorageOptions, redact_url
+from thunes.optimize.study import StudySpec, TrialEvaluator, load_study, optimize_quota
+
+__all__ = ["WorkerReport", "spec_candles", "run_worker", "main"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerReport:
+    worker_id: str
+    study: str
+    completed: int
+
+
+def spec_candles(spec: StudySpec, *, store_url: str | None = None) -> pd.DataFrame:
+    """The candle window a study was created on, checked against its fingerprint."""
+    source = "sample"
+    url = store_url
+    if spec.data_source.startswith("store:"):
+        source, url = "store", store_url or spec.data_source.split(":", 1)[1]
+    data = load_study_candles(spec.symbol, spec.timeframe, source=source, store_url=url,
+                              since=spec.start_ms, until=spec.end_ms)
+    if spec.fingerprint is not None and candles_fingerprint(data.frame) != spec.fingerprint:
+        raise DataError(
+            f"this machine's {spec.symbol} {spec.timeframe} candles ({data.description}, {len(data.frame)} rows) "
+            f"differ from the ones the study was created on (fingerprint {spec.fingerprint}); "
+            "import the same data before joining"
+        )
+    return data.frame
+
+
+def run_worker(
+    storage_url: str,
+    study_name: str,
+    n_trials: int,
+    *,
+    worker_id: str | None = None,
+    store_url: str | None = None,
+    storage_options: StorageOptions | None = None,
+) -> WorkerReport:
+    """Complete ``n_trials`` trials of an existing study (pruned ones do not count)."""
+    study, spec = load_study(storage_url, study_name, storage_options=storage_options)
+    candles = spec_candles(spec, store_url=store_url)
+    evaluator = TrialEvaluator(spec, candles, worker_id=worker_id)
+    done = optimize_quota(study, evaluator, n_trials)
+    return WorkerReport(worker_id=evaluator.worker_id, study=study_name, completed=done)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thunes.optimize.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--storage", required=True, help="storage URL of the study (postgresql://…)")
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument("--trials", type=int, required=True, help="trials this worker completes")
+    parser.add_argument("--worker-index", type=int, default=0, help="index shown in the trials' worker id")
+    parser.add_argument("--store-url", default=None, help="candle store URL (default: the study's)")
+    parser.add_argument("--heartbeat", type=int, default=StorageOptions().heartbeat_interval_s)
+    parser.add_argument("--grace", type=int, default=StorageOptions().grace_period_s)
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    worker_id = f"{os.uname().nodename}:{os.getpid()}:{args.worker_index}"
+    try:
+        report = run_worker(args.storage, args.study, args.trials, worker_id=worker_id, store_url=args.store_url,
+                            storage_options=StorageOptions(heartbeat_interval_s=args.heartbeat,
+                                                           grace_period_s=args.grace))
+    except ThunesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"worker {report.worker_id}: completed {report.completed} trial(s) of {report.study} "
+          f"on {redact_url(args.storage)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
