@@ -136,7 +136,10 @@ def _apply_urls(client: Any, options: CcxtOptions) -> None:
 
 def make_ccxt_client(options: CcxtOptions, *, pro: bool = False) -> Any:
     """A configured ccxt client (sync), or a ccxt.pro client (async, websockets) with ``pro=True``."""
-    module = ccxt.pro if pro else ccxt
+    if pro:
+        import ccxt.pro as module  # a submodule: not loaded by ``import ccxt``
+    else:
+        module = ccxt
     try:
         cls = getattr(module, options.exchange_id)
     except AttributeError as exc:

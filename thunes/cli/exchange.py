@@ -1,0 +1,98 @@
+"""``thunes exchange serve``: run the local Binance-Spot-compatible exchange on 127.0.0.1."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+__all__ = ["register"]
+
+
+@click.group("exchange")
+def exchange_group() -> None:
+    """The local exchange (Binance Spot compatible) for paper trading, demos and tests."""
+
+
+@exchange_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback only is sensible).")
+@click.option("--port", type=int, default=None, help="Port (default: settings exchange.local_port, 8765).")
+@click.option("--replay", "replay", multiple=True, metavar="[SYMBOL=]FILE",
+              help="Replay candles from a CSV/Parquet/Binance-archive file; repeatable. SYMBOL defaults to "
+                   "the BASEQUOTE found in the file name (e.g. binance_BTCUSDT_1h.csv.gz -> BTC/USDT).")
+@click.option("--symbols", default="BTC/USDT,ETH/USDT", show_default=True,
+              help="Synthetic markets to generate when no --replay is given.")
+@click.option("--timeframe", default="1m", show_default=True, help="Timeframe of generated candles.")
+@click.option("--speed", default="1", show_default=True,
+              help="Replay speed: 1 = real time, N = N times faster, 'max' = as fast as possible, "
+                   "'manual' = only when POST /admin/clock moves it.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the generated market.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.pass_obj
+def serve(app, host: str, port: int | None, replay: tuple[str, ...], symbols: str, timeframe: str,  # noqa: ANN001
+          speed: str, seed: int, duration: float | None) -> None:
+    """Start the local exchange. Point ccxt at http://HOST:PORT/api/v3 (see docs/exchange.md).
+
+    Prints the base URL and the demo API key/secret of the default account, then serves until Ctrl-C.
+    """
+    from thunes.exchange.sim import LocalExchange, SimOptions
+
+    candles = _load_replays(replay) if replay else None
+    parsed_speed: float | str | None
+    if speed == "manual":
+        parsed_speed = None
+    elif speed == "max":
+        parsed_speed = "max"
+    else:
+        try:
+            parsed_speed = float(speed)
+        except ValueError:
+            raise click.BadParameter("use a number, 'max' or 'manual'", param_hint="--speed") from None
+        if parsed_speed <= 0:
+            raise click.BadParameter("must be positive", param_hint="--speed")
+    opts = SimOptions(host=host, port=app.settings.exchange.local_port if port is None else port,
+                      symbols=tuple(s.strip().upper() for s in symbols.split(",") if s.strip()),
+                      timeframe=timeframe, seed=seed, speed=parsed_speed)  # type: ignore[arg-type]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalExchange(opts, candles=candles) as sim:
+        click.echo(f"local exchange listening on {sim.base_url}")
+        click.echo(f"  REST base for ccxt : {sim.base_url}/api/v3")
+        click.echo(f"  market streams     : {sim.ws_url}")
+        click.echo(f"  api key / secret   : {sim.api_key} / {sim.secret}")
+        click.echo(f"  markets            : {', '.join(sorted(sim.engine.specs))}  (Ctrl-C to stop)")
+        try:
+            stop.wait(duration)
+        except KeyboardInterrupt:
+            pass
+    click.echo("local exchange stopped")
+
+
+def _load_replays(items: tuple[str, ...]) -> dict:
+    import re
+    from pathlib import Path
+
+    from thunes.core.candles import candles_frame
+    from thunes.data.io import read_candle_file
+
+    out = {}
+    for item in items:
+        symbol, sep, path = item.partition("=")
+        if not sep:
+            path, symbol = item, ""
+        if not Path(path).exists():
+            raise click.BadParameter(f"{path} does not exist", param_hint="--replay")
+        if not symbol:
+            match = re.search(r"([A-Z]{2,10})(USDT|BUSD|USDC|BTC|ETH)", Path(path).name.upper())
+            if not match:
+                raise click.BadParameter(f"cannot tell the symbol of {path}; write SYMBOL=FILE", param_hint="--replay")
+            symbol = f"{match.group(1)}/{match.group(2)}"
+        table = read_candle_file(Path(path))
+        out[symbol.upper()] = candles_frame(table["ts"].to_numpy(), table["open"], table["high"], table["low"],
+                                            table["close"], table["volume"])
+    return out
+
+
+def register(root: click.Group) -> None:
+    root.add_command(exchange_group)
