@@ -17,6 +17,7 @@ from thunes.features.feature_set import (
     get_feature_set,
 )
 from thunes.features.gaps import gap_flags
+from thunes.features.leakage import LeakageFinding, LeakageReport, audit_leakage
 from thunes.features.lookahead import LookaheadReport, Violation, check_prefix_invariance
 
 __all__ = [
@@ -32,4 +33,7 @@ __all__ = [
     "check_prefix_invariance",
     "LookaheadReport",
     "Violation",
+    "audit_leakage",
+    "LeakageReport",
+    "LeakageFinding",
 ]
