@@ -1,0 +1,132 @@
+"""The audit trail: hash chain, tamper detection, torn-tail recovery, redaction, multi-writer safety."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import threading
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from thunes.core.clock import SimulatedClock
+from thunes.execution.audit import GENESIS, AuditTrail, verify_audit
+
+
+def _write(path: Path, n: int, fsync: str = "never") -> list:
+    with AuditTrail(path, fsync=fsync, clock=SimulatedClock(1_700_000_000_000)) as trail:
+        return [trail.append("risk_decision", {"i": i, "symbol": "BTC/USDT"}) for i in range(n)]
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_records_are_chained_from_genesis(tmp_path):
+    records = _write(tmp_path / "a.jsonl", 3)
+    assert [r.seq for r in records] == [0, 1, 2]
+    assert records[0].prev == GENESIS
+    assert records[1].prev == records[0].hash and records[2].prev == records[1].hash
+    result = verify_audit(tmp_path / "a.jsonl")
+    assert result.ok and result.records == 3 and result.last_hash == records[2].hash
+
+
+def test_an_edited_record_is_detected(tmp_path):
+    path = tmp_path / "a.jsonl"
+    _write(path, 5)
+    lines = _lines(path)
+    rec = json.loads(lines[2])
+    rec["payload"]["symbol"] = "ETH/USDT"
+    lines[2] = json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n"
+    path.write_text("".join(lines))
+    result = verify_audit(path)
+    assert not result.ok and result.line == 3 and "edited" in result.error
+
+
+def test_a_removed_record_is_detected(tmp_path):
+    path = tmp_path / "a.jsonl"
+    _write(path, 5)
+    lines = _lines(path)
+    del lines[1]
+    path.write_text("".join(lines))
+    result = verify_audit(path)
+    assert not result.ok and result.line == 2
+
+
+def test_reordered_records_are_detected(tmp_path):
+    path = tmp_path / "a.jsonl"
+    _write(path, 5)
+    lines = _lines(path)
+    lines[1], lines[2] = lines[2], lines[1]
+    path.write_text("".join(lines))
+    assert not verify_audit(path).ok
+
+
+def test_records_removed_from_the_end_are_detected_by_the_head_file(tmp_path):
+    path = tmp_path / "a.jsonl"
+    _write(path, 5)
+    path.write_text("".join(_lines(path)[:3]))
+    result = verify_audit(path)
+    assert not result.ok and "removed from the end" in result.error
+
+
+def test_a_torn_last_line_keeps_the_valid_prefix_and_the_next_writer_cuts_it(tmp_path):
+    path = tmp_path / "a.jsonl"
+    _write(path, 4)
+    with open(path, "ab") as fh:  # a crash in the middle of a write
+        fh.write(b'{"hash":"abc","kind":"fill","pay')
+    torn = verify_audit(path)
+    assert torn.ok and torn.torn_tail and torn.records == 4
+    with AuditTrail(path, fsync="always") as trail:
+        rec = trail.append("recovered", {})
+    assert rec.seq == 4
+    after = verify_audit(path)
+    assert after.ok and not after.torn_tail and after.records == 5
+
+
+def test_secrets_never_reach_the_file(tmp_path):
+    path = tmp_path / "a.jsonl"
+    with AuditTrail(path, fsync="never") as trail:
+        trail.append("config_change", {"exchange": {"api_key": "AKIA-LEAK", "api_secret": SecretStr("s3cr3t"),
+                                                    "id": "binance"}, "telegram_token": "123:TOKEN",
+                                       "note": SecretStr("hidden")})
+    text = path.read_text()
+    assert "AKIA-LEAK" not in text and "s3cr3t" not in text and "TOKEN" not in text and "hidden" not in text
+    assert '"id":"binance"' in text
+
+
+def test_threads_append_one_unbroken_chain(tmp_path):
+    path = tmp_path / "a.jsonl"
+    trail = AuditTrail(path, fsync="never")
+
+    def work(k: int) -> None:
+        for i in range(200):
+            trail.append("t", {"k": k, "i": i})
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    trail.close()
+    result = verify_audit(path)
+    assert result.ok and result.records == 1600
+
+
+def _proc_writer(path: str, k: int) -> None:
+    with AuditTrail(path, fsync="never") as trail:
+        for i in range(100):
+            trail.append("p", {"k": k, "i": i})
+
+
+def test_processes_append_one_unbroken_chain(tmp_path):
+    path = tmp_path / "a.jsonl"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_proc_writer, args=(str(path), k)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert all(p.exitcode == 0 for p in procs)
+    result = verify_audit(path)
+    assert result.ok and result.records == 400
