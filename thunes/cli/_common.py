@@ -1,0 +1,88 @@
+"""Helpers shared by command modules: loading candles for a command, parsing --param values."""
+
+from __future__ import annotations
+
+import click
+import pandas as pd
+
+from thunes.core.timeframes import parse_timeframe, resample, utc_ms
+
+__all__ = ["load_candles", "parse_params", "candle_options"]
+
+
+def candle_options(fn):  # noqa: ANN001, ANN201
+    """--symbol/--timeframe/--since/--until/--db/--csv/--sample options for commands that read candles."""
+    options = [
+        click.option("--symbol", default="BTC/USDT", show_default=True, help="Unified symbol."),
+        click.option("--timeframe", default="1h", show_default=True, help="Candle timeframe."),
+        click.option("--since", default=None, help="Start date (UTC), e.g. 2022-01-01."),
+        click.option("--until", default=None, help="End date (UTC, exclusive)."),
+        click.option("--db", default=None, metavar="URL", help="Store URL (default: settings data.url)."),
+        click.option("--csv", "csv_file", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="Read candles from this file instead of the store."),
+        click.option("--sample", is_flag=True,
+                     help="Use the bundled sample (real data from ../shared/data when present, else synthetic)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, until: str | None = None,  # noqa: ANN001
+                 db: str | None = None, csv_file: str | None = None, sample: bool = False) -> tuple[pd.DataFrame, str]:
+    """Candles for a command: from a file, the sample, or the store (falling back to the sample when the
+    store has nothing for the series, and saying so). Timeframes missing from the source are resampled from
+    the finest one available."""
+    from thunes.core.candles import candles_frame
+    from thunes.data.samples import load_sample_candles, sample_file
+
+    tf = str(parse_timeframe(timeframe))
+    start = utc_ms(since) if since else None
+    end = utc_ms(until) if until else None
+    if csv_file:
+        from pathlib import Path
+
+        from thunes.data.io import read_candle_file
+
+        t = read_candle_file(Path(csv_file))
+        frame = candles_frame(t["ts"].to_numpy(), t["open"], t["high"], t["low"], t["close"], t["volume"])
+        source = csv_file
+    else:
+        frame, source = pd.DataFrame(), ""
+        if not sample:
+            from thunes.data.store import store_from_settings
+
+            with store_from_settings(app.settings.data, url=db) as store:
+                frame = store.load(symbol, tf, start, end)
+            source = f"store {db or app.settings.data.url}"
+        if frame.empty:
+            if sample_file(symbol, tf) is not None or not any(sample_file(symbol, t) for t in ("1m", "5m", "1h")):
+                loaded = load_sample_candles(symbol, tf)
+                frame = loaded.frame
+                kind = "real" if loaded.real else "SYNTHETIC"
+            else:
+                finer = next(t for t in ("1m", "5m", "1h") if sample_file(symbol, t) is not None
+                             and parse_timeframe(t).seconds < parse_timeframe(tf).seconds)
+                loaded = load_sample_candles(symbol, finer)
+                frame = resample(loaded.frame, tf)
+                kind = f"real, resampled from {finer}"
+            prefix = "" if sample else "nothing stored for this series; "
+            source = f"{prefix}sample {loaded.source} ({kind})"
+    if start is not None or end is not None:
+        ts = frame.index.asi8 // 1_000_000
+        keep = (ts >= (start if start is not None else ts.min())) & (ts < (end if end is not None else ts.max() + 1))
+        frame = frame.loc[keep]
+    if frame.empty:
+        raise click.UsageError(f"no candles for {symbol} {tf} in the requested range ({source})")
+    return frame, source
+
+
+def parse_params(items: tuple[str, ...]) -> dict[str, str]:
+    """``("fast=10", "slow=50")`` -> ``{"fast": "10", "slow": "50"}`` (the strategy validates types)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--param")
+        out[key.strip()] = value.strip()
+    return out

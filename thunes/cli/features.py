@@ -1,0 +1,180 @@
+"""``thunes features list|compute`` and ``thunes audit lookahead|leakage``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from thunes.cli._common import candle_options, load_candles, parse_params
+
+__all__ = ["register"]
+
+
+@click.group("features")
+def features_group() -> None:
+    """Causal features: list the feature sets and compute them on stored candles."""
+
+
+@features_group.command("list")
+@click.option("--set", "set_name", default=None, help="Show the columns of this feature set.")
+def list_cmd(set_name: str | None) -> None:
+    """List the feature sets (name, version, columns, warm-up, hash), or one set's columns."""
+    from thunes.features import describe_column, feature_set_names, get_feature_set
+
+    if set_name is None:
+        click.echo(f"{'set':<12} {'version':>7} {'columns':>8} {'warm-up':>8}  hash")
+        for name in feature_set_names():
+            fs = get_feature_set(name)
+            click.echo(f"{fs.name:<12} {fs.version:>7} {len(fs.columns):>8} {fs.warmup:>8}  {fs.hash}")
+        click.echo("\n`thunes features list --set NAME` lists a set's columns.")
+        return
+    fs = get_feature_set(set_name)
+    click.echo(f"feature set {fs.name} v{fs.version} ({len(fs.columns)} columns, warm-up {fs.warmup} rows, "
+               f"hash {fs.hash})")
+    for col in fs.columns:
+        click.echo(f"  {col:<22} {describe_column(fs, col)}")
+    click.echo("  gap_flag               True where the row's window spans missing candles")
+
+
+@features_group.command("compute")
+@candle_options
+@click.option("--set", "set_name", default="default", show_default=True, help="Feature set name.")
+@click.option("--columns", default=None, help="Comma-separated subset of the set's columns.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Write the features (with close) to .parquet or .csv (default: print the last rows).")
+@click.pass_obj
+def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_name, columns, out) -> None:  # noqa: ANN001
+    """Compute a feature set on candles and write or show the result."""
+    from thunes.core.timeframes import timeframe_ms
+    from thunes.features import compute_features
+
+    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, since=since, until=until, db=db,
+                                 csv_file=csv_file, sample=sample)
+    cols = [c.strip() for c in columns.split(",")] if columns else None
+    feats = compute_features(frame, set_name, columns=cols, timeframe_ms=timeframe_ms(timeframe))
+    click.echo(f"{symbol} {timeframe}: {len(frame):,} candles from {source}; {feats.shape[1] - 1} feature columns "
+               f"({feats.attrs['feature_set']['name']} v{feats.attrs['feature_set']['version']}, "
+               f"hash {feats.attrs['feature_set']['hash']}); {int(feats['gap_flag'].sum())} gap-flagged rows",
+               err=True)
+    if out:
+        result = feats.assign(close=frame["close"])
+        if out.endswith(".parquet"):
+            result.to_parquet(out)
+        else:
+            result.to_csv(out)
+        Path(out).with_name(Path(out).name + ".meta.json").write_text(json.dumps(feats.attrs["feature_set"]))
+        click.echo(f"wrote {out}")
+    else:
+        with pd.option_context("display.max_columns", 12, "display.width", 160):
+            click.echo(feats.tail(5).to_string())
+
+
+def _resolve_strategy(name: str):  # noqa: ANN202
+    """A registered strategy name or ``package.module:Class`` for a user's own strategy."""
+    from thunes.strategies import get_strategy
+
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise click.BadParameter(f"cannot import {name}: {exc}", param_hint="STRATEGY") from None
+    return get_strategy(name)
+
+
+@click.command("lookahead")
+@click.argument("target")
+@candle_options
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
+@click.option("--prefixes", default=20, show_default=True, help="Random prefixes to compare.")
+@click.option("--rows", default=3000, show_default=True, help="Use the last N candles.")
+@click.option("--seed", default=0, show_default=True)
+@click.pass_obj
+def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed) -> None:  # noqa: ANN001
+    """Prove TARGET does not look ahead: recompute it on random prefixes and compare values.
+
+    TARGET is a strategy name (sma_cross), a user strategy as module:Class, or features[:SET].
+    Exits 1 when any value at time t changes once later rows are appended.
+    """
+    from thunes.features import check_prefix_invariance, compute_features
+
+    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, since=since, until=until, db=db,
+                                 csv_file=csv_file, sample=sample)
+    frame = frame.iloc[-rows:]
+    if target == "features" or target.startswith("features:"):
+        set_name = target.partition(":")[2] or "default"
+
+        def fn(f: pd.DataFrame) -> pd.DataFrame:
+            return compute_features(f, set_name)
+
+        label = f"feature set {set_name}"
+    else:
+        strategy = _resolve_strategy(target)(**parse_params(params))
+
+        def fn(f: pd.DataFrame) -> pd.DataFrame:
+            sig = strategy.signals(f)
+            cols = {k: getattr(sig, k) for k in ("entries", "exits", "short_entries", "short_exits", "target")
+                    if getattr(sig, k) is not None}
+            return pd.DataFrame(cols, index=f.index)
+
+        label = f"strategy {strategy!r}"
+    report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label, progress=True)
+    click.echo(f"look-ahead audit of {label} on {len(frame):,} candles ({source}), "
+               f"{len(report.prefix_lengths)} prefixes")
+    for err in report.errors:
+        click.secho(f"  error: {err}", fg="red")
+    if report.violations:
+        click.secho(f"  LOOK-AHEAD in {', '.join(report.bad_columns)}: {len(report.violations)} changed value(s)",
+                    fg="red")
+        for v in report.violations[:10]:
+            click.echo(f"    {v.column} at {v.ts}: {v.prefix_value} on a {v.prefix_len}-row prefix, "
+                       f"{v.full_value} on the full data")
+    if report.violations or report.errors:
+        sys.exit(1)
+    click.echo("  ok: no value changed when the future was appended")
+
+
+@click.command("leakage")
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False))
+@click.option("--close-col", default="close", show_default=True, help="Column holding the close price.")
+@click.option("--horizon", default=1, show_default=True, help="Check future returns up to this many bars.")
+@click.option("--corr-threshold", default=0.95, show_default=True)
+@click.option("--scaler", "scaler_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="JSON scaler with feature_names, mean, scale (checked against --train-end).")
+@click.option("--train-end", type=int, default=None, help="Number of training rows (for the scaler check).")
+@click.option("--json", "as_json", is_flag=True)
+def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_end, as_json) -> None:  # noqa: ANN001
+    """Audit a training DATASET (CSV or Parquet with feature columns and a close column) for leakage.
+
+    Exits 1 on any finding: suspicious names, features too correlated with future returns, exact copies
+    of future values, or a scaler fitted beyond the training rows.
+    """
+    from thunes.features.leakage import audit_leakage
+
+    data = pd.read_parquet(dataset) if dataset.endswith(".parquet") else pd.read_csv(dataset, index_col=0)
+    if close_col not in data.columns:
+        raise click.UsageError(f"{dataset} has no {close_col!r} column (use --close-col)")
+    scaler = json.loads(Path(scaler_file).read_text()) if scaler_file else None
+    feats = data.drop(columns=[close_col]).select_dtypes("number")
+    report = audit_leakage(feats, data[close_col], horizon=horizon, corr_threshold=corr_threshold,
+                           scaler=scaler, train_end=train_end)
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "rows": report.rows, "horizon": report.horizon,
+                               "findings": [{"check": f.check, "column": f.column, "message": f.message}
+                                            for f in report.findings]}, indent=2))
+    else:
+        click.echo(report.format())
+    if not report.ok:
+        sys.exit(1)
+
+
+def register(root: click.Group) -> None:
+    root.add_command(features_group)
+    root.commands["audit"].add_command(lookahead_cmd)
+    root.commands["audit"].add_command(leakage_cmd)
