@@ -88,6 +88,11 @@ class Baseline:
     def get(self, asset: str) -> Decimal | None:
         return self.values.get(asset)
 
+    def add(self, asset: str, amount: Decimal) -> None:
+        """Count ``amount`` more as outside holdings (e.g. unsellable dust written off a position)."""
+        if asset in self.values:
+            self.set(asset, self.values[asset] + amount)
+
     def set(self, asset: str, value: Decimal) -> None:
         self.values[asset] = value
         self.path.parent.mkdir(parents=True, exist_ok=True)

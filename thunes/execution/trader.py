@@ -224,6 +224,7 @@ class Trader:
         clock: Clock | None = None,
         reconciler: Callable[[], Any] | None = None,
         intent_factory: Callable[..., Any] | None = None,
+        dust_sink: Callable[[str, Decimal], None] | None = None,
     ) -> None:
         self.exchange = exchange if isinstance(exchange, RecordingPort) else RecordingPort(exchange)
         self.strategy = strategy
@@ -234,6 +235,7 @@ class Trader:
         self.audit = audit
         self.clock = clock or LiveClock()
         self.reconciler = reconciler
+        self.dust_sink = dust_sink
         if intent_factory is None:
             from thunes.execution import TradeIntent
 
@@ -325,11 +327,12 @@ class Trader:
         arrays = self.strategy.signals(frame).arrays(frame.index)
         entry, exit_ = bool(arrays.entries[-1]), bool(arrays.exits[-1])
         qty = self._position_qty()
+        if qty > 0 and self._is_dust(qty, Decimal(repr(candle.close))):
+            self.write_off_dust(Decimal(repr(candle.close)))
+            qty = Decimal(0)
         if qty > 0 and exit_:
             side, reason = Side.SELL, "exit signal"
         elif qty <= 0 and entry and not exit_:
-            if not contiguous:
-                return self._skip(candle, "entry refused: the bar follows a gap in the data")
             side, reason = Side.BUY, "entry signal"
         else:
             return BarDecision(bar_ts=candle.ts_ms, action="hold")
@@ -370,16 +373,60 @@ class Trader:
         latency = (sent - received_at) if sent is not None else None
         filled = Decimal(getattr(outcome, "filled_qty", 0) or 0)
         quote = Decimal(getattr(outcome, "cum_quote", 0) or 0)
-        denied = getattr(outcome, "denied", None)
-        if denied is not None and cid is None:
-            reason = f"{reason}; denied: {getattr(denied, 'reason', denied)}"
+        decision = getattr(outcome, "decision", None)
+        if decision is not None and getattr(decision, "rule", None) is not None:
+            reason = f"{reason}; denied ({decision.rule}): {decision.reason}"
+        elif getattr(outcome, "error", None):
+            reason = f"{reason}; {outcome.error}"
+        elif getattr(outcome, "duplicate", False):
+            reason = f"{reason}; already journaled, not sent again"
         if cid is not None:
             self.record_fills(cid, reason)
+        if side is Side.SELL and filled > 0:
+            self.write_off_dust(price)
         return BarDecision(
             bar_ts=candle.ts_ms, action=side.value.lower(), reason=reason, client_order_id=cid,
             status=str(status) if status is not None else None, filled_qty=filled,
             avg_price=(quote / filled) if filled > 0 else None, latency_s=latency,
         )
+
+    def _market(self) -> Any:
+        markets = getattr(self.executor, "markets", None)
+        return markets.get(self.options.symbol) if markets is not None else None
+
+    def write_off_dust(self, price: Decimal) -> Decimal:
+        """Close a remainder too small to sell (below the lot step or the minimum notional).
+
+        Binance takes a buy's fee in the base asset, so the coins held are not a multiple of the lot
+        step and an exit leaves a few satoshis that no order can sell. Left in the books, that dust
+        would count as an open position and block every later entry. It is written off the position
+        (and the risk manager's book) at ``price``; reconciliation counts it as outside holdings.
+        """
+        pos = self.positions.position(self.options.symbol)
+        qty = getattr(pos, "qty", Decimal(0)) if pos is not None else Decimal(0)
+        if qty <= 0 or not self._is_dust(qty, price):
+            return Decimal(0)
+        quote = qty * price
+        cid = f"dust-{self.state.last_bar_ts}"
+        self.positions.apply_fill(self.options.symbol, Side.SELL, qty, quote, client_order_id=cid,
+                                  ts_ms=self.clock.now_ms())
+        risk = getattr(self.executor, "risk", None)
+        if risk is not None:
+            risk.record_fill(self.options.symbol, Side.SELL, qty, quote)
+        if self.dust_sink is not None:
+            self.dust_sink(self.options.symbol, qty)
+        if self.audit is not None:
+            self.audit.append("dust_write_off", {"symbol": self.options.symbol, "qty": str(qty), "price": str(price)})
+        return qty
+
+    def _is_dust(self, qty: Decimal, price: Decimal) -> bool:
+        market = self._market()
+        if market is None:
+            return False
+        f = market.filters
+        sellable = market.round_qty(qty, market_order=True)
+        min_qty = f.market_min_qty if f.market_min_qty > 0 else f.min_qty
+        return sellable <= 0 or sellable < min_qty or (f.min_notional > 0 and sellable * price < f.min_notional)
 
     def _sellable(self, qty: Decimal) -> Decimal:
         """The position, capped by the free base balance (a fee taken in the base asset leaves less)."""
@@ -502,8 +549,133 @@ class Trader:
             })
 
 
-def _final(status: Any) -> bool:
-    try:
-        return OrderStatus(str(status)).is_final
-    except ValueError:
-        return False
+# ------------------------------------------------------------------------------------------------------
+# Assembly: one function builds the same trader for paper (local exchange / testnet), live, tests and
+# the benchmark, so no code path exists only in one of them.
+# ------------------------------------------------------------------------------------------------------
+class ReplayClock:
+    """Market time from the local exchange's simulated clock; waiting uses the wall clock.
+
+    Timestamps (journal, positions, risk cool-down, signal age) must be market time in a replay, but
+    a component that sleeps (the executor settling a lost order) must not move the market.
+    """
+
+    def __init__(self, market_clock: Clock) -> None:
+        self._market = market_clock
+
+    def now_ms(self) -> int:
+        return self._market.now_ms()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+@dataclass(slots=True, kw_only=True)
+class TradingStack:
+    """A trader with every collaborator it was built from (closed together by :meth:`close`)."""
+
+    trader: Trader
+    exchange: RecordingPort
+    executor: Any
+    risk: Any
+    journal: Any
+    positions: Any
+    audit: Any
+    ledger: Ledger
+    reconciler: Any
+    db: Any
+    markets: dict[str, Any]
+
+    def close(self) -> None:
+        for closer in (self.ledger.close, getattr(self.audit, "close", None), getattr(self.db, "close", None)):
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - closing everything matters more than the first failure
+                    log.warning("closing %s failed", closer, exc_info=True)
+
+
+def build_stack(
+    exchange: Any,
+    *,
+    strategy: Strategy,
+    options: TraderOptions,
+    risk_settings: Any,
+    audit_path: Path,
+    ledger_path: Path,
+    clock: Clock | None = None,
+    audit_fsync: str = "always",
+    settle_ms: int = 6_000,
+    db_url: str | None = None,
+) -> TradingStack:
+    """Build journal, positions, risk manager, executor, audit trail, ledger, reconciler and trader.
+
+    The execution database (journal and positions) lives in ``options.state_dir`` unless ``db_url``
+    is given. At start the risk manager is restored from the tracked positions, so a restart knows
+    what it holds.
+    """
+    from thunes.execution import (
+        AuditTrail, Database, OrderJournal, PositionTracker, RiskManager, TradeIntent,
+    )
+    from thunes.execution.orders import ExecutorOptions, OrderExecutor
+    from thunes.execution.reconcile import Baseline, Reconciler
+
+    clock = clock or LiveClock()
+    state_dir = Path(options.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = exchange if isinstance(exchange, RecordingPort) else RecordingPort(exchange)
+    markets = port.load_markets()
+    if options.symbol not in markets:
+        raise ConfigError(f"the exchange has no market {options.symbol!r}")
+    db = Database.connect(db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}")
+    journal = OrderJournal(db, clock=clock)
+    positions = PositionTracker(db, clock=clock)
+    audit = AuditTrail(audit_path, fsync=audit_fsync, clock=clock)  # type: ignore[arg-type]
+    risk = RiskManager(risk_settings, clock=clock, audit=audit, state_path=state_dir / "risk_state.json")
+    risk.restore(positions.open_positions(), last_closed_trade=positions.last_closed_trade())
+    executor = OrderExecutor(port, risk=risk, journal=journal, positions=positions, markets=markets, clock=clock,
+                             audit=audit, options=ExecutorOptions(settle_ms=settle_ms))
+    ledger = Ledger(ledger_path)
+    market = markets[options.symbol]
+    baseline = Baseline(state_dir / f"baseline_{options.symbol.replace('/', '')}.json")
+    tolerance = market.filters.market_step_size if market.filters.market_step_size > 0 else market.filters.step_size
+    reconciler = Reconciler(port, journal=journal, positions=positions, symbols=[options.symbol], baseline=baseline,
+                            executor=executor, audit=audit, clock=clock, tolerance={options.symbol: tolerance})
+    trader = Trader(exchange=port, strategy=strategy, options=options, executor=executor, positions=positions,
+                    ledger=ledger, audit=audit, clock=clock, reconciler=reconciler, intent_factory=TradeIntent,
+                    dust_sink=lambda symbol, qty: baseline.add(symbol.split("/")[0], qty))
+    return TradingStack(trader=trader, exchange=port, executor=executor, risk=risk, journal=journal,
+                        positions=positions, audit=audit, ledger=ledger, reconciler=reconciler, db=db,
+                        markets=markets)
+
+
+def feed_for(exchange: Any, *, ws_url: str, symbol: str, timeframe: str, store_url: str | None = None,
+             stale_after_s: float = 60.0, seed: int | None = None, **feed_options: Any) -> CandleFeed:
+    """A :class:`CandleFeed` whose REST backfill goes through ``exchange`` (the port) and whose closed
+    candles are upserted into the candle store at ``store_url`` (opened in the feed thread)."""
+    from thunes.execution.live_data import FeedOptions
+
+    markets = exchange.load_markets()
+    market = markets.get(symbol)
+    if market is None:
+        raise ConfigError(f"the exchange has no market {symbol!r}")
+    fetch_lock = threading.Lock()
+
+    def fetch(since: int, limit: int) -> pd.DataFrame:
+        with fetch_lock:  # the ccxt client is not thread-safe; the trading thread uses it too
+            return exchange.fetch_candles(symbol, timeframe, since=since, limit=limit)
+
+    sink_factory = None
+    if store_url:
+        def sink_factory():  # noqa: ANN202 - CandleStore
+            from thunes.data.store import open_store
+
+            return open_store(store_url)
+
+    opts = FeedOptions(ws_url=ws_url, symbol=symbol, exchange_symbol=market.exchange_symbol, timeframe=timeframe,
+                       stale_after_s=stale_after_s, **feed_options)
+    return CandleFeed(opts, fetch=fetch, sink_factory=sink_factory, rng=np.random.default_rng(seed))
