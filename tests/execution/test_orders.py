@@ -1,0 +1,132 @@
+"""The order path against the real local exchange through the real ccxt adapter."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from thunes.core.enums import OrderStatus, OrderType, Side
+from thunes.core.ids import client_order_id
+from thunes.exchange.types import OrderRequest
+from thunes.execution.audit import AuditTrail, verify_audit
+from thunes.execution.circuit_breaker import CircuitBreaker
+from thunes.execution.filters import PreparedOrder
+from thunes.execution.orders import intent_client_order_id
+from thunes.execution.risk import TradeIntent
+from tests.execution.conftest import build_stack
+
+D = Decimal
+
+
+def _entry(sim, symbol: str = "BTC/USDT", bar_ts: int = 1, quote: str = "100") -> TradeIntent:
+    return TradeIntent(symbol=symbol, side=Side.BUY, quote_qty=D(quote), price=sim.last_price(symbol),
+                       strategy="t", bar_ts=bar_ts, reason="test entry")
+
+
+def _exit(sim, symbol: str = "BTC/USDT", bar_ts: int = 2) -> TradeIntent:
+    return TradeIntent(symbol=symbol, side=Side.SELL, price=sim.last_price(symbol), strategy="t", bar_ts=bar_ts,
+                       is_exit=True, reason="test exit")
+
+
+def _exchange_orders(stack, symbol: str) -> list[dict]:
+    return stack.exchange.client.fetch_orders(symbol, limit=1000)
+
+
+def test_entry_then_exit_updates_journal_positions_and_risk(sim, stack):
+    out = stack.executor.execute(_entry(sim))
+    assert out.status is OrderStatus.FILLED and out.error is None
+    pos = stack.positions.position("BTC/USDT")
+    fee = out.entry.fee  # the local exchange charges a buy's fee in the base asset
+    assert pos.qty == out.filled_qty - fee and pos.cost == out.cum_quote
+    assert out.cum_quote <= D(100)
+    assert stack.risk.state.open_positions == ("BTC/USDT",)
+    ex = stack.executor.execute(_exit(sim))
+    assert ex.status is OrderStatus.FILLED
+    assert stack.positions.position("BTC/USDT").qty < D("0.00001")  # only sub-step dust can remain
+    assert verify_audit(stack.audit_path).ok
+    kinds = {r.kind for r in AuditTrail.read(stack.audit_path)}
+    assert {"risk_decision", "order_intent", "order_result", "fill"} <= kinds
+
+
+def test_the_same_intent_twice_places_one_order(sim, stack):
+    intent = _entry(sim)
+    first = stack.executor.execute(intent)
+    second = stack.executor.execute(intent)
+    assert second.duplicate and second.client_order_id == first.client_order_id
+    assert len(_exchange_orders(stack, "BTC/USDT")) == 1
+
+
+def test_a_lost_answer_is_resolved_by_client_order_id_without_a_second_order(sim, stack):
+    sim.faults.set(lose_order_responses=1, lose_mode="504", paths=["/api/v3/order"])
+    out = stack.executor.execute(_entry(sim))
+    sim.faults.clear()
+    assert out.status is OrderStatus.FILLED
+    orders = _exchange_orders(stack, "BTC/USDT")
+    assert len(orders) == 1 and orders[0]["clientOrderId"] == out.client_order_id
+    assert stack.positions.position("BTC/USDT").qty > 0
+
+
+def test_denied_intents_are_not_journaled(sim, stack):
+    stack.risk.kill_switch(True, reason="test", operator="pytest")
+    out = stack.executor.execute(_entry(sim))
+    assert out.decision.rule == "kill_switch" and out.entry is None
+    assert stack.journal.entries() == []
+
+
+def test_filter_refusal_releases_the_reserved_slot(sim, stack):
+    out = stack.executor.execute(_entry(sim, quote="1"))  # below the minimum notional
+    assert out.entry is None and "NOTIONAL" in out.error
+    assert stack.risk.state.reserved == ()
+
+
+def test_exchange_rejection_is_final_and_releases_the_slot(sim, stack):
+    sim.set_balance("USDT", D("5"))
+    out = stack.executor.execute(_entry(sim))
+    assert out.status is OrderStatus.REJECTED and "rejected" in out.error
+    assert stack.risk.state.reserved == () and stack.risk.state.open_positions == ()
+
+
+def test_an_open_breaker_closes_the_order_unsent(sim, tmp_path):
+    breaker = CircuitBreaker("exchange", failure_threshold=1, recovery_timeout=60)
+    breaker.trip()
+    s = build_stack(sim, tmp_path, breaker=breaker)
+    intent = _entry(sim)
+    cid = intent_client_order_id(intent)
+    entry, _ = s.journal.record_pending(cid, PreparedOrder(
+        symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET,
+        qty=D("0.001"), price=None, ref_price=intent.price, notional=D("40")))
+    final = s.executor._send(s.journal.mark_sent(cid))
+    assert final.status is OrderStatus.CANCELED and "not sent" in final.error
+    assert _exchange_orders(s, "BTC/USDT") == []
+
+
+def test_recover_closes_unsent_and_resolves_sent_orders(sim, stack):
+    def prepared(qty: str) -> PreparedOrder:
+        return PreparedOrder(symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET, qty=D(qty), price=None,
+                             ref_price=sim.last_price("BTC/USDT"), notional=D(0))
+
+    # crashed before sending
+    stack.journal.record_pending("th-pending", prepared("0.001"))
+    # crashed after sending, the exchange has it
+    stack.journal.record_pending("th-sent-placed", prepared("0.001"))
+    stack.journal.mark_sent("th-sent-placed")
+    stack.exchange.place_order(OrderRequest(symbol="BTC/USDT", side=Side.BUY, type=OrderType.MARKET,
+                                            client_order_id="th-sent-placed", qty=D("0.001")))
+    # crashed after marking SENT, the request never arrived
+    stack.journal.record_pending("th-sent-lost", prepared("0.001"))
+    stack.journal.mark_sent("th-sent-lost")
+
+    report = stack.executor.recover()
+    assert report.never_sent == ["th-pending"]
+    assert report.resolved == ["th-sent-placed"]
+    assert report.not_found == ["th-sent-lost"]
+    assert stack.journal.get("th-sent-placed").status is OrderStatus.FILLED
+    assert stack.journal.get("th-pending").status is OrderStatus.CANCELED
+    assert stack.journal.unresolved() == []
+    assert stack.positions.position("BTC/USDT").qty > 0
+
+
+def test_client_order_ids_are_deterministic_and_binance_legal(sim):
+    a, b = _entry(sim, bar_ts=5), _entry(sim, bar_ts=5)
+    assert intent_client_order_id(a) == intent_client_order_id(b) != intent_client_order_id(_entry(sim, bar_ts=6))
+    cid = intent_client_order_id(a)
+    assert len(cid) <= 36 and cid == client_order_id("t", "BTC/USDT", "BUY", 5, "entry")
