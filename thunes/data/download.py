@@ -171,7 +171,8 @@ def download_candles(
 
     _call(exchange.load_markets, exchange=exchange, what="load_markets", max_retries=max_retries, sleep=sleep)
     try:
-        server_time = int(_call(exchange.fetch_time, exchange=exchange, what="fetch_time", max_retries=max_retries, sleep=sleep))
+        server_time = int(_call(exchange.fetch_time, exchange=exchange, what="fetch_time",
+                                max_retries=max_retries, sleep=sleep))
     except ExchangeError as exc:
         log.warning("server time unavailable (%s); using the local clock", exc)
         server_time = int(exchange.milliseconds())
