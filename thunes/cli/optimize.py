@@ -1,0 +1,288 @@
+"""``thunes optimize``: Optuna studies with walk-forward validation, DSR/PBO and a deploy verdict;
+``thunes optimize worker`` (join a shared study), ``studies`` (list) and ``decay`` (re-check the deployed
+parameters on recent data). Thin: parses, calls :mod:`thunes.optimize`, prints."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+__all__ = ["register"]
+
+
+def _console():  # noqa: ANN202
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=140)
+
+
+def _split_kv(items: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=what)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _fixed_params(strategy_cls, items: tuple[str, ...]) -> dict[str, Any]:  # noqa: ANN001
+    raw = _split_kv(items, "--param")
+    space = strategy_cls.param_space()
+    for name in raw:
+        if name not in space:
+            strategy_cls(**{name: raw[name]})  # StrategyError with a "did you mean" hint
+    return {k: space[k].validate(v) for k, v in raw.items()}
+
+
+def _ranges(items: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, value in _split_kv(items, "--range").items():
+        low, sep, high = value.partition(":")
+        try:
+            out[name] = (float(low), float(high))
+        except ValueError:
+            raise click.BadParameter(f"{name}={value!r}: expected NAME=LOW:HIGH, e.g. fast=5:50",
+                                     param_hint="--range") from None
+        if not sep:
+            raise click.BadParameter(f"{name}={value!r}: expected NAME=LOW:HIGH", param_hint="--range")
+    return out
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@click.group("optimize", invoke_without_command=True)
+@click.option("--strategy", default=None, help="Registered strategy (default: settings trader.strategy).")
+@click.option("--symbol", default=None, help="Symbol (default: settings trader.symbol).")
+@click.option("--timeframe", default=None, help="Timeframe (default: settings trader.timeframe).")
+@click.option("--trials", type=int, default=None,
+              help="Completed trials the study (and each walk-forward fold) should hold (default: settings).")
+@click.option("--sampler", type=click.Choice(["tpe", "nsga2"]), default="tpe", show_default=True,
+              help="TPE (one objective) or NSGA-II (several: a Pareto front).")
+@click.option("--objectives", default=None,
+              help="Comma-separated metrics, NAME[:max|min]. Default: sharpe (tpe), sharpe,max_drawdown (nsga2).")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage: sqlite:///FILE (default: settings optimize.storage) or postgresql://…")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes working on the study (> 1 needs a PostgreSQL storage).")
+@click.option("--study", "study_name", default=None, help="Study name (default: strategy_SYMBOL_tf_sampler_objectives).")
+@click.option("--walk-forward", "walk_forward", type=click.Choice(["rolling", "anchored", "none"]),
+              default="rolling", show_default=True, help="Walk-forward validation scheme.")
+@click.option("--folds", type=int, default=4, show_default=True, help="Walk-forward folds.")
+@click.option("--is-oos-ratio", type=float, default=3.0, show_default=True,
+              help="In-sample length as a multiple of the out-of-sample length.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Fix a parameter (not searched).")
+@click.option("--range", "ranges", multiple=True, metavar="NAME=LOW:HIGH",
+              help="Narrow a parameter's search range, e.g. --range fast=5:50.")
+@click.option("--since", default=None, help="First candle (UTC date).")
+@click.option("--until", default=None, help="End (UTC date, exclusive).")
+@click.option("--source", type=click.Choice(["auto", "store", "sample"]), default="auto", show_default=True,
+              help="Candles from the store (settings data.url), the sample data, or the store when it has them.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Sampler seed.")
+@click.option("--top", type=int, default=10, show_default=True, help="Rows in the results table.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@click.pass_context
+def optimize_group(ctx: click.Context, **kw: Any) -> None:
+    """Optimise a strategy's parameters with Optuna, validate walk-forward, report DSR, PBO and a verdict.
+
+    \b
+    Examples:
+      thunes optimize --strategy sma_cross --symbol BTC/USDT --timeframe 1h --trials 25
+      thunes optimize --sampler nsga2 --objectives sharpe,max_drawdown --walk-forward anchored
+      thunes optimize --storage postgresql://user@db/optuna --workers 4 --study btc-sma
+      thunes optimize worker --storage postgresql://user@db/optuna --study btc-sma --trials 20
+
+    Deploy is recommended only when the walk-forward out-of-sample Sharpe exceeds
+    optimize.deploy_min_sharpe and the Deflated Sharpe Ratio reaches optimize.deploy_min_dsr.
+    Results go to <optimize.artifacts_dir>/<study>/ (trials.csv, summary.json, report.html).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _run(ctx.obj, **kw)
+
+
+def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, storage, workers, study_name,  # noqa: ANN001, C901
+         walk_forward, folds, is_oos_ratio, params, ranges, since, until, source, seed, top, no_progress) -> None:
+    from thunes.backtest import BacktestOptions
+    from thunes.optimize import _evaluate
+    from thunes.optimize._data import load_study_candles
+    from thunes.optimize.decay import deployed_path, write_deployed
+    from thunes.optimize.report import folds_table, results_table, write_artifacts
+    from thunes.optimize.storage import redact_url
+    from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
+    from thunes.optimize.walk_forward import run_walk_forward
+    from thunes.strategies import get_strategy
+
+    _quiet_optuna()
+    settings = app.settings
+    opt = settings.optimize
+    strategy = strategy or settings.trader.strategy
+    symbol = symbol or settings.trader.symbol
+    timeframe = timeframe or settings.trader.timeframe
+    trials = trials or opt.n_trials
+    storage = storage or opt.storage
+    objs = parse_objectives(objectives or ("sharpe,max_drawdown" if sampler == "nsga2" else "sharpe"))
+    if sampler == "tpe" and len(objs) > 1:
+        raise click.UsageError("TPE here optimises one objective; use --sampler nsga2 for several")
+    cls = get_strategy(strategy)
+    err = click.get_text_stream("stderr")
+
+    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, since=since, until=until)
+    click.echo(f"data: {symbol} {timeframe}, {len(data.frame)} bars {data.frame.index[0]} → {data.frame.index[-1]} "
+               f"from {data.description}", file=err)
+    options = BacktestOptions.from_settings(settings.backtest, settings.risk)
+    spec = StudySpec(
+        strategy=strategy, symbol=symbol, timeframe=timeframe, objectives=objs, sampler=sampler, seed=seed,
+        fixed_params=_fixed_params(cls, params), ranges=_ranges(ranges),
+        backtest=_evaluate.options_to_json(options),
+    )
+    name = study_name or default_study_name(strategy, symbol, timeframe, sampler, objs)
+    bound = spec.for_window(data.frame, data.source)
+    click.echo(f"study {name!r} in {redact_url(storage)}: {trials} trials, sampler {sampler}, objectives "
+               f"{', '.join(map(str, objs))}, {workers} worker(s)", file=err)
+    outcome = run_study(bound, data.frame, n_trials=trials, storage_url=storage, study_name=name, workers=workers,
+                        progress=not no_progress, desc="full sample")
+    wf = None
+    if walk_forward != "none":
+        wf = run_walk_forward(spec, data.frame, data_source=data.source, scheme=walk_forward, n_folds=folds,
+                              is_oos_ratio=is_oos_ratio, n_trials=trials, storage_url=storage, study_name=name,
+                              workers=workers, progress=not no_progress)
+    rec = recommend(oos_sharpe=wf.oos_sharpe if wf else None, dsr=outcome.dsr.dsr if outcome.dsr else None,
+                    min_sharpe=opt.deploy_min_sharpe, min_dsr=opt.deploy_min_dsr)
+
+    console = _console()
+    console.print(results_table(outcome, top=top))
+    if wf is not None:
+        console.print(folds_table(wf))
+    click.echo(f"best parameters (full sample): {outcome.best_params}")
+    click.echo(f"in-sample Sharpe {outcome.best_stats.get('sharpe', float('nan')):.3f}, total return "
+               f"{outcome.best_stats.get('total_return', float('nan')):.2%}, max drawdown "
+               f"{outcome.best_stats.get('max_drawdown', float('nan')):.2%}")
+    if outcome.dsr is not None:
+        d = outcome.dsr
+        click.echo(f"Deflated Sharpe Ratio: {d.dsr:.3f} (per-bar Sharpe {d.sharpe:.4f} vs expected max of "
+                   f"{d.n_trials} unskilled trials {d.sharpe_benchmark:.4f}; need >= {opt.deploy_min_dsr:g})")
+    if outcome.pbo is not None:
+        click.echo(f"Probability of Backtest Overfitting (CSCV, {outcome.pbo.n_blocks} blocks, "
+                   f"{outcome.pbo.n_splits} splits): {outcome.pbo.pbo:.2f}")
+    if wf is not None:
+        click.echo(f"walk-forward ({wf.scheme}, {len(wf.folds)} folds) out-of-sample: Sharpe {wf.oos_sharpe:.3f}, "
+                   f"total return {wf.oos_stats.get('total_return', float('nan')):.2%}, max drawdown "
+                   f"{wf.oos_stats.get('max_drawdown', float('nan')):.2%}")
+    click.secho(f"recommendation: {rec}", fg="green" if rec.deploy else "yellow", bold=True)
+    paths = write_artifacts(outcome, wf, rec, opt.artifacts_dir)
+    if rec.deploy:
+        paths["deployed"] = write_deployed(
+            deployed_path(opt.artifacts_dir, strategy, symbol, timeframe), strategy=strategy, symbol=symbol,
+            timeframe=timeframe, params=outcome.best_params, study=name,
+            evidence={"oos_sharpe": wf.oos_sharpe if wf else None, "dsr": outcome.dsr.dsr if outcome.dsr else None,
+                      "pbo": outcome.pbo.pbo if outcome.pbo else None},
+        )
+    for kind, path in paths.items():
+        click.echo(f"  {kind:<10} {path}")
+    click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
+
+
+@optimize_group.command("worker")
+@click.option("--storage", required=True, metavar="URL", help="The study's storage (postgresql://…).")
+@click.option("--study", "study_name", required=True, help="Name of an existing study.")
+@click.option("--trials", type=int, required=True, help="Trials this worker completes.")
+@click.option("--store-url", default=None, metavar="URL", help="Candle store (default: the one the study used).")
+def worker_cmd(storage: str, study_name: str, trials: int, store_url: str | None) -> None:
+    """Join an existing study (e.g. from another machine) and complete TRIALS trials of it.
+
+    The study carries its own description (strategy, data window, backtest options); the worker loads
+    the same candles and refuses to run when they differ from the study's fingerprint.
+    """
+    from thunes.optimize.worker import run_worker
+
+    _quiet_optuna()
+    report = run_worker(storage, study_name, trials, store_url=store_url)
+    click.echo(f"worker {report.worker_id}: completed {report.completed} trial(s) of {report.study}")
+
+
+@optimize_group.command("studies")
+@click.option("--storage", default=None, metavar="URL", help="Storage URL (default: settings optimize.storage).")
+@click.pass_obj
+def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
+    """List the studies in a storage with their trial counts."""
+    from thunes.optimize.storage import list_studies
+
+    _quiet_optuna()
+    rows = list_studies(storage or app.settings.optimize.storage)
+    if not rows:
+        click.echo("no studies")
+    for s in rows:
+        directions = ",".join(d.name.lower() for d in s.directions)
+        click.echo(f"{s.study_name:<60} {s.n_trials:>5} trials  {directions}")
+
+
+@optimize_group.command("decay")
+@click.option("--strategy", default=None, help="Strategy (default: settings trader.strategy).")
+@click.option("--symbol", default=None, help="Symbol (default: settings trader.symbol).")
+@click.option("--timeframe", default=None, help="Timeframe (default: settings trader.timeframe).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Parameters to check (default: the deployed ones written by `thunes optimize`).")
+@click.option("--window", type=int, default=720, show_default=True, help="Rolling Sharpe window (bars).")
+@click.option("--lookback", type=int, default=2160, show_default=True, help="Recent bars re-run (plus warm-up).")
+@click.option("--min-sharpe", type=float, default=None, help="Flag below this (default: optimize.decay_min_sharpe).")
+@click.option("--source", type=click.Choice(["auto", "store", "sample"]), default="auto", show_default=True)
+@click.option("--until", default=None, help="Check as of this date (UTC, exclusive); default: the newest candle.")
+@click.option("--fail-on-decay", is_flag=True, help="Exit with status 1 when decay is flagged (for schedulers).")
+@click.pass_obj
+def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sharpe, source, until,  # noqa: ANN001
+              fail_on_decay) -> None:
+    """Re-run the deployed parameters on recent data and flag when the rolling Sharpe falls too low.
+
+    Writes <optimize.artifacts_dir>/decay/<strategy>_<SYMBOL>_<tf>.json (the flag alerts read).
+
+    \b
+    Example:
+      thunes optimize decay --strategy sma_cross --symbol BTC/USDT --timeframe 1h --param fast=10 --param slow=50
+    """
+    from thunes.backtest import BacktestOptions
+    from thunes.optimize._data import load_study_candles
+    from thunes.optimize.decay import check_decay, decay_path, deployed_path, read_deployed, write_decay_flag
+    from thunes.strategies import get_strategy
+
+    settings = app.settings
+    opt = settings.optimize
+    strategy = strategy or settings.trader.strategy
+    symbol = symbol or settings.trader.symbol
+    timeframe = timeframe or settings.trader.timeframe
+    cls = get_strategy(strategy)
+    if params:
+        chosen = _fixed_params(cls, params)
+        origin = "command line"
+    else:
+        path = deployed_path(opt.artifacts_dir, strategy, symbol, timeframe)
+        chosen = read_deployed(path)["params"]
+        origin = str(path)
+    strat = cls(**chosen)
+    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, until=until)
+    recent = data.frame.iloc[-(lookback + int(strat.warmup)):]
+    report = check_decay(recent, strat, window_bars=window,
+                         min_sharpe=opt.decay_min_sharpe if min_sharpe is None else min_sharpe,
+                         options=BacktestOptions.from_settings(settings.backtest, settings.risk),
+                         symbol=symbol, timeframe=timeframe)
+    out = write_decay_flag(report, decay_path(opt.artifacts_dir, strategy, symbol, timeframe))
+    click.echo(f"parameters {report.params} (from {origin}) on {len(recent)} bars to {report.end} ({data.description})")
+    click.echo(f"rolling Sharpe over {window} bars: latest {report.latest_sharpe:.2f}, worst "
+               f"{report.worst_sharpe:.2f}; threshold {report.min_sharpe:g}")
+    if report.decayed:
+        click.secho("DECAYED: the deployed parameters no longer meet the threshold", fg="red", bold=True)
+    else:
+        click.secho("ok: no decay", fg="green")
+    click.echo(f"flag written to {out}")
+    if report.decayed and fail_on_decay:
+        sys.exit(1)
+
+
+def register(root: click.Group) -> None:
+    root.add_command(optimize_group)
