@@ -113,14 +113,14 @@ def test_scaler_is_fitted_on_training_rows_only():
     ds = build_dataset(candles, DatasetOptions(seq_len=8, horizon=4, val_frac=0.2, test_frac=0.2),
                        features=feats)
 
-    first, last = int(ds.split.train[0]) - 8 + 1, int(ds.split.train[-1])
+    last = int(ds.split.train[-1])
     assert last < 400
-    expected = feats.iloc[first:last + 1]
+    expected = feats.iloc[:last + 1]  # warm-up NaNs are skipped column by column
     np.testing.assert_allclose(ds.scaler.mean, expected.mean().to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(ds.scaler.scale, expected.std(ddof=0).to_numpy(), rtol=1e-12)
     assert ds.scaler.feature_names == ("ret1", "ret_sma3", "level")
     assert ds.scaler.fit_end == candles.index[last].isoformat()
-    assert ds.scaler.fit_rows == last - first + 1
+    assert ds.scaler.fit_rows == last + 1
 
 
 def test_scaler_refuses_to_scale_twice_and_checks_column_order():

@@ -11,7 +11,7 @@ block keeps only ends ``<= B - purge`` and the later block only ends ``>= B + em
 on either side are at least ``purge + embargo`` rows apart. With ``purge >= seq_len + horizon`` (enforced)
 a training sample's label window ends strictly before the first input row of any validation sample.
 
-The scaler (:class:`FeatureScaler`) is fitted on the rows that training windows cover and nothing later;
+The scaler (:class:`FeatureScaler`) is fitted on the rows up to the last training end and nothing later;
 it stores its feature names and the time range it saw, and tags what it transforms so that nothing is
 scaled twice. Windows that span a gap in the candles (or a row the feature set flags with ``gap_flag``)
 are dropped and counted, never bridged.
@@ -170,8 +170,8 @@ class FeatureScaler:
         return self.scale
 
     @property
-    def feature_names_in_(self) -> np.ndarray:
-        return np.asarray(self.feature_names, dtype=object)
+    def feature_names_in_(self) -> list[str]:
+        return list(self.feature_names)
 
     @classmethod
     def fit(cls, features: pd.DataFrame, rows: np.ndarray | slice | None = None) -> "FeatureScaler":
@@ -425,12 +425,9 @@ def build_dataset(
         )
     split = temporal_split(ends, seq_len=options.seq_len, horizon=options.horizon, val_frac=options.val_frac,
                            test_frac=options.test_frac, purge=options.purge, embargo=options.embargo)
-    # the scaler sees exactly the rows that training windows cover, nothing after the last training end
-    fit_mask = np.zeros(len(candles), dtype=bool)
-    for start in range(options.seq_len):  # rows t-seq_len+1 … t for every training end t
-        fit_mask[split.train - start] = True
-    fit_mask &= feature_ok
-    scaler = FeatureScaler.fit(feats, np.flatnonzero(fit_mask))
+    # the scaler sees every row up to the last training end and nothing after (NaNs ignored per column)
+    last_train = int(split.train[-1])
+    scaler = FeatureScaler.fit(feats, slice(0, last_train + 1))
     values = scaler.transform_array(raw)
     return Dataset(options=options, features=feats, feature_cols=feature_cols, values=values, targets=targets,
                    split=split, scaler=scaler, counts=counts, feature_set_hash=feature_set_hash,

@@ -109,15 +109,17 @@ def pick_device(requested: str | None = None) -> str:
 
 # --------------------------------------------------------------------------------------------- audit
 def run_leakage_audit(features: pd.DataFrame, close: pd.Series, *, horizon: int, scaler: Any = None,
-                      train_end: Any = None) -> list[str]:
-    """Findings of :func:`thunes.features.leakage.audit_leakage` as readable strings (empty: clean)."""
+                      train_end: int | None = None) -> list[str]:
+    """Findings of :func:`thunes.features.leakage.audit_leakage` as readable strings (empty: clean).
+
+    ``train_end`` is the number of leading rows the scaler may have seen (last training end + 1).
+    """
     try:
         from thunes.features.leakage import audit_leakage
     except ImportError:  # the audit ships with thunes.features; refuse to pretend it ran
         return ["leakage audit unavailable: thunes.features.leakage could not be imported"]
     report = audit_leakage(features, close, horizon=horizon, scaler=scaler, train_end=train_end)
-    findings = getattr(report, "findings", report)
-    return [str(getattr(f, "message", f)) for f in (findings or [])]
+    return [f"[{f.check}] {f.column}: {f.detail}" for f in report.findings]
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -189,7 +191,7 @@ def _train_lstm(ds: Dataset, options: TrainOptions, target_scale: float, *, prog
             if options.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
             opt.step()
-            run_loss += float(loss) * len(y)
+            run_loss += float(loss.detach()) * len(y)
         if device.type == "cuda":
             torch.cuda.synchronize()
         train_time += time.perf_counter() - t0
@@ -282,14 +284,14 @@ def train_model(
         features_for_ds = features
     ds = build_dataset(candles, options.dataset_options(), timeframe=timeframe, features=features_for_ds)
     # --- leakage audit: blocks training on any finding unless overridden (and then recorded) ---
-    train_end = ds.index[int(ds.split.train[-1])]
+    last_train = int(ds.split.train[-1])
     findings = run_leakage_audit(ds.features, candles["close"], horizon=options.horizon, scaler=ds.scaler,
-                                 train_end=train_end)
+                                 train_end=last_train + 1)
     if findings and not options.allow_leakage:
         raise LeakageDetected(f"leakage audit found {len(findings)} problem(s); training refused "
                               "(override with --allow-leakage, which is recorded in meta.json)", findings)
     leakage = {"findings": findings, "override": bool(findings and options.allow_leakage),
-               "audited_at_train_end": train_end.isoformat()}
+               "train_end": ds.index[last_train].isoformat()}
     train_ret = ds.target("train", "target_ret")
     target_scale = float(np.std(train_ret)) or 1.0
     if options.model == "lstm":
