@@ -66,3 +66,16 @@ def test_make_exchange_points_spot_rest_at_the_base_url() -> None:
     assert exchange.urls["api"]["public"] == exchange.urls["api"]["private"] == "http://127.0.0.1:8765/api/v3"
     assert exchange.options["fetchMarkets"]["types"] == ["spot"]
     assert exchange.options["fetchCurrencies"] is False and exchange.options["fetchMargins"] is False
+
+
+def test_cli_download_with_base_url(kline_server, tmp_path) -> None:  # noqa: ANN001
+    from click.testing import CliRunner
+
+    from thunes.cli import root
+
+    db = f"sqlite:///{tmp_path}/s.sqlite"
+    result = CliRunner().invoke(root, ["data", "download", "--symbol", "BTC/USDT", "--timeframe", "1h",
+                                       "--since", "2024-01-01", "--until", "2024-01-03",
+                                       "--base-url", kline_server.base_url, "--db", db], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "48 candles" in result.output
