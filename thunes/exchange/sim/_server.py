@@ -35,6 +35,8 @@ _KEY_FORMAT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _STREAM = re.compile(r"^[a-z0-9]+@(trade|aggTrade|kline_[0-9]+[smhdwM]|bookTicker|depth[0-9]*(@100ms)?|ticker|miniTicker)$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PARAMS = web.RequestKey("params", dict)
+RAW_BODY = web.RequestKey("raw_body", str)
 
 
 def sign(secret: str, payload: str) -> str:
@@ -296,8 +298,8 @@ def build_app(sim: "LocalExchange") -> web.Application:
         if request.method in ("POST", "PUT") and request.can_read_body:
             body = await request.text()
             params.update(parse_qsl(body, keep_blank_values=True))
-        request["params"] = params
-        request["raw_body"] = body
+        request[PARAMS] = params
+        request[RAW_BODY] = body
         ip = request.remote or "127.0.0.1"
         rejection, retry = limiter.admit(ip, _weight(request.method, path, params))
         if rejection is not None:
@@ -322,7 +324,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
         account = engine.accounts.get(key)
         if account is None:
             raise SimReject(Rejection(-2015, "Invalid API-key, IP, or permissions for action.", 401))
-        params = request["params"]
+        params = request[PARAMS]
         if "timestamp" not in params:
             raise SimReject(Rejection(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or "
                                              "malformed."))
@@ -330,7 +332,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
         if not given:
             raise SimReject(Rejection(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or "
                                              "malformed."))
-        payload = _strip_signature(request.query_string) + _strip_signature(request["raw_body"])
+        payload = _strip_signature(request.query_string) + _strip_signature(request[RAW_BODY])
         if not hmac.compare_digest(sign(account.spec.secret, payload), given.lower()):
             raise SimReject(Rejection(-1022, "Signature for this request is not valid."))
         try:
@@ -357,7 +359,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
         return web.json_response({"serverTime": auth_now()})
 
     async def exchange_info(request: web.Request) -> web.Response:
-        params = request["params"]
+        params = request[PARAMS]
         wanted: list[str] | None = None
         if params.get("symbol"):
             wanted = [params["symbol"].upper()]
@@ -376,7 +378,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
             "exchangeFilters": [], "symbols": symbols})
 
     async def klines(request: web.Request) -> web.Response:
-        params = request["params"]
+        params = request[PARAMS]
         symbol = symbol_arg(params)
         interval = params.get("interval")
         if not interval:
@@ -417,18 +419,18 @@ def build_app(sim: "LocalExchange") -> web.Application:
             "openTime": now - 86_400_000, "closeTime": now, "firstId": 1, "lastId": 1, "count": 1}
 
     async def ticker_24hr(request: web.Request) -> web.Response:
-        symbol = symbol_arg(request["params"], required=False)
+        symbol = symbol_arg(request[PARAMS], required=False)
         if symbol:
             return web.json_response(ticker_payload(symbol))
         return web.json_response([ticker_payload(s) for s in engine.specs])
 
     async def ticker_price(request: web.Request) -> web.Response:
-        symbol = symbol_arg(request["params"], required=False)
+        symbol = symbol_arg(request[PARAMS], required=False)
         rows = [{"symbol": s, "price": fmt(engine.last_price(s))} for s in ([symbol] if symbol else engine.specs)]
         return web.json_response(rows[0] if symbol else rows)
 
     async def book_ticker(request: web.Request) -> web.Response:
-        symbol = symbol_arg(request["params"], required=False)
+        symbol = symbol_arg(request[PARAMS], required=False)
         rows = []
         for s in [symbol] if symbol else list(engine.specs):
             with engine.lock:
@@ -438,7 +440,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
         return web.json_response(rows[0] if symbol else rows)
 
     async def depth(request: web.Request) -> web.Response:
-        params = request["params"]
+        params = request[PARAMS]
         symbol = symbol_arg(params)
         limit = min(int(params.get("limit") or 100), 5000)
         with engine.lock:
@@ -448,7 +450,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
                                   "asks": [[fmt(p), fmt(q)] for p, q in asks]})
 
     async def avg_price(request: web.Request) -> web.Response:
-        symbol = symbol_arg(request["params"])
+        symbol = symbol_arg(request[PARAMS])
         return web.json_response({"mins": 5, "price": fmt(engine.last_price(symbol)),
                                   "closeTime": engine.clock.now_ms()})
 
@@ -459,7 +461,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def new_order(request: web.Request) -> web.StreamResponse:
         key = authenticate(request)
-        params = request["params"]
+        params = request[PARAMS]
         rejection, headers = limiter.order(key)
         if rejection is not None:
             return _error(rejection, headers)
@@ -485,7 +487,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def test_order(request: web.Request) -> web.Response:
         key = authenticate(request)
-        params = dict(request["params"])
+        params = dict(request[PARAMS])
         with engine.lock:
             spec = engine.spec((params.get("symbol") or "").upper())
             from thunes.exchange.sim._rules import check_filters  # local: test-only path
@@ -503,20 +505,20 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def get_order(request: web.Request) -> web.Response:
         key = authenticate(request)
-        return web.json_response(engine.query(key, request["params"]))
+        return web.json_response(engine.query(key, request[PARAMS]))
 
     async def cancel_order(request: web.Request) -> web.Response:
         key = authenticate(request)
-        return web.json_response(engine.cancel(key, request["params"]))
+        return web.json_response(engine.cancel(key, request[PARAMS]))
 
     async def open_orders(request: web.Request) -> web.Response:
         key = authenticate(request)
-        symbol = symbol_arg(request["params"], required=False)
+        symbol = symbol_arg(request[PARAMS], required=False)
         return web.json_response(engine.open_orders(key, symbol))
 
     async def cancel_open_orders(request: web.Request) -> web.Response:
         key = authenticate(request)
-        symbol = symbol_arg(request["params"])
+        symbol = symbol_arg(request[PARAMS])
         out = []
         for o in engine.open_orders(key, symbol):
             out.append(engine.cancel(key, {"symbol": symbol or "", "orderId": str(o["orderId"])}))
@@ -524,15 +526,15 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def all_orders(request: web.Request) -> web.Response:
         key = authenticate(request)
-        symbol = symbol_arg(request["params"])
+        symbol = symbol_arg(request[PARAMS])
         with engine.lock:
             rows = [o.view() for (s, _), o in sorted(engine._orders.items()) if s == symbol and o.account == key]
-        limit = min(int(request["params"].get("limit") or 500), 1000)
+        limit = min(int(request[PARAMS].get("limit") or 500), 1000)
         return web.json_response(rows[-limit:])
 
     async def my_trades(request: web.Request) -> web.Response:
         key = authenticate(request)
-        return web.json_response(engine.my_trades(key, request["params"]))
+        return web.json_response(engine.my_trades(key, request[PARAMS]))
 
     async def not_found(request: web.Request) -> web.Response:
         return web.Response(status=404, text=f"the local exchange does not serve {request.path}")
