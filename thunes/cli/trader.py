@@ -1,0 +1,363 @@
+"""``thunes paper``, ``thunes live`` and ``thunes parity``: thin commands over :mod:`thunes.execution.trader`.
+
+Paper trading defaults to the local exchange started in-process, replaying real candles (the store or
+the sample files; synthetic when neither exists) at ``--replay-speed``; ``--testnet`` trades the
+Binance Spot Testnet instead. Live trading needs ``--live --i-understand-the-risks``, API keys from the
+environment, keys that cannot withdraw (checked where the exchange reports it) and runs with small
+position limits unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+
+from thunes.cli import pass_app
+from thunes.cli._common import load_candles, parse_params
+from thunes.core.errors import AuthenticationError, ConfigError, ExchangeError
+
+__all__ = ["register", "paper", "live", "parity"]
+
+_WS = {"testnet": "wss://stream.testnet.binance.vision/ws", "live": "wss://stream.binance.com:9443/ws"}
+LIVE_DEFAULT_MAX_QUOTE = Decimal("25")
+
+
+def _strategy(name: str, params: tuple[str, ...]) -> Any:
+    from thunes.strategies import get_strategy
+
+    return get_strategy(name)(**parse_params(params))
+
+
+@contextmanager
+def _stop_on_signals(trader: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the trader to stop after the current candle (no new order, state flushed)."""
+    def handler(signum: int, _frame: Any) -> None:
+        click.echo(f"\n{signal.Signals(signum).name}: stopping after the current candle...", err=True)
+        trader.request_stop(f"signal {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _echo_decision(d: Any) -> None:
+    if d.action in ("buy", "sell"):
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.bar_ts / 1000))
+        price = f"{d.avg_price:.2f}" if d.avg_price is not None else "-"
+        click.echo(f"  bar {when}  {d.action.upper():4s} filled {d.filled_qty} @ {price}  [{d.status}] {d.reason}")
+    elif d.action == "skip" and d.reason != "already processed":
+        click.echo(f"  bar {d.bar_ts}: skipped: {d.reason}")
+
+
+def _print_summary(stack: Any, report: Any, ledger_path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from thunes.execution.ledger import read_ledger
+    from thunes.execution.parity import ledger_round_trips
+
+    console = Console()
+    trips = ledger_round_trips(read_ledger(ledger_path)) if ledger_path.exists() else None
+    table = Table(title=f"trades ({ledger_path})")
+    for col in ("entry", "exit", "qty", "entry price", "exit price", "pnl (quote)", "return %"):
+        table.add_column(col, justify="right")
+    if trips is not None:
+        for t in trips.itertuples():
+            table.add_row(str(t.entry_ts)[:16], "open" if str(t.exit_ts) == "NaT" else str(t.exit_ts)[:16],
+                          f"{t.qty:.6f}", f"{t.entry_price:.2f}", f"{t.exit_price:.2f}", f"{t.pnl:.4f}",
+                          f"{t.return_pct:.3f}")
+    console.print(table)
+    lat = sorted(report.latencies_s)
+    lat_txt = f"; candle->order p50 {lat[len(lat) // 2] * 1000:.2f} ms" if lat else ""
+    recon = stack.reconciler.last
+    console.print(f"bars {report.bars}, orders {report.orders}, fills {report.fills}, skipped {report.skipped}, "
+                  f"reconciliations {report.reconciles} ({'ok' if recon is not None and recon.ok else 'see audit'})"
+                  f"{lat_txt}; stopped: {report.stop_reason or 'end'}")
+
+
+def _trader_options(app: Any, symbol: str | None, timeframe: str | None, state_dir: Path,
+                    quote: Decimal | None = None) -> Any:
+    from thunes.execution.trader import TraderOptions
+
+    t = app.settings.trader
+    return TraderOptions(symbol=symbol or t.symbol, timeframe=timeframe or t.timeframe,
+                         quote_per_trade=quote if quote is not None else t.quote_per_trade, state_dir=state_dir,
+                         reconcile_every_s=float(t.reconcile_minutes) * 60)
+
+
+# ------------------------------------------------------------------------------------------------------
+# paper
+# ------------------------------------------------------------------------------------------------------
+@click.command()
+@click.option("--strategy", "strategy_name", default=None, help="Strategy name (default: settings trader.strategy).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
+@click.option("--symbol", default=None, help="Unified symbol (default: settings trader.symbol).")
+@click.option("--timeframe", default=None, help="Candle timeframe (default: settings trader.timeframe).")
+@click.option("--replay-speed", default=600.0, show_default=True, type=float,
+              help="Local exchange only: market seconds per wall second (600: a 1h bar every 6 s).")
+@click.option("--duration", default=None, type=float, help="Stop after this many wall seconds.")
+@click.option("--bars", "max_bars", default=None, type=int, help="Stop after this many closed candles.")
+@click.option("--testnet", is_flag=True, help="Trade the Binance Spot Testnet (keys from THUNES_EXCHANGE__API_KEY/"
+                                              "THUNES_EXCHANGE__API_SECRET) instead of the local exchange.")
+@click.option("--db", default=None, metavar="URL", help="Candle store to read history from (default: settings).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Local runs: folder for ledger, audit, journal (default: artifacts/paper/<time>).")
+@pass_app
+def paper(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: str | None, timeframe: str | None,
+          replay_speed: float, duration: float | None, max_bars: int | None, testnet: bool, db: str | None,
+          out_dir: str | None) -> None:
+    """Paper-trade a strategy: the local exchange (default) replaying real data, or the Spot Testnet.
+
+    \b
+    Examples:
+      thunes paper --replay-speed 600 --duration 180          # local exchange, default strategy
+      thunes paper --strategy sma_cross --param fast=5 --param slow=20 --timeframe 5m --bars 300
+      thunes paper --testnet                                  # Binance Spot Testnet, runs until Ctrl-C
+
+    Every fill is printed and written to the ledger (CSV); Ctrl-C stops after the current candle.
+    """
+    strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
+    if testnet:
+        _run_remote(app, strategy, mode="testnet", symbol=symbol, timeframe=timeframe, duration=duration,
+                    max_bars=max_bars, max_quote=None, db=db)
+        return
+    _run_local(app, strategy, symbol=symbol or app.settings.trader.symbol,
+               timeframe=timeframe or app.settings.trader.timeframe, speed=replay_speed, duration=duration,
+               max_bars=max_bars, db=db, out_dir=out_dir)
+
+
+def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: float, duration: float | None,
+               max_bars: int | None, db: str | None, out_dir: str | None) -> None:
+    from thunes.core.candles import ts_ms
+    from thunes.core.timeframes import parse_timeframe
+    from thunes.exchange.ccxt_adapter import CcxtExchange
+    from thunes.exchange.sim import LocalExchange
+    from thunes.execution.trader import ReplayClock, build_stack, feed_for
+
+    if speed <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--replay-speed")
+    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, db=db)
+    tf = parse_timeframe(timeframe)
+    warm = max(4 * strategy.warmup, strategy.warmup + 250)
+    if len(frame) < warm + 10:
+        raise ConfigError(f"{source} has {len(frame)} candles; the replay needs at least {warm + 10}")
+    # Start late enough that the whole --duration fits in the data, early enough to have the warm-up.
+    wanted = int((duration or 3600) * speed / tf.seconds) + 5 if max_bars is None else max_bars + 5
+    start = max(warm, len(frame) - wanted)
+    stamps = ts_ms(frame)
+    run_dir = Path(out_dir) if out_dir else Path("artifacts/paper") / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"local exchange replaying {symbol} {timeframe} from {source}, {len(frame) - start} bars ahead, "
+               f"{speed:g}x; strategy {strategy!r}; run folder {run_dir}", err=True)
+    sim = LocalExchange(candles={symbol: frame}, speed=speed, start_ms=int(stamps[start]),
+                        tick_s=min(0.25, max(0.02, tf.seconds / speed / 4))).start()
+    stack = None
+    try:
+        port, feed_port = CcxtExchange.for_local(sim), CcxtExchange.for_local(sim)
+        options = _trader_options(app, symbol, timeframe, run_dir / "state")
+        stack = build_stack(port, strategy=strategy, options=options, risk_settings=app.settings.risk,
+                            audit_path=run_dir / "audit.jsonl", ledger_path=run_dir / "ledger.csv",
+                            clock=ReplayClock(sim.clock), audit_fsync=app.settings.audit.fsync, settle_ms=500)
+        history = port.fetch_candles(symbol, timeframe, limit=min(1000, warm))
+        history = history[ts_ms(history) + tf.ms <= sim.now_ms()]
+        stack.trader.warm_up(history)
+        bar_wall_s = tf.seconds / speed
+        feed = feed_for(feed_port, ws_url=sim.ws_url, symbol=symbol, timeframe=timeframe,
+                        store_url=f"sqlite:///{(run_dir / 'candles.sqlite').resolve()}",
+                        stale_after_s=max(5.0, 3 * bar_wall_s))
+        with _stop_on_signals(stack.trader):
+            report = stack.trader.run(feed, max_bars=max_bars, deadline_s=duration,
+                                      until_ts=int(stamps[-2]), on_decision=_echo_decision)
+        _print_summary(stack, report, run_dir / "ledger.csv")
+    finally:
+        if stack is not None:
+            stack.close()
+        sim.stop()
+
+
+# ------------------------------------------------------------------------------------------------------
+# testnet / live
+# ------------------------------------------------------------------------------------------------------
+def check_withdrawals_disabled(client: Any) -> str:
+    """'disabled' | 'unknown' (the exchange does not report it); raises ConfigError when enabled."""
+    fetch = getattr(client, "sapi_get_account_apirestrictions", None)
+    if fetch is None:
+        return "unknown"
+    try:
+        info = fetch()
+    except Exception:  # noqa: BLE001 - ccxt raises many kinds here (NotSupported on testnet, permissions)
+        return "unknown"
+    if str(info.get("enableWithdrawals", "false")).lower() == "true":
+        raise ConfigError("these API keys can withdraw funds; create trading-only keys (withdrawals disabled) "
+                          "before trading live")
+    return "disabled"
+
+
+def _run_remote(app: Any, strategy: Any, *, mode: str, symbol: str | None, timeframe: str | None,
+                duration: float | None, max_bars: int | None, max_quote: Decimal | None, db: str | None) -> None:
+    from thunes.core.candles import ts_ms
+    from thunes.core.timeframes import parse_timeframe
+    from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
+    from thunes.execution.trader import build_stack, feed_for
+
+    ex = app.settings.exchange
+    if ex.api_key is None or ex.api_secret is None:
+        raise ConfigError(f"{mode} trading needs API keys: set THUNES_EXCHANGE__API_KEY and "
+                          "THUNES_EXCHANGE__API_SECRET in the environment (or .env)")
+    base = CcxtOptions.from_settings(ex)
+    opts = CcxtOptions(exchange_id=base.exchange_id, mode=mode, base_url=ex.base_url, ws_url=ex.ws_url,  # type: ignore[arg-type]
+                       api_key=base.api_key, secret=base.secret, timeout_s=base.timeout_s)
+    port, feed_port = CcxtExchange(opts), CcxtExchange(opts)
+    try:
+        port.fetch_balance()
+    except AuthenticationError as exc:
+        raise ConfigError(f"the {mode} exchange refused the API keys: {exc}") from exc
+    risk = app.settings.risk
+    quote = app.settings.trader.quote_per_trade
+    if mode == "live":
+        verdict = check_withdrawals_disabled(port.client)
+        click.echo(f"withdrawal permission of the keys: {verdict}", err=True)
+        cap = max_quote if max_quote is not None else LIVE_DEFAULT_MAX_QUOTE
+        risk = risk.model_copy(update={"max_position_quote": min(risk.max_position_quote, cap)})
+        quote = min(quote, cap)
+        click.echo(f"live limits: {quote} quote per trade, max position {risk.max_position_quote}", err=True)
+    symbol = symbol or app.settings.trader.symbol
+    timeframe = timeframe or app.settings.trader.timeframe
+    tf = parse_timeframe(timeframe)
+    state_dir = Path(app.settings.trader.state_dir) / mode
+    options = _trader_options(app, symbol, timeframe, state_dir, quote)
+    ledger_path = Path(app.settings.trader.ledger_path)
+    if mode != "live":
+        ledger_path = ledger_path.with_name(f"{ledger_path.stem}_{mode}{ledger_path.suffix}")
+    stack = build_stack(port, strategy=strategy, options=options, risk_settings=risk,
+                        audit_path=Path(app.settings.audit.path), ledger_path=ledger_path,
+                        audit_fsync=app.settings.audit.fsync)
+    try:
+        window = stack.trader.window_bars
+        history = port.fetch_candles(symbol, timeframe, limit=min(1000, window + 1))
+        history = history[ts_ms(history) + tf.ms <= int(time.time() * 1000)]
+        stack.trader.warm_up(history)
+        feed = feed_for(feed_port, ws_url=ex.ws_url or _WS[mode], symbol=symbol, timeframe=timeframe,
+                        store_url=db or app.settings.data.url)
+        click.echo(f"{mode}: trading {symbol} {timeframe} with {strategy!r}; Ctrl-C stops after the current candle",
+                   err=True)
+        with _stop_on_signals(stack.trader):
+            report = stack.trader.run(feed, max_bars=max_bars, deadline_s=duration, on_decision=_echo_decision)
+        _print_summary(stack, report, ledger_path)
+    finally:
+        stack.close()
+
+
+@click.command()
+@click.option("--live", "live_flag", is_flag=True, help="Required: trade real money on the real exchange.")
+@click.option("--i-understand-the-risks", "understood", is_flag=True, help="Required: you accept real losses.")
+@click.option("--strategy", "strategy_name", default=None, help="Strategy name (default: settings trader.strategy).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
+@click.option("--symbol", default=None, help="Unified symbol (default: settings trader.symbol).")
+@click.option("--timeframe", default=None, help="Candle timeframe (default: settings trader.timeframe).")
+@click.option("--max-quote", default=None, type=str,
+              help=f"Cap on quote per trade and position size (default {LIVE_DEFAULT_MAX_QUOTE}).")
+@click.option("--duration", default=None, type=float, help="Stop after this many wall seconds.")
+@click.option("--bars", "max_bars", default=None, type=int, help="Stop after this many closed candles.")
+@click.option("--db", default=None, metavar="URL", help="Candle store for the streamed candles (default: settings).")
+@pass_app
+def live(app: Any, live_flag: bool, understood: bool, strategy_name: str | None, params: tuple[str, ...],
+         symbol: str | None, timeframe: str | None, max_quote: str | None, duration: float | None,
+         max_bars: int | None, db: str | None) -> None:
+    """Trade real money on Binance Spot. Needs --live --i-understand-the-risks.
+
+    \b
+    Keys come from THUNES_EXCHANGE__API_KEY / THUNES_EXCHANGE__API_SECRET and must not allow withdrawals
+    (checked through Binance's API restrictions where it answers). Position size is capped at
+    --max-quote (default 25 quote) unless raised explicitly. Example:
+      thunes live --live --i-understand-the-risks --strategy sma_cross --max-quote 20
+    """
+    if not (live_flag and understood):
+        raise click.UsageError("live trading needs both --live and --i-understand-the-risks "
+                               "(try `thunes paper` or `thunes paper --testnet` first)")
+    strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
+    cap = Decimal(max_quote) if max_quote is not None else None
+    if cap is not None and cap <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--max-quote")
+    try:
+        _run_remote(app, strategy, mode="live", symbol=symbol, timeframe=timeframe, duration=duration,
+                    max_bars=max_bars, max_quote=cap, db=db)
+    except ExchangeError as exc:
+        raise ConfigError(f"live trading stopped: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------------------------------
+# parity
+# ------------------------------------------------------------------------------------------------------
+@click.command()
+@click.option("--strategy", "strategy_name", default=None, help="Strategy name (default: settings trader.strategy).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
+@click.option("--symbol", default=None, help="Unified symbol (default: settings trader.symbol).")
+@click.option("--timeframe", default=None, help="Candle timeframe (default: settings trader.timeframe).")
+@click.option("--bars", default=300, show_default=True, type=int, help="Closed candles to replay.")
+@click.option("--db", default=None, metavar="URL", help="Candle store (default: settings; sample data as fallback).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Keep ledger, audit and journal here (default: a temporary folder).")
+@pass_app
+def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: str | None, timeframe: str | None,
+           bars: int, db: str | None, out_dir: str | None) -> None:
+    """Replay the last --bars candles through the paper trader and the backtester; compare trade by trade.
+
+    \b
+    Prints one row per round trip: entry/exit times, both returns, their difference and its cause
+    (identical, fees, slippage, signal timing, rejected, missed, data gap). Exit code 1 when entries or
+    exits differ or a return differs by more than the modelled costs. Example:
+      thunes parity --strategy sma_cross --param fast=5 --param slow=20 --bars 400
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from tqdm import tqdm
+
+    from thunes.execution.parity import run_parity
+
+    strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
+    symbol = symbol or app.settings.trader.symbol
+    timeframe = timeframe or app.settings.trader.timeframe
+    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, db=db)
+    warm = max(4 * strategy.warmup, strategy.warmup + 250)
+    frame = frame.iloc[-(warm + bars + 1):]
+    if len(frame) < warm + 2:
+        raise ConfigError(f"{source}: {len(frame)} candles, need more than {warm + 1}")
+    workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="thunes-parity-"))
+    click.echo(f"parity on {symbol} {timeframe} ({source}), {len(frame) - warm - 1} bars, {strategy!r}", err=True)
+    with tqdm(total=len(frame) - warm - 1, desc="paper replay", unit="bar", file=sys.stderr) as bar:
+        report, paper_run, _ = run_parity(
+            frame, strategy, symbol=symbol, timeframe=timeframe, workdir=workdir,
+            quote_per_trade=app.settings.trader.quote_per_trade, risk_settings=app.settings.risk, start_bar=warm,
+            progress=lambda done, total: bar.update(done - bar.n))
+    table = Table(title=f"backtest vs paper ({report.backtest_trades} vs {report.paper_trades} trades; "
+                        f"tolerance {report.tolerance:.3f} % per trade)")
+    for col in ("entry", "exit", "backtest %", "paper %", "diff %", "cause", "ok"):
+        table.add_column(col, justify="right")
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    for r in report.rows:
+        diff = None if r.bt_return is None or r.paper_return is None else r.paper_return - r.bt_return
+        table.add_row(str(r.entry_ts)[:16], "-" if r.exit_ts is None or str(r.exit_ts) == "NaT" else str(r.exit_ts)[:16],
+                      fmt(r.bt_return), fmt(r.paper_return), fmt(diff), r.cause, "yes" if r.within_tolerance else "NO")
+    Console().print(table)
+    verdict = "PARITY OK" if report.ok else "PARITY BROKEN"
+    click.echo(f"{verdict}: entries/exits identical: {report.timing_identical}; ledger and audit in {workdir}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def register(root: click.Group) -> None:
+    root.add_command(paper)
+    root.add_command(live)
+    root.add_command(parity)
