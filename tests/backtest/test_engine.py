@@ -1,0 +1,242 @@
+"""Specification of the engine: next-bar execution, fees/slippage, stops, filters, risk limits."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+from thunes.backtest import (
+    BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, RiskLimits, default_market, run_backtest,
+)
+from thunes.core.candles import candles_frame
+from thunes.core.errors import ConfigError
+from thunes.strategies import Signals, get_strategy
+
+HOUR = 3_600_000
+T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+
+# No fees, no slippage, no filters, no risk: the bare mechanics.
+BARE = BacktestOptions(taker_fee_bps=0, maker_fee_bps=0, slippage=FixedSlippage(bps=0), risk=None,
+                       apply_filters=False, sizing=FixedQuote(amount=1000))
+
+
+def make_candles(opens, highs=None, lows=None, closes=None, ts=None):
+    o = np.asarray(opens, dtype=float)
+    h = np.asarray(highs if highs is not None else o * 1.001)
+    lo = np.asarray(lows if lows is not None else o * 0.999)
+    c = np.asarray(closes if closes is not None else o)
+    t = np.asarray(ts if ts is not None else T0 + np.arange(len(o)) * HOUR)
+    return candles_frame(t, o, h, lo, c, np.full(len(o), 10.0))
+
+
+def events(candles, entries=(), exits=()):
+    n = len(candles)
+    e = np.zeros(n, bool)
+    x = np.zeros(n, bool)
+    e[list(entries)] = True
+    x[list(exits)] = True
+    return Signals(entries=pd.Series(e, index=candles.index), exits=pd.Series(x, index=candles.index))
+
+
+SMA = get_strategy("sma_cross")()
+
+
+def run(candles, signals, options=BARE, **kw):
+    return run_backtest(candles, SMA, options=options, signals=signals, **kw)
+
+
+def test_signal_fills_at_next_bar_open():
+    candles = make_candles([100, 101, 102, 103, 104, 105])
+    result = run(candles, events(candles, entries=[1], exits=[3]))
+    trade = result.trades.iloc[0]
+    assert (trade.entry_bar, trade.exit_bar) == (2, 4)
+    assert trade.entry_price == 102.0 and trade.exit_price == 104.0
+    assert trade.entry_ts == candles.index[2] and trade.exit_reason == "signal"
+
+
+def test_signal_on_last_bar_never_trades():
+    candles = make_candles([100, 101, 102, 103])
+    result = run(candles, events(candles, entries=[3]))
+    assert result.trades.empty
+    assert result.stats["final_equity"] == 10_000.0
+
+
+def test_open_trade_is_marked_at_last_close():
+    candles = make_candles([100, 100, 110, 120], closes=[100, 100, 110, 125])
+    result = run(candles, events(candles, entries=[0]))
+    trade = result.trades.iloc[0]
+    assert trade.exit_reason == "open" and pd.isna(trade.exit_ts)
+    assert trade.qty == pytest.approx(10.0)
+    assert result.stats["final_equity"] == pytest.approx(10_000 + 10 * 25)
+
+
+def test_fee_and_slippage_arithmetic_hand_computed():
+    # Arrange: buy 1000 quote at open 100 with 5 bps slippage and 10 bps taker fee, sell at open 110.
+    candles = make_candles([100, 100, 105, 110, 110])
+    options = BARE.replace(taker_fee_bps=10, slippage=FixedSlippage(bps=5))
+    # Act
+    trade = run(candles, events(candles, entries=[0], exits=[2]), options).trades.iloc[0]
+    # Assert (hand-computed)
+    buy = 100 * 1.0005                       # 100.05
+    qty = 1000 / buy                         # 9.99500249875...
+    sell = 110 * 0.9995                      # 109.945
+    fees = 1000 * 0.001 + qty * sell * 0.001  # 1.0 + 1.09890...
+    assert trade.entry_price == pytest.approx(100.05)
+    assert trade.exit_price == pytest.approx(109.945)
+    assert trade.fees == pytest.approx(fees)
+    assert trade.fees == pytest.approx(2.098900549725137)
+    assert trade.pnl == pytest.approx(qty * (sell - buy) - fees)
+    assert trade.pnl == pytest.approx(96.80164917541238)
+
+
+def test_fraction_of_equity_keeps_fees_inside_the_budget():
+    candles = make_candles([50, 50, 50])
+    options = BARE.replace(sizing=FractionOfEquity(fraction=1.0), taker_fee_bps=10)
+    result = run(candles, events(candles, entries=[0]), options)
+    trade = result.trades.iloc[0]
+    assert trade.qty * 50 + trade.fees == pytest.approx(10_000)
+    assert trade.qty == pytest.approx(10_000 / (50 * 1.001))
+
+
+def test_stop_wins_when_stop_and_target_are_hit_in_the_same_bar():
+    # Bar 2 ranges 94..106: both the 5 % stop (95) and the 5 % target (105) are inside it.
+    candles = make_candles([100, 100, 100, 100], highs=[100, 101, 106, 101], lows=[100, 99, 94, 99])
+    options = BARE.replace(stop_loss=0.05, take_profit=0.05)
+    trade = run(candles, events(candles, entries=[0]), options).trades.iloc[0]
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_bar == 2 and trade.exit_price == pytest.approx(95.0)
+
+
+def test_take_profit_fills_at_its_level_with_the_maker_fee():
+    candles = make_candles([100, 100, 100, 100], highs=[100, 101, 111, 101], lows=[100, 99, 99.5, 99])
+    options = BARE.replace(take_profit=0.10, taker_fee_bps=10, maker_fee_bps=2)
+    trade = run(candles, events(candles, entries=[0]), options).trades.iloc[0]
+    assert trade.exit_reason == "take_profit" and trade.exit_price == pytest.approx(110.0)
+    assert trade.fees == pytest.approx(1000 * 0.001 + 10 * 110 * 0.0002)
+
+
+def test_stop_checked_on_the_entry_bar_and_gap_through_fills_at_the_open():
+    # Entry bar 1 dips to 96 (stop 97 at 3 %): stopped on its own entry bar.
+    candles = make_candles([100, 100, 100], lows=[100, 96, 99])
+    trade = run(candles, events(candles, entries=[0]), BARE.replace(stop_loss=0.03)).trades.iloc[0]
+    assert (trade.entry_bar, trade.exit_bar, trade.exit_reason) == (1, 1, "stop_loss")
+    assert trade.exit_price == pytest.approx(97.0)
+    # The open of bar 3 gaps below the stop: filled at that open, not at the stop.
+    candles = make_candles([100, 100, 100, 90, 90], lows=[100, 99, 99, 89, 89])
+    trade = run(candles, events(candles, entries=[0]), BARE.replace(stop_loss=0.03)).trades.iloc[0]
+    assert (trade.exit_bar, trade.exit_price, trade.exit_reason) == (3, 90.0, "stop_loss")
+
+
+def test_trailing_stop_ratchets_after_the_bar_not_within_it():
+    # Entry at 100, 10 % trail. Bar 2 runs to 120 then dips to 107: the stop is still 90 during bar 2
+    # (pessimistic), becomes 108 after it, and bar 3's low of 107 hits it.
+    candles = make_candles([100, 100, 110, 112, 112], highs=[100, 101, 120, 113, 113],
+                           lows=[100, 99, 107, 107, 111])
+    trade = run(candles, events(candles, entries=[0]), BARE.replace(trailing_stop=0.10)).trades.iloc[0]
+    assert (trade.exit_bar, trade.exit_reason) == (3, "trailing_stop")
+    assert trade.exit_price == pytest.approx(108.0)
+
+
+def test_short_side_mirrors_long():
+    candles = make_candles([100, 100, 90, 80])
+    n = len(candles)
+    s = Signals(entries=pd.Series(False, index=candles.index),
+                short_entries=pd.Series([True] + [False] * (n - 1), index=candles.index),
+                short_exits=pd.Series([False, True, False, False], index=candles.index))
+    trade = run(candles, s, BARE.replace(allow_short=True)).trades.iloc[0]
+    assert trade.side == "short" and trade.exit_price == 90.0
+    assert trade.pnl == pytest.approx(10 * (100 - 90))
+    assert run(candles, s, BARE).trades.empty  # spot: shorts need allow_short
+
+
+def test_quantity_rounded_down_to_the_lot_step():
+    candles = make_candles([30_000.123] * 4)
+    options = BARE.replace(apply_filters=True, sizing=FixedQuote(amount=100))
+    trade = run(candles, events(candles, entries=[0]), options, market=default_market("BTC/USDT")).trades.iloc[0]
+    assert Decimal(repr(round(float(trade.qty), 10))) == Decimal("0.00333")  # 100 / 30000.123 = 0.0033333 -> step 0.00001
+    assert trade.entry_price == pytest.approx(30_000.13)            # buy price rounded up to the tick
+
+
+def test_order_below_min_notional_is_refused_not_rounded_up():
+    candles = make_candles([30_000.0] * 4)
+    options = BARE.replace(apply_filters=True, sizing=FixedQuote(amount=9.99))
+    result = run(candles, events(candles, entries=[0]), options, market=default_market("BTC/USDT"))
+    assert result.trades.empty
+    assert result.stats["refused_filters"] == 1
+
+
+def test_risk_caps_size_by_position_quote_and_loss_per_trade():
+    candles = make_candles([100.0] * 4)
+    limits = RiskLimits(max_position_quote=500, max_loss_per_trade=5, default_stop_pct=0.02, cool_down_minutes=0)
+    # loss at the 2 % default stop <= 5 -> notional <= 250 (tighter than the 500 cap)
+    trade = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits)).trades.iloc[0]
+    assert trade.qty * trade.entry_price == pytest.approx(250.0)
+    # a 10 % stop: loss cap allows 50 quote
+    trade = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits, stop_loss=0.10)).trades.iloc[0]
+    assert trade.qty * trade.entry_price == pytest.approx(50.0)
+
+
+def test_cool_down_after_a_loss_refuses_the_next_entry():
+    # Loss: buy 100 (bar 1), sell 90 (bar 2). New entry signal on bar 2 -> bar 3 (1 h later) refused
+    # by a 2 h cool-down; the one on bar 4 -> bar 5 (3 h after the exit) goes through.
+    candles = make_candles([100, 100, 90, 90, 90, 90, 90])
+    limits = RiskLimits(max_position_quote=1e9, max_loss_per_trade=1e9, max_daily_loss=1e9, cool_down_minutes=120)
+    result = run(candles, events(candles, entries=[0, 2, 4], exits=[1]), BARE.replace(risk=limits))
+    assert list(result.trades.entry_bar) == [1, 5]
+    assert result.stats["refused_risk"] == 1
+
+
+def test_daily_loss_kill_switch_refuses_entries_until_next_utc_day():
+    # 1 h bars from 20:00; a loss of 100 on the first trade trips a 50 kill-switch; entries the same
+    # day are refused; after midnight (bar 4 = 00:00) trading resumes.
+    ts = T0 - 4 * HOUR + np.arange(7) * HOUR
+    candles = make_candles([100, 100, 90, 90, 90, 90, 90], ts=ts)
+    limits = RiskLimits(max_position_quote=1e9, max_loss_per_trade=1e9, max_daily_loss=50, cool_down_minutes=0)
+    result = run(candles, events(candles, entries=[0, 2, 4], exits=[1]), BARE.replace(risk=limits))
+    assert list(result.trades.entry_bar) == [1, 5]
+
+
+def test_entry_refused_on_a_bar_that_follows_a_data_gap():
+    ts = T0 + np.array([0, 1, 2, 5, 6, 7]) * HOUR  # bars 3 follows a 3 h hole
+    candles = make_candles([100] * 6, ts=ts)
+    result = run(candles, events(candles, entries=[2, 3]))
+    assert list(result.trades.entry_bar) == [4]
+    assert result.stats["refused_risk"] == 1
+
+
+def test_default_options_mirror_live_risk(btc_1h):
+    candles = btc_1h.frame.tail(3000)
+    result = run_backtest(candles, get_strategy("sma_cross")(), symbol="BTC/USDT", timeframe="1h")
+    notional = result.trades.qty * result.trades.entry_price
+    assert (notional <= 100.0 + 1e-6).all()
+    assert set(result.trades.exit_reason) <= {"signal", "stop_loss", "open"}
+
+
+def test_two_runs_give_identical_trades(btc_1h):
+    candles = btc_1h.frame.tail(5000)
+    strategy = get_strategy("sma_cross")(fast=8, slow=40)
+    options = BacktestOptions(stop_loss=0.03, take_profit=0.06)
+    a = run_backtest(candles, strategy, options=options)
+    b = run_backtest(candles, strategy, options=options)
+    assert len(a.trades) > 10
+    pdt.assert_frame_equal(a.trades, b.trades)
+    pdt.assert_series_equal(a.equity, b.equity)
+    assert a.settings_hash == b.settings_hash
+    assert a.settings_hash != run_backtest(candles, strategy, options=options.replace(stop_loss=0.04)).settings_hash
+
+
+def test_invalid_options_name_the_problem():
+    with pytest.raises(ConfigError, match="stop_loss is a fraction"):
+        BacktestOptions(stop_loss=2.0)
+
+
+def test_equity_matches_trade_pnl(btc_1h):
+    candles = btc_1h.frame.tail(4000)
+    result = run_backtest(candles, get_strategy("sma_cross")(), options=BacktestOptions(risk=None))
+    assert result.stats["final_equity"] == pytest.approx(10_000 + result.trades.pnl.sum(), rel=1e-9)
+    assert math.isfinite(result.stats["sharpe"])
