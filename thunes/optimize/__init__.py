@@ -15,11 +15,44 @@ from thunes.optimize.overfitting import (
     pbo_from_block_moments,
     probability_of_backtest_overfitting,
 )
+from thunes.optimize.decay import DecayReport, check_decay, read_decay_flag, rolling_sharpe, write_decay_flag
 from thunes.optimize.storage import DEFAULT_STORAGE, StorageOptions, normalize_storage_url, open_storage
-from thunes.optimize.walk_forward import Fold, walk_forward_folds
+from thunes.optimize.study import (
+    Objective,
+    Recommendation,
+    StudyOutcome,
+    StudySpec,
+    TrialEvaluator,
+    load_study,
+    parse_objectives,
+    recommend,
+    run_study,
+    search_space,
+)
+from thunes.optimize.walk_forward import Fold, FoldResult, WalkForwardResult, run_walk_forward, walk_forward_folds
+from thunes.optimize.worker import run_worker
 
 __all__ = [
     "BlockMoments",
+    "DecayReport",
+    "FoldResult",
+    "Objective",
+    "Recommendation",
+    "StudyOutcome",
+    "StudySpec",
+    "TrialEvaluator",
+    "WalkForwardResult",
+    "check_decay",
+    "load_study",
+    "parse_objectives",
+    "read_decay_flag",
+    "recommend",
+    "rolling_sharpe",
+    "run_study",
+    "run_walk_forward",
+    "run_worker",
+    "search_space",
+    "write_decay_flag",
     "DEFAULT_STORAGE",
     "DeflatedSharpe",
     "Fold",

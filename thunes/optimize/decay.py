@@ -54,6 +54,7 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; these files are meant to be read by other tools
     os.replace(tmp, path)
     return path
 

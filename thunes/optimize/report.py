@@ -120,6 +120,7 @@ def folds_table(wf: WalkForwardResult) -> Table:
 def _figures(outcome: StudyOutcome, wf: WalkForwardResult | None) -> list[tuple[str, Any]]:
     import plotly.graph_objects as go
     from optuna import visualization as vis
+    from optuna.importance import FanovaImportanceEvaluator
 
     study = outcome.study
     figs: list[tuple[str, Any]] = []
@@ -131,7 +132,8 @@ def _figures(outcome: StudyOutcome, wf: WalkForwardResult | None) -> list[tuple[
     if len(complete) >= 3 and len({tuple(sorted(t.params.items())) for t in complete}) >= 2:
         try:
             figs.append(("Parameter importance (fANOVA)",
-                         vis.plot_param_importances(study, target=target, target_name=first.metric)))
+                         vis.plot_param_importances(study, target=target, target_name=first.metric,
+                                                    evaluator=FanovaImportanceEvaluator(seed=0))))
         except (RuntimeError, ValueError) as exc:  # e.g. every trial has the same value
             figs.append((f"Parameter importance unavailable: {exc}", None))
     if outcome.spec.multi_objective and len(outcome.spec.objectives) in (2, 3):
