@@ -157,6 +157,7 @@ def paper_replay(
     settle_ms: int = 300,
     feed_options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    store_url: str | None = None,
 ) -> PaperRun:
     """Replay ``candles`` through the local exchange and the real trader, one bar per step.
 
@@ -194,7 +195,7 @@ def paper_replay(
         history = port.fetch_candles(symbol, timeframe, since=int(stamps[0]), limit=warm)
         history = history[ts_ms(history) + tf_ms <= sim.now_ms()]
         trader.warm_up(history)
-        feed = feed_for(feed_port, ws_url=sim.ws_url, symbol=symbol, timeframe=timeframe,
+        feed = feed_for(feed_port, ws_url=sim.ws_url, symbol=symbol, timeframe=timeframe, store_url=store_url,
                         stale_after_s=2.0, seed=1, backoff_initial_s=0.05, backoff_max_s=0.5,
                         **(feed_options or {}))
         runner = threading.Thread(target=trader.run, args=(feed,), daemon=True, name="paper-replay")
@@ -209,7 +210,13 @@ def paper_replay(
             nxt = int(stamps[warm + i + 1])
             sim.advance_to(nxt)
             end = time.monotonic() + step_timeout_s
+            nudge = time.monotonic() + 0.5
             while (trader.state.last_bar_ts or 0) < target_ts:
+                if time.monotonic() > nudge:
+                    # The kline was lost (a dropped stream): let a second of market time pass, as it would
+                    # live, so the stream's next update reveals the hole and the feed backfills it.
+                    sim.advance_to(sim.now_ms() + 1000)
+                    nudge = time.monotonic() + 0.5
                 if not runner.is_alive():
                     raise ConfigError("paper replay: the trader stopped unexpectedly")
                 if time.monotonic() > end:

@@ -356,7 +356,7 @@ class Trader:
             )
         else:
             intent = self._intent(
-                symbol=self.options.symbol, side=side, qty=self._sellable(qty), price=price, reason=reason,
+                symbol=self.options.symbol, side=side, qty=qty, price=price, reason=reason,
                 strategy=self.strategy.name, bar_ts=candle.ts_ms, is_exit=True,
             )
         try:
@@ -427,17 +427,6 @@ class Trader:
         sellable = market.round_qty(qty, market_order=True)
         min_qty = f.market_min_qty if f.market_min_qty > 0 else f.min_qty
         return sellable <= 0 or sellable < min_qty or (f.min_notional > 0 and sellable * price < f.min_notional)
-
-    def _sellable(self, qty: Decimal) -> Decimal:
-        """The position, capped by the free base balance (a fee taken in the base asset leaves less)."""
-        base = self.options.symbol.split("/")[0]
-        try:
-            balance = self.exchange.fetch_balance().get(base)
-        except ExchangeError:
-            return qty
-        if balance is None:
-            return qty
-        return min(qty, balance.free)
 
     def record_fills(self, client_order_id: str, reason: str) -> int:
         """Write the fills of an order to the ledger (idempotent); returns rows written."""
