@@ -95,6 +95,7 @@ def _latest_model(root: Path, symbol: str | None, timeframe: str | None) -> Path
 @click.option("--embargo", type=int, default=0, show_default=True, help="Extra bars skipped after each boundary.")
 @click.option("--seed", type=int, default=None, help="Random seed (default: settings ml.seed).")
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch/XGBoost (default: the libraries').")
 @click.option("--allow-leakage", is_flag=True, help="Train despite leakage-audit findings (recorded in meta.json).")
 @click.option("--no-onnx", is_flag=True, help="Do not export model.onnx.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -105,7 +106,7 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
           db: str | None, model_type: str, feature_set: str, epochs: int | None, seq_len: int | None,
           horizon: int | None, hidden: int | None, layers: int | None, dropout: float, batch_size: int, lr: float,
           patience: int, val_frac: float, test_frac: float, purge: int | None, embargo: int, seed: int | None,
-          device: str | None, allow_leakage: bool, no_onnx: bool, out_dir: str | None, quiet: bool) -> None:
+          device: str | None, threads: int | None, allow_leakage: bool, no_onnx: bool, out_dir: str | None, quiet: bool) -> None:
     """Train a return/volatility model on SYMBOL candles and save it in one folder.
 
     The leakage audit runs first and blocks training on a finding (unless --allow-leakage). The split is
@@ -123,7 +124,7 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
         hidden=hidden or ml.hidden, num_layers=layers or ml.num_layers, dropout=dropout,
         epochs=epochs or ml.epochs, batch_size=batch_size, lr=lr, patience=patience, val_frac=val_frac,
         test_frac=test_frac, purge=purge, embargo=embargo, seed=ml.seed if seed is None else seed,
-        device=device, allow_leakage=allow_leakage, onnx=not no_onnx,
+        device=device, threads=threads, allow_leakage=allow_leakage, onnx=not no_onnx,
     )
     candles = _load(app, symbol, tf, since, until, source, db)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

@@ -69,6 +69,7 @@ class TrainOptions:
     device: str | None = None  # None: cuda when available, else cpu
     onnx: bool = True
     xgb_estimators: int = 400
+    threads: int | None = None  # CPU threads for torch/XGBoost (None: the libraries' defaults)
 
     def __post_init__(self) -> None:
         if self.model not in ("lstm", "xgb"):
@@ -119,7 +120,8 @@ def run_leakage_audit(features: pd.DataFrame, close: pd.Series, *, horizon: int,
     except ImportError:  # the audit ships with thunes.features; refuse to pretend it ran
         return ["leakage audit unavailable: thunes.features.leakage could not be imported"]
     report = audit_leakage(features, close, horizon=horizon, scaler=scaler, train_end=train_end)
-    return [f"[{f.check}] {f.column}: {f.detail}" for f in report.findings]
+    return [f"[{f.check}] {f.column}: {getattr(f, 'message', None) or getattr(f, 'detail', '')}"
+            for f in report.findings]
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -135,9 +137,22 @@ def _train_lstm(ds: Dataset, options: TrainOptions, target_scale: float, *, prog
                 ) -> tuple[Any, list[dict[str, float]], int, float]:
     import torch
 
+    torch.manual_seed(options.seed)
+    previous_threads = torch.get_num_threads()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    try:
+        return _train_lstm_loop(ds, options, target_scale, progress=progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_lstm_loop(ds: Dataset, options: TrainOptions, target_scale: float, *, progress: bool
+                     ) -> tuple[Any, list[dict[str, float]], int, float]:
+    import torch
+
     from thunes.ml.models.lstm import LSTM2Head, two_head_loss
 
-    torch.manual_seed(options.seed)
     device = torch.device(pick_device(options.device))
     use_amp = device.type == "cuda"  # bfloat16 autocast on GPU; CPU stays in float32 (deterministic)
     rng = np.random.default_rng(options.seed)
@@ -225,7 +240,7 @@ def _train_xgb(ds: Dataset, options: TrainOptions, target_scale: float
     model = XGBTwoHead.fit(
         ds.windows("train"), ret[tr], vol[tr],
         ds.windows("val") if va.size else None, ret[va] if va.size else None, vol[va] if va.size else None,
-        options=XGBOptions(seed=options.seed, n_estimators=options.xgb_estimators,
+        options=XGBOptions(seed=options.seed, n_estimators=options.xgb_estimators, n_jobs=options.threads,
                            device=None if options.device is None else ("cuda" if options.device.startswith(
                                "cuda") else "cpu")),
     )
@@ -268,21 +283,17 @@ def train_model(
     from thunes.ml.artifacts import ModelMeta, save_model
     from thunes.ml.evaluate import prediction_metrics
 
-    feature_set_hash = feature_set_version = None
+    from thunes.features import compute_features, get_feature_set
+
+    spec = get_feature_set(options.feature_set)
     if features is None:
-        from thunes.features import compute_features
-
         features = compute_features(candles, feature_set=options.feature_set)
-    try:
-        from thunes.features import get_feature_set
-
-        spec = get_feature_set(options.feature_set)
-        feature_set_hash, feature_set_version = str(spec.hash), str(spec.version)
-        feature_cols = [str(c) for c in spec.columns]
-        features_for_ds = features[[*feature_cols, *(["gap_flag"] if "gap_flag" in features.columns else [])]]
-    except ImportError:  # pragma: no cover - the features layer is part of the core package
-        features_for_ds = features
-    ds = build_dataset(candles, options.dataset_options(), timeframe=timeframe, features=features_for_ds)
+    custom = [str(c) for c in features.columns if c != "gap_flag"] != [str(c) for c in spec.columns]
+    # the hash certifies the columns only when they are exactly the named set's (a custom frame gets none,
+    # so load_model() will refuse to serve it against the named set)
+    feature_set_hash = None if custom else str(spec.hash)
+    feature_set_version = None if custom else str(spec.version)
+    ds = build_dataset(candles, options.dataset_options(), timeframe=timeframe, features=features)
     # --- leakage audit: blocks training on any finding unless overridden (and then recorded) ---
     last_train = int(ds.split.train[-1])
     findings = run_leakage_audit(ds.features, candles["close"], horizon=options.horizon, scaler=ds.scaler,
@@ -321,7 +332,7 @@ def train_model(
         val_range=ranges["val"], test_range=ranges["test"], last_candle=candles.index[-1].isoformat(),
         seed=options.seed, metrics=metrics, leakage=leakage,
         samples={**ds.split.sizes(), **ds.counts.to_dict(), "purge": ds.split.purge, "embargo": ds.split.embargo},
-        options=asdict(options), extra={"history": history},
+        options=asdict(options), extra={"history": history, **({"custom_features": True} if custom else {})},
     )
     meta.scaler = ds.scaler
     path = None

@@ -52,7 +52,7 @@ class XGBOptions:
     colsample_bytree: float = 0.8
     early_stopping_rounds: int = 30
     seed: int = 42
-    n_jobs: int = 2
+    n_jobs: int | None = None  # None: XGBoost's default (all cores); 1 on a shared, busy machine
     device: str | None = None  # None: xgb_device()
 
 
