@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thunes.config import ExchangeSettings
     from thunes.exchange.sim import LocalExchange
 
-__all__ = ["CcxtOptions", "CcxtExchange", "make_ccxt_client", "make_local_exchange_client", "ccxt_config"]
+__all__ = ["CcxtOptions", "CcxtExchange", "make_ccxt_client", "make_local_exchange_client", "ccxt_config", "order_result"]
 
 T = TypeVar("T")
 ZERO = Decimal(0)
@@ -353,48 +353,53 @@ class CcxtExchange:
 
     # -- parsing -------------------------------------------------------------------------------------
     def _order(self, raw: Mapping[str, Any], symbol: str, *, client_order_id: str | None = None) -> OrderResult:
-        info = raw.get("info") or {}
-        status_text = str(info.get("status") or info.get("X") or "")
-        if status_text == "EXPIRED_IN_MATCH":
-            status_text = "EXPIRED"
-        try:
-            status = OrderStatus(status_text)
-        except ValueError:
-            status = _CCXT_STATUS.get(str(raw.get("status")), OrderStatus.NEW)
-            if status is OrderStatus.NEW and (raw.get("filled") or 0) > 0:
-                status = OrderStatus.PARTIALLY_FILLED
-        fills = []
-        for f in info.get("fills") or []:
-            fills.append(Fill(trade_id=str(f.get("tradeId")), price=_d(f["price"]), qty=_d(f["qty"]),
-                              fee=_d(f.get("commission")), fee_asset=f.get("commissionAsset"), is_maker=False))
-        fee = sum((f.fee for f in fills), ZERO)
-        fee_asset = fills[0].fee_asset if fills else None
-        if not fills and raw.get("fee"):
-            fee = _d(raw["fee"].get("cost"))
-            fee_asset = raw["fee"].get("currency")
-        otype_text = str(info.get("type") or raw.get("type") or "").upper()
-        try:
-            otype: OrderType | str = OrderType(otype_text)
-        except ValueError:
-            otype = otype_text
-        price = _opt_d(info.get("price", raw.get("price")))
-        return OrderResult(
-            symbol=raw.get("symbol") or symbol,
-            exchange_order_id=str(raw.get("id") or info.get("orderId")),
-            client_order_id=client_order_id or info.get("origClientOrderId") or raw.get("clientOrderId")
-            or info.get("clientOrderId") or "",
-            status=status,
-            side=Side(str(info.get("side") or raw.get("side")).upper()),
-            type=otype,
-            qty=_d(info.get("origQty", raw.get("amount"))),
-            filled_qty=_d(info.get("executedQty", raw.get("filled"))),
-            quote_filled=_d(info.get("cummulativeQuoteQty", raw.get("cost"))),
-            price=price if price and price > 0 else None,
-            time_in_force=info.get("timeInForce") or raw.get("timeInForce"),
-            fee=fee,
-            fee_asset=fee_asset,
-            fills=tuple(fills),
-            ts_ms=raw.get("timestamp"),
-        )
+        return order_result(raw, symbol, client_order_id=client_order_id)
+
+
+def order_result(raw: Mapping[str, Any], symbol: str, *, client_order_id: str | None = None) -> OrderResult:
+    """A typed order from a ccxt order dict (REST answer or ccxt.pro ``watch_orders`` entry)."""
+    info = raw.get("info") or {}
+    status_text = str(info.get("status") or info.get("X") or "")
+    if status_text == "EXPIRED_IN_MATCH":
+        status_text = "EXPIRED"
+    try:
+        status = OrderStatus(status_text)
+    except ValueError:
+        status = _CCXT_STATUS.get(str(raw.get("status")), OrderStatus.NEW)
+        if status is OrderStatus.NEW and (raw.get("filled") or 0) > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+    fills = []
+    for f in info.get("fills") or []:
+        fills.append(Fill(trade_id=str(f.get("tradeId")), price=_d(f["price"]), qty=_d(f["qty"]),
+                          fee=_d(f.get("commission")), fee_asset=f.get("commissionAsset"), is_maker=False))
+    fee = sum((f.fee for f in fills), ZERO)
+    fee_asset = fills[0].fee_asset if fills else None
+    if not fills and raw.get("fee"):
+        fee = _d(raw["fee"].get("cost"))
+        fee_asset = raw["fee"].get("currency")
+    otype_text = str(info.get("type") or raw.get("type") or "").upper()
+    try:
+        otype: OrderType | str = OrderType(otype_text)
+    except ValueError:
+        otype = otype_text
+    price = _opt_d(info.get("price", raw.get("price")))
+    return OrderResult(
+        symbol=raw.get("symbol") or symbol,
+        exchange_order_id=str(raw.get("id") or info.get("orderId")),
+        client_order_id=client_order_id or info.get("origClientOrderId") or raw.get("clientOrderId")
+        or info.get("clientOrderId") or "",
+        status=status,
+        side=Side(str(info.get("side") or raw.get("side")).upper()),
+        type=otype,
+        qty=_d(info.get("origQty", raw.get("amount"))),
+        filled_qty=_d(info.get("executedQty", raw.get("filled"))),
+        quote_filled=_d(info.get("cummulativeQuoteQty", raw.get("cost"))),
+        price=price if price and price > 0 else None,
+        time_in_force=info.get("timeInForce") or raw.get("timeInForce"),
+        fee=fee,
+        fee_asset=fee_asset,
+        fills=tuple(fills),
+        ts_ms=raw.get("timestamp"),
+    )
 
 

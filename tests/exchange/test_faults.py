@@ -1,0 +1,196 @@
+"""Every injectable fault, seen through the real ccxt client (and the adapter's error tree)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from decimal import Decimal
+
+import aiohttp
+import ccxt
+import pytest
+
+from thunes.core.enums import OrderStatus, OrderType, Side
+from thunes.core.errors import ConfigError, ExchangeUnavailable, RequestTimeout
+from thunes.exchange.ccxt_adapter import CcxtExchange, make_local_exchange_client
+from thunes.exchange.sim import LocalExchange, SimOptions
+from thunes.exchange.streams import CcxtStreams, StreamOptions
+from thunes.exchange.types import OrderRequest
+
+
+def _run(coro, timeout: float = 15.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def test_delay_past_the_client_timeout_is_request_timeout(sim):
+    client = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=0.3)
+    sim.faults.set(delay_ms=800)
+    with pytest.raises(ccxt.RequestTimeout):
+        client.fetch_time()
+    sim.faults.set(delay_ms=50)
+    t0 = time.perf_counter()
+    client.fetch_time()  # a delay within the timeout only slows the answer
+    assert time.perf_counter() - t0 >= 0.05
+
+
+def test_stall_holds_requests_until_cleared(sim):
+    client = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3)
+    sim.faults.set(stall=True)
+    threading.Timer(0.4, sim.faults.clear).start()
+    t0 = time.perf_counter()
+    assert client.fetch_time() > 0
+    assert time.perf_counter() - t0 >= 0.35
+
+
+def test_504_is_request_timeout_and_500_is_unavailable(client, sim):
+    port = CcxtExchange.for_local(sim, timeout_s=3)
+    sim.faults.set(http_error=504, http_error_count=2)
+    with pytest.raises(ccxt.RequestTimeout):
+        client.fetch_ticker("BTC/USDT")
+    with pytest.raises(RequestTimeout):
+        port.fetch_ticker("BTC/USDT")
+    sim.faults.set(http_error=500, http_error_count=1)
+    with pytest.raises(ExchangeUnavailable):
+        port.fetch_ticker("BTC/USDT")
+    assert port.fetch_ticker("BTC/USDT").last > 0  # counted faults stop by themselves
+
+
+def test_faults_can_target_paths(client, sim):
+    sim.faults.set(http_error=503, paths=["/api/v3/order"])
+    assert client.fetch_ticker("BTC/USDT")["last"] > 0
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        client.create_order("BTC/USDT", "market", "buy", None, params={"quoteOrderQty": "20"})
+
+
+def test_lost_response_by_dropped_socket_still_executes_the_order(port, sim):
+    sim.faults.set(lose_order_responses=1, lose_mode="drop")
+    req = OrderRequest(symbol="BTC/USDT", side=Side.BUY, type=OrderType.MARKET, quote_qty=Decimal("30"),
+                       client_order_id="drop-1")
+    with pytest.raises(ExchangeUnavailable):
+        port.place_order(req)
+    assert port.fetch_order("BTC/USDT", "drop-1").status is OrderStatus.FILLED
+
+
+def test_fault_names_and_values_are_validated(sim):
+    with pytest.raises(ConfigError, match="unknown fault"):
+        sim.faults.set(explode=True)
+    with pytest.raises(ConfigError, match="http_error"):
+        sim.faults.set(http_error=404)
+
+
+def test_admin_endpoint_drops_websockets_and_clears_faults(sim):
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{sim.ws_url}/btcusdt@trade") as ws:
+                async with session.post(f"{sim.base_url}/admin/faults", json={"action": "drop_ws"}) as resp:
+                    assert resp.status == 200
+                msg = await ws.receive()
+                assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            async with session.post(f"{sim.base_url}/admin/faults", json={"delay_ms": 5}) as resp:
+                assert (await resp.json())["delay_ms"] == 5
+            async with session.delete(f"{sim.base_url}/admin/faults") as resp:
+                assert (await resp.json())["delay_ms"] == 0
+
+    _run(scenario())
+
+
+def test_malformed_frames_are_sent_then_streams_recover(sim):
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{sim.ws_url}/btcusdt@kline_1h") as ws:
+                sim.faults.set(malformed_frames=1)
+                await asyncio.get_running_loop().run_in_executor(None, sim.step)
+                frames = []
+                while len(frames) < 2:
+                    frames.append((await ws.receive(timeout=5)).data)
+                return frames
+
+    bad, good = _run(scenario())
+    with pytest.raises(ValueError):
+        json.loads(bad)
+    assert json.loads(good)["e"] == "kline"
+
+
+def test_a_malformed_frame_stalls_bare_ccxt_pro_but_the_stream_wrapper_recovers(sim):
+    # Known ccxt.pro 4.5.90 behaviour: an unparsable frame kills its receive loop silently, so the pending
+    # watch never resolves. CcxtStreams notices the silence and reconnects.
+    async def pump(fut):
+        """Keep the market moving (one candle per 0.1 s) until ``fut`` resolves."""
+        loop = asyncio.get_running_loop()
+        for _ in range(100):
+            if fut.done():
+                break
+            await asyncio.sleep(0.1)
+            await loop.run_in_executor(None, sim.step)
+        return await asyncio.wait_for(fut, 5)
+
+    async def scenario():
+        async with CcxtStreams.for_local(sim, StreamOptions(stale_after_s=1.0)) as streams:
+            updates = streams.candles("BTC/USDT", "1h")
+            await pump(asyncio.ensure_future(updates.__anext__()))
+            before = streams.reconnects
+            sim.faults.set(malformed_frames=1)
+            frame = await pump(asyncio.ensure_future(updates.__anext__()))
+            if streams.reconnects == before:  # the mangled frame was the closed bar; wait for the stall
+                frame = await pump(asyncio.ensure_future(updates.__anext__()))
+            await updates.aclose()
+            return frame, streams.reconnects - before
+
+    frame, reconnects = _run(scenario(), 30)
+    assert reconnects >= 1
+    assert len(frame) >= 1 and (frame["high"] >= frame["low"]).all()
+
+
+def test_server_pings_and_drops_a_client_that_never_pongs():
+    with LocalExchange(SimOptions(synthetic_bars=800, history_bars=100, ws_ping_interval_s=0.2,
+                                  ws_pong_timeout_s=0.6)) as sim:
+        async def scenario():
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(sim.ws_url, autoping=False) as ws:
+                    pings, t0 = 0, time.monotonic()
+                    while True:
+                        msg = await ws.receive(timeout=5)
+                        if msg.type == aiohttp.WSMsgType.PING:
+                            pings += 1
+                        elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                            return pings, time.monotonic() - t0, msg.data
+
+        pings, elapsed, code = _run(scenario())
+    assert pings >= 2
+    assert 0.5 <= elapsed < 3
+    assert code == 1008
+
+
+def test_a_client_that_answers_pings_stays_connected():
+    with LocalExchange(SimOptions(synthetic_bars=800, history_bars=100, ws_ping_interval_s=0.2,
+                                  ws_pong_timeout_s=0.6)) as sim:
+        async def scenario():
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(sim.ws_url, autoping=True) as ws:
+                    await asyncio.sleep(1.5)
+                    return ws.closed
+
+        assert _run(scenario()) is False
+
+
+def test_connection_lifetime_limit_disconnects():
+    with LocalExchange(SimOptions(synthetic_bars=800, history_bars=100, ws_max_lifetime_s=0.5)) as sim:
+        async def scenario():
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(sim.ws_url) as ws:
+                    msg = await ws.receive(timeout=5)
+                    return msg.type
+
+        assert _run(scenario()) in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+def test_admin_clock_moves_the_market(sim):
+    before = sim.now_ms()
+    req = urllib.request.Request(f"{sim.base_url}/admin/clock", data=json.dumps({"steps": 2}).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=3) as resp:
+        now = json.loads(resp.read())["now"]
+    assert now == before + 2 * 3_600_000 == sim.now_ms()

@@ -1,0 +1,124 @@
+"""Streaming half of the exchange port: candle and order updates over ccxt.pro, with reconnection.
+
+ccxt.pro (4.5.90) has no background reconnect: a dropped socket rejects the pending ``watch_*`` with a
+``NetworkError`` and the *next* call reconnects. Worse, a frame it cannot parse kills its receive loop
+silently, so the watch simply never resolves (found with the local exchange's ``malformed_frames`` fault).
+:class:`CcxtStreams` therefore wraps every watch in a loop that
+
+* retries ``NetworkError`` with exponential backoff (``initial_backoff_s`` doubling to ``max_backoff_s``);
+* treats silence longer than ``stale_after_s`` as a dead connection: it closes ccxt's websocket clients and
+  watches again (a fresh connection and SUBSCRIBE);
+* translates anything else once into the THUNES error tree.
+
+Gaps are not backfilled here: after a reconnect (``reconnects`` counts them) heal candles with REST
+``fetch_candles``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+
+import ccxt
+import pandas as pd
+
+from thunes.core.candles import candles_frame
+from thunes.exchange.ccxt_adapter import CcxtOptions, make_ccxt_client, order_result
+from thunes.exchange.errors import translate
+from thunes.exchange.types import OrderResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from thunes.exchange.sim import LocalExchange
+
+__all__ = ["StreamOptions", "CcxtStreams"]
+
+log = logging.getLogger("thunes.exchange.streams")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamOptions:
+    stale_after_s: float = 90.0
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 30.0
+
+
+class CcxtStreams:
+    """Async iterators of candle frames and order updates. One instance per event loop."""
+
+    def __init__(self, options: CcxtOptions, stream_options: StreamOptions | None = None, *,
+                 client: Any | None = None) -> None:
+        self.options = options
+        self.stream_options = stream_options or StreamOptions()
+        self.client = client if client is not None else make_ccxt_client(options, pro=True)
+        self.reconnects = 0
+        self._closed = False
+
+    @classmethod
+    def for_local(cls, sim: "LocalExchange", stream_options: StreamOptions | None = None) -> "CcxtStreams":
+        return cls(CcxtOptions(mode="local", base_url=sim.base_url, api_key=sim.api_key, secret=sim.secret,
+                               timeout_s=5, enable_rate_limit=False), stream_options)
+
+    async def _reset_connections(self) -> None:
+        for ws_client in list(getattr(self.client, "clients", {}).values()):
+            try:
+                await ws_client.close()
+            except Exception:  # noqa: BLE001 - the socket may already be gone
+                pass
+        if hasattr(self.client, "clients"):
+            self.client.clients = {}
+
+    async def _watch(self, call: Callable[[], Awaitable[Any]]) -> AsyncIterator[Any]:
+        opts = self.stream_options
+        backoff = opts.initial_backoff_s
+        while not self._closed:
+            try:
+                result = await asyncio.wait_for(call(), opts.stale_after_s)
+            except asyncio.TimeoutError:
+                log.warning("stream silent for %.1fs: reconnecting", opts.stale_after_s)
+                self.reconnects += 1
+                await self._reset_connections()
+                continue
+            except ccxt.NetworkError as exc:
+                if self._closed:
+                    return
+                log.warning("stream dropped (%s): reconnecting in %.2fs", exc, backoff)
+                self.reconnects += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, opts.max_backoff_s)
+                continue
+            except ccxt.BaseError as exc:
+                raise translate(exc) from exc
+            backoff = opts.initial_backoff_s
+            yield result
+
+    async def candles(self, symbol: str, timeframe: str) -> AsyncIterator[pd.DataFrame]:
+        """Frames of the candles updated since the last yield (the last row is usually still forming)."""
+        await self._load()
+        async for rows in self._watch(lambda: self.client.watch_ohlcv(symbol, timeframe)):
+            if rows:
+                cols = list(zip(*rows))
+                yield candles_frame(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5])
+
+    async def orders(self, symbol: str | None = None) -> AsyncIterator[list[OrderResult]]:
+        """Our order updates (from Binance ``executionReport`` events) as typed results."""
+        await self._load()
+        async for rows in self._watch(lambda: self.client.watch_orders(symbol)):
+            yield [order_result(r, r.get("symbol") or symbol or "") for r in rows]
+
+    async def _load(self) -> None:
+        try:
+            await self.client.load_markets()
+        except ccxt.BaseError as exc:
+            raise translate(exc) from exc
+
+    async def close(self) -> None:
+        self._closed = True
+        await self.client.close()
+
+    async def __aenter__(self) -> "CcxtStreams":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
