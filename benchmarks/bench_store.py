@@ -1,6 +1,6 @@
 """Candle store benchmarks: load 1M candles (store vs Parquet vs plain sqlite3), bulk import and upsert rows/s.
 
-Run: ``.venv/bin/python benchmarks/bench_store.py [--rows 1000000]``. Prints one table.
+Run: ``.venv/bin/python benchmarks/bench_store.py [--rows 1000000] [--postgres URL]``. Prints one table.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def best_of(fn, repeat: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="Also measure a PostgreSQL store at URL (an empty database).")
     args = parser.parse_args()
     frame = generate_candles(args.rows, timeframe="1m", start="2022-01-01", seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="thunes-bench-"))
@@ -51,6 +53,36 @@ def main() -> None:
         t_store = best_of(lambda: store.load("BTC/USDT", "1m"))
     with open_store(url, cache_dir=None) as nocache:
         t_nocache = best_of(lambda: nocache.load("BTC/USDT", "1m"), repeat=2)
+    # SQLite's own ceiling: plain executemany of prepared tuples in one transaction, no validation.
+    raw = sqlite3.connect(tmp / "raw.sqlite", isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=NORMAL")
+    raw.execute("CREATE TABLE ohlcv (id INTEGER PRIMARY KEY, symbol TEXT, timeframe TEXT, ts INTEGER, open REAL, "
+                "high REAL, low REAL, close REAL, volume REAL, source TEXT, UNIQUE(symbol, timeframe, ts))")
+    ts = (frame.index.asi8 // 1_000_000).tolist()
+    tuples = list(zip(["BTC/USDT"] * len(ts), ["1m"] * len(ts), ts, *(frame[c].tolist() for c in
+                      ("open", "high", "low", "close", "volume")), ["raw"] * len(ts)))
+    t0 = time.perf_counter()
+    raw.execute("BEGIN")
+    raw.executemany("INSERT INTO ohlcv (symbol, timeframe, ts, open, high, low, close, volume, source) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)", tuples)
+    raw.execute("COMMIT")
+    t_raw = time.perf_counter() - t0
+    rows.append(("plain sqlite3 executemany (baseline)", t_raw, f"{args.rows / t_raw:,.0f} rows/s"))
+    raw.close()
+    if args.postgres:
+        with open_store(args.postgres, cache_dir=tmp / "pgcache") as pg:
+            t0 = time.perf_counter()
+            pg.insert("BTC/USDT", "1m", frame)
+            t_pg = time.perf_counter() - t0
+            rows.append(("PostgreSQL bulk import (COPY)", t_pg, f"{args.rows / t_pg:,.0f} rows/s"))
+            t0 = time.perf_counter()
+            pg.upsert("BTC/USDT", "1m", changed)
+            t_pgu = time.perf_counter() - t0
+            rows.append(("PostgreSQL upsert (every row changed)", t_pgu, f"{args.rows / t_pgu:,.0f} rows/s"))
+        with open_store(args.postgres, cache_dir=None) as pg:
+            t_pgload = best_of(lambda: pg.load("BTC/USDT", "1m"), repeat=2)
+            rows.append(("load 1M: PostgreSQL, no cache (COPY)", t_pgload, ""))
     parquet = tmp / "bench.parquet"
     frame.to_parquet(parquet)
     t_parquet = best_of(lambda: pd.read_parquet(parquet))

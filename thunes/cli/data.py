@@ -181,6 +181,8 @@ def check_cmd(app, file: str | None, symbol: str | None, timeframe: str, jump_si
         click.echo(f"  gaps: {len(d['gaps'])} ({d['missing_bars']} missing bars)")
         for g in d["gaps"][:20]:
             click.echo(f"    {g['before']} -> {g['after']}: {g['missing_bars']} missing")
+        if len(d["gaps"]) > 20:
+            click.echo(f"    ... and {len(d['gaps']) - 20} more (see --json)")
         click.echo(f"  zero-volume flat runs: {len(d['flat_runs'])} ({d['flat_bars']} bars)")
         for r in d["flat_runs"][:10]:
             click.echo(f"    {r['first']} .. {r['last']}: {r['bars']} bars")
