@@ -23,7 +23,7 @@ refused as stale, so after that a not-found is final); open orders are refreshed
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -44,7 +44,14 @@ from thunes.exchange.port import ExchangePort
 from thunes.exchange.types import OrderRequest, OrderResult
 from thunes.execution.audit import AuditTrail
 from thunes.execution.circuit_breaker import CircuitBreaker, CircuitOpen
-from thunes.execution.filters import MarketBook, PreparedOrder, prepare_limit_order, prepare_market_order
+from thunes.core.markets import round_down_to_step
+from thunes.execution.filters import (
+    MarketBook,
+    PreparedOrder,
+    market_step,
+    prepare_limit_order,
+    prepare_market_order,
+)
 from thunes.execution.journal import JournalEntry, OrderJournal
 from thunes.execution.positions import PositionTracker
 from thunes.execution.rate_limiter import RateLimiter
@@ -158,15 +165,40 @@ class OrderExecutor:
                 self.limiter.observe_error(exc)
             raise
 
+    def _is_dust(self, symbol: str, qty: Decimal, price: Decimal | None) -> bool:
+        """True when ``qty`` cannot be sold at market: below the step, the minimum quantity or notional."""
+        market = self.markets.get(symbol)
+        if market is None or qty <= 0:
+            return qty <= 0
+        f = market.filters
+        q = round_down_to_step(qty, market_step(market))
+        if q <= 0 or q < f.min_qty or (f.market_min_qty > 0 and q < f.market_min_qty):
+            return True
+        return price is not None and f.apply_min_to_market and q * price < f.min_notional
+
+    def restore_risk(self, *, day_start_ms: int | None = None) -> None:
+        """Rebuild the risk manager's state from the database after a restart (dust is not a position)."""
+        day = self.clock.now_ms() // 86_400_000 * 86_400_000 if day_start_ms is None else day_start_ms
+        open_positions = [p for p in self.positions.open_positions()
+                          if not self._is_dust(p.symbol, p.qty, p.avg_price)]
+        self.risk.restore(open_positions, realised_today=self.positions.realised_since(day),
+                          last_closed_trade=self.positions.last_closed_trade())
+
     def _prepare(self, intent: TradeIntent, approved: Approved) -> PreparedOrder:
         market = self._market(intent.symbol)
         open_orders = len(self.journal.open_orders(intent.symbol))
+        qty = approved.qty
+        if intent.is_exit and intent.qty is None:
+            # Sell everything held, including dust left by earlier base-asset fees.
+            held = self.positions.position(intent.symbol)
+            if held is not None and held.qty > qty:
+                qty = held.qty
         if self.options.order_type is OrderType.MARKET:
-            return prepare_market_order(market, intent.side, qty=approved.qty, ref_price=intent.price,
+            return prepare_market_order(market, intent.side, qty=qty, ref_price=intent.price,
                                         open_orders=open_orders)
         offset = intent.price * self.options.limit_offset_bps / Decimal(10_000)
         price = intent.price - offset if intent.side is Side.BUY else intent.price + offset
-        return prepare_limit_order(market, intent.side, qty=approved.qty, price=price, ref_price=intent.price,
+        return prepare_limit_order(market, intent.side, qty=qty, price=price, ref_price=intent.price,
                                    open_orders=open_orders)
 
     # -- the order path ------------------------------------------------------------------------------
@@ -292,8 +324,21 @@ class OrderExecutor:
             return dqty, dfee
         return dqty, ZERO  # paid in a third asset (BNB): not a cost of this position
 
+    def _with_fees(self, result: OrderResult) -> OrderResult:
+        """A looked-up order carries no commission (Binance's GET /order has no fills): take it from trades."""
+        if result.filled_qty <= 0 or result.fills or result.fee > 0:
+            return result
+        trades = [t for t in self._call(self.exchange.fetch_my_trades, result.symbol, weight=20)
+                  if t.order_id == result.exchange_order_id]
+        if not trades:
+            return result
+        assets = {t.fee_asset for t in trades}
+        fee = sum((t.fee for t in trades), ZERO)
+        return replace(result, fee=fee, fee_asset=assets.pop() if len(assets) == 1 else None)
+
     def _apply(self, entry: JournalEntry, result: OrderResult) -> JournalEntry:
         """Write the exchange's answer: journal and position delta atomically, then risk and audit."""
+        result = self._with_fees(result)
         db = self.journal.db
         with db.transaction():
             old, new = self.journal.apply_update(
@@ -310,6 +355,10 @@ class OrderExecutor:
             self.risk.record_fill(new.symbol, new.side, net_qty, dquote, fee_quote)
         if new.status.is_final and new.filled_qty == 0 and not new.is_exit:
             self.risk.release(new.symbol)
+        if new.status.is_final and new.side is Side.SELL:
+            left = self.positions.position(new.symbol)
+            if left is not None and left.qty > 0 and self._is_dust(new.symbol, left.qty, new.avg_price or new.ref_price):
+                self.risk.close_dust(new.symbol)
         if old.status != new.status or dqty > 0:
             self._audit("order_result", {"client_order_id": new.client_order_id, "status": str(new.status),
                                          "exchange_order_id": new.exchange_order_id,

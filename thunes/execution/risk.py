@@ -438,6 +438,31 @@ class RiskManager:
             self._audit("kill_switch", trip)
         return realised
 
+    def close_dust(self, symbol: str) -> Decimal:
+        """Close a position whose remainder cannot be sold (below the exchange's minimums).
+
+        The remainder's cost is written off as realised (it is worth nothing we can collect), the trade
+        result decides the cool-down as for any closed trade, and the slot is freed. Returns the write-off.
+        """
+        with self._lock:
+            book = self._books.pop(symbol, None)
+            self._slots.pop(symbol, None)
+            if book is None:
+                return ZERO
+            written_off = book.cost
+            self._realised_today -= written_off
+            trade_pnl = book.cycle_realised - written_off
+            if trade_pnl < 0:
+                self._cool_until = self.clock.now_ms() + self.settings.cool_down_minutes * 60_000
+            elif trade_pnl > 0:
+                self._cool_until = 0
+            trip = self._maybe_trip()
+        self._audit("dust_closed", {"symbol": symbol, "qty": str(book.qty), "written_off": str(written_off),
+                                    "trade_pnl": str(trade_pnl)})
+        if trip is not None:
+            self._audit("kill_switch", trip)
+        return written_off
+
     def mark(self, symbol: str, price: Decimal) -> bool:
         """Update the mark price of an open position; returns True if this tripped the kill-switch."""
         with self._lock:

@@ -1,0 +1,151 @@
+"""Crash specification: an order placer SIGKILLed at random points, at least 50 times, loses nothing.
+
+After every life has been killed (and a last one runs to the end), the journal, the local exchange and
+the positions must agree exactly, no client order id may exist twice at the exchange, and the audit
+chain must verify. The figures are printed (run with ``-s``) for the record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from thunes.core.enums import OrderStatus, Side
+from thunes.execution.audit import verify_audit
+from thunes.execution.db import Database
+from thunes.execution.journal import OrderJournal
+from thunes.execution.positions import PositionTracker
+from tests.execution.conftest import SYMBOLS, make_sim
+
+D = Decimal
+REPO = Path(__file__).resolve().parents[2]
+KILLS = int(os.environ.get("THUNES_CRASH_KILLS", "60"))
+
+
+class Zygote:
+    def __init__(self, cfg: dict) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.execution.crash_placer", json.dumps(cfg)],
+                                     cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     stderr=open(cfg["log"], "a"))
+
+    def start_life(self) -> int:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "pid", f"zygote said {line!r}; see the log"
+        return int(line[1])
+
+    def wait_life(self) -> int:
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "exit", f"zygote said {line!r}"
+        return int(line[2])
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(10)
+
+
+def _exchange_view(exchange) -> tuple[list[dict], dict[str, Decimal]]:
+    orders = []
+    for sym in SYMBOLS:
+        orders += exchange.client.fetch_orders(sym, limit=1000)
+    balances = {a: b.total for a, b in exchange.fetch_balance().items()}
+    return orders, balances
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
+    from thunes.exchange.ccxt_adapter import CcxtExchange
+
+    rnd = random.Random(20261123)
+    sim = make_sim().start()
+    cfg = {"base_url": sim.base_url, "api_key": sim.api_key, "secret": sim.secret,
+           "db_url": f"sqlite:///{tmp_path}/exec.sqlite", "audit_path": str(tmp_path / "audit.jsonl"),
+           "intents": 150, "settle_ms": 300, "log": str(tmp_path / "placer.log")}
+    zygote = Zygote(cfg)
+    kills = completed = 0
+    try:
+        for _ in range(KILLS):
+            pid = zygote.start_life()
+            time.sleep(rnd.uniform(0.01, 0.4))
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            status = zygote.wait_life()
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+                kills += 1
+            else:
+                assert os.WEXITSTATUS(status) == 0, Path(cfg["log"]).read_text()[-3000:]
+                completed += 1
+        pid = zygote.start_life()  # the last life runs to the end
+        status = zygote.wait_life()
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, Path(cfg["log"]).read_text()[-3000:]
+    finally:
+        zygote.close()
+
+    exchange = CcxtExchange.for_local(sim)
+    try:
+        orders, balances = _exchange_view(exchange)
+    finally:
+        exchange.close()
+        sim.stop()
+    db = Database.connect(cfg["db_url"])
+    journal = OrderJournal(db)
+    positions = PositionTracker(db)
+    entries = {e.client_order_id: e for e in journal.entries()}
+
+    # 1. every order's outcome is known
+    assert [e.client_order_id for e in entries.values() if not e.status.is_final] == []
+    # 2. no client order id twice at the exchange, and none the journal does not know
+    counts = Counter(o["clientOrderId"] for o in orders)
+    duplicates = {c: n for c, n in counts.items() if n > 1}
+    assert duplicates == {}
+    unknown = set(counts) - set(entries)
+    assert unknown == set()
+    # 3. journal and exchange agree order by order
+    by_cid = {o["clientOrderId"]: o for o in orders}
+    discrepancies = []
+    for cid, e in entries.items():
+        o = by_cid.get(cid)
+        if o is None:
+            if e.filled_qty != 0 or e.exchange_order_id is not None:
+                discrepancies.append(f"{cid}: journal {e.status} filled {e.filled_qty}, exchange has nothing")
+            continue
+        if D(o["info"]["executedQty"]) != e.filled_qty or D(o["info"]["status"] == "FILLED") != D(
+                e.status is OrderStatus.FILLED):
+            discrepancies.append(f"{cid}: journal {e.status} {e.filled_qty}, exchange {o['info']['status']} "
+                                 f"{o['info']['executedQty']}")
+    assert discrepancies == []
+    # 4. positions agree with the exchange's balances (the account started with no base coins)
+    for sym in SYMBOLS:
+        base = sym.split("/")[0]
+        pos = positions.position(sym)
+        held = pos.qty if pos is not None else D(0)
+        assert held == balances.get(base, D(0)), (sym, held, balances.get(base))
+    # 5. the audit chain verifies
+    result = verify_audit(cfg["audit_path"])
+    assert result.ok, result.error
+
+    placed = sum(1 for e in entries.values() if e.status is OrderStatus.FILLED)
+    print(f"\ncrash test: lives={KILLS + 1} sigkills={kills} completed_lives={completed} "
+          f"journaled={len(entries)} filled={placed} exchange_orders={len(orders)} "
+          f"closed_unsent={sum(1 for e in entries.values() if e.status is OrderStatus.CANCELED)} "
+          f"duplicates={len(duplicates)} discrepancies={len(discrepancies)} audit_records={result.records} "
+          f"buys={sum(1 for e in entries.values() if e.side is Side.BUY)}")
+    assert kills >= 50
+    db.close()
