@@ -88,3 +88,24 @@ def test_real_btc_1m_has_exactly_one_80_minute_gap_and_72_flat_bars(sample_dir):
     assert report.flat_bars == 72
     (first, last, bars), = report.flat_runs
     assert (first, last, bars) == (pd.Timestamp("2023-03-24 11:28", tz="UTC").value // 1_000_000, gap_before, 72)
+
+
+# Property: whatever the input, the validation gate splits it exactly, and what it lets through has no errors.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_value = st.one_of(st.floats(min_value=-5, max_value=200), st.sampled_from([np.nan, np.inf, 100.0, 0.0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 2), _value, _value, _value, _value, _value),
+                min_size=0, max_size=30))
+def test_split_valid_partitions_rows_and_good_rows_pass_the_checker(rows):  # noqa: ANN001
+    ts = [slot * H + (offset * 60_000 if offset == 2 else 0) for slot, offset, *_ in rows]
+    table = pd.DataFrame({"ts": ts, **{c: [r[2 + i] for r in rows] for i, c in
+                                       enumerate(("open", "high", "low", "close", "volume"))}})
+    result = split_valid(table, "1h")
+    assert len(result.good) + len(result.rejected) == len(rows)
+    assert (result.rejected["reason"] != "").all()
+    report = check_candles(result.good, "1h")
+    assert report.errors == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -172,6 +173,9 @@ def check_cmd(app, file: str | None, symbol: str | None, timeframe: str, jump_si
         added = fill_gaps(table, tf)
         with _open(app, db) as store:
             written = store.insert(normalize_symbol(symbol), tf, added, source="fill_gaps")  # type: ignore[arg-type]
+        logging.getLogger("thunes.data.fill").warning(
+            "filled %d missing bars of %s with flat zero-volume candles (explicit --fill-gaps)", written, name,
+            extra={"fields": {"series": name, "filled": written, "gaps": len(report.gaps)}})
         click.echo(f"filled {written} missing bars with flat zero-volume candles (explicit --fill-gaps)", err=True)
     if as_json:
         click.echo(json.dumps({"name": name, **report.to_dict()}, indent=2))
