@@ -327,8 +327,8 @@ class Trader:
         arrays = self.strategy.signals(frame).arrays(frame.index)
         entry, exit_ = bool(arrays.entries[-1]), bool(arrays.exits[-1])
         qty = self._position_qty()
-        if qty > 0 and self._is_dust(qty, Decimal(repr(candle.close))):
-            self.write_off_dust(Decimal(repr(candle.close)))
+        if qty > 0 and self._is_dust(qty, Decimal(repr(float(candle.close)))):
+            self.write_off_dust(Decimal(repr(float(candle.close))))
             qty = Decimal(0)
         if qty > 0 and exit_:
             side, reason = Side.SELL, "exit signal"
@@ -348,7 +348,7 @@ class Trader:
         return BarDecision(bar_ts=candle.ts_ms, action="skip", reason=reason)
 
     def _order(self, candle: Candle, side: Side, reason: str, qty: Decimal, received_at: float) -> BarDecision:
-        price = Decimal(repr(candle.close))
+        price = Decimal(repr(float(candle.close)))
         if side is Side.BUY:
             intent = self._intent(
                 symbol=self.options.symbol, side=side, quote_qty=self.options.quote_per_trade, price=price,
