@@ -12,7 +12,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from thunes.data.samples import load_sample_candles  # noqa: E402
 from thunes.features import compute_features, get_feature_set  # noqa: E402
 from thunes.ml.artifacts import ModelCompatibilityError, load_model  # noqa: E402
 from thunes.ml.serving import Forecaster  # noqa: E402
@@ -20,23 +19,22 @@ from thunes.ml.train import LeakageDetected, TrainOptions, train_model  # noqa: 
 
 pytestmark = pytest.mark.ml
 
-TINY = TrainOptions(feature_set="compact", seq_len=8, horizon=4, hidden=8, num_layers=1, epochs=2,
-                    batch_size=128, seed=3, dropout=0.0, threads=1)
+@pytest.fixture()
+def candles(ml_candles) -> pd.DataFrame:
+    return ml_candles
 
 
-@pytest.fixture(scope="module")
-def candles() -> pd.DataFrame:
-    return load_sample_candles("BTC/USDT", "1h", limit=1200).frame
+@pytest.fixture()
+def trained(tiny_model):
+    return tiny_model
 
 
-@pytest.fixture(scope="module")
-def trained(candles, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    result = train_model(candles, TINY, symbol="BTC/USDT", timeframe="1h", out_dir=folder)
-    return result, folder
+@pytest.fixture()
+def TINY(tiny_options) -> TrainOptions:  # noqa: N802 - reads as the constant it stands for
+    return tiny_options
 
 
-def test_training_is_deterministic_on_cpu(candles, trained):
+def test_training_is_deterministic_on_cpu(candles, trained, TINY):
     first, _ = trained
 
     again = train_model(candles, TINY, symbol="BTC/USDT", timeframe="1h")
@@ -106,7 +104,7 @@ def test_predictions_are_causal(trained, candles):
     pd.testing.assert_frame_equal(prefix, full.iloc[:900], rtol=1e-9, atol=1e-12)
 
 
-def test_leakage_blocks_training_unless_overridden_and_recorded(candles, tmp_path):
+def test_leakage_blocks_training_unless_overridden_and_recorded(candles, tmp_path, TINY):
     feats = compute_features(candles, feature_set="compact")
     feats.insert(0, "peek", np.log(candles["close"].shift(-2) / candles["close"]))  # tomorrow's news
 
@@ -142,7 +140,7 @@ def test_a_model_whose_features_changed_is_refused(trained, tmp_path):
     assert loaded.feature_cols == meta["feature_cols"]
 
 
-def test_xgboost_model_trains_saves_and_serves(candles, tmp_path):
+def test_xgboost_model_trains_saves_and_serves(candles, tmp_path, TINY):
     options = replace(TINY, model="xgb", xgb_estimators=40)
 
     result = train_model(candles, options, symbol="BTC/USDT", timeframe="1h", out_dir=tmp_path)

@@ -1,0 +1,107 @@
+"""The model-driven strategy through the standard backtester, evaluation and walk-forward retraining."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from thunes.backtest import run_backtest  # noqa: E402
+from thunes.core.errors import StrategyError  # noqa: E402
+from thunes.ml.evaluate import evaluate_model, prediction_metrics, walk_forward  # noqa: E402
+from thunes.ml.serving import Forecaster  # noqa: E402
+from thunes.strategies import get_strategy  # noqa: E402
+from thunes.strategies.model_signal import ModelSignalStrategy  # noqa: E402
+
+pytestmark = pytest.mark.ml
+
+
+def test_model_strategy_is_registered_and_validates_its_parameters():
+    cls = get_strategy("model")
+
+    assert cls is ModelSignalStrategy
+    with pytest.raises(StrategyError, match="exit_threshold <= threshold"):
+        cls(model="x", threshold=0.2, exit_threshold=0.5)
+    with pytest.raises(StrategyError, match="needs a model folder"):
+        cls().signals(pd.DataFrame())
+
+
+def test_model_strategy_enters_only_when_return_clears_the_vol_scaled_threshold(tiny_model, ml_candles):
+    _, folder = tiny_model
+    strategy = ModelSignalStrategy(model=str(folder), threshold=0.05, exit_threshold=-0.05)
+    preds = strategy.forecaster.predict_frame(ml_candles)
+
+    signals = strategy.signals(ml_candles)
+    result = run_backtest(ml_candles, strategy, symbol="BTC/USDT", timeframe="1h")
+
+    score = preds.pred_ret / preds.pred_vol
+    np.testing.assert_array_equal(signals.entries.to_numpy(), (score > 0.05).to_numpy())
+    np.testing.assert_array_equal(signals.exits.to_numpy(), (score < -0.05).to_numpy())
+    assert not signals.entries.iloc[: strategy.warmup - 1].any()  # no prediction before the warm-up
+    assert len(result.trades) > 0
+    # every entry fills at the open of the bar after a bar whose prediction cleared the threshold
+    positions = ml_candles.index.get_indexer(pd.DatetimeIndex(result.trades.entry_ts))
+    assert (score.to_numpy()[positions - 1] > 0.05).all()
+
+
+def test_model_strategy_signals_are_causal(tiny_model, ml_candles):
+    _, folder = tiny_model
+    strategy = ModelSignalStrategy(model=str(folder), threshold=0.05)
+
+    full = strategy.signals(ml_candles)
+    prefix = strategy.signals(ml_candles.iloc[:800])
+
+    pd.testing.assert_series_equal(prefix.entries, full.entries.iloc[:800])
+
+
+def test_evaluate_model_scores_only_unseen_rows_and_backtests(tiny_model, ml_candles):
+    result, folder = tiny_model
+    fc = Forecaster.load(folder)
+
+    ev = evaluate_model(fc, ml_candles, threshold=0.05, exit_threshold=-0.05)
+
+    assert ev.start >= pd.Timestamp(result.meta.test_range[0])
+    assert ev.metrics["n"] == result.meta.metrics["test"]["n"]  # same rows as the training-time test block
+    assert ev.metrics["ic"] == pytest.approx(result.meta.metrics["test"]["ic"], abs=1e-6)
+    assert ev.backtest is not None and "bt_total_return" in ev.metrics
+    if len(ev.backtest.trades):
+        assert pd.Timestamp(ev.backtest.trades.entry_ts.min()) > ev.start
+
+
+def test_prediction_metrics_golden_numbers():
+    pred_ret = np.array([0.01, -0.02, 0.03, 0.00])
+    pred_vol = np.array([0.01, 0.01, 0.02, 0.01])
+    true_ret = np.array([0.02, -0.01, -0.01, 0.005])
+    true_vol = np.array([0.02, 0.01, 0.02, 0.01])
+
+    m = prediction_metrics(pred_ret, pred_vol, true_ret, true_vol)
+
+    assert m["n"] == 4
+    assert m["directional_accuracy"] == pytest.approx(0.5)  # + and - right, 0.03 vs -0.01 and 0 vs + wrong
+    assert m["coverage_1sigma"] == pytest.approx(0.75)  # |z| = 1, 1, 2, 0.5
+    assert m["coverage_2sigma"] == pytest.approx(1.0)
+    assert m["vol_ratio"] == pytest.approx(0.06 / 0.05)
+    # Spearman: Pearson of ranks (3, 1, 4, 2) and (4, 1.5, 1.5, 3) (a tie) = 0.5 / sqrt(5 * 4.5)
+    assert m["ic"] == pytest.approx(0.5 / np.sqrt(22.5))
+
+
+def test_walk_forward_retrains_per_fold_with_a_purged_gap(ml_candles, tiny_options):
+    options = replace(tiny_options, epochs=1)
+
+    wf = walk_forward(ml_candles, options, folds=2, min_train_frac=0.6, timeframe="1h", symbol="BTC/USDT",
+                      threshold=0.05)
+
+    assert list(wf.folds.fold) == [1, 2]
+    assert (wf.folds.test_start > wf.folds.train_end).all()
+    assert (wf.folds.n > 50).all()
+    first_pred = wf.predictions.pred_ret.first_valid_index()
+    cut = ml_candles.index.get_loc(wf.folds.test_start.iloc[0])
+    # the first scored window starts at the cut: seq_len - 1 bars after it
+    assert ml_candles.index.get_loc(first_pred) == cut + options.seq_len - 1
+    assert wf.summary["n"] == int(wf.folds.n.sum())
+    assert "bt_total_return" in wf.folds.columns
