@@ -1,0 +1,204 @@
+"""``thunes risk ...`` and ``thunes audit verify``: the operator's handles on the execution safety core.
+
+The kill-switch and reduce-only mode live in ``<trader.state_dir>/<mode>/risk_state.json``, the file the
+running trader's :class:`~thunes.execution.risk.RiskManager` watches, so a change here reaches a trader
+running in another process at its next decision. Every change is written to the audit trail with the
+operator's name and reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from thunes.core.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def _state_dir(app: Any, mode: str | None, state_dir: str | None) -> Path:
+    if state_dir:
+        return Path(state_dir)
+    return Path(app.settings.trader.state_dir) / (mode or app.settings.exchange.mode)
+
+
+def _db_url(state_dir: Path, db: str | None) -> str | None:
+    """The execution database URL, or None when the default SQLite file does not exist yet."""
+    if db:
+        return db
+    path = state_dir / "execution.sqlite"
+    return f"sqlite:///{path.resolve()}" if path.exists() else None
+
+
+def _risk(app: Any, state_dir: Path, *, audited: bool):
+    from thunes.execution.audit import AuditTrail
+    from thunes.execution.risk import RiskManager
+
+    audit = AuditTrail(app.settings.audit.path, fsync=app.settings.audit.fsync) if audited else None
+    return RiskManager(app.settings.risk, audit=audit, state_path=state_dir / "risk_state.json"), audit
+
+
+def _iso(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+_STATE_OPTIONS = [
+    click.option("--mode", type=click.Choice(["local", "testnet", "live"]), default=None,
+                 help="Which trader's state (default: settings exchange.mode)."),
+    click.option("--state-dir", default=None, type=click.Path(file_okay=False),
+                 help="State folder (default: <trader.state_dir>/<mode>)."),
+]
+
+
+def _state_options(fn):  # noqa: ANN001, ANN201
+    for option in reversed(_STATE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def register(root: click.Group) -> None:
+    from thunes.cli import pass_app
+
+    @root.group()
+    def risk() -> None:
+        """Risk manager: status, kill-switch, reduce-only mode."""
+
+    @risk.command("status")
+    @_state_options
+    @click.option("--db", default=None, metavar="URL",
+                  help="Execution database (default: <state-dir>/execution.sqlite).")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+    @pass_app
+    def status(app: Any, mode: str | None, state_dir: str | None, db: str | None, as_json: bool) -> None:
+        """Show the risk mode, kill-switch, limits, today's PnL, positions and open orders.
+
+        \b
+        Example:
+          thunes risk status
+          thunes risk status --mode live --json
+        """
+        from thunes.execution.db import Database
+        from thunes.execution.journal import OrderJournal
+        from thunes.execution.positions import PositionTracker
+
+        folder = _state_dir(app, mode, state_dir)
+        manager, _ = _risk(app, folder, audited=False)
+        positions: list[Any] = []
+        open_orders: list[Any] = []
+        url = _db_url(folder, db)
+        if url is not None:
+            with Database.connect(url) as database:
+                tracker = PositionTracker(database)
+                positions = tracker.open_positions()
+                manager.restore(positions, realised_today=tracker.realised_since(
+                    manager.clock.now_ms() // 86_400_000 * 86_400_000),
+                    last_closed_trade=tracker.last_closed_trade())
+                open_orders = OrderJournal(database).open_orders()
+        snap = manager.state
+        limits = app.settings.risk
+        if as_json:
+            out = snap.to_json()
+            out["limits"] = json.loads(limits.model_dump_json())
+            out["positions"] = [{"symbol": p.symbol, "qty": str(p.qty), "cost": str(p.cost)} for p in positions]
+            out["open_orders"] = [{"client_order_id": e.client_order_id, "symbol": e.symbol, "side": str(e.side),
+                                   "status": str(e.status), "qty": str(e.qty)} for e in open_orders]
+            click.echo(json.dumps(out, indent=2))
+            return
+        colour = {"ACTIVE": "green", "REDUCING": "yellow", "HALTED": "red"}[str(snap.mode)]
+        click.echo(f"mode            {click.style(str(snap.mode), fg=colour, bold=True)}   (state {folder})")
+        if snap.kill_switch:
+            click.echo(f"kill-switch     ON since {_iso(snap.kill_since_ms)} by {snap.kill_operator}: {snap.kill_reason}")
+        else:
+            click.echo("kill-switch     off")
+        click.echo(f"reduce-only     {'on' if snap.reduce_only else 'off'}")
+        click.echo(f"daily PnL       {snap.daily_pnl} (realised {snap.realised_today}) / limit -{limits.max_daily_loss}")
+        click.echo(f"limits          max positions {limits.max_positions}, loss per trade {limits.max_loss_per_trade}, "
+                   f"position {limits.max_position_quote}, cool-down {limits.cool_down_minutes} min")
+        click.echo(f"cool-down until {_iso(snap.cool_down_until_ms)}")
+        click.echo(f"positions       {len(positions)}" + ("" if url else "   (no execution database yet)"))
+        for p in positions:
+            click.echo(f"  {p.symbol:<12} qty {p.qty}  avg {p.avg_price}  cost {p.cost}")
+        click.echo(f"open orders     {len(open_orders)}")
+        for e in open_orders:
+            click.echo(f"  {e.client_order_id}  {e.symbol} {e.side} {e.qty} {e.status}")
+
+    def _switch(kind: str):  # noqa: ANN202
+        @_state_options
+        @click.argument("state", type=click.Choice(["on", "off"]))
+        @click.option("--reason", required=True, help="Why (written to the audit trail).")
+        @click.option("--operator", required=True, help="Who (written to the audit trail).")
+        @pass_app
+        def command(app: Any, state: str, reason: str, operator: str, mode: str | None,
+                    state_dir: str | None) -> None:
+            folder = _state_dir(app, mode, state_dir)
+            manager, audit = _risk(app, folder, audited=True)
+            try:
+                if kind == "kill":
+                    snap = manager.kill_switch(state == "on", reason=reason, operator=operator)
+                else:
+                    snap = manager.reduce_only(state == "on", reason=reason, operator=operator)
+            finally:
+                if audit is not None:
+                    audit.close()
+            click.echo(f"{'kill-switch' if kind == 'kill' else 'reduce-only'} {state}; mode {snap.mode} "
+                       f"(state {folder / 'risk_state.json'}, audited in {app.settings.audit.path})")
+
+        return command
+
+    kill = _switch("kill")
+    kill.__doc__ = """Switch the kill-switch on (nothing is sent) or off; audited with --reason and --operator.
+
+    A tripped kill-switch (daily loss limit reached) stays on until switched off here.
+
+    \b
+    Example:
+      thunes risk kill-switch on --reason "exchange incident" --operator alice
+      thunes risk kill-switch off --reason "reviewed losses" --operator alice
+    """
+    risk.command("kill-switch")(kill)
+    reduce = _switch("reduce")
+    reduce.__doc__ = """Reduce-only mode on (only exits are allowed) or off; audited.
+
+    \b
+    Example:
+      thunes risk reduce-only on --reason "end of month" --operator bob
+    """
+    risk.command("reduce-only")(reduce)
+
+    @click.command("verify")
+    @click.argument("file", required=False, type=click.Path(dir_okay=False))
+    @pass_app
+    def verify(app: Any, file: str | None) -> None:
+        """Verify the hash chain of an audit trail (default: settings audit.path).
+
+        Exits 1 and names the first bad line when a record was edited, removed or reordered. A torn last
+        line (crash mid-write) is reported but is not an error.
+
+        \b
+        Example:
+          thunes audit verify
+          thunes audit verify data/audit.jsonl
+        """
+        from thunes.execution.audit import verify_audit
+
+        path = Path(file) if file else Path(app.settings.audit.path)
+        if not path.exists():
+            raise ConfigError(f"audit file {path} does not exist")
+        result = verify_audit(path)
+        if result.ok:
+            tail = " (torn last line ignored: a write was interrupted)" if result.torn_tail else ""
+            click.echo(f"ok: {result.records} records, chain intact{tail}; last hash {result.last_hash[:16]}…")
+            return
+        click.secho(f"TAMPERED: {result.error}", fg="red", err=True)
+        # click's Exit is swallowed in non-standalone mode (thunes.cli.main); a plain SystemExit is not.
+        raise SystemExit(1)
+
+    audit_group = root.commands.get("audit")
+    if isinstance(audit_group, click.Group):
+        audit_group.add_command(verify)
