@@ -1,0 +1,51 @@
+"""Sweeps: one kernel call over parameter columns, rows equal to the single runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from thunes.backtest import BacktestOptions, run_backtest
+from thunes.backtest.sweep import expand_grid, run_sweep
+from thunes.core.errors import StrategyError
+from thunes.strategies import get_strategy
+
+KEYS = ("final_equity", "n_trades", "sharpe", "sortino", "max_drawdown", "win_rate", "fees_paid", "exposure",
+        "turnover", "refused_risk", "refused_filters")
+
+
+@pytest.mark.parametrize("options", [BacktestOptions(), BacktestOptions(risk=None, stop_loss=0.03, trailing_stop=0.05)])
+def test_fused_sma_sweep_rows_equal_single_runs(btc_1h, options):
+    candles = btc_1h.frame.tail(6000)
+    cls = get_strategy("sma_cross")
+    table = run_sweep(candles, cls, {"fast": [5, 12], "slow": [30, 80]}, options)
+    assert list(zip(table.fast, table.slow)) == [(5, 30), (5, 80), (12, 30), (12, 80)]
+    for row in table.itertuples():
+        single = run_backtest(candles, cls(fast=row.fast, slow=row.slow), options=options).stats
+        for key in KEYS:
+            assert getattr(row, key) == pytest.approx(single[key], rel=1e-9, nan_ok=True), key
+
+
+def test_generic_sweep_rows_equal_single_runs(btc_1h):
+    candles = btc_1h.frame.tail(4000)
+    cls = get_strategy("rsi_bollinger")
+    options = BacktestOptions(risk=None)
+    table = run_sweep(candles, cls, {"rsi_period": [7, 14], "bb_k": [1.5]}, options)
+    for row in table.itertuples():
+        single = run_backtest(candles, cls(rsi_period=row.rsi_period, bb_k=row.bb_k), options=options).stats
+        for key in KEYS:
+            assert getattr(row, key) == pytest.approx(single[key], rel=1e-9, nan_ok=True), key
+
+
+def test_invalid_combinations_are_skipped_and_unknown_names_fail():
+    combos, skipped = expand_grid(get_strategy("sma_cross"), {"fast": [10, 60], "slow": [50]})
+    assert [c["fast"] for c in combos] == [10] and skipped == 1
+    with pytest.raises(StrategyError, match="did you mean 'slow'"):
+        expand_grid(get_strategy("sma_cross"), {"slwo": [50]})
+
+
+def test_multi_symbol_sweep_has_a_row_per_symbol_and_combo():
+    from thunes.data.samples import load_sample_candles
+
+    frames = {s: load_sample_candles(s, "1h", limit=2000).frame for s in ("BTC/USDT", "ETH/USDT")}
+    table = run_sweep(frames, get_strategy("sma_cross"), {"fast": [5, 10], "slow": [40]})
+    assert list(table.symbol) == ["BTC/USDT", "BTC/USDT", "ETH/USDT", "ETH/USDT"]
