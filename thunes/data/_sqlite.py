@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Callable
 
@@ -181,14 +181,16 @@ class SQLiteStore(CandleStore):
     # ----------------------------------------------------------------- reads
     def _read_arrays(self, symbol: str, timeframe: str, start: int | None, end: int | None) -> Arrays:
         lo, hi = (_MIN if start is None else start), (_MAX if end is None else end)
-        rows = self._conn.execute(
+        cursor = self._conn.execute(
             f"SELECT ts, open, high, low, close, volume FROM ohlcv WHERE {_RANGE} ORDER BY ts",
             (symbol, timeframe, lo, hi),
-        ).fetchall()
-        if not rows:
+        )
+        # Epoch ms fit exactly in float64 (< 2**53), so one flat float stream decodes all six columns
+        # without materialising a list of row tuples first.
+        flat = np.fromiter(chain.from_iterable(cursor), dtype="float64")
+        if not len(flat):
             return _empty_arrays()
-        # Epoch ms fit exactly in float64 (< 2**53), so one float matrix decodes all six columns.
-        matrix = np.array(rows, dtype="float64")
+        matrix = flat.reshape(-1, 6)
         return (matrix[:, 0].astype("int64"),) + tuple(np.ascontiguousarray(matrix[:, i]) for i in range(1, 6))  # type: ignore[return-value]
 
     def _snapshot(self, symbol: str, timeframe: str) -> tuple[int, Arrays]:
