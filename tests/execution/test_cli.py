@@ -1,36 +1,40 @@
-"""``thunes risk`` and ``thunes audit verify`` as an operator runs them (in a subprocess, like a shell)."""
+"""``thunes risk`` and ``thunes audit verify`` as an operator runs them (click's runner, real files)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from click.testing import CliRunner
 
 from thunes.execution.audit import AuditTrail, verify_audit
 
-REPO = Path(__file__).resolve().parents[2]
 
 
-def _thunes(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "THUNES_TRADER__STATE_DIR": str(tmp_path / "state"),
-           "THUNES_AUDIT__PATH": str(tmp_path / "audit.jsonl"), "THUNES_AUDIT__FSYNC": "never"}
-    env.pop("THUNES_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "thunes.cli", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+def _thunes(tmp_path: Path, *args: str):
+    from thunes.cli import root
+
+    env = {"THUNES_TRADER__STATE_DIR": str(tmp_path / "state"), "THUNES_AUDIT__PATH": str(tmp_path / "audit.jsonl"),
+           "THUNES_AUDIT__FSYNC": "never", "THUNES_CONFIG": None}
+    old = Path.cwd()
+    os.chdir(tmp_path)  # no stray .env from the repository
+    try:
+        return CliRunner().invoke(root, list(args), env=env, catch_exceptions=False)
+    finally:
+        os.chdir(old)
 
 
 def test_kill_switch_on_off_is_persisted_shown_and_audited(tmp_path):
     on = _thunes(tmp_path, "risk", "kill-switch", "on", "--reason", "exchange incident", "--operator", "alice")
-    assert on.returncode == 0, on.stderr
+    assert on.exit_code == 0, on.stderr
     state = json.loads((tmp_path / "state" / "local" / "risk_state.json").read_text())
     assert state["kill_switch"] is True and state["operator"] == "alice"
     status = _thunes(tmp_path, "risk", "status", "--json")
     snap = json.loads(status.stdout)
     assert snap["mode"] == "HALTED" and snap["kill_reason"] == "exchange incident"
     off = _thunes(tmp_path, "risk", "kill-switch", "off", "--reason", "reviewed", "--operator", "alice")
-    assert off.returncode == 0
+    assert off.exit_code == 0
     assert json.loads(_thunes(tmp_path, "risk", "status", "--json").stdout)["mode"] == "ACTIVE"
     records = AuditTrail.read(tmp_path / "audit.jsonl")
     assert [(r.kind, r.payload["on"], r.payload["operator"]) for r in records] == [
@@ -39,7 +43,7 @@ def test_kill_switch_on_off_is_persisted_shown_and_audited(tmp_path):
 
 def test_kill_switch_requires_reason_and_operator(tmp_path):
     res = _thunes(tmp_path, "risk", "kill-switch", "on", "--operator", "alice")
-    assert res.returncode != 0 and "--reason" in res.stderr
+    assert res.exit_code != 0 and "--reason" in res.stderr
 
 
 def test_audit_verify_passes_then_fails_after_an_edit(tmp_path):
@@ -48,15 +52,15 @@ def test_audit_verify_passes_then_fails_after_an_edit(tmp_path):
         for i in range(3):
             trail.append("order_intent", {"i": i, "qty": "0.001"})
     ok = _thunes(tmp_path, "audit", "verify", str(path))
-    assert ok.returncode == 0 and "ok: 3 records" in ok.stdout
+    assert ok.exit_code == 0 and "ok: 3 records" in ok.stdout
     path.write_text(path.read_text().replace('"qty":"0.001"', '"qty":"0.002"', 1))
     bad = _thunes(tmp_path, "audit", "verify", str(path))
-    assert bad.returncode == 1 and "line 1" in bad.stderr
+    assert bad.exit_code == 1 and "line 1" in bad.stderr
     assert not verify_audit(path).ok
 
 
 def test_help_lists_the_commands(tmp_path):
     res = _thunes(tmp_path, "risk", "--help")
-    assert res.returncode == 0
+    assert res.exit_code == 0
     for name in ("status", "kill-switch", "reduce-only"):
         assert name in res.stdout

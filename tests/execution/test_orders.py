@@ -130,3 +130,48 @@ def test_client_order_ids_are_deterministic_and_binance_legal(sim):
     assert intent_client_order_id(a) == intent_client_order_id(b) != intent_client_order_id(_entry(sim, bar_ts=6))
     cid = intent_client_order_id(a)
     assert len(cid) <= 36 and cid == client_order_id("t", "BTC/USDT", "BUY", 5, "entry")
+
+
+def test_a_filter_rejection_from_the_exchange_reloads_the_market_rules(sim, tmp_path):
+    """Our copy of the rules is stale (min notional 1 instead of the exchange's): the exchange says -1013,
+    the order is REJECTED and the market definitions are reloaded at once."""
+    import dataclasses
+
+    from thunes.execution.filters import MarketBook
+
+    s = build_stack(sim, tmp_path)
+    real = s.exchange.load_markets()
+    calls = []
+
+    def loader():
+        calls.append(1)
+        if len(calls) == 1:
+            btc = real["BTC/USDT"]
+            stale = dataclasses.replace(btc, filters=dataclasses.replace(btc.filters, min_notional=D("0.01")))
+            return {**real, "BTC/USDT": stale}
+        return real
+
+    s.executor.markets = MarketBook(loader)
+    out = s.executor.execute(_entry(sim, quote="1"))
+    assert out.status is OrderStatus.REJECTED and "NOTIONAL" in out.error
+    assert len(calls) == 2
+    assert s.executor.markets["BTC/USDT"].filters.min_notional == real["BTC/USDT"].filters.min_notional
+
+
+def test_the_rate_limiter_follows_the_exchange_weight_header(sim, tmp_path):
+    from thunes.execution.rate_limiter import RateLimiter
+
+    s = build_stack(sim, tmp_path)
+    s.executor.limiter = limiter = RateLimiter(weight_per_minute=6000, safety=1.0)
+    s.executor.execute(_entry(sim))
+    used = int(s.exchange.client.last_response_headers["X-MBX-USED-WEIGHT-1M"])
+    assert used > 0
+    assert limiter.weight.available() <= 6000 - used + 1
+
+
+def test_executor_on_postgresql(sim, tmp_path, postgres_url):
+    s = build_stack(sim, tmp_path, db_url=postgres_url)
+    out = s.executor.execute(_entry(sim))
+    assert out.status is OrderStatus.FILLED
+    assert s.positions.position("BTC/USDT").qty > 0
+    assert s.executor.execute(_entry(sim)).duplicate

@@ -164,6 +164,11 @@ class OrderExecutor:
             if self.limiter is not None:
                 self.limiter.observe_error(exc)
             raise
+        finally:
+            if self.limiter is not None:
+                # ccxt keeps the last answer's headers (X-MBX-USED-WEIGHT-1M, X-MBX-ORDER-COUNT-*)
+                client = getattr(self.exchange, "client", None)
+                self.limiter.update_from_headers(getattr(client, "last_response_headers", None))
 
     def _is_dust(self, symbol: str, qty: Decimal, price: Decimal | None) -> bool:
         """True when ``qty`` cannot be sold at market: below the step, the minimum quantity or notional."""
