@@ -600,6 +600,7 @@ def build_stack(
     audit_fsync: str = "always",
     settle_ms: int = 6_000,
     db_url: str | None = None,
+    durable: bool = True,
 ) -> TradingStack:
     """Build journal, positions, risk manager, executor, audit trail, ledger, reconciler and trader.
 
@@ -620,7 +621,7 @@ def build_stack(
     markets = port.load_markets()
     if options.symbol not in markets:
         raise ConfigError(f"the exchange has no market {options.symbol!r}")
-    db = Database.connect(db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}")
+    db = Database.connect(db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}", durable=durable)
     journal = OrderJournal(db, clock=clock)
     positions = PositionTracker(db, clock=clock)
     audit = AuditTrail(audit_path, fsync=audit_fsync, clock=clock)  # type: ignore[arg-type]

@@ -1,0 +1,115 @@
+"""Trader latency: candle close -> order handed to the exchange, in-process, network excluded.
+
+The real trader (trailing window, strategy signals, risk check with its audit record, filters, the
+write-ahead journal commit, the order-intent audit record) runs against the local exchange; the clock
+starts when the closed candle is handed to ``Trader.on_candle`` and stops when the order reaches the
+exchange port (``RecordingPort.place_order``), before any byte is sent. A strategy that flips every bar
+makes every candle an order. Two durability settings are measured: everything fsynced (audit
+``fsync=always``, journal ``synchronous=FULL``), and audit ``fsync=batch`` with the journal still durable.
+
+Run: ``.venv/bin/python benchmarks/bench_trader_latency.py [--bars 300]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from thunes.config import RiskSettings
+from thunes.core.candles import ts_ms
+from thunes.data.samples import load_sample_candles
+from thunes.exchange.ccxt_adapter import CcxtExchange
+from thunes.exchange.sim import AccountSpec, DEFAULT_API_KEY, DEFAULT_SECRET, LocalExchange
+from thunes.execution.live_data import Candle
+from thunes.execution.trader import ReplayClock, TraderOptions, build_stack
+from thunes.strategies.base import Signals, Strategy
+from thunes.strategies.sma_cross import SmaCross
+
+
+class Flip(Strategy):
+    """Enter on even bars, exit on odd ones: an order on every candle."""
+
+    name = "flip"
+
+    @property
+    def warmup(self) -> int:
+        return 60
+
+    def signals(self, candles: pd.DataFrame) -> Signals:
+        # A realistic amount of work per bar (two rolling means over the window), then the flip.
+        fast, slow = candles.close.rolling(10).mean(), candles.close.rolling(50).mean()
+        even = pd.Series((candles.index.asi8 // 3_600_000_000_000) % 2 == 0, index=candles.index)
+        return Signals(entries=even & fast.notna() & slow.notna(), exits=~even)
+
+
+def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = True) -> np.ndarray:
+    warm = 300
+    accounts = (AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET,
+                            balances={"USDT": "1000000", "BTC": "0"}),)
+    with tempfile.TemporaryDirectory() as tmp, LocalExchange(
+            candles={"BTC/USDT": frame}, start_ms=int(ts_ms(frame)[warm]), accounts=accounts,
+            orders_per_10s=1_000_000, weight_limit=10_000_000) as sim:
+        options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                                state_dir=Path(tmp) / "state", window_bars=warm)
+        stack = build_stack(CcxtExchange.for_local(sim), strategy=Flip(), options=options,
+                            risk_settings=RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("1000000")),
+                            audit_path=Path(tmp) / "audit.jsonl", ledger_path=Path(tmp) / "ledger.csv",
+                            clock=ReplayClock(sim.clock), audit_fsync=audit_fsync, durable=durable)
+        stack.trader.warm_up(frame.iloc[:warm])
+        stamps = ts_ms(frame)
+        try:
+            for i in range(warm, warm + bars):
+                sim.advance_to(int(stamps[i + 1]))
+                r = frame.iloc[i]
+                c = Candle(ts_ms=int(stamps[i]), open=float(r.open), high=float(r.high), low=float(r.low),
+                           close=float(r.close), volume=float(r.volume))
+                stack.trader.on_candle(c, received_at=time.perf_counter())
+        finally:
+            stack.close()
+        return np.array(stack.trader.report.latencies_s) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bars", type=int, default=300)
+    args = parser.parse_args()
+    frame = load_sample_candles("BTC/USDT", "1h", limit=args.bars + 400).frame
+    print(f"{'durability':42s} {'orders':>7s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    cases = (("audit fsync=always, journal FULL", "always", True),
+             ("audit fsync=batch, journal FULL", "batch", True),
+             ("no fsync (audit never, journal NORMAL)", "never", False))
+    for label, fsync, durable in cases:
+        lat = measure(frame, args.bars, fsync, durable)
+        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+        print(f"{label:42s} {len(lat):7d} {p50:8.2f} {p90:8.2f} {p99:8.2f} {lat.max():8.2f}")
+    window = frame.iloc[:300]
+    sig = []
+    for strategy in (Flip(), SmaCross()):
+        for _ in range(200):
+            t0 = time.perf_counter()
+            strategy.signals(window).arrays(window.index)
+            sig.append((type(strategy).__name__, time.perf_counter() - t0))
+    for name in ("Flip", "SmaCross"):
+        lat = np.array([t for n, t in sig if n == name]) * 1000
+        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+        print(f"{'  of which ' + name + '.signals(300 bars)':42s} {len(lat):7d} {p50:8.2f} {p90:8.2f} {p99:8.2f} "
+              f"{lat.max():8.2f}")
+    t0 = time.perf_counter()
+    with tempfile.NamedTemporaryFile() as fh:
+        for _ in range(50):
+            fh.write(b"x")
+            fh.flush()
+            os.fsync(fh.fileno())
+    print(f"one fsync on this disk: {(time.perf_counter() - t0) / 50 * 1000:.2f} ms (the durable path does 4)")
+    print("target: p99 < 5 ms (candle close -> order sent, incl. risk check and audit write)")
+
+
+if __name__ == "__main__":
+    main()
