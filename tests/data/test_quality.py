@@ -109,3 +109,11 @@ def test_split_valid_partitions_rows_and_good_rows_pass_the_checker(rows):  # no
     assert (result.rejected["reason"] != "").all()
     report = check_candles(result.good, "1h")
     assert report.errors == ()
+
+
+def test_rows_without_a_timestamp_are_an_error_and_the_rest_is_still_checked():
+    table = pd.DataFrame({"ts": [0, "oops", 2 * H, None], "open": [1.0, 1.0, 1.0, 1.0], "high": [2.0, 2.0, 2.0, 2.0],
+                          "low": [0.5, 0.5, 0.5, 0.5], "close": [1.5, 1.5, 1.5, 1.5], "volume": [1.0, 1.0, 1.0, 1.0]})
+    report = check_candles(table, "1h")
+    assert [(i.kind, i.count) for i in report.errors] == [("nan_ts", 2)]
+    assert report.rows == 4 and report.gaps == ((0, 2 * H, 1),)

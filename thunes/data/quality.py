@@ -23,7 +23,7 @@ the hole, the open time of the first candle after it, and how many candles are a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -209,10 +209,16 @@ def check_candles(
     errors, and gaps, flat runs and jumps are computed on the sorted unique timestamps.
     """
     ts, cols, bad_ts = _table_arrays(frame)
-    if bad_ts.any():
-        i = int(np.flatnonzero(bad_ts)[0])
-        raise DataError(f"column 'ts' has {int(bad_ts.sum())} missing or non-numeric value(s), first at row {i}")
-    return check_table(ts, cols, timeframe, jump_sigmas=jump_sigmas, max_examples=max_examples)
+    if not bad_ts.any():
+        return check_table(ts, cols, timeframe, jump_sigmas=jump_sigmas, max_examples=max_examples)
+    # Rows without a usable timestamp cannot be placed in time: report them, check the rest.
+    keep = ~bad_ts
+    report = check_table(ts[keep], {k: v[keep] for k, v in cols.items()}, timeframe,
+                         jump_sigmas=jump_sigmas, max_examples=max_examples)
+    count = int(bad_ts.sum())
+    issue = Issue(kind="nan_ts", count=count,
+                  message=f"{count} row(s) with a missing or non-numeric 'ts' (first at row {int(np.flatnonzero(bad_ts)[0])})")
+    return replace(report, rows=len(ts), errors=(issue, *report.errors))
 
 
 def check_table(
