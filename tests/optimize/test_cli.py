@@ -10,14 +10,19 @@ from click.testing import CliRunner
 from thunes.cli import root
 
 
+def _recent(btc_1h) -> str:  # noqa: ANN001
+    """A start date leaving the last 5000 bars (real or synthetic sample), to keep the runs short."""
+    return str(btc_1h.frame.index[-5000])
+
+
 def _invoke(tmp_path, *args: str):  # noqa: ANN001, ANN202
     settings = ["--set", f"optimize.storage=sqlite:///{tmp_path}/studies.sqlite",
                 "--set", f"optimize.artifacts_dir={tmp_path}/art", "--set", f"data.url=sqlite:///{tmp_path}/none.sqlite"]
     return CliRunner().invoke(root, [*settings, "optimize", *args], catch_exceptions=False)
 
 
-def test_optimize_prints_the_verdict_and_writes_artifacts(tmp_path) -> None:  # noqa: ANN001
-    result = _invoke(tmp_path, "--strategy", "sma_cross", "--trials", "3", "--folds", "2", "--study", "cli",
+def test_optimize_prints_the_verdict_and_writes_artifacts(tmp_path, btc_1h) -> None:  # noqa: ANN001
+    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--folds", "2", "--study", "cli",
                      "--range", "fast=5:30", "--range", "slow=40:150", "--no-progress")
 
     assert result.exit_code == 0, result.output
@@ -35,8 +40,8 @@ def test_optimize_prints_the_verdict_and_writes_artifacts(tmp_path) -> None:  # 
     assert page.count("plotly.js v") == 1 and "Optimisation history" in page and "out-of-sample equity" in page
 
 
-def test_nsga2_writes_the_pareto_front(tmp_path) -> None:  # noqa: ANN001
-    result = _invoke(tmp_path, "--sampler", "nsga2", "--objectives", "sharpe,max_drawdown", "--trials", "4",
+def test_nsga2_writes_the_pareto_front(tmp_path, btc_1h) -> None:  # noqa: ANN001
+    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--sampler", "nsga2", "--objectives", "sharpe,max_drawdown", "--trials", "4",
                      "--walk-forward", "none", "--study", "mo", "--range", "fast=5:30", "--range", "slow=40:150",
                      "--no-progress")
 

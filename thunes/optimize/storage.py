@@ -84,8 +84,11 @@ def open_storage(url: str, *, options: StorageOptions | None = None) -> optuna.s
     engine_kwargs: dict = {"pool_pre_ping": True}
     if is_sqlite(sa_url):
         _ensure_sqlite_folder(sa_url)
-        # Wait for a concurrent writer instead of failing at once with "database is locked".
-        engine_kwargs = {"connect_args": {"timeout": 60}}
+        database = make_url(sa_url).database
+        if database and database != ":memory:":
+            engine_kwargs = {"creator": _sqlite_creator(str(Path(database).expanduser()))}
+        else:
+            engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
         with warnings.catch_warnings():
             # Optuna flags heartbeats as "experimental"; they are what makes crashed trials recoverable.
@@ -93,6 +96,23 @@ def open_storage(url: str, *, options: StorageOptions | None = None) -> optuna.s
             return _rdb(sa_url, engine_kwargs, options)
     except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad credentials, bad path
         raise StoreError(f"cannot open optimize storage {redact_url(url)}: {exc}") from exc
+
+
+def _sqlite_creator(path: str):  # noqa: ANN202 - a DB-API connection factory
+    import sqlite3
+
+    def connect() -> sqlite3.Connection:
+        # timeout: wait for a concurrent writer instead of failing with "database is locked".
+        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        # Optuna commits ~14 times per trial; with the default rollback journal each commit is an fsync,
+        # which made the storage, not the backtest, the cost of a trial. WAL with synchronous=NORMAL
+        # syncs at checkpoints only: a power cut may lose the last trials, never corrupts the file, and
+        # a study resumes anyway.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    return connect
 
 
 def _rdb(sa_url: str, engine_kwargs: dict, options: StorageOptions) -> optuna.storages.RDBStorage:
