@@ -29,12 +29,21 @@ def _ta_is_zero(v: float) -> bool:
     return -_TA_EPS < v < _TA_EPS
 
 
+@njit(cache=True)
+def _nan_head(m: int, k: int) -> np.ndarray:
+    """An uninitialised float array whose first ``k`` entries are NaN (the warm-up)."""
+    out = np.empty(m)
+    for i in range(min(k, m)):
+        out[i] = np.nan
+    return out
+
+
 # --------------------------------------------------------------------------------------------- averages
 @njit(cache=True)
 def sma_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average; NaN for the first ``n-1`` rows (TA-Lib SMA)."""
     m = x.size
-    out = np.full(m, np.nan)
+    out = _nan_head(m, n - 1)
     if m < n:
         return out
     ref = x[n - 1]
@@ -61,7 +70,7 @@ def sma_1d(x: np.ndarray, n: int) -> np.ndarray:
 def ema_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Exponential moving average, k = 2/(n+1), seeded with the SMA of the first ``n`` values (TA-Lib)."""
     m = x.size
-    out = np.full(m, np.nan)
+    out = _nan_head(m, n - 1)
     if m < n:
         return out
     k = 2.0 / (n + 1)
@@ -80,7 +89,7 @@ def ema_1d(x: np.ndarray, n: int) -> np.ndarray:
 def wma_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Linearly weighted moving average (weights 1..n, newest heaviest), TA-Lib's running-sum form."""
     m = x.size
-    out = np.full(m, np.nan)
+    out = _nan_head(m, n - 1)
     if m < n:
         return out
     divider = n * (n + 1) / 2.0
@@ -103,13 +112,9 @@ def wma_1d(x: np.ndarray, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ rolling moments
 @njit(cache=True)
-def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rolling mean and *population* variance over ``n`` rows (NaN for the first ``n-1``)."""
+def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> None:
     m = x.size
-    mean = np.full(m, np.nan)
-    var = np.full(m, np.nan)
-    if m < n:
-        return mean, var
+    inv_n = 1.0 / n
     ref = x[n - 1]
     s1 = 0.0
     s2 = 0.0
@@ -123,10 +128,11 @@ def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         s1 += d
         s2 += d * d
         since += 1
-        mu = s1 / n
-        v = s2 / n - mu * mu
+        mu = s1 * inv_n
+        e2 = s2 * inv_n
+        v = e2 - mu * mu
         # Recompute exactly on schedule, or when cancellation ate the variance (flat or drifted window).
-        if since >= _RESYNC or v <= 1e-7 * (s2 / n):
+        if since >= _RESYNC or v <= 1e-7 * e2:
             ref = x[i]
             s1 = 0.0
             s2 = 0.0
@@ -135,8 +141,8 @@ def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
                 s1 += d
                 s2 += d * d
             since = 0
-            mu = s1 / n
-            v = s2 / n - mu * mu
+            mu = s1 * inv_n
+            v = s2 * inv_n - mu * mu
         if v < 0.0:
             v = 0.0
         mean[i] = ref + mu
@@ -144,27 +150,45 @@ def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         d = x[i - n + 1] - ref
         s1 -= d
         s2 -= d * d
+
+
+@njit(cache=True)
+def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling mean and *population* variance over ``n`` rows (NaN for the first ``n-1``)."""
+    m = x.size
+    mean = _nan_head(m, n - 1)
+    var = _nan_head(m, n - 1)
+    if m >= n:
+        _mean_var_into(x, n, mean, var)
     return mean, var
 
 
 @njit(cache=True)
 def rolling_std_1d(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation with ``ddof`` (0: population, as TA-Lib STDDEV/BBANDS; 1: sample)."""
-    _, var = rolling_mean_var_1d(x, n)
-    out = np.full(x.size, np.nan)
+    m = x.size
+    mean = np.empty(m)
+    out = _nan_head(m, n - 1)
+    if m < n:
+        return out
+    _mean_var_into(x, n, mean, out)
     scale = n / (n - ddof)
-    for i in range(n - 1, x.size):
-        out[i] = math.sqrt(var[i] * scale)
+    for i in range(n - 1, m):
+        out[i] = math.sqrt(out[i] * scale)
     return out
 
 
 @njit(cache=True)
 def zscore_1d(x: np.ndarray, n: int) -> np.ndarray:
     """(x - rolling mean) / rolling population std over ``n`` rows; 0 where the window is flat."""
-    mean, var = rolling_mean_var_1d(x, n)
-    out = np.full(x.size, np.nan)
-    for i in range(n - 1, x.size):
-        sd = math.sqrt(var[i])
+    m = x.size
+    mean = np.empty(m)
+    out = _nan_head(m, n - 1)
+    if m < n:
+        return out
+    _mean_var_into(x, n, mean, out)
+    for i in range(n - 1, m):
+        sd = math.sqrt(out[i])
         out[i] = (x[i] - mean[i]) / sd if sd > 0.0 else 0.0
     return out
 
@@ -230,41 +254,49 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
 
 @njit(cache=True)
 def rolling_max_1d(x: np.ndarray, n: int) -> np.ndarray:
-    """Rolling maximum over ``n`` rows (monotone deque, O(N))."""
+    """Rolling maximum over ``n`` rows (TA-Lib MAX's scheme: rescan only when the maximum leaves)."""
     m = x.size
-    out = np.full(m, np.nan)
-    dq = np.empty(m, dtype=np.int64)
-    head = 0
-    tail = 0
-    for i in range(m):
-        while tail > head and x[dq[tail - 1]] <= x[i]:
-            tail -= 1
-        dq[tail] = i
-        tail += 1
-        if dq[head] <= i - n:
-            head += 1
-        if i >= n - 1:
-            out[i] = x[dq[head]]
+    out = _nan_head(m, n - 1)
+    best_i = -1
+    best = 0.0
+    for i in range(n - 1, m):
+        trailing = i - n + 1
+        v = x[i]
+        if best_i < trailing:
+            best_i = trailing
+            best = x[trailing]
+            for j in range(trailing + 1, i + 1):
+                if x[j] >= best:
+                    best = x[j]
+                    best_i = j
+        elif v >= best:
+            best_i = i
+            best = v
+        out[i] = best
     return out
 
 
 @njit(cache=True)
 def rolling_min_1d(x: np.ndarray, n: int) -> np.ndarray:
-    """Rolling minimum over ``n`` rows (monotone deque, O(N))."""
+    """Rolling minimum over ``n`` rows (TA-Lib MIN's scheme: rescan only when the minimum leaves)."""
     m = x.size
-    out = np.full(m, np.nan)
-    dq = np.empty(m, dtype=np.int64)
-    head = 0
-    tail = 0
-    for i in range(m):
-        while tail > head and x[dq[tail - 1]] >= x[i]:
-            tail -= 1
-        dq[tail] = i
-        tail += 1
-        if dq[head] <= i - n:
-            head += 1
-        if i >= n - 1:
-            out[i] = x[dq[head]]
+    out = _nan_head(m, n - 1)
+    best_i = -1
+    best = 0.0
+    for i in range(n - 1, m):
+        trailing = i - n + 1
+        v = x[i]
+        if best_i < trailing:
+            best_i = trailing
+            best = x[trailing]
+            for j in range(trailing + 1, i + 1):
+                if x[j] <= best:
+                    best = x[j]
+                    best_i = j
+        elif v <= best:
+            best_i = i
+            best = v
+        out[i] = best
     return out
 
 
@@ -276,31 +308,38 @@ def swing_1d(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.
     recent extreme.
     """
     m = high.size
-    hh = np.full(m, np.nan)
-    ll = np.full(m, np.nan)
-    direction = np.full(m, np.nan)
-    dqh = np.empty(m, dtype=np.int64)
-    dql = np.empty(m, dtype=np.int64)
-    hh_head = hh_tail = ll_head = ll_tail = 0
-    for i in range(m):
-        while hh_tail > hh_head and high[dqh[hh_tail - 1]] <= high[i]:
-            hh_tail -= 1
-        dqh[hh_tail] = i
-        hh_tail += 1
-        if dqh[hh_head] <= i - n:
-            hh_head += 1
-        while ll_tail > ll_head and low[dql[ll_tail - 1]] >= low[i]:
-            ll_tail -= 1
-        dql[ll_tail] = i
-        ll_tail += 1
-        if dql[ll_head] <= i - n:
-            ll_head += 1
-        if i >= n - 1:
-            ih = dqh[hh_head]
-            il = dql[ll_head]
-            hh[i] = high[ih]
-            ll[i] = low[il]
-            direction[i] = 1.0 if ih >= il else -1.0
+    hh = _nan_head(m, n - 1)
+    ll = _nan_head(m, n - 1)
+    direction = _nan_head(m, n - 1)
+    ih = -1
+    il = -1
+    bh = 0.0
+    bl = 0.0
+    for i in range(n - 1, m):
+        trailing = i - n + 1
+        if ih < trailing:
+            ih = trailing
+            bh = high[trailing]
+            for j in range(trailing + 1, i + 1):
+                if high[j] >= bh:
+                    bh = high[j]
+                    ih = j
+        elif high[i] >= bh:
+            ih = i
+            bh = high[i]
+        if il < trailing:
+            il = trailing
+            bl = low[trailing]
+            for j in range(trailing + 1, i + 1):
+                if low[j] <= bl:
+                    bl = low[j]
+                    il = j
+        elif low[i] <= bl:
+            il = i
+            bl = low[i]
+        hh[i] = bh
+        ll[i] = bl
+        direction[i] = 1.0 if ih >= il else -1.0
     return hh, ll, direction
 
 
@@ -309,7 +348,7 @@ def swing_1d(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.
 def rsi_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Wilder's RSI (TA-Lib RSI): first value at row ``n``; 0 where nothing moved (as TA-Lib)."""
     m = x.size
-    out = np.full(m, np.nan)
+    out = _nan_head(m, n)
     if m <= n:
         return out
     gain = 0.0
@@ -343,20 +382,6 @@ def rsi_1d(x: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _ema_from(x: np.ndarray, n: int, seed_end: int, out: np.ndarray) -> None:
-    """EMA whose seed is the SMA of the ``n`` values ending at ``seed_end`` (TA-Lib's INT_EMA start)."""
-    k = 2.0 / (n + 1)
-    s = 0.0
-    for j in range(seed_end - n + 1, seed_end + 1):
-        s += x[j]
-    prev = s / n
-    out[seed_end] = prev
-    for i in range(seed_end + 1, x.size):
-        prev = (x[i] - prev) * k + prev
-        out[i] = prev
-
-
-@njit(cache=True)
 def macd_1d(x: np.ndarray, fast: int, slow: int, signal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MACD line, signal and histogram as TA-Lib MACD computes them.
 
@@ -367,31 +392,43 @@ def macd_1d(x: np.ndarray, fast: int, slow: int, signal: int) -> tuple[np.ndarra
     if slow < fast:
         fast, slow = slow, fast
     m = x.size
-    line = np.full(m, np.nan)
-    sig = np.full(m, np.nan)
-    hist = np.full(m, np.nan)
     start = slow - 1
     first = start + signal - 1
+    line = _nan_head(m, first)
+    sig = _nan_head(m, first)
+    hist = _nan_head(m, first)
     if m <= first:
         return line, sig, hist
-    ef = np.full(m, np.nan)
-    es = np.full(m, np.nan)
-    _ema_from(x, fast, start, ef)
-    _ema_from(x, slow, start, es)
+    kf = 2.0 / (fast + 1)
+    ks = 2.0 / (slow + 1)
+    kg = 2.0 / (signal + 1)
+    sf = 0.0
+    for j in range(start - fast + 1, start + 1):
+        sf += x[j]
+    ss = 0.0
+    for j in range(0, start + 1):
+        ss += x[j]
+    ef = sf / fast
+    es = ss / slow
+    seed = ef - es
+    for i in range(start + 1, first + 1):
+        ef = (x[i] - ef) * kf + ef
+        es = (x[i] - es) * ks + es
+        seed += ef - es
+    prev = seed / signal
     raw = ef - es
-    k = 2.0 / (signal + 1)
-    s = 0.0
-    for j in range(start, first + 1):
-        s += raw[j]
-    prev = s / signal
-    line[first] = raw[first]
+    line[first] = raw
     sig[first] = prev
-    hist[first] = raw[first] - prev
+    hist[first] = raw - prev
     for i in range(first + 1, m):
-        prev = (raw[i] - prev) * k + prev
-        line[i] = raw[i]
+        v = x[i]
+        ef = (v - ef) * kf + ef
+        es = (v - es) * ks + es
+        raw = ef - es
+        prev = (raw - prev) * kg + prev
+        line[i] = raw
         sig[i] = prev
-        hist[i] = raw[i] - prev
+        hist[i] = raw - prev
     return line, sig, hist
 
 
@@ -444,7 +481,7 @@ def stoch_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, s
 def willr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Williams %R in [-100, 0] (TA-Lib WILLR; 0 on a flat window)."""
     m = close.size
-    out = np.full(m, np.nan)
+    out = _nan_head(m, n - 1)
     hh = rolling_max_1d(high, n)
     ll = rolling_min_1d(low, n)
     for i in range(n - 1, m):
@@ -566,22 +603,33 @@ def true_range_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.nd
 def atr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Wilder's average true range (TA-Lib ATR): SMA of the first ``n`` true ranges, then Wilder."""
     m = close.size
-    out = np.full(m, np.nan)
+    if n == 1:
+        return true_range_1d(high, low, close)
+    out = _nan_head(m, n)
     if m <= n:
         return out
-    tr = true_range_1d(high, low, close)
-    if n == 1:
-        return tr
-    s = 0.0
-    for i in range(1, n + 1):
-        s += tr[i]
-    prev = s / n
-    out[n] = prev
-    for i in range(n + 1, m):
-        prev *= n - 1
-        prev += tr[i]
-        prev /= n
-        out[i] = prev
+    prev = 0.0
+    for i in range(1, m):
+        h = high[i]
+        lo = low[i]
+        yc = close[i - 1]
+        tr = h - lo
+        t2 = abs(h - yc)
+        if t2 > tr:
+            tr = t2
+        t2 = abs(lo - yc)
+        if t2 > tr:
+            tr = t2
+        if i < n:
+            prev += tr
+        elif i == n:
+            prev = (prev + tr) / n
+            out[i] = prev
+        else:
+            prev *= n - 1
+            prev += tr
+            prev /= n
+            out[i] = prev
     return out
 
 
@@ -590,9 +638,9 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray,
            n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """+DI, -DI (first at row ``n``) and ADX (first at row ``2n-1``), TA-Lib's Wilder smoothing."""
     m = close.size
-    pdi = np.full(m, np.nan)
-    mdi = np.full(m, np.nan)
-    adx = np.full(m, np.nan)
+    pdi = _nan_head(m, n)
+    mdi = _nan_head(m, n)
+    adx = _nan_head(m, 2 * n - 1)
     if m <= n:
         return pdi, mdi, adx
     pdm = 0.0
@@ -735,4 +783,119 @@ def gap_flags_1d(ts: np.ndarray, step: int, window: int) -> np.ndarray:
             last_gap = i
         if last_gap >= 0 and last_gap >= i - window + 2:
             out[i] = True
+    return out
+
+
+# ------------------------------------------------------------------------- element-wise feature helpers
+@njit(cache=True)
+def ratio_1d(num: np.ndarray, den: np.ndarray, when_zero: float) -> np.ndarray:
+    """num / den, ``when_zero`` where den is 0 (NaN stays NaN)."""
+    m = num.size
+    out = np.empty(m)
+    for i in range(m):
+        a = num[i]
+        b = den[i]
+        if math.isnan(a) or math.isnan(b):
+            out[i] = np.nan
+        elif b == 0.0:
+            out[i] = when_zero
+        else:
+            out[i] = a / b
+    return out
+
+
+@njit(cache=True)
+def dist_1d(close: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """close / level - 1."""
+    m = close.size
+    out = np.empty(m)
+    for i in range(m):
+        out[i] = close[i] / level[i] - 1.0
+    return out
+
+
+@njit(cache=True)
+def candle_1d(open_: np.ndarray, high: np.ndarray, low: np.ndarray,
+              close: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """body/range, upper wick/range, lower wick/range (0 on a flat candle), range/close, open/prev close - 1."""
+    m = close.size
+    body = np.empty(m)
+    upper = np.empty(m)
+    lower = np.empty(m)
+    rng_pct = np.empty(m)
+    gap = np.empty(m)
+    for i in range(m):
+        o = open_[i]
+        c = close[i]
+        rng = high[i] - low[i]
+        top = o if o > c else c
+        bottom = o if o < c else c
+        if rng > 0.0:
+            body[i] = (c - o) / rng
+            upper[i] = (high[i] - top) / rng
+            lower[i] = (bottom - low[i]) / rng
+        else:
+            body[i] = 0.0
+            upper[i] = 0.0
+            lower[i] = 0.0
+        rng_pct[i] = rng / c
+        gap[i] = o / close[i - 1] - 1.0 if i > 0 else np.nan
+    return body, upper, lower, rng_pct, gap
+
+
+@njit(cache=True)
+def fib_level_dist_1d(hh: np.ndarray, ll: np.ndarray, direction: np.ndarray, close: np.ndarray, ratio: float,
+                      extension: bool) -> np.ndarray:
+    """(close - level) / close for one Fibonacci ratio of the swing (see ``swing_1d``).
+
+    Up-swing: a retracement level is ``H - r(H-L)``, an extension ``L + e(H-L)``; down-swing mirrored.
+    """
+    m = close.size
+    out = np.empty(m)
+    for i in range(m):
+        span = hh[i] - ll[i]
+        up = direction[i] > 0
+        if extension:
+            level = ll[i] + ratio * span if up else hh[i] - ratio * span
+        else:
+            level = hh[i] - ratio * span if up else ll[i] + ratio * span
+        out[i] = (close[i] - level) / close[i]
+    return out
+
+
+@njit(cache=True)
+def calendar_1d(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """sin/cos of the time of day and of the weekday (Monday = 0), UTC, from epoch ms."""
+    m = ts.size
+    hs = np.empty(m)
+    hc = np.empty(m)
+    ds = np.empty(m)
+    dc = np.empty(m)
+    two_pi = 2.0 * math.pi
+    for i in range(m):
+        ms_of_day = ts[i] % 86_400_000
+        day = ts[i] // 86_400_000
+        a = two_pi * (ms_of_day / 86_400_000.0)
+        b = two_pi * (((day + 3) % 7) / 7.0)  # 1970-01-01 was a Thursday
+        hs[i] = math.sin(a)
+        hc[i] = math.cos(a)
+        ds[i] = math.sin(b)
+        dc[i] = math.cos(b)
+    return hs, hc, ds, dc
+
+
+@njit(cache=True)
+def log_1d(x: np.ndarray) -> np.ndarray:
+    out = np.empty(x.size)
+    for i in range(x.size):
+        out[i] = math.log(x[i])
+    return out
+
+
+@njit(cache=True)
+def diff_1d(x: np.ndarray, lag: int) -> np.ndarray:
+    """x[t] - x[t-lag]."""
+    out = _nan_head(x.size, lag)
+    for i in range(lag, x.size):
+        out[i] = x[i] - x[i - lag]
     return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ __all__ = [
 
 GAP_COLUMN = "gap_flag"
 # Bump when a kernel's formula changes so that hashes of sets using it change too.
-KERNEL_VERSION = 1
+KERNEL_VERSION = 2
 
 
 class _Ctx:
@@ -57,19 +56,24 @@ class _Ctx:
             self._cache[key] = make()
         return self._cache[key]
 
+    def log_close(self) -> np.ndarray:
+        return self.cached(("log_close",), lambda: K.log_1d(self.close))
+
+    def logret(self, lag: int) -> np.ndarray:
+        """ln(close[t]) - ln(close[t-lag]): one log per row shared by every lag."""
+        return self.cached(("logret", lag), lambda: K.diff_1d(self.log_close(), lag))
+
     def logret1(self) -> np.ndarray:
-        return self.cached(("logret", 1), lambda: K.log_return_1d(self.close, 1))
+        return self.logret(1)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, *, when_zero: float = 0.0) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / den
-    return np.where(den == 0.0, np.where(np.isnan(num), np.nan, when_zero), out)
+    return K.ratio_1d(np.ascontiguousarray(num), np.ascontiguousarray(den), when_zero)
 
 
 def _dist(close: np.ndarray, level: np.ndarray) -> np.ndarray:
     """close / level - 1 (level is a positive price)."""
-    return close / level - 1.0
+    return K.dist_1d(close, level)
 
 
 # -------------------------------------------------------------------------------------- block kinds
@@ -159,7 +163,7 @@ def _vol_gk(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _logret(ctx: _Ctx, lags: tuple[int, ...]) -> dict[str, np.ndarray]:
-    return {f"logret_{lag}": (ctx.logret1() if lag == 1 else K.log_return_1d(ctx.close, lag)) for lag in lags}
+    return {f"logret_{lag}": ctx.logret(lag) for lag in lags}
 
 
 def _zscore_close(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
@@ -196,17 +200,9 @@ def _vwap_dist(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _candle(ctx: _Ctx) -> dict[str, np.ndarray]:
-    o, h, lo, c = ctx.open, ctx.high, ctx.low, ctx.close
-    rng = h - lo
-    gap = np.full(c.size, np.nan)
-    gap[1:] = o[1:] / c[:-1] - 1.0
-    return {
-        "body_ratio": _ratio(c - o, rng),
-        "upper_wick_ratio": _ratio(h - np.maximum(o, c), rng),
-        "lower_wick_ratio": _ratio(np.minimum(o, c) - lo, rng),
-        "range_pct": rng / c,
-        "open_gap_pct": gap,
-    }
+    rows = K.candle_1d(ctx.open, ctx.high, ctx.low, ctx.close)
+    names = ("body_ratio", "upper_wick_ratio", "lower_wick_ratio", "range_pct", "open_gap_pct")
+    return dict(zip(names, rows))
 
 
 def _range_dist(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
@@ -234,27 +230,16 @@ def _fib(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
     extensions project from the low, ``L + e(H-L)``. Down-swing: mirrored.
     """
     hh, ll, direction = K.swing_1d(ctx.high, ctx.low, n)
-    span = hh - ll
-    up = direction > 0
-    out: dict[str, np.ndarray] = {f"fib_dir_{n}": direction}
+    out = {f"fib_dir_{n}": direction}
     for r in _FIB_RETR:
-        level = np.where(up, hh - r * span, ll + r * span)
-        out[f"fib_r{_fib_tag(r)}_{n}"] = (ctx.close - level) / ctx.close
+        out[f"fib_r{_fib_tag(r)}_{n}"] = K.fib_level_dist_1d(hh, ll, direction, ctx.close, r, False)
     for e in _FIB_EXT:
-        level = np.where(up, ll + e * span, hh - e * span)
-        out[f"fib_e{_fib_tag(e)}_{n}"] = (ctx.close - level) / ctx.close
+        out[f"fib_e{_fib_tag(e)}_{n}"] = K.fib_level_dist_1d(hh, ll, direction, ctx.close, e, True)
     return out
 
 
 def _calendar(ctx: _Ctx) -> dict[str, np.ndarray]:
-    seconds = (ctx.ts // 1000).astype("float64")
-    hour = (seconds % 86400.0) / 3600.0
-    dow = ((seconds // 86400.0) + 3.0) % 7.0  # 1970-01-01 was a Thursday; Monday = 0
-    two_pi = 2.0 * math.pi
-    return {
-        "hour_sin": np.sin(two_pi * hour / 24.0), "hour_cos": np.cos(two_pi * hour / 24.0),
-        "dow_sin": np.sin(two_pi * dow / 7.0), "dow_cos": np.cos(two_pi * dow / 7.0),
-    }
+    return dict(zip(("hour_sin", "hour_cos", "dow_sin", "dow_cos"), K.calendar_1d(ctx.ts)))
 
 
 _KINDS: dict[str, _Kind] = {
@@ -539,9 +524,11 @@ def compute_features(
     produced: dict[str, np.ndarray] = {}
     for b in blocks:
         produced.update(b.compute(ctx))
-    data = {c: produced[c] for c in wanted}
     step = timeframe_ms if timeframe_ms is not None else infer_step_ms(ctx.ts)
-    data[GAP_COLUMN] = gap_flags(ctx.ts, step, warmup + 1)
+    flags = gap_flags(ctx.ts, step, warmup + 1)
+    data = {c: produced[c] for c in wanted}
+    data[GAP_COLUMN] = flags
+    # copy=False keeps one block per column: no consolidation copy (fresh memory is slow to touch).
     out = pd.DataFrame(data, index=frame.index, copy=False)
     out.attrs["feature_set"] = fs.identity()
     return out
