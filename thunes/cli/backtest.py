@@ -1,0 +1,270 @@
+"""``thunes backtest``, ``thunes backtest sweep``, ``thunes backtest portfolio``, ``thunes strategies list``.
+
+Thin: parses options, loads candles (store, ``--csv`` file or ``--sample``), calls
+:mod:`thunes.backtest`, prints a summary and writes artifacts to ``settings.backtest.artifacts_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from thunes.core.candles import candles_frame
+from thunes.core.errors import ConfigError, DataError
+from thunes.core.timeframes import utc_ms
+
+__all__ = ["register"]
+
+SUMMARY_KEYS = ("start", "end", "bars", "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar",
+                "max_drawdown", "n_trades", "win_rate", "profit_factor", "exposure", "fees_paid", "refused_filters",
+                "refused_risk")
+
+
+def _parse_kv(items: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {item!r} must look like name=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _load_candles(app: Any, symbol: str, timeframe: str, since: str | None, until: str | None,
+                  csv: str | None, sample: bool) -> tuple[pd.DataFrame, str]:
+    start = utc_ms(since) if since else None
+    end = utc_ms(until) if until else None
+    if csv:
+        from thunes.data.io import read_candle_file
+
+        raw = read_candle_file(csv).dropna().drop_duplicates("ts").sort_values("ts")
+        frame = candles_frame(raw.ts.to_numpy(dtype="int64"), raw.open, raw.high, raw.low, raw.close, raw.volume)
+        source = f"file {csv}"
+    elif sample:
+        from thunes.data.samples import load_sample_candles
+
+        loaded = load_sample_candles(symbol, timeframe)
+        frame, source = loaded.frame, f"sample {loaded.source}" + ("" if loaded.real else " (synthetic)")
+    else:
+        from thunes.data.store import open_store
+
+        url = app.settings.data.url
+        store = open_store(url)
+        try:
+            frame = store.load(symbol, timeframe, start, end)
+        finally:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+        if frame.empty:
+            raise DataError(f"no {symbol} {timeframe} candles in the store {url}; import some with "
+                            "`thunes data import` or use --sample / --csv FILE")
+        return frame, f"store {url}"
+    ts = frame.index.asi8 // 1_000_000
+    mask = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        mask &= ts >= start
+    if end is not None:
+        mask &= ts < end
+    return frame[mask], source
+
+
+def _options(app: Any, stop_loss: float | None, take_profit: float | None, trailing_stop: float | None,
+             allow_short: bool, no_risk: bool, no_filters: bool, sizing: str | None, slippage: str | None):
+    from thunes.backtest import (BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, VolatilitySlippage,
+                                 VolTarget, VolumeSlippage)
+
+    changes: dict[str, Any] = {"stop_loss": stop_loss, "take_profit": take_profit, "trailing_stop": trailing_stop,
+                               "allow_short": allow_short, "apply_filters": not no_filters}
+    if no_risk:
+        changes["risk"] = None
+    if sizing:
+        kind, _, value = sizing.partition(":")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ConfigError(f"--sizing {sizing!r}: expected fraction:F, quote:AMOUNT or vol:ANNUAL_VOL") from None
+        makers = {"fraction": lambda: FractionOfEquity(fraction=v), "quote": lambda: FixedQuote(amount=v),
+                  "vol": lambda: VolTarget(annual_vol=v)}
+        if kind not in makers:
+            raise ConfigError(f"--sizing {sizing!r}: kind must be fraction, quote or vol")
+        changes["sizing"] = makers[kind]()
+    if slippage:
+        kind, _, rest = slippage.partition(":")
+        nums = [float(x) for x in rest.split(",") if x] if rest else []
+        if kind == "fixed" and len(nums) == 1:
+            changes["slippage"] = FixedSlippage(bps=nums[0])
+        elif kind == "vol" and len(nums) == 2:
+            changes["slippage"] = VolatilitySlippage(bps=nums[0], k=nums[1])
+        elif kind == "volume" and len(nums) == 2:
+            changes["slippage"] = VolumeSlippage(bps=nums[0], k=nums[1])
+        else:
+            raise ConfigError(f"--slippage {slippage!r}: expected fixed:BPS, vol:BPS,K or volume:BPS,K")
+    return BacktestOptions.from_settings(app.settings.backtest, app.settings.risk, **changes)
+
+
+def _common(f):  # noqa: ANN001, ANN202
+    opts = [
+        click.option("--timeframe", "-t", default=None, help="Candle timeframe (default: trader.timeframe, 1h)."),
+        click.option("--since", help="First candle (ISO date, UTC), e.g. 2023-01-01."),
+        click.option("--until", help="End (exclusive, ISO date, UTC)."),
+        click.option("--csv", type=click.Path(exists=True, dir_okay=False), help="Load candles from a CSV/Parquet file."),
+        click.option("--sample", is_flag=True, help="Use the sample data (../shared/data, else synthetic)."),
+        click.option("--stop-loss", type=float, help="Stop-loss as a fraction (0.02 = 2 %)."),
+        click.option("--take-profit", type=float, help="Take-profit as a fraction."),
+        click.option("--trailing-stop", type=float, help="Trailing stop as a fraction."),
+        click.option("--allow-short", is_flag=True, help="Allow shorts (research only; spot is long-only)."),
+        click.option("--no-risk", is_flag=True, help="Disable the live risk limits (on by default)."),
+        click.option("--no-filters", is_flag=True, help="Do not round orders through the exchange filters."),
+        click.option("--sizing", help="fraction:F (default fraction:1), quote:AMOUNT or vol:ANNUAL_VOL."),
+        click.option("--slippage", help="fixed:BPS (default: settings), vol:BPS,K or volume:BPS,K."),
+        click.option("--out", type=click.Path(file_okay=False), help="Artifacts folder (default: backtest.artifacts_dir)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@click.group("backtest", invoke_without_command=True)
+@click.option("--strategy", "-s", default=None, help="Strategy name (see `thunes strategies list`; default trader.strategy).")
+@click.option("--symbol", default=None, help="Symbol, e.g. BTC/USDT (default: trader.symbol).")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
+@_common
+@click.option("--report", is_flag=True, help="Also write the HTML report (plotly, works offline).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.pass_context
+def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, since, until, csv, sample, stop_loss,  # noqa: ANN001
+                   take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, report,
+                   as_json) -> None:
+    """Backtest one strategy on one symbol; signals fill at the next bar's open.
+
+    \b
+    Examples:
+      thunes backtest --strategy sma_cross --symbol BTC/USDT --timeframe 1h --report
+      thunes backtest -s sma_cross --param fast=10 --param slow=50 --since 2022-01-01 --sample
+      thunes backtest -s rsi_bollinger --csv candles.csv --stop-loss 0.03 --no-risk
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from thunes.backtest import run_backtest
+    from thunes.backtest.artifacts import write_artifacts
+    from thunes.backtest.report import write_report
+    from thunes.strategies import get_strategy
+
+    app = ctx.obj
+    strategy = strategy or app.settings.trader.strategy
+    symbol = (symbol or app.settings.trader.symbol).upper()
+    timeframe = timeframe or app.settings.trader.timeframe
+    strat = get_strategy(strategy)(**_parse_kv(params, "--param"))
+    options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
+    candles, source = _load_candles(app, symbol, timeframe, since, until, csv, sample)
+    click.echo(f"{strat!r} on {symbol} {timeframe}: {len(candles)} candles from {source}", err=True)
+    result = run_backtest(candles, strat, options=options, symbol=symbol, timeframe=timeframe)
+    directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
+    paths = write_artifacts(result, directory)
+    if report:
+        paths["report"] = write_report(result, directory)
+    if as_json:
+        click.echo(json.dumps({k: (v if not hasattr(v, "isoformat") else v.isoformat())
+                               for k, v in result.stats.items()}, default=str, indent=2))
+    else:
+        for key in SUMMARY_KEYS:
+            value = result.stats[key]
+            click.echo(f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}")
+        click.echo(f"{'settings_hash':<22} {result.settings_hash}")
+    for kind, path in paths.items():
+        click.echo(f"wrote {kind}: {path}", err=True)
+
+
+def _parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
+    """``fast=5:50:5`` (start:stop:step, inclusive) or ``slow=20,50,100``."""
+    grid: dict[str, list[str]] = {}
+    for name, spec in _parse_kv(items, "--grid").items():
+        if ":" in spec:
+            parts = spec.split(":")
+            if len(parts) != 3:
+                raise ConfigError(f"--grid {name}={spec}: a range is START:STOP:STEP")
+            a, b, s = (float(x) for x in parts)
+            if s <= 0:
+                raise ConfigError(f"--grid {name}={spec}: STEP must be > 0")
+            vals = np.arange(a, b + s / 2, s)
+            grid[name] = [str(int(v)) if float(v).is_integer() else repr(float(v)) for v in vals]
+        else:
+            grid[name] = [v for v in spec.split(",") if v]
+    return grid
+
+
+@backtest_group.command("sweep")
+@click.option("--strategy", "-s", default=None, help="Strategy name (default trader.strategy).")
+@click.option("--symbol", "symbols", multiple=True, help="Symbol; repeatable for several (default trader.symbol).")
+@click.option("--grid", "-g", "grid", multiple=True, required=True, metavar="NAME=SPEC",
+              help="Parameter values: START:STOP:STEP (inclusive) or V1,V2,...; repeatable.")
+@_common
+@click.option("--top", default=10, show_default=True, help="Rows to print.")
+@click.option("--sort", "sort_by", default="sharpe", show_default=True, help="Metric to rank by (descending).")
+@click.pass_obj
+def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample, stop_loss, take_profit,  # noqa: ANN001
+              trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, top, sort_by) -> None:
+    """Run a parameter grid as one parallel kernel call and print the top results.
+
+    \b
+    Example:
+      thunes backtest sweep -s sma_cross --grid fast=5:50:5 --grid slow=20:200:20 --sample --top 10
+    """
+    from thunes.backtest.artifacts import write_sweep
+    from thunes.backtest.sweep import run_sweep
+    from thunes.strategies import get_strategy
+
+    cls = get_strategy(strategy or app.settings.trader.strategy)
+    timeframe = timeframe or app.settings.trader.timeframe
+    symbols = [s.upper() for s in symbols] or [app.settings.trader.symbol]
+    options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
+    frames = {}
+    for sym in symbols:
+        frames[sym], source = _load_candles(app, sym, timeframe, since, until, csv, sample)
+        click.echo(f"{sym} {timeframe}: {len(frames[sym])} candles from {source}", err=True)
+    table = run_sweep(frames, cls, _parse_grid(grid), options, timeframe=timeframe, progress=True)
+    if sort_by not in table.columns:
+        raise ConfigError(f"--sort {sort_by!r} is not a metric; choose among {', '.join(table.columns)}")
+    directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
+    for sym in symbols:
+        path = write_sweep(table[table.symbol == sym], directory, symbol=sym, timeframe=timeframe, strategy=cls.name)
+        click.echo(f"wrote sweep: {path}", err=True)
+    if table.attrs.get("skipped"):
+        click.echo(f"skipped {table.attrs['skipped']} invalid combination(s)", err=True)
+    params = [c for c in table.columns if c in cls.params_spec]
+    cols = ["symbol", *params, "sharpe", "total_return", "max_drawdown", "n_trades", "win_rate", "final_equity"]
+    if sort_by not in cols:
+        cols.append(sort_by)
+    best = table.sort_values(sort_by, ascending=False).head(top)[cols]
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        click.echo(best.to_string(index=False))
+
+
+@click.group("strategies")
+def strategies_group() -> None:
+    """Strategies available to backtest, optimise and trade."""
+
+
+@strategies_group.command("list")
+def list_cmd() -> None:
+    """List strategies with their parameters (type, default, range)."""
+    from thunes.strategies import get_strategy, list_strategies
+
+    for name in list_strategies():
+        cls = get_strategy(name)
+        click.echo(name)
+        for pname, p in cls.param_space().items():
+            rng = f" [{p.low}, {p.high}]" if p.low is not None or p.high is not None else ""
+            choices = f" {list(p.choices)}" if p.choices else ""
+            click.echo(f"  {pname:<16} {p.type.__name__:<6} default={p.default!r}{rng}{choices}  {p.doc}")
+
+
+def register(root: click.Group) -> None:
+    root.add_command(backtest_group)
+    root.add_command(strategies_group)
