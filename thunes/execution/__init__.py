@@ -18,6 +18,13 @@ from thunes.execution.filters import (
     validate_order,
 )
 from thunes.execution.journal import JournalEntry, OrderJournal
+from thunes.execution.orders import (
+    ExecutorOptions,
+    OrderExecutor,
+    OrderOutcome,
+    RecoveryReport,
+    intent_client_order_id,
+)
 from thunes.execution.positions import Position, PositionTracker
 from thunes.execution.rate_limiter import RateLimiter, TokenBucket
 from thunes.execution.risk import Approved, Denied, RiskManager, RiskMode, RiskSnapshot, TradeIntent
@@ -26,6 +33,7 @@ __all__ = [
     "TradeIntent", "Approved", "Denied", "RiskManager", "RiskMode", "RiskSnapshot",
     "validate_order", "prepare_market_order", "prepare_limit_order", "PreparedOrder", "MarketBook",
     "Database", "OrderJournal", "JournalEntry", "PositionTracker", "Position",
+    "OrderExecutor", "ExecutorOptions", "OrderOutcome", "RecoveryReport", "intent_client_order_id",
     "AuditTrail", "AuditRecord", "VerifyResult", "verify_audit",
     "CircuitBreaker", "CircuitState", "CircuitOpen", "BreakerRegistry",
     "RateLimiter", "TokenBucket",
