@@ -1,0 +1,62 @@
+"""A study killed mid-trial (kill -9) resumes: the orphaned trial is failed, the rest completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from thunes.optimize.storage import StorageOptions, open_storage
+from thunes.optimize.study import StudySpec, run_study
+
+_CHILD = textwrap.dedent("""
+    import sys
+    import optuna
+    from thunes.data.samples import load_sample_candles
+    from thunes.optimize.storage import StorageOptions
+    from thunes.optimize.study import StudySpec, run_study
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    candles = load_sample_candles("BTC/USDT", "1h").frame.iloc[-4000:]
+    spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "sample")
+    run_study(spec, candles, n_trials=500, storage_url=sys.argv[1], study_name="crash", progress=False,
+              storage_options=StorageOptions(heartbeat_interval_s=1, grace_period_s=2))
+""")
+
+
+def test_a_killed_study_resumes_and_fails_its_orphaned_trial(tmp_path, candles) -> None:  # noqa: ANN001
+    url = f"sqlite:///{tmp_path}/crash.sqlite"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, url], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    storage = None
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            assert child.poll() is None, child.stderr.read().decode()
+            try:
+                storage = storage or open_storage(url)
+                study = optuna.load_study(study_name="crash", storage=storage)
+            except Exception:  # noqa: BLE001 - not created yet
+                continue
+            if len(study.get_trials(states=(TrialState.COMPLETE,))) >= 3:
+                break
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    killed_running = [t.number for t in study.get_trials(states=(TrialState.RUNNING,))]
+    done_before = len(study.get_trials(states=(TrialState.COMPLETE,)))
+    time.sleep(2.5)  # past the grace period: the dead worker's heartbeat is stale
+
+    spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "sample")
+    out = run_study(spec, candles, n_trials=done_before + 2, storage_url=url, study_name="crash", progress=False,
+                    storage_options=StorageOptions(heartbeat_interval_s=1, grace_period_s=2))
+
+    trials = out.study.get_trials()
+    assert out.n_complete == done_before + 2
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert all(trials[n].state == TrialState.FAIL for n in killed_running)
