@@ -306,17 +306,18 @@ def compare(backtest_trades: pd.DataFrame, paper: pd.DataFrame, *, tolerance_pct
                                          paper_pnl=float(p["pnl"]), cause="signal timing", within_tolerance=False))
             continue
         diff = float(p["return_pct"]) - float(b["return_pct"])
-        entry_gap = abs(float(p["entry_price"]) / float(b["entry_price"]) - 1.0) * 100
-        exit_gap = abs(float(p["exit_price"]) / float(b["exit_price"]) - 1.0) * 100
-        fee_gap = abs(float(p["fees"]) - float(b["fees"]))
+        # Split the difference into its price part (fill prices: spread, slippage, sizing) and its fee part.
+        price_effect = (float(p["exit_price"]) / float(p["entry_price"])
+                        - float(b["exit_price"]) / float(b["entry_price"])) * 100
+        fee_effect = -(float(p["fees"]) / (float(p["qty"]) * float(p["entry_price"]))
+                       - float(b["fees"]) / (float(b["qty"]) * float(b["entry_price"]))) * 100
+        rest = diff - price_effect - fee_effect  # quantity: sized on the signal close, base fee not sold
+        effects = {"slippage": price_effect, "fees": fee_effect, "quantity": rest}
         if abs(diff) < 1e-9:
             cause = "identical"
-        elif entry_gap + exit_gap >= abs(diff) / 2:
-            cause = "slippage"
-        elif fee_gap > 0:
-            cause = "fees"
         else:
-            cause = "slippage"
+            name = max(effects, key=lambda k: abs(effects[k]))
+            cause = f"{name} ({effects[name]:+.4f} %)"
         report.rows.append(TradeDiff(entry_ts=key, exit_ts=p["exit_ts"], bt_return=float(b["return_pct"]),
                                      paper_return=float(p["return_pct"]), bt_pnl=float(b["pnl"]),
                                      paper_pnl=float(p["pnl"]), cause=cause,
