@@ -39,7 +39,7 @@ def data_group() -> None:
     """Candle data: import, export, download, list and check what is stored."""
 
 
-@data_group.command("list")
+@data_group.command("list", epilog="Example: thunes data list --db sqlite:///data/thunes.sqlite")
 @_db_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
@@ -68,7 +68,7 @@ def list_cmd(app, db: str | None, as_json: bool) -> None:  # noqa: ANN001
                    f"{str(r['gaps']) + ' (' + str(r['missing_bars']) + ')':>15}")
 
 
-@data_group.command("import")
+@data_group.command("import", epilog="Examples: thunes data import BTCUSDT-1m-2024-01-01.csv --symbol BTC/USDT --timeframe 1m;  thunes data import --sample BTC/USDT --timeframe 1h")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--symbol", help="Unified symbol, e.g. BTC/USDT.")
 @click.option("--timeframe", help="Candle timeframe, e.g. 1m, 1h.")
@@ -115,9 +115,9 @@ def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None,
         click.echo(f"  ... and {result.n_rejected - 10} more rejected rows", err=True)
 
 
-@data_group.command("export")
-@click.option("--symbol", required=True)
-@click.option("--timeframe", required=True)
+@data_group.command("export", epilog="Example: thunes data export --symbol BTC/USDT --timeframe 1h --out btc_1h.parquet --since 2024-01-01")
+@click.option("--symbol", required=True, help="Unified symbol, e.g. BTC/USDT.")
+@click.option("--timeframe", required=True, help="Candle timeframe, e.g. 1m, 1h.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .csv, .csv.gz or .parquet.")
 @click.option("--since", default=None, help="Start date (UTC), e.g. 2024-01-01.")
@@ -136,7 +136,7 @@ def export_cmd(app, symbol: str, timeframe: str, out: str, since: str | None, un
     click.echo(f"exported {n:,} candles to {out}")
 
 
-@data_group.command("check")
+@data_group.command("check", epilog="Examples: thunes data check --symbol BTC/USDT --timeframe 1m --json;  thunes data check candles.csv.gz --timeframe 1h")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--symbol", help="Check the stored series of SYMBOL (with --timeframe).")
 @click.option("--timeframe", required=True, help="Timeframe of the candles, e.g. 1m.")
@@ -200,7 +200,7 @@ def check_cmd(app, file: str | None, symbol: str | None, timeframe: str, jump_si
         sys.exit(1)
 
 
-@data_group.command("download")
+@data_group.command("download", epilog="Example: thunes data download --exchange binance --symbol BTC/USDT --timeframe 1h --since 2024-01-01 [--base-url http://127.0.0.1:8765/api/v3]")
 @click.option("--exchange", "exchange_id", default="binance", show_default=True, help="ccxt exchange id.")
 @click.option("--symbol", required=True, help="Unified symbol, e.g. BTC/USDT.")
 @click.option("--timeframe", required=True, help="e.g. 1m, 1h.")
