@@ -558,3 +558,365 @@ def rolling_return_std(close, window):
             var = s2 / window - mean * mean
             out[i] = math.sqrt(var) if var > 0.0 else 0.0
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Portfolio: several symbols, one cash balance
+# ------------------------------------------------------------------------------------------------
+F_STEP = 0
+F_MIN_QTY = 1
+F_MIN_NOTIONAL = 2
+F_TICK = 3
+
+
+@njit(cache=True)
+def _round_px(px, tick, up):
+    if tick > 0.0:
+        if up:
+            return math.ceil(px / tick - 1e-9) * tick
+        return math.floor(px / tick + 1e-9) * tick
+    return px
+
+
+@njit(cache=True)
+def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, exits, short_entries, short_exits,
+                       scale, p, filt, records, equity_out, stats):
+    """Bar-major loop over (bars, symbols) arrays with one cash balance (NaN rows: symbol not trading).
+
+    Same rules as :func:`simulate` (one symbol gives identical results), plus: at each open all exits
+    are executed before any entry (freed cash is available), entries go in symbol order, and
+    ``max_positions`` caps open positions. A symbol's pending signal is the one of its own previous
+    bar. Returns the number of trade records.
+    """
+    n, k = close.shape
+    taker = p[P_TAKER]
+    maker = p[P_MAKER]
+    sl = p[P_SL]
+    tp = p[P_TP]
+    tsl = p[P_TSL]
+    allow_short = p[P_ALLOW_SHORT] > 0.0
+    risk_on = p[P_RISK_ON] > 0.0
+    gap_refuse = p[P_GAP_REFUSE] > 0.0
+    has_stops = sl > 0.0 or tp > 0.0 or tsl > 0.0
+    max_positions = int(p[P_MAX_POSITIONS]) if risk_on and p[P_MAX_POSITIONS] > 0 else k
+
+    cash = p[P_INIT_CASH]
+    pos = np.zeros(k)
+    epx = np.zeros(k)
+    efee = np.zeros(k)
+    ebar = np.zeros(k, dtype=np.int64)
+    stop = np.zeros(k)
+    tpl = np.zeros(k)
+    ext = np.zeros(k)
+    last_close = np.full(k, np.nan)
+    prev_bar = np.full(k, -1, dtype=np.int64)
+    n_rec = 0
+    n_open = 0
+    realised_today = 0.0
+    prev_day = ts[0] // 86400000 if n > 0 else 0
+    killed = False
+    cool_until = -1
+    prev_eq = cash
+    peak_eq = cash
+    dd_start = 0
+    n_closed = 0.0
+    n_wins = 0.0
+    gross_p = 0.0
+    gross_l = 0.0
+    fees = 0.0
+    max_dd = 0.0
+    max_dd_bars = 0.0
+    sum_r = 0.0
+    sum_r2 = 0.0
+    sum_d2 = 0.0
+    exposure = 0.0
+    turnover = 0.0
+    refused_f = 0.0
+    refused_r = 0.0
+    hold = 0.0
+    write_rec = records.shape[0] > 0
+
+    for i in range(n):
+        if risk_on:
+            d = ts[i] // 86400000
+            if d != prev_day:
+                prev_day = d
+                realised_today = 0.0
+                killed = False
+        # ------------------------------------------------------------ exits at the open, then intrabar later
+        for j in range(k):
+            o = open_[i, j]
+            t = prev_bar[j]
+            if pos[j] == 0.0 or t < 0 or not (o == o):
+                continue
+            reason = -1
+            fee_rate = taker
+            q = abs(pos[j])
+            if has_stops and stop[j] > 0.0 and ((pos[j] > 0.0 and o <= stop[j]) or (pos[j] < 0.0 and o >= stop[j])):
+                is_trail = tsl > 0.0 and ((pos[j] > 0.0 and ext[j] * (1.0 - tsl) >= stop[j] - 1e-12)
+                                          or (pos[j] < 0.0 and ext[j] * (1.0 + tsl) <= stop[j] + 1e-12))
+                reason = REASON_TRAILING if is_trail else REASON_STOP
+            elif has_stops and tp > 0.0 and ((pos[j] > 0.0 and o >= tpl[j]) or (pos[j] < 0.0 and o <= tpl[j])):
+                reason = REASON_TAKE_PROFIT
+                fee_rate = maker
+            elif pos[j] > 0.0 and (exits[t, j] or short_entries[t, j]):
+                reason = REASON_SIGNAL
+            elif pos[j] < 0.0 and (short_exits[t, j] or entries[t, j]):
+                reason = REASON_SIGNAL
+            if reason < 0:
+                continue
+            if reason == REASON_TAKE_PROFIT:
+                px = o
+            else:
+                s = _slip(p, q * o, vol[t, j], volume[t, j], close[t, j])
+                px = _round_px(o * (1.0 - s), filt[j, F_TICK], False) if pos[j] > 0.0 else \
+                    _round_px(o * (1.0 + s), filt[j, F_TICK], True)
+            fee = q * px * fee_rate
+            if pos[j] > 0.0:
+                cash += q * px - fee
+                pnl = (px - epx[j]) * q - efee[j] - fee
+            else:
+                cash -= q * px + fee
+                pnl = (epx[j] - px) * q - efee[j] - fee
+            fees += fee
+            turnover += q * px
+            n_closed += 1.0
+            hold += i - ebar[j]
+            realised_today += pnl
+            if pnl > 0.0:
+                n_wins += 1.0
+                gross_p += pnl
+                cool_until = -1
+            else:
+                gross_l -= pnl
+                if pnl < 0.0:
+                    cool_until = ts[i] + int(p[P_COOLDOWN_MS])
+            if write_rec:
+                r = records[n_rec]
+                r[R_COL] = j
+                r[R_ENTRY_BAR] = ebar[j]
+                r[R_EXIT_BAR] = i
+                r[R_SIDE] = 1.0 if pos[j] > 0.0 else -1.0
+                r[R_QTY] = q
+                r[R_ENTRY_PRICE] = epx[j]
+                r[R_EXIT_PRICE] = px
+                r[R_ENTRY_FEE] = efee[j]
+                r[R_EXIT_FEE] = fee
+                r[R_PNL] = pnl
+                r[R_REASON] = reason
+            n_rec += 1
+            pos[j] = 0.0
+            n_open -= 1
+        # ------------------------------------------------------------ entries at the open
+        for j in range(k):
+            o = open_[i, j]
+            t = prev_bar[j]
+            if pos[j] != 0.0 or t < 0 or not (o == o):
+                continue
+            side = 0.0
+            if entries[t, j] and not exits[t, j]:
+                side = 1.0
+            elif allow_short and short_entries[t, j] and not short_exits[t, j]:
+                side = -1.0
+            if side == 0.0:
+                continue
+            if (gap_refuse and gap[i, j]) or (risk_on and (killed or ts[i] < cool_until or n_open >= max_positions)):
+                refused_r += 1.0
+                continue
+            equity = cash
+            for m in range(k):
+                if pos[m] != 0.0:
+                    mark = open_[i, m] if open_[i, m] == open_[i, m] else last_close[m]
+                    equity += pos[m] * mark
+            notional = _target_notional(p, equity, cash, vol[t, j], scale[t, j])
+            s = _slip(p, notional, vol[t, j], volume[t, j], close[t, j])
+            px = _round_px(o * (1.0 + s), filt[j, F_TICK], True) if side > 0.0 else \
+                _round_px(o * (1.0 - s), filt[j, F_TICK], False)
+            q = 0.0
+            if px > 0.0:
+                q = notional / px
+                if filt[j, F_STEP] > 0.0:
+                    q = math.floor(q / filt[j, F_STEP] + 1e-9) * filt[j, F_STEP]
+            if q <= 0.0 or q < filt[j, F_MIN_QTY] or q * px < filt[j, F_MIN_NOTIONAL]:
+                refused_f += 1.0
+                continue
+            fee = q * px * taker
+            if side > 0.0:
+                cash -= q * px + fee
+            else:
+                cash += q * px - fee
+            fees += fee
+            turnover += q * px
+            pos[j] = side * q
+            n_open += 1
+            epx[j] = px
+            efee[j] = fee
+            ebar[j] = i
+            ext[j] = px
+            if side > 0.0:
+                stop[j] = px * (1.0 - sl) if sl > 0.0 else 0.0
+                if tsl > 0.0 and px * (1.0 - tsl) > stop[j]:
+                    stop[j] = px * (1.0 - tsl)
+                tpl[j] = px * (1.0 + tp) if tp > 0.0 else 0.0
+            else:
+                stop[j] = px * (1.0 + sl) if sl > 0.0 else 0.0
+                if tsl > 0.0 and (stop[j] == 0.0 or px * (1.0 + tsl) < stop[j]):
+                    stop[j] = px * (1.0 + tsl)
+                tpl[j] = px * (1.0 - tp) if tp > 0.0 else 0.0
+        # ------------------------------------------------------------ inside the bar
+        for j in range(k):
+            if pos[j] == 0.0 or not has_stops or not (open_[i, j] == open_[i, j]):
+                continue
+            h = high[i, j]
+            lo = low[i, j]
+            t = prev_bar[j] if prev_bar[j] >= 0 else i
+            reason = -1
+            px = 0.0
+            fee_rate = taker
+            if pos[j] > 0.0:
+                if stop[j] > 0.0 and lo <= stop[j]:
+                    is_trail = tsl > 0.0 and ext[j] * (1.0 - tsl) >= stop[j] - 1e-12
+                    reason = REASON_TRAILING if is_trail else REASON_STOP
+                    s = _slip(p, pos[j] * stop[j], vol[t, j], volume[t, j], close[t, j])
+                    px = _round_px(stop[j] * (1.0 - s), filt[j, F_TICK], False)
+                elif tp > 0.0 and h >= tpl[j]:
+                    reason = REASON_TAKE_PROFIT
+                    px = tpl[j]
+                    fee_rate = maker
+            else:
+                if stop[j] > 0.0 and h >= stop[j]:
+                    is_trail = tsl > 0.0 and ext[j] * (1.0 + tsl) <= stop[j] + 1e-12
+                    reason = REASON_TRAILING if is_trail else REASON_STOP
+                    s = _slip(p, -pos[j] * stop[j], vol[t, j], volume[t, j], close[t, j])
+                    px = _round_px(stop[j] * (1.0 + s), filt[j, F_TICK], True)
+                elif tp > 0.0 and lo <= tpl[j]:
+                    reason = REASON_TAKE_PROFIT
+                    px = tpl[j]
+                    fee_rate = maker
+            if reason >= 0:
+                q = abs(pos[j])
+                fee = q * px * fee_rate
+                if pos[j] > 0.0:
+                    cash += q * px - fee
+                    pnl = (px - epx[j]) * q - efee[j] - fee
+                else:
+                    cash -= q * px + fee
+                    pnl = (epx[j] - px) * q - efee[j] - fee
+                fees += fee
+                turnover += q * px
+                n_closed += 1.0
+                hold += i - ebar[j]
+                realised_today += pnl
+                if pnl > 0.0:
+                    n_wins += 1.0
+                    gross_p += pnl
+                    cool_until = -1
+                else:
+                    gross_l -= pnl
+                    if pnl < 0.0:
+                        cool_until = ts[i] + int(p[P_TF_MS]) + int(p[P_COOLDOWN_MS])
+                if write_rec:
+                    r = records[n_rec]
+                    r[R_COL] = j
+                    r[R_ENTRY_BAR] = ebar[j]
+                    r[R_EXIT_BAR] = i
+                    r[R_SIDE] = 1.0 if pos[j] > 0.0 else -1.0
+                    r[R_QTY] = q
+                    r[R_ENTRY_PRICE] = epx[j]
+                    r[R_EXIT_PRICE] = px
+                    r[R_ENTRY_FEE] = efee[j]
+                    r[R_EXIT_FEE] = fee
+                    r[R_PNL] = pnl
+                    r[R_REASON] = reason
+                n_rec += 1
+                pos[j] = 0.0
+                n_open -= 1
+            elif tsl > 0.0:
+                if pos[j] > 0.0:
+                    if h > ext[j]:
+                        ext[j] = h
+                        lvl = h * (1.0 - tsl)
+                        if lvl > stop[j]:
+                            stop[j] = lvl
+                else:
+                    if lo < ext[j]:
+                        ext[j] = lo
+                        lvl = lo * (1.0 + tsl)
+                        if lvl < stop[j]:
+                            stop[j] = lvl
+        # ------------------------------------------------------------ at the close
+        for j in range(k):
+            c = close[i, j]
+            if c == c:
+                last_close[j] = c
+                prev_bar[j] = i
+        eq = cash
+        unrealised = 0.0
+        any_pos = False
+        for j in range(k):
+            if pos[j] != 0.0:
+                any_pos = True
+                eq += pos[j] * last_close[j]
+                unrealised += (last_close[j] - epx[j]) * pos[j] - efee[j]
+        if any_pos:
+            exposure += 1.0
+        if equity_out.shape[0] > 0:
+            equity_out[i] = eq
+        if eq != prev_eq:
+            r_ = eq / prev_eq - 1.0
+            sum_r += r_
+            sum_r2 += r_ * r_
+            if r_ < 0.0:
+                sum_d2 += r_ * r_
+        if eq > peak_eq:
+            peak_eq = eq
+            dd_start = i
+        else:
+            dd = 1.0 - eq / peak_eq
+            if dd > max_dd:
+                max_dd = dd
+            if i - dd_start > max_dd_bars:
+                max_dd_bars = i - dd_start
+        prev_eq = eq
+        if risk_on and not killed and realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
+            killed = True
+
+    n_open_end = 0.0
+    for j in range(k):
+        if pos[j] != 0.0:
+            n_open_end += 1.0
+            c = last_close[j]
+            if write_rec:
+                r = records[n_rec]
+                r[R_COL] = j
+                r[R_ENTRY_BAR] = ebar[j]
+                r[R_EXIT_BAR] = n - 1
+                r[R_SIDE] = 1.0 if pos[j] > 0.0 else -1.0
+                r[R_QTY] = abs(pos[j])
+                r[R_ENTRY_PRICE] = epx[j]
+                r[R_EXIT_PRICE] = c
+                r[R_ENTRY_FEE] = efee[j]
+                r[R_EXIT_FEE] = 0.0
+                r[R_PNL] = (c - epx[j]) * pos[j] - efee[j]
+                r[R_REASON] = REASON_OPEN
+            n_rec += 1
+            hold += n - ebar[j]
+    stats[S_FINAL_EQUITY] = prev_eq
+    stats[S_N_CLOSED] = n_closed
+    stats[S_N_WINS] = n_wins
+    stats[S_GROSS_PROFIT] = gross_p
+    stats[S_GROSS_LOSS] = gross_l
+    stats[S_FEES] = fees
+    stats[S_MAX_DD] = max_dd
+    stats[S_MAX_DD_BARS] = max_dd_bars
+    stats[S_SUM_R] = sum_r
+    stats[S_SUM_R2] = sum_r2
+    stats[S_SUM_DOWN_R2] = sum_d2
+    stats[S_EXPOSURE_BARS] = exposure
+    stats[S_TURNOVER] = turnover
+    stats[S_REFUSED_FILTERS] = refused_f
+    stats[S_REFUSED_RISK] = refused_r
+    stats[S_HOLD_BARS] = hold
+    stats[S_N_BARS] = n
+    stats[S_OPEN_TRADE] = n_open_end
+    return n_rec
