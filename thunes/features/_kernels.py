@@ -123,16 +123,19 @@ def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> 
         s1 += d
         s2 += d * d
     since = 0
+    peak = s2  # largest s2 since the last exact recompute: its rounding residue is ~eps * peak
     for i in range(n - 1, m):
         d = x[i] - ref
         s1 += d
         s2 += d * d
+        if s2 > peak:
+            peak = s2
         since += 1
         mu = s1 * inv_n
         e2 = s2 * inv_n
         v = e2 - mu * mu
         # Recompute exactly on schedule, or when cancellation ate the variance (flat or drifted window).
-        if since >= _RESYNC or v <= 1e-7 * e2:
+        if since >= _RESYNC or v <= 1e-7 * e2 or v * n <= 1e-9 * peak:
             ref = x[i]
             s1 = 0.0
             s2 = 0.0
@@ -141,6 +144,7 @@ def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> 
                 s1 += d
                 s2 += d * d
             since = 0
+            peak = s2
             mu = s1 * inv_n
             v = s2 * inv_n - mu * mu
         if v < 0.0:
@@ -211,6 +215,7 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
         s3 += d2 * d
         s4 += d2 * d2
     since = 0
+    peak = s2
     for i in range(n - 1, m):
         d = x[i] - ref
         d2 = d * d
@@ -218,10 +223,12 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
         s2 += d2
         s3 += d2 * d
         s4 += d2 * d2
+        if s2 > peak:
+            peak = s2
         since += 1
         mu = s1 / n
         m2 = s2 / n - mu * mu
-        if since >= _RESYNC or m2 <= 1e-7 * (s2 / n):
+        if since >= _RESYNC or m2 <= 1e-7 * (s2 / n) or m2 * n <= 1e-9 * peak:
             ref = x[i]
             s1 = s2 = s3 = s4 = 0.0
             for j in range(i - n + 1, i + 1):
@@ -232,6 +239,7 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
                 s3 += d2 * d
                 s4 += d2 * d2
             since = 0
+            peak = s2
             mu = s1 / n
             m2 = s2 / n - mu * mu
         mu2 = mu * mu
