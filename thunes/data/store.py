@@ -186,7 +186,11 @@ class CandleStore(ABC):
         return candles_frame(*arrays)
 
     def load_arrays(self, symbol: str, timeframe: str, start: int | None = None, end: int | None = None) -> Arrays:
-        """Like :meth:`load` but returns ``(ts_ms, open, high, low, close, volume)`` numpy arrays."""
+        """Like :meth:`load` but returns ``(ts_ms, open, high, low, close, volume)`` numpy arrays.
+
+        When served from the cache the arrays are read-only views of a memory-mapped file (zero copy);
+        copy them before modifying in place.
+        """
         sym, tf = normalize_symbol(symbol), str(parse_timeframe(timeframe))
         self._check_open()
         with self._lock:
