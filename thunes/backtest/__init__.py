@@ -19,8 +19,11 @@ from thunes.backtest.engine import (
     run_backtest,
 )
 from thunes.backtest.metrics import compute_metrics
+from thunes.backtest.portfolio import run_portfolio
+from thunes.backtest.sweep import run_sweep
 
 __all__ = [
     "BacktestOptions", "BacktestResult", "FixedQuote", "FixedSlippage", "FractionOfEquity", "RiskLimits",
     "VolatilitySlippage", "VolTarget", "VolumeSlippage", "default_market", "run_backtest", "compute_metrics",
+    "run_portfolio", "run_sweep",
 ]

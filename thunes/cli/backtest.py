@@ -246,6 +246,50 @@ def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample
         click.echo(best.to_string(index=False))
 
 
+@backtest_group.command("portfolio")
+@click.option("--strategy", "-s", default=None, help="Strategy name (default trader.strategy).")
+@click.option("--symbol", "symbols", multiple=True, required=True, help="Symbol; repeat for each one.")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
+@_common
+@click.option("--report", is_flag=True, help="Also write the HTML report (equity, drawdown, monthly returns).")
+@click.pass_obj
+def portfolio_cmd(app, strategy, symbols, params, timeframe, since, until, csv, sample, stop_loss, take_profit,  # noqa: ANN001
+                  trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, report) -> None:
+    """Backtest several symbols sharing one cash balance (risk limits count positions across them).
+
+    \b
+    Example:
+      thunes backtest portfolio --sample -t 5m --symbol BTC/USDT --symbol ETH/USDT --symbol SOL/USDT \\
+          --symbol XRP/USDT --symbol DOGE/USDT --symbol LTC/USDT --sizing fraction:0.3
+    """
+    from thunes.backtest.artifacts import write_artifacts
+    from thunes.backtest.portfolio import run_portfolio
+    from thunes.backtest.report import write_report
+    from thunes.strategies import get_strategy
+
+    if csv:
+        raise ConfigError("--csv holds one symbol; a portfolio loads from the store or --sample")
+    strat = get_strategy(strategy or app.settings.trader.strategy)(**_parse_kv(params, "--param"))
+    timeframe = timeframe or app.settings.trader.timeframe
+    options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
+    frames = {}
+    for sym in (s.upper() for s in symbols):
+        frames[sym], source = _load_candles(app, sym, timeframe, since, until, None, sample)
+        click.echo(f"{sym} {timeframe}: {len(frames[sym])} candles from {source}", err=True)
+    result = run_portfolio(frames, strat, options=options, timeframe=timeframe)
+    directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
+    paths = write_artifacts(result, directory)
+    if report:
+        paths["report"] = write_report(result, directory)
+    for key in SUMMARY_KEYS:
+        value = result.stats[key]
+        click.echo(f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}")
+    click.echo(result.trades.groupby("symbol").pnl.agg(["count", "sum"]).rename(
+        columns={"count": "trades", "sum": "pnl"}).to_string())
+    for kind, path in paths.items():
+        click.echo(f"wrote {kind}: {path}", err=True)
+
+
 @click.group("strategies")
 def strategies_group() -> None:
     """Strategies available to backtest, optimise and trade."""
