@@ -63,6 +63,12 @@ def life(cfg: dict) -> None:
     prices = {s: exchange.fetch_ticker(s).last for s in SYMBOLS}
     for intent in plan(int(cfg["intents"]), prices):
         executor.execute(intent)
+    # An answer that could not be obtained (exchange slow or unreachable) leaves a SENT row; a real trader's
+    # reconciler calls recover() again later, and so does this life before it ends.
+    for _ in range(20):
+        if not journal.unresolved():
+            break
+        executor.recover()
     audit.close()
     db.close()
 

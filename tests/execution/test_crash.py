@@ -110,7 +110,7 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
     entries = {e.client_order_id: e for e in journal.entries()}
 
     # 1. every order's outcome is known
-    assert [e.client_order_id for e in entries.values() if not e.status.is_final] == []
+    assert [(e.client_order_id, str(e.status), e.error) for e in entries.values() if not e.status.is_final] == []
     # 2. no client order id twice at the exchange, and none the journal does not know
     counts = Counter(o["clientOrderId"] for o in orders)
     duplicates = {c: n for c, n in counts.items() if n > 1}

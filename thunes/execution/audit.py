@@ -38,7 +38,7 @@ from pydantic import SecretStr
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import StoreError
 
-__all__ = ["AuditTrail", "AuditRecord", "VerifyResult", "verify_audit", "redact", "GENESIS"]
+__all__ = ["AuditTrail", "AuditRecord", "VerifyResult", "verify_audit", "redact", "record_config", "GENESIS"]
 
 GENESIS = "0" * 64
 FsyncPolicy = Literal["always", "batch", "never"]
@@ -186,6 +186,20 @@ def verify_audit(path: str | Path, *, check_head: bool = True) -> VerifyResult:
                 return VerifyResult(ok=False, records=count, line=seq + 1,
                                     error=f"head file hash does not match record seq {seq}")
     return VerifyResult(ok=True, records=count, torn_tail=torn, last_hash=prev)
+
+
+def record_config(trail: "AuditTrail", settings: Any, *, source: str, operator: str | None = None) -> "AuditRecord":
+    """Append a ``config_change`` record: the settings (secrets masked) and their hash.
+
+    ``settings`` is the whole :class:`~thunes.config.Settings` tree or one section (a pydantic model or a
+    mapping). Call it when a trader starts and whenever settings are changed at run time.
+    """
+    from thunes.config import settings_hash
+
+    data = settings.model_dump(mode="python") if hasattr(settings, "model_dump") else dict(settings)
+    digest = settings_hash(settings) if hasattr(settings, "model_dump") else settings_hash(data)
+    return trail.append("config_change", {"source": source, "operator": operator, "settings_hash": digest,
+                                          "settings": data})
 
 
 class AuditTrail:

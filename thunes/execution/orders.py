@@ -115,7 +115,8 @@ class RecoveryReport:
 
 
 class OrderExecutor:
-    """Places orders safely. Thread-compatible: give each trading loop its own executor or lock around it."""
+    """Places orders safely. Thread-compatible (no shared mutable state of its own besides the exchange
+    client, which ccxt does not make thread-safe): give each trading loop its own executor."""
 
     def __init__(
         self,
@@ -262,7 +263,7 @@ class OrderExecutor:
                 # Refused before leaving the process: certainly not placed.
                 return self._close_unsent(entry, OrderStatus.CANCELED, f"not sent: {exc}")
             except DuplicateOrder:
-                found = self._lookup(entry)
+                found, _known = self._lookup(entry)
                 if found is not None:
                     return self._apply(entry, found)
                 last_error = "duplicate order reported but not found"
@@ -279,10 +280,10 @@ class OrderExecutor:
                 # The request may still be in flight; once the exchange's recvWindow has passed it can no
                 # longer be applied, so a not-found after that is final and a resend cannot duplicate it.
                 self._settle(self.journal.get(entry.client_order_id) or entry)
-                found = self._lookup(entry)
+                found, known = self._lookup(entry)
                 if found is not None:
                     return self._apply(entry, found)
-                if self._lookup_failed:
+                if not known:
                     break  # cannot tell: leave it SENT for recover()
                 self.journal.apply_update(entry.client_order_id, OrderStatus.SENT)  # restart the settle timer
         _, new = self.journal.apply_update(entry.client_order_id, OrderStatus.SENT,
@@ -290,28 +291,25 @@ class OrderExecutor:
         self._audit("order_unknown", {"client_order_id": entry.client_order_id, "error": last_error})
         return new
 
-    _lookup_failed = False
-
     def _settle(self, entry: JournalEntry) -> None:
         age = self.clock.now_ms() - entry.updated_ms
         if age < self.options.settle_ms:
             self.clock.sleep((self.options.settle_ms - age) / 1000)
 
-    def _lookup(self, entry: JournalEntry) -> OrderResult | None:
-        """The exchange's view of the order by client order id; ``None`` when it does not exist."""
-        self._lookup_failed = False
+    def _lookup(self, entry: JournalEntry) -> tuple[OrderResult | None, bool]:
+        """``(result, known)``: the exchange's view of the order by client order id. ``(None, True)``: the
+        exchange says it does not exist; ``(None, False)``: we could not find out (exchange unreachable)."""
         for attempt in range(max(1, self.options.lookup_attempts)):
             try:
-                return self._call(self.exchange.fetch_order, entry.symbol, entry.client_order_id)
+                return self._call(self.exchange.fetch_order, entry.symbol, entry.client_order_id), True
             except OrderNotFound:
-                return None
+                return None, True
             except CircuitOpen:
                 break
             except ExchangeError:
                 if attempt + 1 < self.options.lookup_attempts:
                     self.clock.sleep(self.options.retry_sleep_s)
-        self._lookup_failed = True
-        return None
+        return None, False
 
     def _fee_effect(self, entry: JournalEntry, dqty: Decimal, dquote: Decimal, dfee: Decimal,
                     fee_asset: str | None) -> tuple[Decimal, Decimal]:
@@ -385,11 +383,11 @@ class OrderExecutor:
                     report.unresolved.append(entry.client_order_id)
                     continue
                 self._settle(entry)
-            found = self._lookup(entry)
+            found, known = self._lookup(entry)
             if found is not None:
                 self._apply(entry, found)
                 report.resolved.append(entry.client_order_id)
-            elif self._lookup_failed:
+            elif not known:
                 report.unresolved.append(entry.client_order_id)
             else:
                 self._close_unsent(entry, OrderStatus.CANCELED,
@@ -397,7 +395,7 @@ class OrderExecutor:
                 report.not_found.append(entry.client_order_id)
         for entry in self.journal.open_orders():
             if entry.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
-                found = self._lookup(entry)
+                found, _known = self._lookup(entry)
                 if found is not None:
                     self._apply(entry, found)
                     report.refreshed.append(entry.client_order_id)
