@@ -319,7 +319,12 @@ def train_model(
                                            ds.target(part, "target_vol"))
     samples_per_s = seen / seconds if seconds > 0 else float("nan")
     metrics["train_samples_per_s"] = samples_per_s
-    metrics["device"] = pick_device(options.device) if options.model == "lstm" else "xgboost"
+    if options.model == "lstm":
+        metrics["device"] = pick_device(options.device)
+    else:
+        from thunes.ml.models.xgb import xgb_device
+
+        metrics["device"] = f"xgboost-{options.device or xgb_device()}"
     ranges = {p: list(r) if (r := ds.date_range(p)) else None for p in ("train", "val", "test")}
     meta = ModelMeta(
         model_type="lstm2head" if options.model == "lstm" else "xgboost", symbol=symbol, timeframe=timeframe,
