@@ -92,6 +92,8 @@ def test_an_interrupted_study_resumes_where_it_stopped(tmp_path, candles) -> Non
     assert len(before) == 3 and out.n_complete == 7
     assert {n: after[n] for n in before} == before  # the first trials are kept, not re-run
     assert min(set(after) - set(before)) > max(before)
+    # The resumed sampler is re-seeded: it does not replay the first run's start-up trials.
+    assert out.n_distinct == 7
 
 
 def test_a_study_refuses_to_resume_with_other_settings(tmp_path, candles) -> None:  # noqa: ANN001

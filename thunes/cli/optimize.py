@@ -194,7 +194,9 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
 @click.option("--study", "study_name", required=True, help="Name of an existing study.")
 @click.option("--trials", type=int, required=True, help="Trials this worker completes.")
 @click.option("--store-url", default=None, metavar="URL", help="Candle store (default: the one the study used).")
-def worker_cmd(storage: str, study_name: str, trials: int, store_url: str | None) -> None:
+@click.option("--index", "worker_index", type=int, default=None,
+              help="Worker number (varies the sampler seed; default: from the process id).")
+def worker_cmd(storage: str, study_name: str, trials: int, store_url: str | None, worker_index: int | None) -> None:
     """Join an existing study (e.g. from another machine) and complete TRIALS trials of it.
 
     The study carries its own description (strategy, data window, backtest options); the worker loads
@@ -203,7 +205,10 @@ def worker_cmd(storage: str, study_name: str, trials: int, store_url: str | None
     from thunes.optimize.worker import run_worker
 
     _quiet_optuna()
-    report = run_worker(storage, study_name, trials, store_url=store_url)
+    import os
+
+    index = worker_index if worker_index is not None else 1000 + os.getpid() % 100_000
+    report = run_worker(storage, study_name, trials, worker_index=index, store_url=store_url)
     click.echo(f"worker {report.worker_id}: completed {report.completed} trial(s) of {report.study}")
 
 

@@ -256,11 +256,20 @@ def default_study_name(strategy: str, symbol: str, timeframe: str, sampler: str,
     return f"{strategy}_{symbol.replace('/', '').upper()}_{timeframe}_{sampler}_{metrics}"
 
 
-def _make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+def _make_sampler(spec: StudySpec, salt: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler. ``salt`` (worker index, trials already in the study) varies the seed: a
+    resumed run or a second worker seeded like the first would re-propose the same random start-up
+    trials, which would all be duplicates. Runs stay reproducible for a given history."""
+    seed = None if spec.seed is None else (spec.seed * 1_000_003 + salt) % 2**31
     if spec.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=spec.seed, population_size=20)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     # constant_liar: parallel workers see running trials as pending and spread out instead of repeating.
-    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=8, multivariate=True, constant_liar=True)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True, constant_liar=True)
+
+
+def reseed(study: optuna.Study, spec: StudySpec, worker_index: int = 0) -> None:
+    """Give ``study`` a sampler seeded for this worker and the study's current length."""
+    study.sampler = _make_sampler(spec, salt=7919 * worker_index + len(study.get_trials(deepcopy=False)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -403,7 +412,7 @@ def load_study(storage_url: str, study_name: str, *, storage_options: StorageOpt
     if raw is None:
         raise ConfigError(f"study {study_name!r} was not created by thunes (it has no {SPEC_ATTR} attribute)")
     spec = StudySpec.from_json(raw)
-    study.sampler = _make_sampler(spec)
+    reseed(study, spec)
     return study, spec
 
 
@@ -494,6 +503,7 @@ def run_study(
         raise ConfigError("bind the spec to its candles first: spec.for_window(candles, source)")
     t0 = time.perf_counter()
     study = _create_or_load(spec, storage_url, study_name, storage_options)
+    reseed(study, spec)
     evaluator = TrialEvaluator(spec, candles, worker_id=f"{os.uname().nodename}:{os.getpid()}:0")
     remaining = max(0, n_trials - n_complete(study))
     shares = [remaining // workers + (1 if i < remaining % workers else 0) for i in range(workers)]

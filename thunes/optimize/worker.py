@@ -25,7 +25,7 @@ import pandas as pd
 from thunes.core.errors import DataError, ThunesError
 from thunes.optimize._data import candles_fingerprint, load_study_candles
 from thunes.optimize.storage import StorageOptions, redact_url
-from thunes.optimize.study import StudySpec, TrialEvaluator, load_study, optimize_quota
+from thunes.optimize.study import StudySpec, TrialEvaluator, load_study, optimize_quota, reseed
 
 __all__ = ["WorkerReport", "spec_candles", "run_worker", "main"]
 
@@ -60,11 +60,14 @@ def run_worker(
     n_trials: int,
     *,
     worker_id: str | None = None,
+    worker_index: int = 1,
     store_url: str | None = None,
     storage_options: StorageOptions | None = None,
 ) -> WorkerReport:
-    """Complete ``n_trials`` trials of an existing study (pruned ones do not count)."""
+    """Complete ``n_trials`` trials of an existing study (pruned ones do not count). ``worker_index``
+    varies the sampler seed so concurrent workers do not propose the same start-up trials."""
     study, spec = load_study(storage_url, study_name, storage_options=storage_options)
+    reseed(study, spec, worker_index)
     candles = spec_candles(spec, store_url=store_url)
     evaluator = TrialEvaluator(spec, candles, worker_id=worker_id)
     done = optimize_quota(study, evaluator, n_trials)
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", required=True, help="storage URL of the study (postgresql://…)")
     parser.add_argument("--study", required=True, help="study name")
     parser.add_argument("--trials", type=int, required=True, help="trials this worker completes")
-    parser.add_argument("--worker-index", type=int, default=0, help="index shown in the trials' worker id")
+    parser.add_argument("--worker-index", type=int, default=1,
+                        help="index shown in the trials' worker id; also varies the sampler seed")
     parser.add_argument("--store-url", default=None, help="candle store URL (default: the study's)")
     parser.add_argument("--heartbeat", type=int, default=StorageOptions().heartbeat_interval_s)
     parser.add_argument("--grace", type=int, default=StorageOptions().grace_period_s)
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     worker_id = f"{os.uname().nodename}:{os.getpid()}:{args.worker_index}"
     try:
-        report = run_worker(args.storage, args.study, args.trials, worker_id=worker_id, store_url=args.store_url,
+        report = run_worker(args.storage, args.study, args.trials, worker_id=worker_id,
+                            worker_index=args.worker_index, store_url=args.store_url,
                             storage_options=StorageOptions(heartbeat_interval_s=args.heartbeat,
                                                            grace_period_s=args.grace))
     except ThunesError as exc:
