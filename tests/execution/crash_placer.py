@@ -6,7 +6,9 @@ and audit trail, rebuild the risk state, ``recover()`` whatever the previous lif
 work through a fixed plan of intents. The test SIGKILLs the child at a random moment. Forking keeps a
 life's start-up in milliseconds, so 50+ kills fit in a few tens of seconds.
 
-Protocol: stdin ``run`` -> stdout ``pid <PID>`` then ``exit <PID> <wait status>``; ``quit`` ends.
+Protocol: stdin ``run`` (a life) or ``recover`` (restart, resolve, stop: the final life) -> stdout
+``pid <PID>`` then ``exit <PID> <wait status>``; ``quit`` ends. The plan is longer than the lives get
+through, so every life is cut short by the kill.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def plan(n: int, prices: dict[str, Decimal]) -> list[TradeIntent]:
     return out
 
 
-def life(cfg: dict) -> None:
+def life(cfg: dict, *, recover_only: bool = False) -> None:
     clock = LiveClock()
     exchange = CcxtExchange(CcxtOptions(mode="local", base_url=cfg["base_url"], api_key=cfg["api_key"],
                                         secret=cfg["secret"], timeout_s=3.0, enable_rate_limit=False))
@@ -60,9 +62,10 @@ def life(cfg: dict) -> None:
                              options=ExecutorOptions(settle_ms=int(cfg.get("settle_ms", 300)), retry_sleep_s=0.05))
     executor.restore_risk()
     executor.recover()
-    prices = {s: exchange.fetch_ticker(s).last for s in SYMBOLS}
-    for intent in plan(int(cfg["intents"]), prices):
-        executor.execute(intent)
+    if not recover_only:
+        prices = {s: exchange.fetch_ticker(s).last for s in SYMBOLS}
+        for intent in plan(int(cfg["intents"]), prices):
+            executor.execute(intent)
     # An answer that could not be obtained (exchange slow or unreachable) leaves a SENT row; a real trader's
     # reconciler calls recover() again later, and so does this life before it ends.
     for _ in range(20):
@@ -79,13 +82,13 @@ def main() -> None:
         cmd = line.strip()
         if cmd == "quit":
             return
-        if cmd != "run":
+        if cmd not in ("run", "recover"):
             continue
         pid = os.fork()
         if pid == 0:  # the child: one life, ended by the test's SIGKILL or by finishing the plan
             code = 0
             try:
-                life(cfg)
+                life(cfg, recover_only=cmd == "recover")
             except BaseException:  # noqa: BLE001 - reported to the test through stderr and the exit code
                 traceback.print_exc()
                 code = 3

@@ -1,6 +1,7 @@
 """Crash specification: an order placer SIGKILLed at random points, at least 50 times, loses nothing.
 
-After every life has been killed (and a last one runs to the end), the journal, the local exchange and
+Every fourth life the exchange also drops the answer to one order. After every life has been killed
+(and a last one has restarted and resolved what was left open), the journal, the local exchange and
 the positions must agree exactly, no client order id may exist twice at the exchange, and the audit
 chain must verify. The figures are printed (run with ``-s``) for the record.
 """
@@ -38,8 +39,8 @@ class Zygote:
                                      cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      stderr=open(cfg["log"], "a"))
 
-    def start_life(self) -> int:
-        self.proc.stdin.write("run\n")
+    def start_life(self, command: str = "run") -> int:
+        self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "pid", f"zygote said {line!r}; see the log"
@@ -75,13 +76,21 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
     sim = make_sim().start()
     cfg = {"base_url": sim.base_url, "api_key": sim.api_key, "secret": sim.secret,
            "db_url": f"sqlite:///{tmp_path}/exec.sqlite", "audit_path": str(tmp_path / "audit.jsonl"),
-           "intents": 150, "settle_ms": 300, "log": str(tmp_path / "placer.log")}
+           "intents": 3000, "settle_ms": 300, "log": str(tmp_path / "placer.log")}
     zygote = Zygote(cfg)
     kills = completed = 0
     try:
-        for _ in range(KILLS):
+        life = 0
+        while kills < KILLS and life < 3 * KILLS:
+            life += 1
+            # Every fourth life the exchange also loses the answer to its next order (executed, reply
+            # dropped): the placer must find it by client order id, or its next life must.
+            if life % 4 == 3:
+                sim.faults.set(lose_order_responses=1, lose_mode=rnd.choice(["504", "drop"]), paths=["/api/v3/order"])
+            else:
+                sim.faults.clear()
             pid = zygote.start_life()
-            time.sleep(rnd.uniform(0.01, 0.4))
+            time.sleep(rnd.uniform(0.01, 0.3))
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -92,7 +101,8 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
             else:
                 assert os.WEXITSTATUS(status) == 0, Path(cfg["log"]).read_text()[-3000:]
                 completed += 1
-        pid = zygote.start_life()  # the last life runs to the end
+        sim.faults.clear()
+        pid = zygote.start_life("recover")  # the last life restarts, resolves what is open, and stops
         status = zygote.wait_life()
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, Path(cfg["log"]).read_text()[-3000:]
     finally:
@@ -142,9 +152,10 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
     assert result.ok, result.error
 
     placed = sum(1 for e in entries.values() if e.status is OrderStatus.FILLED)
-    print(f"\ncrash test: lives={KILLS + 1} sigkills={kills} completed_lives={completed} "
+    print(f"\ncrash test: lives={life + 1} sigkills={kills} completed_lives={completed} "
           f"journaled={len(entries)} filled={placed} exchange_orders={len(orders)} "
-          f"closed_unsent={sum(1 for e in entries.values() if e.status is OrderStatus.CANCELED)} "
+          f"closed_never_sent={sum(1 for e in entries.values() if (e.error or '').startswith('never sent'))} "
+          f"closed_not_found={sum(1 for e in entries.values() if 'not found at the exchange' in (e.error or ''))} "
           f"duplicates={len(duplicates)} discrepancies={len(discrepancies)} audit_records={result.records} "
           f"buys={sum(1 for e in entries.values() if e.side is Side.BUY)}")
     assert kills >= 50
