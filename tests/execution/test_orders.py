@@ -175,3 +175,20 @@ def test_executor_on_postgresql(sim, tmp_path, postgres_url):
     assert out.status is OrderStatus.FILLED
     assert s.positions.position("BTC/USDT").qty > 0
     assert s.executor.execute(_entry(sim)).duplicate
+
+
+def test_a_429_is_honoured_then_the_order_is_sent_once(sim, tmp_path):
+    import time
+
+    from thunes.execution.rate_limiter import RateLimiter
+
+    s = build_stack(sim, tmp_path)
+    s.executor.limiter = limiter = RateLimiter()
+    sim.faults.set(storm_status=429, storm_count=1, storm_retry_after=1, paths=["/api/v3/order"])
+    t0 = time.monotonic()
+    out = s.executor.execute(_entry(sim))
+    sim.faults.clear()
+    assert out.status is OrderStatus.FILLED
+    assert time.monotonic() - t0 >= 0.9  # waited out Retry-After before resending
+    assert not limiter.banned
+    assert len(_exchange_orders(s, "BTC/USDT")) == 1
