@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -44,13 +45,16 @@ GENESIS = "0" * 64
 FsyncPolicy = Literal["always", "batch", "never"]
 _SECRET_KEY = re.compile(r"secret|api_?key|token|password|passphrase|signature|private", re.IGNORECASE)
 REDACTED = "***redacted***"
+_PLAIN = (str, int, float, bool)
 
 
 def redact(value: Any) -> Any:
     """A JSON-ready copy of ``value`` with credential-like keys and ``SecretStr`` values masked."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, SecretStr):
         return REDACTED
-    if isinstance(value, Mapping):
+    if isinstance(value, (dict, Mapping)):
         out: dict[str, Any] = {}
         for key, item in value.items():
             skey = str(key)
@@ -254,8 +258,10 @@ class AuditTrail:
                 if size != self._known_size:
                     self._resync(size)
                 body = {"seq": self._seq, "ts": ts, "kind": str(kind), "payload": clean, "prev": self._prev}
-                body["hash"] = _hash(body)
-                line = _canonical(body) + b"\n"
+                encoded = _canonical(body)
+                body["hash"] = hashlib.sha256(encoded).hexdigest()
+                # sort_keys puts "hash" first: splice it in rather than encoding the record twice
+                line = b'{"hash":"' + body["hash"].encode() + b'",' + encoded[1:] + b"\n"
                 written = os.write(self._fd, line)
                 if written != len(line):
                     raise StoreError(f"short write to audit file {self.path}")
