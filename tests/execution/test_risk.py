@@ -81,26 +81,25 @@ def test_no_second_position_in_the_same_symbol():
     assert isinstance(d, Denied) and d.rule == "duplicate_symbol"
 
 
-def test_cool_down_after_a_loss_and_cleared_by_a_win():
+def test_cool_down_follows_a_losing_trade_for_cool_down_minutes():
     rm = _rm(cool_down_minutes=30)
     _round_trip(rm, "A/USDT", "100", "95")
     d = rm.check(buy("B/USDT"))
     assert isinstance(d, Denied) and d.rule == "cool_down"
-    rm.clock.advance(30 * 60)
+    rm.clock.advance(30 * 60 - 1)
+    assert rm.check(buy("B/USDT")).rule == "cool_down"
+    rm.clock.advance(1)
     assert rm.check(buy("B/USDT"))
-    # a loss then a win on another position clears it at once
-    rm.record_fill("B/USDT", Side.BUY, D(1), D(100))
-    rm.record_fill("B/USDT", Side.SELL, D(1), D(90))
-    assert rm.state.cool_down_until_ms > rm.clock.now_ms()
-    rm.restore([])  # no-op restore keeps state
-    rm2 = _rm(cool_down_minutes=30)
-    _round_trip(rm2, "A/USDT", "100", "95")
-    rm2.clock.advance(30 * 60)
-    _round_trip(rm2, "A/USDT", "100", "95")
-    assert not rm2.check(buy("C/USDT"))
-    rm2.record_fill("Z/USDT", Side.BUY, D(1), D(100))  # a position opened earlier (e.g. restored)
-    rm2.record_fill("Z/USDT", Side.SELL, D(1), D(101))
-    assert rm2.check(buy("C/USDT"))
+
+
+def test_a_winning_trade_clears_the_cool_down():
+    rm = _rm(cool_down_minutes=30)
+    rm.record_fill("Z/USDT", Side.BUY, D(1), D(100))  # a position opened before the loss
+    _round_trip(rm, "A/USDT", "100", "95")
+    assert rm.check(buy("C/USDT")).rule == "cool_down"
+    rm.record_fill("Z/USDT", Side.SELL, D(1), D(101))  # closes with a profit
+    assert rm.state.cool_down_until_ms == 0
+    assert rm.check(buy("C/USDT"))
 
 
 def test_kill_switch_trips_on_daily_loss_including_unrealised_and_stays_on():
@@ -236,3 +235,18 @@ def test_concurrency_32_threads_never_exceed_max_positions_nor_duplicate_and_tri
     assert st.realised_today == D(-5) * len(approvals)
     assert st.open_positions == () and st.reserved == ()
     assert verify_audit(tmp_path / "audit.jsonl").records == 32_000 + 2 * len(approvals) + 1
+
+
+def test_restore_after_a_restart_keeps_positions_cool_down_and_daily_loss():
+    from thunes.execution.positions import Position
+
+    rm = _rm(cool_down_minutes=30, max_daily_loss=D("50"))
+    held = Position(symbol="A/USDT", qty=D(2), cost=D(200), realised_pnl=D(0), fees=D(0), opened_ms=T0, updated_ms=T0)
+    rm.restore([held], realised_today=D("-20"), last_closed_trade=(T0 - 60_000, D("-5")))
+    st = rm.state
+    assert st.open_positions == ("A/USDT",) and st.realised_today == D(-20)
+    assert rm.check(buy("A/USDT")).rule == "duplicate_symbol"
+    assert rm.check(buy("B/USDT")).rule == "cool_down"  # the loss a minute before the restart still counts
+    rm.clock.advance(29 * 60)
+    assert rm.mark("A/USDT", D(85))  # -20 realised - 30 unrealised = -50: trips
+    assert rm.state.kill_switch
