@@ -42,6 +42,8 @@ def test_entry_then_exit_updates_journal_positions_and_risk(sim, stack):
     ex = stack.executor.execute(_exit(sim))
     assert ex.status is OrderStatus.FILLED
     assert stack.positions.position("BTC/USDT").qty < D("0.00001")  # only sub-step dust can remain
+    assert stack.risk.state.open_positions == ()  # the dust does not hold the slot: a new entry is allowed
+    assert stack.executor.execute(_entry(sim, bar_ts=3)).status is OrderStatus.FILLED
     assert verify_audit(stack.audit_path).ok
     kinds = {r.kind for r in AuditTrail.read(stack.audit_path)}
     assert {"risk_decision", "order_intent", "order_result", "fill"} <= kinds
