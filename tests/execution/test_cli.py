@@ -64,3 +64,27 @@ def test_help_lists_the_commands(tmp_path):
     assert res.exit_code == 0
     for name in ("status", "kill-switch", "reduce-only"):
         assert name in res.stdout
+
+
+def test_orders_lists_the_journal(tmp_path):
+    from decimal import Decimal
+
+    from thunes.core.enums import OrderStatus, OrderType, Side
+    from thunes.execution.db import Database
+    from thunes.execution.filters import PreparedOrder
+    from thunes.execution.journal import OrderJournal
+
+    folder = tmp_path / "state" / "local"
+    folder.mkdir(parents=True)
+    with Database.connect(f"sqlite:///{folder / 'execution.sqlite'}") as db:
+        journal = OrderJournal(db)
+        order = PreparedOrder(symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET, qty=Decimal("0.001"),
+                              price=None, ref_price=Decimal("40000"), notional=Decimal("40"))
+        journal.record_pending("th-done", order)
+        journal.apply_update("th-done", OrderStatus.FILLED, filled_qty=Decimal("0.001"), cum_quote=Decimal("40"))
+        journal.record_pending("th-open", order)
+        journal.mark_sent("th-open")
+    open_only = _thunes(tmp_path, "risk", "orders")
+    assert open_only.exit_code == 0 and "th-open" in open_only.output and "th-done" not in open_only.output
+    everything = _thunes(tmp_path, "risk", "orders", "--all")
+    assert "th-done" in everything.output and "@ 40000.00000000" in everything.output

@@ -67,7 +67,7 @@ def register(root: click.Group) -> None:
 
     @root.group()
     def risk() -> None:
-        """Risk manager: status, kill-switch, reduce-only mode."""
+        """Risk manager: status, kill-switch, reduce-only mode, order journal."""
 
     @risk.command("status")
     @_state_options
@@ -127,6 +127,45 @@ def register(root: click.Group) -> None:
         click.echo(f"open orders     {len(open_orders)}")
         for e in open_orders:
             click.echo(f"  {e.client_order_id}  {e.symbol} {e.side} {e.qty} {e.status}")
+
+    @risk.command("orders")
+    @_state_options
+    @click.option("--db", default=None, metavar="URL",
+                  help="Execution database (default: <state-dir>/execution.sqlite).")
+    @click.option("--all", "show_all", is_flag=True, help="Every journaled order, not only the unfinished ones.")
+    @click.option("--limit", default=50, show_default=True, help="Show at most this many (newest last).")
+    @pass_app
+    def orders(app: Any, mode: str | None, state_dir: str | None, db: str | None, show_all: bool,
+               limit: int) -> None:
+        """List the order journal: unfinished orders (PENDING, SENT, NEW, PARTIALLY_FILLED) or --all.
+
+        A PENDING or SENT order is one whose outcome is not known yet; the trader resolves it at its
+        next start or reconciliation, by client order id.
+
+        \b
+        Example:
+          thunes risk orders
+          thunes risk orders --all --limit 20
+        """
+        from thunes.execution.db import Database
+        from thunes.execution.journal import OrderJournal
+
+        folder = _state_dir(app, mode, state_dir)
+        url = _db_url(folder, db)
+        if url is None:
+            click.echo(f"no execution database in {folder}")
+            return
+        with Database.connect(url) as database:
+            journal = OrderJournal(database)
+            entries = journal.entries() if show_all else journal.open_orders()
+        shown = entries[-limit:] if limit > 0 else entries
+        click.echo(f"{len(entries)} order(s){'' if show_all else ' not finished'}"
+                   + (f", showing the last {len(shown)}" if len(shown) < len(entries) else ""))
+        for e in shown:
+            avg = e.avg_price
+            click.echo(f"{_iso(e.created_ms)}  {e.client_order_id:<36} {e.symbol:<10} {str(e.side):<4} "
+                       f"{str(e.status):<16} qty {e.qty} filled {e.filled_qty}"
+                       + (f" @ {avg:.8f}" if avg is not None else "") + (f"  [{e.error}]" if e.error else ""))
 
     def _switch(kind: str):  # noqa: ANN202
         @_state_options
