@@ -116,21 +116,32 @@ def test_streaming_port_reports_typed_order_updates_through_fill_and_cancel(sim)
     async def scenario():
         async with CcxtStreams.for_local(sim, StreamOptions(stale_after_s=5)) as streams:
             rest = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3, pro=True)
+            seen: list = []
+
+            async def collect():  # re-watches synchronously after each batch, so no update slips between
+                async for batch in streams.orders("BTC/USDT"):
+                    seen.extend(batch)
+
+            async def until(predicate):
+                for _ in range(100):
+                    if predicate():
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"condition not met; seen {seen}")
+
+            collector = asyncio.ensure_future(collect())
             try:
                 await rest.load_markets()
-                updates = streams.orders("BTC/USDT")
-                first = asyncio.ensure_future(updates.__anext__())
-                await asyncio.sleep(0.5)
+                await until(lambda: sim.stream_counts()["user_subscriptions"] > 0)
                 price = float((sim.last_price("BTC/USDT") * Decimal("0.5")).quantize(Decimal("0.01")))
                 await rest.create_order("BTC/USDT", "limit", "buy", 0.001, price,
                                         params={"newClientOrderId": "wsp-1"})
-                seen = list(await asyncio.wait_for(first, 5))
+                await until(lambda: any(o.client_order_id == "wsp-1" for o in seen))
                 await rest.cancel_order(None, "BTC/USDT", params={"origClientOrderId": "wsp-1"})
-                while not any(o.status is OrderStatus.CANCELED for o in seen):
-                    seen += await asyncio.wait_for(updates.__anext__(), 5)
-                await updates.aclose()
+                await until(lambda: any(o.status is OrderStatus.CANCELED for o in seen))
                 return seen
             finally:
+                collector.cancel()
                 await rest.close()
 
     seen = _run(scenario())

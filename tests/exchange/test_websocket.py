@@ -15,6 +15,14 @@ def _run(coro, timeout: float = 20.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+async def _until(sim, key: str, at_least: int = 1) -> None:
+    """Wait (at most 5 s) until the exchange counts ``at_least`` of ``key`` (see ``stream_counts``)."""
+    for _ in range(100):
+        if sim.stream_counts()[key] >= at_least:
+            return
+        await asyncio.sleep(0.05)
+
+
 def test_raw_stream_subscribe_and_kline_payload(sim):
     async def scenario():
         async with aiohttp.ClientSession() as session:
@@ -43,7 +51,7 @@ def test_ccxt_pro_watch_ohlcv_survives_a_dropped_connection(sim):
             await client.load_markets()
             loop = asyncio.get_running_loop()
             first = asyncio.ensure_future(client.watch_ohlcv("BTC/USDT", "1h"))
-            await asyncio.sleep(0.2)
+            await _until(sim, "market_streams")
             await loop.run_in_executor(None, sim.step)
             before = await first
             sim.faults.drop_ws()
@@ -51,7 +59,7 @@ def test_ccxt_pro_watch_ohlcv_survives_a_dropped_connection(sim):
             for _ in range(20):  # ccxt.pro raises on the dropped socket; a new watch reconnects
                 try:
                     waiter = asyncio.ensure_future(client.watch_ohlcv("BTC/USDT", "1h"))
-                    await asyncio.sleep(0.2)
+                    await _until(sim, "market_streams")
                     await loop.run_in_executor(None, sim.step)
                     got = await asyncio.wait_for(waiter, 3)
                     break
@@ -73,7 +81,7 @@ def test_ccxt_pro_watch_orders_receives_execution_reports(sim):
         try:
             await client.load_markets()
             waiter = asyncio.ensure_future(client.watch_orders("BTC/USDT"))
-            await asyncio.sleep(0.5)
+            await _until(sim, "user_subscriptions")
             await client.create_order("BTC/USDT", "market", "buy", None,
                                       params={"quoteOrderQty": "50", "newClientOrderId": "ws-1"})
             return await asyncio.wait_for(waiter, 5)
@@ -89,7 +97,7 @@ def test_connection_faults_close_market_streams(sim, action):
     async def scenario():
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(f"{sim.ws_url}/btcusdt@trade") as ws:
-                await asyncio.sleep(0.2)
+                await _until(sim, "market_connections")
                 (sim.faults.drop_ws if action == "drop" else sim.faults.server_shutdown)()
                 seen = []
                 while True:

@@ -1,1 +1,20 @@
-"""Market data: candle stores, download, import/export, quality checks, samples and synthetic data."""
+"""Market data: candle stores, download, import/export, quality checks, samples and synthetic data.
+
+The store and the quality checks are re-exported here; :mod:`thunes.data.io` (files) and
+:mod:`thunes.data.download` (ccxt) are imported explicitly, so that ``import thunes.data`` stays light.
+"""
+
+from thunes.data.quality import QualityReport, check_candles, fill_gaps, split_valid
+from thunes.data.store import CandleStore, SeriesInfo, WriteResult, open_store, store_from_settings
+
+__all__ = [
+    "CandleStore",
+    "SeriesInfo",
+    "WriteResult",
+    "open_store",
+    "store_from_settings",
+    "QualityReport",
+    "check_candles",
+    "split_valid",
+    "fill_gaps",
+]

@@ -287,6 +287,15 @@ class LocalExchange:
             self.engine.advance_to(target)
         return self.clock.now_ms()
 
+    def stream_counts(self) -> dict[str, int]:
+        """Open websocket connections and subscriptions (tests wait on these instead of sleeping)."""
+        hub = self._hub
+        if hub is None:
+            return {"market_connections": 0, "market_streams": 0, "user_subscriptions": 0}
+        return {"market_connections": len(hub.market),
+                "market_streams": sum(len(st["streams"]) for st in list(hub.market.values())),
+                "user_subscriptions": sum(len(subs) for subs in list(hub.user.values()))}
+
     def last_price(self, symbol: str) -> Decimal:
         return self.engine.last_price(symbol.replace("/", "").upper())
 

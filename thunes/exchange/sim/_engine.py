@@ -174,6 +174,7 @@ class Engine:
         self._trade_ids = {s: itertools.count(50001) for s in self.specs}
         self._auto_ids = itertools.count(1)
         self.last_advance = clock.now_ms()
+        self._book_cache: dict[tuple[str, int, int], tuple[list[tuple[Decimal, Decimal]], ...]] = {}
 
     # -- accounts ------------------------------------------------------------------------------------
     def add_account(self, spec: AccountSpec) -> None:
@@ -244,6 +245,17 @@ class Engine:
         """(bids, asks), best first, around the current price."""
         spec = self.spec(symbol)
         n = levels or self.opts.book_levels
+        # The book is a pure function of (symbol, time, depth): cache it, orders at one instant share it.
+        key = (symbol, self.clock.now_ms(), n)
+        cached = self._book_cache.get(key)
+        if cached is not None:
+            return cached
+        if len(self._book_cache) > 256:
+            self._book_cache.clear()
+        self._book_cache[key] = built = self._build_book(spec, symbol, n)
+        return built
+
+    def _build_book(self, spec: SymbolSpec, symbol: str, n: int) -> tuple[list[tuple[Decimal, Decimal]], ...]:
         p = self.last_price(symbol)
         half = self.opts.spread_bps / Decimal(20000)
         gap = self.opts.level_bps / Decimal(10000)
