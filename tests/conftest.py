@@ -22,6 +22,10 @@ from thunes.data.samples import find_sample_dir, load_sample_candles
 
 SAMPLE_DIR = find_sample_dir()
 
+# Commands log JSON lines under settings.logging.dir (default ./logs): keep the tests' logs out of the
+# working tree. A test that checks logging sets its own directory.
+os.environ.setdefault("THUNES_LOGGING__DIR", tempfile.mkdtemp(prefix="thunes-test-logs-"))
+
 
 def pytest_report_header(config):  # noqa: ANN001, ANN201
     if SAMPLE_DIR is None:

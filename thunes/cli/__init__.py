@@ -7,6 +7,7 @@ groups shared by several layers (``audit``) are created here so each module can 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Any
 
@@ -15,6 +16,9 @@ import click
 from thunes import __version__
 from thunes.config import LoadedSettings, load_settings, parse_override
 from thunes.core.errors import ThunesError
+from thunes.logs import setup_logging
+
+_log = logging.getLogger("thunes.cli")
 
 __all__ = ["main", "root", "AppContext", "pass_app"]
 
@@ -27,15 +31,21 @@ _COMMAND_MODULES = (
 class AppContext:
     """Lazily loaded settings shared by every command."""
 
-    def __init__(self, config_file: str | None, overrides: dict[str, Any]) -> None:
+    def __init__(self, config_file: str | None, overrides: dict[str, Any], command: str = "thunes") -> None:
         self.config_file = config_file
         self.overrides = overrides
+        self.command = command
         self._loaded: LoadedSettings | None = None
 
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
             self._loaded = load_settings(self.config_file, overrides=self.overrides)
+            # Every command that reads settings logs: JSON lines to logs/<command>.jsonl (rotating),
+            # warnings and errors on the console; secrets are redacted by the handlers.
+            setup_logging(self._loaded.settings.logging, component=self.command)
+            _log.info("command %s", " ".join(sys.argv[1:]) or self.command,
+                      extra={"fields": {"command": self.command, "settings_file": self.config_file}})
         return self._loaded
 
     @property
@@ -59,7 +69,8 @@ def root(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]
     Settings come from defaults < config file < .env < THUNES_* environment < --set flags;
     `thunes config show` prints the effective values and where each came from.
     """
-    ctx.obj = AppContext(config_file, dict(parse_override(o) for o in overrides))
+    ctx.obj = AppContext(config_file, dict(parse_override(o) for o in overrides),
+                         command=ctx.invoked_subcommand or "thunes")
 
 
 @root.group()
@@ -93,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except ThunesError as exc:
+        _log.info("command failed: %s: %s", type(exc).__name__, exc)
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -1,0 +1,5 @@
+"""``python -m thunes`` runs the ``thunes`` command."""
+
+from thunes.cli import main
+
+main()
