@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 
 import aiohttp
 import pytest
@@ -110,3 +111,48 @@ def test_connection_faults_close_market_streams(sim, action):
     seen = _run(scenario())
     if action == "shutdown":
         assert any(m.get("e") == "serverShutdown" for m in seen)
+
+
+def test_place_fill_cancel_and_query_orders_through_ccxt_pro(sim):
+    """The issue's "done" test on the async client: REST calls through ccxt.pro, updates through its websocket."""
+    client = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3, pro=True)
+    far = float((sim.last_price("BTC/USDT") * Decimal("0.5")).quantize(Decimal("0.01")))
+    seen: list[dict] = []
+
+    async def collect():
+        while True:
+            seen.extend(await client.watch_orders("BTC/USDT"))
+
+    async def until(predicate):
+        for _ in range(100):
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never seen; updates so far: {[(o['clientOrderId'], o['status']) for o in seen]}")
+
+    async def scenario():
+        try:
+            await client.load_markets()
+            collector = asyncio.ensure_future(collect())
+            await _until(sim, "user_subscriptions")
+            filled = await client.create_order("BTC/USDT", "market", "buy", 0.002,
+                                               params={"newClientOrderId": "pro-fill"})
+            resting = await client.create_order("BTC/USDT", "limit", "buy", 0.001, far,
+                                                params={"newClientOrderId": "pro-rest"})
+            open_before = await client.fetch_open_orders("BTC/USDT")
+            canceled = await client.cancel_order(resting["id"], "BTC/USDT")
+            queried = await client.fetch_order(filled["id"], "BTC/USDT")
+            open_after = await client.fetch_open_orders("BTC/USDT")
+            await until(lambda: {("pro-fill", "closed"), ("pro-rest", "canceled")}
+                        <= {(o["clientOrderId"], o["status"]) for o in seen})
+            collector.cancel()
+            return filled, open_before, canceled, queried, open_after
+        finally:
+            await client.close()
+
+    filled, open_before, canceled, queried, open_after = _run(scenario())
+    assert filled["status"] == "closed" and filled["filled"] == 0.002
+    assert [o["clientOrderId"] for o in open_before] == ["pro-rest"]
+    assert canceled["status"] == "canceled"
+    assert (queried["clientOrderId"], queried["status"], queried["filled"]) == ("pro-fill", "closed", 0.002)
+    assert open_after == []

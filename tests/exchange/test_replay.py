@@ -1,0 +1,102 @@
+"""Replay speeds (manual, N x real time, as fast as possible) and ``thunes exchange serve`` as a user starts it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from thunes.core.candles import ts_ms
+from thunes.data.io import write_candle_file
+from thunes.data.synthetic import generate_candles
+from thunes.exchange.ccxt_adapter import make_local_exchange_client
+from thunes.exchange.sim import LocalExchange, SimOptions
+
+M = 60_000
+
+
+def _frame(n: int = 400):
+    return generate_candles(n, timeframe="1m", start=1_704_067_200_000, start_price=40_000.0, seed=11)
+
+
+def test_without_a_speed_the_market_clock_moves_only_when_told():
+    with LocalExchange(SimOptions(history_bars=10), candles={"BTC/USDT": _frame()}) as sim:
+        start = sim.now_ms()
+        time.sleep(0.3)
+        assert sim.now_ms() == start
+        assert sim.step(3) == start + 3 * M
+
+
+def test_speed_n_runs_the_market_clock_n_times_faster_than_the_wall_clock():
+    # Arrange: 120x real time, the clock moved every 50 ms
+    with LocalExchange(SimOptions(history_bars=10, speed=120.0, tick_s=0.05), candles={"BTC/USDT": _frame()}) as sim:
+        t0, m0 = time.monotonic(), sim.now_ms()
+        time.sleep(1.0)
+        # Act
+        t1, m1 = time.monotonic(), sim.now_ms()
+    # Assert: market time = 120 x wall time, give or take the driver's tick (and a busy machine's latency)
+    wall_ms = (t1 - t0) * 1000
+    assert 120 * (wall_ms - 200) <= m1 - m0 <= 120 * (wall_ms + 60)
+
+
+def test_max_speed_replays_candle_by_candle():
+    frame = _frame(3000)
+    with LocalExchange(SimOptions(history_bars=10, speed="max"), candles={"BTC/USDT": frame}) as sim:
+        start = sim.now_ms()
+        for _ in range(100):  # at most 5 s
+            if sim.now_ms() >= start + 50 * M:
+                break
+            time.sleep(0.05)
+        moved = sim.now_ms() - start
+    assert moved >= 50 * M
+    assert moved % M == 0  # whole candles: each step lands on a candle boundary
+
+
+def test_serve_command_replays_a_file_for_ccxt_until_sigterm(tmp_path: Path):
+    # Arrange: a replay file named like the Binance archives, so the symbol comes from the name
+    frame = _frame(600)
+    path = tmp_path / "binance_ETHUSDT_1m.csv"
+    write_candle_file(frame, path)
+    env = {**os.environ, "THUNES_CONFIG": "", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "thunes", "exchange", "serve", "--port", "0", "--replay",
+                             str(path), "--speed", "manual"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for _ in range(20):
+            lines.append(proc.stdout.readline().strip())
+            if lines[-1].startswith("markets"):
+                break
+        banner = "\n".join(lines)
+        base = next(line.split()[-1] for line in lines if line.startswith("local exchange listening on"))
+        key, secret = next(line for line in lines if line.startswith("api key")).split(":", 1)[1].split(" / ")
+        # Act: the unmodified ccxt client pointed at what the banner printed
+        client = make_local_exchange_client(base, key.strip(), secret.strip(), timeout_s=5)
+        rows = client.fetch_ohlcv("ETH/USDT", "1m", limit=3)
+        order = client.create_order("ETH/USDT", "market", "buy", 0.01)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    # Assert: the file's candles are served (history_bars=500 in: bars 498, 499 closed, 500 forming)
+    assert "ETHUSDT" in banner and f"{base}/api/v3" in banner
+    assert [r[0] for r in rows] == [int(t) for t in ts_ms(frame)[498:501]]
+    np.testing.assert_allclose(rows[0][4], frame["close"].iloc[498], rtol=1e-12)
+    assert order["status"] == "closed"
+    assert proc.returncode == 0 and "local exchange stopped" in out
+
+
+def test_serve_help_names_every_option():
+    from click.testing import CliRunner
+
+    from thunes.cli import root
+
+    out = CliRunner().invoke(root, ["exchange", "serve", "--help"])
+    assert out.exit_code == 0
+    for option in ("--port", "--replay", "--symbols", "--timeframe", "--speed", "--seed", "--duration"):
+        assert option in out.output
