@@ -1,11 +1,41 @@
 #!/usr/bin/env bash
-# The main job, offline, on the embedded defaults (SQLite store, local data).
+# The main job, offline, on the embedded defaults: data -> quality -> features -> backtest -> sweep ->
+# paper trading against the local exchange -> audit verification. Everything lands under data/ and artifacts/demo/.
 set -euo pipefail
 THUNES=${THUNES:-.venv/bin/thunes}
 export THUNES_DATA__URL=${THUNES_DATA__URL:-sqlite:///data/demo.sqlite}
-echo "== 1. import sample candles (real data from ../shared/data when present, else synthetic)"
+OUT=${DEMO_OUT:-artifacts/demo}
+mkdir -p "$OUT"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. import sample candles (real BTC/USDT 1h from ../shared/data when present, else a synthetic market)"
 $THUNES data import --sample BTC/USDT --timeframe 1h
-echo "== 2. check their quality"
-$THUNES data check --symbol BTC/USDT --timeframe 1h || true
-echo "== 3. what is stored"
+
+step "2. check their quality (gaps, duplicates, bad OHLC, flat runs, jumps)"
+$THUNES data check --symbol BTC/USDT --timeframe 1h || echo "(the checker found problems: see above; the demo goes on)"
+
+step "3. what is stored"
 $THUNES data list
+
+step "4. compute the default feature set (causal, gap-flagged)"
+$THUNES features compute --symbol BTC/USDT --timeframe 1h --out "$OUT/features_BTCUSDT_1h.parquet"
+
+step "5. backtest the SMA crossover (signals fill at the next bar's open; fees, slippage, filters and risk limits on)"
+$THUNES backtest --strategy sma_cross --symbol BTC/USDT --timeframe 1h --param fast=10 --param slow=50 \
+  --out "$OUT/backtest" --report
+
+step "6. sweep 90 parameter pairs in one kernel call"
+$THUNES backtest sweep --strategy sma_cross --symbol BTC/USDT --timeframe 1h \
+  --grid fast=5:50:5 --grid slow=20:200:20 --top 5 --out "$OUT/backtest"
+
+rm -rf "$OUT/paper"  # a fresh paper run each time (a kept run folder would resume)
+step "7. paper-trade the same strategy against the local exchange (accelerated replay of the last bars)"
+$THUNES paper --strategy sma_cross --symbol BTC/USDT --timeframe 1h --replay-speed 36000 --bars 150 \
+  --out "$OUT/paper"
+
+step "8. verify the paper run's tamper-evident audit trail"
+$THUNES audit verify "$OUT/paper/audit.jsonl"
+
+step "done"
+echo "report:  $OUT/backtest/report_BTCUSDT_1h.html (open it in a browser; works offline)"
+echo "trades:  $OUT/backtest/trades_BTCUSDT_1h.csv, paper ledger: $OUT/paper/ledger.csv"
