@@ -85,27 +85,23 @@ def _on_grid(value: Decimal, step: Decimal) -> bool:
     return step <= 0 or value % step == 0
 
 
+def _check_lot(name: str, market: Market, qty: Decimal, lo: Decimal, hi: Decimal, step: Decimal) -> None:
+    """One LOT_SIZE-shaped filter (LOT_SIZE or MARKET_LOT_SIZE): minimum, maximum, step; zero = no limit."""
+    if lo > 0 and qty < lo:
+        raise _reject(name, market, f"quantity {_plain(qty)} is below minQty {_plain(lo)}")
+    if hi > 0 and qty > hi:
+        raise _reject(name, market, f"quantity {_plain(qty)} is above maxQty {_plain(hi)}")
+    if not _on_grid(qty, step):
+        raise _reject(name, market, f"quantity {_plain(qty)} is not a multiple of stepSize {_plain(step)}")
+
+
 def _check_qty(market: Market, qty: Decimal, *, is_market: bool) -> None:
     f = market.filters
     if qty <= 0:
         raise _reject("LOT_SIZE", market, f"quantity {_plain(qty)} must be > 0")
-    if qty < f.min_qty:
-        raise _reject("LOT_SIZE", market, f"quantity {_plain(qty)} is below minQty {_plain(f.min_qty)}")
-    if f.max_qty > 0 and qty > f.max_qty:
-        raise _reject("LOT_SIZE", market, f"quantity {_plain(qty)} is above maxQty {_plain(f.max_qty)}")
-    if not _on_grid(qty, f.step_size):
-        raise _reject("LOT_SIZE", market, f"quantity {_plain(qty)} is not a multiple of stepSize "
-                                          f"{_plain(f.step_size)}")
+    _check_lot("LOT_SIZE", market, qty, f.min_qty, f.max_qty, f.step_size)
     if is_market:
-        if f.market_min_qty > 0 and qty < f.market_min_qty:
-            raise _reject("MARKET_LOT_SIZE", market, f"quantity {_plain(qty)} is below minQty "
-                                                     f"{_plain(f.market_min_qty)}")
-        if f.market_max_qty > 0 and qty > f.market_max_qty:
-            raise _reject("MARKET_LOT_SIZE", market, f"quantity {_plain(qty)} is above maxQty "
-                                                     f"{_plain(f.market_max_qty)}")
-        if not _on_grid(qty, f.market_step_size):
-            raise _reject("MARKET_LOT_SIZE", market, f"quantity {_plain(qty)} is not a multiple of stepSize "
-                                                     f"{_plain(f.market_step_size)}")
+        _check_lot("MARKET_LOT_SIZE", market, qty, f.market_min_qty, f.market_max_qty, f.market_step_size)
 
 
 def _notional_filter_name(market: Market) -> str:
@@ -160,7 +156,7 @@ def _resolve(symbol_or_market: Market | str, markets: Mapping[str, Market] | "Ma
     if isinstance(symbol_or_market, Market):
         return symbol_or_market
     if markets is None:
-        raise ConfigError(f"validate_order({symbol_or_market!r}): pass markets= to look the symbol up")
+        raise ConfigError(f"{symbol_or_market!r} is a symbol name: pass markets= to look it up")
     market = markets.get(symbol_or_market)
     if market is None:
         raise FilterRejected(f"unknown symbol {symbol_or_market!r}", code=-1121, filter_name="SYMBOL")
@@ -229,19 +225,21 @@ def _clamp_qty(market: Market, qty: Decimal, step: Decimal, price: Decimal, *, i
 
 
 def prepare_market_order(
-    market: Market,
+    market: Market | str,
     side: Side,
     *,
     quote_qty: Decimal | None = None,
     qty: Decimal | None = None,
     ref_price: Decimal,
     open_orders: int = 0,
+    markets: Mapping[str, Market] | "MarketBook" | None = None,
 ) -> PreparedOrder:
     """A MARKET order for ``qty`` base, or for at most ``quote_qty`` quote at ``ref_price``.
 
     The quantity is rounded down to the market grid and clamped to the maxima; it is refused (with the
-    filter's name) when what remains is below a minimum.
+    filter's name) when what remains is below a minimum. ``market`` may be a symbol looked up in ``markets``.
     """
+    market = _resolve(market, markets)
     side = Side(side)
     if (qty is None) == (quote_qty is None):
         raise ConfigError("prepare_market_order: give exactly one of qty and quote_qty")
@@ -261,7 +259,7 @@ def prepare_market_order(
 
 
 def prepare_limit_order(
-    market: Market,
+    market: Market | str,
     side: Side,
     *,
     price: Decimal,
@@ -270,12 +268,15 @@ def prepare_limit_order(
     ref_price: Decimal | None = None,
     time_in_force: TimeInForce = TimeInForce.GTC,
     open_orders: int = 0,
+    markets: Mapping[str, Market] | "MarketBook" | None = None,
 ) -> PreparedOrder:
     """A LIMIT order: price to the tick in the safe direction, quantity down to the step.
 
     With ``quote_qty`` the quantity is the most that costs at most ``quote_qty`` at the rounded price.
-    ``ref_price`` (the average price) enables the PERCENT_PRICE(_BY_SIDE) check.
+    ``ref_price`` (the average price) enables the PERCENT_PRICE(_BY_SIDE) check. ``market`` may be a symbol
+    looked up in ``markets``.
     """
+    market = _resolve(market, markets)
     side = Side(side)
     if (qty is None) == (quote_qty is None):
         raise ConfigError("prepare_limit_order: give exactly one of qty and quote_qty")
