@@ -600,9 +600,16 @@ def build_app(sim: "LocalExchange") -> web.Application:
         else:
             tail = request.match_info.get("tail", "")
             streams |= {s for s in tail.split("/") if "@" in s}
-        now = time.monotonic()
-        state = {"streams": streams, "combined": combined, "last_pong": now, "last_ping": now}
+        state = {"streams": streams, "combined": combined}
         hub.market[ws] = state
+        return await _converse(ws, state, _control, hub.market)
+
+    async def _converse(ws: web.WebSocketResponse, state: dict[str, Any],
+                        on_text: Callable[[web.WebSocketResponse, dict[str, Any], str], Awaitable[None]],
+                        registry: dict[web.WebSocketResponse, Any]) -> web.WebSocketResponse:
+        """Serve one websocket until it closes: server pings, pong bookkeeping, text frames to ``on_text``."""
+        now = time.monotonic()
+        state.update(last_pong=now, last_ping=now)
         pinger = asyncio.get_running_loop().create_task(_pinger(ws, state))
         try:
             async for msg in ws:
@@ -611,10 +618,10 @@ def build_app(sim: "LocalExchange") -> web.Application:
                 elif msg.type == WSMsgType.PONG:
                     state["last_pong"] = time.monotonic()
                 elif msg.type == WSMsgType.TEXT:
-                    await _control(ws, state, msg.data)
+                    await on_text(ws, state, msg.data)
         finally:
             pinger.cancel()
-            hub.market.pop(ws, None)
+            registry.pop(ws, None)
         return ws
 
     async def _control(ws: web.WebSocketResponse, state: dict[str, Any], text: str) -> None:
@@ -651,21 +658,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
         hub.user[ws] = {}
-        now = time.monotonic()
-        state = {"last_pong": now, "last_ping": now, "session_key": None}
-        pinger = asyncio.get_running_loop().create_task(_pinger(ws, state))
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
-                elif msg.type == WSMsgType.PONG:
-                    state["last_pong"] = time.monotonic()
-                elif msg.type == WSMsgType.TEXT:
-                    await _api_request(ws, state, msg.data)
-        finally:
-            pinger.cancel()
-            hub.user.pop(ws, None)
-        return ws
+        return await _converse(ws, {"session_key": None}, _api_request, hub.user)
 
     def _ws_verify(params: dict[str, Any]) -> str:
         key = str(params.get("apiKey", ""))
