@@ -134,6 +134,27 @@ def test_manual_kill_switch_needs_reason_and_operator_and_is_audited(tmp_path):
     assert verify_audit(tmp_path / "audit.jsonl").ok
 
 
+def test_an_automatic_trip_is_cleared_only_by_an_audited_deactivation(tmp_path):
+    # Arrange: the daily loss trips the switch by itself
+    audit = AuditTrail(tmp_path / "audit.jsonl", fsync="never")
+    rm = RiskManager(_settings(max_daily_loss=D("50"), cool_down_minutes=0), clock=SimulatedClock(T0), audit=audit)
+    _round_trip(rm, "A/USDT", "100", "50")
+    assert rm.state.mode is RiskMode.HALTED
+    # Act / Assert: neither time nor an anonymous request clears it
+    rm.clock.advance(2 * 86_400)
+    assert rm.check(buy("B/USDT")).rule == "kill_switch"
+    for reason, operator in (("", "alice"), ("reviewed", ""), ("   ", "alice")):
+        with pytest.raises(ConfigError, match="reason and an operator"):
+            rm.kill_switch(False, reason=reason, operator=operator)
+    assert rm.state.kill_switch
+    rm.kill_switch(False, reason="loss reviewed", operator="alice")
+    assert rm.state.mode is RiskMode.ACTIVE and rm.check(buy("B/USDT"))
+    switches = [r.payload for r in AuditTrail.read(tmp_path / "audit.jsonl") if r.kind == "kill_switch"]
+    assert [(p["on"], p["operator"]) for p in switches] == [(True, "risk-manager"), (False, "alice")]
+    assert switches[1]["was"] is True and switches[1]["reason"] == "loss reviewed"
+    assert verify_audit(tmp_path / "audit.jsonl").ok
+
+
 def test_kill_switch_persists_across_processes_through_the_state_file(tmp_path):
     path = tmp_path / "risk_state.json"
     trader = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
