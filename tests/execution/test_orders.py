@@ -197,3 +197,22 @@ def test_a_429_is_honoured_then_the_order_is_sent_once(sim, tmp_path):
     assert time.monotonic() - t0 >= 0.9  # waited out Retry-After before resending
     assert not limiter.banned
     assert len(_exchange_orders(s, "BTC/USDT")) == 1
+
+
+def test_a_418_ban_blocks_for_its_retry_after_then_the_order_is_sent_once(sim, tmp_path):
+    from thunes.core.clock import SimulatedClock
+    from thunes.execution.rate_limiter import RateLimiter
+
+    # Arrange: the limiter's clock is simulated, so a 120 s ban is waited out at once and measured exactly
+    s = build_stack(sim, tmp_path)
+    clock = SimulatedClock(0)
+    s.executor.limiter = limiter = RateLimiter(clock=clock)
+    sim.faults.set(storm_status=418, storm_count=1, storm_retry_after=120, paths=["/api/v3/order"])
+    # Act
+    out = s.executor.execute(_entry(sim))
+    sim.faults.clear()
+    # Assert: banned, waited exactly Retry-After before the one resend, one order at the exchange
+    assert limiter.banned
+    assert clock.monotonic() == 120.0
+    assert out.status is OrderStatus.FILLED
+    assert len(_exchange_orders(s, "BTC/USDT")) == 1
