@@ -174,3 +174,117 @@ def test_sigterm_stops_paper_trading_cleanly(tmp_path):
     state = load_state(state_file)
     assert state.clean_stop and state.bars_processed >= 5
     assert "stopped: signal SIGTERM" in out
+
+
+def first_entry_bar(frame) -> int:
+    """Index of the first bar after the warm-up whose close gives SmaCross(3, 8) an entry signal."""
+    entries = SmaCross(fast=3, slow=8).signals(frame).arrays(frame.index).entries
+    return next(i for i in range(WARM, len(frame) - 1) if entries[i])
+
+
+def test_an_entry_denied_by_risk_or_refused_by_the_filters_never_reaches_the_exchange(market, tmp_path):
+    sim, frame = market
+    i = first_entry_bar(frame)
+    stack = make_stack(sim, tmp_path)
+    stack.trader.warm_up(frame.iloc[i - WARM:i])
+    try:
+        stack.risk.kill_switch(True, reason="test: stop entries", operator="pytest")
+        denied = step(sim, stack, frame, i)
+    finally:
+        stack.close()
+    small = tmp_path / "small"
+    options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("1"),
+                            state_dir=small / "state", window_bars=WARM)
+    tiny = build_stack(CcxtExchange.for_local(sim), strategy=SmaCross(fast=3, slow=8), options=options,
+                       risk_settings=RiskSettings(cool_down_minutes=0), audit_path=small / "audit.jsonl",
+                       ledger_path=small / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never")
+    tiny.trader.warm_up(frame.iloc[i - WARM:i])
+    try:
+        refused = tiny.trader.on_candle(candle(frame, i))
+        journaled = tiny.journal.entries()
+    finally:
+        tiny.close()
+
+    assert denied.action == "buy" and denied.filled_qty == 0
+    assert "denied (kill_switch)" in denied.reason
+    assert refused.action == "buy" and refused.filled_qty == 0 and "NOTIONAL" in refused.reason
+    assert journaled == []  # refused before the write-ahead journal: nothing was ever sent
+    assert stack.exchange.orders_sent == 0 and tiny.exchange.orders_sent == 0
+    assert read_ledger(tmp_path / "ledger.csv") == [] and read_ledger(small / "ledger.csv") == []
+    audit = (tmp_path / "audit.jsonl").read_text() + (small / "audit.jsonl").read_text()
+    assert '"kill_switch"' in audit and '"order_refused"' in audit
+
+
+def test_an_order_whose_answer_was_lost_before_a_crash_is_adopted_by_client_order_id_at_restart(market, tmp_path):
+    from thunes.execution import TradeIntent, intent_client_order_id, prepare_market_order
+
+    sim, frame = market
+    stamps = ts_ms(frame)
+    stack = make_stack(sim, tmp_path)
+    sim.advance_to(int(stamps[WARM + 1]))
+    intent = TradeIntent(symbol="BTC/USDT", side=Side.BUY, quote_qty=Decimal("100"),
+                         price=sim.last_price("BTC/USDT"), reason="entry signal", strategy="sma_cross",
+                         bar_ts=int(stamps[WARM]), is_exit=False)
+    cid = intent_client_order_id(intent)
+    prepared = prepare_market_order(stack.markets["BTC/USDT"], Side.BUY, quote_qty=Decimal("100"),
+                                    ref_price=intent.price)
+    stack.journal.record_pending(cid, prepared, strategy="sma_cross", reason="entry signal", bar_ts=intent.bar_ts)
+    stack.journal.mark_sent(cid)
+    # The request reaches the exchange and fills; the answer never comes back and the process dies.
+    CcxtExchange.for_local(sim).place_order(OrderRequest(symbol="BTC/USDT", side=Side.BUY, type=OrderType.MARKET,
+                                                         client_order_id=cid, qty=prepared.qty))
+    stack.close()
+
+    again = make_stack(sim, tmp_path)
+    try:
+        report = again.trader.reconcile()  # what Trader.run does first
+        position = again.positions.position("BTC/USDT").qty
+        entry = again.journal.get(cid)
+    finally:
+        again.close()
+
+    assert [(d.kind, d.client_order_id, d.action) for d in report.discrepancies] == [
+        ("unresolved_order", cid, "adopted")]
+    assert report.ok
+    assert str(entry.status) == "FILLED" and entry.filled_qty == prepared.qty
+    assert entry.fee == prepared.qty / 1000 and position == prepared.qty - entry.fee  # 0.1 % fee paid in BTC
+    fills = read_ledger(tmp_path / "ledger.csv")
+    assert [(f.client_order_id, f.side, f.qty) for f in fills] == [(cid, "BUY", prepared.qty)]
+    assert fills[0].reason == "entry signal (adopted at reconciliation: unresolved_order)"
+
+
+class ListFeed:
+    """A feed with nothing to say: the trader's loop waits on it while reconciliations come due."""
+
+    running = False
+
+    def start(self, *, last_ts=None):
+        self.running = True
+        return self
+
+    def get(self, timeout=None):
+        time.sleep(timeout or 0)
+        return None
+
+    def stop(self, timeout=5.0):
+        self.running = False
+
+
+def test_the_loop_reconciles_at_start_every_interval_and_at_stop(market, tmp_path):
+    sim, frame = market
+    options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                            state_dir=tmp_path / "state", window_bars=WARM, reconcile_every_s=0.05, poll_s=0.02)
+    stack = build_stack(CcxtExchange.for_local(sim), strategy=SmaCross(fast=3, slow=8), options=options,
+                        risk_settings=RiskSettings(), audit_path=tmp_path / "audit.jsonl",
+                        ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never")
+    try:
+        stack.reconciler()  # records the account's own 0.5 BTC as outside holdings
+        sim.set_balance("BTC", Decimal("0.6"))  # 0.1 BTC appears from nowhere while the trader runs
+        report = stack.trader.run(ListFeed(), deadline_s=0.5)
+    finally:
+        stack.close()
+    assert report.reconciles >= 4  # start + at least two periodic + stop (about 10 periodic on an idle machine)
+    assert report.discrepancies >= report.reconciles  # flagged every time, never silently adopted
+    assert report.stop_reason == "duration of 0.5s reached"
+    assert load_state(stack.trader.state_path).clean_stop
+    assert "difference 0.1" in (tmp_path / "audit.jsonl").read_text()

@@ -219,6 +219,9 @@ def _run_remote(app: Any, strategy: Any, *, mode: str, symbol: str | None, timef
     opts = CcxtOptions(exchange_id=base.exchange_id, mode=mode, base_url=ex.base_url, ws_url=ex.ws_url,  # type: ignore[arg-type]
                        api_key=base.api_key, secret=base.secret, timeout_s=base.timeout_s)
     port, feed_port = CcxtExchange(opts), CcxtExchange(opts)
+    if ex.base_url:
+        # A configured base URL takes every endpoint with it, the API-restrictions check included.
+        port.client.urls["api"]["sapi"] = f"{opts.rest_root()}/sapi/v1"
     try:
         port.fetch_balance()
     except AuthenticationError as exc:

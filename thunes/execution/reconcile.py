@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +32,7 @@ from thunes.core.clock import Clock, LiveClock
 from thunes.core.enums import OrderStatus
 from thunes.core.errors import ExchangeError, OrderNotFound, StoreError
 from thunes.exchange.types import OrderResult
+from thunes.execution.risk import write_risk_state as write_json_atomic  # the package's atomic JSON write
 
 __all__ = ["Discrepancy", "ReconcileReport", "Reconciler", "Baseline"]
 
@@ -95,13 +94,7 @@ class Baseline:
 
     def set(self, asset: str, value: Decimal) -> None:
         self.values[asset] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({k: str(v) for k, v in self.values.items()}, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, {k: str(v) for k, v in self.values.items()})
 
 
 class Reconciler:

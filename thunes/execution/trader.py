@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -48,18 +46,11 @@ from thunes.core.timeframes import parse_timeframe
 from thunes.exchange.types import OrderRequest, OrderResult
 from thunes.execution.ledger import Ledger, LedgerRow
 from thunes.execution.live_data import Candle, CandleFeed
+from thunes.execution.risk import write_risk_state as write_json_atomic  # the package's atomic JSON write
 from thunes.strategies.base import Strategy
 
-__all__ = [
-    "TraderOptions",
-    "TraderState",
-    "BarDecision",
-    "TraderReport",
-    "Trader",
-    "RecordingPort",
-    "load_state",
-    "save_state",
-]
+__all__ = ["TraderOptions", "TraderState", "BarDecision", "TraderReport", "Trader", "RecordingPort", "load_state",
+           "save_state", "ReplayClock", "TradingStack", "build_stack", "feed_for"]
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +109,7 @@ def load_state(path: Path) -> TraderState | None:
 
 def save_state(path: Path, state: TraderState) -> None:
     """Atomic write: temp file, fsync, rename. A crash leaves the previous state, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(state), fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_json_atomic(path, asdict(state))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -468,7 +448,16 @@ class Trader:
             return None
         result = self.reconciler()
         self.report.reconciles += 1
-        self.report.discrepancies += len(getattr(result, "discrepancies", ()) or ())
+        discrepancies = getattr(result, "discrepancies", ()) or ()
+        self.report.discrepancies += len(discrepancies)
+        # An order adopted here (its answer was lost, or it filled while we were away) has fills that never
+        # went through _order: write them now, so the ledger holds every fill the journal knows.
+        journal = getattr(self.reconciler, "journal", None)
+        for d in discrepancies:
+            if d.action == "adopted" and d.client_order_id is not None:
+                entry = journal.get(d.client_order_id) if journal is not None else None
+                why = getattr(entry, "reason", "") or "order"
+                self.record_fills(d.client_order_id, f"{why} (adopted at reconciliation: {d.kind})")
         return result
 
     def run(
