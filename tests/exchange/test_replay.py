@@ -100,3 +100,22 @@ def test_serve_help_names_every_option():
     assert out.exit_code == 0
     for option in ("--port", "--replay", "--symbols", "--timeframe", "--speed", "--seed", "--duration"):
         assert option in out.output
+
+
+def test_the_generated_market_has_fat_tails_volatility_clustering_and_an_intraday_season():
+    # Arrange: 30 days of 5m candles, as `thunes exchange serve --timeframe 5m` would generate them
+    sim = LocalExchange(SimOptions(symbols=("BTC/USDT",), timeframe="5m", synthetic_bars=8640, seed=7))
+    feed = sim.engine.feeds["BTCUSDT"]
+    r = np.diff(np.log(feed.close))
+    hours = (feed.ts[1:] // 3_600_000) % 24
+    # Act
+    kurtosis = ((r - r.mean()) ** 4).mean() / r.var() ** 2
+    abs_autocorr = np.corrcoef(np.abs(r[:-1]), np.abs(r[1:]))[0, 1]
+    autocorr = np.corrcoef(r[:-1], r[1:])[0, 1]
+    hourly_vol = np.array([r[hours == h].std() for h in range(24)])
+    hourly_volume = np.array([feed.volume[1:][hours == h].mean() for h in range(24)])
+    # Assert: Gaussian returns would give kurtosis 3, no |r| autocorrelation and a flat day
+    assert kurtosis > 6
+    assert abs_autocorr > 0.1 and abs(autocorr) < 0.05  # clustered volatility, but no predictable drift
+    assert hourly_vol.max() / hourly_vol.min() > 1.8
+    assert hourly_volume.max() / hourly_volume.min() > 1.8
