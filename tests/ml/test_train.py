@@ -15,7 +15,8 @@ pytest.importorskip("onnxruntime")
 from thunes.features import compute_features, get_feature_set  # noqa: E402
 from thunes.ml.artifacts import ModelCompatibilityError, load_model  # noqa: E402
 from thunes.ml.serving import Forecaster  # noqa: E402
-from thunes.ml.train import LeakageDetected, TrainOptions, train_model  # noqa: E402
+from thunes.core.errors import ConfigError  # noqa: E402
+from thunes.ml.train import LeakageDetected, TrainOptions, pick_device, resolve_threads, train_model  # noqa: E402
 
 pytestmark = pytest.mark.ml
 
@@ -156,3 +157,34 @@ def test_xgboost_model_trains_saves_and_serves(candles, tmp_path, TINY):
     r, _ = result.model.predict(result.dataset.windows("test"))
     np.testing.assert_allclose(preds.pred_ret.to_numpy()[ends], r * result.meta.target_scale, rtol=1e-5,
                                atol=1e-9)
+
+
+def test_device_auto_picks_the_gpu_only_when_there_is_one():
+    has_cuda = torch.cuda.is_available()
+
+    assert pick_device("auto") == pick_device(None) == ("cuda" if has_cuda else "cpu")
+    assert pick_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        pick_device("tpu")
+    if not has_cuda:
+        with pytest.raises(ConfigError, match="torch sees no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_threads_default_to_one_on_a_busy_machine(monkeypatch):
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 3.0, 0.0, 0.0))
+    assert resolve_threads(None) == 1  # oversubscribed OpenMP threads were 17x slower than one thread
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert resolve_threads(None) == cores
+    assert resolve_threads(3) == 3
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
+        resolve_threads(0)
+
+
+def test_meta_records_the_threads_and_device_used(trained):
+    result, _ = trained
+
+    assert result.meta.metrics["threads"] == 1 and result.meta.metrics["device"] == pick_device("auto")

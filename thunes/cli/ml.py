@@ -25,7 +25,8 @@ def _candle_source_options(fn):  # noqa: ANN001, ANN201
         click.option("--until", default=None, help="End (UTC date, exclusive)."),
         click.option("--source", type=click.Choice(["auto", "store", "sample", "synthetic"]), default="auto",
                      show_default=True, help="auto: the candle store if it has the symbol, else the sample files "
-                     "in ../shared/data, else synthetic candles."),
+                     "in ../shared/data; without either the command stops and names the `thunes data` command "
+                     "to run first. synthetic: generated candles (for trying the commands)."),
         click.option("--db", default=None, metavar="URL", help="Candle store URL (default: settings data.url)."),
     ]
     for option in reversed(options):
@@ -40,11 +41,13 @@ def _load(app: Any, symbol: str, timeframe: str, since: str | None, until: str |
     data = app.settings.data
     if db:
         data = data.model_copy(update={"url": db})
-    loaded = load_candles(symbol, timeframe, data_settings=data, source=source, since=since, until=until)
+    loaded = load_candles(symbol, timeframe, data_settings=data, source=source, since=since, until=until,
+                          allow_synthetic=False)
     click.echo(f"candles: {len(loaded.frame)} x {timeframe} {symbol} from {loaded.source} "
                f"({loaded.frame.index[0]:%Y-%m-%d %H:%M} → {loaded.frame.index[-1]:%Y-%m-%d %H:%M} UTC)", err=True)
     if not loaded.real:
-        click.secho("warning: no real data found, using SYNTHETIC candles", fg="yellow", err=True)
+        click.secho("warning: --source synthetic: these are SYNTHETIC candles, not market data", fg="yellow",
+                    err=True)
     return loaded.frame
 
 
@@ -94,8 +97,11 @@ def _latest_model(root: Path, symbol: str | None, timeframe: str | None) -> Path
 @click.option("--purge", type=int, default=None, help="Bars between blocks (default and minimum: seq_len + horizon).")
 @click.option("--embargo", type=int, default=0, show_default=True, help="Extra bars skipped after each boundary.")
 @click.option("--seed", type=int, default=None, help="Random seed (default: settings ml.seed).")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch/XGBoost (default: the libraries').")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto: cuda (bfloat16 AMP) when torch sees a GPU, else cpu.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch/XGBoost (default: all usable cores, 1 when the load average says the "
+                   "machine is busy).")
 @click.option("--allow-leakage", is_flag=True, help="Train despite leakage-audit findings (recorded in meta.json).")
 @click.option("--no-onnx", is_flag=True, help="Do not export model.onnx.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -115,8 +121,10 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
 
         thunes train --symbol BTC/USDT --timeframe 30m --epochs 20 --seq-len 32 --horizon 10
     """
-    from thunes.ml.train import TrainOptions, train_model
+    from thunes.ml.train import TrainOptions, pick_device, train_model
 
+    if model_type == "lstm":
+        pick_device(device)  # a GPU that is not there is an error now, not after the features are computed
     ml = app.settings.ml
     tf = timeframe or "1h"
     options = TrainOptions(
@@ -149,7 +157,8 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
                        f"vol corr {_fmt(m['vol_corr'])}")
     epochs_run = len(result.history) if model_type == "lstm" else "-"
     click.echo(f"training: {epochs_run} epoch(s), {result.train_seconds:.1f} s, "
-               f"{result.samples_per_s:,.0f} samples/s on {meta.metrics.get('device')}")
+               f"{result.samples_per_s:,.0f} samples/s on {meta.metrics.get('device')} "
+               f"({meta.metrics.get('threads')} thread(s))")
     click.echo(f"model saved to {folder}")
 
 

@@ -5,7 +5,8 @@ order, in the candle store (``settings.data.url``, only if it already exists) an
 (``../shared/data``) for the symbol at the requested timeframe; failing that, for the *coarsest* stored
 timeframe that divides it evenly (``5m`` before ``1m`` for ``30m``: fewer rows to read, same result) and
 resamples with :func:`thunes.core.timeframes.resample` (gaps stay gaps). Without any data it falls
-back to synthetic candles and says so in ``source``.
+back to synthetic candles and says so in ``source`` — or, for the CLI (``allow_synthetic=False``), stops
+with the exact ``thunes data`` commands that would load real candles.
 """
 
 from __future__ import annotations
@@ -88,6 +89,18 @@ def _sample_candles(symbol: str, timeframe: str, sample_dir: Any) -> tuple[pd.Da
     return loaded.frame, f"sample {loaded.source}"
 
 
+def _no_data_message(symbol: str, timeframe: str, data_settings: Any) -> str:
+    url = str(getattr(data_settings, "url", "") or "(none)")
+    return (
+        f"no {symbol} candles at {timeframe} (or at a timeframe dividing it): the candle store {url} has none and "
+        "no sample folder was found (../shared/data beside the repository, $THUNES_SAMPLE_DIR or data.sample_dir). "
+        "Load candles first, then run this command again:\n"
+        f"  thunes data download --symbol {symbol} --timeframe {timeframe} --since 2024-01-01\n"
+        f"  (or: thunes data import FILE --symbol {symbol} --timeframe {timeframe})\n"
+        "or add --source synthetic to try it on synthetic candles."
+    )
+
+
 def load_candles(
     symbol: str,
     timeframe: str,
@@ -97,8 +110,14 @@ def load_candles(
     since: str | None = None,
     until: str | None = None,
     synthetic_rows: int = 20_000,
+    allow_synthetic: bool = True,
 ) -> LoadedCandles:
-    """Candles of ``symbol`` at ``timeframe`` (resampled when needed); ``source``: auto, store, sample, synthetic."""
+    """Candles of ``symbol`` at ``timeframe`` (resampled when needed); ``source``: auto, store, sample, synthetic.
+
+    With ``source="auto"`` and no real data, ``allow_synthetic=False`` raises ``InsufficientData`` whose
+    message names the commands that load data (the CLI's behaviour: a model trained on synthetic candles
+    by accident would be worse than an error); ``True`` falls back to synthetic candles (``real=False``).
+    """
     tf = str(parse_timeframe(timeframe))
     if source not in ("auto", "store", "sample", "synthetic"):
         raise DataError(f"unknown candle source {source!r}: use auto, store, sample or synthetic")
@@ -107,12 +126,15 @@ def load_candles(
     if source in ("auto", "store"):
         found = _store_candles(symbol, tf, data_settings)
         if found is None and source == "store":
-            raise InsufficientData(f"the candle store has no {symbol} data at {tf} or at a timeframe dividing it "
-                                   "(import some with `thunes data ...`)")
+            raise InsufficientData(f"the candle store has no {symbol} data at {tf} or at a timeframe dividing it; "
+                                   f"load some first: thunes data download --symbol {symbol} --timeframe {tf} "
+                                   "--since 2024-01-01")
     if found is None and source in ("auto", "sample"):
         found = _sample_candles(symbol, tf, getattr(data_settings, "sample_dir", None))
         if found is None and source == "sample":
             raise InsufficientData(f"no sample file for {symbol} at {tf} or at a timeframe dividing it")
+    if found is None and source == "auto" and not allow_synthetic:
+        raise InsufficientData(_no_data_message(symbol, tf, data_settings))
     if found is None:
         from thunes.data.samples import load_sample_candles
 
