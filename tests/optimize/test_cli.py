@@ -8,6 +8,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from thunes.cli import root
+from thunes.core.errors import InsufficientData
 
 
 def _recent(btc_1h) -> str:  # noqa: ANN001
@@ -15,40 +16,81 @@ def _recent(btc_1h) -> str:  # noqa: ANN001
     return str(btc_1h.frame.index[-5000])
 
 
-def _invoke(tmp_path, *args: str):  # noqa: ANN001, ANN202
-    settings = ["--set", f"optimize.storage=sqlite:///{tmp_path}/studies.sqlite",
-                "--set", f"optimize.artifacts_dir={tmp_path}/art", "--set", f"data.url=sqlite:///{tmp_path}/none.sqlite"]
-    return CliRunner().invoke(root, [*settings, "optimize", *args], catch_exceptions=False)
+def _invoke(tmp_path, *args: str, settings: tuple[str, ...] = ()):  # noqa: ANN001, ANN202
+    base = ["--set", f"optimize.storage=sqlite:///{tmp_path}/studies.sqlite",
+            "--set", f"optimize.artifacts_dir={tmp_path}/art", "--set", f"data.url=sqlite:///{tmp_path}/none.sqlite"]
+    return CliRunner().invoke(root, [*base, *settings, "optimize", *args], catch_exceptions=False)
 
 
-def test_optimize_prints_the_verdict_and_writes_artifacts(tmp_path, btc_1h) -> None:  # noqa: ANN001
-    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--folds", "2", "--study", "cli",
-                     "--range", "fast=5:30", "--range", "slow=40:150", "--no-progress")
+def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deployed_parameters(
+        tmp_path, btc_1h) -> None:  # noqa: ANN001
+    # Thresholds any run passes (OOS Sharpe > -1000, DSR >= 0): the verdict is DEPLOY and the parameters
+    # are written where `thunes optimize decay` reads them. Fees/slippage/risk come from the settings.
+    thresholds = ("--set", "optimize.deploy_min_sharpe=-1000", "--set", "optimize.deploy_min_dsr=0",
+                  "--set", "backtest.taker_fee_bps=12", "--set", "risk.max_position_quote=250")
+
+    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--folds", "2",
+                     "--study", "cli", "--range", "fast=5:30", "--range", "slow=40:150", "--no-progress",
+                     settings=thresholds)
 
     assert result.exit_code == 0, result.output
+    # The store is empty (a fresh checkout): the first line on stderr says the sample data is used instead.
+    assert "from real sample data (the candle store has none)" in result.stderr or "SYNTHETIC data" in result.stderr
     for text in ("top 3 of 3 distinct trials", "Deflated Sharpe Ratio:", "Probability of Backtest Overfitting",
-                 "walk-forward (rolling, 2 folds) out-of-sample", "recommendation: "):
+                 "walk-forward (rolling, 2 folds) out-of-sample", "recommendation: DEPLOY: out-of-sample Sharpe",
+                 "> -1000; DSR"):
         assert text in result.output
     out = tmp_path / "art" / "cli"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"]["complete"] == 3 and len(summary["walk_forward"]["folds"]) == 2
     assert 0 <= summary["dsr"]["dsr"] <= 1 and 0 <= summary["pbo"]["pbo"] <= 1
-    assert summary["recommendation"]["deploy"] == ("recommendation: DEPLOY:" in result.output)
+    assert summary["recommendation"]["deploy"] is True
+    assert summary["spec"]["backtest"]["taker_fee_bps"] == 12.0
+    assert summary["spec"]["backtest"]["slippage"] == {"kind": "fixed", "bps": 5.0}
+    assert summary["spec"]["backtest"]["risk"]["max_position_quote"] == 250.0
     trials = pd.read_csv(out / "trials.csv")
-    assert {"number", "state", "value", "param_fast", "param_slow", "worker", "sr_period"} <= set(trials.columns)
+    assert {"number", "state", "value", "param_fast", "param_slow", "worker", "sr_period", "fees_paid"} <= set(
+        trials.columns)
+    assert (trials.loc[trials.state == "COMPLETE", "fees_paid"] > 0).all()
+    assert len(pd.read_csv(out / "folds.csv")) == 2 and len(pd.read_csv(out / "oos_equity.csv")) > 0
     page = (out / "report.html").read_text()
-    assert page.count("plotly.js v") == 1 and "Optimisation history" in page and "out-of-sample equity" in page
+    assert page.count("plotly.js v") == 1 and "<script src=" not in page  # plotly.js embedded: works offline
+    for title in ("Optimisation history", "Parameter importance", "out-of-sample equity"):
+        assert title in page
+    deployed = json.loads((tmp_path / "art" / "deployed" / "sma_cross_BTCUSDT_1h.json").read_text())
+    assert deployed["params"] == summary["best"]["params"] and deployed["study"] == "cli"
+
+    decay = _invoke(tmp_path, "decay", "--window", "200", "--lookback", "600")
+
+    assert decay.exit_code == 0, decay.output
+    assert f"(from {tmp_path}/art/deployed/sma_cross_BTCUSDT_1h.json)" in decay.output
+    assert json.loads((tmp_path / "art" / "decay" / "sma_cross_BTCUSDT_1h.json").read_text())["params"] == \
+        deployed["params"]
 
 
-def test_nsga2_writes_the_pareto_front(tmp_path, btc_1h) -> None:  # noqa: ANN001
-    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--sampler", "nsga2", "--objectives", "sharpe,max_drawdown", "--trials", "4",
-                     "--walk-forward", "none", "--study", "mo", "--range", "fast=5:30", "--range", "slow=40:150",
-                     "--no-progress")
+def test_nsga2_prints_and_writes_the_pareto_front(tmp_path, btc_1h) -> None:  # noqa: ANN001
+    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--sampler", "nsga2", "--objectives", "sharpe,max_drawdown",
+                     "--trials", "4", "--walk-forward", "none", "--study", "mo", "--range", "fast=5:30",
+                     "--range", "slow=40:150", "--no-progress")
 
     assert result.exit_code == 0, result.output
-    assert "no out-of-sample Sharpe" in result.output
+    assert "recommendation: DO NOT DEPLOY: no out-of-sample Sharpe" in result.output
     front = pd.read_csv(tmp_path / "art" / "mo" / "pareto.csv")
-    assert {"sharpe", "max_drawdown", "fast", "slow"} <= set(front.columns) and len(front) >= 1
+    assert list(front.columns) == ["number", "sharpe", "max_drawdown", "fast", "slow"] and len(front) >= 1
+    assert f"Pareto front (sharpe:max, max_drawdown:min): {len(front)} trial(s)," in result.output
+    assert front.sharpe.is_monotonic_decreasing  # best Sharpe first
+    assert "Pareto front" in (tmp_path / "art" / "mo" / "report.html").read_text()
+
+
+def test_an_empty_store_with_source_store_says_which_command_fills_it(tmp_path) -> None:  # noqa: ANN001
+    result = CliRunner().invoke(root, ["--set", f"data.url=sqlite:///{tmp_path}/none.sqlite", "optimize",
+                                       "--source", "store", "--no-progress"])
+
+    # `thunes` prints a ThunesError as "error: <message>" and exits 2; the runner hands back the error.
+    assert isinstance(result.exception, InsufficientData)
+    assert "has no BTC/USDT 1h candles" in str(result.exception)
+    assert "thunes data import --sample BTC/USDT --timeframe 1h" in str(result.exception)
+    assert not (tmp_path / "none.sqlite").exists()  # looking did not create an empty store
 
 
 def test_decay_command_writes_the_flag(tmp_path) -> None:  # noqa: ANN001

@@ -132,3 +132,20 @@ def test_pbo_counts_a_never_trading_trial_as_flat() -> None:
     r[:, 0] = np.tile([0.01, -0.005], 50)  # positive every block pair
     result = probability_of_backtest_overfitting(r, n_blocks=4)
     assert result.pbo == 0.0
+
+
+def test_pbo_by_hand_two_trials_four_blocks() -> None:
+    # One return per block, ranked by the mean. Trial A earns 2 % in every block; B alternates 3 %, 0 %.
+    # The C(4, 2) = 6 in-sample choices, in itertools order, with the in-sample winner and its OOS rank:
+    #   {0,1}: A 2.0 vs B 1.5 -> A; OOS {2,3}: A 2.0 > B 1.5 -> rank 2 of 2, ω = 2/3, λ = ln 2
+    #   {0,2}: A 2.0 vs B 3.0 -> B; OOS {1,3}: B 0.0 < A 2.0 -> rank 1 of 2, ω = 1/3, λ = -ln 2
+    #   {0,3}, {1,2}, {2,3}: A wins in and out of sample -> λ = ln 2;  {1,3}: A 2.0 vs B 0.0 -> A, but
+    #   OOS {0,2}: A 2.0 < B 3.0 -> λ = -ln 2.  Two of six splits overfit: PBO = 1/3.
+    r = np.array([[0.02, 0.03], [0.02, 0.0], [0.02, 0.03], [0.02, 0.0]])
+
+    result = probability_of_backtest_overfitting(r, n_blocks=4, metric="mean")
+
+    ln2 = math.log(2.0)
+    np.testing.assert_allclose(result.logits, [ln2, -ln2, ln2, ln2, -ln2, ln2])
+    assert result.pbo == pytest.approx(1 / 3)
+    assert (result.n_splits, result.n_blocks, result.n_trials) == (6, 4, 2)

@@ -156,3 +156,29 @@ def test_deploy_needs_both_thresholds() -> None:
     assert not no.deploy and "out-of-sample Sharpe 1.20 <= 1.5" in str(no)
     assert not recommend(oos_sharpe=2.0, dsr=0.5, min_sharpe=1.5, min_dsr=0.95).deploy
     assert not recommend(oos_sharpe=None, dsr=0.99, min_sharpe=1.5, min_dsr=0.95).deploy
+
+
+def test_trials_run_with_the_settings_fees_slippage_and_risk_limits(candles) -> None:  # noqa: ANN001
+    from thunes.backtest import BacktestOptions, run_backtest
+    from thunes.config import BacktestSettings, RiskSettings
+    from thunes.optimize import _evaluate
+
+    options = BacktestOptions.from_settings(BacktestSettings(taker_fee_bps=10, slippage_bps=5),
+                                            RiskSettings(max_position_quote=500))
+    costly = StudySpec(strategy="sma_cross", backtest=_evaluate.options_to_json(options)).for_window(candles, "s")
+    free = StudySpec(strategy="sma_cross", backtest=_evaluate.options_to_json(
+        options.replace(taker_fee_bps=0.0, maker_fee_bps=0.0, slippage=type(options.slippage)(bps=0.0)))
+    ).for_window(candles, "s")
+
+    ev = TrialEvaluator(costly, candles).evaluate({"fast": 10, "slow": 50})
+    ev_free = TrialEvaluator(free, candles).evaluate({"fast": 10, "slow": 50})
+
+    # The options survive the JSON round trip a study stores, and a trial is exactly `thunes backtest`.
+    assert _evaluate.make_options(costly.backtest) == options
+    direct = run_backtest(candles, get_strategy("sma_cross")(fast=10, slow=50), options=options,
+                          symbol="BTC/USDT", timeframe="1h")
+    assert ev.stats["sharpe"] == direct.stats["sharpe"] and ev.stats["fees_paid"] == direct.stats["fees_paid"]
+    assert ev.stats["fees_paid"] > 0 and ev_free.stats["fees_paid"] == 0
+    assert ev.stats["total_return"] < ev_free.stats["total_return"]  # costs are charged
+    # The risk limit caps every position at 500 quote (plus the entry's slippage and rounding).
+    assert (ev.trades.entry_price * ev.trades.qty).max() <= 500 * 1.001

@@ -113,7 +113,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     from thunes.optimize import _evaluate
     from thunes.optimize._data import load_study_candles
     from thunes.optimize.decay import deployed_path, write_deployed
-    from thunes.optimize.report import folds_table, results_table, write_artifacts
+    from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table, write_artifacts
     from thunes.optimize.storage import redact_url
     from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
     from thunes.optimize.walk_forward import run_walk_forward
@@ -133,7 +133,9 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     cls = get_strategy(strategy)
     err = click.get_text_stream("stderr")
 
-    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, since=since, until=until)
+    sample_dir = settings.data.sample_dir
+    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, since=since, until=until,
+                              sample_dir=sample_dir)
     click.echo(f"data: {symbol} {timeframe}, {len(data.frame)} bars {data.frame.index[0]} → {data.frame.index[-1]} "
                f"from {data.description}", file=err)
     options = BacktestOptions.from_settings(settings.backtest, settings.risk)
@@ -146,18 +148,22 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     bound = spec.for_window(data.frame, data.source)
     click.echo(f"study {name!r} in {redact_url(storage)}: {trials} trials, sampler {sampler}, objectives "
                f"{', '.join(map(str, objs))}, {workers} worker(s)", file=err)
+    where = {"store_url": settings.data.url if data.source.startswith("store:") else None, "sample_dir": sample_dir}
     outcome = run_study(bound, data.frame, n_trials=trials, storage_url=storage, study_name=name, workers=workers,
-                        progress=not no_progress, desc="full sample")
+                        progress=not no_progress, desc="full sample", **where)
     wf = None
     if walk_forward != "none":
         wf = run_walk_forward(spec, data.frame, data_source=data.source, scheme=walk_forward, n_folds=folds,
                               is_oos_ratio=is_oos_ratio, n_trials=trials, storage_url=storage, study_name=name,
-                              workers=workers, progress=not no_progress)
+                              workers=workers, progress=not no_progress, **where)
     rec = recommend(oos_sharpe=wf.oos_sharpe if wf else None, dsr=outcome.dsr.dsr if outcome.dsr else None,
                     min_sharpe=opt.deploy_min_sharpe, min_dsr=opt.deploy_min_dsr)
 
     console = _console()
     console.print(results_table(outcome, top=top))
+    if outcome.spec.multi_objective:
+        click.echo(pareto_heading(outcome))
+        console.print(pareto_table(outcome))
     if wf is not None:
         console.print(folds_table(wf))
     click.echo(f"best parameters (full sample): {outcome.best_params}")
@@ -196,7 +202,9 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
 @click.option("--store-url", default=None, metavar="URL", help="Candle store (default: the one the study used).")
 @click.option("--index", "worker_index", type=int, default=None,
               help="Worker number (varies the sampler seed; default: from the process id).")
-def worker_cmd(storage: str, study_name: str, trials: int, store_url: str | None, worker_index: int | None) -> None:
+@click.pass_obj
+def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str | None,  # noqa: ANN001
+               worker_index: int | None) -> None:
     """Join an existing study (e.g. from another machine) and complete TRIALS trials of it.
 
     The study carries its own description (strategy, data window, backtest options); the worker loads
@@ -208,7 +216,8 @@ def worker_cmd(storage: str, study_name: str, trials: int, store_url: str | None
     import os
 
     index = worker_index if worker_index is not None else 1000 + os.getpid() % 100_000
-    report = run_worker(storage, study_name, trials, worker_index=index, store_url=store_url)
+    report = run_worker(storage, study_name, trials, worker_index=index, store_url=store_url,
+                        sample_dir=app.settings.data.sample_dir)
     click.echo(f"worker {report.worker_id}: completed {report.completed} trial(s) of {report.study}")
 
 
@@ -270,7 +279,8 @@ def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sh
         chosen = read_deployed(path)["params"]
         origin = str(path)
     strat = cls(**chosen)
-    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, until=until)
+    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, until=until,
+                              sample_dir=settings.data.sample_dir)
     recent = data.frame.iloc[-(lookback + int(strat.warmup)):]
     report = check_decay(recent, strat, window_bars=window,
                          min_sharpe=opt.decay_min_sharpe if min_sharpe is None else min_sharpe,

@@ -17,6 +17,7 @@ from thunes.core.candles import ts_ms
 from thunes.core.errors import DataError, InsufficientData
 from thunes.core.timeframes import utc_ms
 from thunes.data.samples import load_sample_candles
+from thunes.optimize.storage import redact_url
 
 __all__ = ["StudyData", "load_study_candles", "candles_fingerprint"]
 
@@ -70,9 +71,11 @@ def load_study_candles(
     store_url: str | None = None,
     since: str | int | None = None,
     until: str | int | None = None,
+    sample_dir: str | Path | None = None,
 ) -> StudyData:
     """Candles ``since <= ts < until`` from ``source``: ``auto`` (store if it has rows, else the samples),
-    ``store`` (the store only) or ``sample`` (real sample files, synthetic when absent)."""
+    ``store`` (the store only) or ``sample`` (real sample files in ``sample_dir`` or ``../shared/data``,
+    synthetic when absent)."""
     start = _as_ms(since)
     end = _as_ms(until)
     if source not in ("auto", "store", "sample"):
@@ -80,10 +83,14 @@ def load_study_candles(
     if source in ("auto", "store") and store_url:
         frame = _from_store(store_url, symbol, timeframe, start, end)
         if frame is not None:
-            return StudyData(frame, f"store:{store_url}", f"candle store ({len(frame)} rows)")
+            # The source is stored in the study: never with a password (workers are given the URL).
+            return StudyData(frame, f"store:{redact_url(store_url)}", f"candle store ({len(frame)} rows)")
         if source == "store":
-            raise InsufficientData(f"the candle store has no {symbol} {timeframe} candles in the requested range")
-    sample = load_sample_candles(symbol, timeframe)
+            raise InsufficientData(
+                f"the candle store {redact_url(store_url)} has no {symbol} {timeframe} candles in the requested "
+                f"range; fill it with {_fill_hint(symbol, timeframe)}, or use --source sample"
+            )
+    sample = load_sample_candles(symbol, timeframe, sample_dir=sample_dir)
     frame = sample.frame
     if start is not None:
         frame = frame[frame.index >= pd.Timestamp(start, unit="ms", tz="UTC")]
@@ -91,6 +98,15 @@ def load_study_candles(
         frame = frame[frame.index < pd.Timestamp(end, unit="ms", tz="UTC")]
     if not len(frame):
         raise InsufficientData(f"no {symbol} {timeframe} sample candles in the requested range")
-    kind = "real sample data" if sample.real else "SYNTHETIC data (no sample file found)"
-    note = "" if source == "sample" or not store_url else " (the candle store has none)"
-    return StudyData(frame, "sample", f"{kind}{note}: {sample.source}")
+    empty_store = source != "sample" and bool(store_url)
+    if sample.real:
+        note = " (the candle store has none)" if empty_store else ""
+        return StudyData(frame, "sample", f"real sample data{note}: {sample.source}")
+    where = "no sample file and no candles in the store" if empty_store else "no sample file"
+    return StudyData(frame, "sample", f"SYNTHETIC data ({where}; for real candles run "
+                                      f"{_fill_hint(symbol, timeframe)}): {sample.source}")
+
+
+def _fill_hint(symbol: str, timeframe: str) -> str:
+    return (f"`thunes data import --sample {symbol} --timeframe {timeframe}` or "
+            f"`thunes data download --symbol {symbol} --timeframe {timeframe}`")

@@ -28,7 +28,10 @@ from thunes.optimize.decay import write_json_atomic
 from thunes.optimize.study import Recommendation, StudyOutcome, trial_result
 from thunes.optimize.walk_forward import WalkForwardResult
 
-__all__ = ["trials_frame", "summary_dict", "results_table", "folds_table", "html_report", "write_artifacts"]
+__all__ = [
+    "trials_frame", "summary_dict", "results_table", "pareto_front_frame", "pareto_heading", "pareto_table", "folds_table",
+    "html_report", "write_artifacts",
+]
 
 _KEY_STATS = ("sharpe", "total_return", "max_drawdown", "n_trades", "win_rate", "fees_paid")
 
@@ -92,7 +95,8 @@ def results_table(outcome: StudyOutcome, *, top: int = 10) -> Table:
     frame = frame.sort_values(col, ascending=first.direction == "minimize").head(top)
     params = [c for c in frame.columns if c.startswith("param_")]
     value_cols = [c for c in frame.columns if c == "value" or c.startswith("value_")]
-    extra = [k for k in ("total_return", "max_drawdown", "n_trades") if k in frame]
+    objective_names = {o.metric for o in outcome.spec.objectives}
+    extra = [k for k in ("total_return", "max_drawdown", "n_trades") if k in frame and k not in objective_names]
     table = Table(title=f"{outcome.name}: top {len(frame)} of {outcome.n_distinct} distinct trials")
     for c in ["number", *params, *value_cols, *extra]:
         table.add_column(c.removeprefix("param_").removeprefix("value_") if c != "value" else first.metric,
@@ -101,6 +105,34 @@ def results_table(outcome: StudyOutcome, *, top: int = 10) -> Table:
     for _, row in frame.iterrows():
         mark = "*" if row["number"] in pareto else ""
         table.add_row(f"{int(row['number'])}{mark}", *[_fmt(row[c]) for c in [*params, *value_cols, *extra]])
+    return table
+
+
+def pareto_front_frame(outcome: StudyOutcome) -> pd.DataFrame:
+    """The Pareto-optimal trials (multi-objective), one row each: number, objective values, parameters;
+    sorted by the first objective, best first. This is what ``pareto.csv`` holds."""
+    objectives = outcome.spec.objectives
+    rows = [{"number": t.number, **{o.metric: v for o, v in zip(objectives, t.values)}, **t.params}
+            for t in outcome.pareto]
+    frame = pd.DataFrame(rows, columns=["number", *[o.metric for o in objectives],
+                                        *sorted({k for t in outcome.pareto for k in t.params})])
+    first = objectives[0]
+    return frame.sort_values(first.metric, ascending=first.direction == "minimize", kind="stable")
+
+
+def pareto_heading(outcome: StudyOutcome) -> str:
+    names = ", ".join(str(o) for o in outcome.spec.objectives)
+    return f"Pareto front ({names}): {len(outcome.pareto)} trial(s), none beaten on every objective"
+
+
+def pareto_table(outcome: StudyOutcome) -> Table:
+    """The whole Pareto front as a terminal table (no trial on it is beaten on every objective)."""
+    frame = pareto_front_frame(outcome)
+    table = Table()
+    for c in frame.columns:
+        table.add_column(c, justify="right")
+    for _, row in frame.iterrows():
+        table.add_row(str(int(row["number"])), *[_fmt(row[c]) for c in frame.columns[1:]])
     return table
 
 
@@ -193,8 +225,7 @@ def write_artifacts(
     trials_frame(outcome).to_csv(paths["trials"], index=False)
     if outcome.spec.multi_objective:
         paths["pareto"] = out / "pareto.csv"
-        pd.DataFrame([{"number": t.number, **{o.metric: v for o, v in zip(outcome.spec.objectives, t.values)},
-                       **t.params} for t in outcome.pareto]).to_csv(paths["pareto"], index=False)
+        pareto_front_frame(outcome).to_csv(paths["pareto"], index=False)
     if wf is not None:
         paths["folds"] = out / "folds.csv"
         wf.table().to_csv(paths["folds"], index=False)

@@ -484,11 +484,15 @@ def run_study(
     storage_options: StorageOptions | None = None,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
     desc: str | None = None,
+    store_url: str | None = None,
+    sample_dir: str | Path | None = None,
 ) -> StudyOutcome:
     """Create or resume ``study_name`` and run it until it holds ``n_trials`` completed trials.
 
     ``workers > 1`` starts ``workers - 1`` extra processes (:mod:`thunes.optimize.worker`) on the same
-    storage; that needs a server database (PostgreSQL), because SQLite allows a single writer.
+    storage; that needs a server database (PostgreSQL), because SQLite allows a single writer. The extra
+    workers reload the study's candles themselves, from ``store_url`` (the spec keeps it without a
+    password) or the samples in ``sample_dir``.
     """
     from thunes.optimize.storage import is_sqlite
 
@@ -518,7 +522,8 @@ def run_study(
             bar.n = min(start_complete + mine, n_trials)
         bar.refresh()
 
-    procs = _spawn_workers(storage_url, study_name, shares[1:], storage_options) if remaining else []
+    procs = (_spawn_workers(storage_url, study_name, shares[1:], storage_options, store_url=store_url,
+                            sample_dir=sample_dir) if remaining else [])
     try:
         if shares and shares[0]:
             optimize_quota(study, evaluator, shares[0], on_trial=tick, callbacks=callbacks)
@@ -558,8 +563,9 @@ def _progress(total: int, initial: int, desc: str, *, enabled: bool):  # noqa: A
                 disable=not enabled, dynamic_ncols=True, leave=False)
 
 
-def _spawn_workers(storage_url: str, study_name: str, shares: Sequence[int],
-                   storage_options: StorageOptions | None) -> list[tuple[subprocess.Popen, str]]:
+def _spawn_workers(storage_url: str, study_name: str, shares: Sequence[int], storage_options: StorageOptions | None,
+                   *, store_url: str | None = None, sample_dir: str | Path | None = None
+                   ) -> list[tuple[subprocess.Popen, str]]:
     procs = []
     opts = storage_options or StorageOptions()
     for i, share in enumerate(shares, start=1):
@@ -569,6 +575,10 @@ def _spawn_workers(storage_url: str, study_name: str, shares: Sequence[int],
         cmd = [sys.executable, "-m", "thunes.optimize.worker", "--storage", storage_url, "--study", study_name,
                "--trials", str(share), "--worker-index", str(i),
                "--heartbeat", str(opts.heartbeat_interval_s), "--grace", str(opts.grace_period_s)]
+        if store_url:
+            cmd += ["--store-url", store_url]
+        if sample_dir:
+            cmd += ["--sample-dir", str(sample_dir)]
         procs.append((subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT), log))
         os.close(fd)
     return procs

@@ -211,6 +211,8 @@ def run_walk_forward(
     workers: int = 1,
     progress: bool = True,
     storage_options: Any = None,
+    store_url: str | None = None,
+    sample_dir: Any = None,
 ) -> WalkForwardResult:
     """Optimise each fold's in-sample window (one resumable study per fold, ``<study>.wf-<scheme>-<k>``),
     backtest the chosen parameters on the fold's out-of-sample window, and stitch those windows.
@@ -230,7 +232,7 @@ def run_walk_forward(
         name = f"{study_name}.wf-{scheme}-{fold.index}"
         outcome = run_study(fold_spec, is_frame, n_trials=n_trials, storage_url=storage_url, study_name=name,
                             workers=workers, progress=progress, storage_options=storage_options,
-                            desc=f"fold {fold.index + 1}/{len(folds)}")
+                            desc=f"fold {fold.index + 1}/{len(folds)}", store_url=store_url, sample_dir=sample_dir)
         strategy = spec.strategy_class()(**{**dict(spec.fixed_params), **outcome.best_params})
         warm_from = max(0, fold.oos_start - int(strategy.warmup))
         oos_frame = candles.iloc[warm_from:fold.oos_end]

@@ -19,10 +19,11 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from thunes.core.errors import DataError, ThunesError
+from thunes.core.errors import ConfigError, DataError, ThunesError
 from thunes.optimize._data import candles_fingerprint, load_study_candles
 from thunes.optimize.storage import StorageOptions, redact_url
 from thunes.optimize.study import StudySpec, TrialEvaluator, load_study, optimize_quota, reseed
@@ -37,14 +38,19 @@ class WorkerReport:
     completed: int
 
 
-def spec_candles(spec: StudySpec, *, store_url: str | None = None) -> pd.DataFrame:
-    """The candle window a study was created on, checked against its fingerprint."""
+def spec_candles(spec: StudySpec, *, store_url: str | None = None, sample_dir: str | Path | None = None
+                 ) -> pd.DataFrame:
+    """The candle window a study was created on, checked against its fingerprint. ``store_url`` overrides
+    the store recorded in the study (which is stored without its password)."""
     source = "sample"
     url = store_url
     if spec.data_source.startswith("store:"):
         source, url = "store", store_url or spec.data_source.split(":", 1)[1]
+        if ":***@" in url:
+            raise ConfigError(f"the study's candles come from {url}, stored without its password: give the "
+                              "candle store URL with --store-url")
     data = load_study_candles(spec.symbol, spec.timeframe, source=source, store_url=url,
-                              since=spec.start_ms, until=spec.end_ms)
+                              since=spec.start_ms, until=spec.end_ms, sample_dir=sample_dir)
     if spec.fingerprint is not None and candles_fingerprint(data.frame) != spec.fingerprint:
         raise DataError(
             f"this machine's {spec.symbol} {spec.timeframe} candles ({data.description}, {len(data.frame)} rows) "
@@ -62,13 +68,14 @@ def run_worker(
     worker_id: str | None = None,
     worker_index: int = 1,
     store_url: str | None = None,
+    sample_dir: str | Path | None = None,
     storage_options: StorageOptions | None = None,
 ) -> WorkerReport:
     """Complete ``n_trials`` trials of an existing study (pruned ones do not count). ``worker_index``
     varies the sampler seed so concurrent workers do not propose the same start-up trials."""
     study, spec = load_study(storage_url, study_name, storage_options=storage_options)
     reseed(study, spec, worker_index)
-    candles = spec_candles(spec, store_url=store_url)
+    candles = spec_candles(spec, store_url=store_url, sample_dir=sample_dir)
     evaluator = TrialEvaluator(spec, candles, worker_id=worker_id)
     done = optimize_quota(study, evaluator, n_trials)
     return WorkerReport(worker_id=evaluator.worker_id, study=study_name, completed=done)
@@ -82,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-index", type=int, default=1,
                         help="index shown in the trials' worker id; also varies the sampler seed")
     parser.add_argument("--store-url", default=None, help="candle store URL (default: the study's)")
+    parser.add_argument("--sample-dir", default=None, help="sample data folder (default: ../shared/data)")
     parser.add_argument("--heartbeat", type=int, default=StorageOptions().heartbeat_interval_s)
     parser.add_argument("--grace", type=int, default=StorageOptions().grace_period_s)
     args = parser.parse_args(argv)
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_id = f"{os.uname().nodename}:{os.getpid()}:{args.worker_index}"
     try:
         report = run_worker(args.storage, args.study, args.trials, worker_id=worker_id,
-                            worker_index=args.worker_index, store_url=args.store_url,
+                            worker_index=args.worker_index, store_url=args.store_url, sample_dir=args.sample_dir,
                             storage_options=StorageOptions(heartbeat_interval_s=args.heartbeat,
                                                            grace_period_s=args.grace))
     except ThunesError as exc:
