@@ -43,7 +43,10 @@ def test_klines_are_the_replayed_candles_and_the_current_one_is_forming(client, 
     forming = rows[4]
     assert forming[1] == pytest.approx(frame["open"].iloc[300], rel=1e-12)
     assert frame["low"].iloc[300] <= forming[3] <= forming[4] <= forming[2] <= frame["high"].iloc[300]
-    assert forming[4] == pytest.approx(float(sim.last_price("BTC/USDT")), rel=1e-9)
+    # the forming close is the last trade price, on the tick grid like every Binance price
+    raw = client.publicGetKlines({"symbol": "BTCUSDT", "interval": "1h", "limit": 1})[0]
+    assert Decimal(raw[4]) == sim.last_price("BTC/USDT") == Decimal(client.fetch_ticker("BTC/USDT")["info"]["lastPrice"])
+    assert all(Decimal(raw[k]) % Decimal("0.01") == 0 for k in (1, 2, 3, 4))
 
 
 def test_klines_at_a_coarser_interval_are_the_resampled_candles(client, sim):

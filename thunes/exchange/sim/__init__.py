@@ -119,7 +119,7 @@ class LocalExchange:
                 raise ConfigError(f"the local exchange has no rules for {unified!r}; "
                                   f"known symbols: {sorted(by_unified)}")
             specs[spec.symbol] = spec
-            feeds[spec.symbol] = MarketFeed(frame, symbol=spec.symbol)
+            feeds[spec.symbol] = MarketFeed(frame, symbol=spec.symbol, tick=float(spec.tick))
         self.base_tf_ms = min(f.tf_ms for f in feeds.values())
         start = opts.start_ms
         if start is None:

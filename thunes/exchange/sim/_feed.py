@@ -8,6 +8,7 @@ forming kline and the ticker all agree with each other and with the candles that
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,9 @@ class _Path:
 class MarketFeed:
     """Candles of one symbol at a base timeframe, queried as of a moment in time."""
 
-    def __init__(self, frame: pd.DataFrame, *, symbol: str) -> None:
+    def __init__(self, frame: pd.DataFrame, *, symbol: str, tick: float = 0.0) -> None:
         validate_candles(frame)
+        self.tick = float(tick)  # the price grid: a forming candle's prices sit on it, as Binance's always do
         if len(frame) < 2:
             raise DataError(f"{symbol}: the local exchange needs at least 2 candles, got {len(frame)}")
         self.symbol = symbol
@@ -116,10 +118,16 @@ class MarketFeed:
         path = self._path(i)
         off = t - start
         prices = [p for tt, p in zip(path.times, path.prices) if tt <= off]
-        last = float(np.interp(off, path.times, path.prices))
+        last = self._on_tick(float(np.interp(off, path.times, path.prices)))
         prices.append(last)
         frac = min(max(off / self.tf_ms, 0.0), 1.0)
         return float(self.open[i]), max(prices), min(prices), last, float(self.volume[i]) * frac
+
+    def _on_tick(self, price: float) -> float:
+        """Round half up to the tick (the rule ``Engine.last_price`` uses), so klines agree with the ticker."""
+        if self.tick <= 0:
+            return price
+        return max(math.floor(price / self.tick + 0.5), 1) * self.tick
 
     def _bars(self, interval_ms: int) -> tuple[np.ndarray, ...]:
         if interval_ms == self.tf_ms:
@@ -180,7 +188,7 @@ class MarketFeed:
             opens.append(bar[0]); highs.append(bar[1]); lows.append(bar[2]); closes.append(bar[3])
             vol += float(bar[4])
         if not opens:
-            p = self.price_at(now)
+            p = self._on_tick(self.price_at(now))
             return p, p, p, p, 0.0
         return float(opens[0]), float(max(highs)), float(min(lows)), float(closes[-1]), vol
 
@@ -189,7 +197,7 @@ class MarketFeed:
         start = now - 86_400_000
         i0 = max(int(np.searchsorted(self.ts, start, side="left")), 0)
         i1 = self.index_at(now)
-        last = self.price_at(now)
+        last = self._on_tick(self.price_at(now))
         if i1 < i0:
             return last, last, last, last, 0.0
         hi = float(np.max(self.high[i0:i1])) if i1 > i0 else last
