@@ -170,3 +170,18 @@ def test_synthetic_market_is_reproducible_by_seed():
     kc = c.engine.feeds["BTCUSDT"].klines(60_000, now, start=None, end=None, limit=50)
     assert ka == kb
     assert [r[4] for r in ka] != [r[4] for r in kc]
+
+
+def test_slippage_and_fees_are_configurable():
+    # Arrange: 50 bps of slippage on top of the book, 0.2% taker fee
+    sim = _sim(_flat_market(), slippage_bps=Decimal("50"), taker_fee=Decimal("0.002"))
+    # Act
+    _, buy = _place(sim, side="BUY", type="MARKET", quantity="1")
+    _, sell = _place(sim, side="SELL", type="MARKET", quantity="1")
+    # Assert: ask 100.01 x 1.005 = 100.51005 -> 100.52 (a buy's price rounds up to the tick); bid 99.99 x 0.995 =
+    # 99.49005 -> 99.49 (a sell's rounds down); the fee is charged in the asset received
+    assert (buy[0]["price"], buy[0]["commission"], buy[0]["commissionAsset"]) == ("100.52000000", "0.00200000", "BTC")
+    assert (sell[0]["price"], sell[0]["commission"], sell[0]["commissionAsset"]) == ("99.49000000", "0.19898000",
+                                                                                       "USDT")
+    assert _balance(sim, "USDT")[0] == Decimal("10000") - Decimal("100.52") + Decimal("99.49") - Decimal("0.19898")
+    assert _balance(sim, "BTC")[0] == Decimal("0.5") + Decimal("1") - Decimal("0.002") - Decimal("1")
