@@ -216,3 +216,26 @@ def test_a_418_ban_blocks_for_its_retry_after_then_the_order_is_sent_once(sim, t
     assert clock.monotonic() == 120.0
     assert out.status is OrderStatus.FILLED
     assert len(_exchange_orders(s, "BTC/USDT")) == 1
+
+
+def test_the_journal_row_is_durable_before_the_exchange_sees_the_order(sim, stack, tmp_path):
+    """Write-ahead: at the moment the exchange accepts an order, another connection already reads its row."""
+    from thunes.execution.db import Database
+    from thunes.execution.journal import OrderJournal
+
+    # Arrange: a separate reader, as a restarted process would be, called from inside the exchange
+    reader = OrderJournal(Database.connect(f"sqlite:///{tmp_path}/exec.sqlite"))
+    seen: dict[str, str | None] = {}
+
+    def on_event(event: dict) -> None:
+        if event.get("type") == "execution" and event["payload"]["x"] == "NEW":
+            cid = event["payload"]["c"]
+            row = reader.get(cid)
+            seen[cid] = None if row is None else str(row.status)
+
+    sim.engine.listeners.append(on_event)
+    # Act
+    out = stack.executor.execute(_entry(sim))
+    # Assert: the row was committed as SENT before the request reached the exchange
+    assert out.status is OrderStatus.FILLED
+    assert seen == {out.client_order_id: "SENT"}
