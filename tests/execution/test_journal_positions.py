@@ -85,3 +85,26 @@ def test_journal_update_and_position_delta_commit_or_roll_back_together(db):
             raise RuntimeError("crash between the two writes")
     assert j.get("th-1").status is OrderStatus.SENT
     assert p.position("BTC/USDT") is None
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_journal_and_positions_live_beside_the_candles_in_one_database(engine, request, tmp_path):
+    """The same URL serves the candle store and the execution tables, on SQLite and on PostgreSQL."""
+    from thunes.data.store import open_store
+    from thunes.data.synthetic import generate_candles
+
+    url = f"sqlite:///{tmp_path}/thunes.sqlite" if engine == "sqlite" else request.getfixturevalue("postgres_url")
+    # Arrange: candles written by the data layer
+    store = open_store(url, cache_dir=None)
+    store.write("BTC/USDT", "1h", generate_candles(24, timeframe="1h", seed=1))
+    # Act: the execution layer opens the same database
+    database = Database.connect(url)
+    journal, positions = OrderJournal(database, clock=SimulatedClock(0)), PositionTracker(database)
+    journal.record_pending("cid-1", _order(), strategy="s", reason="r", bar_ts=0, is_exit=False)
+    positions.apply_fill("BTC/USDT", Side.BUY, D("0.00123"), D("79.03"), client_order_id="cid-1", ts_ms=0)
+    # Assert: both read back, neither disturbed the other
+    assert store.count("BTC/USDT", "1h") == 24
+    assert journal.get("cid-1").status is OrderStatus.PENDING
+    assert positions.position("BTC/USDT").cost == D("79.03")
+    database.close()
+    store.close()
