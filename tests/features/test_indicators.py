@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 from thunes.core.errors import ConfigError, DataError, InsufficientData
 from thunes.data.samples import load_sample_candles
 from thunes.features import check_prefix_invariance
+from thunes.features import _kernels as K
 from thunes.features import indicators as ind
 
 
@@ -97,6 +98,24 @@ def test_rolling_std_max_min_agree_with_numpy_on_any_series(x, n):
         assert out_max[t] == window.max()
         assert out_min[t] == window.min()
         assert out_std[t] == pytest.approx(window.std(), rel=1e-7, abs=1e-9 * window.max())
+
+
+def test_rolling_extremes_match_brute_force_on_trends_plateaus_and_ties():
+    # trends make the extreme leave the window every row; plateaus make ties (the latest row wins)
+    x = np.concatenate([np.arange(100.0), np.full(30, 99.0), np.arange(99.0, 40.0, -1.0),
+                        np.round(np.sin(np.arange(200) / 3) * 4)])
+    for n in (1, 2, 7, 20, 64):
+        want_max = [x[t - n + 1: t + 1].max() for t in range(n - 1, x.size)]
+        want_min = [x[t - n + 1: t + 1].min() for t in range(n - 1, x.size)]
+        assert np.isnan(ind.rolling_max(x, n)[: n - 1]).all()
+        np.testing.assert_array_equal(ind.rolling_max(x, n)[n - 1:], want_max)
+        np.testing.assert_array_equal(ind.rolling_min(x, n)[n - 1:], want_min)
+        hh, ll, direction = K.swing_1d(x, x, n)
+        for t in range(n - 1, x.size):
+            w = x[t - n + 1: t + 1]
+            latest_high = t - n + 1 + int(np.flatnonzero(w == w.max())[-1])
+            latest_low = t - n + 1 + int(np.flatnonzero(w == w.min())[-1])
+            assert direction[t] == (1.0 if latest_high >= latest_low else -1.0), (n, t)
 
 
 def test_a_flat_window_has_exactly_zero_std_and_zscore():
