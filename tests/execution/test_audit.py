@@ -7,6 +7,7 @@ import multiprocessing as mp
 import threading
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 
 from thunes.core.clock import SimulatedClock
@@ -145,3 +146,24 @@ def test_config_changes_are_recorded_with_secrets_masked(tmp_path):
     assert "KEY-123" not in text and "SECRET-456" not in text
     assert rec.kind == "config_change" and len(rec.payload["settings_hash"]) == 16
     assert rec.payload["settings"]["risk"]["max_positions"] == 3
+
+
+@pytest.mark.parametrize(("policy", "syncs_during_appends", "syncs_at_close"), [
+    ("always", 10, 2), ("batch", 2, 2), ("never", 0, 0)])
+def test_the_fsync_policy_decides_when_records_reach_the_disk(tmp_path, monkeypatch, policy, syncs_during_appends,
+                                                              syncs_at_close):
+    # Arrange: count the fsyncs (the disk itself cannot be observed from a test)
+    import os
+
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    trail = AuditTrail(tmp_path / "audit.jsonl", fsync=policy, batch_size=4)
+    # Act
+    for i in range(10):
+        trail.append("order_intent", {"i": i})
+    during = len(calls)
+    trail.close()
+    # Assert: always = one per record; batch = one per 4 records; never = none, not even at close
+    assert (during, len(calls) - during) == (syncs_during_appends, syncs_at_close)
+    assert verify_audit(tmp_path / "audit.jsonl").records == 10

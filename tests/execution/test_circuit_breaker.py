@@ -123,3 +123,36 @@ def test_registry_reports_open_breakers_and_is_thread_safe():
     assert cb.state is CircuitState.OPEN  # exactly the 1000th failure opened it
     assert cb.status().failures == 1000
     assert reg.open_names() == ["exchange"]
+
+
+def test_half_open_admits_exactly_one_trial_among_concurrent_callers():
+    # Arrange: an open breaker whose recovery timeout has passed, and 16 threads arriving at once
+    clock = SimulatedClock(0)
+    cb = CircuitBreaker("exchange", failure_threshold=1, recovery_timeout=5, clock=clock)
+    cb.record_failure()
+    clock.advance(5)
+    barrier, release = threading.Barrier(16), threading.Event()
+    admitted, refused = [], []
+    lock = threading.Lock()
+
+    def caller(k: int) -> None:
+        barrier.wait()
+        try:
+            with cb:  # the trial holds its slot until every other caller has been turned away
+                with lock:
+                    admitted.append(k)
+                assert release.wait(10)
+        except CircuitOpen:
+            with lock:
+                refused.append(k)
+                if len(refused) == 15:
+                    release.set()
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    # Assert: one trial, fifteen refusals, and the trial's success closed the breaker
+    assert (len(admitted), len(refused)) == (1, 15)
+    assert cb.state is CircuitState.CLOSED
