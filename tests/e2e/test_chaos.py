@@ -1,13 +1,15 @@
 """Chaos: the local exchange misbehaves during a replay and the trader still ends up right.
 
 Faults, injected between bars: websocket drops, a serverShutdown, 5xx answers, 429 storms, slow answers,
-malformed frames and order responses lost after the order was accepted. Afterwards: the trader processed
+a stalled REST backfill, malformed frames and order responses lost after the order was accepted. Afterwards: the trader processed
 every bar, the candle store holds every replayed candle (no hole), every intent reached the exchange
 exactly once (no duplicate order), and the tracked position equals what the exchange holds.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from decimal import Decimal
 
@@ -19,7 +21,7 @@ from thunes.data.store import open_store
 from thunes.execution.audit import verify_audit
 from thunes.execution.journal import OrderJournal
 from thunes.execution.db import Database
-from thunes.execution.parity import paper_replay
+from thunes.execution.parity import ReplaySpec, paper_replay
 from thunes.strategies.sma_cross import SmaCross
 
 FAULTS = {
@@ -39,7 +41,10 @@ def test_the_trader_survives_a_bad_day_at_the_exchange(tmp_path):
     injected: list[str] = []
     lost = {"armed": 0, "consumed": 0}
 
+    step_started: dict[int, float] = {}
+
     def chaos(sim, i: int) -> None:
+        step_started[i] = time.monotonic()
         if lost["armed"] and sim.faults.state.lose_order_responses == 0:
             lost["consumed"] += 1  # an accepted order's answer was lost since the last bar
         lost["armed"] = 0
@@ -53,18 +58,27 @@ def test_the_trader_survives_a_bad_day_at_the_exchange(tmp_path):
             name, kwargs = FAULTS[i]
             getattr(sim.faults, name)(**kwargs)
             injected.append(name if not kwargs else f"{name}{sorted(kwargs)}")
+        if i == 25:
+            # A stall: the stream drops and the REST backfill that follows hangs for 1.5 s.
+            sim.faults.clear()
+            lost["armed"] = 0
+            sim.faults.set(stall=True, paths=["/api/v3/klines"])
+            sim.faults.drop_ws()
+            threading.Timer(1.5, sim.faults.clear).start()
+            injected.append("stall")
         if i in (21, 27):
             sim.faults.clear()
             lost["armed"] = 0
 
     store_url = f"sqlite:///{tmp_path / 'candles.sqlite'}"
-    run = paper_replay(candles, strategy, symbol="BTC/USDT", timeframe="1h", workdir=tmp_path / "run",
-                       quote_per_trade=Decimal("100"), start_bar=100, bars=120, before_step=chaos,
+    spec = ReplaySpec(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"), start_bar=100, bars=120)
+    run = paper_replay(candles, strategy, spec, workdir=tmp_path / "run", before_step=chaos,
                        sim_options={"ban_after_429s": 1000}, settle_ms=200, store_url=store_url)
 
-    assert len(injected) == len(FAULTS)
+    assert len(injected) == len(FAULTS) + 1
     assert lost["consumed"] >= 2, lost
     assert run.bars == 120
+    assert step_started[26] - step_started[25] >= 1.4  # bar 25 waited for the stalled backfill
     assert run.feed_stats.reconnects >= 2
     # No missed candle: the store holds every closed candle of the replay.
     with open_store(store_url) as store:

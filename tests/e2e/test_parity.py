@@ -15,7 +15,7 @@ import pandas as pd
 from thunes.core.candles import ts_ms
 from thunes.data.samples import load_sample_candles
 from thunes.execution.audit import verify_audit
-from thunes.execution.parity import run_parity
+from thunes.execution.parity import ReplaySpec, run_parity
 from thunes.strategies.sma_cross import SmaCross
 
 
@@ -33,8 +33,8 @@ def test_paper_trades_match_the_backtest(tmp_path):
     candles = gap_free_tail(sample.frame, 520)
     strategy = SmaCross(fast=5, slow=20)
 
-    report, paper, bt_trades = run_parity(candles, strategy, symbol="BTC/USDT", timeframe="1h",
-                                          workdir=tmp_path, quote_per_trade=Decimal("100"), start_bar=120, bars=399)
+    spec = ReplaySpec(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"), start_bar=120, bars=399)
+    report, paper, bt_trades = run_parity(candles, strategy, spec, workdir=tmp_path)
 
     table = report.frame()
     print(f"data: {'real' if sample.real else 'synthetic'}; {len(paper.trades)} paper trades\n{table}")

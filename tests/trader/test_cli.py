@@ -31,3 +31,22 @@ def test_live_without_keys_is_a_config_error(tmp_path, monkeypatch):
 def test_every_trading_command_explains_itself(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_parity_prints_a_table_per_trade_and_fails_when_the_exchange_refuses_the_orders(tmp_path):
+    env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200"}  # sample data
+    args = ("parity", "--param", "fast=3", "--param", "slow=8", "--bars", "30")
+    same = invoke(*args, "--out", str(tmp_path / "same"), env=env)
+    # At most 0.05 USDT lost at the 2 % stop: the risk manager sizes entries to 2.5 USDT, which the exchange's
+    # minimum notional (5 USDT; 10 in the embedded rules) refuses; the backtester has no risk manager.
+    small = invoke(*args, "--out", str(tmp_path / "small"), env={**env, "THUNES_RISK__MAX_LOSS_PER_TRADE": "0.05"})
+
+    assert same.exit_code == 0, same.output
+    assert "PARITY OK: entries/exits identical: True" in same.output
+    header = next(line for line in same.output.splitlines() if "backtest vs paper" in line)
+    bt_trades, paper_trades = header.split("(")[1].split(" trades")[0].split(" vs ")
+    assert int(bt_trades) == int(paper_trades) >= 2
+    assert (tmp_path / "same" / "ledger.csv").exists() and (tmp_path / "same" / "audit.jsonl").exists()
+    assert small.exit_code == 1, small.output
+    assert "rejected: entry signal; BTC/USDT: Filter failure" in small.output
+    assert "PARITY BROKEN: entries/exits identical: False" in small.output

@@ -54,6 +54,10 @@ def test_every_difference_gets_its_cause():
     assert [r.within_tolerance for r in report.rows] == [True, True, True, False, False, False, False, True]
     assert not report.timing_identical and not report.ok
     assert report.backtest_trades == 8 and report.paper_trades == 5
+    only_rejected = compare(bt.iloc[[4]], paper.iloc[0:0], tolerance_pct=0.3, first_entry_ts=T0,
+                            last_ts=T0 + 30 * H, skipped={T0 + 17 * H: "filter NOTIONAL"})
+    assert [r.cause for r in only_rejected.rows] == ["rejected: filter NOTIONAL"]
+    assert not only_rejected.timing_identical  # a refused entry is an entry the paper side does not have
     assert report.frame()["diff"].iloc[1] == pytest.approx(-0.0999, abs=1e-9)  # -0.1 price, +0.0001 fee on the lower exit
 
 

@@ -327,7 +327,7 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
     from rich.table import Table
     from tqdm import tqdm
 
-    from thunes.execution.parity import run_parity
+    from thunes.execution.parity import ReplaySpec, run_parity
 
     strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
     symbol = symbol or app.settings.trader.symbol
@@ -340,10 +340,10 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
     workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="thunes-parity-"))
     click.echo(f"parity on {symbol} {timeframe} ({source}), {len(frame) - warm - 1} bars, {strategy!r}", err=True)
     with tqdm(total=len(frame) - warm - 1, desc="paper replay", unit="bar", file=sys.stderr) as bar:
-        report, paper_run, _ = run_parity(
-            frame, strategy, symbol=symbol, timeframe=timeframe, workdir=workdir,
-            quote_per_trade=app.settings.trader.quote_per_trade, risk_settings=app.settings.risk, start_bar=warm,
-            progress=lambda done, total: bar.update(done - bar.n))
+        spec = ReplaySpec(symbol=symbol, timeframe=timeframe, quote_per_trade=app.settings.trader.quote_per_trade,
+                          risk_settings=app.settings.risk, start_bar=warm)
+        report, paper_run, _ = run_parity(frame, strategy, spec, workdir=workdir,
+                                          progress=lambda done, total: bar.update(done - bar.n))
     table = Table(title=f"backtest vs paper ({report.backtest_trades} vs {report.paper_trades} trades; "
                         f"tolerance {report.tolerance:.3f} % per trade)")
     for col in ("entry", "exit", "backtest %", "paper %", "diff %", "cause", "ok"):

@@ -36,9 +36,32 @@ from thunes.execution.ledger import LedgerRow, read_ledger
 from thunes.strategies.base import Strategy
 
 __all__ = [
-    "PaperRun", "TradeDiff", "ParityReport", "paper_replay", "ledger_round_trips", "compare", "run_parity",
-    "backtest_options_for",
+    "ReplaySpec", "PaperRun", "TradeDiff", "ParityReport", "paper_replay", "ledger_round_trips", "compare",
+    "run_parity", "backtest_options_for",
 ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaySpec:
+    """What a replay trades, with which settings and over which span (the same for paper and backtest).
+
+    The trader's window is warmed with the first ``start_bar`` candles (default: the strategy's
+    ``max(4 × warmup, warmup + 250)``); then ``bars`` closed candles are traded (default: all the rest).
+    """
+
+    symbol: str
+    timeframe: str
+    quote_per_trade: Decimal = Decimal("100")
+    risk_settings: Any = None
+    start_bar: int | None = None
+    bars: int | None = None
+
+    def __post_init__(self) -> None:
+        parse_timeframe(self.timeframe)
+        if self.quote_per_trade <= 0:
+            raise ConfigError(f"ReplaySpec.quote_per_trade must be > 0, got {self.quote_per_trade}")
+        if self.bars is not None and self.bars < 1:
+            raise ConfigError(f"ReplaySpec.bars must be >= 1, got {self.bars}")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -71,6 +94,10 @@ class TradeDiff:
     within_tolerance: bool
 
 
+# Causes that mean an entry or exit is not where the backtest has it ("rejected: <why>" carries the reason).
+_TIMING_CAUSES = frozenset({"missed", "signal timing", "rejected", "data gap"})
+
+
 @dataclass(slots=True, kw_only=True)
 class ParityReport:
     rows: list[TradeDiff] = field(default_factory=list)
@@ -80,8 +107,7 @@ class ParityReport:
 
     @property
     def timing_identical(self) -> bool:
-        return all(r.entry_ts is not None and r.cause not in ("missed", "signal timing", "rejected", "data gap")
-                   for r in self.rows)
+        return all(r.entry_ts is not None and r.cause.split(":")[0] not in _TIMING_CAUSES for r in self.rows)
 
     @property
     def ok(self) -> bool:
@@ -143,14 +169,9 @@ def _trip(t: dict[str, Any]) -> dict[str, Any]:
 def paper_replay(
     candles: pd.DataFrame,
     strategy: Strategy,
+    spec: ReplaySpec,
     *,
-    symbol: str,
-    timeframe: str,
     workdir: Path,
-    quote_per_trade: Decimal = Decimal("100"),
-    risk_settings: Any = None,
-    start_bar: int | None = None,
-    bars: int | None = None,
     sim_options: dict[str, Any] | None = None,
     step_timeout_s: float = 20.0,
     before_step: Callable[[Any, int], None] | None = None,
@@ -161,8 +182,8 @@ def paper_replay(
 ) -> PaperRun:
     """Replay ``candles`` through the local exchange and the real trader, one bar per step.
 
-    The trader's window is warmed with the ``start_bar`` candles before the replay (fetched from the
-    exchange over REST, as at a real start); it then trades ``bars`` closed candles.
+    The trader's window is warmed with the ``spec.start_bar`` candles before the replay (fetched from the
+    exchange over REST, as at a real start); it then trades ``spec.bars`` closed candles.
     ``before_step(sim, i)`` runs before each step (the chaos test injects faults there).
     """
     from thunes.config import RiskSettings
@@ -170,12 +191,13 @@ def paper_replay(
     from thunes.exchange.sim import LocalExchange
     from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, feed_for
 
+    symbol, timeframe = spec.symbol, spec.timeframe
     tf_ms = parse_timeframe(timeframe).ms
     stamps = ts_ms(candles)
-    warm = start_bar if start_bar is not None else max(4 * strategy.warmup, strategy.warmup + 250)
+    warm = spec.start_bar if spec.start_bar is not None else max(4 * strategy.warmup, strategy.warmup + 250)
     if warm < strategy.warmup or warm >= len(candles) - 1:
         raise DataError(f"paper replay: start_bar {warm} must be >= warm-up {strategy.warmup} and < {len(candles) - 1}")
-    n = bars if bars is not None else len(candles) - warm - 1
+    n = spec.bars if spec.bars is not None else len(candles) - warm - 1
     n = min(n, len(candles) - warm - 1)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -185,10 +207,10 @@ def paper_replay(
         clock = ReplayClock(sim.clock)
         port = CcxtExchange.for_local(sim)
         feed_port = CcxtExchange.for_local(sim)
-        options = TraderOptions(symbol=symbol, timeframe=timeframe, quote_per_trade=quote_per_trade,
+        options = TraderOptions(symbol=symbol, timeframe=timeframe, quote_per_trade=spec.quote_per_trade,
                                 state_dir=workdir / "state", reconcile_every_s=3600.0,
                                 window_bars=warm)
-        stack = build_stack(port, strategy=strategy, options=options, risk_settings=risk_settings or RiskSettings(),
+        stack = build_stack(port, strategy=strategy, options=options, risk_settings=spec.risk_settings or RiskSettings(),
                             audit_path=workdir / "audit.jsonl", ledger_path=workdir / "ledger.csv", clock=clock,
                             audit_fsync="never", settle_ms=settle_ms)
         trader = stack.trader
@@ -328,14 +350,9 @@ def compare(backtest_trades: pd.DataFrame, paper: pd.DataFrame, *, tolerance_pct
 def run_parity(
     candles: pd.DataFrame,
     strategy: Strategy,
+    spec: ReplaySpec,
     *,
-    symbol: str,
-    timeframe: str,
     workdir: Path,
-    quote_per_trade: Decimal = Decimal("100"),
-    risk_settings: Any = None,
-    start_bar: int | None = None,
-    bars: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[ParityReport, PaperRun, pd.DataFrame]:
     """Paper replay and backtest of the same span; returns (report, paper run, backtest trades)."""
@@ -343,14 +360,13 @@ def run_parity(
     from thunes.exchange.sim import EngineOptions
 
     engine = EngineOptions()
-    paper = paper_replay(candles, strategy, symbol=symbol, timeframe=timeframe, workdir=workdir,
-                         quote_per_trade=quote_per_trade, risk_settings=risk_settings, start_bar=start_bar,
-                         bars=bars, progress=progress)
+    symbol, timeframe = spec.symbol, spec.timeframe
+    paper = paper_replay(candles, strategy, spec, workdir=workdir, progress=progress)
     tf_ms = parse_timeframe(timeframe).ms
     stamps = ts_ms(candles)
     end_idx = int(np.searchsorted(stamps, paper.end_ts)) + 1
     span = candles.iloc[: end_idx + 1]  # the bar after the last handled close: where its order fills
-    options = backtest_options_for(quote_per_trade, taker_fee=engine.taker_fee, slippage_bps=engine.slippage_bps,
+    options = backtest_options_for(spec.quote_per_trade, taker_fee=engine.taker_fee, slippage_bps=engine.slippage_bps,
                                    spread_bps=engine.spread_bps)
     bt = run_backtest(span, strategy, options=options, symbol=symbol, timeframe=timeframe)
     first_entry = pd.Timestamp(paper.start_ts + tf_ms, unit="ms", tz="UTC")
