@@ -16,7 +16,7 @@ Two choices worth knowing:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, TypeVar
 
@@ -54,8 +54,8 @@ class CcxtOptions:
     mode: Mode = "local"
     base_url: str | None = None
     ws_url: str | None = None
-    api_key: str | None = None
-    secret: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in logs or tracebacks
+    secret: str | None = field(default=None, repr=False)
     timeout_s: float = 10.0
     enable_rate_limit: bool = True
     recv_window_ms: int = 10_000
