@@ -182,3 +182,32 @@ def test_trials_run_with_the_settings_fees_slippage_and_risk_limits(candles) -> 
     assert ev.stats["total_return"] < ev_free.stats["total_return"]  # costs are charged
     # The risk limit caps every position at 500 quote (plus the entry's slippage and rounding).
     assert (ev.trades.entry_price * ev.trades.qty).max() <= 500 * 1.001
+
+
+def test_a_repeat_of_another_workers_trial_is_found_and_the_storage_is_asked_only_after_a_gap(tmp_path, candles) -> None:  # noqa: ANN001, E501
+    import optuna
+
+    from thunes.optimize.storage import open_storage
+    from thunes.optimize.study import _make_sampler, optimize_quota
+
+    # Two parameter sets only (fast 5, slow 20 or 21); two evaluators stand for two workers on one study.
+    spec = StudySpec(strategy="sma_cross", ranges={"fast": (5, 5), "slow": (20, 21)}).for_window(candles, "s")
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/g.sqlite"), study_name="g",
+                                sampler=_make_sampler(spec))
+    first, second = TrialEvaluator(spec, candles, worker_id="a"), TrialEvaluator(spec, candles, worker_id="b")
+
+    optimize_quota(study, first, 3)
+    optimize_quota(study, second, 3)
+
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    originals = {}
+    for t in trials:
+        key = (t.params["fast"], t.params["slow"])
+        originals.setdefault(key, t.number)
+        dup = trial_result(t).get("duplicate_of")
+        assert dup == (None if originals[key] == t.number else originals[key])
+        if dup is not None:
+            assert t.value == study.trials[dup].value
+    assert len(originals) == len(trials) - sum("duplicate_of" in trial_result(t) for t in trials) <= 2
+    # Worker a never needed the storage (it saw every earlier trial itself); b read it once, at its first trial.
+    assert first._seen.refreshes == 0 and second._seen.refreshes == 1

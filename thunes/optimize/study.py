@@ -294,6 +294,7 @@ class TrialEvaluator:
         self.space = search_space(self.strategy_cls, fixed=spec.fixed_params, ranges=spec.ranges)
         self.options = _evaluate.make_options(spec.backtest)
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}"
+        self._seen = _EvaluatedParams()
         self.backtest_seconds = 0.0  # time spent inside the backtester by this process (benchmark)
         self.trial_seconds = 0.0
 
@@ -321,6 +322,13 @@ class TrialEvaluator:
         return values
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        try:
+            return self._run_trial(trial)
+        finally:
+            # This process knows how the trial ended (complete, pruned or failed) without asking the storage.
+            self._seen.mark_final(trial.number)
+
+    def _run_trial(self, trial: optuna.Trial) -> float | list[float]:
         t_start = time.perf_counter()
         params = {name: p.suggest(trial) for name, p in self.space.items()}
         try:
@@ -329,14 +337,14 @@ class TrialEvaluator:
             # Parameter combinations the strategy refuses (fast >= slow) are pruned, not failed.
             trial.set_user_attr(RESULT_ATTR, {"worker": self.worker_id, "invalid": str(exc)})
             raise optuna.TrialPruned(str(exc)) from None
-        earlier = _same_params(trial, params)
+        earlier = self._seen.find(trial, params)
         if earlier is not None:
-            old = earlier.user_attrs.get(RESULT_ATTR, {})
+            number, values, old = earlier
             trial.set_user_attr(RESULT_ATTR, {
-                "worker": self.worker_id, "duplicate_of": earlier.number,
+                "worker": self.worker_id, "duplicate_of": number,
                 **{k: old[k] for k in ("sr_period", "n_obs", "n_trades") if k in old},
             })
-            return earlier.values if self.spec.multi_objective else earlier.values[0]
+            return list(values) if self.spec.multi_objective else values[0]
         ev = self.evaluate(params)
         values = self._values(ev.stats)
         # One attribute write per trial: every write is a database round trip.
@@ -351,8 +359,58 @@ class TrialEvaluator:
         if len(ev.returns) >= self.spec.n_blocks:
             result["moments"] = block_moments(ev.returns.to_numpy(), self.spec.n_blocks).column(0)
         trial.set_user_attr(RESULT_ATTR, result)
+        self._seen.add(trial.number, params, values, result)
         self.trial_seconds += time.perf_counter() - t_start
         return values if self.spec.multi_objective else values[0]
+
+
+class _EvaluatedParams:
+    """Completed parameter sets of a study, kept in this process so a repeat is found without a query.
+
+    Why: asking the storage for every completed trial on every trial cost a SQLite study about a third of
+    its time. The view is refreshed from the storage only when a trial number below the current one has
+    an outcome this process has not seen (another worker's trial, or a study resumed from storage); with
+    one worker that is once per run.
+    """
+
+    def __init__(self) -> None:
+        self._by_params: dict[str, tuple[int, list[float], dict[str, Any]]] = {}
+        self._final: set[int] = set()
+        self._frontier = 0  # every trial number below it has a known outcome
+        self.refreshes = 0
+
+    @staticmethod
+    def _key(params: Mapping[str, Any]) -> str:
+        return json.dumps(params, sort_keys=True, default=str)
+
+    def _advance(self) -> None:
+        while self._frontier in self._final:
+            self._final.discard(self._frontier)
+            self._frontier += 1
+
+    def mark_final(self, number: int) -> None:
+        if number >= self._frontier:
+            self._final.add(number)
+            self._advance()
+
+    def add(self, number: int, params: Mapping[str, Any], values: Sequence[float], result: Mapping[str, Any]) -> None:
+        key = self._key(params)
+        known = self._by_params.get(key)
+        if known is None or number < known[0]:  # the earliest trial is the original
+            self._by_params[key] = (number, list(values), dict(result))
+
+    def _refresh(self, study: optuna.Study) -> None:
+        self.refreshes += 1
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        for t in study.get_trials(deepcopy=False, states=finished):
+            if t.state == TrialState.COMPLETE and "duplicate_of" not in trial_result(t):
+                self.add(t.number, t.params, t.values, trial_result(t))
+            self.mark_final(t.number)
+
+    def find(self, trial: optuna.Trial, params: Mapping[str, Any]) -> tuple[int, list[float], dict[str, Any]] | None:
+        if self._frontier < trial.number:
+            self._refresh(trial.study)
+        return self._by_params.get(self._key(params))
 
 
 def trial_result(trial: FrozenTrial) -> dict[str, Any]:
@@ -362,13 +420,6 @@ def trial_result(trial: FrozenTrial) -> dict[str, Any]:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _same_params(trial: optuna.Trial, params: Mapping[str, Any]) -> FrozenTrial | None:
-    for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.number != trial.number and t.params == params:
-            return t
-    return None
 
 
 # ---------------------------------------------------------------------------------------------- running
