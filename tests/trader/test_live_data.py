@@ -147,3 +147,33 @@ def test_backfill_retries_transient_rest_failures(server):
         feed.stop()
     assert [c.ts_ms for c in got] == [int(t) for t in server.ts[1:5]]
     assert feed.stats.backfill_errors == 2
+
+
+def test_closed_candles_are_upserted_into_the_store_with_their_source_before_they_are_handed_out(server, tmp_path):
+    import sqlite3
+
+    from thunes.data.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'candles.sqlite'}"
+    feed = CandleFeed(options(server.url), fetch=server.fetch, sink_factory=lambda: open_store(url),
+                      rng=np.random.default_rng(1)).start()
+    try:
+        wait_for(lambda: server._clients)
+        for _ in range(3):
+            server.advance()  # bars 0..1 closed, bar 2 open (its updates are never stored)
+        first = drain(feed, 2)
+        server.mute = True
+        server.advance()  # bar 2 closes unheard
+        server.mute = False
+        server.advance()  # bar 3 closes: bar 2 is backfilled over REST first
+        second = drain(feed, 2)
+    finally:
+        feed.stop()
+    with sqlite3.connect(tmp_path / "candles.sqlite") as db:
+        rows = db.execute("SELECT ts, source, close FROM ohlcv ORDER BY ts").fetchall()
+    assert [c.ts_ms for c in first + second] == [int(t) for t in server.ts[:4]]
+    assert [(ts, source) for ts, source, _ in rows] == [
+        (int(server.ts[0]), "stream"), (int(server.ts[1]), "stream"), (int(server.ts[2]), "backfill"),
+        (int(server.ts[3]), "stream")]
+    assert [close for *_, close in rows] == list(server.frame.close.iloc[:4])
+    assert feed.stats.stored == 4

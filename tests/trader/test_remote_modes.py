@@ -2,7 +2,7 @@
 base URLs exactly as the Spot Testnet or Binance would be (ccxt sandbox mode for the testnet).
 
 The local exchange replays synthetic 1m candles that start at the wall clock's current minute and run
-600x faster (one candle every 0.1 s), so the trader's signals are fresh by the wall clock it trades on.
+1200x faster (one candle every 0.05 s), so the trader's signals are fresh by the wall clock it trades on.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def remote(tmp_path):
     minute = int(time.time() // 60 * 60_000)
     frame = generate_candles(HISTORY + 400, timeframe="1m", start=minute - HISTORY * 60_000, seed=5,
                              start_price=40_000.0)
-    sim = LocalExchange(candles={"BTC/USDT": frame}, start_ms=int(ts_ms(frame)[HISTORY]), speed=600,
+    sim = LocalExchange(candles={"BTC/USDT": frame}, start_ms=int(ts_ms(frame)[HISTORY]), speed=1200,
                         tick_s=0.02).start()
     env = {
         "THUNES_EXCHANGE__BASE_URL": sim.base_url, "THUNES_EXCHANGE__WS_URL": sim.ws_url,
@@ -45,7 +45,7 @@ def remote(tmp_path):
 
 def trade(env: dict, *args: str):
     strategy = ("--strategy", "sma_cross", "--param", "fast=3", "--param", "slow=8", "--timeframe", "1m")
-    return CliRunner().invoke(root, [*args, *strategy, "--bars", "60", "--duration", "60"], env=env)
+    return CliRunner().invoke(root, [*args, *strategy, "--bars", "50", "--duration", "60"], env=env)
 
 
 def test_testnet_mode_trades_through_the_configured_urls(remote, tmp_path):
@@ -57,7 +57,7 @@ def test_testnet_mode_trades_through_the_configured_urls(remote, tmp_path):
     assert len(fills) >= 4 and {f.side for f in fills} == {"BUY", "SELL"}
     assert all(f.order_id.isdigit() and f.client_order_id for f in fills)
     assert (tmp_path / "state" / "testnet" / "trader_sma_cross_BTCUSDT_1m.json").exists()
-    assert "bars 60" in result.output and "reconciliations" in result.output
+    assert "bars 50" in result.output and "reconciliations" in result.output
 
 
 def test_live_mode_caps_the_position_size_and_reports_the_withdrawal_check(remote, tmp_path):

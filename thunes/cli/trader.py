@@ -52,31 +52,43 @@ def _stop_on_signals(trader: Any) -> Iterator[None]:
 
 
 def _echo_decision(d: Any) -> None:
-    if d.action in ("buy", "sell"):
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.bar_ts / 1000))
-        price = f"{d.avg_price:.2f}" if d.avg_price is not None else "-"
-        click.echo(f"  bar {when}  {d.action.upper():4s} filled {d.filled_qty} @ {price}  [{d.status}] {d.reason}")
+    """One line per order decision: the signal bar (its close), the side, what filled and why."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.bar_ts / 1000))
+    if d.action in ("buy", "sell") and d.filled_qty > 0:
+        click.echo(f"  signal bar {when}  {d.action.upper():4s} filled {d.filled_qty} @ {d.avg_price:.2f}  "
+                   f"[{d.status}] {d.reason}")
+    elif d.action in ("buy", "sell"):
+        state = f"[{d.status}] " if d.status is not None else ""
+        click.echo(f"  signal bar {when}  {d.action.upper():4s} not filled: {state}{d.reason}")
     elif d.action == "skip" and d.reason != "already processed":
-        click.echo(f"  bar {d.bar_ts}: skipped: {d.reason}")
+        click.echo(f"  signal bar {when}  skipped: {d.reason}")
+
+
+def _console() -> Any:
+    """A rich console; piped output (make, CI, a log file) gets 120 columns instead of rich's 80."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, 120))
 
 
 def _print_summary(stack: Any, report: Any, ledger_path: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from thunes.execution.ledger import read_ledger
     from thunes.execution.parity import ledger_round_trips
 
-    console = Console()
+    console = _console()
     trips = ledger_round_trips(read_ledger(ledger_path)) if ledger_path.exists() else None
-    table = Table(title=f"trades ({ledger_path})")
+    table = Table(title=f"round trips in {ledger_path} (fill times)")
     for col in ("entry", "exit", "qty", "entry price", "exit price", "pnl (quote)", "return %"):
         table.add_column(col, justify="right")
+    num = lambda v, digits: "-" if v != v else f"{v:.{digits}f}"  # noqa: E731 - NaN (open trade) prints "-"
     if trips is not None:
         for t in trips.itertuples():
             table.add_row(str(t.entry_ts)[:16], "open" if str(t.exit_ts) == "NaT" else str(t.exit_ts)[:16],
-                          f"{t.qty:.6f}", f"{t.entry_price:.2f}", f"{t.exit_price:.2f}", f"{t.pnl:.4f}",
-                          f"{t.return_pct:.3f}")
+                          f"{t.qty:.6f}", f"{t.entry_price:.2f}", num(t.exit_price, 2), num(t.pnl, 4),
+                          num(t.return_pct, 3))
     console.print(table)
     lat = sorted(report.latencies_s)
     lat_txt = f"; candle->order p50 {lat[len(lat) // 2] * 1000:.2f} ms" if lat else ""
@@ -323,7 +335,6 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
     exits differ or a return differs by more than the modelled costs. Example:
       thunes parity --strategy sma_cross --param fast=5 --param slow=20 --bars 400
     """
-    from rich.console import Console
     from rich.table import Table
     from tqdm import tqdm
 
@@ -353,7 +364,7 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
         diff = None if r.bt_return is None or r.paper_return is None else r.paper_return - r.bt_return
         table.add_row(str(r.entry_ts)[:16], "-" if r.exit_ts is None or str(r.exit_ts) == "NaT" else str(r.exit_ts)[:16],
                       fmt(r.bt_return), fmt(r.paper_return), fmt(diff), r.cause, "yes" if r.within_tolerance else "NO")
-    Console().print(table)
+    _console().print(table)
     verdict = "PARITY OK" if report.ok else "PARITY BROKEN"
     click.echo(f"{verdict}: entries/exits identical: {report.timing_identical}; ledger and audit in {workdir}")
     if not report.ok:
