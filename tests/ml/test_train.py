@@ -188,3 +188,31 @@ def test_meta_records_the_threads_and_device_used(trained):
     result, _ = trained
 
     assert result.meta.metrics["threads"] == 1 and result.meta.metrics["device"] == pick_device("auto")
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch(candles, TINY):
+    from thunes.ml.models.lstm import two_head_loss
+
+    options = replace(TINY, epochs=8, patience=2, lr=0.05)  # a high rate: validation loss soon gets worse
+
+    result = train_model(candles, options)
+
+    val_losses = [row["val_loss"] for row in result.history]
+    best = int(np.argmin(val_losses))
+    assert len(result.history) == min(options.epochs, best + 1 + options.patience)
+    assert len(result.history) < options.epochs  # it did stop early
+    ds = result.dataset
+    x = torch.from_numpy(np.nan_to_num(ds.windows("val")))
+    y = torch.from_numpy((np.nan_to_num(ds.target("val")) / result.meta.target_scale).astype("float32"))
+    with torch.no_grad():
+        kept, _, _ = two_head_loss(*result.model(x), y, vol_weight=options.vol_weight)
+    assert float(kept) == pytest.approx(val_losses[best], rel=1e-5)
+
+
+def test_progress_bar_shows_epoch_metrics_on_stderr(candles, TINY, capsys):
+    train_model(candles, replace(TINY, epochs=1), progress=True)
+
+    err = capsys.readouterr().err
+    # the postfix is refreshed inside the epoch loop; "1/1" itself depends on tqdm's redraw interval
+    assert "train:" in err and "/1 [" in err
+    assert "train=" in err and "val=" in err  # the epoch's train/validation losses
