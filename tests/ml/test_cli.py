@@ -142,3 +142,52 @@ def test_device_cuda_without_a_gpu_is_refused_before_training(candles_args, tmp_
     assert isinstance(result.exception, ConfigError)
     assert "torch sees no CUDA GPU; use --device auto or cpu" in str(result.exception)
     assert not (tmp_path / "m").exists()
+
+
+def test_forecast_without_model_picks_the_newest_model_for_the_symbol(trained_dir, store_url, tmp_path):
+    folder, _ = trained_dir
+    meta = json.loads((folder / "meta.json").read_text())
+    decoy = folder.parent / "eth_newer"  # newer, but for another symbol
+    decoy.mkdir(exist_ok=True)
+    (decoy / "meta.json").write_text(json.dumps(dict(meta, symbol="ETH/USDT", trained_at="2999-01-01T00:00:00")))
+
+    result = CliRunner().invoke(root, ["forecast", "--symbol", "BTC/USDT", "--timeframe", "2h", "--until", "2024-04-01",
+                                       "--db", store_url, "--json"],
+                                env={"THUNES_ML__ARTIFACTS_DIR": str(folder.parent)})
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"] == str(folder)
+    missing = CliRunner().invoke(root, ["forecast", "--symbol", "SOL/USDT", "--db", store_url],
+                                 env={"THUNES_ML__ARTIFACTS_DIR": str(folder.parent)})
+    assert "no trained model for SOL/USDT" in str(missing.exception)
+
+
+def test_ml_info_prints_meta_json(trained_dir):
+    folder, _ = trained_dir
+
+    result = CliRunner().invoke(root, ["ml", "info", str(folder)])
+
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert (info["model_type"], info["feature_set"], info["seq_len"]) == ("lstm2head", "compact", 8)
+    assert info["leakage"]["override"] is False and "scaler" not in info
+
+
+def test_ml_export_onnx_converts_a_legacy_checkpoint_and_checks_parity(tmp_path):
+    import torch
+
+    from thunes.ml.models.lstm import LSTM2Head
+
+    torch.manual_seed(0)
+    model = LSTM2Head(5, 8, 1)
+    torch.save({"epoch": 9, "model_state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+               tmp_path / "best.pth")
+
+    result = CliRunner().invoke(root, ["ml", "export-onnx", str(tmp_path / "best.pth"), "--seq-len", "6"])
+
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path / 'model.onnx'}" in result.output
+    diff = float(result.output.split("max |torch - onnx| = ")[1].split(")")[0])
+    assert diff < 1e-5
+    no_len = CliRunner().invoke(root, ["ml", "export-onnx", str(tmp_path / "best.pth")])
+    assert "the checkpoint has no seq_len; pass --seq-len" in str(no_len.exception)
