@@ -1,5 +1,6 @@
 """Property: an order our filter module accepts is never rejected by the local exchange, and an order it
-refuses is rejected by the exchange with -1013 (the exchange's own, independent implementation of the rules)."""
+refuses is rejected by the exchange with -1013 naming the same filter (the exchange's own, independent
+implementation of the rules)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ def test_our_filters_and_the_exchange_agree_on_every_order():
             theirs_ok = status == 200
             if not theirs_ok:
                 assert body["code"] == -1013 and body["msg"].startswith("Filter failure: "), body
+                # both check in Binance's order, so the first broken filter is the same one
+                assert body["msg"] == f"Filter failure: {ours_filter}", (body, ours_filter, side, qty, price)
             assert ours_ok == theirs_ok, (
                 f"ours={ours_ok} ({ours_filter}) exchange={theirs_ok} {body}: {side} {qty} @ {price}")
             if theirs_ok:
