@@ -9,6 +9,7 @@ import pytest
 from thunes.core.errors import ConfigError, DataError, InsufficientData
 from thunes.data.samples import load_sample_candles
 from thunes.features import FeatureSet, GAP_COLUMN, compute_features, describe_column, get_feature_set
+from thunes.features import _kernels as K
 from thunes.features.feature_set import block
 
 
@@ -102,3 +103,20 @@ def test_fibonacci_levels_follow_the_swing_direction():
     falling = frame.iloc[::-1].copy()
     falling.index = frame.index
     assert compute_features(falling, columns=["fib_dir_50"])["fib_dir_50"].iloc[-1] == -1.0
+
+
+def test_values_do_not_depend_on_the_number_of_worker_threads(candles):
+    serial = compute_features(candles, workers=1)
+    threaded = compute_features(candles, workers=3)
+    pd.testing.assert_frame_equal(serial, threaded, check_exact=True)
+    with pytest.raises(ConfigError, match="workers must be an integer >= 1, got 0"):
+        compute_features(candles, workers=0)
+
+
+def test_calendar_columns_are_exact_for_whole_minutes_and_for_odd_timestamps():
+    # 2024-01-01 was a Monday (weekday 0); 06:00 is a quarter of the day; 06:00:00.5 is off the minute
+    ts = np.array([1_704_088_800_000, 1_704_088_800_500], dtype="int64")
+    out = K.calendar_1d(ts, np.empty((2, 4), order="F"))
+    np.testing.assert_allclose(out[0], [1.0, 0.0, 0.0, 1.0], atol=1e-15)
+    a = 2 * np.pi * (21_600_500 / 86_400_000)
+    assert (out[1, 0], out[1, 1]) == (np.sin(a), np.cos(a))
