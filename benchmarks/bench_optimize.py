@@ -53,6 +53,15 @@ def run(label: str, storage: optuna.storages.BaseStorage | None, spec: StudySpec
     study = optuna.create_study(storage=storage, sampler=_make_sampler(spec), directions=spec.directions,
                                 study_name=f"bench-{label}-{time.time_ns()}")
     evaluator = TrialEvaluator(spec, candles, worker_id=f"bench-{label}")
+    statements = [0]
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    if engine is not None:
+        from sqlalchemy import event
+
+        def count(*_: object) -> None:
+            statements[0] += 1
+
+        event.listen(engine, "before_cursor_execute", count)
     with KernelTimer() as kt:
         t0 = time.perf_counter()
         done = optimize_quota(study, evaluator, trials)
@@ -61,7 +70,9 @@ def run(label: str, storage: optuna.storages.BaseStorage | None, spec: StudySpec
     return {"storage": label, "trials": done, "attempted": attempted, "wall_s": wall,
             "trials_per_s": done / wall, "kernel_share": kt.seconds / wall,
             "backtest_share": evaluator.backtest_seconds / wall, "kernel_ms": 1000 * kt.seconds / max(kt.calls, 1),
-            "backtest_ms": 1000 * evaluator.backtest_seconds / max(kt.calls, 1)}
+            "backtest_ms": 1000 * evaluator.backtest_seconds / max(kt.calls, 1),
+            "trial_ms": 1000 * wall / max(attempted, 1),
+            "sql_per_trial": statements[0] / max(attempted, 1) if engine is not None else None}
 
 
 def main() -> None:
@@ -85,12 +96,15 @@ def main() -> None:
             rows.append(run(label, storage, spec, candles, args.trials))
     print(f"TPE study of sma_cross on BTC/USDT 1h, {len(candles)} bars ({'real' if sample.real else 'synthetic'} "
           f"data), {args.trials} completed trials per storage")
-    header = f"{'storage':<11} {'trials/s':>9} {'backtest ms':>12} {'kernel ms':>10} {'backtest %':>11} {'kernel %':>9} {'attempted':>10}"
+    header = (f"{'storage':<11} {'trials/s':>9} {'trial ms':>9} {'backtest ms':>12} {'kernel ms':>10} "
+              f"{'backtest %':>11} {'kernel %':>9} {'SQL/trial':>10} {'attempted':>10}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['storage']:<11} {r['trials_per_s']:>9.2f} {r['backtest_ms']:>12.1f} {r['kernel_ms']:>10.1f} "
-              f"{100 * r['backtest_share']:>10.0f}% {100 * r['kernel_share']:>8.0f}% {r['attempted']:>10}")
+        sql = "-" if r["sql_per_trial"] is None else f"{r['sql_per_trial']:.0f}"
+        print(f"{r['storage']:<11} {r['trials_per_s']:>9.2f} {r['trial_ms']:>9.1f} {r['backtest_ms']:>12.1f} "
+              f"{r['kernel_ms']:>10.1f} {100 * r['backtest_share']:>10.0f}% {100 * r['kernel_share']:>8.0f}% "
+              f"{sql:>10} {r['attempted']:>10}")
 
 
 if __name__ == "__main__":

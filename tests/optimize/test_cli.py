@@ -71,9 +71,11 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
 def test_nsga2_prints_and_writes_the_pareto_front(tmp_path, btc_1h) -> None:  # noqa: ANN001
     result = _invoke(tmp_path, "--since", _recent(btc_1h), "--sampler", "nsga2", "--objectives", "sharpe,max_drawdown",
                      "--trials", "4", "--walk-forward", "none", "--study", "mo", "--range", "fast=5:30",
-                     "--range", "slow=40:150", "--no-progress")
+                     "--range", "slow=40:150")
 
     assert result.exit_code == 0, result.output
+    assert "full sample: 100%" in result.stderr and "4/4" in result.stderr  # the progress bar, on stderr
+    assert "full sample" not in result.stdout
     assert "recommendation: DO NOT DEPLOY: no out-of-sample Sharpe" in result.output
     front = pd.read_csv(tmp_path / "art" / "mo" / "pareto.csv")
     assert list(front.columns) == ["number", "sharpe", "max_drawdown", "fast", "slow"] and len(front) >= 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from thunes.backtest import (
@@ -74,10 +75,12 @@ def run(candles: pd.DataFrame, strategy: Strategy, options: BacktestOptions, sym
 
 def bar_returns(equity: pd.Series, initial_cash: float) -> pd.Series:
     """Simple per-bar returns, the first against the initial cash (the metrics module's convention)."""
-    prev = equity.shift(1)
-    if len(prev):
-        prev.iloc[0] = initial_cash
-    return (equity / prev - 1.0).rename("return")
+    e = equity.to_numpy(dtype="float64")
+    prev = np.empty_like(e)  # numpy, not Series.shift: this runs once per trial
+    if e.size:
+        prev[0] = initial_cash
+        prev[1:] = e[:-1]
+    return pd.Series(e / prev - 1.0, index=equity.index, name="return")
 
 
 def metrics(equity: pd.Series, trades: pd.DataFrame, initial_cash: float, timeframe: str) -> dict[str, Any]:
