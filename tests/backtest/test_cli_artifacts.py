@@ -72,3 +72,14 @@ def test_monthly_returns_chain_to_total():
     table = monthly_returns(equity, 100.0)
     total = (1 + table.stack()).prod() - 1
     assert abs(total - (equity.iloc[-1] / 100.0 - 1)) < 1e-12
+
+
+def test_portfolio_command_prints_stats_and_per_symbol_trades(tmp_path):
+    result = CliRunner().invoke(root, [
+        "backtest", "portfolio", "--sample", "-t", "1h", "--since", "2024-01-01", "--symbol", "BTC/USDT",
+        "--symbol", "ETH/USDT", "--sizing", "fraction:0.3", "--out", str(tmp_path),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "final_equity" in result.stdout and "BTC/USDT" in result.stdout and "ETH/USDT" in result.stdout
+    run = json.loads((tmp_path / "run_PORTFOLIO_1h.json").read_text())
+    assert set(run["params"]) == {"BTC/USDT", "ETH/USDT"} and len(run["settings_hash"]) == 16

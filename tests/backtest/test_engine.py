@@ -11,7 +11,8 @@ import pandas.testing as pdt
 import pytest
 
 from thunes.backtest import (
-    BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, RiskLimits, default_market, run_backtest,
+    BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, RiskLimits, VolatilitySlippage, VolTarget,
+    VolumeSlippage, default_market, run_backtest,
 )
 from thunes.core.candles import candles_frame
 from thunes.core.errors import ConfigError
@@ -240,3 +241,80 @@ def test_equity_matches_trade_pnl(btc_1h):
     result = run_backtest(candles, get_strategy("sma_cross")(), options=BacktestOptions(risk=None))
     assert result.stats["final_equity"] == pytest.approx(10_000 + result.trades.pnl.sum(), rel=1e-9)
     assert math.isfinite(result.stats["sharpe"])
+
+
+# Closes 100, 110, 99, 108.9: bar returns +10 %, -10 %, +10 %; over the last 2 returns at bar 3 the
+# (population) standard deviation is exactly 0.1, the volatility known at a signal on bar 3.
+VOL_CLOSES = [100.0, 110.0, 99.0, 108.9, 100.0, 100.0]
+
+
+def test_volatility_scaled_slippage_hand_computed():
+    # Arrange: slippage = 2 bps + 0.5 x 0.1 = 5.02 %; entry decided at bar 3, filled at bar 4's open 100.
+    candles = make_candles(VOL_CLOSES, closes=VOL_CLOSES)
+    options = BARE.replace(slippage=VolatilitySlippage(bps=2, k=0.5, window=2))
+    # Act
+    trade = run(candles, events(candles, entries=[3]), options).trades.iloc[0]
+    # Assert
+    assert trade.entry_bar == 4
+    assert trade.entry_price == pytest.approx(100 * 1.0502, rel=1e-12)
+    assert trade.qty == pytest.approx(1000 / 105.02, rel=1e-12)
+
+
+def test_volume_scaled_slippage_hand_computed():
+    # Arrange: the signal bar traded 10 units at 100 = 1000 quote; a 500 quote order takes half of it:
+    # slippage = 2 bps + 0.1 x 0.5 = 5.02 %. The exit sells qty x 100 against the same 1000 quote.
+    candles = make_candles([100.0] * 5)
+    options = BARE.replace(slippage=VolumeSlippage(bps=2, k=0.1), sizing=FixedQuote(amount=500))
+    # Act
+    trade = run(candles, events(candles, entries=[0], exits=[2]), options).trades.iloc[0]
+    # Assert
+    qty = 500 / 105.02
+    assert trade.entry_price == pytest.approx(105.02, rel=1e-12)
+    assert trade.qty == pytest.approx(qty, rel=1e-12)
+    exit_slip = 0.0002 + 0.1 * (qty * 100) / 1000    # 0.04780998...
+    assert trade.exit_price == pytest.approx(100 * (1 - exit_slip), rel=1e-12)
+    assert trade.exit_price == pytest.approx(95.21900209483908, rel=1e-12)
+
+
+def test_volatility_target_sizing_hand_computed():
+    # Arrange: 20 % annual target, bar volatility 0.1 on 1 h bars (8760 a year):
+    # notional = 10 000 x 0.2 / (0.1 x sqrt(8760)) = 213.68692...
+    candles = make_candles(VOL_CLOSES, closes=VOL_CLOSES)
+    options = BARE.replace(sizing=VolTarget(annual_vol=0.2, window=2))
+    # Act
+    result = run(candles, events(candles, entries=[0, 3]), options)
+    # Assert: the signal on bar 0 has no volatility yet (warm-up) and is refused, not sized at random.
+    trade = result.trades.iloc[0]
+    assert len(result.trades) == 1 and trade.entry_bar == 4
+    assert trade.qty * trade.entry_price == pytest.approx(10_000 * 0.2 / (0.1 * math.sqrt(8760)), rel=1e-12)
+    assert trade.qty * trade.entry_price == pytest.approx(213.68692158534, rel=1e-12)
+    assert result.stats["refused_filters"] == 1
+
+
+def test_risk_limits_are_on_by_default_and_equal_the_live_settings():
+    from thunes.config import RiskSettings
+
+    options = BacktestOptions()
+    live = RiskSettings()
+    assert options.risk == RiskLimits.from_settings(live)
+    assert (options.risk.max_positions, options.risk.max_daily_loss, options.risk.max_loss_per_trade) == (
+        live.max_positions, float(live.max_daily_loss), float(live.max_loss_per_trade))
+    assert options.effective_stop_loss == float(live.default_stop_pct)  # a stop is always placed, as live
+
+
+def test_kill_switch_keeps_exits_and_stops_working():
+    # Arrange: 1 h bars from 20:00. The 10 units bought at 100 (bar 1) close bar 1 at 40: -600 trips
+    # the 50 kill-switch while the position is still open. The kill-switch refuses entries; it does
+    # not flatten (live, a halted trader sends nothing), so the position's own exit signal decides.
+    ts = T0 - 4 * HOUR + np.arange(5) * HOUR
+    candles = make_candles([100, 100, 40, 40, 40], closes=[100, 40, 40, 40, 40], lows=[100, 39, 39, 39, 39], ts=ts)
+    limits = RiskLimits(max_position_quote=1e9, max_loss_per_trade=1e9, max_daily_loss=50, cool_down_minutes=0,
+                        default_stop_pct=0.9)
+    # Act
+    result = run(candles, events(candles, entries=[0, 2], exits=[1]), BARE.replace(risk=limits))
+    # Assert: one trade, closed by its signal at bar 2; the new entry signal of bar 2 is refused.
+    assert list(result.trades.exit_reason) == ["signal"] and list(result.trades.exit_bar) == [2]
+    assert result.stats["refused_risk"] == 1
+    # Without an exit signal the position is still held at the end.
+    held = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits))
+    assert list(held.trades.exit_reason) == ["open"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thunes.backtest.metrics import compute_metrics
+from thunes.backtest.metrics import METRIC_NAMES, compute_metrics
 
 IDX = pd.date_range("2024-01-01", periods=4, freq="1D", tz="UTC", name="ts")
 
@@ -42,6 +42,22 @@ def test_metrics_golden_numbers():
     assert m["avg_holding_hours"] == pytest.approx(36.0)
     assert m["fees_paid"] == 1.0
     assert m["turnover"] == pytest.approx((100 + 115 + 100 + 96) / 100)
+    assert m["annual_return"] == pytest.approx(r.mean() * 365)
+    assert m["volatility"] == pytest.approx(r.std(ddof=1) * math.sqrt(365))
+    assert m["calmar"] == pytest.approx(m["cagr"] / 0.10)
+    assert m["max_drawdown_duration_days"] == pytest.approx(1.0)
+    assert m["avg_holding_bars"] == pytest.approx(1.5)
+    assert (m["n_trades"], m["n_closed_trades"]) == (2, 2)
+
+
+def test_every_metric_the_issue_lists_is_reported():
+    # total and annualised return, CAGR, Sharpe, Sortino, Calmar, max drawdown and its duration, win
+    # rate, profit factor, expectancy, exposure, number of trades, average holding time, fees, turnover
+    required = {"total_return", "annual_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown",
+                "max_drawdown_duration_bars", "win_rate", "profit_factor", "expectancy", "exposure", "n_trades",
+                "avg_holding_hours", "fees_paid", "turnover"}
+    m = compute_metrics(pd.Series(100.0, index=IDX), _trades([]), initial_cash=100.0, timeframe="1d")
+    assert required <= set(m) and list(m) == list(METRIC_NAMES)
 
 
 def test_metrics_of_a_flat_run_are_zero_not_errors():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from thunes.backtest import BacktestOptions, FractionOfEquity, RiskLimits, run_backtest
+from thunes.backtest import BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, RiskLimits, run_backtest
 from thunes.backtest.portfolio import run_portfolio
+from thunes.core.candles import candles_frame
 from thunes.data.samples import load_sample_candles
-from thunes.strategies import get_strategy
+from thunes.strategies import Param, Signals, Strategy, get_strategy
 
+T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT", "LTC/USDT")
 
 
@@ -40,3 +44,35 @@ def test_six_symbols_share_cash_and_respect_max_positions():
     assert result.stats["refused_risk"] > 0
     assert (trades.qty * trades.entry_price <= 4000 + 1e-6).all()
     assert result.stats["final_equity"] == pytest.approx(10_000 + trades.pnl.sum(), rel=1e-9)
+
+
+class EnterAt(Strategy):
+    """Enters on bar ``entry``, exits on bar ``exit`` (signals at those bars' closes)."""
+
+    entry = Param(int, default=0, low=0, high=1000)
+    exit = Param(int, default=1000, low=0, high=1000)
+
+    def signals(self, candles: pd.DataFrame) -> Signals:
+        bar = np.arange(len(candles))
+        return Signals(entries=pd.Series(bar == self.entry, index=candles.index),
+                       exits=pd.Series(bar == self.exit, index=candles.index))
+
+
+def test_cash_is_shared_exits_free_it_before_entries():
+    # Arrange: 1500 cash, 1000 quote per entry, no fees/slippage/filters/risk. Both symbols signal at
+    # bar 0: AAA (first in order) gets 1000, BBB only the 500 left. AAA exits at bar 3's open and CCC
+    # enters at that same open with the freed cash.
+    idx = T0 + np.arange(6) * 3_600_000
+    frames = {s: candles_frame(idx, *([np.full(6, px)] * 4), np.full(6, 10.0))
+              for s, px in (("AAA/USDT", 100.0), ("BBB/USDT", 50.0), ("CCC/USDT", 20.0))}
+    strategies = {"AAA/USDT": EnterAt(entry=0, exit=2), "BBB/USDT": EnterAt(entry=0), "CCC/USDT": EnterAt(entry=2)}
+    options = BacktestOptions(initial_cash=1500, taker_fee_bps=0, maker_fee_bps=0, slippage=FixedSlippage(bps=0),
+                              risk=None, apply_filters=False, sizing=FixedQuote(amount=1000))
+    # Act
+    result = run_portfolio(frames, strategies, options=options)
+    # Assert
+    notional = dict(zip(result.trades.symbol, result.trades.qty * result.trades.entry_price))
+    assert notional == pytest.approx({"AAA/USDT": 1000.0, "BBB/USDT": 500.0, "CCC/USDT": 1000.0})
+    assert list(result.trades.entry_bar) == [1, 1, 3]
+    single = run_backtest(frames["BBB/USDT"], strategies["BBB/USDT"], options=options, symbol="BBB/USDT")
+    assert single.trades.qty.iloc[0] * 50.0 == pytest.approx(1000.0)  # alone, BBB would get its full 1000

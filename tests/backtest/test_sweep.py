@@ -49,3 +49,14 @@ def test_multi_symbol_sweep_has_a_row_per_symbol_and_combo():
     frames = {s: load_sample_candles(s, "1h", limit=2000).frame for s in ("BTC/USDT", "ETH/USDT")}
     table = run_sweep(frames, get_strategy("sma_cross"), {"fast": [5, 10], "slow": [40]})
     assert list(table.symbol) == ["BTC/USDT", "BTC/USDT", "ETH/USDT", "ETH/USDT"]
+
+
+def test_sweep_shows_a_progress_bar_on_stderr_only_when_asked(btc_1h, capsys):
+    candles = btc_1h.frame.tail(1000)
+    grid = {"fast": [5, 10], "slow": [40]}
+    run_sweep(candles, get_strategy("sma_cross"), grid, progress=True)
+    shown = capsys.readouterr()
+    # tqdm draws the bar with its total at once; later redraws depend on timing, so only that is asserted.
+    assert "sweep:" in shown.err and "0/2" in shown.err and "combo" in shown.err and shown.out == ""
+    run_sweep(candles, get_strategy("sma_cross"), grid, progress=False)
+    assert capsys.readouterr().err == ""

@@ -102,8 +102,19 @@ S_OPEN_TRADE = 17
 N_STATS = 18
 
 
+# -- per-symbol exchange filters (portfolio) -------------------------------------------------------
+F_STEP = 0
+F_MIN_QTY = 1
+F_MIN_NOTIONAL = 2
+F_TICK = 3
+
+
+# ------------------------------------------------------------------------------------------------
+# Building blocks shared by the single-symbol and the portfolio loops (inlined: no call cost)
+# ------------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
 def _slip(p, notional, vol_t, volume_t, price_t):
+    """Slippage fraction of a market order of ``notional`` quote, from the signal bar's data."""
     kind = p[P_SLIP_KIND]
     s = p[P_SLIP_BASE]
     if kind == 1.0:
@@ -117,27 +128,22 @@ def _slip(p, notional, vol_t, volume_t, price_t):
 
 
 @njit(cache=True, inline="always")
-def _buy_px(p, px):
-    tick = p[P_TICK]
+def _round_px(px, tick, up):
+    """Round a price to the tick: buys round up, sells down (never in the trader's favour)."""
     if tick > 0.0:
-        return math.ceil(px / tick - 1e-9) * tick
-    return px
-
-
-@njit(cache=True, inline="always")
-def _sell_px(p, px):
-    tick = p[P_TICK]
-    if tick > 0.0:
+        if up:
+            return math.ceil(px / tick - 1e-9) * tick
         return math.floor(px / tick + 1e-9) * tick
     return px
 
 
 @njit(cache=True, inline="always")
-def _round_qty(p, qty):
-    step = p[P_STEP]
-    if step > 0.0:
-        return math.floor(qty / step + 1e-9) * step
-    return qty
+def _market_px(p, side, ref, notional, vol_t, volume_t, close_t, tick):
+    """Fill price of a market order (``side`` +1 buys, -1 sells) at reference ``ref`` after slippage."""
+    s = _slip(p, notional, vol_t, volume_t, close_t)
+    if side > 0.0:
+        return _round_px(ref * (1.0 + s), tick, True)
+    return _round_px(ref * (1.0 - s), tick, False)
 
 
 @njit(cache=True)
@@ -168,6 +174,196 @@ def _target_notional(p, equity, cash, vol_t, scale):
     return n
 
 
+@njit(cache=True, inline="always")
+def _entry_qty(notional, px, step, min_qty, min_notional):
+    """Quantity rounded down to the lot step; 0 when the exchange would refuse it (never rounded up)."""
+    q = 0.0
+    if px > 0.0:
+        q = notional / px
+        if step > 0.0:
+            q = math.floor(q / step + 1e-9) * step
+    if q <= 0.0 or q < min_qty or q * px < min_notional:
+        return 0.0
+    return q
+
+
+@njit(cache=True, inline="always")
+def _levels(side, px, sl, tp, tsl):
+    """(stop, take-profit) levels of a position opened at ``px`` (0 = none); the tighter stop wins."""
+    if side > 0.0:
+        stop = px * (1.0 - sl) if sl > 0.0 else 0.0
+        if tsl > 0.0 and px * (1.0 - tsl) > stop:
+            stop = px * (1.0 - tsl)
+        return stop, (px * (1.0 + tp) if tp > 0.0 else 0.0)
+    stop = px * (1.0 + sl) if sl > 0.0 else 0.0
+    if tsl > 0.0 and (stop == 0.0 or px * (1.0 + tsl) < stop):
+        stop = px * (1.0 + tsl)
+    return stop, (px * (1.0 - tp) if tp > 0.0 else 0.0)
+
+
+@njit(cache=True, inline="always")
+def _stop_reason(pos, extreme, stop, tsl):
+    """Whether the stop that triggered is the trailing stop (it has moved to or past the fixed one)."""
+    if tsl > 0.0 and ((pos > 0.0 and extreme * (1.0 - tsl) >= stop - 1e-12)
+                      or (pos < 0.0 and extreme * (1.0 + tsl) <= stop + 1e-12)):
+        return REASON_TRAILING
+    return REASON_STOP
+
+
+@njit(cache=True, inline="always")
+def _open_trigger(pos, o, stop, tp_lvl, extreme, tp, tsl):
+    """A stop or take-profit the open gapped through (filled at the open): its reason, or -1."""
+    if stop > 0.0 and ((pos > 0.0 and o <= stop) or (pos < 0.0 and o >= stop)):
+        return _stop_reason(pos, extreme, stop, tsl)
+    if tp > 0.0 and ((pos > 0.0 and o >= tp_lvl) or (pos < 0.0 and o <= tp_lvl)):
+        return REASON_TAKE_PROFIT
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _bar_trigger(pos, h, lo, stop, tp_lvl, extreme, tp, tsl):
+    """Inside the bar the stop is checked first: when the range hits both, the stop wins (pessimistic)."""
+    if pos > 0.0:
+        if stop > 0.0 and lo <= stop:
+            return _stop_reason(pos, extreme, stop, tsl)
+        if tp > 0.0 and h >= tp_lvl:
+            return REASON_TAKE_PROFIT
+    else:
+        if stop > 0.0 and h >= stop:
+            return _stop_reason(pos, extreme, stop, tsl)
+        if tp > 0.0 and lo <= tp_lvl:
+            return REASON_TAKE_PROFIT
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _trail(pos, h, lo, extreme, stop, tsl):
+    """Ratchet the trailing stop with the bar's high (low for shorts), after the bar's checks."""
+    if pos > 0.0:
+        if h > extreme:
+            extreme = h
+            lvl = h * (1.0 - tsl)
+            if lvl > stop:
+                stop = lvl
+    elif lo < extreme:
+        extreme = lo
+        lvl = lo * (1.0 + tsl)
+        if lvl < stop:
+            stop = lvl
+    return extreme, stop
+
+
+@njit(cache=True, inline="always")
+def _record(records, n_rec, col, entry_bar, exit_bar, pos, entry_px, exit_px, entry_fee, exit_fee, pnl, reason):
+    if records.shape[0] > 0:
+        r = records[n_rec]
+        r[R_COL] = col
+        r[R_ENTRY_BAR] = entry_bar
+        r[R_EXIT_BAR] = exit_bar
+        r[R_SIDE] = 1.0 if pos > 0.0 else -1.0
+        r[R_QTY] = abs(pos)
+        r[R_ENTRY_PRICE] = entry_px
+        r[R_EXIT_PRICE] = exit_px
+        r[R_ENTRY_FEE] = entry_fee
+        r[R_EXIT_FEE] = exit_fee
+        r[R_PNL] = pnl
+        r[R_REASON] = reason
+
+
+@njit(cache=True, inline="always")
+def _open(stats, side, q, px, fee_rate):
+    """Book an entry fill into the statistics; returns (cash change, fee)."""
+    fee = q * px * fee_rate
+    stats[S_FEES] += fee
+    stats[S_TURNOVER] += q * px
+    if side > 0.0:
+        return -(q * px + fee), fee
+    return q * px - fee, fee
+
+
+@njit(cache=True, inline="always")
+def _close(stats, records, n_rec, col, pos, px, fee_rate, entry_px, entry_fee, entry_bar, i, reason):
+    """Book closing ``pos`` at ``px``: statistics, and a trade record when kept. Returns (cash change, pnl)."""
+    q = abs(pos)
+    fee = q * px * fee_rate
+    if pos > 0.0:
+        cash = q * px - fee
+        pnl = (px - entry_px) * q - entry_fee - fee
+    else:
+        cash = -(q * px + fee)
+        pnl = (entry_px - px) * q - entry_fee - fee
+    stats[S_FEES] += fee
+    stats[S_TURNOVER] += q * px
+    stats[S_N_CLOSED] += 1.0
+    stats[S_HOLD_BARS] += i - entry_bar
+    if pnl > 0.0:
+        stats[S_N_WINS] += 1.0
+        stats[S_GROSS_PROFIT] += pnl
+    else:
+        stats[S_GROSS_LOSS] -= pnl
+    _record(records, n_rec, col, entry_bar, i, pos, entry_px, px, entry_fee, fee, pnl, reason)
+    return cash, pnl
+
+
+@njit(cache=True, inline="always")
+def _cool_until(pnl, cool_until, free_from, p):
+    """A loss starts the cool-down (from ``free_from``, when the exit is known to be done); a win clears it."""
+    if pnl > 0.0:
+        return -1
+    if pnl < 0.0:
+        return free_from + int(p[P_COOLDOWN_MS])
+    return cool_until
+
+
+@njit(cache=True, inline="always")
+def equity_state(initial_cash):
+    """Streaming equity statistics before the first bar: (previous equity, peak, index of the peak,
+    sum of returns, of squared returns, of squared negative returns, max drawdown, its duration)."""
+    return initial_cash, initial_cash, 0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@njit(cache=True, inline="always")
+def mark_equity(state, eq, i):
+    """``state`` after bar ``i`` closes with equity ``eq`` (returns, downside, drawdown and its duration).
+
+    Shared with :func:`thunes.backtest.metrics.compute_metrics`, so a sweep's numbers are a single
+    run's to the last bit.
+    """
+    prev, peak, dd_start, sum_r, sum_r2, sum_d2, max_dd, max_dd_bars = state
+    if eq != prev:
+        r = eq / prev - 1.0
+        sum_r += r
+        sum_r2 += r * r
+        d = min(r, 0.0)  # branch-free: a sign test on every bar mispredicted half the time
+        sum_d2 += d * d
+    if eq > peak:
+        peak = eq
+        dd_start = i
+    else:
+        dd = 1.0 - eq / peak
+        if dd > max_dd:
+            max_dd = dd
+        if i - dd_start > max_dd_bars:
+            max_dd_bars = float(i - dd_start)
+    return eq, peak, dd_start, sum_r, sum_r2, sum_d2, max_dd, max_dd_bars
+
+
+@njit(cache=True, inline="always")
+def _finish(stats, state, exposure, n, n_open):
+    stats[S_FINAL_EQUITY] = state[0]
+    stats[S_SUM_R] = state[3]
+    stats[S_SUM_R2] = state[4]
+    stats[S_SUM_DOWN_R2] = state[5]
+    stats[S_MAX_DD] = state[6]
+    stats[S_MAX_DD_BARS] = state[7]
+    stats[S_EXPOSURE_BARS] = exposure
+    stats[S_N_BARS] = n
+    stats[S_OPEN_TRADE] = n_open
+
+
+# ------------------------------------------------------------------------------------------------
+# One symbol
+# ------------------------------------------------------------------------------------------------
 @njit(cache=True)
 def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, short_entries, short_exits,
              scale, p, records, equity_out, stats):
@@ -176,17 +372,18 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     ``records`` may have zero rows (sweeps: statistics only) and ``equity_out`` zero length.
     """
     n = close.shape[0]
-    write_rec = records.shape[0] > 0
     write_eq = equity_out.shape[0] > 0
     taker = p[P_TAKER]
     maker = p[P_MAKER]
     sl = p[P_SL]
     tp = p[P_TP]
     tsl = p[P_TSL]
+    tick = p[P_TICK]
     allow_short = p[P_ALLOW_SHORT] > 0.0
     risk_on = p[P_RISK_ON] > 0.0
     gap_refuse = p[P_GAP_REFUSE] > 0.0
     has_stops = sl > 0.0 or tp > 0.0 or tsl > 0.0
+    stats[:] = 0.0
 
     cash = p[P_INIT_CASH]
     pos = 0.0  # signed quantity
@@ -203,100 +400,39 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     killed = False
     cool_until = -1  # epoch ms; entries refused before it
 
-    prev_eq = cash
-    peak_eq = cash
-    dd_start = 0
-    n_closed = 0.0
-    n_wins = 0.0
-    gross_p = 0.0
-    gross_l = 0.0
-    fees = 0.0
-    max_dd = 0.0
-    max_dd_bars = 0.0
-    sum_r = 0.0
-    sum_r2 = 0.0
-    sum_d2 = 0.0
+    eq_state = equity_state(cash)
     exposure = 0.0
-    turnover = 0.0
-    refused_f = 0.0
-    refused_r = 0.0
-    hold = 0.0
 
     for i in range(n):
         o = open_[i]
-        # ---------------------------------------------------------------- day roll (kill-switch)
-        if risk_on:
+        if risk_on:  # the kill-switch and the day's PnL restart each UTC day
             d = ts[i] // 86400000
             if d != prev_day:
                 prev_day = d
                 realised_today = 0.0
                 killed = False
-        # ---------------------------------------------------------------- at the open
-        exit_px = 0.0
-        exit_reason = -1
-        exit_fee_rate = taker
-        exit_time = ts[i]
+        t = i - 1  # the signal bar
+        # ---------------------------------------------------------------- exit at the open
         if pos != 0.0 and i > 0:
-            t = i - 1
-            if has_stops and ((pos > 0.0 and stop_lvl > 0.0 and o <= stop_lvl)
-                                or (pos < 0.0 and stop_lvl > 0.0 and o >= stop_lvl)):
-                exit_reason = REASON_TRAILING if (tsl > 0.0 and (
-                    (pos > 0.0 and extreme * (1.0 - tsl) >= stop_lvl - 1e-12)
-                    or (pos < 0.0 and extreme * (1.0 + tsl) <= stop_lvl + 1e-12))) else REASON_STOP
-            elif has_stops and tp > 0.0 and ((pos > 0.0 and o >= tp_lvl) or (pos < 0.0 and o <= tp_lvl)):
-                exit_reason = REASON_TAKE_PROFIT
-                exit_fee_rate = maker
-            elif pos > 0.0 and (exits[t] or short_entries[t]):
-                exit_reason = REASON_SIGNAL
-            elif pos < 0.0 and (short_exits[t] or entries[t]):
-                exit_reason = REASON_SIGNAL
-            if exit_reason >= 0:
-                if exit_reason == REASON_TAKE_PROFIT:
-                    exit_px = o
+            reason = _open_trigger(pos, o, stop_lvl, tp_lvl, extreme, tp, tsl) if has_stops else -1
+            if reason < 0 and ((pos > 0.0 and (exits[t] or short_entries[t]))
+                               or (pos < 0.0 and (short_exits[t] or entries[t]))):
+                reason = REASON_SIGNAL
+            if reason >= 0:
+                if reason == REASON_TAKE_PROFIT:
+                    cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, o, maker, entry_px, entry_fee,
+                                              entry_bar, i, reason)
                 else:
-                    s = _slip(p, abs(pos) * o, vol[t], volume[t], close[t])
-                    exit_px = _sell_px(p, o * (1.0 - s)) if pos > 0.0 else _buy_px(p, o * (1.0 + s))
-        # ---------------------------------------------------------------- close at the open
-        if exit_reason >= 0:
-            q = abs(pos)
-            fee = q * exit_px * exit_fee_rate
-            if pos > 0.0:
-                cash += q * exit_px - fee
-                pnl = (exit_px - entry_px) * q - entry_fee - fee
-            else:
-                cash -= q * exit_px + fee
-                pnl = (entry_px - exit_px) * q - entry_fee - fee
-            fees += fee
-            turnover += q * exit_px
-            n_closed += 1.0
-            hold += i - entry_bar
-            realised_today += pnl
-            if pnl > 0.0:
-                n_wins += 1.0
-                gross_p += pnl
-                cool_until = -1
-            else:
-                gross_l -= pnl
-                if pnl < 0.0:
-                    cool_until = exit_time + int(p[P_COOLDOWN_MS])
-            if write_rec:
-                r = records[n_rec]
-                r[R_COL] = 0.0
-                r[R_ENTRY_BAR] = entry_bar
-                r[R_EXIT_BAR] = i
-                r[R_SIDE] = 1.0 if pos > 0.0 else -1.0
-                r[R_QTY] = q
-                r[R_ENTRY_PRICE] = entry_px
-                r[R_EXIT_PRICE] = exit_px
-                r[R_ENTRY_FEE] = entry_fee
-                r[R_EXIT_FEE] = fee
-                r[R_PNL] = pnl
-                r[R_REASON] = exit_reason
-            n_rec += 1
-            pos = 0.0
+                    px = _market_px(p, -pos, o, abs(pos) * o, vol[t], volume[t], close[t], tick)
+                    cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, px, taker, entry_px, entry_fee,
+                                              entry_bar, i, reason)
+                cash += cash_change
+                realised_today += pnl
+                cool_until = _cool_until(pnl, cool_until, ts[i], p)
+                n_rec += 1
+                pos = 0.0
         # ---------------------------------------------------------------- entry at the open
         if pos == 0.0 and i > 0:
-            t = i - 1
             side = 0.0
             if entries[t] and not exits[t]:
                 side = 1.0
@@ -304,118 +440,42 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
                 side = -1.0
             if side != 0.0:
                 if (gap_refuse and gap[i]) or (risk_on and (killed or ts[i] < cool_until)):
-                    refused_r += 1.0
+                    stats[S_REFUSED_RISK] += 1.0
                 else:
                     notional = _target_notional(p, cash, cash, vol[t], scale[t])
-                    s = _slip(p, notional, vol[t], volume[t], close[t])
-                    px = _buy_px(p, o * (1.0 + s)) if side > 0.0 else _sell_px(p, o * (1.0 - s))
-                    q = _round_qty(p, notional / px) if px > 0.0 else 0.0
-                    if q <= 0.0 or q < p[P_MIN_QTY] or q * px < p[P_MIN_NOTIONAL]:
-                        refused_f += 1.0
+                    px = _market_px(p, side, o, notional, vol[t], volume[t], close[t], tick)
+                    q = _entry_qty(notional, px, p[P_STEP], p[P_MIN_QTY], p[P_MIN_NOTIONAL])
+                    if q == 0.0:
+                        stats[S_REFUSED_FILTERS] += 1.0
                     else:
-                        fee = q * px * taker
-                        if side > 0.0:
-                            cash -= q * px + fee
-                        else:
-                            cash += q * px - fee
-                        fees += fee
-                        turnover += q * px
+                        cash_change, entry_fee = _open(stats, side, q, px, taker)
+                        cash += cash_change
                         pos = side * q
                         entry_px = px
-                        entry_fee = fee
                         entry_bar = i
                         extreme = px
-                        if side > 0.0:
-                            stop_lvl = px * (1.0 - sl) if sl > 0.0 else 0.0
-                            if tsl > 0.0 and px * (1.0 - tsl) > stop_lvl:
-                                stop_lvl = px * (1.0 - tsl)
-                            tp_lvl = px * (1.0 + tp) if tp > 0.0 else 0.0
-                        else:
-                            stop_lvl = px * (1.0 + sl) if sl > 0.0 else 0.0
-                            if tsl > 0.0 and (stop_lvl == 0.0 or px * (1.0 + tsl) < stop_lvl):
-                                stop_lvl = px * (1.0 + tsl)
-                            tp_lvl = px * (1.0 - tp) if tp > 0.0 else 0.0
+                        stop_lvl, tp_lvl = _levels(side, px, sl, tp, tsl)
         # ---------------------------------------------------------------- inside the bar
         if pos != 0.0 and has_stops:
             h = high[i]
             lo = low[i]
-            reason = -1
-            px = 0.0
-            fee_rate = taker
-            if pos > 0.0:
-                if stop_lvl > 0.0 and lo <= stop_lvl:
-                    is_trail = tsl > 0.0 and extreme * (1.0 - tsl) >= stop_lvl - 1e-12
-                    reason = REASON_TRAILING if is_trail else REASON_STOP
-                    s = _slip(p, pos * stop_lvl, vol[i - 1] if i > 0 else vol[i],
-                              volume[i - 1] if i > 0 else volume[i], close[i - 1] if i > 0 else o)
-                    px = _sell_px(p, stop_lvl * (1.0 - s))
-                elif tp > 0.0 and h >= tp_lvl:
-                    reason = REASON_TAKE_PROFIT
-                    px = tp_lvl
-                    fee_rate = maker
-            else:
-                if stop_lvl > 0.0 and h >= stop_lvl:
-                    is_trail = tsl > 0.0 and extreme * (1.0 + tsl) <= stop_lvl + 1e-12
-                    reason = REASON_TRAILING if is_trail else REASON_STOP
-                    s = _slip(p, -pos * stop_lvl, vol[i - 1] if i > 0 else vol[i],
-                              volume[i - 1] if i > 0 else volume[i], close[i - 1] if i > 0 else o)
-                    px = _buy_px(p, stop_lvl * (1.0 + s))
-                elif tp > 0.0 and lo <= tp_lvl:
-                    reason = REASON_TAKE_PROFIT
-                    px = tp_lvl
-                    fee_rate = maker
+            reason = _bar_trigger(pos, h, lo, stop_lvl, tp_lvl, extreme, tp, tsl)
+            if reason == REASON_TAKE_PROFIT:
+                cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, tp_lvl, maker, entry_px, entry_fee,
+                                          entry_bar, i, reason)
+            elif reason >= 0:  # a position exists only from bar 1 on, so t >= 0
+                px = _market_px(p, -pos, stop_lvl, abs(pos) * stop_lvl, vol[t], volume[t], close[t], tick)
+                cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, px, taker, entry_px, entry_fee,
+                                          entry_bar, i, reason)
+            elif tsl > 0.0:
+                extreme, stop_lvl = _trail(pos, h, lo, extreme, stop_lvl, tsl)
             if reason >= 0:
-                q = abs(pos)
-                fee = q * px * fee_rate
-                if pos > 0.0:
-                    cash += q * px - fee
-                    pnl = (px - entry_px) * q - entry_fee - fee
-                else:
-                    cash -= q * px + fee
-                    pnl = (entry_px - px) * q - entry_fee - fee
-                fees += fee
-                turnover += q * px
-                n_closed += 1.0
-                hold += i - entry_bar
+                cash += cash_change
                 realised_today += pnl
-                if pnl > 0.0:
-                    n_wins += 1.0
-                    gross_p += pnl
-                    cool_until = -1
-                else:
-                    gross_l -= pnl
-                    if pnl < 0.0:
-                        # The stop filled somewhere inside the bar: count the cool-down from its end.
-                        cool_until = ts[i] + int(p[P_TF_MS]) + int(p[P_COOLDOWN_MS])
-                if write_rec:
-                    r = records[n_rec]
-                    r[R_COL] = 0.0
-                    r[R_ENTRY_BAR] = entry_bar
-                    r[R_EXIT_BAR] = i
-                    r[R_SIDE] = 1.0 if pos > 0.0 else -1.0
-                    r[R_QTY] = q
-                    r[R_ENTRY_PRICE] = entry_px
-                    r[R_EXIT_PRICE] = px
-                    r[R_ENTRY_FEE] = entry_fee
-                    r[R_EXIT_FEE] = fee
-                    r[R_PNL] = pnl
-                    r[R_REASON] = reason
+                # The stop filled somewhere inside the bar: count the cool-down from its end.
+                cool_until = _cool_until(pnl, cool_until, ts[i] + int(p[P_TF_MS]), p)
                 n_rec += 1
                 pos = 0.0
-            elif tsl > 0.0:
-                # Trailing: raise (long) / lower (short) the stop after the bar, never within it.
-                if pos > 0.0:
-                    if h > extreme:
-                        extreme = h
-                        lvl = extreme * (1.0 - tsl)
-                        if lvl > stop_lvl:
-                            stop_lvl = lvl
-                else:
-                    if lo < extreme:
-                        extreme = lo
-                        lvl = extreme * (1.0 + tsl)
-                        if lvl < stop_lvl:
-                            stop_lvl = lvl
         # ---------------------------------------------------------------- at the close
         c = close[i]
         eq = cash + pos * c
@@ -423,67 +483,193 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             exposure += 1.0
         if write_eq:
             equity_out[i] = eq
-        if eq != prev_eq:
-            r_ = eq / prev_eq - 1.0
-            sum_r += r_
-            sum_r2 += r_ * r_
-            if r_ < 0.0:
-                sum_d2 += r_ * r_
-        if eq > peak_eq:
-            peak_eq = eq
-            dd_start = i
-        else:
-            dd = 1.0 - eq / peak_eq
-            if dd > max_dd:
-                max_dd = dd
-            if i - dd_start > max_dd_bars:
-                max_dd_bars = i - dd_start
-        prev_eq = eq
+        eq_state = mark_equity(eq_state, eq, i)
         if risk_on and not killed:
-            unrealised = 0.0
-            if pos != 0.0:
-                unrealised = (c - entry_px) * pos - entry_fee
+            unrealised = (c - entry_px) * pos - entry_fee if pos != 0.0 else 0.0
             if realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
                 killed = True
 
     # ---------------------------------------------------------------- the trade still open
     if pos != 0.0:
         c = close[n - 1]
-        q = abs(pos)
-        if write_rec:
-            r = records[n_rec]
-            r[R_COL] = 0.0
-            r[R_ENTRY_BAR] = entry_bar
-            r[R_EXIT_BAR] = n - 1
-            r[R_SIDE] = 1.0 if pos > 0.0 else -1.0
-            r[R_QTY] = q
-            r[R_ENTRY_PRICE] = entry_px
-            r[R_EXIT_PRICE] = c
-            r[R_ENTRY_FEE] = entry_fee
-            r[R_EXIT_FEE] = 0.0
-            r[R_PNL] = (c - entry_px) * pos - entry_fee
-            r[R_REASON] = REASON_OPEN
+        _record(records, n_rec, 0.0, entry_bar, n - 1, pos, entry_px, c, entry_fee, 0.0,
+                (c - entry_px) * pos - entry_fee, REASON_OPEN)
         n_rec += 1
-        hold += n - entry_bar
+        stats[S_HOLD_BARS] += n - entry_bar
+    _finish(stats, eq_state, exposure, n, 1.0 if pos != 0.0 else 0.0)
+    return n_rec
 
-    stats[S_FINAL_EQUITY] = prev_eq
-    stats[S_N_CLOSED] = n_closed
-    stats[S_N_WINS] = n_wins
-    stats[S_GROSS_PROFIT] = gross_p
-    stats[S_GROSS_LOSS] = gross_l
-    stats[S_FEES] = fees
-    stats[S_MAX_DD] = max_dd
-    stats[S_MAX_DD_BARS] = max_dd_bars
-    stats[S_SUM_R] = sum_r
-    stats[S_SUM_R2] = sum_r2
-    stats[S_SUM_DOWN_R2] = sum_d2
-    stats[S_EXPOSURE_BARS] = exposure
-    stats[S_TURNOVER] = turnover
-    stats[S_REFUSED_FILTERS] = refused_f
-    stats[S_REFUSED_RISK] = refused_r
-    stats[S_HOLD_BARS] = hold
-    stats[S_N_BARS] = n
-    stats[S_OPEN_TRADE] = 1.0 if pos != 0.0 else 0.0
+
+# ------------------------------------------------------------------------------------------------
+# Portfolio: several symbols, one cash balance
+# ------------------------------------------------------------------------------------------------
+@njit(cache=True)
+def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, exits, short_entries, short_exits,
+                       scale, p, filt, records, equity_out, stats):
+    """Bar-major loop over (bars, symbols) arrays with one cash balance (NaN rows: symbol not trading).
+
+    Same rules as :func:`simulate` (one symbol gives identical results), plus: at each open all exits
+    are executed before any entry (freed cash is available), entries go in symbol order, and
+    ``max_positions`` caps open positions. A symbol's pending signal is the one of its own previous
+    bar. Returns the number of trade records.
+    """
+    n, k = close.shape
+    taker = p[P_TAKER]
+    maker = p[P_MAKER]
+    sl = p[P_SL]
+    tp = p[P_TP]
+    tsl = p[P_TSL]
+    allow_short = p[P_ALLOW_SHORT] > 0.0
+    risk_on = p[P_RISK_ON] > 0.0
+    gap_refuse = p[P_GAP_REFUSE] > 0.0
+    has_stops = sl > 0.0 or tp > 0.0 or tsl > 0.0
+    max_positions = int(p[P_MAX_POSITIONS]) if risk_on and p[P_MAX_POSITIONS] > 0 else k
+    stats[:] = 0.0
+
+    cash = p[P_INIT_CASH]
+    pos = np.zeros(k)
+    epx = np.zeros(k)
+    efee = np.zeros(k)
+    ebar = np.zeros(k, dtype=np.int64)
+    stop = np.zeros(k)
+    tpl = np.zeros(k)
+    ext = np.zeros(k)
+    last_close = np.full(k, np.nan)
+    prev_bar = np.full(k, -1, dtype=np.int64)
+    n_rec = 0
+    n_open = 0
+    realised_today = 0.0
+    prev_day = ts[0] // 86400000 if n > 0 else 0
+    killed = False
+    cool_until = -1
+    eq_state = equity_state(cash)
+    exposure = 0.0
+
+    for i in range(n):
+        if risk_on:
+            d = ts[i] // 86400000
+            if d != prev_day:
+                prev_day = d
+                realised_today = 0.0
+                killed = False
+        # ------------------------------------------------------------ exits at the open
+        for j in range(k):
+            o = open_[i, j]
+            t = prev_bar[j]
+            if pos[j] == 0.0 or t < 0 or not (o == o):
+                continue
+            reason = _open_trigger(pos[j], o, stop[j], tpl[j], ext[j], tp, tsl) if has_stops else -1
+            if reason < 0 and ((pos[j] > 0.0 and (exits[t, j] or short_entries[t, j]))
+                               or (pos[j] < 0.0 and (short_exits[t, j] or entries[t, j]))):
+                reason = REASON_SIGNAL
+            if reason < 0:
+                continue
+            if reason == REASON_TAKE_PROFIT:
+                cash_change, pnl = _close(stats, records, n_rec, j, pos[j], o, maker, epx[j], efee[j], ebar[j],
+                                          i, reason)
+            else:
+                px = _market_px(p, -pos[j], o, abs(pos[j]) * o, vol[t, j], volume[t, j], close[t, j],
+                                filt[j, F_TICK])
+                cash_change, pnl = _close(stats, records, n_rec, j, pos[j], px, taker, epx[j], efee[j], ebar[j],
+                                          i, reason)
+            cash += cash_change
+            realised_today += pnl
+            cool_until = _cool_until(pnl, cool_until, ts[i], p)
+            n_rec += 1
+            pos[j] = 0.0
+            n_open -= 1
+        # ------------------------------------------------------------ entries at the open
+        for j in range(k):
+            o = open_[i, j]
+            t = prev_bar[j]
+            if pos[j] != 0.0 or t < 0 or not (o == o):
+                continue
+            side = 0.0
+            if entries[t, j] and not exits[t, j]:
+                side = 1.0
+            elif allow_short and short_entries[t, j] and not short_exits[t, j]:
+                side = -1.0
+            if side == 0.0:
+                continue
+            if (gap_refuse and gap[i, j]) or (risk_on and (killed or ts[i] < cool_until or n_open >= max_positions)):
+                stats[S_REFUSED_RISK] += 1.0
+                continue
+            equity = cash
+            for m in range(k):
+                if pos[m] != 0.0:
+                    mark = open_[i, m] if open_[i, m] == open_[i, m] else last_close[m]
+                    equity += pos[m] * mark
+            notional = _target_notional(p, equity, cash, vol[t, j], scale[t, j])
+            px = _market_px(p, side, o, notional, vol[t, j], volume[t, j], close[t, j], filt[j, F_TICK])
+            q = _entry_qty(notional, px, filt[j, F_STEP], filt[j, F_MIN_QTY], filt[j, F_MIN_NOTIONAL])
+            if q == 0.0:
+                stats[S_REFUSED_FILTERS] += 1.0
+                continue
+            cash_change, efee[j] = _open(stats, side, q, px, taker)
+            cash += cash_change
+            pos[j] = side * q
+            n_open += 1
+            epx[j] = px
+            ebar[j] = i
+            ext[j] = px
+            stop[j], tpl[j] = _levels(side, px, sl, tp, tsl)
+        # ------------------------------------------------------------ inside the bar
+        for j in range(k):
+            if pos[j] == 0.0 or not has_stops or not (open_[i, j] == open_[i, j]):
+                continue
+            h = high[i, j]
+            lo = low[i, j]
+            t = prev_bar[j] if prev_bar[j] >= 0 else i
+            reason = _bar_trigger(pos[j], h, lo, stop[j], tpl[j], ext[j], tp, tsl)
+            if reason == REASON_TAKE_PROFIT:
+                cash_change, pnl = _close(stats, records, n_rec, j, pos[j], tpl[j], maker, epx[j], efee[j],
+                                          ebar[j], i, reason)
+            elif reason >= 0:
+                px = _market_px(p, -pos[j], stop[j], abs(pos[j]) * stop[j], vol[t, j], volume[t, j], close[t, j],
+                                filt[j, F_TICK])
+                cash_change, pnl = _close(stats, records, n_rec, j, pos[j], px, taker, epx[j], efee[j], ebar[j],
+                                          i, reason)
+            elif tsl > 0.0:
+                ext[j], stop[j] = _trail(pos[j], h, lo, ext[j], stop[j], tsl)
+            if reason >= 0:
+                cash += cash_change
+                realised_today += pnl
+                cool_until = _cool_until(pnl, cool_until, ts[i] + int(p[P_TF_MS]), p)
+                n_rec += 1
+                pos[j] = 0.0
+                n_open -= 1
+        # ------------------------------------------------------------ at the close
+        for j in range(k):
+            c = close[i, j]
+            if c == c:
+                last_close[j] = c
+                prev_bar[j] = i
+        eq = cash
+        unrealised = 0.0
+        any_pos = False
+        for j in range(k):
+            if pos[j] != 0.0:
+                any_pos = True
+                eq += pos[j] * last_close[j]
+                unrealised += (last_close[j] - epx[j]) * pos[j] - efee[j]
+        if any_pos:
+            exposure += 1.0
+        if equity_out.shape[0] > 0:
+            equity_out[i] = eq
+        eq_state = mark_equity(eq_state, eq, i)
+        if risk_on and not killed and realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
+            killed = True
+
+    n_open_end = 0.0
+    for j in range(k):
+        if pos[j] != 0.0:
+            n_open_end += 1.0
+            c = last_close[j]
+            _record(records, n_rec, j, ebar[j], n - 1, pos[j], epx[j], c, efee[j], 0.0,
+                    (c - epx[j]) * pos[j] - efee[j], REASON_OPEN)
+            n_rec += 1
+            stats[S_HOLD_BARS] += n - ebar[j]
+    _finish(stats, eq_state, exposure, n, n_open_end)
     return n_rec
 
 
@@ -559,364 +745,3 @@ def rolling_return_std(close, window):
             out[i] = math.sqrt(var) if var > 0.0 else 0.0
     return out
 
-
-# ------------------------------------------------------------------------------------------------
-# Portfolio: several symbols, one cash balance
-# ------------------------------------------------------------------------------------------------
-F_STEP = 0
-F_MIN_QTY = 1
-F_MIN_NOTIONAL = 2
-F_TICK = 3
-
-
-@njit(cache=True)
-def _round_px(px, tick, up):
-    if tick > 0.0:
-        if up:
-            return math.ceil(px / tick - 1e-9) * tick
-        return math.floor(px / tick + 1e-9) * tick
-    return px
-
-
-@njit(cache=True)
-def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, exits, short_entries, short_exits,
-                       scale, p, filt, records, equity_out, stats):
-    """Bar-major loop over (bars, symbols) arrays with one cash balance (NaN rows: symbol not trading).
-
-    Same rules as :func:`simulate` (one symbol gives identical results), plus: at each open all exits
-    are executed before any entry (freed cash is available), entries go in symbol order, and
-    ``max_positions`` caps open positions. A symbol's pending signal is the one of its own previous
-    bar. Returns the number of trade records.
-    """
-    n, k = close.shape
-    taker = p[P_TAKER]
-    maker = p[P_MAKER]
-    sl = p[P_SL]
-    tp = p[P_TP]
-    tsl = p[P_TSL]
-    allow_short = p[P_ALLOW_SHORT] > 0.0
-    risk_on = p[P_RISK_ON] > 0.0
-    gap_refuse = p[P_GAP_REFUSE] > 0.0
-    has_stops = sl > 0.0 or tp > 0.0 or tsl > 0.0
-    max_positions = int(p[P_MAX_POSITIONS]) if risk_on and p[P_MAX_POSITIONS] > 0 else k
-
-    cash = p[P_INIT_CASH]
-    pos = np.zeros(k)
-    epx = np.zeros(k)
-    efee = np.zeros(k)
-    ebar = np.zeros(k, dtype=np.int64)
-    stop = np.zeros(k)
-    tpl = np.zeros(k)
-    ext = np.zeros(k)
-    last_close = np.full(k, np.nan)
-    prev_bar = np.full(k, -1, dtype=np.int64)
-    n_rec = 0
-    n_open = 0
-    realised_today = 0.0
-    prev_day = ts[0] // 86400000 if n > 0 else 0
-    killed = False
-    cool_until = -1
-    prev_eq = cash
-    peak_eq = cash
-    dd_start = 0
-    n_closed = 0.0
-    n_wins = 0.0
-    gross_p = 0.0
-    gross_l = 0.0
-    fees = 0.0
-    max_dd = 0.0
-    max_dd_bars = 0.0
-    sum_r = 0.0
-    sum_r2 = 0.0
-    sum_d2 = 0.0
-    exposure = 0.0
-    turnover = 0.0
-    refused_f = 0.0
-    refused_r = 0.0
-    hold = 0.0
-    write_rec = records.shape[0] > 0
-
-    for i in range(n):
-        if risk_on:
-            d = ts[i] // 86400000
-            if d != prev_day:
-                prev_day = d
-                realised_today = 0.0
-                killed = False
-        # ------------------------------------------------------------ exits at the open, then intrabar later
-        for j in range(k):
-            o = open_[i, j]
-            t = prev_bar[j]
-            if pos[j] == 0.0 or t < 0 or not (o == o):
-                continue
-            reason = -1
-            fee_rate = taker
-            q = abs(pos[j])
-            if has_stops and stop[j] > 0.0 and ((pos[j] > 0.0 and o <= stop[j]) or (pos[j] < 0.0 and o >= stop[j])):
-                is_trail = tsl > 0.0 and ((pos[j] > 0.0 and ext[j] * (1.0 - tsl) >= stop[j] - 1e-12)
-                                          or (pos[j] < 0.0 and ext[j] * (1.0 + tsl) <= stop[j] + 1e-12))
-                reason = REASON_TRAILING if is_trail else REASON_STOP
-            elif has_stops and tp > 0.0 and ((pos[j] > 0.0 and o >= tpl[j]) or (pos[j] < 0.0 and o <= tpl[j])):
-                reason = REASON_TAKE_PROFIT
-                fee_rate = maker
-            elif pos[j] > 0.0 and (exits[t, j] or short_entries[t, j]):
-                reason = REASON_SIGNAL
-            elif pos[j] < 0.0 and (short_exits[t, j] or entries[t, j]):
-                reason = REASON_SIGNAL
-            if reason < 0:
-                continue
-            if reason == REASON_TAKE_PROFIT:
-                px = o
-            else:
-                s = _slip(p, q * o, vol[t, j], volume[t, j], close[t, j])
-                px = _round_px(o * (1.0 - s), filt[j, F_TICK], False) if pos[j] > 0.0 else \
-                    _round_px(o * (1.0 + s), filt[j, F_TICK], True)
-            fee = q * px * fee_rate
-            if pos[j] > 0.0:
-                cash += q * px - fee
-                pnl = (px - epx[j]) * q - efee[j] - fee
-            else:
-                cash -= q * px + fee
-                pnl = (epx[j] - px) * q - efee[j] - fee
-            fees += fee
-            turnover += q * px
-            n_closed += 1.0
-            hold += i - ebar[j]
-            realised_today += pnl
-            if pnl > 0.0:
-                n_wins += 1.0
-                gross_p += pnl
-                cool_until = -1
-            else:
-                gross_l -= pnl
-                if pnl < 0.0:
-                    cool_until = ts[i] + int(p[P_COOLDOWN_MS])
-            if write_rec:
-                r = records[n_rec]
-                r[R_COL] = j
-                r[R_ENTRY_BAR] = ebar[j]
-                r[R_EXIT_BAR] = i
-                r[R_SIDE] = 1.0 if pos[j] > 0.0 else -1.0
-                r[R_QTY] = q
-                r[R_ENTRY_PRICE] = epx[j]
-                r[R_EXIT_PRICE] = px
-                r[R_ENTRY_FEE] = efee[j]
-                r[R_EXIT_FEE] = fee
-                r[R_PNL] = pnl
-                r[R_REASON] = reason
-            n_rec += 1
-            pos[j] = 0.0
-            n_open -= 1
-        # ------------------------------------------------------------ entries at the open
-        for j in range(k):
-            o = open_[i, j]
-            t = prev_bar[j]
-            if pos[j] != 0.0 or t < 0 or not (o == o):
-                continue
-            side = 0.0
-            if entries[t, j] and not exits[t, j]:
-                side = 1.0
-            elif allow_short and short_entries[t, j] and not short_exits[t, j]:
-                side = -1.0
-            if side == 0.0:
-                continue
-            if (gap_refuse and gap[i, j]) or (risk_on and (killed or ts[i] < cool_until or n_open >= max_positions)):
-                refused_r += 1.0
-                continue
-            equity = cash
-            for m in range(k):
-                if pos[m] != 0.0:
-                    mark = open_[i, m] if open_[i, m] == open_[i, m] else last_close[m]
-                    equity += pos[m] * mark
-            notional = _target_notional(p, equity, cash, vol[t, j], scale[t, j])
-            s = _slip(p, notional, vol[t, j], volume[t, j], close[t, j])
-            px = _round_px(o * (1.0 + s), filt[j, F_TICK], True) if side > 0.0 else \
-                _round_px(o * (1.0 - s), filt[j, F_TICK], False)
-            q = 0.0
-            if px > 0.0:
-                q = notional / px
-                if filt[j, F_STEP] > 0.0:
-                    q = math.floor(q / filt[j, F_STEP] + 1e-9) * filt[j, F_STEP]
-            if q <= 0.0 or q < filt[j, F_MIN_QTY] or q * px < filt[j, F_MIN_NOTIONAL]:
-                refused_f += 1.0
-                continue
-            fee = q * px * taker
-            if side > 0.0:
-                cash -= q * px + fee
-            else:
-                cash += q * px - fee
-            fees += fee
-            turnover += q * px
-            pos[j] = side * q
-            n_open += 1
-            epx[j] = px
-            efee[j] = fee
-            ebar[j] = i
-            ext[j] = px
-            if side > 0.0:
-                stop[j] = px * (1.0 - sl) if sl > 0.0 else 0.0
-                if tsl > 0.0 and px * (1.0 - tsl) > stop[j]:
-                    stop[j] = px * (1.0 - tsl)
-                tpl[j] = px * (1.0 + tp) if tp > 0.0 else 0.0
-            else:
-                stop[j] = px * (1.0 + sl) if sl > 0.0 else 0.0
-                if tsl > 0.0 and (stop[j] == 0.0 or px * (1.0 + tsl) < stop[j]):
-                    stop[j] = px * (1.0 + tsl)
-                tpl[j] = px * (1.0 - tp) if tp > 0.0 else 0.0
-        # ------------------------------------------------------------ inside the bar
-        for j in range(k):
-            if pos[j] == 0.0 or not has_stops or not (open_[i, j] == open_[i, j]):
-                continue
-            h = high[i, j]
-            lo = low[i, j]
-            t = prev_bar[j] if prev_bar[j] >= 0 else i
-            reason = -1
-            px = 0.0
-            fee_rate = taker
-            if pos[j] > 0.0:
-                if stop[j] > 0.0 and lo <= stop[j]:
-                    is_trail = tsl > 0.0 and ext[j] * (1.0 - tsl) >= stop[j] - 1e-12
-                    reason = REASON_TRAILING if is_trail else REASON_STOP
-                    s = _slip(p, pos[j] * stop[j], vol[t, j], volume[t, j], close[t, j])
-                    px = _round_px(stop[j] * (1.0 - s), filt[j, F_TICK], False)
-                elif tp > 0.0 and h >= tpl[j]:
-                    reason = REASON_TAKE_PROFIT
-                    px = tpl[j]
-                    fee_rate = maker
-            else:
-                if stop[j] > 0.0 and h >= stop[j]:
-                    is_trail = tsl > 0.0 and ext[j] * (1.0 + tsl) <= stop[j] + 1e-12
-                    reason = REASON_TRAILING if is_trail else REASON_STOP
-                    s = _slip(p, -pos[j] * stop[j], vol[t, j], volume[t, j], close[t, j])
-                    px = _round_px(stop[j] * (1.0 + s), filt[j, F_TICK], True)
-                elif tp > 0.0 and lo <= tpl[j]:
-                    reason = REASON_TAKE_PROFIT
-                    px = tpl[j]
-                    fee_rate = maker
-            if reason >= 0:
-                q = abs(pos[j])
-                fee = q * px * fee_rate
-                if pos[j] > 0.0:
-                    cash += q * px - fee
-                    pnl = (px - epx[j]) * q - efee[j] - fee
-                else:
-                    cash -= q * px + fee
-                    pnl = (epx[j] - px) * q - efee[j] - fee
-                fees += fee
-                turnover += q * px
-                n_closed += 1.0
-                hold += i - ebar[j]
-                realised_today += pnl
-                if pnl > 0.0:
-                    n_wins += 1.0
-                    gross_p += pnl
-                    cool_until = -1
-                else:
-                    gross_l -= pnl
-                    if pnl < 0.0:
-                        cool_until = ts[i] + int(p[P_TF_MS]) + int(p[P_COOLDOWN_MS])
-                if write_rec:
-                    r = records[n_rec]
-                    r[R_COL] = j
-                    r[R_ENTRY_BAR] = ebar[j]
-                    r[R_EXIT_BAR] = i
-                    r[R_SIDE] = 1.0 if pos[j] > 0.0 else -1.0
-                    r[R_QTY] = q
-                    r[R_ENTRY_PRICE] = epx[j]
-                    r[R_EXIT_PRICE] = px
-                    r[R_ENTRY_FEE] = efee[j]
-                    r[R_EXIT_FEE] = fee
-                    r[R_PNL] = pnl
-                    r[R_REASON] = reason
-                n_rec += 1
-                pos[j] = 0.0
-                n_open -= 1
-            elif tsl > 0.0:
-                if pos[j] > 0.0:
-                    if h > ext[j]:
-                        ext[j] = h
-                        lvl = h * (1.0 - tsl)
-                        if lvl > stop[j]:
-                            stop[j] = lvl
-                else:
-                    if lo < ext[j]:
-                        ext[j] = lo
-                        lvl = lo * (1.0 + tsl)
-                        if lvl < stop[j]:
-                            stop[j] = lvl
-        # ------------------------------------------------------------ at the close
-        for j in range(k):
-            c = close[i, j]
-            if c == c:
-                last_close[j] = c
-                prev_bar[j] = i
-        eq = cash
-        unrealised = 0.0
-        any_pos = False
-        for j in range(k):
-            if pos[j] != 0.0:
-                any_pos = True
-                eq += pos[j] * last_close[j]
-                unrealised += (last_close[j] - epx[j]) * pos[j] - efee[j]
-        if any_pos:
-            exposure += 1.0
-        if equity_out.shape[0] > 0:
-            equity_out[i] = eq
-        if eq != prev_eq:
-            r_ = eq / prev_eq - 1.0
-            sum_r += r_
-            sum_r2 += r_ * r_
-            if r_ < 0.0:
-                sum_d2 += r_ * r_
-        if eq > peak_eq:
-            peak_eq = eq
-            dd_start = i
-        else:
-            dd = 1.0 - eq / peak_eq
-            if dd > max_dd:
-                max_dd = dd
-            if i - dd_start > max_dd_bars:
-                max_dd_bars = i - dd_start
-        prev_eq = eq
-        if risk_on and not killed and realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
-            killed = True
-
-    n_open_end = 0.0
-    for j in range(k):
-        if pos[j] != 0.0:
-            n_open_end += 1.0
-            c = last_close[j]
-            if write_rec:
-                r = records[n_rec]
-                r[R_COL] = j
-                r[R_ENTRY_BAR] = ebar[j]
-                r[R_EXIT_BAR] = n - 1
-                r[R_SIDE] = 1.0 if pos[j] > 0.0 else -1.0
-                r[R_QTY] = abs(pos[j])
-                r[R_ENTRY_PRICE] = epx[j]
-                r[R_EXIT_PRICE] = c
-                r[R_ENTRY_FEE] = efee[j]
-                r[R_EXIT_FEE] = 0.0
-                r[R_PNL] = (c - epx[j]) * pos[j] - efee[j]
-                r[R_REASON] = REASON_OPEN
-            n_rec += 1
-            hold += n - ebar[j]
-    stats[S_FINAL_EQUITY] = prev_eq
-    stats[S_N_CLOSED] = n_closed
-    stats[S_N_WINS] = n_wins
-    stats[S_GROSS_PROFIT] = gross_p
-    stats[S_GROSS_LOSS] = gross_l
-    stats[S_FEES] = fees
-    stats[S_MAX_DD] = max_dd
-    stats[S_MAX_DD_BARS] = max_dd_bars
-    stats[S_SUM_R] = sum_r
-    stats[S_SUM_R2] = sum_r2
-    stats[S_SUM_DOWN_R2] = sum_d2
-    stats[S_EXPOSURE_BARS] = exposure
-    stats[S_TURNOVER] = turnover
-    stats[S_REFUSED_FILTERS] = refused_f
-    stats[S_REFUSED_RISK] = refused_r
-    stats[S_HOLD_BARS] = hold
-    stats[S_N_BARS] = n
-    stats[S_OPEN_TRADE] = n_open_end
-    return n_rec

@@ -39,34 +39,11 @@ def bars_per_year(timeframe: str) -> float:
 
 @njit(cache=True)
 def _equity_sums(equity, initial_cash):
-    """The kernel's streaming statistics of an equity curve (same arithmetic, same order)."""
-    prev = initial_cash
-    peak = initial_cash
-    dd_start = 0
-    sum_r = 0.0
-    sum_r2 = 0.0
-    sum_d2 = 0.0
-    max_dd = 0.0
-    max_dd_bars = 0.0
+    """The kernel's streaming statistics of an equity curve (the same per-bar step, so the same bits)."""
+    state = K.equity_state(initial_cash)
     for i in range(equity.shape[0]):
-        eq = equity[i]
-        if eq != prev:
-            r = eq / prev - 1.0
-            sum_r += r
-            sum_r2 += r * r
-            if r < 0.0:
-                sum_d2 += r * r
-        if eq > peak:
-            peak = eq
-            dd_start = i
-        else:
-            dd = 1.0 - eq / peak
-            if dd > max_dd:
-                max_dd = dd
-            if i - dd_start > max_dd_bars:
-                max_dd_bars = i - dd_start
-        prev = eq
-    return sum_r, sum_r2, sum_d2, max_dd, max_dd_bars
+        state = K.mark_equity(state, equity[i], i)
+    return state[3], state[4], state[5], state[6], state[7]
 
 
 def _finish(

@@ -9,6 +9,12 @@ prediction (warm-up, windows spanning a data gap) never enter and never force an
 Predictions at bar t use candles <= t only (:meth:`thunes.ml.serving.Forecaster.predict_frame`), and the
 engine executes at t+1's open, so the strategy is causal. The model is served through ONNX when the
 folder has ``model.onnx`` (no torch needed in the trader). Registered as ``"model"``.
+
+The strategy remembers its last predictions (with the candles they came from). Called again on the same
+candles (a threshold sweep) it reuses them; called on a window that slid by one new bar (the trader, once
+per closed candle) it predicts only the new bar with :meth:`~thunes.ml.serving.Forecaster.predict_latest`
+(features of the last window + one ONNX call: milliseconds) instead of every bar of the window. Any other
+change of the candles recomputes everything.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from thunes.core.errors import StrategyError
+from thunes.core.errors import DataError, StrategyError
 from thunes.strategies.base import Param, Signals, Strategy
 
 __all__ = ["ModelSignalStrategy"]
+
+_OHLCV = ["open", "high", "low", "close", "volume"]
 
 
 class ModelSignalStrategy(Strategy):
@@ -67,10 +75,43 @@ class ModelSignalStrategy(Strategy):
         return int(self.forecaster.warmup)
 
     def predictions(self, candles: pd.DataFrame) -> pd.DataFrame:
-        cached = getattr(self, "_predictions", None)
-        if cached is not None and cached.index.equals(candles.index):
-            return cached
-        return self.forecaster.predict_frame(candles)
+        """``pred_ret``/``pred_vol`` per candle (NaN where no prediction); see the module docstring on reuse."""
+        given = getattr(self, "_predictions", None)
+        if given is not None and given.index.equals(candles.index):
+            return given
+        preds = self._reuse(candles)
+        if preds is None:
+            preds = self.forecaster.predict_frame(candles)
+        object.__setattr__(self, "_memo", (candles[_OHLCV].to_numpy(dtype="float64"), preds))
+        return preds
+
+    def _reuse(self, candles: pd.DataFrame) -> pd.DataFrame | None:
+        """Predictions from the last call when ``candles`` are those (or those plus one new bar), else None."""
+        memo = getattr(self, "_memo", None)
+        if memo is None or len(candles) == 0:
+            return None
+        values, preds = memo
+        pos = preds.index.get_indexer(candles.index)
+        known = pos >= 0
+        if known.all():
+            new_bar = False
+        elif len(candles) > 1 and known[:-1].all():
+            new_bar = True
+        else:
+            return None
+        rows = pos[:-1] if new_bar else pos
+        current = candles[_OHLCV].to_numpy(dtype="float64")
+        if not np.array_equal(values[rows], current[: len(rows)], equal_nan=True):
+            return None  # same timestamps, other candles (another symbol, a corrected bar)
+        out = preds.iloc[rows].set_axis(candles.index[: len(rows)])
+        if not new_bar:
+            return out
+        try:
+            latest = self.forecaster.predict_latest(candles)
+        except DataError:  # a gap or too little history for the fast path: let predict_frame decide
+            return None
+        last = pd.DataFrame({"pred_ret": [latest.ret], "pred_vol": [latest.vol]}, index=candles.index[-1:])
+        return pd.concat([out, last])
 
     def signals(self, candles: pd.DataFrame) -> Signals:
         preds = self.predictions(candles)
