@@ -105,3 +105,51 @@ def test_walk_forward_retrains_per_fold_with_a_purged_gap(ml_candles, tiny_optio
     assert ml_candles.index.get_loc(first_pred) == cut + options.seq_len - 1
     assert wf.summary["n"] == int(wf.folds.n.sum())
     assert "bt_total_return" in wf.folds.columns
+
+
+def _count_frame_calls(strategy: ModelSignalStrategy) -> list[int]:
+    """Count how often the strategy falls back to predicting every bar (a spy on our own Forecaster)."""
+    fc = strategy.forecaster
+    calls = [0]
+    full = fc.predict_frame
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return full(*args, **kwargs)
+
+    fc.predict_frame = counting
+    return calls
+
+
+def test_a_window_sliding_by_one_bar_predicts_only_the_new_bar(tiny_model, ml_candles):
+    _, folder = tiny_model
+    strategy = ModelSignalStrategy(model=str(folder), threshold=0.05)
+    calls = _count_frame_calls(strategy)
+    first, second = ml_candles.iloc[400:900], ml_candles.iloc[401:901]  # the trader's trailing window
+
+    before = strategy.predictions(first).copy()
+    after = strategy.predictions(second)
+
+    assert calls[0] == 1  # the second call did not recompute the 499 bars it already had
+    pd.testing.assert_frame_equal(after.iloc[:-1], before.iloc[1:])
+    latest = strategy.forecaster.predict_latest(second)
+    assert (after.pred_ret.iloc[-1], after.pred_vol.iloc[-1]) == (latest.ret, latest.vol)
+    full = Forecaster.load(folder).predict_frame(second)  # what a backtest on this window would predict
+    assert after.pred_ret.iloc[-1] == pytest.approx(full.pred_ret.iloc[-1], rel=1e-3, abs=1e-6)
+    strategy.predictions(second)  # the same candles again (a threshold sweep): reused as well
+    assert calls[0] == 1
+
+
+def test_other_candles_with_the_same_timestamps_are_predicted_afresh(tiny_model, ml_candles):
+    _, folder = tiny_model
+    strategy = ModelSignalStrategy(model=str(folder), threshold=0.05)
+    calls = _count_frame_calls(strategy)
+    window = ml_candles.iloc[400:900]
+    other = window.copy()
+    other.iloc[-50:, :4] *= 1.02  # same index, different prices (another symbol, a corrected candle)
+
+    strategy.predictions(window)
+    preds = strategy.predictions(other)
+
+    assert calls[0] == 2
+    pd.testing.assert_frame_equal(preds, Forecaster.load(folder).predict_frame(other))
