@@ -93,9 +93,12 @@ def _print_summary(stack: Any, report: Any, ledger_path: Path) -> None:
     lat = sorted(report.latencies_s)
     lat_txt = f"; candle->order p50 {lat[len(lat) // 2] * 1000:.2f} ms" if lat else ""
     recon = stack.reconciler.last
-    console.print(f"bars {report.bars}, orders {report.orders}, fills {report.fills}, skipped {report.skipped}, "
-                  f"reconciliations {report.reconciles} ({'ok' if recon is not None and recon.ok else 'see audit'})"
-                  f"{lat_txt}; stopped: {report.stop_reason or 'end'}")
+    click.echo(f"bars {report.bars}, orders {report.orders}, fills {report.fills}, skipped {report.skipped}, "
+               f"reconciliations {report.reconciles} ({'ok' if recon is not None and recon.ok else 'see audit'})"
+               f"{lat_txt}; stopped: {report.stop_reason or 'end'}")
+    if report.orders == 0 and report.bars:
+        click.echo(f"no order in {report.bars} candles: the strategy gave no entry signal in this span; a shorter "
+                   "--timeframe (5m: 360 candles in 3 minutes at 600x) or a longer --duration gives it more candles")
 
 
 def _trader_options(app: Any, symbol: str | None, timeframe: str | None, state_dir: Path,
