@@ -75,13 +75,24 @@ def test_nsga2_prints_and_writes_the_pareto_front(tmp_path, btc_1h) -> None:  # 
 
     assert result.exit_code == 0, result.output
     assert "full sample: 100%" in result.stderr and "4/4" in result.stderr  # the progress bar, on stderr
-    assert "full sample" not in result.stdout
+    assert "full sample: " not in result.stdout
     assert "recommendation: DO NOT DEPLOY: no out-of-sample Sharpe" in result.output
     front = pd.read_csv(tmp_path / "art" / "mo" / "pareto.csv")
     assert list(front.columns) == ["number", "sharpe", "max_drawdown", "fast", "slow"] and len(front) >= 1
     assert f"Pareto front (sharpe:max, max_drawdown:min): {len(front)} trial(s)," in result.output
     assert front.sharpe.is_monotonic_decreasing  # best Sharpe first
     assert "Pareto front" in (tmp_path / "art" / "mo" / "report.html").read_text()
+
+    # Another process joins the study by name (it reloads the same candles from the study's description).
+    joined = _invoke(tmp_path, "worker", "--storage", f"sqlite:///{tmp_path}/studies.sqlite", "--study", "mo",
+                     "--trials", "1", "--index", "7")
+    listed = _invoke(tmp_path, "studies")
+
+    assert joined.exit_code == 0, joined.output
+    assert joined.output.strip().endswith("completed 1 trial(s) of mo")
+    assert ":7: completed" in joined.output  # the worker id ends with its index
+    line = next(row for row in listed.output.splitlines() if row.startswith("mo "))
+    assert line.split()[1:] == ["5", "trials", "maximize,minimize"]
 
 
 def test_an_empty_store_with_source_store_says_which_command_fills_it(tmp_path) -> None:  # noqa: ANN001

@@ -217,6 +217,7 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
 
     index = worker_index if worker_index is not None else 1000 + os.getpid() % 100_000
     report = run_worker(storage, study_name, trials, worker_index=index, store_url=store_url,
+                        worker_id=f"{os.uname().nodename}:{os.getpid()}:{index}",
                         sample_dir=app.settings.data.sample_dir)
     click.echo(f"worker {report.worker_id}: completed {report.completed} trial(s) of {report.study}")
 
