@@ -29,11 +29,12 @@ def _replayed():
 
 
 def test_klines_are_the_replayed_candles_and_the_current_one_is_forming(client, sim):
-    # Arrange: the fixture starts the market clock at the open of candle 300, then we move 30 minutes in
+    # Arrange: the fixture starts the market clock at the open of candle 300, then we move ~30 minutes in (to a
+    # moment where the interpolated path price is off the tick grid: 71444.30285175 on the real data)
     frame = _replayed()
     stamps = ts_ms(frame)
     assert sim.now_ms() == stamps[300]
-    sim.advance_to(int(stamps[300]) + H // 2)
+    sim.advance_to(int(stamps[300]) + H // 2 + 12_345)
     # Act
     rows = client.fetch_ohlcv("BTC/USDT", "1h", limit=5)
     # Assert: four closed candles exactly as replayed, then the forming one (open of candle 300, price so far)
