@@ -288,3 +288,25 @@ def test_the_loop_reconciles_at_start_every_interval_and_at_stop(market, tmp_pat
     assert report.stop_reason == "duration of 0.5s reached"
     assert load_state(stack.trader.state_path).clean_stop
     assert "difference 0.1" in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_ctrl_c_stops_the_loop_between_candles_and_flushes_the_state(market, tmp_path):
+    import threading
+
+    from thunes.cli.trader import _stop_on_signals
+
+    sim, frame = market
+    stack = make_stack(sim, tmp_path)
+    previous = signal.getsignal(signal.SIGINT)
+    timer = threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT))
+    try:
+        with _stop_on_signals(stack.trader):
+            timer.start()
+            report = stack.trader.run(ListFeed(), deadline_s=30)
+    finally:
+        timer.cancel()
+        stack.close()
+    assert report.stop_reason == "signal SIGINT"  # not the 30 s deadline, and no KeyboardInterrupt
+    assert load_state(stack.trader.state_path).clean_stop
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is removed again
+    assert '"trader_stopped"' in (tmp_path / "audit.jsonl").read_text()
