@@ -98,9 +98,16 @@ def optimize_group(ctx: click.Context, **kw: Any) -> None:
       thunes optimize --storage postgresql://user@db/optuna --workers 4 --study btc-sma
       thunes optimize worker --storage postgresql://user@db/optuna --study btc-sma --trials 20
 
+    Candles come from the candle store (data.url) when it has them, else from the sample data, else
+    synthetic; the first line on stderr says which. Trials are backtests with the fees, slippage and
+    risk limits of the settings. --trials N means "until the study holds N completed trials", so an
+    interrupted run resumes when started again.
+
     Deploy is recommended only when the walk-forward out-of-sample Sharpe exceeds
     optimize.deploy_min_sharpe and the Deflated Sharpe Ratio reaches optimize.deploy_min_dsr.
-    Results go to <optimize.artifacts_dir>/<study>/ (trials.csv, summary.json, report.html).
+    Results go to <optimize.artifacts_dir>/<study>/ (trials.csv, summary.json, report.html,
+    folds.csv, oos_equity.csv, pareto.csv); a DEPLOY verdict also writes
+    <optimize.artifacts_dir>/deployed/<strategy>_<SYMBOL>_<tf>.json for `thunes optimize decay`.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -199,7 +206,9 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
 @click.option("--storage", required=True, metavar="URL", help="The study's storage (postgresql://…).")
 @click.option("--study", "study_name", required=True, help="Name of an existing study.")
 @click.option("--trials", type=int, required=True, help="Trials this worker completes.")
-@click.option("--store-url", default=None, metavar="URL", help="Candle store (default: the one the study used).")
+@click.option("--store-url", default=None, metavar="URL",
+              help="Candle store (default: the one the study used; required when its URL has a password, "
+                   "which the study does not keep).")
 @click.option("--index", "worker_index", type=int, default=None,
               help="Worker number (varies the sampler seed; default: from the process id).")
 @click.pass_obj
@@ -226,7 +235,12 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
 @click.option("--storage", default=None, metavar="URL", help="Storage URL (default: settings optimize.storage).")
 @click.pass_obj
 def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
-    """List the studies in a storage with their trial counts."""
+    """List the studies in a storage with their trial counts.
+
+    \b
+    Example:
+      thunes optimize studies --storage sqlite:///artifacts/optuna/studies.sqlite
+    """
     from thunes.optimize.storage import list_studies
 
     _quiet_optuna()
