@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,3 +94,21 @@ def test_fast_latest_window_equals_compute_features(ml_candles):
     slow = prepare_input_for_model(compute_features(tail, "compact"), cols, 16, None)[0]
 
     np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.ml
+def test_latest_forecast_refuses_invalid_or_missing_candles(tiny_model, ml_candles):
+    from thunes.ml.serving import Forecaster
+
+    _, folder = tiny_model
+    fc = Forecaster.load(folder)
+    bad = ml_candles.copy()
+    bad.iloc[-3, bad.columns.get_loc("low")] = 0.0
+
+    with pytest.raises(DataError, match=re.escape(f"invalid candle at {bad.index[-3]}: OHLC must be")):
+        fc.predict_latest(bad)
+    with pytest.raises(DataError, match=re.escape(f"not contiguous 1h bars (hole or misalignment before "
+                                                  f"{ml_candles.index[-5]})")):
+        fc.predict_latest(ml_candles.drop(index=ml_candles.index[-6]))
+    with pytest.raises(InsufficientData, match=f"need {fc.warmup + 1} candles"):
+        fc.predict_latest(ml_candles.iloc[-fc.warmup:])

@@ -321,15 +321,18 @@ def _fast_feature_matrix(tail: pd.DataFrame, feature_set: str, cols: Sequence[st
         from thunes.features.feature_set import _Ctx
     except ImportError:  # pragma: no cover - the features layer changed shape: take the slow path
         return None
-    values = tail[["open", "high", "low", "close", "volume"]].to_numpy(dtype="float64")
-    if not np.isfinite(values).all() or (values[:, :4] <= 0).any() or (values[:, 4] < 0).any():
-        r = int(np.flatnonzero(~(np.isfinite(values).all(axis=1) & (values[:, :4] > 0).all(axis=1)
-                                 & (values[:, 4] >= 0)))[0])
+    # the context's own float64 columns (selecting five columns as one frame cost ~0.6 ms, most of a call)
+    ctx = _Ctx(tail)
+    prices = (ctx.open, ctx.high, ctx.low, ctx.close)
+    ok = np.isfinite(ctx.volume) & (ctx.volume >= 0)
+    for p in prices:
+        ok &= np.isfinite(p) & (p > 0)
+    if not ok.all():
+        r = int(np.flatnonzero(~ok)[0])
         raise DataError(f"invalid candle at {tail.index[r]}: OHLC must be finite and positive, volume >= 0")
     spec = get_feature_set(feature_set)
     wanted = set(cols)
     produced: dict[str, np.ndarray] = {}
-    ctx = _Ctx(tail)
     for block in spec.blocks:
         if wanted.intersection(block.columns):
             produced.update(block.compute(ctx))
