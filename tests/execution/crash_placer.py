@@ -7,7 +7,8 @@ work through a fixed plan of intents. The test SIGKILLs the child at a random mo
 life's start-up in milliseconds, so 50+ kills fit in a few tens of seconds.
 
 Protocol: stdin ``run`` (a life) or ``recover`` (restart, resolve, stop: the final life) -> stdout
-``pid <PID>`` then ``exit <PID> <wait status>``; ``quit`` ends. The plan is longer than the lives get
+``pid <PID>``, from the life itself ``placing <PID>`` once it starts placing orders (unless killed before),
+then ``exit <PID> <wait status>``; ``quit`` ends. The plan is longer than the lives get
 through, so every life is cut short by the kill.
 """
 
@@ -64,6 +65,7 @@ def life(cfg: dict, *, recover_only: bool = False) -> None:
     executor.recover()
     if not recover_only:
         prices = {s: exchange.fetch_ticker(s).last for s in SYMBOLS}
+        print(f"placing {os.getpid()}", flush=True)  # start-up and recovery are done: the test may aim here
         for intent in plan(int(cfg["intents"]), prices):
             executor.execute(intent)
     # An answer that could not be obtained (exchange slow or unreachable) leaves a SENT row; a real trader's

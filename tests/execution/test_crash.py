@@ -46,10 +46,18 @@ class Zygote:
         assert line and line[0] == "pid", f"zygote said {line!r}; see the log"
         return int(line[1])
 
-    def wait_life(self) -> int:
+    def next_event(self) -> tuple[str, int | None]:
+        """``("placing", None)`` when the life has started placing orders, ``("exit", wait status)`` when it ended."""
         line = self.proc.stdout.readline().split()
-        assert line and line[0] == "exit", f"zygote said {line!r}"
-        return int(line[2])
+        assert line and line[0] in ("placing", "exit"), f"zygote said {line!r}; see the log"
+        return (line[0], int(line[2]) if line[0] == "exit" else None)
+
+    def wait_life(self) -> int:
+        while True:
+            event, status = self.next_event()
+            if event == "exit":
+                assert status is not None
+                return status
 
     def close(self) -> None:
         try:
@@ -90,12 +98,19 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
             else:
                 sim.faults.clear()
             pid = zygote.start_life()
-            time.sleep(rnd.uniform(0.01, 0.3))
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            status = zygote.wait_life()
+            # One kill in four lands anywhere from the start (start-up, recovery of the previous life's orders);
+            # the others land while orders are being placed, so that every life places some (on a busy machine
+            # the start-up alone can outlast a fixed window).
+            status: int | None = None
+            if rnd.random() >= 0.25:
+                _event, status = zygote.next_event()  # "placing", or "exit" if the life ended first
+            if status is None:
+                time.sleep(rnd.uniform(0.01, 0.25))
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                status = zygote.wait_life()
             if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
                 kills += 1
             else:
