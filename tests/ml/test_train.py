@@ -188,6 +188,7 @@ def test_meta_records_the_threads_and_device_used(trained):
     result, _ = trained
 
     assert result.meta.metrics["threads"] == 1 and result.meta.metrics["device"] == pick_device("auto")
+    assert result.meta.metrics["amp"] == ("bfloat16" if torch.cuda.is_available() else None)
 
 
 def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch(candles, TINY):
@@ -216,3 +217,12 @@ def test_progress_bar_shows_epoch_metrics_on_stderr(candles, TINY, capsys):
     # the postfix is refreshed inside the epoch loop; "1/1" itself depends on tqdm's redraw interval
     assert "train:" in err and "/1 [" in err
     assert "train=" in err and "val=" in err  # the epoch's train/validation losses
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the AMP path)")
+def test_gpu_training_uses_bfloat16_autocast_and_the_model_serves_on_cpu(candles, TINY, tmp_path):
+    result = train_model(candles, replace(TINY, epochs=1, device="cuda"), out_dir=tmp_path)
+
+    assert result.meta.metrics["device"] == "cuda" and result.meta.metrics["amp"] == "bfloat16"
+    assert next(result.model.parameters()).device.type == "cpu"
+    assert Forecaster.load(tmp_path, backend="onnx").predict_latest(candles).vol > 0

@@ -380,6 +380,7 @@ def train_model(
     metrics["threads"] = threads
     if options.model == "lstm":
         metrics["device"] = device
+        metrics["amp"] = "bfloat16" if str(device).startswith("cuda") else None  # autocast, see _train_lstm_loop
     else:
         from thunes.ml.models.xgb import xgb_device
 
