@@ -117,9 +117,14 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
 
     The leakage audit runs first and blocks training on a finding (unless --allow-leakage). The split is
     temporal (train/val/test) with a purge of at least seq_len + horizon bars; the scaler sees training
-    rows only; windows spanning data gaps are dropped. Example:
+    rows only; windows spanning data gaps are dropped. Candles come from the store, else the sample files
+    (resampled: 30m from 5m); with neither, the command names the `thunes data` command to run first.
 
-        thunes train --symbol BTC/USDT --timeframe 30m --epochs 20 --seq-len 32 --horizon 10
+    \b
+    Examples:
+      thunes train --symbol BTC/USDT --timeframe 30m --epochs 20 --seq-len 32 --horizon 10
+      thunes train --symbol ETH/USDT --timeframe 1h --model xgb
+      thunes train --symbol BTC/USDT --timeframe 30m --source synthetic --epochs 2   # try it without data
     """
     from thunes.ml.train import TrainOptions, pick_device, train_model
 
@@ -175,7 +180,13 @@ def forecast(app: Any, symbol: str, timeframe: str | None, since: str | None, un
              db: str | None, model_dir: str | None, backend: str, as_json: bool) -> None:
     """Predict the next-horizon return and volatility from the latest candles.
 
-        thunes forecast --symbol BTC/USDT --timeframe 30m
+    Prints the predicted log return over the model's horizon (and in %), the predicted volatility, the
+    open time of the candle the forecast is made at, and when the model was trained on data up to when.
+
+    \b
+    Examples:
+      thunes forecast --symbol BTC/USDT --timeframe 30m          # newest BTC/USDT 30m model
+      thunes forecast --model artifacts/models/btc30 --json
     """
     from thunes.ml.serving import Forecaster
 
@@ -228,9 +239,13 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
     """Out-of-sample metrics of a model, a backtest of its strategy, optionally walk-forward retraining.
 
     Metrics: directional accuracy, information coefficient (rank), volatility calibration (coverage of
-    1σ/2σ bands, z-score std, realised/predicted vol ratio and correlation). Example:
+    1σ/2σ bands, z-score std, realised/predicted vol ratio and correlation), and a backtest of the
+    model strategy on the rows the model never saw.
 
-        thunes ml evaluate --symbol BTC/USDT --timeframe 30m --walk-forward 3
+    \b
+    Examples:
+      thunes ml evaluate --symbol BTC/USDT --timeframe 30m --threshold 0.3
+      thunes ml evaluate --model artifacts/models/btc30 --walk-forward 3 --epochs 5
     """
     from thunes.ml.evaluate import evaluate_model, walk_forward
     from thunes.ml.serving import Forecaster
