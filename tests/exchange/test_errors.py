@@ -59,3 +59,13 @@ def test_a_thunes_error_passes_through_and_the_body_parser_tolerates_noise():
     assert binance_error(ccxt.BadRequest('binance {"code": -1100, "msg": "Illegal characters"} tail')) == (
         -1100, "Illegal characters")
     assert binance_error(ccxt.BadRequest("binance {not json}")) == (None, "binance {not json}")
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    (-1001, E.ExchangeUnavailable), (-1006, E.ExchangeUnavailable), (-1007, E.RequestTimeout),
+    (-1008, E.ExchangeUnavailable)])
+def test_binance_server_trouble_is_retryable_whatever_class_ccxt_picked(code, expected):
+    # ccxt gives -1008 as OperationFailed against api.binance.com but ExchangeError on any other URL
+    for cls in (ccxt.OperationFailed, ccxt.ExchangeError):
+        err = translate(_binance(cls, code, "server trouble"))
+        assert type(err) is expected and isinstance(err, E.RetryableError)

@@ -194,3 +194,50 @@ def test_admin_clock_moves_the_market(sim):
     with urllib.request.urlopen(req, timeout=3) as resp:
         now = json.loads(resp.read())["now"]
     assert now == before + 2 * 3_600_000 == sim.now_ms()
+
+
+@pytest.mark.parametrize(("code", "ccxt_class", "thunes_class"), [
+    (-1001, ccxt.OperationFailed, ExchangeUnavailable),
+    (-1006, ccxt.OperationFailed, ExchangeUnavailable),
+    (-1007, ccxt.RequestTimeout, RequestTimeout),
+    (-1008, ccxt.ExchangeError, ExchangeUnavailable),  # OperationFailed against api.binance.com
+])
+def test_binance_server_error_codes_reach_ccxt_and_the_adapter(client, port, sim, code, ccxt_class, thunes_class):
+    sim.faults.set(error_code=code, error_code_count=2)
+    with pytest.raises(ccxt_class) as raw:
+        client.fetch_ticker("BTC/USDT")
+    assert str(code) in str(raw.value)
+    with pytest.raises(thunes_class):
+        port.fetch_ticker("BTC/USDT")
+    assert port.fetch_ticker("BTC/USDT").last > 0  # two answers, then the fault is spent
+
+
+def test_connection_refused_is_exchange_unavailable():
+    with LocalExchange(SimOptions(synthetic_bars=800, history_bars=100)) as sim:
+        port = CcxtExchange.for_local(sim, timeout_s=3)
+        client = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3)
+    # the exchange has stopped: nothing listens on its port any more
+    with pytest.raises(ccxt.NetworkError):
+        client.fetch_time()
+    with pytest.raises(ExchangeUnavailable):
+        port.fetch_ticker("BTC/USDT")
+
+
+def test_a_dropped_connection_fails_the_pending_ccxt_pro_watch_with_network_error(sim):
+    client = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3, pro=True)
+
+    async def scenario():
+        try:
+            await client.load_markets()
+            pending = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
+            for _ in range(100):
+                if sim.stream_counts()["market_streams"]:
+                    break
+                await asyncio.sleep(0.05)
+            sim.faults.drop_ws()
+            with pytest.raises(ccxt.NetworkError):
+                await asyncio.wait_for(pending, 5)
+        finally:
+            await client.close()
+
+    _run(scenario())

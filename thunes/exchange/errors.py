@@ -6,7 +6,7 @@
     DDoSProtection / RateLimitExceeded (429, 418)   RateLimited(retry_after, banned)      retryable
     RequestTimeout (incl. 504, -1007)               RequestTimeout                        retryable
     ExchangeNotAvailable / NetworkError / 5xx       ExchangeUnavailable                   retryable
-    OperationFailed (e.g. 503 -1001)                ExchangeUnavailable                   retryable
+    OperationFailed, -1001/-1006/-1008 by code      ExchangeUnavailable                   retryable
     InvalidNonce (-1021)                            AuthenticationError (clock: resync)   not retried as is
     AuthenticationError / PermissionDenied          AuthenticationError
     InsufficientFunds (-2010 balance)               InsufficientFunds
@@ -34,6 +34,7 @@ __all__ = ["translate", "binance_error"]
 
 _BODY = re.compile(r"\{.*\}", re.S)
 _FILTER = re.compile(r"Filter failure: ([A-Z_]+)")
+_SERVER_TROUBLE = {-1001, -1006, -1008}  # internal error, message-bus surprise, overloaded: try again
 
 
 def binance_error(exc: BaseException) -> tuple[int | None, str]:
@@ -65,8 +66,12 @@ def translate(exc: BaseException, headers: Mapping[str, str] | None = None) -> E
                 except ValueError:
                     retry_after = None
         return E.RateLimited(text, retry_after=retry_after, banned="banned" in msg.lower())
-    if isinstance(exc, ccxt.RequestTimeout):
+    if isinstance(exc, ccxt.RequestTimeout) or code == -1007:
         return E.RequestTimeout(text)
+    if code in _SERVER_TROUBLE:
+        # ccxt raises OperationFailed for these against Binance but ExchangeError for -1008 on any other URL
+        # (docs/binance-spot-api.md §4.3): decide by the code so that live and local agree.
+        return E.ExchangeUnavailable(text)
     if isinstance(exc, ccxt.InvalidNonce):
         return E.AuthenticationError(text + " (clock out of sync: resync the time difference)")
     if isinstance(exc, ccxt.NetworkError):

@@ -2,7 +2,7 @@
 
 Switched from Python (``sim.faults.set(...)``) or over HTTP (``POST /admin/faults`` with the same fields as
 JSON; ``DELETE /admin/faults`` clears). Counted faults (``http_error_count``, ``storm_count``,
-``lose_order_responses``, ``malformed_frames``) apply to that many next requests/frames and then stop; a count
+``error_code_count``, ``lose_order_responses``, ``malformed_frames``) apply to that many next requests/frames and then stop; a count
 of -1 means "until cleared". One-shot websocket actions are methods: :meth:`Faults.drop_ws` and
 :meth:`Faults.server_shutdown`.
 
@@ -18,6 +18,9 @@ field                  effect                                                   
 ``lose_order_responses`` an order is accepted and executed, then the answer is lost:    RequestTimeout (504) /
                        ``lose_mode`` "504" (empty gateway timeout) or "drop" (socket     NetworkError (drop)
                        closed without an answer)
+``error_code``         Binance's own server-side errors as JSON: -1001 (503 internal     OperationFailed (-1001),
+                       error), -1006/-1007 (400, execution status unknown), -1008 (503  RequestTimeout (-1007),
+                       overloaded); ``error_code_count`` answers                        ExchangeError (others)
 ``malformed_frames``   the next websocket frames are not valid JSON                     (ccxt.pro skips them)
 ``paths``              restrict the HTTP faults to request paths containing one of these
 =====================  ===============================================================  ========================
@@ -45,6 +48,8 @@ class FaultState:
     storm_count: int = -1
     storm_retry_after: int = 1
     clock_skew_ms: int = 0
+    error_code: int = 0
+    error_code_count: int = -1
     lose_order_responses: int = 0
     lose_mode: str = "504"
     malformed_frames: int = 0
@@ -52,6 +57,14 @@ class FaultState:
 
 
 _FIELDS = {f.name for f in dataclasses.fields(FaultState)}
+
+# Binance's server-side failures (errors-codes.md): HTTP status and message, as the real API sends them.
+SERVER_ERRORS: dict[int, tuple[int, str]] = {
+    -1001: (503, "Internal error; unable to process your request. Please try again."),
+    -1006: (400, "An unexpected response was received from the message bus. Execution status unknown."),
+    -1007: (400, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."),
+    -1008: (503, "Server is currently overloaded with other requests. Please try again in a few minutes."),
+}
 
 
 class Faults:
@@ -72,6 +85,8 @@ class Faults:
             raise ConfigError(f"http_error must be 0, 500, 502, 503 or 504, got {changes['http_error']}")
         if "storm_status" in changes and changes["storm_status"] not in (0, 429, 418):
             raise ConfigError(f"storm_status must be 0, 429 or 418, got {changes['storm_status']}")
+        if "error_code" in changes and changes["error_code"] not in (0, *SERVER_ERRORS):
+            raise ConfigError(f"error_code must be 0 or one of {sorted(SERVER_ERRORS)}, got {changes['error_code']}")
         if "lose_mode" in changes and changes["lose_mode"] not in ("504", "drop"):
             raise ConfigError(f"lose_mode must be '504' or 'drop', got {changes['lose_mode']!r}")
         with self._lock:
@@ -107,27 +122,26 @@ class Faults:
                 setattr(self._state, counter, value - 1)
             return True
 
-    def take_http_error(self) -> int:
+    def _take_switch(self, name: str, count: str) -> int:
+        """The value of switch ``name`` (0: off), spending one of ``count`` (-1: until cleared)."""
         with self._lock:
-            if not self._state.http_error:
-                return 0
-            status = self._state.http_error
-            if self._state.http_error_count > 0:
-                self._state.http_error_count -= 1
-                if self._state.http_error_count == 0:
-                    self._state.http_error = 0
-            return status
+            value = getattr(self._state, name)
+            if value and getattr(self._state, count) > 0:
+                left = getattr(self._state, count) - 1
+                setattr(self._state, count, left)
+                if left == 0:
+                    setattr(self._state, name, 0)
+            return value
+
+    def take_http_error(self) -> int:
+        return self._take_switch("http_error", "http_error_count")
+
+    def take_error_code(self) -> int:
+        return self._take_switch("error_code", "error_code_count")
 
     def take_storm(self) -> tuple[int, int]:
-        with self._lock:
-            if not self._state.storm_status:
-                return 0, 0
-            status, retry = self._state.storm_status, self._state.storm_retry_after
-            if self._state.storm_count > 0:
-                self._state.storm_count -= 1
-                if self._state.storm_count == 0:
-                    self._state.storm_status = 0
-            return status, retry
+        retry = self.state.storm_retry_after
+        return self._take_switch("storm_status", "storm_count"), retry
 
     # -- websocket one-shots ---------------------------------------------------------------------------
     def on_ws_action(self, callback: Callable[[str], None]) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from thunes.exchange.sim._engine import SimReject, fmt
+from thunes.exchange.sim._faults import SERVER_ERRORS
 from thunes.exchange.sim._rules import Rejection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -286,6 +287,10 @@ def build_app(sim: "LocalExchange") -> web.Application:
                 return _error(Rejection(-1003, f"Way too much request weight used; IP banned until {until}. "
                                                "Please use WebSocket Streams for live updates to avoid bans.",
                                         418), {"Retry-After": str(retry)})
+            code = faults.take_error_code()
+            if code:
+                status, msg = SERVER_ERRORS[code]
+                return _error(Rejection(code, msg, status))
             http_error = faults.take_http_error()
             if http_error == 504:
                 return web.Response(status=504, body=b"")
