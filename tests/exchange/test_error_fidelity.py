@@ -194,3 +194,9 @@ def test_adapter_refuses_values_ccxt_would_round(port, sim):
                                       qty=Decimal("0.000015"), client_order_id="round-1"))
     assert info.value.filter_name == "LOT_SIZE"
     assert port.fetch_open_orders("BTC/USDT") == []
+
+
+def test_recv_window_above_60000_is_refused(sim):
+    status, body, _ = _signed(sim, "GET", "/api/v3/account", {"recvWindow": "60001"})
+    assert (status, body) == (400, {"code": -1131, "msg": "recvWindow must be less than 60000"})
+    assert _signed(sim, "GET", "/api/v3/account", {"recvWindow": "60000"})[0] == 200
