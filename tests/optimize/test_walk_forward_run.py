@@ -46,7 +46,10 @@ def test_walk_forward_chooses_in_sample_and_stitches_out_of_sample(tmp_path, can
     assert wf.oos_returns.index.equals(candles.index[2400:])
     np.testing.assert_allclose(wf.oos_equity.iloc[-1], 10_000.0 * np.prod(1.0 + wf.oos_returns.to_numpy()))
     assert wf.oos_stats["bars"] == 1600
-    assert wf.table()["fold"].tolist() == [0, 1]
+    table = wf.table()
+    assert table["fold"].tolist() == [0, 1]
+    # Each fold reports the overfitting statistics of its own in-sample search.
+    assert table["is_dsr"].between(0, 1).all() and table["is_pbo"].between(0, 1).all()
 
 
 def test_walk_forward_resumes_its_fold_studies(tmp_path, candles) -> None:  # noqa: ANN001

@@ -137,15 +137,18 @@ def pareto_table(outcome: StudyOutcome) -> Table:
 
 
 def folds_table(wf: WalkForwardResult) -> Table:
+    """Per fold: the out-of-sample window (dates), the searched parameters chosen in-sample, the fold
+    study's in-sample Sharpe, DSR and PBO, and the out-of-sample result (folds.csv has every column)."""
     t = wf.table()
-    params = [c for c in t.columns if c.startswith("param_")]
+    params = [c for c in t.columns if c.startswith("param_") and (not wf.searched or c[6:] in wf.searched)]
     table = Table(title=f"walk-forward ({wf.scheme}, {len(t)} folds): parameters chosen in-sample")
-    for c in ["fold", "oos_start", "oos_end", *params, "is_sharpe", "oos_sharpe", "oos_total_return", "oos_trades"]:
-        table.add_column(c.removeprefix("param_"), justify="right")
+    stats = {"is_sharpe": "is_sharpe", "is_dsr": "is_dsr", "is_pbo": "is_pbo", "oos_sharpe": "oos_sharpe",
+             "oos_total_return": "oos_return", "oos_trades": "oos_trades"}
+    for c in ["fold", "oos_from", "oos_to", *[c[6:] for c in params], *stats.values()]:
+        table.add_column(c, justify="right")
     for _, row in t.iterrows():
-        table.add_row(str(row["fold"]), str(row["oos_start"])[:16], str(row["oos_end"])[:16],
-                      *[_fmt(row[c]) for c in params], _fmt(row["is_sharpe"]), _fmt(row["oos_sharpe"]),
-                      _fmt(row["oos_total_return"]), _fmt(row["oos_trades"]))
+        table.add_row(str(row["fold"]), str(row["oos_start"])[:10], str(row["oos_end"])[:10],
+                      *[_fmt(row[c]) for c in [*params, *stats]])
     return table
 
 

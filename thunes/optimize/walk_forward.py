@@ -162,6 +162,8 @@ class FoldResult:
     is_period: tuple[pd.Timestamp, pd.Timestamp]
     oos_period: tuple[pd.Timestamp, pd.Timestamp]
     n_trials: int
+    is_dsr: float = math.nan  # the fold study's Deflated Sharpe Ratio and PBO (in-sample selection)
+    is_pbo: float = math.nan
 
     def row(self) -> dict[str, Any]:
         return {
@@ -170,6 +172,8 @@ class FoldResult:
             "oos_start": self.oos_period[0], "oos_end": self.oos_period[1],
             **{f"param_{k}": v for k, v in self.params.items()},
             "is_sharpe": self.is_stats.get("sharpe", math.nan),
+            "is_dsr": self.is_dsr,
+            "is_pbo": self.is_pbo,
             "oos_sharpe": self.oos_stats.get("sharpe", math.nan),
             "oos_total_return": self.oos_stats.get("total_return", math.nan),
             "oos_max_drawdown": self.oos_stats.get("max_drawdown", math.nan),
@@ -187,6 +191,7 @@ class WalkForwardResult:
     oos_returns: pd.Series = field(repr=False)
     oos_equity: pd.Series = field(repr=False)
     oos_stats: dict[str, float]
+    searched: tuple[str, ...] = ()  # the parameters the fold studies searched (the rest were fixed)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([f.row() for f in self.folds])
@@ -249,6 +254,7 @@ def run_walk_forward(
             is_stats=outcome.best_stats, oos_stats=oos_stats, oos_returns=returns, oos_trades=oos_trades,
             is_period=(candles.index[fold.is_start], candles.index[fold.is_end - 1]),
             oos_period=(oos_start_ts, candles.index[fold.oos_end - 1]), n_trials=outcome.n_complete,
+            is_dsr=outcome.dsr.dsr if outcome.dsr else math.nan, is_pbo=outcome.pbo.pbo if outcome.pbo else math.nan,
         ))
     stitched = pd.concat([r.oos_returns for r in results])
     initial = float(results[0].oos_stats.get("initial_cash", 10_000.0)) if results else 10_000.0
@@ -256,5 +262,8 @@ def run_walk_forward(
     trades = pd.concat([r.oos_trades for r in results if len(r.oos_trades)] or [results[0].oos_trades],
                        ignore_index=True)
     stats = _evaluate.metrics(equity, trades, initial, spec.timeframe)
+    from thunes.optimize.study import search_space
+
+    searched = tuple(search_space(spec.strategy_class(), fixed=spec.fixed_params, ranges=spec.ranges))
     return WalkForwardResult(scheme=scheme, folds=results, oos_returns=stitched, oos_equity=equity,
-                             oos_stats=stats)
+                             oos_stats=stats, searched=searched)
