@@ -4,8 +4,11 @@ The real trader (trailing window, strategy signals, risk check with its audit re
 write-ahead journal commit, the order-intent audit record) runs against the local exchange; the clock
 starts when the closed candle is handed to ``Trader.on_candle`` and stops when the order reaches the
 exchange port (``RecordingPort.place_order``), before any byte is sent. A strategy that flips every bar
-makes every candle an order. Two durability settings are measured: everything fsynced (audit
-``fsync=always``, journal ``synchronous=FULL``), and audit ``fsync=batch`` with the journal still durable.
+makes every candle an order. Three durability settings are measured: everything fsynced (audit
+``fsync=always``, journal ``synchronous=FULL``), audit ``fsync=batch`` with the journal still durable, and
+no fsync at all. Each total is split at the moment the trader hands its intent to the executor: the
+trader's share (window, signals, position, decision) and the executor's (risk check and its audit record,
+filters, journal commits, the order-intent audit record).
 
 Run: ``.venv/bin/python benchmarks/bench_trader_latency.py [--bars 300]``.
 """
@@ -49,7 +52,24 @@ class Flip(Strategy):
         return Signals(entries=even & fast.notna() & slow.notna(), exits=~even)
 
 
-def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = True) -> np.ndarray:
+class StampedExecutor:
+    """The executor, passed through, noting when the trader hands it an intent."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.at: list[float] = []
+
+    def execute(self, intent: object) -> object:
+        self.at.append(time.perf_counter())
+        return self.inner.execute(intent)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def measure(frame: pd.DataFrame, bars: int, audit_fsync: str,
+            durable: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Milliseconds per order: (candle -> order sent, candle -> executor, executor -> order sent)."""
     warm = 300
     accounts = (AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET,
                             balances={"USDT": "1000000", "BTC": "0"}),)
@@ -63,17 +83,26 @@ def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = Tr
                             audit_path=Path(tmp) / "audit.jsonl", ledger_path=Path(tmp) / "ledger.csv",
                             clock=ReplayClock(sim.clock), audit_fsync=audit_fsync, durable=durable)
         stack.trader.warm_up(frame.iloc[:warm])
+        stamped = StampedExecutor(stack.executor)
+        stack.trader.executor = stamped  # type: ignore[assignment]
         stamps = ts_ms(frame)
+        received, handed, sent = [], [], []
         try:
             for i in range(warm, warm + bars):
                 sim.advance_to(int(stamps[i + 1]))
                 r = frame.iloc[i]
                 c = Candle(ts_ms=int(stamps[i]), open=float(r.open), high=float(r.high), low=float(r.low),
                            close=float(r.close), volume=float(r.volume))
-                stack.trader.on_candle(c, received_at=time.perf_counter())
+                t0 = time.perf_counter()
+                decision = stack.trader.on_candle(c, received_at=t0)
+                if decision.latency_s is not None:
+                    received.append(t0)
+                    handed.append(stamped.at[-1])
+                    sent.append(t0 + decision.latency_s)
         finally:
             stack.close()
-        return np.array(stack.trader.report.latencies_s) * 1000
+        r0, h, s = np.array(received), np.array(handed), np.array(sent)
+        return (s - r0) * 1000, (h - r0) * 1000, (s - h) * 1000
 
 
 def main() -> None:
@@ -86,9 +115,11 @@ def main() -> None:
              ("audit fsync=batch, journal FULL", "batch", True),
              ("no fsync (audit never, journal NORMAL)", "never", False))
     for label, fsync, durable in cases:
-        lat = measure(frame, args.bars, fsync, durable)
-        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
-        print(f"{label:42s} {len(lat):7d} {p50:8.2f} {p90:8.2f} {p99:8.2f} {lat.max():8.2f}")
+        total, trader_part, executor_part = measure(frame, args.bars, fsync, durable)
+        for name, lat in ((label, total), ("  trader: candle -> intent", trader_part),
+                          ("  executor: intent -> order sent", executor_part)):
+            p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+            print(f"{name:42s} {len(lat):7d} {p50:8.2f} {p90:8.2f} {p99:8.2f} {lat.max():8.2f}")
     window = frame.iloc[:300]
     sig = []
     for strategy in (Flip(), SmaCross()):

@@ -11,6 +11,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from thunes.config import RiskSettings
@@ -310,3 +311,22 @@ def test_ctrl_c_stops_the_loop_between_candles_and_flushes_the_state(market, tmp
     assert load_state(stack.trader.state_path).clean_stop
     assert signal.getsignal(signal.SIGINT) is previous  # the handler is removed again
     assert '"trader_stopped"' in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_the_window_is_the_canonical_frame_of_the_last_candles_and_a_strategy_cannot_alter_it(tmp_path):
+    from thunes.core.candles import validate_candles
+    from thunes.execution.trader import Trader
+
+    frame = generate_candles(60, timeframe="1h", seed=2)
+    options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                            state_dir=tmp_path, window_bars=20)
+    trader = Trader(exchange=None, strategy=SmaCross(fast=3, slow=8), options=options, executor=None,
+                    positions=None, ledger=None)
+    trader.warm_up(frame.iloc[:50])
+    trader._append(candle(frame, 50))
+
+    window = trader.window()
+    pd.testing.assert_frame_equal(window, frame.iloc[31:51], check_freq=False)
+    validate_candles(window)
+    window.loc[window.index[-1], "close"] = -1.0  # a careless strategy
+    assert trader.window()["close"].iloc[-1] == frame["close"].iloc[50]
