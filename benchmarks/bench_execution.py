@@ -1,5 +1,6 @@
 """Execution safety core: latency of a risk check, an audit append (per fsync policy), a filter
-preparation and a write-ahead journal round (PENDING -> SENT -> FILLED + position delta) on SQLite.
+preparation, a write-ahead journal round (PENDING -> SENT -> FILLED + position delta) on SQLite, and the whole
+order path through the executor to the local exchange.
 
 Run: ``.venv/bin/python benchmarks/bench_execution.py [--n 5000]``. Prints p50/p99 in microseconds and
 operations per second for each measured claim. The audit and journal figures depend on the disk's fsync.
@@ -40,10 +41,48 @@ def _timed(fn, n: int) -> np.ndarray:  # noqa: ANN001
     return out
 
 
+def _executor_rounds(tmp: Path, n: int) -> np.ndarray:
+    """The whole order path, alternating entry and exit: risk check, filters, journal (write-ahead), ccxt to the
+    in-process local exchange over loopback, positions, audit (fsync=always), SQLite synchronous=FULL."""
+    from thunes.core.clock import LiveClock
+    from thunes.exchange.ccxt_adapter import CcxtExchange
+    from thunes.exchange.sim import LocalExchange, SimOptions
+    from thunes.execution.filters import MarketBook
+    from thunes.execution.orders import OrderExecutor
+
+    clock = LiveClock()
+    settings = RiskSettings(max_positions=3, max_daily_loss=D("1e9"), max_loss_per_trade=D("1e6"),
+                            max_position_quote=D("50"), cool_down_minutes=0)
+    with LocalExchange(SimOptions(symbols=("BTC/USDT",), orders_per_10s=10**6, weight_limit=10**7)) as sim:
+        exchange = CcxtExchange.for_local(sim, timeout_s=5)
+        db = Database.connect(f"sqlite:///{tmp}/executor.sqlite")
+        audit = AuditTrail(tmp / "executor_audit.jsonl", fsync="always", clock=clock)
+        executor = OrderExecutor(exchange, risk=RiskManager(settings, clock=clock, audit=audit),
+                                 journal=OrderJournal(db, clock=clock), positions=PositionTracker(db, clock=clock),
+                                 markets=MarketBook(exchange.load_markets, clock=clock), clock=clock, audit=audit)
+        price = sim.last_price("BTC/USDT")
+
+        def one(i: int) -> None:
+            entry = i % 2 == 0
+            out = executor.execute(TradeIntent(symbol="BTC/USDT", side=Side.BUY if entry else Side.SELL,
+                                               quote_qty=D(50) if entry else None, price=price, is_exit=not entry,
+                                               strategy="bench", bar_ts=i))
+            if out.status is not OrderStatus.FILLED:
+                raise RuntimeError(f"order {i} ended {out.status}: {out.error or out.decision}")
+
+        try:
+            return _timed(one, n)
+        finally:
+            audit.close()
+            db.close()
+            exchange.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=5000, help="operations per in-memory measurement")
     parser.add_argument("--n-disk", type=int, default=300, help="operations per fsync-bound measurement")
+    parser.add_argument("--n-orders", type=int, default=200, help="orders through the whole executor")
     args = parser.parse_args()
     rows: list[tuple[str, np.ndarray]] = []
     settings = RiskSettings(max_positions=10**9, max_daily_loss=D("1e12"), cool_down_minutes=0)
@@ -87,6 +126,7 @@ def main() -> None:
 
         rows.append(("journal round, SQLite synchronous=FULL", _timed(journal_round, args.n_disk)))
         db.close()
+        rows.append(("executor.execute via local exchange", _executor_rounds(Path(tmp), args.n_orders)))
 
     print(f"{'operation':<42} {'n':>6} {'p50 µs':>10} {'p99 µs':>10} {'ops/s':>10}")
     for name, us in rows:
