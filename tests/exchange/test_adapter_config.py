@@ -65,3 +65,11 @@ def test_keys_never_appear_in_the_options_repr():
     assert options.api_key == "AKIA-key-123"  # handed to ccxt ...
     text = repr(options)
     assert "AKIA-key-123" not in text and "s3cr3t-value" not in text  # ... but never printed
+
+
+def test_the_ccxt_adapter_implements_the_exchange_port():
+    from thunes.exchange.port import ExchangePort
+
+    port = CcxtExchange(CcxtOptions(mode="local"))
+    assert isinstance(port, ExchangePort)
+    port.close()
