@@ -139,7 +139,7 @@ def load_candles(
         from thunes.data.samples import load_sample_candles
 
         synthetic = load_sample_candles(symbol, tf, synthetic_rows=synthetic_rows)
-        found, real = (synthetic.frame, f"synthetic {synthetic.source}"), False
+        found, real = (synthetic.frame, synthetic.source), False
     frame, where = found
     if len(frame) > 1:
         step = int(pd.Series(frame.index.asi8[:1000]).diff().median() // 1_000_000)
