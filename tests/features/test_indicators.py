@@ -220,3 +220,14 @@ def test_every_indicator_is_prefix_invariant_on_real_data(candles, name):
     report = check_prefix_invariance(INDICATORS[name], candles.iloc[-2_000:], n_prefixes=6, seed=11, min_rows=60)
     assert report.ok, report.format()
     assert len(report.prefix_lengths) == 6
+
+
+def test_mfi_is_exactly_zero_when_the_window_only_lost_money():
+    # large inflows, one down-tick, then a flat market: the window of 14 holds outflow only
+    up = 60_000.0 + np.cumsum(np.full(200, 7.31))
+    close = np.concatenate([up, [up[-1] - 0.01], np.full(13, up[-1] - 0.01)])
+    high, low = close + 0.005, close - 0.005
+    volume = np.concatenate([np.full(200, 3_517.3), [2.0], np.full(13, 1.5)])
+    out = ind.mfi(high, low, close, volume, 14)
+    assert out[-1] == 0.0
+    assert out[199] == 100.0  # and exactly 100 after inflows only

@@ -112,9 +112,12 @@ def _wma_dist(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _macd(ctx: _Ctx, fast: int, slow: int, signal: int) -> dict[str, np.ndarray]:
-    line, sig, hist = K.macd_1d(ctx.close, fast, slow, signal)
-    c = ctx.close
-    return {"macd_pct": line / c * 100.0, "macd_signal_pct": sig / c * 100.0, "macd_hist_pct": hist / c * 100.0}
+    cols = {"macd_pct": ctx.column(), "macd_signal_pct": ctx.column(), "macd_hist_pct": ctx.column()}
+    K.macd_1d(ctx.close, fast, slow, signal, *cols.values())
+    for values in cols.values():  # in percent of close, in place
+        np.divide(values, ctx.close, out=values)
+        np.multiply(values, 100.0, out=values)
+    return cols
 
 
 def _rsi(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
@@ -143,7 +146,7 @@ def _roc(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _adx(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
-    pdi, mdi, adx = K.adx_1d(ctx.high, ctx.low, ctx.close, n)
+    pdi, mdi, adx = K.adx_1d(ctx.high, ctx.low, ctx.close, n, ctx.column(), ctx.column(), ctx.column())
     return {f"adx_{n}": adx, f"plus_di_{n}": pdi, f"minus_di_{n}": mdi}
 
 

@@ -69,6 +69,12 @@ def _to_1d(fn: str, x: object, arg: str) -> np.ndarray:
 
 def _valid_start(fn: str, x: object, arr: np.ndarray, arg: str) -> int:
     """Index of the first finite value; raise if anything non-finite follows it or is infinite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(arr) if arr.size else 0.0
+    if np.isfinite(total):
+        # A finite sum proves every value finite (a NaN or an infinity makes the sum non-finite); one
+        # pass without a temporary mask, the common case. An overflowing sum takes the slow path.
+        return 0
     finite = np.isfinite(arr)
     if finite.all():
         return 0
@@ -224,8 +230,18 @@ def macd(close: ArrLike, fast: int = 12, slow: int = 26, signal: int = 9) -> tup
     slow = _check_period("macd", "slow", slow, minimum=2)
     signal = _check_period("macd", "signal", signal)
     lb = max(fast, slow) + signal - 2
-    return _unary("macd", close, lb, K.macd_1d, fast, slow, signal,
+    return _unary("macd", close, lb, _macd_kernel, fast, slow, signal,
                   names=["macd", "macd_signal", "macd_hist"])
+
+
+def _macd_kernel(a: np.ndarray, fast: int, slow: int, signal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return K.macd_1d(a, fast, slow, signal, np.empty(a.size), np.empty(a.size), np.empty(a.size))
+
+
+def _adx_kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # The outputs come from numpy (huge pages): three fresh arrays from the kernel fault 4 KiB at a time.
+    m = c.size
+    return K.adx_1d(h, lo, c, n, np.empty(m), np.empty(m), np.empty(m))
 
 
 def roc(x: ArrLike, n: int = 10) -> Arr:
@@ -238,12 +254,7 @@ def momentum(x: ArrLike, n: int = 10) -> Arr:
     """x[t] - x[t-n] (TA-Lib MOM)."""
     n = _check_period("momentum", "n", n)
 
-    def kernel(a: np.ndarray, p: int) -> np.ndarray:
-        out = np.full(a.size, np.nan)
-        out[p:] = a[p:] - a[:-p]
-        return out
-
-    return _unary("momentum", x, n, kernel, n, names=[f"mom_{n}"])
+    return _unary("momentum", x, n, lambda a, p: K.diff_1d(a, p, np.empty(a.size)), n, names=[f"mom_{n}"])
 
 
 def log_return(x: ArrLike, lag: int = 1) -> Arr:
@@ -355,21 +366,21 @@ def adx(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """Average directional index (TA-Lib ADX; first value at row ``2n-1``)."""
     n = _check_period("adx", "n", n, minimum=2)
     return _multi("adx", [("high", high), ("low", low), ("close", close)], 2 * n - 1,
-                  lambda h, lo, c, p: K.adx_1d(h, lo, c, p)[2], n, names=[f"adx_{n}"])
+                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p)[2], n, names=[f"adx_{n}"])
 
 
 def plus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """+DI (TA-Lib PLUS_DI; first value at row ``n``)."""
     n = _check_period("plus_di", "n", n, minimum=2)
     return _multi("plus_di", [("high", high), ("low", low), ("close", close)], n,
-                  lambda h, lo, c, p: K.adx_1d(h, lo, c, p)[0], n, names=[f"plus_di_{n}"])
+                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p)[0], n, names=[f"plus_di_{n}"])
 
 
 def minus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """-DI (TA-Lib MINUS_DI; first value at row ``n``)."""
     n = _check_period("minus_di", "n", n, minimum=2)
     return _multi("minus_di", [("high", high), ("low", low), ("close", close)], n,
-                  lambda h, lo, c, p: K.adx_1d(h, lo, c, p)[1], n, names=[f"minus_di_{n}"])
+                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p)[1], n, names=[f"minus_di_{n}"])
 
 
 def vwap(high: ArrLike, low: ArrLike, close: ArrLike, volume: ArrLike, n: int = 20) -> Arr:
