@@ -7,6 +7,7 @@ The local exchange replays synthetic 1m candles that start at the wall clock's c
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from thunes.core.candles import ts_ms
 from thunes.data.synthetic import generate_candles
 from thunes.exchange.sim import LocalExchange
 from thunes.execution.ledger import read_ledger
+from thunes.execution.trader import load_state
 
 HISTORY = 300  # candles before the market clock's start: the trader's warm-up window is 259
 
@@ -48,7 +50,7 @@ def trade(env: dict, *args: str):
     return CliRunner().invoke(root, [*args, *strategy, "--bars", "50", "--duration", "60"], env=env)
 
 
-def test_testnet_mode_trades_through_the_configured_urls(remote, tmp_path):
+def test_testnet_mode_trades_through_the_configured_urls_and_a_restart_resumes(remote, tmp_path):
     sim, env = remote
     result = trade(env, "paper", "--testnet")
     assert result.exit_code == 0, result.output
@@ -56,8 +58,21 @@ def test_testnet_mode_trades_through_the_configured_urls(remote, tmp_path):
     fills = read_ledger(tmp_path / "ledger_testnet.csv")  # testnet fills never mix with live ones
     assert len(fills) >= 4 and {f.side for f in fills} == {"BUY", "SELL"}
     assert all(f.order_id.isdigit() and f.client_order_id for f in fills)
-    assert (tmp_path / "state" / "testnet" / "trader_sma_cross_BTCUSDT_1m.json").exists()
-    assert "bars 50" in result.output and "reconciliations" in result.output
+    state_file = tmp_path / "state" / "testnet" / "trader_sma_cross_BTCUSDT_1m.json"
+    first = load_state(state_file)
+    assert first.clean_stop and first.bars_processed == 50
+    assert "bars 50" in result.output and "reconciliations 2 (ok)" in result.output
+
+    again = trade(env, "paper", "--testnet")  # a restart: same state folder, same account
+    assert again.exit_code == 0, again.output
+    second = load_state(state_file)
+    assert second.bars_processed == 100 and second.last_bar_ts > first.last_bar_ts, again.output
+    started = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()
+               if '"trader_started"' in line]
+    assert [s["payload"]["resume_after"] for s in started] == [None, first.last_bar_ts]
+    assert "(ok)" in again.output  # positions carried over match the exchange
+    client_ids = [f.client_order_id for f in read_ledger(tmp_path / "ledger_testnet.csv")]
+    assert len(client_ids) == len(set(client_ids)) > len(fills)
 
 
 def test_live_mode_caps_the_position_size_and_reports_the_withdrawal_check(remote, tmp_path):

@@ -95,9 +95,10 @@ def test_a_restart_resumes_after_the_last_bar_and_never_orders_twice(market, tmp
     try:
         state = load_state(again.trader.state_path)
         assert state is not None and state.last_bar_ts == buy_bar and not state.clean_stop
-        again.trader.warm_up(frame.iloc[i - WARM:i])
+        again.trader.warm_up(frame.iloc[i - 1 - WARM:i - 1])  # the history at restart ends one bar short
         replayed = again.trader.on_candle(candle(frame, i - 1))
         assert replayed.action == "skip" and replayed.reason == "already processed"
+        assert again.trader.last_ts == buy_bar  # no order, but the window has it for the next signal
         # Even if the bar were handled again, the journaled client order id stops a second order.
         outcome = again.executor.execute(_same_intent(again, frame, i - 1))
         assert outcome.duplicate

@@ -53,6 +53,7 @@ def _stop_on_signals(trader: Any) -> Iterator[None]:
 
 def _echo_decision(d: Any) -> None:
     """One line per order decision: the signal bar (its close), the side, what filled and why."""
+    from thunes.execution.trader import ALREADY_PROCESSED
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.bar_ts / 1000))
     if d.action in ("buy", "sell") and d.filled_qty > 0:
         click.echo(f"  signal bar {when}  {d.action.upper():4s} filled {d.filled_qty} @ {d.avg_price:.2f}  "
@@ -60,7 +61,7 @@ def _echo_decision(d: Any) -> None:
     elif d.action in ("buy", "sell"):
         state = f"[{d.status}] " if d.status is not None else ""
         click.echo(f"  signal bar {when}  {d.action.upper():4s} not filled: {state}{d.reason}")
-    elif d.action == "skip" and d.reason != "already processed":
+    elif d.action == "skip" and d.reason != ALREADY_PROCESSED:
         click.echo(f"  signal bar {when}  skipped: {d.reason}")
 
 

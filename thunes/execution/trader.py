@@ -54,6 +54,7 @@ __all__ = ["TraderOptions", "TraderState", "BarDecision", "TraderReport", "Trade
 
 log = logging.getLogger(__name__)
 _OHLCV = pd.Index(OHLCV)
+ALREADY_PROCESSED = "already processed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,25 +264,26 @@ class Trader:
         index = pd.DatetimeIndex(self._ts.astype("datetime64[ms]").astype("datetime64[ns]"), name="ts")
         return pd.DataFrame(np.asfortranarray(self._ohlcv), index=index.tz_localize("UTC"), columns=_OHLCV)
 
-    def _append(self, c: Candle) -> bool:
-        """Add a candle; return True when it directly follows the previous one (no data gap)."""
-        contiguous = not len(self._ts) or c.ts_ms == int(self._ts[-1]) + self.tf_ms
+    def _append(self, c: Candle) -> None:
+        """Add a candle at the end of the trailing window, dropping the oldest beyond ``window_bars``."""
         self._ts = np.append(self._ts[-(self.window_bars - 1):], np.int64(c.ts_ms))
         row = np.array([[c.open, c.high, c.low, c.close, c.volume]], dtype="float64")
         self._ohlcv = np.concatenate([self._ohlcv[-(self.window_bars - 1):], row])
-        return contiguous
 
     # -- one step --------------------------------------------------------------------------------------
     def on_candle(self, candle: Candle, *, received_at: float | None = None) -> BarDecision:
         """Process one closed candle: signal on its close, order at the next bar's open."""
         received_at = time.perf_counter() if received_at is None else received_at
         with self._lock:
+            newer = self.last_ts is None or candle.ts_ms > self.last_ts
             if self.state.last_bar_ts is not None and candle.ts_ms <= self.state.last_bar_ts:
-                return BarDecision(bar_ts=candle.ts_ms, action="skip", reason="already processed")
-            if self.last_ts is not None and candle.ts_ms <= self.last_ts:
+                if newer:  # handled before a restart: the window needs it for the next signals, no decision
+                    self._append(candle)
+                return BarDecision(bar_ts=candle.ts_ms, action="skip", reason=ALREADY_PROCESSED)
+            if not newer:
                 return BarDecision(bar_ts=candle.ts_ms, action="skip", reason="older than the window")
-            contiguous = self._append(candle)
-            decision = self._decide(candle, contiguous, received_at)
+            self._append(candle)
+            decision = self._decide(candle, received_at)
             self.state.last_bar_ts = candle.ts_ms
             self.state.bars_processed += 1
             if decision.client_order_id is not None:
@@ -305,7 +307,7 @@ class Trader:
         qty = getattr(pos, "qty", pos)
         return Decimal(qty) if not isinstance(qty, Decimal) else qty
 
-    def _decide(self, candle: Candle, contiguous: bool, received_at: float) -> BarDecision:
+    def _decide(self, candle: Candle, received_at: float) -> BarDecision:
         if len(self._ts) < self.strategy.warmup:
             return BarDecision(bar_ts=candle.ts_ms, action="warmup",
                                reason=f"{len(self._ts)}/{self.strategy.warmup} bars")
@@ -502,7 +504,8 @@ class Trader:
                     if self._stop.is_set():
                         break  # a stop request wins over a candle that arrived meanwhile: no new order
                     decision = self.on_candle(candle, received_at=time.perf_counter())
-                    processed += 1
+                    if decision.reason != ALREADY_PROCESSED:
+                        processed += 1  # max_bars counts the candles this run handles, not those it replays
                     if on_decision is not None:
                         on_decision(decision)
                     if until_ts is not None and candle.ts_ms >= until_ts:
