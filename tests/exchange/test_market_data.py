@@ -46,7 +46,8 @@ def test_klines_are_the_replayed_candles_and_the_current_one_is_forming(client, 
     assert frame["low"].iloc[300] <= forming[3] <= forming[4] <= forming[2] <= frame["high"].iloc[300]
     # the forming close is the last trade price, on the tick grid like every Binance price
     raw = client.publicGetKlines({"symbol": "BTCUSDT", "interval": "1h", "limit": 1})[0]
-    assert Decimal(raw[4]) == sim.last_price("BTC/USDT") == Decimal(client.fetch_ticker("BTC/USDT")["info"]["lastPrice"])
+    ticker_last = Decimal(client.fetch_ticker("BTC/USDT")["info"]["lastPrice"])
+    assert Decimal(raw[4]) == sim.last_price("BTC/USDT") == ticker_last
     assert all(Decimal(raw[k]) % Decimal("0.01") == 0 for k in (1, 2, 3, 4))
 
 

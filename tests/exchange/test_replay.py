@@ -119,3 +119,31 @@ def test_the_generated_market_has_fat_tails_volatility_clustering_and_an_intrada
     assert abs_autocorr > 0.1 and abs(autocorr) < 0.05  # clustered volatility, but no predictable drift
     assert hourly_vol.max() / hourly_vol.min() > 1.8
     assert hourly_volume.max() / hourly_volume.min() > 1.8
+
+
+def test_serve_replays_candles_from_the_candle_store(tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    from thunes.cli import root
+    from thunes.cli.exchange import load_from_store
+    from thunes.config import DataSettings
+    from thunes.data.store import open_store
+
+    # Arrange: 1h candles of ETH/USDT in a SQLite candle store
+    url = f"sqlite:///{tmp_path}/candles.sqlite"
+    frame = generate_candles(700, timeframe="1h", start=1_704_067_200_000, start_price=2300.0, seed=4)
+    store = open_store(url, cache_dir=None)
+    store.write("ETH/USDT", "1h", frame)
+    store.close()
+    monkeypatch.chdir(tmp_path)
+    # Act: what the command loads, then the command itself for a moment
+    loaded = load_from_store(("eth/usdt@1h",), DataSettings(url=url, cache_dir=tmp_path / "cache"))
+    out = CliRunner().invoke(root, ["exchange", "serve", "--port", "0", "--store", url, "--from-store", "ETH/USDT@1h",
+                                    "--speed", "manual", "--duration", "0.1"], env={"THUNES_CONFIG": ""})
+    bad = CliRunner().invoke(root, ["exchange", "serve", "--port", "0", "--store", url, "--from-store", "BTC/USDT@1h",
+                                    "--duration", "0.1"], env={"THUNES_CONFIG": ""})
+    # Assert
+    np.testing.assert_allclose(loaded["ETH/USDT"]["close"].to_numpy(), frame["close"].to_numpy())
+    assert out.exit_code == 0, out.output
+    assert "markets            : ETHUSDT" in out.output and "local exchange stopped" in out.output
+    assert bad.exit_code == 2 and "0 1h candles of BTC/USDT" in bad.output

@@ -93,7 +93,8 @@ def test_journal_and_positions_live_beside_the_candles_in_one_database(engine, r
     from thunes.data.store import open_store
     from thunes.data.synthetic import generate_candles
 
-    url = f"sqlite:///{tmp_path}/thunes.sqlite" if engine == "sqlite" else request.getfixturevalue("postgres_url")
+    sqlite_url = f"sqlite:///{tmp_path}/thunes.sqlite"
+    url = sqlite_url if engine == "sqlite" else request.getfixturevalue("postgres_url")
     # Arrange: candles written by the data layer
     store = open_store(url, cache_dir=None)
     store.write("BTC/USDT", "1h", generate_candles(24, timeframe="1h", seed=1))

@@ -21,24 +21,38 @@ def exchange_group() -> None:
 @click.option("--replay", "replay", multiple=True, metavar="[SYMBOL=]FILE",
               help="Replay candles from a CSV/Parquet/Binance-archive file; repeatable. SYMBOL defaults to "
                    "the BASEQUOTE found in the file name (e.g. binance_BTCUSDT_1h.csv.gz -> BTC/USDT).")
+@click.option("--from-store", "from_store", multiple=True, metavar="SYMBOL@TIMEFRAME",
+              help="Replay candles from the candle store (settings data.url, or --store); repeatable, "
+                   "e.g. BTC/USDT@1h. Combines with --replay.")
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="Candle store for --from-store (default: settings data.url).")
 @click.option("--symbols", default="BTC/USDT,ETH/USDT", show_default=True,
-              help="Synthetic markets to generate when no --replay is given.")
+              help="Markets to generate when neither --replay nor --from-store is given.")
 @click.option("--timeframe", default="1m", show_default=True, help="Timeframe of generated candles.")
 @click.option("--speed", default="1", show_default=True,
               help="Replay speed: 1 = real time, N = N times faster, 'max' = as fast as possible, "
                    "'manual' = only when POST /admin/clock moves it.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the generated market.")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option("--duration", type=float, default=None,
+              help="Stop after this many seconds (default: until Ctrl-C or SIGTERM).")
 @click.pass_obj
-def serve(app, host: str, port: int | None, replay: tuple[str, ...], symbols: str, timeframe: str,  # noqa: ANN001
-          speed: str, seed: int, duration: float | None) -> None:
+def serve(app, host: str, port: int | None, replay: tuple[str, ...], from_store: tuple[str, ...],  # noqa: ANN001
+          store_url: str | None, symbols: str, timeframe: str, speed: str, seed: int,
+          duration: float | None) -> None:
     """Start the local exchange. Point ccxt at http://HOST:PORT/api/v3 (see docs/exchange.md).
 
-    Prints the base URL and the demo API key/secret of the default account, then serves until Ctrl-C.
+    Prints the base URL and the demo API key/secret of the default account, then serves until Ctrl-C or
+    SIGTERM. Without --replay/--from-store it generates a market (reproducible by --seed).
+
+    \b
+    Examples:
+      thunes exchange serve --port 8765
+      thunes exchange serve --replay ../shared/data/binance_BTCUSDT_1h.csv.gz --speed 600
+      thunes exchange serve --from-store BTC/USDT@1h --from-store ETH/USDT@1h --speed max
     """
     from thunes.exchange.sim import LocalExchange, SimOptions
 
-    candles = _load_replays(replay) if replay else None
+    candles = {**_load_replays(replay), **load_from_store(from_store, app.settings.data, store_url)} or None
     parsed_speed: float | str | None
     if speed == "manual":
         parsed_speed = None
@@ -55,21 +69,51 @@ def serve(app, host: str, port: int | None, replay: tuple[str, ...], symbols: st
                       symbols=tuple(s.strip().upper() for s in symbols.split(",") if s.strip()),
                       timeframe=timeframe, seed=seed, speed=parsed_speed)  # type: ignore[arg-type]
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalExchange(opts, candles=candles) as sim:
-        click.echo(f"local exchange listening on {sim.base_url}")
-        click.echo(f"  REST base for ccxt : {sim.base_url}/api/v3")
-        click.echo(f"  market streams     : {sim.ws_url}")
-        click.echo(f"  api key / secret   : {sim.api_key} / {sim.secret}")
-        click.echo(f"  markets            : {', '.join(sorted(sim.engine.specs))}  (Ctrl-C to stop)")
-        try:
-            stop.wait(duration)
-        except KeyboardInterrupt:
-            pass
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with LocalExchange(opts, candles=candles) as sim:
+            click.echo(f"local exchange listening on {sim.base_url}")
+            click.echo(f"  REST base for ccxt : {sim.base_url}/api/v3")
+            click.echo(f"  market streams     : {sim.ws_url}")
+            click.echo(f"  api key / secret   : {sim.api_key} / {sim.secret}")
+            click.echo(f"  markets            : {', '.join(sorted(sim.engine.specs))}  (Ctrl-C to stop)")
+            try:
+                stop.wait(duration)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo("local exchange stopped")
 
 
+def load_from_store(items: tuple[str, ...], data_settings, url: str | None = None) -> dict:  # noqa: ANN001
+    """Candle frames by symbol from the candle store, for ``SYMBOL@TIMEFRAME`` items."""
+    if not items:
+        return {}
+    from thunes.data.store import store_from_settings
+
+    out = {}
+    store = store_from_settings(data_settings, url=url)
+    try:
+        for item in items:
+            symbol, sep, timeframe = item.partition("@")
+            if not sep or not symbol or not timeframe:
+                raise click.BadParameter(f"{item!r}: write SYMBOL@TIMEFRAME, e.g. BTC/USDT@1h",
+                                         param_hint="--from-store")
+            frame = store.load(symbol.upper(), timeframe)
+            if len(frame) < 2:
+                raise click.BadParameter(f"the store holds {len(frame)} {timeframe} candles of {symbol.upper()}; "
+                                         "import or download some first (thunes data --help)",
+                                         param_hint="--from-store")
+            out[symbol.upper()] = frame
+    finally:
+        store.close()
+    return out
+
+
 def _load_replays(items: tuple[str, ...]) -> dict:
+    if not items:
+        return {}
     import re
     from pathlib import Path
 

@@ -2,9 +2,9 @@
 
 Switched from Python (``sim.faults.set(...)``) or over HTTP (``POST /admin/faults`` with the same fields as
 JSON; ``DELETE /admin/faults`` clears). Counted faults (``http_error_count``, ``storm_count``,
-``error_code_count``, ``lose_order_responses``, ``malformed_frames``) apply to that many next requests/frames and then stop; a count
-of -1 means "until cleared". One-shot websocket actions are methods: :meth:`Faults.drop_ws` and
-:meth:`Faults.server_shutdown`.
+``error_code_count``, ``lose_order_responses``, ``malformed_frames``) apply to that many next requests/frames
+and then stop; a count of -1 means "until cleared". One-shot websocket actions are methods:
+:meth:`Faults.drop_ws` and :meth:`Faults.server_shutdown`.
 
 =====================  ===============================================================  ========================
 field                  effect                                                           what ccxt raises
