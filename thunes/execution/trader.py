@@ -40,7 +40,7 @@ import pandas as pd
 
 from thunes.core.candles import OHLCV, ts_ms
 from thunes.core.clock import Clock, LiveClock
-from thunes.core.enums import OrderStatus, Side
+from thunes.core.enums import Side
 from thunes.core.errors import ConfigError, ExchangeError, ThunesError
 from thunes.core.timeframes import parse_timeframe
 from thunes.exchange.types import OrderRequest, OrderResult
