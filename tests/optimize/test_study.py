@@ -184,7 +184,8 @@ def test_trials_run_with_the_settings_fees_slippage_and_risk_limits(candles) -> 
     assert (ev.trades.entry_price * ev.trades.qty).max() <= 500 * 1.001
 
 
-def test_a_repeat_of_another_workers_trial_is_found_and_the_storage_is_asked_only_after_a_gap(tmp_path, candles) -> None:  # noqa: ANN001, E501
+def test_a_repeat_of_another_workers_trial_is_found_and_the_storage_is_asked_only_after_a_gap(
+        tmp_path, candles) -> None:  # noqa: ANN001
     import optuna
 
     from thunes.optimize.storage import open_storage
