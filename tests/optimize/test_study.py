@@ -104,6 +104,23 @@ def test_a_study_refuses_to_resume_with_other_settings(tmp_path, candles) -> Non
 
     with pytest.raises(ConfigError, match=r"different settings \(ranges"):
         run_study(other, candles, n_trials=2, storage_url=url, study_name="x", progress=False)
+    with pytest.raises(ConfigError, match=r"different settings \(end_ms: .*fingerprint"):  # newer candles
+        run_study(spec.for_window(candles.iloc[:-1], "sample"), candles.iloc[:-1], n_trials=2, storage_url=url,
+                  study_name="x", progress=False)
+
+
+def test_the_same_candles_from_the_store_continue_a_study_begun_on_the_samples(
+        tmp_path, candles) -> None:  # noqa: ANN001
+    url = f"sqlite:///{tmp_path}/x.sqlite"
+    spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)})
+    run_study(spec.for_window(candles, "sample"), candles, n_trials=1, storage_url=url, study_name="x",
+              progress=False)
+
+    out = run_study(spec.for_window(candles, "store:sqlite:///data/thunes.sqlite"), candles, n_trials=2,
+                    storage_url=url, study_name="x", progress=False)
+
+    assert out.n_complete == 2 and out.spec.data_source == "store:sqlite:///data/thunes.sqlite"
+    assert StudySpec.from_json(out.study.user_attrs["thunes_spec"]).data_source == "sample"  # kept for workers
 
 
 def test_repeated_parameters_are_not_backtested_twice(tmp_path, candles) -> None:  # noqa: ANN001

@@ -437,7 +437,9 @@ def _create_or_load(spec: StudySpec, storage_url: str, study_name: str, storage_
         study.set_user_attr(SPEC_ATTR, spec.to_json())
     else:
         old = StudySpec.from_json(existing)
-        if old != spec:
+        # The same candles (same window and fingerprint) read from another place, e.g. the samples first
+        # and the store after `thunes data import`, give the same objective: the study goes on.
+        if old != spec and old != _replace(spec, data_source=old.data_source):
             raise ConfigError(
                 f"study {study_name!r} in {redact_url(storage_url)} was created with different settings "
                 f"({_spec_diff(old, spec)}); choose another --study name or delete that study"
