@@ -159,8 +159,14 @@ def test_quantity_rounded_down_to_the_lot_step():
     candles = make_candles([30_000.123] * 4)
     options = BARE.replace(apply_filters=True, sizing=FixedQuote(amount=100))
     trade = run(candles, events(candles, entries=[0]), options, market=default_market("BTC/USDT")).trades.iloc[0]
-    assert Decimal(repr(round(float(trade.qty), 10))) == Decimal("0.00333")  # 100 / 30000.123 = 0.0033333 -> step 0.00001
-    assert trade.entry_price == pytest.approx(30_000.13)            # buy price rounded up to the tick
+    # 100 / 30000.13 = 0.0033333 -> down to the step 0.00001; the buy price is rounded up to the tick.
+    assert Decimal(repr(float(trade.qty))) == Decimal("0.00333")
+    assert Decimal(repr(float(trade.entry_price))) == Decimal("30000.13")
+    # The floats are the decimals the exchange writes: 592 lots is 0.00592, not 592 x 0.00001 =
+    # 0.005920000000000001 (which trade lists used to show).
+    candles = make_candles([16_869.49] * 4)
+    trade = run(candles, events(candles, entries=[0]), options, market=default_market("BTC/USDT")).trades.iloc[0]
+    assert repr(float(trade.qty)) == "0.00592" and repr(float(trade.entry_price)) == "16869.49"
 
 
 def test_order_below_min_notional_is_refused_not_rounded_up():

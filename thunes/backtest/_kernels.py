@@ -128,12 +128,27 @@ def _slip(p, notional, vol_t, volume_t, price_t):
 
 
 @njit(cache=True, inline="always")
+def _units(k, unit):
+    """``k`` ticks or lots of ``unit`` as the float nearest the decimal value.
+
+    Binance units are powers of ten; dividing by the exact integer 1/unit gives the correctly rounded
+    float (592 / 100000 is 0.00592), where multiplying by the inexact unit does not
+    (592 * 0.00001 is 0.005920000000000001, which would then show in every trade list).
+    """
+    inv = 1.0 / unit
+    whole = math.floor(inv + 0.5)
+    if whole >= 1.0 and abs(inv - whole) < 1e-9 * whole:
+        return k / whole
+    return k * unit
+
+
+@njit(cache=True, inline="always")
 def _round_px(px, tick, up):
     """Round a price to the tick: buys round up, sells down (never in the trader's favour)."""
     if tick > 0.0:
         if up:
-            return math.ceil(px / tick - 1e-9) * tick
-        return math.floor(px / tick + 1e-9) * tick
+            return _units(math.ceil(px / tick - 1e-9), tick)
+        return _units(math.floor(px / tick + 1e-9), tick)
     return px
 
 
@@ -181,7 +196,7 @@ def _entry_qty(notional, px, step, min_qty, min_notional):
     if px > 0.0:
         q = notional / px
         if step > 0.0:
-            q = math.floor(q / step + 1e-9) * step
+            q = _units(math.floor(q / step + 1e-9), step)
     if q <= 0.0 or q < min_qty or q * px < min_notional:
         return 0.0
     return q

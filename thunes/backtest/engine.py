@@ -111,12 +111,15 @@ class RiskLimits:
     """The live risk manager's limits, applied bar by bar (defaults: ``RiskSettings()``).
 
     * ``max_positions``: open positions at once (portfolio; a single symbol holds at most one).
-    * ``max_daily_loss``: when equity falls this much (quote) below the UTC day's opening equity at a
-      bar's close, the kill-switch flattens at the next open and refuses entries until the next day.
+    * ``max_daily_loss``: when the UTC day's realised PnL plus the open positions' unrealised PnL at a
+      bar's close reaches ``-max_daily_loss`` (quote), the kill-switch refuses every entry until the
+      next UTC day. It does not flatten: open positions keep their stops and exit signals (live, a
+      halted trader sends nothing and an operator resets the switch; a backtest has no operator).
     * ``max_loss_per_trade``: a position is sized so that the loss at its stop (``stop_loss`` or
       ``default_stop_pct`` when no stop is set, and that stop is then placed) is at most this.
     * ``max_position_quote``: largest position size in quote.
-    * ``cool_down_minutes``: after a losing trade closes, no new entry on that symbol for this long.
+    * ``cool_down_minutes``: after a losing trade closes, no new entry (on any symbol, as live) for
+      this long; a winning trade clears it.
     """
 
     max_positions: int = 3

@@ -113,10 +113,11 @@ def _sweep_one(
 
         periods = sorted({c["fast"] for c in combos} | {c["slow"] for c in combos})
         row_of = {period: i for i, period in enumerate(periods)}
-        close = pd.Series(inputs.close, index=candles.index)
         table = np.empty((len(periods), n), dtype=np.float64)
         for period, i in row_of.items():
-            table[i] = np.asarray(sma(close, period), dtype=np.float64)
+            # The same SMA as SmaCross.signals (so rows equal single runs), on the bare array: the
+            # Series wrapper cost 3x the kernel on 1M bars.
+            table[i] = sma(inputs.close, period)
         fast_idx = np.array([row_of[c["fast"]] for c in combos], dtype=np.int64)
         slow_idx = np.array([row_of[c["slow"]] for c in combos], dtype=np.int64)
         K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out)
