@@ -49,6 +49,15 @@ def _nan_head(m: int, k: int) -> np.ndarray:
     return out
 
 
+@_kernel
+def _sum_from(x: np.ndarray, lo: int, hi: int, ref: float) -> float:
+    """Sum of ``x[lo:hi] - ref``, left to right (a window sum, exact up to its own rounding)."""
+    s = 0.0
+    for j in range(lo, hi):
+        s += x[j] - ref
+    return s
+
+
 # --------------------------------------------------------------------------------------------- averages
 @_kernel
 def sma_1d(x: np.ndarray, n: int) -> np.ndarray:
@@ -58,18 +67,14 @@ def sma_1d(x: np.ndarray, n: int) -> np.ndarray:
     if m < n:
         return out
     ref = x[n - 1]
-    s = 0.0
-    for j in range(n):
-        s += x[j] - ref
+    s = _sum_from(x, 0, n, ref)
     out[n - 1] = ref + s / n
     since = 0
     for i in range(n, m):
         since += 1
         if since >= _RESYNC:
             ref = x[i]
-            s = 0.0
-            for j in range(i - n + 1, i + 1):
-                s += x[j] - ref
+            s = _sum_from(x, i - n + 1, i + 1, ref)
             since = 0
         else:
             s += (x[i] - ref) - (x[i - n] - ref)
@@ -86,10 +91,7 @@ def ema_1d(x: np.ndarray, n: int) -> np.ndarray:
         return out
     k = 2.0 / (n + 1)
     keep = 1.0 - k
-    s = 0.0
-    for j in range(n):
-        s += x[j]
-    prev = s / n
+    prev = _sum_from(x, 0, n, 0.0) / n
     out[n - 1] = prev
     for i in range(n, m):
         prev = prev * keep + x[i] * k
@@ -124,16 +126,25 @@ def wma_1d(x: np.ndarray, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ rolling moments
 @_kernel
+def _power_sums(x: np.ndarray, lo: int, hi: int, ref: float) -> tuple[float, float, float, float]:
+    """Sums of d, d^2, d^3, d^4 for d = x[lo:hi] - ref (the exact recompute of the rolling moments)."""
+    s1 = s2 = s3 = s4 = 0.0
+    for j in range(lo, hi):
+        d = x[j] - ref
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+    return s1, s2, s3, s4
+
+
+@_kernel
 def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> None:
     m = x.size
     inv_n = 1.0 / n
     ref = x[n - 1]
-    s1 = 0.0
-    s2 = 0.0
-    for j in range(n - 1):
-        d = x[j] - ref
-        s1 += d
-        s2 += d * d
+    s1, s2, _, _ = _power_sums(x, 0, n - 1, ref)
     since = 0
     peak = s2  # largest s2 since the last exact recompute: its rounding residue is ~eps * peak
     for i in range(n - 1, m):
@@ -149,12 +160,7 @@ def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> 
         # Recompute exactly on schedule, or when cancellation ate the variance (flat or drifted window).
         if since >= _RESYNC or v <= 1e-7 * e2 or v * n <= 1e-9 * peak:
             ref = x[i]
-            s1 = 0.0
-            s2 = 0.0
-            for j in range(i - n + 1, i + 1):
-                d = x[j] - ref
-                s1 += d
-                s2 += d * d
+            s1, s2, _, _ = _power_sums(x, i - n + 1, i + 1, ref)
             since = 0
             peak = s2
             mu = s1 * inv_n
@@ -183,11 +189,7 @@ def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 def rolling_std_1d(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation with ``ddof`` (0: population, as TA-Lib STDDEV/BBANDS; 1: sample)."""
     m = x.size
-    mean = np.empty(m)
-    out = _nan_head(m, n - 1)
-    if m < n:
-        return out
-    _mean_var_into(x, n, mean, out)
+    _, out = rolling_mean_var_1d(x, n)  # the variance becomes the std in place
     scale = n / (n - ddof)
     for i in range(n - 1, m):
         out[i] = math.sqrt(out[i] * scale)
@@ -198,11 +200,7 @@ def rolling_std_1d(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
 def zscore_1d(x: np.ndarray, n: int) -> np.ndarray:
     """(x - rolling mean) / rolling population std over ``n`` rows; 0 where the window is flat."""
     m = x.size
-    mean = np.empty(m)
-    out = _nan_head(m, n - 1)
-    if m < n:
-        return out
-    _mean_var_into(x, n, mean, out)
+    mean, out = rolling_mean_var_1d(x, n)  # the variance becomes the z-score in place
     for i in range(n - 1, m):
         sd = math.sqrt(out[i])
         out[i] = (x[i] - mean[i]) / sd if sd > 0.0 else 0.0
@@ -218,14 +216,7 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
     if m < n:
         return skew, kurt
     ref = x[n - 1]
-    s1 = s2 = s3 = s4 = 0.0
-    for j in range(n - 1):
-        d = x[j] - ref
-        d2 = d * d
-        s1 += d
-        s2 += d2
-        s3 += d2 * d
-        s4 += d2 * d2
+    s1, s2, s3, s4 = _power_sums(x, 0, n - 1, ref)
     since = 0
     peak = s2
     for i in range(n - 1, m):
@@ -242,14 +233,7 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
         m2 = s2 / n - mu * mu
         if since >= _RESYNC or m2 <= 1e-7 * (s2 / n) or m2 * n <= 1e-9 * peak:
             ref = x[i]
-            s1 = s2 = s3 = s4 = 0.0
-            for j in range(i - n + 1, i + 1):
-                d = x[j] - ref
-                d2 = d * d
-                s1 += d
-                s2 += d2
-                s3 += d2 * d
-                s4 += d2 * d2
+            s1, s2, s3, s4 = _power_sums(x, i - n + 1, i + 1, ref)
             since = 0
             peak = s2
             mu = s1 / n
@@ -405,14 +389,8 @@ def macd_1d(x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray, 
     kf = 2.0 / (fast + 1)
     ks = 2.0 / (slow + 1)
     kg = 2.0 / (signal + 1)
-    sf = 0.0
-    for j in range(start - fast + 1, start + 1):
-        sf += x[j]
-    ss = 0.0
-    for j in range(0, start + 1):
-        ss += x[j]
-    ef = sf / fast
-    es = ss / slow
+    ef = _sum_from(x, start - fast + 1, start + 1, 0.0) / fast
+    es = _sum_from(x, 0, start + 1, 0.0) / slow
     seed = ef - es
     kf1 = 1.0 - kf
     ks1 = 1.0 - ks
@@ -478,17 +456,10 @@ def stoch_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, s
         ll = k_out[i]
         diff = (raw[i] - ll) / 100.0
         raw[i] = (close[i] - ll) / diff if diff != 0.0 else 0.0
-    start_k = fastk - 1 + slowk - 1
-    for i in range(start_k, m):
-        s = 0.0
-        for j in range(i - slowk + 1, i + 1):
-            s += raw[j]
-        k_out[i] = s / slowk
+    for i in range(fastk - 1 + slowk - 1, m):
+        k_out[i] = _sum_from(raw, i - slowk + 1, i + 1, 0.0) / slowk
     for i in range(first, m):
-        s = 0.0
-        for j in range(i - slowd + 1, i + 1):
-            s += k_out[j]
-        d_out[i] = s / slowd
+        d_out[i] = _sum_from(k_out, i - slowd + 1, i + 1, 0.0) / slowd
     for i in range(first):
         k_out[i] = np.nan
     return k_out, d_out
@@ -514,10 +485,7 @@ def cci_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
     out = np.full(m, np.nan)
     tp = (high + low + close) / 3.0
     for i in range(n - 1, m):
-        s = 0.0
-        for j in range(i - n + 1, i + 1):
-            s += tp[j]
-        avg = s / n
+        avg = _sum_from(tp, i - n + 1, i + 1, 0.0) / n
         dev = 0.0
         for j in range(i - n + 1, i + 1):
             dev += abs(tp[j] - avg)
@@ -720,39 +688,36 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
 
 
 @_kernel
+def _root_mean(term: np.ndarray, n: int, scale: float) -> np.ndarray:
+    """sqrt(scale * SMA(term, n)), 0 where rounding made the mean negative; the term becomes the output."""
+    mean = sma_1d(term, n)
+    for i in range(term.size):
+        v = mean[i] * scale
+        term[i] = math.sqrt(v) if v > 0.0 else (0.0 if i >= n - 1 else np.nan)
+    return term
+
+
+@_kernel
 def parkinson_1d(high: np.ndarray, low: np.ndarray, n: int) -> np.ndarray:
     """Parkinson volatility per bar: sqrt(mean(ln(H/L)^2) / (4 ln 2)) over ``n`` rows."""
-    m = high.size
-    hl = np.empty(m)
-    for i in range(m):
+    hl = np.empty(high.size)
+    for i in range(high.size):
         r = math.log(high[i] / low[i])
         hl[i] = r * r
-    mean = sma_1d(hl, n)
-    out = np.full(m, np.nan)
-    c = 1.0 / (4.0 * math.log(2.0))
-    for i in range(n - 1, m):
-        v = mean[i] * c
-        out[i] = math.sqrt(v) if v > 0.0 else 0.0
-    return out
+    return _root_mean(hl, n, 1.0 / (4.0 * math.log(2.0)))
 
 
 @_kernel
 def garman_klass_1d(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
                     n: int) -> np.ndarray:
     """Garman-Klass volatility per bar: sqrt(mean(0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2)), floored at 0."""
-    m = close.size
-    term = np.empty(m)
+    term = np.empty(close.size)
     c = 2.0 * math.log(2.0) - 1.0
-    for i in range(m):
+    for i in range(close.size):
         hl = math.log(high[i] / low[i])
         co = math.log(close[i] / open_[i])
         term[i] = 0.5 * hl * hl - c * co * co
-    mean = sma_1d(term, n)
-    out = np.full(m, np.nan)
-    for i in range(n - 1, m):
-        v = mean[i]
-        out[i] = math.sqrt(v) if v > 0.0 else 0.0
-    return out
+    return _root_mean(term, n, 1.0)
 
 
 @_kernel
