@@ -1,7 +1,9 @@
 """Indicators agree with TA-Lib (a test-only oracle) after the warm-up, with the same NaN positions.
 
-Tolerance: max |ours - talib| <= 1e-8 x the price scale (the series' median absolute value).
-Deliberate differences are documented in docs/features.md and not compared here.
+Tolerance: max |ours - talib| <= 1e-8 x the scale of the output (the median price for price-like
+outputs, 100 for oscillators, the median volume for volume averages, the total volume for OBV). Runs on
+two real markets when ../shared/data is present. Deliberate differences (MFI on a window without any
+money flow) are documented in docs/features.md and not compared here.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from thunes.data.samples import load_sample_candles  # noqa: E402
 from thunes.features import indicators as ind  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ohlcv():
-    sample = load_sample_candles("BTC/USDT", "1h", limit=20_000)
-    f = sample.frame
+@pytest.fixture(scope="module", params=[("BTC/USDT", "1h", 20_000), ("ETH/USDT", "5m", 30_000)],
+                ids=["BTC-1h", "ETH-5m"])
+def ohlcv(request):
+    """Real candles from ../shared/data when present (two markets, two timeframes), else synthetic."""
+    symbol, timeframe, rows = request.param
+    f = load_sample_candles(symbol, timeframe, limit=rows).frame
     return tuple(f[c].to_numpy() for c in ("open", "high", "low", "close", "volume"))
 
 
@@ -41,6 +45,8 @@ CASES = [
     ("TRANGE", lambda o, h, l, c, v: ind.true_range(h, l, c), lambda o, h, l, c, v: talib.TRANGE(h, l, c), "price"),
     ("ATR", lambda o, h, l, c, v: ind.atr(h, l, c, 14), lambda o, h, l, c, v: talib.ATR(h, l, c, 14), "price"),
     ("NATR", lambda o, h, l, c, v: ind.natr(h, l, c, 14), lambda o, h, l, c, v: talib.NATR(h, l, c, 14), 100.0),
+    ("BBANDS middle", lambda o, h, l, c, v: ind.bollinger(c, 20, 2.0)[0],
+     lambda o, h, l, c, v: talib.BBANDS(c, 20, 2.0, 2.0)[1], "price"),
     ("BBANDS upper", lambda o, h, l, c, v: ind.bollinger(c, 20, 2.0)[1],
      lambda o, h, l, c, v: talib.BBANDS(c, 20, 2.0, 2.0)[0], "price"),
     ("BBANDS lower", lambda o, h, l, c, v: ind.bollinger(c, 20, 2.0)[2],
@@ -57,6 +63,12 @@ CASES = [
     ("MFI", lambda o, h, l, c, v: ind.mfi(h, l, c, v, 14), lambda o, h, l, c, v: talib.MFI(h, l, c, v, 14), 100.0),
     ("ROC", lambda o, h, l, c, v: ind.roc(c, 10), lambda o, h, l, c, v: talib.ROC(c, 10), 100.0),
     ("MOM", lambda o, h, l, c, v: ind.momentum(c, 10), lambda o, h, l, c, v: talib.MOM(c, 10), "price"),
+    ("STDDEV", lambda o, h, l, c, v: ind.rolling_std(c, 20), lambda o, h, l, c, v: talib.STDDEV(c, 20, 1.0), "price"),
+    ("MAX", lambda o, h, l, c, v: ind.rolling_max(h, 20), lambda o, h, l, c, v: talib.MAX(h, 20), "price"),
+    ("MIN", lambda o, h, l, c, v: ind.rolling_min(l, 20), lambda o, h, l, c, v: talib.MIN(l, 20), "price"),
+    ("SMA volume", lambda o, h, l, c, v: ind.sma(v, 20), lambda o, h, l, c, v: talib.SMA(v, 20), "volume level"),
+    ("EMA long", lambda o, h, l, c, v: ind.ema(c, 200), lambda o, h, l, c, v: talib.EMA(c, 200), "price"),
+    ("RSI short", lambda o, h, l, c, v: ind.rsi(c, 2), lambda o, h, l, c, v: talib.RSI(c, 2), 100.0),
     ("OBV", lambda o, h, l, c, v: ind.obv(c, v), lambda o, h, l, c, v: talib.OBV(c, v), "volume"),
 ]
 
@@ -66,6 +78,8 @@ def test_indicator_matches_talib(ohlcv, name, ours, ref, scale):
     o, h, l, c, v = ohlcv
     if scale == "price":
         scale = float(np.median(np.abs(c)))
-    elif scale == "volume":
+    elif scale == "volume":  # OBV is a running total of volume
         scale = float(np.sum(v))
+    elif scale == "volume level":
+        scale = float(np.median(v))
     _agree(ours(o, h, l, c, v), ref(o, h, l, c, v), scale, name)
