@@ -164,16 +164,29 @@ def test_server_pings_and_drops_a_client_that_never_pongs():
     assert code == 1008
 
 
-def test_a_client_that_answers_pings_stays_connected():
+@pytest.mark.parametrize("answers", [True, False])
+def test_a_client_that_answers_pings_stays_connected(answers):
     with LocalExchange(SimOptions(synthetic_bars=800, history_bars=100, ws_ping_interval_s=0.2,
                                   ws_pong_timeout_s=0.6)) as sim:
         async def scenario():
             async with aiohttp.ClientSession() as session:
-                async with session.ws_connect(sim.ws_url, autoping=True) as ws:
-                    await asyncio.sleep(1.5)
-                    return ws.closed
+                # aiohttp answers a ping only while the client reads, so read for 1.5 s (2.5 pong timeouts)
+                async with session.ws_connect(sim.ws_url, autoping=answers) as ws:
+                    loop = asyncio.get_running_loop()
+                    deadline = loop.time() + 1.5
+                    while (left := deadline - loop.time()) > 0:
+                        try:
+                            # (not receive(timeout=): it restarts its timer after each ping it answers)
+                            msg = await asyncio.wait_for(ws.receive(), left)
+                        except asyncio.TimeoutError:
+                            break
+                        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                            return "closed by the server", sim.stream_counts()["market_connections"]
+                    return "connected", sim.stream_counts()["market_connections"]
 
-        assert _run(scenario()) is False
+        outcome = _run(scenario())
+    # the counter-case (no pongs) shows the reading loop would notice a disconnect
+    assert outcome == (("connected", 1) if answers else ("closed by the server", 0))
 
 
 def test_connection_lifetime_limit_disconnects():
