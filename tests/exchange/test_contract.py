@@ -42,22 +42,25 @@ def test_market_order_by_quote_fills_at_the_ask_with_fee(client, sim):
 
 
 def test_limit_order_rests_then_fills_when_price_trades_through(port, sim):
+    # Arrange: a buy 1% under the market, and the first later candle whose low trades through it
+    feed = sim.engine.feeds["BTCUSDT"]
     last = sim.last_price("BTC/USDT")
-    below = (last * Decimal("0.97")).quantize(Decimal("0.01"))
+    below = (last * Decimal("0.99")).quantize(Decimal("0.01"))
+    now_idx = feed.index_at(sim.now_ms())
+    through = next(i for i in range(now_idx + 1, len(feed.ts)) if feed.low[i] < float(below))
     req = OrderRequest(symbol="BTC/USDT", side=Side.BUY, type=OrderType.LIMIT, qty=Decimal("0.001"),
                        price=below, client_order_id="lim-1")
     placed = port.place_order(req)
     assert placed.status is OrderStatus.NEW
     assert [o.client_order_id for o in port.fetch_open_orders("BTC/USDT")] == ["lim-1"]
-    for _ in range(300):
-        sim.step()
-        if port.fetch_order("BTC/USDT", "lim-1").status is OrderStatus.FILLED:
-            break
+    # Act / Assert: resting while the market stays above, filled once it trades through, at the limit or better
+    sim.step(through - now_idx)  # candles now_idx .. through-1 have traded, all above the limit
+    assert port.fetch_order("BTC/USDT", "lim-1").status is OrderStatus.NEW
+    sim.step()  # candle `through` trades below it
     final = port.fetch_order("BTC/USDT", "lim-1")
-    if final.status is OrderStatus.FILLED:
-        assert final.avg_price <= below
-    else:  # the market never traded 3% lower in the replay window: the order must still rest
-        assert final.status is OrderStatus.NEW
+    assert final.status is OrderStatus.FILLED
+    assert final.avg_price <= below
+    assert port.fetch_open_orders("BTC/USDT") == []
 
 
 def test_cancel_then_unknown_order_is_order_not_found(port, sim):
