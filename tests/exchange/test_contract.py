@@ -6,7 +6,7 @@ Each rejection must surface as the same ccxt exception class as against the real
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import ccxt
 import pytest
@@ -42,11 +42,12 @@ def test_market_order_by_quote_fills_at_the_ask_with_fee(client, sim):
 
 
 def test_limit_order_rests_then_fills_when_price_trades_through(port, sim):
-    # Arrange: a buy 1% under the market, and the first later candle whose low trades through it
+    # Arrange: a buy at least 1% under the market and not above the current candle's low (so the current candle
+    # cannot fill it), and the first later candle whose low trades through it
     feed = sim.engine.feeds["BTCUSDT"]
-    last = sim.last_price("BTC/USDT")
-    below = (last * Decimal("0.99")).quantize(Decimal("0.01"))
     now_idx = feed.index_at(sim.now_ms())
+    last = sim.last_price("BTC/USDT")
+    below = min(last * Decimal("0.99"), Decimal(repr(feed.low[now_idx]))).quantize(Decimal("0.01"), ROUND_FLOOR)
     through = next(i for i in range(now_idx + 1, len(feed.ts)) if feed.low[i] < float(below))
     req = OrderRequest(symbol="BTC/USDT", side=Side.BUY, type=OrderType.LIMIT, qty=Decimal("0.001"),
                        price=below, client_order_id="lim-1")
