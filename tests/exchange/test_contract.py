@@ -47,7 +47,7 @@ def test_limit_order_rests_then_fills_when_price_trades_through(port, sim):
     feed = sim.engine.feeds["BTCUSDT"]
     now_idx = feed.index_at(sim.now_ms())
     last = sim.last_price("BTC/USDT")
-    below = min(last * Decimal("0.99"), Decimal(repr(feed.low[now_idx]))).quantize(Decimal("0.01"), ROUND_FLOOR)
+    below = min(last * Decimal("0.99"), Decimal(repr(float(feed.low[now_idx])))).quantize(Decimal("0.01"), ROUND_FLOOR)
     through = next(i for i in range(now_idx + 1, len(feed.ts)) if feed.low[i] < float(below))
     req = OrderRequest(symbol="BTC/USDT", side=Side.BUY, type=OrderType.LIMIT, qty=Decimal("0.001"),
                        price=below, client_order_id="lim-1")
