@@ -137,11 +137,12 @@ def paper(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: 
 
     \b
     Examples:
-      thunes paper --replay-speed 600 --duration 180          # local exchange, default strategy
+      thunes paper --timeframe 5m --replay-speed 600 --duration 180   # 360 candles in 3 minutes
       thunes paper --strategy sma_cross --param fast=5 --param slow=20 --timeframe 5m --bars 300
-      thunes paper --testnet                                  # Binance Spot Testnet, runs until Ctrl-C
+      thunes paper --testnet                                          # Spot Testnet, until Ctrl-C
 
-    Every fill is printed and written to the ledger (CSV); Ctrl-C stops after the current candle.
+    Every fill is printed and written to the ledger (CSV); Ctrl-C or SIGTERM stops after the current
+    candle. THUNES_EXCHANGE__BASE_URL / THUNES_EXCHANGE__WS_URL point --testnet at another host.
     """
     strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
     if testnet:
