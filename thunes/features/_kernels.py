@@ -186,6 +186,24 @@ def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_kernel
+def bollinger_1d(x: np.ndarray, n: int, k: float, mid: np.ndarray, upper: np.ndarray,
+                 lower: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands into the given arrays: SMA(n) and SMA -/+ k population std (TA-Lib BBANDS)."""
+    m = x.size
+    for i in range(min(n - 1, m)):
+        mid[i] = np.nan
+        upper[i] = np.nan
+        lower[i] = np.nan
+    if m >= n:
+        _mean_var_into(x, n, mid, upper)  # the variance, turned into the upper band below
+        for i in range(n - 1, m):
+            dev = math.sqrt(upper[i]) * k
+            upper[i] = mid[i] + dev
+            lower[i] = mid[i] - dev
+    return mid, upper, lower
+
+
+@_kernel
 def rolling_std_1d(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation with ``ddof`` (0: population, as TA-Lib STDDEV/BBANDS; 1: sample)."""
     m = x.size
@@ -634,14 +652,16 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
 
     The directional movements and true ranges of rows ``1..n-1`` are summed; from row ``n`` on each sum
     decays by ``(n-1)/n`` before the new value is added. ADX is seeded with the mean DX of rows
-    ``n..2n-1`` and then smoothed the same way.
+    ``n..2n-1`` and then smoothed the same way. An empty ``adx`` array skips the ADX (for +DI/-DI alone).
     """
     m = close.size
-    for i in range(min(2 * n - 1, m)):
+    with_adx = adx.size > 0
+    for i in range(min(2 * n - 1 if with_adx else n, m)):
         if i < n:
             pdi[i] = np.nan
             mdi[i] = np.nan
-        adx[i] = np.nan
+        if with_adx:
+            adx[i] = np.nan
     keep = (n - 1) / n
     share = 1.0 / n
     pdm = 0.0
@@ -668,12 +688,14 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
             pdi[i] = p
             mdi[i] = q
             tot = p + q
-            if not _ta_is_zero(tot):
+            if with_adx and not _ta_is_zero(tot):
                 dx = 100.0 * (abs(q - p) / tot)
                 dx_ok = True
         else:
             pdi[i] = 0.0
             mdi[i] = 0.0
+        if not with_adx:
+            continue
         if i < 2 * n:
             if dx_ok:
                 sum_dx += dx

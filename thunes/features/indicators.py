@@ -234,14 +234,16 @@ def macd(close: ArrLike, fast: int = 12, slow: int = 26, signal: int = 9) -> tup
                   names=["macd", "macd_signal", "macd_hist"])
 
 
-def _macd_kernel(a: np.ndarray, fast: int, slow: int, signal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _macd_kernel(a: np.ndarray, fast: int, slow: int,
+                 signal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return K.macd_1d(a, fast, slow, signal, np.empty(a.size), np.empty(a.size), np.empty(a.size))
 
 
-def _adx_kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _adx_kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int,
+                with_adx: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # The outputs come from numpy (huge pages): three fresh arrays from the kernel fault 4 KiB at a time.
     m = c.size
-    return K.adx_1d(h, lo, c, n, np.empty(m), np.empty(m), np.empty(m))
+    return K.adx_1d(h, lo, c, n, np.empty(m), np.empty(m), np.empty(m if with_adx else 0))
 
 
 def roc(x: ArrLike, n: int = 10) -> Arr:
@@ -330,9 +332,7 @@ def bollinger(close: ArrLike, n: int = 20, k: float = 2.0) -> tuple[Arr, Arr, Ar
     k = float(k)
 
     def kernel(a: np.ndarray, p: int, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mid, var = K.rolling_mean_var_1d(a, p)
-        dev = np.sqrt(var) * width
-        return mid, mid + dev, mid - dev
+        return K.bollinger_1d(a, p, width, np.empty(a.size), np.empty(a.size), np.empty(a.size))
 
     return _unary("bollinger", close, n - 1, kernel, n, k, names=["bb_mid", "bb_upper", "bb_lower"])
 
@@ -373,14 +373,14 @@ def plus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """+DI (TA-Lib PLUS_DI; first value at row ``n``)."""
     n = _check_period("plus_di", "n", n, minimum=2)
     return _multi("plus_di", [("high", high), ("low", low), ("close", close)], n,
-                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p)[0], n, names=[f"plus_di_{n}"])
+                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p, False)[0], n, names=[f"plus_di_{n}"])
 
 
 def minus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """-DI (TA-Lib MINUS_DI; first value at row ``n``)."""
     n = _check_period("minus_di", "n", n, minimum=2)
     return _multi("minus_di", [("high", high), ("low", low), ("close", close)], n,
-                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p)[1], n, names=[f"minus_di_{n}"])
+                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p, False)[1], n, names=[f"minus_di_{n}"])
 
 
 def vwap(high: ArrLike, low: ArrLike, close: ArrLike, volume: ArrLike, n: int = 20) -> Arr:
