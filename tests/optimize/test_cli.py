@@ -31,7 +31,7 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
 
     result = _invoke(tmp_path, "--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--folds", "2",
                      "--study", "cli", "--range", "fast=5:30", "--range", "slow=40:150", "--no-progress",
-                     settings=thresholds)
+                     "--gap-bars", "24", settings=thresholds)
 
     assert result.exit_code == 0, result.output
     # The store is empty (a fresh checkout): the first line on stderr says the sample data is used instead.
@@ -52,7 +52,10 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
     assert {"number", "state", "value", "param_fast", "param_slow", "worker", "sr_period", "fees_paid"} <= set(
         trials.columns)
     assert (trials.loc[trials.state == "COMPLETE", "fees_paid"] > 0).all()
-    assert len(pd.read_csv(out / "folds.csv")) == 2 and len(pd.read_csv(out / "oos_equity.csv")) > 0
+    folds = pd.read_csv(out / "folds.csv", parse_dates=["is_end", "oos_start"])
+    assert len(folds) == 2 and len(pd.read_csv(out / "oos_equity.csv")) > 0
+    # 24 bars purged between the last in-sample bar and the first out-of-sample bar of each fold.
+    assert ((folds.oos_start - folds.is_end) == pd.Timedelta(hours=25)).all()
     page = (out / "report.html").read_text()
     assert page.count("plotly.js v") == 1 and "<script src=" not in page  # plotly.js embedded: works offline
     for title in ("Optimisation history", "Parameter importance", "out-of-sample equity"):

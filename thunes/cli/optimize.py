@@ -77,6 +77,8 @@ def _quiet_optuna() -> None:
 @click.option("--folds", type=int, default=4, show_default=True, help="Walk-forward folds.")
 @click.option("--is-oos-ratio", type=float, default=3.0, show_default=True,
               help="In-sample length as a multiple of the out-of-sample length.")
+@click.option("--gap-bars", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Purge gap: bars left out between each in-sample and out-of-sample window.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Fix a parameter (not searched).")
 @click.option("--range", "ranges", multiple=True, metavar="NAME=LOW:HIGH",
               help="Narrow a parameter's search range, e.g. --range fast=5:50.")
@@ -115,7 +117,7 @@ def optimize_group(ctx: click.Context, **kw: Any) -> None:
 
 
 def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, storage, workers, study_name,  # noqa: ANN001, C901
-         walk_forward, folds, is_oos_ratio, params, ranges, since, until, source, seed, top, no_progress) -> None:
+         walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, since, until, source, seed, top, no_progress) -> None:
     from thunes.backtest import BacktestOptions
     from thunes.optimize import _evaluate
     from thunes.optimize._data import load_study_candles
@@ -161,7 +163,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     wf = None
     if walk_forward != "none":
         wf = run_walk_forward(spec, data.frame, data_source=data.source, scheme=walk_forward, n_folds=folds,
-                              is_oos_ratio=is_oos_ratio, n_trials=trials, storage_url=storage, study_name=name,
+                              is_oos_ratio=is_oos_ratio, gap_bars=gap_bars, n_trials=trials, storage_url=storage, study_name=name,
                               workers=workers, progress=not no_progress, **where)
     rec = recommend(oos_sharpe=wf.oos_sharpe if wf else None, dsr=outcome.dsr.dsr if outcome.dsr else None,
                     min_sharpe=opt.deploy_min_sharpe, min_dsr=opt.deploy_min_dsr)

@@ -219,7 +219,8 @@ def run_walk_forward(
     store_url: str | None = None,
     sample_dir: Any = None,
 ) -> WalkForwardResult:
-    """Optimise each fold's in-sample window (one resumable study per fold, ``<study>.wf-<scheme>-<k>``),
+    """Optimise each fold's in-sample window (one resumable study per fold, named after the scheme and its
+    arguments, e.g. ``<study>.wf-rolling-4folds-ratio3-gap0-<k>``, so another fold layout starts new studies),
     backtest the chosen parameters on the fold's out-of-sample window, and stitch those windows.
 
     Parameters are chosen from in-sample data only: the out-of-sample backtest starts
@@ -234,7 +235,7 @@ def run_walk_forward(
     for fold in folds:
         is_frame = candles.iloc[fold.is_start:fold.is_end]
         fold_spec = spec.for_window(is_frame, data_source)
-        name = f"{study_name}.wf-{scheme}-{fold.index}"
+        name = f"{study_name}.wf-{scheme}-{n_folds}folds-ratio{is_oos_ratio:g}-gap{gap_bars}-{fold.index}"
         outcome = run_study(fold_spec, is_frame, n_trials=n_trials, storage_url=storage_url, study_name=name,
                             workers=workers, progress=progress, storage_options=storage_options,
                             desc=f"fold {fold.index + 1}/{len(folds)}", store_url=store_url, sample_dir=sample_dir)
