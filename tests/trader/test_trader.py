@@ -156,17 +156,17 @@ def test_reconciliation_flags_foreign_orders_and_unexplained_balances(market, tm
     assert not report.ok
 
 
-def test_sigterm_stops_paper_trading_cleanly(tmp_path):
+def test_paper_prints_its_trades_and_sigterm_stops_it_cleanly(tmp_path):
     env = dict(os.environ, THUNES_TRADER__STATE_DIR=str(tmp_path / "state"), COLUMNS="200")
     proc = subprocess.Popen(
         [sys.executable, "-m", "thunes.cli", "paper", "--timeframe", "5m", "--replay-speed", "3000",
-         "--duration", "60", "--out", str(tmp_path / "run")],
+         "--param", "fast=3", "--param", "slow=8", "--duration", "60", "--out", str(tmp_path / "run")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = tmp_path / "run" / "state" / "trader_sma_cross_BTCUSDT_5m.json"
+    ledger = tmp_path / "run" / "ledger.csv"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        state = load_state(state_file) if state_file.exists() else None
-        if state is not None and state.bars_processed >= 5:
+    while time.monotonic() < deadline:  # until a round trip is in the ledger
+        if ledger.exists() and {f.side for f in read_ledger(ledger)} == {"BUY", "SELL"}:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
@@ -174,7 +174,11 @@ def test_sigterm_stops_paper_trading_cleanly(tmp_path):
     assert proc.returncode == 0, out
     assert "SIGTERM: stopping after the current candle" in out
     state = load_state(state_file)
-    assert state.clean_stop and state.bars_processed >= 5
+    assert state.clean_stop and state.orders_sent >= 2
+    fills = read_ledger(ledger)
+    assert {f.side for f in fills} == {"BUY", "SELL"}
+    assert "BUY  filled" in out and "SELL filled" in out  # each order printed as it fills
+    assert "round trips in" in out and f"fills {len(fills)}," in out  # the table and the counts at the end
     assert "stopped: signal SIGTERM" in out
 
 

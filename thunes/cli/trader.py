@@ -92,7 +92,8 @@ def _print_summary(stack: Any, report: Any, ledger_path: Path) -> None:
                           num(t.return_pct, 3))
     console.print(table)
     lat = sorted(report.latencies_s)
-    lat_txt = f"; candle->order p50 {lat[len(lat) // 2] * 1000:.2f} ms" if lat else ""
+    lat_txt = (f"; candle->order p50 {lat[len(lat) // 2] * 1000:.2f} ms, max {lat[-1] * 1000:.2f} ms"
+               if lat else "")
     recon = stack.reconciler.last
     click.echo(f"bars {report.bars}, orders {report.orders}, fills {report.fills}, skipped {report.skipped}, "
                f"reconciliations {report.reconciles} ({'ok' if recon is not None and recon.ok else 'see audit'})"
