@@ -645,6 +645,16 @@ def atr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
 
 
 @_kernel
+def natr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """ATR(n) in percent of close (TA-Lib NATR; 0 where close is 0)."""
+    out = atr_1d(high, low, close, n)
+    for i in range(n, close.size):
+        c = close[i]
+        out[i] = out[i] / c * 100.0 if c != 0.0 else 0.0
+    return out
+
+
+@_kernel
 def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np.ndarray, mdi: np.ndarray,
            adx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """+DI, -DI (first at row ``n``) and ADX (first at row ``2n-1``), TA-Lib's Wilder smoothing, written

@@ -151,7 +151,7 @@ def _adx(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _natr(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
-    return {f"natr_{n}": K.atr_1d(ctx.high, ctx.low, ctx.close, n) / ctx.close * 100.0}
+    return {f"natr_{n}": K.natr_1d(ctx.high, ctx.low, ctx.close, n)}
 
 
 def _tr_pct(ctx: _Ctx) -> dict[str, np.ndarray]:

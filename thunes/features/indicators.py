@@ -318,12 +318,8 @@ def natr(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """ATR as a percentage of close (TA-Lib NATR)."""
     n = _check_period("natr", "n", n)
 
-    def kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, p: int) -> np.ndarray:
-        a = K.atr_1d(h, lo, c, p)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(c != 0.0, a / c * 100.0, np.where(np.isnan(a), np.nan, 0.0))
-
-    return _multi("natr", [("high", high), ("low", low), ("close", close)], n, kernel, n, names=[f"natr_{n}"])
+    return _multi("natr", [("high", high), ("low", low), ("close", close)], n, K.natr_1d, n,
+                  names=[f"natr_{n}"])
 
 
 def bollinger(close: ArrLike, n: int = 20, k: float = 2.0) -> tuple[Arr, Arr, Arr]:
