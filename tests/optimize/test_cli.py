@@ -96,6 +96,7 @@ def test_nsga2_prints_and_writes_the_pareto_front(tmp_path, btc_1h) -> None:  # 
     assert ":7: completed" in joined.output  # the worker id ends with its index
     line = next(row for row in listed.output.splitlines() if row.startswith("mo "))
     assert line.split()[1:] == ["5", "trials", "maximize,minimize"]
+    assert len({row.index(" trials") for row in listed.output.splitlines()}) == 1  # aligned columns
 
 
 def test_an_empty_store_with_source_store_says_which_command_fills_it(tmp_path) -> None:  # noqa: ANN001

@@ -249,9 +249,10 @@ def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
     rows = list_studies(storage or app.settings.optimize.storage)
     if not rows:
         click.echo("no studies")
+    width = max((len(s.study_name) for s in rows), default=0)
     for s in rows:
         directions = ",".join(d.name.lower() for d in s.directions)
-        click.echo(f"{s.study_name:<60} {s.n_trials:>5} trials  {directions}")
+        click.echo(f"{s.study_name:<{width}} {s.n_trials:>5} trials  {directions}")
 
 
 @optimize_group.command("decay")
