@@ -417,8 +417,24 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
 
     eq_state = equity_state(cash)
     exposure = 0.0
+    skip_to = 0
 
     for i in range(n):
+        if i < skip_to:
+            continue
+        if pos == 0.0 and i > 0:
+            # Flat with no entry pending: until the next entry signal nothing can happen but the
+            # equity (= cash) repeating and the drawdown lasting. Jump there: marking the last idle
+            # bar once gives the statistics marking each would (eq equals the previous close's).
+            j = i
+            while j < n and not (entries[j - 1] or (allow_short and short_entries[j - 1])):
+                j += 1
+            if j > i:
+                if write_eq:
+                    equity_out[i:j] = cash
+                eq_state = mark_equity(eq_state, cash, j - 1)
+                skip_to = j
+                continue
         o = open_[i]
         if risk_on:  # the kill-switch and the day's PnL restart each UTC day
             d = ts[i] // 86400000
