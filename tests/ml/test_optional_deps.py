@@ -32,20 +32,21 @@ def test_the_trading_core_and_the_cli_import_without_torch_xgboost_or_onnxruntim
 
 
 @pytest.mark.ml
-def test_onnx_serving_and_the_model_strategy_need_no_torch(tiny_model, ml_candles):
+def test_onnx_serving_and_the_model_strategy_need_no_torch(tiny_model, ml_candles, tmp_path):
     from thunes.ml.serving import Forecaster
     from thunes.strategies.model_signal import ModelSignalStrategy
 
     _, folder = tiny_model
     here = Forecaster.load(folder).predict_latest(ml_candles)
     here_entries = int(ModelSignalStrategy(model=str(folder), threshold=0.05).signals(ml_candles).entries.sum())
+    ml_candles.to_parquet(tmp_path / "candles.parquet")  # the very same candles for the child process
 
     result = _run(
         "import json, sys\n"
-        "from thunes.data.samples import load_sample_candles\n"
+        "import pandas as pd\n"
         "from thunes.ml.serving import Forecaster\n"
         "from thunes.strategies.model_signal import ModelSignalStrategy\n"
-        "candles = load_sample_candles('BTC/USDT', '1h', limit=1200).frame\n"
+        f"candles = pd.read_parquet({str(tmp_path / 'candles.parquet')!r})\n"
         f"fc = Forecaster.load({str(folder)!r})\n"
         "latest = fc.predict_latest(candles)\n"
         f"signals = ModelSignalStrategy(model={str(folder)!r}, threshold=0.05).signals(candles)\n"
