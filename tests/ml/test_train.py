@@ -148,7 +148,10 @@ def test_xgboost_model_trains_saves_and_serves(candles, tmp_path, TINY):
     fc = Forecaster.load(tmp_path)
     preds = fc.predict_frame(candles)
 
+    from thunes.ml.models.xgb import xgb_device
+
     assert fc.backend == "xgboost" and (tmp_path / "xgb_ret.json").exists()
+    assert result.meta.metrics["device"] == f"xgboost-{xgb_device()}"  # cuda when built with it and a GPU is seen
     assert json.loads((tmp_path / "meta.json").read_text())["model_type"] == "xgboost"
     valid = preds.dropna()
     assert len(valid) > 1000 and (valid.pred_vol > 0).all()
@@ -226,3 +229,15 @@ def test_gpu_training_uses_bfloat16_autocast_and_the_model_serves_on_cpu(candles
     assert result.meta.metrics["device"] == "cuda" and result.meta.metrics["amp"] == "bfloat16"
     assert next(result.model.parameters()).device.type == "cpu"
     assert Forecaster.load(tmp_path, backend="onnx").predict_latest(candles).vol > 0
+
+
+def test_xgboost_uses_the_gpu_only_when_one_is_visible(monkeypatch):
+    import shutil
+
+    xgboost = pytest.importorskip("xgboost")
+    from thunes.ml.models.xgb import xgb_device
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no nvidia-smi: no GPU
+    assert xgb_device() == "cpu"
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    assert xgb_device() == ("cuda" if xgboost.build_info().get("USE_CUDA") else "cpu")
