@@ -86,6 +86,77 @@ def serve(app, host: str, port: int | None, replay: tuple[str, ...], from_store:
     click.echo("local exchange stopped")
 
 
+@exchange_group.command("faults")
+@click.argument("changes", nargs=-1, metavar="[NAME=VALUE]...")
+@click.option("--url", default=None, metavar="URL",
+              help="The running exchange (default: http://<exchange.local_host>:<exchange.local_port>).")
+@click.option("--clear", is_flag=True, help="Switch every fault off (applied before NAME=VALUE changes).")
+@click.option("--drop-ws", is_flag=True, help="Close every websocket connection now.")
+@click.option("--shutdown", "shutdown", is_flag=True, help="Send serverShutdown on the streams, then close them.")
+@click.pass_obj
+def faults_cmd(app, changes: tuple[str, ...], url: str | None, clear: bool, drop_ws: bool,  # noqa: ANN001
+               shutdown: bool) -> None:
+    """Switch faults of a running local exchange (POST /admin/faults) and print them.
+
+    NAME is a field of thunes.exchange.sim.FaultState: delay_ms, stall, http_error, http_error_count,
+    error_code, error_code_count, storm_status, storm_count, storm_retry_after, clock_skew_ms,
+    lose_order_responses, lose_mode, malformed_frames, paths (comma-separated). Values are JSON
+    (numbers, true/false) or plain text.
+
+    \b
+    Examples:
+      thunes exchange faults                                  # show the current faults
+      thunes exchange faults http_error=503 http_error_count=3
+      thunes exchange faults storm_status=429 storm_count=5 storm_retry_after=2
+      thunes exchange faults lose_order_responses=1 paths=/api/v3/order
+      thunes exchange faults --drop-ws
+      thunes exchange faults --clear
+    """
+    import json
+    import urllib.error
+    import urllib.request
+
+    from thunes.core.errors import ExchangeUnavailable
+
+    settings = app.settings.exchange
+    base = (url or f"http://{settings.local_host}:{settings.local_port}").rstrip("/")
+    payload: dict[str, object] = {}
+    for item in changes:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE", param_hint="NAME=VALUE")
+        if name == "paths":
+            payload[name] = [p for p in text.split(",") if p]
+            continue
+        try:
+            payload[name] = json.loads(text)
+        except ValueError:
+            payload[name] = text
+    if drop_ws and shutdown:
+        raise click.UsageError("give one of --drop-ws and --shutdown")
+    if drop_ws or shutdown:
+        payload["action"] = "drop_ws" if drop_ws else "server_shutdown"
+    requests = ([("DELETE", None)] if clear else []) + ([("POST", payload)] if payload else [])
+    state: dict = {}
+    for method, body in requests or [("GET", None)]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{base}/admin/faults", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                state = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read() or b"{}")
+            raise click.UsageError(answer.get("error", f"HTTP {exc.code}")) from None
+        except OSError as exc:
+            raise ExchangeUnavailable(f"no local exchange answers at {base}: {exc}") from exc
+    active = {k: v for k, v in state.items() if k in ("delay_ms", "stall", "http_error", "error_code",
+                                                       "storm_status", "clock_skew_ms", "lose_order_responses",
+                                                       "malformed_frames", "paths") and v}
+    click.echo(json.dumps(state, sort_keys=True))
+    click.echo("active: " + (", ".join(f"{k}={v}" for k, v in active.items()) if active else "none"))
+
+
 def load_from_store(items: tuple[str, ...], data_settings, url: str | None = None) -> dict:  # noqa: ANN001
     """Candle frames by symbol from the candle store, for ``SYMBOL@TIMEFRAME`` items."""
     if not items:
