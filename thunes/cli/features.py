@@ -17,13 +17,24 @@ __all__ = ["register"]
 
 @click.group("features")
 def features_group() -> None:
-    """Causal features: list the feature sets and compute them on stored candles."""
+    """Causal features: list the feature sets and compute them on stored candles.
+
+    Every feature at row t uses candles up to t only (`thunes audit lookahead features` proves it),
+    rows whose window spans missing candles are flagged in `gap_flag`, and each output records the
+    feature set's name, version and hash.
+    """
 
 
 @features_group.command("list")
 @click.option("--set", "set_name", default=None, help="Show the columns of this feature set.")
 def list_cmd(set_name: str | None) -> None:
-    """List the feature sets (name, version, columns, warm-up, hash), or one set's columns."""
+    """List the feature sets (name, version, columns, warm-up, hash), or one set's columns.
+
+    \b
+    Examples:
+      thunes features list
+      thunes features list --set default
+    """
     from thunes.features import describe_column, feature_set_names, get_feature_set
 
     if set_name is None:
@@ -49,7 +60,17 @@ def list_cmd(set_name: str | None) -> None:
               help="Write the features (with close) to .parquet or .csv (default: print the last rows).")
 @click.pass_obj
 def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_name, columns, out) -> None:  # noqa: ANN001
-    """Compute a feature set on candles and write or show the result."""
+    """Compute a feature set on candles and write or show the result.
+
+    Without --out the last rows are printed. With --out the features and the close go to a Parquet or
+    CSV file, and the set's identity (name, version, hash) to FILE.meta.json beside it.
+
+    \b
+    Examples:
+      thunes features compute --sample --timeframe 1h --out btc_1h_features.parquet
+      thunes features compute --symbol ETH/USDT --timeframe 5m --since 2024-01-01 --set compact
+      thunes features compute --sample --columns rsi_14,natr_14,fib_r618_50
+    """
     from thunes.core.timeframes import timeframe_ms
     from thunes.features import compute_features
 
@@ -94,13 +115,20 @@ def _resolve_strategy(name: str):  # noqa: ANN202
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
 @click.option("--prefixes", default=20, show_default=True, help="Random prefixes to compare.")
 @click.option("--rows", default=3000, show_default=True, help="Use the last N candles.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the random prefix lengths.")
 @click.pass_obj
 def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed) -> None:  # noqa: ANN001
     """Prove TARGET does not look ahead: recompute it on random prefixes and compare values.
 
     TARGET is a strategy name (sma_cross), a user strategy as module:Class, or features[:SET].
-    Exits 1 when any value at time t changes once later rows are appended.
+    Exits 1 when any value at time t changes once later rows are appended, listing the column, the
+    time and both values.
+
+    \b
+    Examples:
+      thunes audit lookahead features --sample
+      thunes audit lookahead sma_cross --sample --param fast=10 --param slow=50
+      thunes audit lookahead my_strategies:Breakout --sample --prefixes 50
     """
     from thunes.features import check_prefix_invariance, compute_features
 
@@ -144,16 +172,22 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False))
 @click.option("--close-col", default="close", show_default=True, help="Column holding the close price.")
 @click.option("--horizon", default=1, show_default=True, help="Check future returns up to this many bars.")
-@click.option("--corr-threshold", default=0.95, show_default=True)
+@click.option("--corr-threshold", default=0.95, show_default=True,
+              help="Flag a feature whose |correlation| with a future return exceeds this.")
 @click.option("--scaler", "scaler_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON scaler with feature_names, mean, scale (checked against --train-end).")
 @click.option("--train-end", type=int, default=None, help="Number of training rows (for the scaler check).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_end, as_json) -> None:  # noqa: ANN001
     """Audit a training DATASET (CSV or Parquet with feature columns and a close column) for leakage.
 
     Exits 1 on any finding: suspicious names, features too correlated with future returns, exact copies
     of future values, or a scaler fitted beyond the training rows.
+
+    \b
+    Examples:
+      thunes audit leakage btc_1h_features.parquet --horizon 5
+      thunes audit leakage train.csv --scaler scaler.json --train-end 8000 --json
     """
     from thunes.features.leakage import audit_leakage
 
