@@ -79,7 +79,7 @@ def test_bad_input_names_the_column_and_row(candles):
     broken.iloc[123, broken.columns.get_loc("close")] = np.nan
     with pytest.raises(DataError, match="close.*row 123"):
         compute_features(broken)
-    with pytest.raises(DataError, match="duplicate"):
+    with pytest.raises(DataError, match="duplicate timestamp at row 300"):
         compute_features(pd.concat([candles.iloc[:300], candles.iloc[299:300]]))
     with pytest.raises(InsufficientData, match="warm-up"):
         compute_features(candles.iloc[:20])
