@@ -45,6 +45,8 @@ def test_raw_stream_subscribe_and_kline_payload(sim):
 
 
 def test_ccxt_pro_watch_ohlcv_survives_a_dropped_connection(sim):
+    import ccxt
+
     client = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3, pro=True)
 
     async def scenario():
@@ -55,24 +57,27 @@ def test_ccxt_pro_watch_ohlcv_survives_a_dropped_connection(sim):
             await _until(sim, "market_streams")
             await loop.run_in_executor(None, sim.step)
             before = await first
+            dropped_at = sim.now_ms()  # the newest candle any frame sent before the drop can carry opens here
             sim.faults.drop_ws()
-            got = None
-            for _ in range(20):  # ccxt.pro raises on the dropped socket; a new watch reconnects
+            got, errors = None, 0
+            for _ in range(40):  # keep watching, as a trading loop does: a NetworkError, then a new connection
                 try:
                     waiter = asyncio.ensure_future(client.watch_ohlcv("BTC/USDT", "1h"))
-                    await _until(sim, "market_streams")
+                    await asyncio.sleep(0.05)
                     await loop.run_in_executor(None, sim.step)
                     got = await asyncio.wait_for(waiter, 3)
-                    break
-                except Exception:  # noqa: BLE001 - NetworkError from the dropped socket
-                    await asyncio.sleep(0.1)
-            return before, got
+                    if got[-1][0] > dropped_at:  # a candle that opened after the drop: the new connection's
+                        break
+                except ccxt.NetworkError:
+                    errors += 1
+            return before, dropped_at, got, errors, sim.stream_counts()["market_connections"]
         finally:
             await client.close()
 
-    before, after = _run(scenario(), 40)
-    assert before and after
-    assert after[-1][0] >= before[-1][0]
+    before, dropped_at, after, errors, connections = _run(scenario(), 40)
+    assert before[-1][0] <= dropped_at
+    assert after[-1][0] > dropped_at  # fresh data, which only a reconnected stream can deliver
+    assert connections == 1 and errors <= 1
 
 
 def test_ccxt_pro_watch_orders_receives_execution_reports(sim):
