@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from thunes.optimize.storage import StorageOptions, open_storage
@@ -60,3 +61,25 @@ def test_a_killed_study_resumes_and_fails_its_orphaned_trial(tmp_path, candles) 
     assert out.n_complete == done_before + 2
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert all(trials[n].state == TrialState.FAIL for n in killed_running)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")  # study.ask()
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_on_resume(tmp_path, candles) -> None:  # noqa: ANN001
+    from thunes.optimize.storage import fail_orphaned_trials
+
+    url = f"sqlite:///{tmp_path}/orphan.sqlite"
+    options = StorageOptions(heartbeat_interval_s=1, grace_period_s=1)
+    spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "sample")
+    run_study(spec, candles, n_trials=1, storage_url=url, study_name="o", progress=False, storage_options=options)
+    study = optuna.load_study(study_name="o", storage=open_storage(url, options=options))
+    orphan = study.ask()  # RUNNING, and no heartbeat ever recorded: what a kill right after creation leaves
+    time.sleep(1.2)
+    young = study.ask()  # just started: may be another worker's live trial
+
+    assert fail_orphaned_trials(study, grace_period_s=1) == [orphan.number]
+    out = run_study(spec, candles, n_trials=2, storage_url=url, study_name="o", progress=False,
+                    storage_options=StorageOptions(heartbeat_interval_s=1, grace_period_s=60))
+
+    states = {t.number: t.state for t in out.study.get_trials()}
+    assert states[orphan.number] == TrialState.FAIL and states[young.number] == TrialState.RUNNING
+    assert out.n_complete == 2

@@ -34,6 +34,7 @@ __all__ = [
     "is_sqlite",
     "redact_url",
     "open_storage",
+    "fail_orphaned_trials",
     "list_studies",
 ]
 
@@ -122,6 +123,43 @@ def _rdb(sa_url: str, engine_kwargs: dict, options: StorageOptions) -> optuna.st
         heartbeat_interval=options.heartbeat_interval_s,
         grace_period=options.grace_period_s,
     )
+
+
+def fail_orphaned_trials(study: optuna.Study, grace_period_s: float) -> list[int]:
+    """Fail the RUNNING trials that never recorded a heartbeat and started over ``grace_period_s`` ago;
+    returns their numbers.
+
+    Why: Optuna creates a trial, then starts its heartbeat thread, and fails stale trials only by their
+    last heartbeat. A process killed between the two (the kill -9 test found it) leaves a trial with no
+    heartbeat at all, which Optuna would keep RUNNING for ever. ``datetime_start`` is the creating
+    machine's clock, so the grace period also absorbs clock differences between machines.
+    """
+    from datetime import datetime, timedelta
+
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return []
+    cutoff = datetime.now() - timedelta(seconds=grace_period_s)
+    candidates = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                  if t.datetime_start is not None and t.datetime_start.replace(tzinfo=None) < cutoff]
+    if not candidates:
+        return []
+    session = backend.scoped_session()
+    try:
+        silent = [t for t in candidates if models.TrialHeartbeatModel.where_trial_id(t._trial_id, session) is None]
+    finally:
+        session.close()
+    failed = []
+    for t in silent:
+        try:
+            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                failed.append(t.number)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process got there first
+            pass
+    return failed
 
 
 def list_studies(url: str) -> list[optuna.study.StudySummary]:

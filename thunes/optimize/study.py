@@ -50,7 +50,7 @@ from thunes.optimize.overfitting import (
     pbo_from_block_moments,
     sharpe_per_period,
 )
-from thunes.optimize.storage import StorageOptions, open_storage, redact_url
+from thunes.optimize.storage import StorageOptions, fail_orphaned_trials, open_storage, redact_url
 from thunes.strategies import Strategy, get_strategy
 
 __all__ = [
@@ -560,6 +560,7 @@ def run_study(
         raise ConfigError("bind the spec to its candles first: spec.for_window(candles, source)")
     t0 = time.perf_counter()
     study = _create_or_load(spec, storage_url, study_name, storage_options)
+    fail_orphaned_trials(study, (storage_options or StorageOptions()).grace_period_s)
     reseed(study, spec)
     evaluator = TrialEvaluator(spec, candles, worker_id=f"{os.uname().nodename}:{os.getpid()}:0")
     remaining = max(0, n_trials - n_complete(study))

@@ -25,7 +25,7 @@ import pandas as pd
 
 from thunes.core.errors import ConfigError, DataError, ThunesError
 from thunes.optimize._data import candles_fingerprint, load_study_candles
-from thunes.optimize.storage import StorageOptions, redact_url
+from thunes.optimize.storage import StorageOptions, fail_orphaned_trials, redact_url
 from thunes.optimize.study import StudySpec, TrialEvaluator, load_study, optimize_quota, reseed
 
 __all__ = ["WorkerReport", "spec_candles", "run_worker", "main"]
@@ -74,6 +74,7 @@ def run_worker(
     """Complete ``n_trials`` trials of an existing study (pruned ones do not count). ``worker_index``
     varies the sampler seed so concurrent workers do not propose the same start-up trials."""
     study, spec = load_study(storage_url, study_name, storage_options=storage_options)
+    fail_orphaned_trials(study, (storage_options or StorageOptions()).grace_period_s)
     reseed(study, spec, worker_index)
     candles = spec_candles(spec, store_url=store_url, sample_dir=sample_dir)
     evaluator = TrialEvaluator(spec, candles, worker_id=worker_id)
