@@ -1,7 +1,8 @@
-"""``thunes exchange faults``: an operator switching faults of a running local exchange from the shell."""
+"""``thunes exchange faults`` and ``clock``: an operator driving a running local exchange from the shell."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import ccxt
@@ -50,3 +51,22 @@ def test_bad_faults_and_a_missing_exchange_are_reported(sim):
     nobody = _faults("--url", "http://127.0.0.1:9")  # `thunes` prints "error: ..." and exits 2 for this
     assert isinstance(nobody.exception, ExchangeUnavailable)
     assert "no local exchange answers at http://127.0.0.1:9" in str(nobody.exception)
+
+
+def test_clock_is_shown_and_moved_by_steps_or_to_a_time(sim):
+    H = 3_600_000
+    start = sim.now_ms()
+    shown = CliRunner().invoke(root, ["exchange", "clock", "--url", sim.base_url], env={"THUNES_CONFIG": ""})
+    assert shown.exit_code == 0 and f"({start}), speed manual" in shown.output
+    stepped = CliRunner().invoke(root, ["exchange", "clock", "--url", sim.base_url, "--steps", "3"],
+                                 env={"THUNES_CONFIG": ""})
+    assert stepped.exit_code == 0 and sim.now_ms() == start + 3 * H
+    target = start + 10 * H
+    iso = dt.datetime.fromtimestamp(target / 1000, tz=dt.timezone.utc)
+    moved = CliRunner().invoke(root, ["exchange", "clock", "--url", sim.base_url, "--to", iso.isoformat()],
+                               env={"THUNES_CONFIG": ""})
+    assert moved.exit_code == 0 and sim.now_ms() == target
+    assert f"market clock {iso.isoformat()} ({target})" in moved.output
+    back = CliRunner().invoke(root, ["exchange", "clock", "--url", sim.base_url, "--to", str(start)],
+                              env={"THUNES_CONFIG": ""})
+    assert back.exit_code == 0 and sim.now_ms() == target  # never backwards

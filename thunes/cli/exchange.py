@@ -113,13 +113,8 @@ def faults_cmd(app, changes: tuple[str, ...], url: str | None, clear: bool, drop
       thunes exchange faults --clear
     """
     import json
-    import urllib.error
-    import urllib.request
 
-    from thunes.core.errors import ExchangeUnavailable
-
-    settings = app.settings.exchange
-    base = (url or f"http://{settings.local_host}:{settings.local_port}").rstrip("/")
+    base = _admin_base(app, url)
     payload: dict[str, object] = {}
     for item in changes:
         name, sep, text = item.partition("=")
@@ -139,22 +134,75 @@ def faults_cmd(app, changes: tuple[str, ...], url: str | None, clear: bool, drop
     requests = ([("DELETE", None)] if clear else []) + ([("POST", payload)] if payload else [])
     state: dict = {}
     for method, body in requests or [("GET", None)]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{base}/admin/faults", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                state = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            answer = json.loads(exc.read() or b"{}")
-            raise click.UsageError(answer.get("error", f"HTTP {exc.code}")) from None
-        except OSError as exc:
-            raise ExchangeUnavailable(f"no local exchange answers at {base}: {exc}") from exc
+        state = _admin(base, "/admin/faults", method, body)
     active = {k: v for k, v in state.items() if k in ("delay_ms", "stall", "http_error", "error_code",
                                                        "storm_status", "clock_skew_ms", "lose_order_responses",
                                                        "malformed_frames", "paths") and v}
     click.echo(json.dumps(state, sort_keys=True))
     click.echo("active: " + (", ".join(f"{k}={v}" for k, v in active.items()) if active else "none"))
+
+
+@exchange_group.command("clock")
+@click.option("--steps", type=int, default=None, help="Advance this many candles of the base timeframe.")
+@click.option("--to", "to", default=None, metavar="TIME",
+              help="Advance to this time (epoch ms or ISO 8601, e.g. 2024-03-01T12:00Z).")
+@click.option("--url", default=None, metavar="URL",
+              help="The running exchange (default: http://<exchange.local_host>:<exchange.local_port>).")
+@click.pass_obj
+def clock_cmd(app, steps: int | None, to: str | None, url: str | None) -> None:  # noqa: ANN001
+    """Show or move the market clock of a running local exchange (POST /admin/clock).
+
+    With --speed manual the clock moves only this way; resting orders trade against the price path of every
+    candle passed. The clock never goes back.
+
+    \b
+    Examples:
+      thunes exchange clock                  # show it
+      thunes exchange clock --steps 12       # twelve candles on
+      thunes exchange clock --to 2024-03-01T12:00Z
+    """
+    from thunes.core.timeframes import utc_ms
+
+    if steps is not None and to is not None:
+        raise click.UsageError("give one of --steps and --to")
+    payload: dict[str, int] | None = None
+    if steps is not None:
+        if steps < 1:
+            raise click.BadParameter("must be at least 1", param_hint="--steps")
+        payload = {"steps": steps}
+    elif to is not None:
+        payload = {"to": int(to) if to.isdigit() else utc_ms(to)}
+    state = _admin(_admin_base(app, url), "/admin/clock", "POST" if payload else "GET", payload)
+    import datetime as dt
+
+    when = dt.datetime.fromtimestamp(state["now"] / 1000, tz=dt.timezone.utc).isoformat()
+    click.echo(f"market clock {when} ({state['now']}), speed {state['speed'] or 'manual'}")
+
+
+def _admin_base(app, url: str | None) -> str:  # noqa: ANN001
+    settings = app.settings.exchange
+    return (url or f"http://{settings.local_host}:{settings.local_port}").rstrip("/")
+
+
+def _admin(base: str, path: str, method: str, body: dict | None) -> dict:
+    """One call to the local exchange's admin endpoint; its JSON answer."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from thunes.core.errors import ExchangeUnavailable
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{base}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        answer = json.loads(exc.read() or b"{}")
+        raise click.UsageError(answer.get("error", f"HTTP {exc.code}")) from None
+    except OSError as exc:
+        raise ExchangeUnavailable(f"no local exchange answers at {base}: {exc}") from exc
 
 
 def load_from_store(items: tuple[str, ...], data_settings, url: str | None = None) -> dict:  # noqa: ANN001
