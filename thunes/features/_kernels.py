@@ -167,7 +167,8 @@ def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> 
             v = s2 * inv_n - mu * mu
         if v < 0.0:
             v = 0.0
-        mean[i] = ref + mu
+        if mean.size:  # an empty ``mean`` asks for the variance alone
+            mean[i] = ref + mu
         var[i] = v
         d = x[i - n + 1] - ref
         s1 -= d
@@ -207,7 +208,9 @@ def bollinger_1d(x: np.ndarray, n: int, k: float, mid: np.ndarray, upper: np.nda
 def rolling_std_1d(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation with ``ddof`` (0: population, as TA-Lib STDDEV/BBANDS; 1: sample)."""
     m = x.size
-    _, out = rolling_mean_var_1d(x, n)  # the variance becomes the std in place
+    out = _nan_head(m, n - 1)
+    if m >= n:
+        _mean_var_into(x, n, np.empty(0), out)  # the variance, turned into the std in place
     scale = n / (n - ddof)
     for i in range(n - 1, m):
         out[i] = math.sqrt(out[i] * scale)
@@ -662,12 +665,14 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
 
     The directional movements and true ranges of rows ``1..n-1`` are summed; from row ``n`` on each sum
     decays by ``(n-1)/n`` before the new value is added. ADX is seeded with the mean DX of rows
-    ``n..2n-1`` and then smoothed the same way. An empty ``adx`` array skips the ADX (for +DI/-DI alone).
+    ``n..2n-1`` and then smoothed the same way. An empty ``adx`` array skips the ADX (for +DI/-DI alone),
+    empty ``pdi``/``mdi`` arrays skip writing the DIs (for the ADX alone).
     """
     m = close.size
     with_adx = adx.size > 0
+    with_di = pdi.size > 0  # empty +DI/-DI arrays: the ADX alone
     for i in range(min(2 * n - 1 if with_adx else n, m)):
-        if i < n:
+        if i < n and with_di:
             pdi[i] = np.nan
             mdi[i] = np.nan
         if with_adx:
@@ -695,13 +700,14 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
         if not _ta_is_zero(trs):
             p = 100.0 * (pdm / trs)
             q = 100.0 * (mdm / trs)
-            pdi[i] = p
-            mdi[i] = q
+            if with_di:
+                pdi[i] = p
+                mdi[i] = q
             tot = p + q
             if with_adx and not _ta_is_zero(tot):
                 dx = 100.0 * (abs(q - p) / tot)
                 dx_ok = True
-        else:
+        elif with_di:
             pdi[i] = 0.0
             mdi[i] = 0.0
         if not with_adx:

@@ -239,11 +239,12 @@ def _macd_kernel(a: np.ndarray, fast: int, slow: int,
     return K.macd_1d(a, fast, slow, signal, np.empty(a.size), np.empty(a.size), np.empty(a.size))
 
 
-def _adx_kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int,
-                with_adx: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _adx_kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, with_adx: bool = True,
+                with_di: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # The outputs come from numpy (huge pages): three fresh arrays from the kernel fault 4 KiB at a time.
     m = c.size
-    return K.adx_1d(h, lo, c, n, np.empty(m), np.empty(m), np.empty(m if with_adx else 0))
+    di = m if with_di else 0
+    return K.adx_1d(h, lo, c, n, np.empty(di), np.empty(di), np.empty(m if with_adx else 0))
 
 
 def roc(x: ArrLike, n: int = 10) -> Arr:
@@ -362,7 +363,7 @@ def adx(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """Average directional index (TA-Lib ADX; first value at row ``2n-1``)."""
     n = _check_period("adx", "n", n, minimum=2)
     return _multi("adx", [("high", high), ("low", low), ("close", close)], 2 * n - 1,
-                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p)[2], n, names=[f"adx_{n}"])
+                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p, True, False)[2], n, names=[f"adx_{n}"])
 
 
 def plus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
