@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 GAP_COLUMN = "gap_flag"
+# Below this many rows a feature set is computed on the calling thread: starting threads costs more.
+PARALLEL_MIN_ROWS = 50_000
 # Bump when a kernel's formula changes so that hashes of sets using it change too.
 KERNEL_VERSION = 2
 
@@ -520,8 +522,9 @@ def compute_features(
     version and hash.
 
     ``workers`` threads compute the blocks (the kernels release the GIL); ``None`` means one per CPU
-    core, at most 4, and 1 computes them in order on the calling thread. Every block is a pure function
-    of the candles, so the values do not depend on the number of workers.
+    core, at most 4, on frames of at least ``PARALLEL_MIN_ROWS`` rows (a live bar's few hundred rows
+    are faster on the calling thread), and 1 computes them in order on the calling thread. Every block
+    is a pure function of the candles, so the values do not depend on the number of workers.
 
     Raises :class:`DataError` for NaN/inf, non-positive prices, unsorted or duplicate timestamps,
     :class:`InsufficientData` when there are not more rows than the warm-up, :class:`ConfigError` for
@@ -546,7 +549,7 @@ def compute_features(
             f"got {len(frame)}"
         )
     if workers is None:
-        workers = min(4, os.cpu_count() or 1)
+        workers = min(4, os.cpu_count() or 1) if len(frame) >= PARALLEL_MIN_ROWS else 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"compute_features: workers must be an integer >= 1, got {workers!r}")
     ctx = _Ctx(frame)
