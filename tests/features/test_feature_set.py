@@ -44,6 +44,20 @@ def test_every_feature_is_prefix_invariant_on_real_data(candles):
     assert set(get_feature_set("default").columns) <= set(report.columns)
 
 
+def test_every_feature_is_prefix_invariant_on_a_second_market_with_holes():
+    """DOGE/USDT 5m (real when present) with 25 minutes cut out, so gap_flag is checked as well."""
+    candles = load_sample_candles("DOGE/USDT", "5m", limit=2_000).frame
+    frame = candles.drop(candles.index[1_200:1_205])
+
+    report = check_prefix_invariance(lambda f: compute_features(f, timeframe_ms=300_000), frame, n_prefixes=10,
+                                     seed=9, min_rows=300)
+
+    assert report.ok, report.format()
+    assert len(report.prefix_lengths) == 10
+    assert GAP_COLUMN in report.columns
+    assert compute_features(frame, timeframe_ms=300_000)[GAP_COLUMN].iloc[1_200]  # the row after the cut
+
+
 def test_checker_catches_a_feature_that_peeks_at_the_next_bar(candles):
     def leaky(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"next_close": frame["close"].shift(-1)}, index=frame.index)
