@@ -50,3 +50,12 @@ def test_parity_prints_a_table_per_trade_and_fails_when_the_exchange_refuses_the
     assert small.exit_code == 1, small.output
     assert "rejected: entry signal; BTC/USDT: Filter failure" in small.output
     assert "PARITY BROKEN: entries/exits identical: False" in small.output
+
+
+def test_a_paper_run_without_a_signal_says_so_and_how_to_get_more_candles(tmp_path):
+    env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200"}
+    result = invoke("paper", "--bars", "3", "--replay-speed", "36000", "--out", str(tmp_path / "run"), env=env)
+    assert result.exit_code == 0, result.output
+    assert "bars 3, orders 0, fills 0" in result.output and "stopped: 3 bars processed" in result.output
+    assert "no order in 3 candles" in result.output and "--timeframe (5m" in result.output
+    assert (tmp_path / "run" / "ledger.csv").read_text().startswith("time,symbol,side")  # an empty ledger is left
