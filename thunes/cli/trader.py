@@ -301,7 +301,8 @@ def live(app: Any, live_flag: bool, understood: bool, strategy_name: str | None,
     \b
     Keys come from THUNES_EXCHANGE__API_KEY / THUNES_EXCHANGE__API_SECRET and must not allow withdrawals
     (checked through Binance's API restrictions where it answers). Position size is capped at
-    --max-quote (default 25 quote) unless raised explicitly. Example:
+    --max-quote (default 25 quote) unless raised explicitly. THUNES_EXCHANGE__BASE_URL and
+    THUNES_EXCHANGE__WS_URL override the exchange's addresses (every endpoint follows them). Example:
       thunes live --live --i-understand-the-risks --strategy sma_cross --max-quote 20
     """
     if not (live_flag and understood):
