@@ -39,7 +39,7 @@ demo: install
 	bash scripts/demo.sh
 
 paper: install
-	$(THUNES) paper --replay-speed 600 --duration 180
+	$(THUNES) paper --timeframe 5m --replay-speed 600 --duration 180
 
 optimize: install
 	$(THUNES) optimize --strategy sma_cross --symbol BTC/USDT --timeframe 1h --trials 25

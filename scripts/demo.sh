@@ -30,7 +30,7 @@ $THUNES backtest sweep --strategy sma_cross --symbol BTC/USDT --timeframe 1h \
 
 rm -rf "$OUT/paper"  # a fresh paper run each time (a kept run folder would resume)
 step "7. paper-trade the same strategy against the local exchange (accelerated replay of the last bars)"
-$THUNES paper --strategy sma_cross --symbol BTC/USDT --timeframe 1h --replay-speed 36000 --bars 150 \
+$THUNES paper --strategy sma_cross --symbol BTC/USDT --timeframe 1h --replay-speed 36000 --bars 300 \
   --out "$OUT/paper"
 
 step "8. verify the paper run's tamper-evident audit trail"
