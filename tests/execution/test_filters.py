@@ -192,6 +192,7 @@ def _all_markets() -> list[Market]:
 
 
 MARKETS = _all_markets()
+MODERN = [m for m in MARKETS if m.filters.bid_multiplier_up > 0]
 
 
 def _fr(d: Decimal) -> Fraction:
@@ -236,7 +237,8 @@ def _binance_accepts(m: Market, side: Side, otype: OrderType, qty: Decimal, pric
 
 @st.composite
 def order_inputs(draw):
-    m = draw(st.sampled_from(MARKETS))
+    # every recorded symbol, and half the time one of the recent filter sets (percent band, market lot size)
+    m = draw(st.sampled_from(MODERN) if MODERN and draw(st.booleans()) else st.sampled_from(MARKETS))
     f = m.filters
     lo = max(f.min_price, f.tick_size)
     hi = f.max_price if f.max_price > 0 else lo * 10**6
@@ -246,7 +248,9 @@ def order_inputs(draw):
     ref = min(max(ref, lo), hi)
     quote = D(repr(draw(st.floats(min_value=1e-4, max_value=1e5)))) * max(f.min_notional, D("0.0001")) * 10
     side = draw(st.sampled_from([Side.BUY, Side.SELL]))
-    offset = D(repr(draw(st.floats(min_value=-0.5, max_value=0.5))))
+    # near the market, or (one time in five) outside the usual percent-price band of x0.2 .. x5
+    far = draw(st.integers(min_value=0, max_value=4)) == 0
+    offset = D(repr(draw(st.sampled_from([-0.9, 5.0]) if far else st.floats(min_value=-0.5, max_value=0.5))))
     return m, side, ref, quote, offset
 
 
@@ -274,7 +278,13 @@ def test_every_prepared_limit_order_passes_the_independent_recheck(inp):
     assume(price > 0)
     try:
         order = prepare_limit_order(m, side, quote_qty=quote, price=price, ref_price=ref)
-    except FilterRejected:
+    except FilterRejected as exc:
+        # Refusal must be justified: at the safely rounded price, the largest affordable quantity on the step
+        # grid fails a rule (or rounds to nothing).
+        p = round_to_tick(price, m.filters.tick_size, up=side is Side.SELL)
+        best = round_down_to_step(quote / p, m.filters.step_size) if p > 0 else D(0)
+        assume(best > 0)
+        assert _binance_accepts(m, side, OrderType.LIMIT, best, p, ref), (m.symbol, exc)
         return
     assert _binance_accepts(m, side, OrderType.LIMIT, order.qty, order.price, ref) == []
     assert order.qty * order.price <= quote
