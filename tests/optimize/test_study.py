@@ -157,6 +157,20 @@ def test_workers_need_a_server_database(tmp_path, candles) -> None:  # noqa: ANN
     with pytest.raises(ConfigError, match="SQLite allows one writer"):
         run_study(spec, candles, n_trials=2, storage_url=f"sqlite:///{tmp_path}/w.sqlite", study_name="w",
                   workers=2, progress=False)
+    with pytest.raises(ConfigError, match="a 'memory' study lives in one process"):
+        run_study(spec, candles, n_trials=2, storage_url="memory", study_name="w", workers=2, progress=False)
+
+
+def test_a_memory_study_runs_without_any_file(tmp_path, candles, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "sample")
+
+    out = run_study(spec, candles, n_trials=3, storage_url="memory", study_name="m", progress=False)
+    again = run_study(spec, candles, n_trials=3, storage_url="memory", study_name="m", progress=False)
+
+    assert out.n_complete == 3 and out.dsr is not None and out.pbo is not None
+    assert again.study is not out.study and again.n_complete == 3  # a new study each time: nothing resumes
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluator_returns_the_backtest_metrics(candles) -> None:  # noqa: ANN001

@@ -68,7 +68,8 @@ def _quiet_optuna() -> None:
 @click.option("--objectives", default=None,
               help="Comma-separated metrics, NAME[:max|min]. Default: sharpe (tpe), sharpe,max_drawdown (nsga2).")
 @click.option("--storage", default=None, metavar="URL",
-              help="Optuna storage: sqlite:///FILE (default: settings optimize.storage) or postgresql://…")
+              help="Optuna storage: sqlite:///FILE (default: settings optimize.storage), postgresql://… or "
+                   "'memory' (fastest; no resume, one process).")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes working on the study (> 1 needs a PostgreSQL storage).")
 @click.option("--study", "study_name", default=None, help="Study name (default: strategy_SYMBOL_tf_sampler_objectives).")
@@ -123,7 +124,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     from thunes.optimize._data import load_study_candles
     from thunes.optimize.decay import deployed_path, write_deployed
     from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table, write_artifacts
-    from thunes.optimize.storage import redact_url
+    from thunes.optimize.storage import is_memory, redact_url
     from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
     from thunes.optimize.walk_forward import run_walk_forward
     from thunes.strategies import get_strategy
@@ -201,7 +202,8 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
         )
     for kind, path in paths.items():
         click.echo(f"  {kind:<10} {path}")
-    click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
+    if not is_memory(storage):
+        click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
 
 
 @optimize_group.command("worker")

@@ -547,12 +547,15 @@ def run_study(
     workers reload the study's candles themselves, from ``store_url`` (the spec keeps it without a
     password) or the samples in ``sample_dir``.
     """
-    from thunes.optimize.storage import is_sqlite
+    from thunes.optimize.storage import is_memory, is_sqlite
 
     if n_trials < 1:
         raise ConfigError(f"n_trials must be >= 1, got {n_trials}")
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and is_memory(storage_url):
+        raise ConfigError("--workers > 1 needs a server storage (postgresql://…): a 'memory' study lives in one "
+                          "process")
     if workers > 1 and is_sqlite(storage_url):
         raise ConfigError("--workers > 1 needs a server storage (postgresql://…): SQLite allows one writer; "
                           "use --workers 1 or --storage postgresql://user@host/db")
