@@ -628,11 +628,9 @@ def true_range_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.nd
 
 
 @_kernel
-def atr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
-    """Wilder's average true range (TA-Lib ATR): SMA of the first ``n`` true ranges, then Wilder."""
+def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, percent: bool) -> np.ndarray:
+    """Wilder's ATR (the mean of the first ``n`` true ranges, then Wilder), or ``percent`` of close."""
     m = close.size
-    if n == 1:
-        return true_range_1d(high, low, close)
     out = _nan_head(m, n)
     keep = (n - 1) / n
     share = 1.0 / n
@@ -643,18 +641,24 @@ def atr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
             prev += tr
             continue
         prev = (prev + tr) / n if i == n else prev * keep + tr * share
-        out[i] = prev
+        if percent:
+            c = close[i]
+            out[i] = prev / c * 100.0 if c != 0.0 else 0.0
+        else:
+            out[i] = prev
     return out
 
 
 @_kernel
+def atr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Wilder's average true range (TA-Lib ATR; first value at row ``n``)."""
+    return _atr(high, low, close, n, False)
+
+
+@_kernel
 def natr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
-    """ATR(n) in percent of close (TA-Lib NATR; 0 where close is 0)."""
-    out = atr_1d(high, low, close, n)
-    for i in range(n, close.size):
-        c = close[i]
-        out[i] = out[i] / c * 100.0 if c != 0.0 else 0.0
-    return out
+    """ATR(n) in percent of close (TA-Lib NATR; 0 where close is 0), in the same pass."""
+    return _atr(high, low, close, n, True)
 
 
 @_kernel
