@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 THUNES := $(VENV)/bin/thunes
 
-.PHONY: demo test install install-dev system-deps paper optimize bench lint clean help
+.PHONY: demo test install install-dev system-deps paper optimize bench clean help
 
 help:
 	@echo "make demo      run the main job offline on the embedded defaults"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pandas as pd
 
-from thunes.core.timeframes import parse_timeframe, resample, utc_ms
+from thunes.core.timeframes import parse_timeframe, utc_ms
 
 __all__ = ["load_candles", "parse_params", "candle_options"]
 
@@ -31,10 +31,10 @@ def candle_options(fn):  # noqa: ANN001, ANN201
 def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, until: str | None = None,  # noqa: ANN001
                  db: str | None = None, csv_file: str | None = None, sample: bool = False) -> tuple[pd.DataFrame, str]:
     """Candles for a command: from a file, the sample, or the store (falling back to the sample when the
-    store has nothing for the series, and saying so). Timeframes missing from the source are resampled from
-    the finest one available."""
+    store has nothing for the series, and saying so). A timeframe without a sample file of its own is
+    resampled from a finer real file (see :func:`thunes.data.samples.load_sample_candles`)."""
     from thunes.core.candles import candles_frame
-    from thunes.data.samples import load_sample_candles, sample_file
+    from thunes.data.samples import load_sample_candles
 
     tf = str(parse_timeframe(timeframe))
     start = utc_ms(since) if since else None
@@ -56,16 +56,9 @@ def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, 
                 frame = store.load(symbol, tf, start, end)
             source = f"store {db or app.settings.data.url}"
         if frame.empty:
-            if sample_file(symbol, tf) is not None or not any(sample_file(symbol, t) for t in ("1m", "5m", "1h")):
-                loaded = load_sample_candles(symbol, tf)
-                frame = loaded.frame
-                kind = "real" if loaded.real else "SYNTHETIC"
-            else:
-                finer = next(t for t in ("1m", "5m", "1h") if sample_file(symbol, t) is not None
-                             and parse_timeframe(t).seconds < parse_timeframe(tf).seconds)
-                loaded = load_sample_candles(symbol, finer)
-                frame = resample(loaded.frame, tf)
-                kind = f"real, resampled from {finer}"
+            loaded = load_sample_candles(symbol, tf)
+            frame = loaded.frame
+            kind = "real" if loaded.real else "SYNTHETIC"
             prefix = "" if sample else "nothing stored for this series; "
             source = f"{prefix}sample {loaded.source} ({kind})"
     if start is not None or end is not None:

@@ -1,7 +1,9 @@
 """Where the real sample data lives, and a fallback to synthetic data when it does not.
 
-The real files (``binance_BTCUSDT_1h.csv.gz`` …) sit in ``../shared/data`` beside the repository. A fresh
-clone may not have it; then callers get synthetic candles and are told so via ``SampleCandles.real``.
+The real files (``binance_BTCUSDT_1h.csv.gz`` …) sit in ``../shared/data`` beside the repository. A
+timeframe without its own file is resampled from the coarsest finer file that divides it (30m from 5m,
+4h from 1h), so it is still real data. A fresh clone may not have the folder; then callers get synthetic
+candles and are told so via ``SampleCandles.real`` and ``SampleCandles.source``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from thunes.core.candles import candles_frame
-from thunes.core.timeframes import parse_timeframe
+from thunes.core.errors import DataError
+from thunes.core.timeframes import parse_timeframe, resample
 from thunes.data.synthetic import generate_candles
 
-__all__ = ["find_sample_dir", "sample_file", "load_sample_candles", "SampleCandles"]
+__all__ = ["find_sample_dir", "sample_file", "finer_sample_file", "load_sample_candles", "SampleCandles"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +47,28 @@ def sample_file(symbol: str, timeframe: str, sample_dir: str | Path | None = Non
     return path if path.exists() else None
 
 
+def finer_sample_file(symbol: str, timeframe: str, sample_dir: str | Path | None = None) -> Path | None:
+    """The coarsest real file of ``symbol`` whose timeframe divides ``timeframe`` (None if there is none).
+
+    Calendar timeframes (1M) are not built this way: months are not a multiple of a fixed bar.
+    """
+    folder = find_sample_dir(sample_dir)
+    target = parse_timeframe(timeframe)
+    if folder is None or target.is_calendar:
+        return None
+    best: tuple[int, Path] | None = None
+    for path in folder.glob(f"binance_{symbol.replace('/', '').upper()}_*.csv.gz"):
+        try:
+            source = parse_timeframe(path.name[: -len(".csv.gz")].rsplit("_", 1)[1])
+        except DataError:  # a file name that is not a timeframe is simply not a candidate
+            continue
+        if source.is_calendar or source.ms >= target.ms or target.ms % source.ms:
+            continue
+        if best is None or source.ms > best[0]:
+            best = (source.ms, path)
+    return best[1] if best else None
+
+
 @dataclass(frozen=True, slots=True)
 class SampleCandles:
     frame: pd.DataFrame
@@ -63,7 +88,11 @@ def load_sample_candles(
     synthetic_rows: int = 20_000,
     seed: int = 7,
 ) -> SampleCandles:
-    """Real sample candles when present (last ``limit`` rows), otherwise realistic synthetic ones."""
+    """Real sample candles when present (last ``limit`` rows), otherwise realistic synthetic ones.
+
+    A timeframe with no file of its own is resampled from a finer real file (see the module docstring);
+    ``source`` then reads ``<file> resampled to <timeframe>``.
+    """
     path = sample_file(symbol, timeframe, sample_dir)
     if path is not None:
         raw = pd.read_csv(path)
@@ -71,6 +100,14 @@ def load_sample_candles(
             raw = raw.tail(limit)
         frame = candles_frame(raw.ts.to_numpy(), raw.open, raw.high, raw.low, raw.close, raw.volume)
         return SampleCandles(frame, True, str(path))
+    finer = finer_sample_file(symbol, timeframe, sample_dir)
+    if finer is not None:
+        raw = pd.read_csv(finer)
+        frame = resample(candles_frame(raw.ts.to_numpy(), raw.open, raw.high, raw.low, raw.close, raw.volume),
+                         timeframe)
+        if limit is not None:
+            frame = frame.iloc[-limit:]
+        return SampleCandles(frame, True, f"{finer} resampled to {parse_timeframe(timeframe)}")
     rows = limit or synthetic_rows
     base = symbol.split("/")[0].upper()
     decimals = 2 if _START_PRICE.get(base, 100.0) >= 10 else 5
