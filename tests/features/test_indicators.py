@@ -231,3 +231,31 @@ def test_mfi_is_exactly_zero_when_the_window_only_lost_money():
     out = ind.mfi(high, low, close, volume, 14)
     assert out[-1] == 0.0
     assert out[199] == 100.0  # and exactly 100 after inflows only
+
+
+def test_lookback_is_the_row_of_every_indicators_first_value(candles):
+    f = candles.iloc[:400]
+    o, h, lo, c, v = (f[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    calls = {
+        ("sma", 20): ind.sma(c, 20), ("ema", 20): ind.ema(c, 20), ("wma", 9): ind.wma(c, 9),
+        ("rolling_std", 20): ind.rolling_std(c, 20), ("rolling_max", 7): ind.rolling_max(h, 7),
+        ("rolling_min", 7): ind.rolling_min(lo, 7), ("zscore", 30): ind.zscore(c, 30),
+        ("rolling_skew", 30): ind.rolling_skew(c, 30), ("rolling_kurt", 30): ind.rolling_kurt(c, 30),
+        ("rsi", 14): ind.rsi(c, 14), ("atr", 14): ind.atr(h, lo, c, 14), ("natr", 14): ind.natr(h, lo, c, 14),
+        ("adx", 14): ind.adx(h, lo, c, 14), ("plus_di", 14): ind.plus_di(h, lo, c, 14),
+        ("minus_di", 14): ind.minus_di(h, lo, c, 14), ("williams_r", 14): ind.williams_r(h, lo, c, 14),
+        ("cci", 20): ind.cci(h, lo, c, 20), ("mfi", 14): ind.mfi(h, lo, c, v, 14), ("roc", 10): ind.roc(c, 10),
+        ("momentum", 10): ind.momentum(c, 10), ("vwap", 20): ind.vwap(h, lo, c, v, 20),
+        ("parkinson_vol", 20): ind.parkinson_vol(h, lo, 20),
+        ("garman_klass_vol", 20): ind.garman_klass_vol(o, h, lo, c, 20),
+        ("close_to_close_vol", 20): ind.close_to_close_vol(c, 20),
+        ("bollinger_pctb", 20): ind.bollinger_pctb(c, 20),
+    }
+    for (name, n), out in calls.items():
+        first = int(np.argmax(~np.isnan(out)))
+        assert ind.lookback(name, n=n) == first, name
+    assert ind.lookback("macd") == int(np.argmax(~np.isnan(ind.macd(c)[0]))) == 33
+    assert ind.lookback("stochastic") == int(np.argmax(~np.isnan(ind.stochastic(h, lo, c)[1]))) == 17
+    assert ind.lookback("log_return", lag=3) == 3 and ind.lookback("true_range") == 1 and ind.lookback("obv") == 0
+    with pytest.raises(ConfigError, match="unknown indicator 'foo'"):
+        ind.lookback("foo")

@@ -416,11 +416,22 @@ def close_to_close_vol(close: ArrLike, n: int = 20) -> Arr:
 
 def lookback(fn: str, **params: int) -> int:
     """Rows of warm-up an indicator needs before its first value (the first value is at this row)."""
+    def window(n: int) -> int:  # the first full window of n rows ends at row n-1
+        return n - 1
+
     table: dict[str, Callable[..., int]] = {
-        "sma": lambda n: n - 1, "ema": lambda n: n - 1, "wma": lambda n: n - 1, "rsi": lambda n=14: n,
+        "sma": window, "rolling_mean": window, "ema": window, "wma": window, "rolling_std": window,
+        "rolling_max": window, "rolling_min": window, "zscore": window, "rolling_skew": window,
+        "rolling_kurt": window, "rsi": lambda n=14: n,
         "macd": lambda fast=12, slow=26, signal=9: max(fast, slow) + signal - 2, "true_range": lambda: 1,
-        "atr": lambda n=14: n, "bollinger": lambda n=20, k=2.0: n - 1, "adx": lambda n=14: 2 * n - 1,
-        "stochastic": lambda fastk=14, slowk=3, slowd=3: fastk + slowk + slowd - 3, "roc": lambda n=10: n,
+        "atr": lambda n=14: n, "natr": lambda n=14: n, "bollinger": lambda n=20, k=2.0: n - 1,
+        "bollinger_pctb": lambda n=20, k=2.0: n - 1, "bollinger_width": lambda n=20, k=2.0: n - 1,
+        "adx": lambda n=14: 2 * n - 1, "plus_di": lambda n=14: n, "minus_di": lambda n=14: n,
+        "stochastic": lambda fastk=14, slowk=3, slowd=3: fastk + slowk + slowd - 3,
+        "williams_r": lambda n=14: n - 1, "cci": lambda n=20: n - 1, "mfi": lambda n=14: n, "obv": lambda: 0,
+        "roc": lambda n=10: n, "momentum": lambda n=10: n, "log_return": lambda lag=1: lag,
+        "vwap": lambda n=20: n - 1, "parkinson_vol": lambda n=20: n - 1, "garman_klass_vol": lambda n=20: n - 1,
+        "close_to_close_vol": lambda n=20: n,
     }
     if fn not in table:
         raise ConfigError(f"lookback: unknown indicator {fn!r}; known: {sorted(table)}")
