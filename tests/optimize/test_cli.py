@@ -45,6 +45,7 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
     assert summary["trials"]["complete"] == 3 and len(summary["walk_forward"]["folds"]) == 2
     assert 0 <= summary["dsr"]["dsr"] <= 1 and 0 <= summary["pbo"]["pbo"] <= 1
     assert summary["recommendation"]["deploy"] is True
+    assert summary["data"].startswith(("real sample data (the candle store has none)", "SYNTHETIC data"))
     assert summary["spec"]["backtest"]["taker_fee_bps"] == 12.0
     assert summary["spec"]["backtest"]["slippage"] == {"kind": "fixed", "bps": 5.0}
     assert summary["spec"]["backtest"]["risk"]["max_position_quote"] == 250.0

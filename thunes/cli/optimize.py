@@ -192,7 +192,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
                    f"total return {wf.oos_stats.get('total_return', float('nan')):.2%}, max drawdown "
                    f"{wf.oos_stats.get('max_drawdown', float('nan')):.2%}")
     click.secho(f"recommendation: {rec}", fg="green" if rec.deploy else "yellow", bold=True)
-    paths = write_artifacts(outcome, wf, rec, opt.artifacts_dir)
+    paths = write_artifacts(outcome, wf, rec, opt.artifacts_dir, data_description=data.description)
     if rec.deploy:
         paths["deployed"] = write_deployed(
             deployed_path(opt.artifacts_dir, strategy, symbol, timeframe), strategy=strategy, symbol=symbol,

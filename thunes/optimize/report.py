@@ -57,11 +57,15 @@ def trials_frame(outcome: StudyOutcome) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_dict(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recommendation) -> dict[str, Any]:
+def summary_dict(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recommendation,
+                 data_description: str | None = None) -> dict[str, Any]:
+    """Everything the run reported, as JSON values; ``data_description`` says which candles were used
+    (store, real sample file or synthetic)."""
     from thunes.optimize.storage import redact_url
 
     return {
         "study": outcome.name,
+        "data": data_description,
         "storage": redact_url(outcome.storage_url),
         "spec": json.loads(outcome.spec.to_json()),
         "trials": {"complete": outcome.n_complete, "distinct": outcome.n_distinct, "pruned": outcome.n_pruned,
@@ -219,7 +223,8 @@ def html_report(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recomm
 
 
 def write_artifacts(
-    outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recommendation, artifacts_dir: str | Path
+    outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recommendation, artifacts_dir: str | Path,
+    data_description: str | None = None,
 ) -> dict[str, Path]:
     """Write CSV, JSON and HTML under ``<artifacts_dir>/<study>/``; returns the paths by kind."""
     out = Path(artifacts_dir) / outcome.name
@@ -234,6 +239,6 @@ def write_artifacts(
         wf.table().to_csv(paths["folds"], index=False)
         paths["oos_equity"] = out / "oos_equity.csv"
         wf.oos_equity.rename("equity").to_csv(paths["oos_equity"])
-    write_json_atomic(paths["summary"], summary_dict(outcome, wf, rec))
+    write_json_atomic(paths["summary"], summary_dict(outcome, wf, rec, data_description))
     paths["html"].write_text(html_report(outcome, wf, rec), encoding="utf-8")
     return paths
