@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from thunes.core.errors import StrategyError
-from thunes.strategies import Param, Signals, Strategy, get_strategy, list_strategies
+from thunes.strategies import Param, Signals, Strategy, crossed_above, crossed_below, get_strategy, list_strategies
 
 
 def test_registry_lists_builtins_and_hints_on_typos():
@@ -87,3 +87,14 @@ def test_builtins_produce_trades_on_sample_data(btc_1h):
     for name in ("sma_cross", "rsi_bollinger"):
         a = get_strategy(name)().signals(candles).arrays(candles.index)
         assert a.entries.sum() >= 5, name
+
+
+def test_crossings_on_a_hand_made_series():
+    idx = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC")
+    a = pd.Series([np.nan, 1.0, 3.0, 3.0, 1.0, 2.0], index=idx)
+    b = pd.Series([1.0, 2.0, 2.0, 3.0, 3.0, 2.0], index=idx)
+    assert crossed_above(a, b).tolist() == [False, False, True, False, False, False]  # touching is no cross
+    assert crossed_below(a, b).tolist() == [False, False, False, False, True, False]  # NaN before: no cross
+    assert crossed_above(a, 2.5).tolist() == [False, False, True, False, False, False]
+    assert crossed_below(a, 2.5).tolist() == [False, False, False, False, True, False]
+    assert crossed_above(a, b).index.equals(idx) and crossed_above(a, b).dtype == bool

@@ -1,5 +1,10 @@
 """Numba kernels of the backtester: one bar loop, shared by single runs and sweeps.
 
+The single-symbol loop (:func:`simulate`) and the portfolio loop (:func:`simulate_portfolio`) are
+built from the same inlined blocks (fill prices, stop levels, triggers, trade booking, equity
+statistics), so a one-symbol portfolio reproduces a single run bit for bit, and
+:mod:`thunes.backtest.metrics` uses the same per-bar equity step as the kernels.
+
 Conventions (documented in docs/backtest.md and tested in tests/backtest):
 
 * Signals are decided at bar t's close and executed at bar t+1's open; a signal on the last bar

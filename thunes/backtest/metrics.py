@@ -115,9 +115,11 @@ def compute_metrics(
     pnl = closed["pnl"].to_numpy(dtype=np.float64)
     idx = equity.index
     if len(trades):
-        start = idx.searchsorted(trades["entry_ts"].to_numpy())
+        # DatetimeIndex against DatetimeIndex: int64 search (``Series.to_numpy()`` of tz-aware stamps
+        # builds Timestamp objects, which cost two thirds of a 1M-bar run).
+        start = idx.searchsorted(pd.DatetimeIndex(trades["entry_ts"]))
         exit_ts = trades["exit_ts"]
-        stop = np.where(exit_ts.isna().to_numpy(), n, idx.searchsorted(exit_ts.fillna(idx[-1]).to_numpy()))
+        stop = np.where(exit_ts.isna().to_numpy(), n, idx.searchsorted(pd.DatetimeIndex(exit_ts.fillna(idx[-1]))))
         held = (stop - start).astype(np.float64)
         entry_notional = trades["qty"].to_numpy() * trades["entry_price"].to_numpy()
         exit_notional = closed["qty"].to_numpy() * closed["exit_price"].to_numpy()
