@@ -88,6 +88,10 @@ def test_max_num_orders_is_2010_and_invalid_order():
         client.create_order("BTC/USDT", "limit", "buy", 0.001, price)
         with pytest.raises(ccxt.InvalidOrder, match='-2010.*MAX_NUM_ORDERS'):
             client.create_order("BTC/USDT", "limit", "buy", 0.001, price)
+        with pytest.raises(ccxt.InvalidOrder, match='-2010.*MAX_NUM_ORDERS'):  # every new order counts
+            client.create_order("BTC/USDT", "market", "buy", 0.001)
+        client.cancel_all_orders("BTC/USDT")
+        assert client.create_order("BTC/USDT", "market", "buy", 0.001)["status"] == "closed"
 
 
 def test_limit_maker_that_would_take_is_order_immediately_fillable(client, sim):

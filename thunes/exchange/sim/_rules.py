@@ -112,7 +112,8 @@ def check_filters(
     if (r := _notional(spec, is_market, qty, quote_qty, price, avg_price)) is not None:
         return r
     limit = spec.max_num_orders
-    if not is_market and limit and open_orders >= limit:
+    # Every new order counts against MAX_NUM_ORDERS, a market order too (docs: POST /api/v3/order adds 1)
+    if limit and open_orders >= limit:
         return Rejection(-2010, "Filter failure: MAX_NUM_ORDERS")
     return None
 
