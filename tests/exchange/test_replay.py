@@ -148,3 +148,18 @@ def test_serve_replays_candles_from_the_candle_store(tmp_path: Path, monkeypatch
     assert out.exit_code == 0, out.output
     assert "markets            : ETHUSDT" in out.output and "local exchange stopped" in out.output
     assert bad.exit_code == 2 and "0 1h candles of BTC/USDT" in bad.output
+
+
+def test_serve_sets_the_demo_account_balances(monkeypatch, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from thunes.cli import root
+
+    monkeypatch.chdir(tmp_path)
+    args = ["exchange", "serve", "--port", "0", "--symbols", "BTC/USDT", "--speed", "manual", "--duration", "0.1"]
+    default = CliRunner().invoke(root, args, env={"THUNES_CONFIG": ""})
+    funded = CliRunner().invoke(root, [*args, "--balance", "usdt=250.5", "--balance", "BTC=0"], env={"THUNES_CONFIG": ""})
+    bad = CliRunner().invoke(root, [*args, "--balance", "USDT:5"], env={"THUNES_CONFIG": ""})
+    assert "balances           : USDT 10000, BTC 0.5, ETH 5" in default.output
+    assert funded.exit_code == 0 and "balances           : USDT 250.5, BTC 0" in funded.output
+    assert bad.exit_code == 2 and "ASSET=AMOUNT" in bad.output

@@ -33,12 +33,14 @@ def exchange_group() -> None:
               help="Replay speed: 1 = real time, N = N times faster, 'max' = as fast as possible, "
                    "'manual' = only when POST /admin/clock moves it.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the generated market.")
+@click.option("--balance", "balances", multiple=True, metavar="ASSET=AMOUNT",
+              help="Starting balance of the demo account; repeatable (default: USDT=10000 BTC=0.5 ETH=5).")
 @click.option("--duration", type=float, default=None,
               help="Stop after this many seconds (default: until Ctrl-C or SIGTERM).")
 @click.pass_obj
 def serve(app, host: str, port: int | None, replay: tuple[str, ...], from_store: tuple[str, ...],  # noqa: ANN001
           store_url: str | None, symbols: str, timeframe: str, speed: str, seed: int,
-          duration: float | None) -> None:
+          balances: tuple[str, ...], duration: float | None) -> None:
     """Start the local exchange. Point ccxt at http://HOST:PORT/api/v3 (see docs/exchange.md).
 
     Prints the base URL and the demo API key/secret of the default account, then serves until Ctrl-C or
@@ -50,7 +52,9 @@ def serve(app, host: str, port: int | None, replay: tuple[str, ...], from_store:
       thunes exchange serve --replay ../shared/data/binance_BTCUSDT_1h.csv.gz --speed 600
       thunes exchange serve --from-store BTC/USDT@1h --from-store ETH/USDT@1h --speed max
     """
-    from thunes.exchange.sim import LocalExchange, SimOptions
+    from decimal import Decimal, InvalidOperation
+
+    from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange, SimOptions
 
     candles = {**_load_replays(replay), **load_from_store(from_store, app.settings.data, store_url)} or None
     parsed_speed: float | str | None
@@ -65,9 +69,22 @@ def serve(app, host: str, port: int | None, replay: tuple[str, ...], from_store:
             raise click.BadParameter("use a number, 'max' or 'manual'", param_hint="--speed") from None
         if parsed_speed <= 0:
             raise click.BadParameter("must be positive", param_hint="--speed")
+    extra: dict = {}
+    if balances:
+        funds: dict[str, str] = {}
+        for item in balances:
+            asset, sep, amount = item.partition("=")
+            try:
+                if not sep or not asset or Decimal(amount) < 0:
+                    raise InvalidOperation
+            except InvalidOperation:
+                raise click.BadParameter(f"{item!r}: write ASSET=AMOUNT, e.g. USDT=10000", param_hint="--balance") \
+                    from None
+            funds[asset.strip().upper()] = amount.strip()
+        extra["accounts"] = (AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET, balances=funds),)
     opts = SimOptions(host=host, port=app.settings.exchange.local_port if port is None else port,
                       symbols=tuple(s.strip().upper() for s in symbols.split(",") if s.strip()),
-                      timeframe=timeframe, seed=seed, speed=parsed_speed)  # type: ignore[arg-type]
+                      timeframe=timeframe, seed=seed, speed=parsed_speed, **extra)  # type: ignore[arg-type]
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -76,6 +93,8 @@ def serve(app, host: str, port: int | None, replay: tuple[str, ...], from_store:
             click.echo(f"  REST base for ccxt : {sim.base_url}/api/v3")
             click.echo(f"  market streams     : {sim.ws_url}")
             click.echo(f"  api key / secret   : {sim.api_key} / {sim.secret}")
+            funds = sim.options.accounts[0].balances
+            click.echo(f"  balances           : {', '.join(f'{a} {v}' for a, v in funds.items()) or 'none'}")
             click.echo(f"  markets            : {', '.join(sorted(sim.engine.specs))}  (Ctrl-C to stop)")
             try:
                 stop.wait(duration)
