@@ -259,3 +259,31 @@ def test_lookback_is_the_row_of_every_indicators_first_value(candles):
     assert ind.lookback("log_return", lag=3) == 3 and ind.lookback("true_range") == 1 and ind.lookback("obv") == 0
     with pytest.raises(ConfigError, match="unknown indicator 'foo'"):
         ind.lookback("foo")
+
+
+@pytest.mark.parametrize(("column", "row", "value"),
+                         [("high", 0, np.inf), ("low", 57, np.nan), ("close", 199, np.nan), ("close", 120, -np.inf)])
+def test_a_bad_value_anywhere_is_caught_by_the_one_pass_check(candles, column, row, value):
+    # true range / ATR / NATR / max / min count non-finite inputs in their own pass; the last close and
+    # the first high are read by no true range at all, and must be refused all the same (a NaN in row 0
+    # would be a leading warm-up run, allowed; an infinity never is)
+    f = candles.iloc[:200].copy()
+    f.iloc[row, f.columns.get_loc(column)] = value
+    h, lo, c = f["high"], f["low"], f["close"]
+    for call in (lambda: ind.true_range(h, lo, c), lambda: ind.atr(h, lo, c, 14), lambda: ind.natr(h, lo, c, 14),
+                 lambda: ind.rolling_max(f[column], 5), lambda: ind.rolling_min(f[column], 5)):
+        with pytest.raises(DataError, match=rf"'{column}' at row {row} "):
+            call()
+
+
+def test_the_one_pass_check_still_accepts_an_upstream_warm_up():
+    x = np.concatenate([np.full(5, np.nan), np.arange(1.0, 40.0)])
+    out = ind.rolling_max(x, 3)
+    assert np.isnan(out[: 5 + 2]).all()
+    np.testing.assert_array_equal(out[7:], np.arange(3.0, 40.0))
+
+
+def test_finite_inputs_whose_checksum_overflows_are_still_computed():
+    x = np.full(10, 1e308)  # the sum overflows to inf although every value is finite
+    np.testing.assert_array_equal(ind.rolling_max(x, 3)[2:], np.full(8, 1e308))
+    np.testing.assert_array_equal(ind.true_range(x, x / 2, x)[1:], np.full(9, 5e307))

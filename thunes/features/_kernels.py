@@ -278,8 +278,10 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
 
 
 @_kernel
-def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Rolling maximum (``is_max``) or minimum over ``n`` rows and, if ``track``, the row where it sits.
+def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool,
+                     check: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Rolling maximum (``is_max``) or minimum over ``n`` rows, the row where it sits (if ``track``) and,
+    if ``check``, the sum of the inputs: finite only if every input is (see ``_run`` in indicators).
 
     Van Herk / Gil-Werman: rows are cut into blocks of ``n``; a window ending at row ``i`` is the
     suffix of the previous block from its start row plus the prefix of ``i``'s block, so each value is
@@ -296,12 +298,15 @@ def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool) -> tuple[
     suf_i = np.empty(n + 1, dtype=np.int64)
     suf[n] = -np.inf if is_max else np.inf  # the window that is exactly one block has no suffix part
     suf_i[n] = -1
+    total = 0.0
     for s in range(0, m, n):
         e = min(s + n, m)
         pv = x[s]
         pi = s
         for i in range(s, e):
             xi = x[i]
+            if check:
+                total += xi
             take = (xi >= pv) if is_max else (xi <= pv)
             pv = xi if take else pv
             k = i + 1 - s  # the window starts at row i-n+1, offset k in the previous block
@@ -325,19 +330,33 @@ def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool) -> tuple[
                 if track:
                     si = j if take else si
                     suf_i[j - s] = si
-    return val, idx
+    return val, idx, total
 
 
 @_kernel
 def rolling_max_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Rolling maximum over ``n`` rows (TA-Lib MAX); NaN for the first ``n-1``."""
-    return _rolling_extreme(x, n, True, False)[0]
+    return _rolling_extreme(x, n, True, False, False)[0]
 
 
 @_kernel
 def rolling_min_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Rolling minimum over ``n`` rows (TA-Lib MIN); NaN for the first ``n-1``."""
-    return _rolling_extreme(x, n, False, False)[0]
+    return _rolling_extreme(x, n, False, False, False)[0]
+
+
+@_kernel
+def rolling_max_checked(x: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """``rolling_max_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    val, _, total = _rolling_extreme(x, n, True, False, True)
+    return val, total
+
+
+@_kernel
+def rolling_min_checked(x: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """``rolling_min_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    val, _, total = _rolling_extreme(x, n, False, False, True)
+    return val, total
 
 
 @_kernel
@@ -347,8 +366,8 @@ def swing_1d(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.
     Direction is +1 when the high came after the low (an up-swing), -1 otherwise; ties take the most
     recent extreme.
     """
-    hh, ih = _rolling_extreme(high, n, True, True)
-    ll, il = _rolling_extreme(low, n, False, True)
+    hh, ih, _ = _rolling_extreme(high, n, True, True, False)
+    ll, il, _ = _rolling_extreme(low, n, False, True, False)
     direction = _nan_head(high.size, n - 1)
     for i in range(n - 1, high.size):
         direction[i] = 1.0 if ih[i] >= il[i] else -1.0
@@ -620,23 +639,41 @@ def _directional_move(high: float, low: float, prev_high: float, prev_low: float
 @_kernel
 def true_range_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """max(h-l, |h-c[t-1]|, |l-c[t-1]|); NaN at row 0 (TA-Lib TRANGE)."""
-    m = close.size
-    out = _nan_head(m, 1)
-    for i in range(1, m):
-        out[i] = _true_range(high[i], low[i], close[i - 1])
-    return out
+    return _atr(high, low, close, 0, False, False)[0]
 
 
 @_kernel
-def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, percent: bool) -> np.ndarray:
-    """Wilder's ATR (the mean of the first ``n`` true ranges, then Wilder), or ``percent`` of close."""
+def true_range_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, float]:
+    """``true_range_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    return _atr(high, low, close, 0, False, True)
+
+
+@_kernel
+def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, percent: bool,
+         check: bool) -> tuple[np.ndarray, float]:
+    """Wilder's ATR (the mean of the first ``n`` true ranges, then Wilder), or ``percent`` of close; ``n``
+    = 0 gives the true range itself (NaN at row 0). With ``check``, also the sum of every input: a NaN or
+    an infinity makes it non-finite, so the public wrappers check their inputs in this pass instead of
+    reading them twice. The sum is an independent chain beside the Wilder recursion: free.
+    """
     m = close.size
-    out = _nan_head(m, n)
-    keep = (n - 1) / n
-    share = 1.0 / n
+    out = _nan_head(m, max(n, 1))
+    keep = (n - 1) / n if n > 0 else 0.0
+    share = 1.0 / n if n > 0 else 1.0
     prev = 0.0
+    total = 0.0
+    if check and m > 0:
+        total = (high[0] + low[0]) + close[m - 1]  # the inputs no true range reads
     for i in range(1, m):
-        tr = _true_range(high[i], low[i], close[i - 1])
+        h = high[i]
+        lo = low[i]
+        yc = close[i - 1]
+        if check:
+            total += (h + lo) + yc
+        tr = _true_range(h, lo, yc)
+        if n == 0:
+            out[i] = tr
+            continue
         if i < n:
             prev += tr
             continue
@@ -646,19 +683,31 @@ def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, percent: 
             out[i] = prev / c * 100.0 if c != 0.0 else 0.0
         else:
             out[i] = prev
-    return out
+    return out, total
 
 
 @_kernel
 def atr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Wilder's average true range (TA-Lib ATR; first value at row ``n``)."""
-    return _atr(high, low, close, n, False)
+    return _atr(high, low, close, n, False, False)[0]
+
+
+@_kernel
+def atr_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """``atr_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    return _atr(high, low, close, n, False, True)
 
 
 @_kernel
 def natr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """ATR(n) in percent of close (TA-Lib NATR; 0 where close is 0), in the same pass."""
-    return _atr(high, low, close, n, True)
+    return _atr(high, low, close, n, True, False)[0]
+
+
+@_kernel
+def natr_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """``natr_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    return _atr(high, low, close, n, True, True)
 
 
 @_kernel

@@ -18,6 +18,7 @@ Outputs are NaN during the warm-up. Where TA-Lib has the same indicator the valu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar, Union
 
@@ -94,13 +95,24 @@ def _valid_start(fn: str, x: object, arr: np.ndarray, arg: str) -> int:
 
 
 def _run(fn: str, inputs: Sequence[tuple[str, object]], lookback: int,
-         kernel: Callable[..., object], *params: object) -> tuple[list[np.ndarray], object]:
-    """Validate 1-D inputs, run ``kernel(*arrays[start:], *params)``, pad outputs back to full length."""
+         kernel: Callable[..., object], *params: object,
+         checked: Callable[..., tuple] | None = None) -> tuple[list[np.ndarray], object]:
+    """Validate 1-D inputs, run ``kernel(*arrays[start:], *params)``, pad outputs back to full length.
+
+    ``checked`` is the same kernel summing its inputs in its own pass (it returns the outputs and that
+    sum): a finite sum proves every input finite, and the separate check, a second read of every input,
+    is skipped. Otherwise the usual path runs, which raises naming the row, starts after a leading NaN
+    run, or (an overflowing sum of finite values) simply computes again.
+    """
     arrays = [_to_1d(fn, x, arg) for arg, x in inputs]
     size = arrays[0].size
     for (arg, _), a in zip(inputs, arrays):
         if a.size != size:
             raise DataError(f"{fn}: input '{arg}' has {a.size} rows but '{inputs[0][0]}' has {size}")
+    if checked is not None and size >= lookback + 1:
+        *outs, total = checked(*(np.ascontiguousarray(a) for a in arrays), *params)
+        if math.isfinite(total):
+            return list(outs), inputs[0][1]
     start = max(_valid_start(fn, x, a, arg) for (arg, x), a in zip(inputs, arrays))
     need = lookback + 1
     if size - start < need:
@@ -127,11 +139,13 @@ def _wrap(values: np.ndarray, like: object, name: str) -> np.ndarray | pd.Series
 
 
 def _unary(fn: str, x: ArrLike, lookback: int, kernel: Callable[..., object], *params: object,
-           names: Sequence[str] | None = None):  # noqa: ANN202 - same kind as x (or a tuple of them)
+           names: Sequence[str] | None = None,
+           checked: Callable[..., tuple] | None = None):  # noqa: ANN202 - same kind as x (or a tuple)
     """Single-input indicator with 2-D support (columns are independent series)."""
     names = list(names or [fn])
     if isinstance(x, pd.DataFrame):
-        per_col = [_unary(fn, x[c], lookback, kernel, *params, names=names) for c in x.columns]
+        per_col = [_unary(fn, x[c], lookback, kernel, *params, names=names, checked=checked)
+                   for c in x.columns]
         if len(names) == 1:
             return pd.DataFrame({c: s.to_numpy() for c, s in zip(x.columns, per_col)}, index=x.index)
         return tuple(
@@ -139,19 +153,21 @@ def _unary(fn: str, x: ArrLike, lookback: int, kernel: Callable[..., object], *p
             for k in range(len(names))
         )
     if isinstance(x, np.ndarray) and x.ndim == 2:
-        per_col = [_unary(fn, x[:, j], lookback, kernel, *params, names=names) for j in range(x.shape[1])]
+        per_col = [_unary(fn, x[:, j], lookback, kernel, *params, names=names, checked=checked)
+                   for j in range(x.shape[1])]
         if len(names) == 1:
             return np.column_stack(per_col) if per_col else np.empty_like(x, dtype="float64")
         return tuple(np.column_stack([outs[k] for outs in per_col]) for k in range(len(names)))
-    outs, like = _run(fn, [("x", x)], lookback, kernel, *params)
+    outs, like = _run(fn, [("x", x)], lookback, kernel, *params, checked=checked)
     wrapped = [_wrap(o, like, nm) for o, nm in zip(outs, names)]
     return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
 
 
 def _multi(fn: str, inputs: Sequence[tuple[str, object]], lookback: int, kernel: Callable[..., object],
-           *params: object, names: Sequence[str] | None = None):  # noqa: ANN202
+           *params: object, names: Sequence[str] | None = None,
+           checked: Callable[..., tuple] | None = None):  # noqa: ANN202
     names = list(names or [fn])
-    outs, like = _run(fn, inputs, lookback, kernel, *params)
+    outs, like = _run(fn, inputs, lookback, kernel, *params, checked=checked)
     wrapped = [_wrap(o, like, nm) for o, nm in zip(outs, names)]
     return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
 
@@ -188,13 +204,15 @@ def rolling_std(x: ArrLike, n: int, *, ddof: int = 0) -> Arr:
 def rolling_max(x: ArrLike, n: int) -> Arr:
     """Highest value over the last ``n`` rows (TA-Lib MAX)."""
     n = _check_period("rolling_max", "n", n)
-    return _unary("rolling_max", x, n - 1, K.rolling_max_1d, n, names=[f"max_{n}"])
+    return _unary("rolling_max", x, n - 1, K.rolling_max_1d, n, names=[f"max_{n}"],
+                  checked=K.rolling_max_checked)
 
 
 def rolling_min(x: ArrLike, n: int) -> Arr:
     """Lowest value over the last ``n`` rows (TA-Lib MIN)."""
     n = _check_period("rolling_min", "n", n)
-    return _unary("rolling_min", x, n - 1, K.rolling_min_1d, n, names=[f"min_{n}"])
+    return _unary("rolling_min", x, n - 1, K.rolling_min_1d, n, names=[f"min_{n}"],
+                  checked=K.rolling_min_checked)
 
 
 def zscore(x: ArrLike, n: int) -> Arr:
@@ -306,13 +324,14 @@ def obv(close: ArrLike, volume: ArrLike) -> Arr:
 def true_range(high: ArrLike, low: ArrLike, close: ArrLike) -> Arr:
     """max(high-low, |high-prev close|, |low-prev close|); NaN at row 0 (TA-Lib TRANGE)."""
     return _multi("true_range", [("high", high), ("low", low), ("close", close)], 1, K.true_range_1d,
-                  names=["true_range"])
+                  names=["true_range"], checked=K.true_range_checked)
 
 
 def atr(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """Wilder's average true range (TA-Lib ATR; first value at row ``n``)."""
     n = _check_period("atr", "n", n)
-    return _multi("atr", [("high", high), ("low", low), ("close", close)], n, K.atr_1d, n, names=[f"atr_{n}"])
+    return _multi("atr", [("high", high), ("low", low), ("close", close)], n, K.atr_1d, n, names=[f"atr_{n}"],
+                  checked=K.atr_checked)
 
 
 def natr(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
@@ -320,7 +339,7 @@ def natr(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     n = _check_period("natr", "n", n)
 
     return _multi("natr", [("high", high), ("low", low), ("close", close)], n, K.natr_1d, n,
-                  names=[f"natr_{n}"])
+                  names=[f"natr_{n}"], checked=K.natr_checked)
 
 
 def bollinger(close: ArrLike, n: int = 20, k: float = 2.0) -> tuple[Arr, Arr, Arr]:
