@@ -324,3 +324,27 @@ def test_kill_switch_keeps_exits_and_stops_working():
     # Without an exit signal the position is still held at the end.
     held = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits))
     assert list(held.trades.exit_reason) == ["open"]
+
+
+def test_lean_compiled_variant_gives_the_full_engines_results(btc_1h):
+    # Research runs (no risk limits, stops, shorts or gap refusal) use a variant compiled without
+    # that code; it must produce the very same trades, curve and statistics.
+    from thunes.backtest import _kernels as K
+    from thunes.backtest.engine import options_vector, prepare_inputs
+
+    candles = btc_1h.frame.tail(5000)
+    options = BacktestOptions(risk=None, refuse_gap_entries=False)
+    inputs = prepare_inputs(candles, "1h", options)
+    p = options_vector(options, default_market("BTC/USDT"), "1h")
+    assert K.is_lean(p) is True and K.is_lean(options_vector(BacktestOptions(), None, "1h")) is None
+    a = get_strategy("sma_cross")(fast=8, slow=40).signals(candles).arrays(candles.index)
+    out = {}
+    for lean in (None, True):
+        records, equity, stats = np.empty((len(candles) + 1, K.N_REC)), np.empty(len(candles)), np.zeros(K.N_STATS)
+        k = K.simulate(inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap,
+                       inputs.ts, a.entries, a.exits, a.short_entries, a.short_exits, a.size_scale, p, records,
+                       equity, stats, lean)
+        out[lean] = (records[:k], equity, stats)
+    assert len(out[None][0]) > 10
+    for full, lean in zip(out[None], out[True]):
+        np.testing.assert_array_equal(full, lean)

@@ -381,16 +381,27 @@ def _finish(stats, state, exposure, n, n_open):
     stats[S_OPEN_TRADE] = n_open
 
 
+def is_lean(p):
+    """``True`` when the parameter vector uses no risk limits, stops, shorts or gap refusal, else None
+    (the ``lean`` argument of :func:`simulate`)."""
+    off = (P_RISK_ON, P_SL, P_TP, P_TSL, P_ALLOW_SHORT, P_GAP_REFUSE)
+    return True if all(p[k] == 0.0 for k in off) else None
+
+
 # ------------------------------------------------------------------------------------------------
 # One symbol
 # ------------------------------------------------------------------------------------------------
 @njit(cache=True)
 def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, short_entries, short_exits,
-             scale, p, records, equity_out, stats):
+             scale, p, records, equity_out, stats, lean=None):
     """Backtest one instrument. Returns the number of trade records written (open trade included).
 
     ``records`` may have zero rows (sweeps: statistics only) and ``equity_out`` zero length.
+    ``lean=True`` (see :func:`is_lean`) promises no risk limits, stops, shorts or gap refusal: numba
+    then compiles a variant without that code (its type differs from None's, so the flags below are
+    compile-time constants), a fifth faster for research runs and sweeps; the results are the same.
     """
+    full = lean is None
     n = close.shape[0]
     write_eq = equity_out.shape[0] > 0
     taker = p[P_TAKER]
@@ -399,10 +410,10 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     tp = p[P_TP]
     tsl = p[P_TSL]
     tick = p[P_TICK]
-    allow_short = p[P_ALLOW_SHORT] > 0.0
-    risk_on = p[P_RISK_ON] > 0.0
-    gap_refuse = p[P_GAP_REFUSE] > 0.0
-    has_stops = sl > 0.0 or tp > 0.0 or tsl > 0.0
+    allow_short = full and p[P_ALLOW_SHORT] > 0.0
+    risk_on = full and p[P_RISK_ON] > 0.0
+    gap_refuse = full and p[P_GAP_REFUSE] > 0.0
+    has_stops = full and (sl > 0.0 or tp > 0.0 or tsl > 0.0)
     stats[:] = 0.0
 
     cash = p[P_INIT_CASH]
@@ -728,7 +739,8 @@ def cross_signals(fast, slow, entries, exits):
 
 
 @njit(cache=True, parallel=True)
-def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, table, fast_idx, slow_idx, p, out_stats):
+def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, table, fast_idx, slow_idx, p, out_stats,
+                   lean=None):
     """One column per (fast, slow) pair of rows of ``table`` (one moving average per distinct period).
 
     Each column builds its crossing signals in its own two boolean buffers, so memory is
@@ -745,19 +757,19 @@ def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, table, fast_id
         exits = np.empty(n, dtype=np.bool_)
         cross_signals(table[fast_idx[c]], table[slow_idx[c]], entries, exits)
         simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, no_short, no_short,
-                 ones, p, no_rec, no_eq, out_stats[c])
+                 ones, p, no_rec, no_eq, out_stats[c], lean)
 
 
 @njit(cache=True, parallel=True)
 def sweep_columns(open_, high, low, close, volume, vol, gap, ts, entries, exits, short_entries,
-                  short_exits, scale, p, out_stats):
+                  short_exits, scale, p, out_stats, lean=None):
     """Generic sweep: one row per parameter set, signals precomputed as (columns, bars) arrays."""
     m = entries.shape[0]
     no_rec = np.empty((0, N_REC), dtype=np.float64)
     no_eq = np.empty(0, dtype=np.float64)
     for c in prange(m):
         simulate(open_, high, low, close, volume, vol, gap, ts, entries[c], exits[c],
-                 short_entries[c], short_exits[c], scale[c], p, no_rec, no_eq, out_stats[c])
+                 short_entries[c], short_exits[c], scale[c], p, no_rec, no_eq, out_stats[c], lean)
 
 
 @njit(cache=True)

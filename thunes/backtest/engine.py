@@ -421,7 +421,7 @@ def run_backtest(
     n_rec = K.simulate(
         inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap, inputs.ts,
         arrays.entries, arrays.exits, arrays.short_entries, arrays.short_exits,
-        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), p, records, equity, stats,
+        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), p, records, equity, stats, K.is_lean(p),
     )
     trades = records_to_trades(records[:n_rec], candles.index, [symbol])
     equity_s = pd.Series(equity, index=candles.index, name="equity")

@@ -120,7 +120,7 @@ def _sweep_one(
             table[i] = sma(inputs.close, period)
         fast_idx = np.array([row_of[c["fast"]] for c in combos], dtype=np.int64)
         slow_idx = np.array([row_of[c["slow"]] for c in combos], dtype=np.int64)
-        K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out)
+        K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out, K.is_lean(p))
         bar.update(m)
         return out
     chunk = max(numba.get_num_threads(), min(m, _CHUNK_BYTES // max(1, 12 * n)))
@@ -136,6 +136,6 @@ def _sweep_one(
             a = strategy_arrays(strategy_cls(**params), candles)
             entries[j], exits[j], s_entries[j], s_exits[j], scale[j] = (
                 a.entries, a.exits, a.short_entries, a.short_exits, a.size_scale)
-        K.sweep_columns(*args, entries, exits, s_entries, s_exits, scale, p, out[lo:lo + k])
+        K.sweep_columns(*args, entries, exits, s_entries, s_exits, scale, p, out[lo:lo + k], K.is_lean(p))
         bar.update(k)
     return out
