@@ -264,14 +264,16 @@ def test_lookback_is_the_row_of_every_indicators_first_value(candles):
 @pytest.mark.parametrize(("column", "row", "value"),
                          [("high", 0, np.inf), ("low", 57, np.nan), ("close", 199, np.nan), ("close", 120, -np.inf)])
 def test_a_bad_value_anywhere_is_caught_by_the_one_pass_check(candles, column, row, value):
-    # true range / ATR / NATR / max / min count non-finite inputs in their own pass; the last close and
+    # these indicators sum their inputs in their own pass (a finite sum: all finite); the last close and
     # the first high are read by no true range at all, and must be refused all the same (a NaN in row 0
     # would be a leading warm-up run, allowed; an infinity never is)
     f = candles.iloc[:200].copy()
     f.iloc[row, f.columns.get_loc(column)] = value
     h, lo, c = f["high"], f["low"], f["close"]
     for call in (lambda: ind.true_range(h, lo, c), lambda: ind.atr(h, lo, c, 14), lambda: ind.natr(h, lo, c, 14),
-                 lambda: ind.rolling_max(f[column], 5), lambda: ind.rolling_min(f[column], 5)):
+                 lambda: ind.rolling_max(f[column], 5), lambda: ind.rolling_min(f[column], 5),
+                 lambda: ind.williams_r(h, lo, c, 14), lambda: ind.stochastic(h, lo, c),
+                 lambda: ind.adx(h, lo, c, 14), lambda: ind.plus_di(h, lo, c, 14), lambda: ind.minus_di(h, lo, c, 14)):
         with pytest.raises(DataError, match=rf"'{column}' at row {row} "):
             call()
 

@@ -480,42 +480,79 @@ def log_return_1d(x: np.ndarray, lag: int) -> np.ndarray:
 @_kernel
 def stoch_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int,
              slowd: int) -> tuple[np.ndarray, np.ndarray]:
-    """Slow stochastic %K and %D with SMA smoothing (TA-Lib STOCH, both outputs start together).
+    """Slow stochastic %K and %D with SMA smoothing (TA-Lib STOCH, both outputs start together)."""
+    k, d, _ = _stoch(high, low, close, fastk, slowk, slowd, False)
+    return k, d
 
-    Three arrays in all: the rolling high becomes the raw %K in place, the rolling low (no longer
-    needed) becomes %K. The smoothing windows are short, so each mean is summed afresh (no drift).
+
+@_kernel
+def stoch_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int,
+                  slowd: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``stoch_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    return _stoch(high, low, close, fastk, slowk, slowd, True)
+
+
+@_kernel
+def _stoch(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int, slowd: int,
+           check: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """The stochastic in three arrays: the rolling high becomes the raw %K in place, the rolling low (no
+    longer needed) becomes %K. The smoothing windows are short, so each mean is summed afresh (no drift).
     """
     m = close.size
     first = fastk - 1 + slowk - 1 + slowd - 1
-    raw = rolling_max_1d(high, fastk)
-    k_out = rolling_min_1d(low, fastk)
+    raw, _, total = _rolling_extreme(high, fastk, True, False, check)
+    k_out, _, total_low = _rolling_extreme(low, fastk, False, False, check)
+    total += total_low
     d_out = _nan_head(m, first)
     if m <= first:
-        return _nan_head(m, m), d_out
+        return _nan_head(m, m), d_out, np.nan
+    if check:
+        total += _sum_from(close, 0, fastk - 1, 0.0)
     for i in range(fastk - 1, m):
         ll = k_out[i]
+        c = close[i]
+        if check:
+            total += c
         diff = (raw[i] - ll) / 100.0
-        raw[i] = (close[i] - ll) / diff if diff != 0.0 else 0.0
+        raw[i] = (c - ll) / diff if diff != 0.0 else 0.0
     for i in range(fastk - 1 + slowk - 1, m):
         k_out[i] = _sum_from(raw, i - slowk + 1, i + 1, 0.0) / slowk
     for i in range(first, m):
         d_out[i] = _sum_from(k_out, i - slowd + 1, i + 1, 0.0) / slowd
     for i in range(first):
         k_out[i] = np.nan
-    return k_out, d_out
+    return k_out, d_out, total
 
 
 @_kernel
 def willr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Williams %R in [-100, 0] (TA-Lib WILLR; 0 on a flat window)."""
+    return _willr(high, low, close, n, False)[0]
+
+
+@_kernel
+def willr_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """``willr_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    return _willr(high, low, close, n, True)
+
+
+@_kernel
+def _willr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int,
+           check: bool) -> tuple[np.ndarray, float]:
     m = close.size
-    out = rolling_max_1d(high, n)  # the highest high, turned into %R in place
-    ll = rolling_min_1d(low, n)
+    out, _, total = _rolling_extreme(high, n, True, False, check)  # the highest high, turned into %R
+    ll, _, total_low = _rolling_extreme(low, n, False, False, check)
+    total += total_low
+    if check:
+        total += _sum_from(close, 0, min(n - 1, m), 0.0)
     for i in range(n - 1, m):
         hh = out[i]
+        c = close[i]
+        if check:
+            total += c
         diff = (hh - ll[i]) * -0.01
-        out[i] = (hh - close[i]) / diff if diff != 0.0 else 0.0
-    return out
+        out[i] = (hh - c) / diff if diff != 0.0 else 0.0
+    return out, total
 
 
 @_kernel
@@ -713,8 +750,16 @@ def natr_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -
 @_kernel
 def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np.ndarray, mdi: np.ndarray,
            adx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """+DI, -DI and ADX written into the given arrays (see ``adx_checked``)."""
+    r = adx_checked(high, low, close, n, pdi, mdi, adx, False)
+    return r[0], r[1], r[2]
+
+
+@_kernel
+def adx_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np.ndarray,
+                mdi: np.ndarray, adx: np.ndarray, check: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """+DI, -DI (first at row ``n``) and ADX (first at row ``2n-1``), TA-Lib's Wilder smoothing, written
-    into the given arrays.
+    into the given arrays, and (``check``) the sum of the inputs: finite only if every input is.
 
     The directional movements and true ranges of rows ``1..n-1`` are summed; from row ``n`` on each sum
     decays by ``(n-1)/n`` before the new value is added. ADX is seeded with the mean DX of rows
@@ -737,7 +782,10 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
     trs = 0.0
     sum_dx = 0.0
     prev_adx = 0.0
+    total = (high[0] + low[0]) + close[m - 1] if (check and m > 0) else 0.0
     for i in range(1, m):
+        if check:
+            total += (high[i] + low[i]) + close[i - 1]
         plus, minus = _directional_move(high[i], low[i], high[i - 1], low[i - 1])
         tr = _true_range(high[i], low[i], close[i - 1])
         if i < n:
@@ -775,7 +823,7 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
             if dx_ok:
                 prev_adx = prev_adx * keep + dx * share
             adx[i] = prev_adx
-    return pdi, mdi, adx
+    return pdi, mdi, adx, total
 
 
 @_kernel

@@ -258,11 +258,25 @@ def _macd_kernel(a: np.ndarray, fast: int, slow: int,
 
 
 def _adx_kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, with_adx: bool = True,
-                with_di: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # The outputs come from numpy (huge pages): three fresh arrays from the kernel fault 4 KiB at a time.
+                with_di: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(+DI, -DI, ADX, checksum of the inputs); an output not asked for is an empty array.
+
+    The outputs come from numpy (huge pages): three fresh arrays from the kernel fault 4 KiB at a time.
+    """
     m = c.size
     di = m if with_di else 0
-    return K.adx_1d(h, lo, c, n, np.empty(di), np.empty(di), np.empty(m if with_adx else 0))
+    return K.adx_checked(h, lo, c, n, np.empty(di), np.empty(di), np.empty(m if with_adx else 0), True)
+
+
+def _adx_part(which: int, *, with_adx: bool,
+              with_di: bool) -> tuple[Callable[..., np.ndarray], Callable[..., tuple]]:
+    """(kernel, checked kernel) for one of the three outputs of ``_adx_kernel``."""
+
+    def checked(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+        r = _adx_kernel(h, lo, c, n, with_adx, with_di)
+        return r[which], r[3]
+
+    return (lambda h, lo, c, n: checked(h, lo, c, n)[0]), checked
 
 
 def roc(x: ArrLike, n: int = 10) -> Arr:
@@ -291,14 +305,14 @@ def stochastic(high: ArrLike, low: ArrLike, close: ArrLike, fastk: int = 14, slo
     slowk = _check_period("stochastic", "slowk", slowk)
     slowd = _check_period("stochastic", "slowd", slowd)
     return _multi("stochastic", [("high", high), ("low", low), ("close", close)], fastk + slowk + slowd - 3,
-                  K.stoch_1d, fastk, slowk, slowd, names=["stoch_k", "stoch_d"])
+                  K.stoch_1d, fastk, slowk, slowd, names=["stoch_k", "stoch_d"], checked=K.stoch_checked)
 
 
 def williams_r(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """Williams %R in [-100, 0] (TA-Lib WILLR)."""
     n = _check_period("williams_r", "n", n)
     return _multi("williams_r", [("high", high), ("low", low), ("close", close)], n - 1, K.willr_1d, n,
-                  names=[f"willr_{n}"])
+                  names=[f"willr_{n}"], checked=K.willr_checked)
 
 
 def cci(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 20) -> Arr:
@@ -381,22 +395,25 @@ def bollinger_width(close: ArrLike, n: int = 20, k: float = 2.0) -> Arr:
 def adx(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """Average directional index (TA-Lib ADX; first value at row ``2n-1``)."""
     n = _check_period("adx", "n", n, minimum=2)
-    return _multi("adx", [("high", high), ("low", low), ("close", close)], 2 * n - 1,
-                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p, True, False)[2], n, names=[f"adx_{n}"])
+    kernel, checked = _adx_part(2, with_adx=True, with_di=False)
+    return _multi("adx", [("high", high), ("low", low), ("close", close)], 2 * n - 1, kernel, n,
+                  names=[f"adx_{n}"], checked=checked)
 
 
 def plus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """+DI (TA-Lib PLUS_DI; first value at row ``n``)."""
     n = _check_period("plus_di", "n", n, minimum=2)
-    return _multi("plus_di", [("high", high), ("low", low), ("close", close)], n,
-                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p, False)[0], n, names=[f"plus_di_{n}"])
+    kernel, checked = _adx_part(0, with_adx=False, with_di=True)
+    return _multi("plus_di", [("high", high), ("low", low), ("close", close)], n, kernel, n,
+                  names=[f"plus_di_{n}"], checked=checked)
 
 
 def minus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """-DI (TA-Lib MINUS_DI; first value at row ``n``)."""
     n = _check_period("minus_di", "n", n, minimum=2)
-    return _multi("minus_di", [("high", high), ("low", low), ("close", close)], n,
-                  lambda h, lo, c, p: _adx_kernel(h, lo, c, p, False)[1], n, names=[f"minus_di_{n}"])
+    kernel, checked = _adx_part(1, with_adx=False, with_di=True)
+    return _multi("minus_di", [("high", high), ("low", low), ("close", close)], n, kernel, n,
+                  names=[f"minus_di_{n}"], checked=checked)
 
 
 def vwap(high: ArrLike, low: ArrLike, close: ArrLike, volume: ArrLike, n: int = 20) -> Arr:
