@@ -1,8 +1,14 @@
 """The write-ahead order journal: an order exists here, durably, before it exists at the exchange.
 
-Sequence for every order (see :mod:`thunes.execution.orders`)::
+Sequence for every order the executor sends (see :mod:`thunes.execution.orders`)::
 
-    record_pending (commit) -> mark_sent (commit) -> exchange.create_order(client_order_id) -> apply_update
+    record_sent (one commit) -> exchange.create_order(client_order_id) -> apply_update
+
+``record_sent`` writes the row directly as SENT ("may be at the exchange") in one committed transaction:
+one fsync before the request leaves, where PENDING then SENT would cost two. A row that a crash leaves
+SENT although it never left is looked up by client order id at restart, found missing and closed, so
+nothing is lost by skipping PENDING. ``record_pending`` + ``mark_sent`` remain for callers that want
+the PENDING stage (a PENDING row is closed at restart without asking the exchange).
 
 The client order id is deterministic (derived from strategy, symbol, side and signal bar), and is the
 primary key here, so a retry or a restart that replays the same intent finds the journal row instead of
@@ -96,19 +102,46 @@ class OrderJournal:
         If the id is already journaled, nothing is written and the existing entry is returned with
         ``created=False``: the caller must not send it again.
         """
+        return self._insert(client_order_id, order, OrderStatus.PENDING, strategy=strategy, reason=reason,
+                            bar_ts=bar_ts, is_exit=is_exit)
+
+    def record_sent(
+        self,
+        client_order_id: str,
+        order: PreparedOrder,
+        *,
+        strategy: str = "",
+        reason: str = "",
+        bar_ts: int = 0,
+        is_exit: bool = False,
+    ) -> tuple[JournalEntry, bool]:
+        """Write the order as SENT in one commit, just before it is sent. Returns ``(entry, created)``.
+
+        The write-ahead step of the executor: same contract as :meth:`record_pending` (an id already
+        journaled is returned with ``created=False`` and must not be sent), one commit instead of two.
+        """
+        return self._insert(client_order_id, order, OrderStatus.SENT, strategy=strategy, reason=reason,
+                            bar_ts=bar_ts, is_exit=is_exit)
+
+    def _insert(self, client_order_id: str, order: PreparedOrder, status: OrderStatus, *, strategy: str,
+                reason: str, bar_ts: int, is_exit: bool) -> tuple[JournalEntry, bool]:
         now = self.clock.now_ms()
+        entry = JournalEntry(client_order_id=client_order_id, symbol=order.symbol, side=Side(order.side),
+                             order_type=OrderType(order.order_type), qty=Decimal(str(order.qty)),
+                             price=None if order.price is None else Decimal(str(order.price)),
+                             ref_price=Decimal(str(order.ref_price)), status=status, exchange_order_id=None,
+                             filled_qty=ZERO, cum_quote=ZERO, fee=ZERO, strategy=strategy, reason=reason,
+                             bar_ts=int(bar_ts), is_exit=bool(is_exit), error=None, created_ms=now, updated_ms=now)
         with self.db.transaction():
             existing = self.get(client_order_id)
             if existing is not None:
                 return existing, False
             self.db.execute(
                 f"INSERT INTO exec_orders ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (client_order_id, order.symbol, str(order.side), str(order.order_type), str(order.qty),
-                 None if order.price is None else str(order.price), str(order.ref_price), str(OrderStatus.PENDING),
-                 None, "0", "0", "0", strategy, reason, int(bar_ts), int(is_exit), None, now, now),
+                (client_order_id, entry.symbol, str(entry.side), str(entry.order_type), str(entry.qty),
+                 None if entry.price is None else str(entry.price), str(entry.ref_price), str(status),
+                 None, "0", "0", "0", strategy, reason, entry.bar_ts, int(entry.is_exit), None, now, now),
             )
-        entry = self.get(client_order_id)
-        assert entry is not None
         return entry, True
 
     def get(self, client_order_id: str) -> JournalEntry | None:

@@ -6,7 +6,8 @@
       ├─ journal already has the intent's client order id?  -> return it (never a second order)
       ├─ risk.check(intent)                 Denied -> outcome, nothing sent
       ├─ filters.prepare_*_order            FilterRejected -> slot released, nothing sent
-      ├─ journal.record_pending + mark_sent (committed before the request leaves)
+      ├─ journal.record_sent: one commit before the request leaves (write-ahead); the risk decision and
+      │     the order intent are audited in one group, made durable by one fsync before the send
       ├─ exchange.place_order(client_order_id=...)   through the circuit breaker and the rate limiter
       │     OrderRejected        -> REJECTED (a -1013 also reloads the market filters)
       │     retryable / unknown  -> look the order up by client order id; resend only if not found
@@ -15,14 +16,16 @@
 The client order id is ``client_order_id(strategy, symbol, side, bar_ts, entry|exit)``: replaying the same
 intent after a crash finds the journal row, and the exchange knows the order by the same id.
 
-:meth:`OrderExecutor.recover` runs at start-up: PENDING rows were never sent (the process died before
-the request) and are closed as CANCELED; SENT rows are looked up by client order id once they are older
-than ``settle_ms`` (a request still in flight is either processed within the exchange's ``recvWindow`` or
-refused as stale, so after that a not-found is final); open orders are refreshed.
+:meth:`OrderExecutor.recover` runs at start-up: PENDING rows (written by callers that use the PENDING
+stage; the executor journals straight as SENT) were never sent and are closed as CANCELED; SENT rows
+are looked up by client order id once they are older than ``settle_ms`` (a request still in flight is
+either processed within the exchange's ``recvWindow`` or refused as stale, so after that a not-found is
+final: a row journaled just before a crash that never left is closed this way); open orders are refreshed.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Mapping
@@ -148,6 +151,11 @@ class OrderExecutor:
         if self.audit is not None:
             self.audit.append(kind, payload)
 
+    def _audit_group(self) -> AbstractContextManager[Any]:
+        """One audit fsync for the records written inside (see :meth:`AuditTrail.group`)."""
+        group = getattr(self.audit, "group", None)
+        return group() if group is not None else nullcontext()
+
     def _market(self, symbol: str) -> Market:
         market = self.markets.get(symbol)
         if market is None:
@@ -213,29 +221,35 @@ class OrderExecutor:
         existing = self.journal.get(cid)
         if existing is not None:
             return OrderOutcome(intent=intent, client_order_id=cid, entry=existing, duplicate=True)
-        decision = self.risk.check(intent)
-        if isinstance(decision, Denied):
-            return OrderOutcome(intent=intent, client_order_id=cid, decision=decision)
-        try:
-            prepared = self._prepare(intent, decision)
-        except FilterRejected as exc:
-            if decision.reserved:
-                self.risk.release(intent.symbol)
-            self._audit("order_refused", {"client_order_id": cid, "symbol": intent.symbol,
-                                          "filter": exc.filter_name, "error": str(exc)})
-            return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, error=str(exc))
-        entry, created = self.journal.record_pending(cid, prepared, strategy=intent.strategy, reason=intent.reason,
-                                                     bar_ts=intent.bar_ts, is_exit=intent.is_exit)
-        if not created:  # another thread journaled the same intent between our get() and here
-            if decision.reserved:
-                self.risk.release(intent.symbol)
-            return OrderOutcome(intent=intent, client_order_id=cid, entry=entry, duplicate=True)
-        self._audit("order_intent", {"client_order_id": cid, "symbol": prepared.symbol, "side": str(prepared.side),
-                                     "type": str(prepared.order_type), "qty": str(prepared.qty),
-                                     "price": None if prepared.price is None else str(prepared.price),
-                                     "ref_price": str(prepared.ref_price), "decision_id": decision.decision_id,
-                                     "strategy": intent.strategy, "bar_ts": intent.bar_ts, "reason": intent.reason})
-        entry = self._send(self.journal.mark_sent(cid))
+        # Two fsyncs before the request leaves: the journal commit (write-ahead) and one audit fsync that
+        # covers the risk decision and the order intent together (the audit group ends before the send).
+        with self._audit_group():
+            decision = self.risk.check(intent)
+            if isinstance(decision, Denied):
+                return OrderOutcome(intent=intent, client_order_id=cid, decision=decision)
+            try:
+                prepared = self._prepare(intent, decision)
+            except FilterRejected as exc:
+                if decision.reserved:
+                    self.risk.release(intent.symbol)
+                self._audit("order_refused", {"client_order_id": cid, "symbol": intent.symbol,
+                                              "filter": exc.filter_name, "error": str(exc)})
+                return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, error=str(exc))
+            entry, created = self.journal.record_sent(cid, prepared, strategy=intent.strategy,
+                                                      reason=intent.reason, bar_ts=intent.bar_ts,
+                                                      is_exit=intent.is_exit)
+            if not created:  # another thread journaled the same intent between our get() and here
+                if decision.reserved:
+                    self.risk.release(intent.symbol)
+                return OrderOutcome(intent=intent, client_order_id=cid, entry=entry, duplicate=True)
+            self._audit("order_intent", {"client_order_id": cid, "symbol": prepared.symbol,
+                                         "side": str(prepared.side), "type": str(prepared.order_type),
+                                         "qty": str(prepared.qty),
+                                         "price": None if prepared.price is None else str(prepared.price),
+                                         "ref_price": str(prepared.ref_price), "decision_id": decision.decision_id,
+                                         "strategy": intent.strategy, "bar_ts": intent.bar_ts,
+                                         "reason": intent.reason})
+        entry = self._send(entry)
         return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, entry=entry, error=entry.error)
 
     def _request(self, entry: JournalEntry) -> OrderRequest:
@@ -340,8 +354,13 @@ class OrderExecutor:
         return replace(result, fee=fee, fee_asset=assets.pop() if len(assets) == 1 else None)
 
     def _apply(self, entry: JournalEntry, result: OrderResult) -> JournalEntry:
-        """Write the exchange's answer: journal and position delta atomically, then risk and audit."""
+        """Write the exchange's answer: journal and position delta atomically, then risk and audit (the fill
+        and order-result records share one audit fsync)."""
         result = self._with_fees(result)
+        with self._audit_group():
+            return self._apply_result(entry, result)
+
+    def _apply_result(self, entry: JournalEntry, result: OrderResult) -> JournalEntry:
         db = self.journal.db
         with db.transaction():
             old, new = self.journal.apply_update(
