@@ -140,14 +140,19 @@ def _power_sums(x: np.ndarray, lo: int, hi: int, ref: float) -> tuple[float, flo
 
 
 @_kernel
-def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> None:
+def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray, check: bool) -> float:
+    """Rolling mean and population variance into the arrays; with ``check``, returns the sum of ``x``
+    (finite only if every value is: the public wrappers' input check, in this pass)."""
     m = x.size
     inv_n = 1.0 / n
     ref = x[n - 1]
     s1, s2, _, _ = _power_sums(x, 0, n - 1, ref)
+    total = _sum_from(x, 0, n - 1, 0.0) if check else 0.0
     since = 0
     peak = s2  # largest s2 since the last exact recompute: its rounding residue is ~eps * peak
     for i in range(n - 1, m):
+        if check:
+            total += x[i]
         d = x[i] - ref
         s1 += d
         s2 += d * d
@@ -173,6 +178,7 @@ def _mean_var_into(x: np.ndarray, n: int, mean: np.ndarray, var: np.ndarray) -> 
         d = x[i - n + 1] - ref
         s1 -= d
         s2 -= d * d
+    return total
 
 
 @_kernel
@@ -182,7 +188,7 @@ def rolling_mean_var_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     mean = _nan_head(m, n - 1)
     var = _nan_head(m, n - 1)
     if m >= n:
-        _mean_var_into(x, n, mean, var)
+        _mean_var_into(x, n, mean, var, False)
     return mean, var
 
 
@@ -196,7 +202,7 @@ def bollinger_1d(x: np.ndarray, n: int, k: float, mid: np.ndarray, upper: np.nda
         upper[i] = np.nan
         lower[i] = np.nan
     if m >= n:
-        _mean_var_into(x, n, mid, upper)  # the variance, turned into the upper band below
+        _mean_var_into(x, n, mid, upper, False)  # the variance, turned into the upper band below
         for i in range(n - 1, m):
             dev = math.sqrt(upper[i]) * k
             upper[i] = mid[i] + dev
@@ -207,14 +213,26 @@ def bollinger_1d(x: np.ndarray, n: int, k: float, mid: np.ndarray, upper: np.nda
 @_kernel
 def rolling_std_1d(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Rolling standard deviation with ``ddof`` (0: population, as TA-Lib STDDEV/BBANDS; 1: sample)."""
+    return _rolling_std(x, n, ddof, False)[0]
+
+
+@_kernel
+def rolling_std_checked(x: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, float]:
+    """``rolling_std_1d`` and the checksum of its input (a sum: finite only if every value is)."""
+    return _rolling_std(x, n, ddof, True)
+
+
+@_kernel
+def _rolling_std(x: np.ndarray, n: int, ddof: int, check: bool) -> tuple[np.ndarray, float]:
     m = x.size
     out = _nan_head(m, n - 1)
+    total = np.nan  # too short to check here: the wrapper's own check decides
     if m >= n:
-        _mean_var_into(x, n, np.empty(0), out)  # the variance, turned into the std in place
+        total = _mean_var_into(x, n, np.empty(0), out, check)  # the variance, turned into the std in place
     scale = n / (n - ddof)
     for i in range(n - 1, m):
         out[i] = math.sqrt(out[i] * scale)
-    return out
+    return out, total
 
 
 @_kernel
@@ -459,12 +477,27 @@ def macd_1d(x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray, 
 @_kernel
 def roc_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Rate of change in percent, ((x/x[t-n]) - 1) * 100 (TA-Lib ROC; 0 where x[t-n] is 0)."""
+    return _roc(x, n, False)[0]
+
+
+@_kernel
+def roc_checked(x: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """``roc_1d`` and the checksum of its input (a sum: finite only if every value is)."""
+    return _roc(x, n, True)
+
+
+@_kernel
+def _roc(x: np.ndarray, n: int, check: bool) -> tuple[np.ndarray, float]:
     m = x.size
     out = _nan_head(m, n)
+    total = _sum_from(x, 0, min(n, m), 0.0) if check else 0.0
     for i in range(n, m):
+        xi = x[i]
+        if check:
+            total += xi
         prev = x[i - n]
-        out[i] = ((x[i] / prev) - 1.0) * 100.0 if prev != 0.0 else 0.0
-    return out
+        out[i] = ((xi / prev) - 1.0) * 100.0 if prev != 0.0 else 0.0
+    return out, total
 
 
 @_kernel
@@ -757,7 +790,8 @@ def adx_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np
 
 @_kernel
 def adx_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pdi: np.ndarray,
-                mdi: np.ndarray, adx: np.ndarray, check: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+                mdi: np.ndarray, adx: np.ndarray,
+                check: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """+DI, -DI (first at row ``n``) and ADX (first at row ``2n-1``), TA-Lib's Wilder smoothing, written
     into the given arrays, and (``check``) the sum of the inputs: finite only if every input is.
 

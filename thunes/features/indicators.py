@@ -198,7 +198,8 @@ def wma(x: ArrLike, n: int) -> Arr:
 def rolling_std(x: ArrLike, n: int, *, ddof: int = 0) -> Arr:
     """Rolling standard deviation; ``ddof=0`` is TA-Lib STDDEV's population form, 1 the sample form."""
     n = _check_period("rolling_std", "n", n, minimum=1 + ddof)
-    return _unary("rolling_std", x, n - 1, K.rolling_std_1d, n, ddof, names=[f"std_{n}"])
+    return _unary("rolling_std", x, n - 1, K.rolling_std_1d, n, ddof, names=[f"std_{n}"],
+                  checked=K.rolling_std_checked)
 
 
 def rolling_max(x: ArrLike, n: int) -> Arr:
@@ -282,7 +283,7 @@ def _adx_part(which: int, *, with_adx: bool,
 def roc(x: ArrLike, n: int = 10) -> Arr:
     """Rate of change in percent over ``n`` rows (TA-Lib ROC)."""
     n = _check_period("roc", "n", n)
-    return _unary("roc", x, n, K.roc_1d, n, names=[f"roc_{n}"])
+    return _unary("roc", x, n, K.roc_1d, n, names=[f"roc_{n}"], checked=K.roc_checked)
 
 
 def momentum(x: ArrLike, n: int = 10) -> Arr:
