@@ -167,3 +167,71 @@ def test_the_fsync_policy_decides_when_records_reach_the_disk(tmp_path, monkeypa
     # Assert: always = one per record; batch = one per 4 records; never = none, not even at close
     assert (during, len(calls) - during) == (syncs_during_appends, syncs_at_close)
     assert verify_audit(tmp_path / "audit.jsonl").records == 10
+
+
+def _count_fsyncs(monkeypatch, fd_of) -> list[int]:
+    import os
+
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd) if fd == fd_of() else None, real(fd))[1])
+    return calls
+
+
+def test_a_group_shares_one_fsync_and_its_records_are_written_at_once(tmp_path, monkeypatch):
+    # Arrange: an fsync=always trail and a counter of the fsyncs of its record file
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail(path, fsync="always")
+    calls = _count_fsyncs(monkeypatch, lambda: trail._fd)
+    # Act: a decision's records in a group (one nested group inside, as the executor and the risk manager do)
+    with trail.group():
+        trail.append("risk_decision", {"decision_id": 1})
+        with trail.group():
+            trail.append("order_intent", {"client_order_id": "th-1"})
+        inside = (len(calls), verify_audit(path).records)
+    after_group = len(calls)
+    trail.append("order_result", {"client_order_id": "th-1"})
+    # Assert: both records were in the file (a killed process loses nothing) but not fsynced until the outermost
+    # block ended, then one fsync covered both; outside a group each record is fsynced again
+    assert inside == (0, 2)
+    assert after_group == 1 and len(calls) == 2 and trail.fsyncs == 2
+    trail.close()
+    assert verify_audit(path).records == 3
+
+
+def test_a_group_that_raises_still_makes_its_records_durable(tmp_path, monkeypatch):
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail(path, fsync="always")
+    calls = _count_fsyncs(monkeypatch, lambda: trail._fd)
+    with pytest.raises(RuntimeError, match="boom"):
+        with trail.group():
+            trail.append("risk_decision", {"decision_id": 1})
+            raise RuntimeError("boom")
+    assert len(calls) == 1
+    with trail.group():  # nothing written: nothing to fsync
+        pass
+    assert len(calls) == 1
+    trail.close()
+
+
+def test_a_group_does_not_defer_other_threads_or_other_policies(tmp_path, monkeypatch):
+    # Arrange
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail(path, fsync="always")
+    calls = _count_fsyncs(monkeypatch, lambda: trail._fd)
+    # Act: another thread appends while this one holds a group open
+    with trail.group():
+        trail.append("order_intent", {"i": 0})
+        worker = threading.Thread(target=trail.append, args=("kill_switch", {"on": True}))
+        worker.start()
+        worker.join()
+        during = len(calls)
+    # Assert: the other thread's record was fsynced at once (covering ours, so the group had nothing left)
+    assert during == 1 and len(calls) == 1
+    trail.close()
+    batch = AuditTrail(tmp_path / "b.jsonl", fsync="batch", batch_size=100)
+    calls_b = _count_fsyncs(monkeypatch, lambda: batch._fd)
+    with batch.group():
+        batch.append("order_intent", {"i": 0})
+    assert calls_b == []  # batch keeps its own rhythm: fsync at 100 records or at close
+    batch.close()

@@ -239,3 +239,43 @@ def test_the_journal_row_is_durable_before_the_exchange_sees_the_order(sim, stac
     # Assert: the row was committed as SENT before the request reached the exchange
     assert out.status is OrderStatus.FILLED
     assert seen == {out.client_order_id: "SENT"}
+
+
+def test_the_durable_path_does_one_journal_commit_and_one_audit_fsync_before_the_send(sim, tmp_path, monkeypatch):
+    """Latency (issue 7): two fsyncs before the order leaves, and both the row and the decision are durable."""
+    import os
+
+    from thunes.execution.audit import AuditTrail
+
+    # Arrange: a fully durable stack (audit fsync=always, SQLite synchronous=FULL: one WAL fsync per COMMIT);
+    # count the audit file's fsyncs and the journal's COMMITs, and look at both when the exchange gets the order
+    s = build_stack(sim, tmp_path)
+    s.audit.close()
+    audit = AuditTrail(s.audit_path, fsync="always")
+    s.executor.audit = s.risk.audit = audit
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd) if fd == audit._fd else None, real_fsync(fd))[1])
+    statements: list[str] = []
+    s.db._conn.set_trace_callback(statements.append)
+    seen: dict[str, object] = {}
+
+    def on_event(event: dict) -> None:
+        if event.get("type") == "execution" and event["payload"]["x"] == "NEW" and not seen:
+            records = AuditTrail.read(s.audit_path)
+            seen.update(commits=sum(1 for st in statements if st.strip().upper() == "COMMIT"),
+                        audit_fsyncs=len(fsyncs), unsynced=audit._unsynced,
+                        kinds=[r.kind for r in records])
+
+    sim.engine.listeners.append(on_event)
+    # Act
+    out = s.executor.execute(_entry(sim))
+    # Assert: exactly one journal commit and one audit fsync before the send, covering the risk decision and the
+    # order intent (nothing written but not yet durable); the result and fill records come after, in one fsync
+    assert out.status is OrderStatus.FILLED
+    assert seen == {"commits": 1, "audit_fsyncs": 1, "unsynced": 0, "kinds": ["risk_decision", "order_intent"]}
+    assert len(fsyncs) == 2
+    assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "fill",
+                                                                "order_result"]
+    audit.close()
+    assert verify_audit(s.audit_path).ok
