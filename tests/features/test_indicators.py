@@ -274,7 +274,8 @@ def test_a_bad_value_anywhere_is_caught_by_the_one_pass_check(candles, column, r
                  lambda: ind.rolling_max(f[column], 5), lambda: ind.rolling_min(f[column], 5),
                  lambda: ind.williams_r(h, lo, c, 14), lambda: ind.stochastic(h, lo, c),
                  lambda: ind.adx(h, lo, c, 14), lambda: ind.plus_di(h, lo, c, 14), lambda: ind.minus_di(h, lo, c, 14),
-                 lambda: ind.rolling_std(f[column], 20), lambda: ind.roc(f[column], 10)):
+                 lambda: ind.rolling_std(f[column], 20), lambda: ind.roc(f[column], 10),
+                 lambda: ind.mfi(h, lo, c, f["volume"], 14)):
         with pytest.raises(DataError, match=rf"'{column}' at row {row} "):
             call()
 

@@ -41,6 +41,14 @@ def _ta_is_zero(v: float) -> bool:
 
 
 @_kernel
+def _nan_fill(out: np.ndarray, k: int) -> np.ndarray:
+    """``out`` with its first ``k`` entries set to NaN (the warm-up); the rest is left to the caller."""
+    for i in range(min(k, out.size)):
+        out[i] = np.nan
+    return out
+
+
+@_kernel
 def _nan_head(m: int, k: int) -> np.ndarray:
     """An uninitialised float array whose first ``k`` entries are NaN (the warm-up)."""
     out = np.empty(m)
@@ -296,8 +304,8 @@ def rolling_skew_kurt_1d(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
 
 
 @_kernel
-def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool,
-                     check: bool) -> tuple[np.ndarray, np.ndarray, float]:
+def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool, check: bool,
+                     val: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Rolling maximum (``is_max``) or minimum over ``n`` rows, the row where it sits (if ``track``) and,
     if ``check``, the sum of the inputs: finite only if every input is (see ``_run`` in indicators).
 
@@ -310,7 +318,7 @@ def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool,
     ``t`` depends on rows ``<= t`` alone; block boundaries depend on the absolute row number.
     """
     m = x.size
-    val = _nan_head(m, n - 1)
+    _nan_fill(val, n - 1)
     idx = np.empty(m if track else 0, dtype=np.int64)
     suf = np.empty(n + 1)
     suf_i = np.empty(n + 1, dtype=np.int64)
@@ -354,26 +362,30 @@ def _rolling_extreme(x: np.ndarray, n: int, is_max: bool, track: bool,
 @_kernel
 def rolling_max_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Rolling maximum over ``n`` rows (TA-Lib MAX); NaN for the first ``n-1``."""
-    return _rolling_extreme(x, n, True, False, False)[0]
+    return _rolling_extreme(x, n, True, False, False, np.empty(x.size))[0]
 
 
 @_kernel
 def rolling_min_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Rolling minimum over ``n`` rows (TA-Lib MIN); NaN for the first ``n-1``."""
-    return _rolling_extreme(x, n, False, False, False)[0]
+    return _rolling_extreme(x, n, False, False, False, np.empty(x.size))[0]
 
 
 @_kernel
-def rolling_max_checked(x: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-    """``rolling_max_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
-    val, _, total = _rolling_extreme(x, n, True, False, True)
+def rolling_max_checked(x: np.ndarray, n: int, out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``rolling_max_1d`` into ``out`` and the checksum of its inputs (a sum: finite only if every input is).
+
+    The ``*_checked`` kernels serve the public wrappers, which allocate the outputs with numpy (huge
+    pages: an 8 MB array allocated in a kernel takes 2,048 page faults on first touch).
+    """
+    val, _, total = _rolling_extreme(x, n, True, False, True, out)
     return val, total
 
 
 @_kernel
-def rolling_min_checked(x: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-    """``rolling_min_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
-    val, _, total = _rolling_extreme(x, n, False, False, True)
+def rolling_min_checked(x: np.ndarray, n: int, out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``rolling_min_1d`` into ``out`` and the checksum of its inputs (see ``rolling_max_checked``)."""
+    val, _, total = _rolling_extreme(x, n, False, False, True, out)
     return val, total
 
 
@@ -384,8 +396,8 @@ def swing_1d(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.
     Direction is +1 when the high came after the low (an up-swing), -1 otherwise; ties take the most
     recent extreme.
     """
-    hh, ih, _ = _rolling_extreme(high, n, True, True, False)
-    ll, il, _ = _rolling_extreme(low, n, False, True, False)
+    hh, ih, _ = _rolling_extreme(high, n, True, True, False, np.empty(high.size))
+    ll, il, _ = _rolling_extreme(low, n, False, True, False, np.empty(low.size))
     direction = _nan_head(high.size, n - 1)
     for i in range(n - 1, high.size):
         direction[i] = 1.0 if ih[i] >= il[i] else -1.0
@@ -514,31 +526,34 @@ def log_return_1d(x: np.ndarray, lag: int) -> np.ndarray:
 def stoch_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int,
              slowd: int) -> tuple[np.ndarray, np.ndarray]:
     """Slow stochastic %K and %D with SMA smoothing (TA-Lib STOCH, both outputs start together)."""
-    k, d, _ = _stoch(high, low, close, fastk, slowk, slowd, False)
+    m = close.size
+    k, d, _ = _stoch(high, low, close, fastk, slowk, slowd, False, np.empty(m), np.empty(m), np.empty(m))
     return k, d
 
 
 @_kernel
-def stoch_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int,
-                  slowd: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """``stoch_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
-    return _stoch(high, low, close, fastk, slowk, slowd, True)
+def stoch_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int, slowd: int,
+                  raw: np.ndarray, k_out: np.ndarray,
+                  d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``stoch_1d`` into the given arrays (``raw`` is scratch) and the checksum of its inputs."""
+    return _stoch(high, low, close, fastk, slowk, slowd, True, raw, k_out, d_out)
 
 
 @_kernel
 def _stoch(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slowk: int, slowd: int,
-           check: bool) -> tuple[np.ndarray, np.ndarray, float]:
+           check: bool, raw: np.ndarray, k_out: np.ndarray,
+           d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """The stochastic in three arrays: the rolling high becomes the raw %K in place, the rolling low (no
     longer needed) becomes %K. The smoothing windows are short, so each mean is summed afresh (no drift).
     """
     m = close.size
     first = fastk - 1 + slowk - 1 + slowd - 1
-    raw, _, total = _rolling_extreme(high, fastk, True, False, check)
-    k_out, _, total_low = _rolling_extreme(low, fastk, False, False, check)
+    _, _, total = _rolling_extreme(high, fastk, True, False, check, raw)
+    _, _, total_low = _rolling_extreme(low, fastk, False, False, check, k_out)
     total += total_low
-    d_out = _nan_head(m, first)
+    _nan_fill(d_out, first)
     if m <= first:
-        return _nan_head(m, m), d_out, np.nan
+        return _nan_fill(k_out, m), d_out, np.nan
     if check:
         total += _sum_from(close, 0, fastk - 1, 0.0)
     for i in range(fastk - 1, m):
@@ -560,21 +575,22 @@ def _stoch(high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int, slo
 @_kernel
 def willr_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Williams %R in [-100, 0] (TA-Lib WILLR; 0 on a flat window)."""
-    return _willr(high, low, close, n, False)[0]
+    return _willr(high, low, close, n, False, np.empty(close.size), np.empty(close.size))[0]
 
 
 @_kernel
-def willr_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-    """``willr_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
-    return _willr(high, low, close, n, True)
+def willr_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np.ndarray,
+                  scratch: np.ndarray) -> tuple[np.ndarray, float]:
+    """``willr_1d`` into ``out`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    return _willr(high, low, close, n, True, out, scratch)
 
 
 @_kernel
-def _willr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int,
-           check: bool) -> tuple[np.ndarray, float]:
+def _willr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, check: bool, out: np.ndarray,
+           ll: np.ndarray) -> tuple[np.ndarray, float]:
     m = close.size
-    out, _, total = _rolling_extreme(high, n, True, False, check)  # the highest high, turned into %R
-    ll, _, total_low = _rolling_extreme(low, n, False, False, check)
+    _, _, total = _rolling_extreme(high, n, True, False, check, out)  # the highest high, turned into %R
+    _, _, total_low = _rolling_extreme(low, n, False, False, check, ll)
     total += total_low
     if check:
         total += _sum_from(close, 0, min(n - 1, m), 0.0)
@@ -612,10 +628,24 @@ def mfi_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndar
     TA-Lib returns 0 whenever the window's money flow is below 1.0 (quote units); we return 50 only for
     an exactly empty window, which matters for thin markets and changes nothing on liquid ones.
     """
+    return _mfi(high, low, close, volume, n, False, np.empty(close.size))[0]
+
+
+@_kernel
+def mfi_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int,
+                out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``mfi_1d`` into ``out`` and the checksum of its inputs (a sum: finite only if every input is)."""
+    return _mfi(high, low, close, volume, n, True, out)
+
+
+@_kernel
+def _mfi(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int, check: bool,
+         out: np.ndarray) -> tuple[np.ndarray, float]:
     m = close.size
-    out = _nan_head(m, n)
+    _nan_fill(out, n)
     if m <= n:
-        return out
+        return out, np.nan
+    total = ((high[0] + low[0]) + close[0]) + volume[0] if check else 0.0
     # The last n flows sit in two rings (slot = row % n): one pass, no full-length temporaries.
     pos_ring = np.zeros(n)
     neg_ring = np.zeros(n)
@@ -627,10 +657,14 @@ def mfi_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndar
     n_neg = 0
     prev_tp = (high[0] + low[0] + close[0]) / 3.0
     for i in range(1, m):
-        tp = (high[i] + low[i] + close[i]) / 3.0
+        tp3 = high[i] + low[i] + close[i]
+        vol = volume[i]
+        if check:
+            total += tp3 + vol
+        tp = tp3 / 3.0
         d = tp - prev_tp
         prev_tp = tp
-        flow = tp * volume[i]
+        flow = tp * vol
         # (h+l+c)/3 of two identical-in-decimal candles can differ by an ulp; that is no change.
         moved = abs(d) > 1e-10 * abs(tp)
         p = flow if (moved and d > 0.0) else 0.0
@@ -662,7 +696,7 @@ def mfi_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndar
             sn = 0.0
         tot = sp + sn
         out[i] = 100.0 * (sp / tot) if tot > 0.0 else 50.0
-    return out
+    return out, total
 
 
 @_kernel

@@ -127,12 +127,15 @@ def _rsi(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _stoch(ctx: _Ctx, fastk: int, slowk: int, slowd: int) -> dict[str, np.ndarray]:
-    k, d = K.stoch_1d(ctx.high, ctx.low, ctx.close, fastk, slowk, slowd)
+    # the *_checked kernels write numpy-allocated columns (the checksum is not needed: the frame is valid)
+    k, d, _ = K.stoch_checked(ctx.high, ctx.low, ctx.close, fastk, slowk, slowd, np.empty(ctx.close.size),
+                              ctx.column(), ctx.column())
     return {f"stoch_k_{fastk}": k, f"stoch_d_{fastk}": d}
 
 
 def _willr(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
-    return {f"willr_{n}": K.willr_1d(ctx.high, ctx.low, ctx.close, n)}
+    out, _ = K.willr_checked(ctx.high, ctx.low, ctx.close, n, ctx.column(), np.empty(ctx.close.size))
+    return {f"willr_{n}": out}
 
 
 def _cci(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
@@ -140,7 +143,8 @@ def _cci(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _mfi(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
-    return {f"mfi_{n}": K.mfi_1d(ctx.high, ctx.low, ctx.close, ctx.volume, n)}
+    out, _ = K.mfi_checked(ctx.high, ctx.low, ctx.close, ctx.volume, n, ctx.column())
+    return {f"mfi_{n}": out}
 
 
 def _roc(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:

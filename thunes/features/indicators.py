@@ -206,14 +206,14 @@ def rolling_max(x: ArrLike, n: int) -> Arr:
     """Highest value over the last ``n`` rows (TA-Lib MAX)."""
     n = _check_period("rolling_max", "n", n)
     return _unary("rolling_max", x, n - 1, K.rolling_max_1d, n, names=[f"max_{n}"],
-                  checked=K.rolling_max_checked)
+                  checked=lambda a, p: K.rolling_max_checked(a, p, np.empty(a.size)))
 
 
 def rolling_min(x: ArrLike, n: int) -> Arr:
     """Lowest value over the last ``n`` rows (TA-Lib MIN)."""
     n = _check_period("rolling_min", "n", n)
     return _unary("rolling_min", x, n - 1, K.rolling_min_1d, n, names=[f"min_{n}"],
-                  checked=K.rolling_min_checked)
+                  checked=lambda a, p: K.rolling_min_checked(a, p, np.empty(a.size)))
 
 
 def zscore(x: ArrLike, n: int) -> Arr:
@@ -306,14 +306,22 @@ def stochastic(high: ArrLike, low: ArrLike, close: ArrLike, fastk: int = 14, slo
     slowk = _check_period("stochastic", "slowk", slowk)
     slowd = _check_period("stochastic", "slowd", slowd)
     return _multi("stochastic", [("high", high), ("low", low), ("close", close)], fastk + slowk + slowd - 3,
-                  K.stoch_1d, fastk, slowk, slowd, names=["stoch_k", "stoch_d"], checked=K.stoch_checked)
+                  K.stoch_1d, fastk, slowk, slowd, names=["stoch_k", "stoch_d"], checked=_stoch_checked)
+
+
+def _stoch_checked(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int,
+                   slowd: int) -> tuple[np.ndarray, np.ndarray, float]:
+    m = c.size
+    return K.stoch_checked(h, lo, c, fastk, slowk, slowd, np.empty(m), np.empty(m), np.empty(m))
 
 
 def williams_r(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """Williams %R in [-100, 0] (TA-Lib WILLR)."""
     n = _check_period("williams_r", "n", n)
     return _multi("williams_r", [("high", high), ("low", low), ("close", close)], n - 1, K.willr_1d, n,
-                  names=[f"willr_{n}"], checked=K.willr_checked)
+                  names=[f"willr_{n}"],
+                  checked=lambda h, lo, c, p: K.willr_checked(h, lo, c, p, np.empty(c.size),
+                                                              np.empty(c.size)))
 
 
 def cci(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 20) -> Arr:
@@ -327,7 +335,8 @@ def mfi(high: ArrLike, low: ArrLike, close: ArrLike, volume: ArrLike, n: int = 1
     """Money Flow Index in [0, 100] (TA-Lib MFI; 50 when the window had no money flow at all)."""
     n = _check_period("mfi", "n", n)
     return _multi("mfi", [("high", high), ("low", low), ("close", close), ("volume", volume)], n, K.mfi_1d, n,
-                  names=[f"mfi_{n}"])
+                  names=[f"mfi_{n}"],
+                  checked=lambda h, lo, c, v, p: K.mfi_checked(h, lo, c, v, p, np.empty(c.size)))
 
 
 def obv(close: ArrLike, volume: ArrLike) -> Arr:
