@@ -327,13 +327,13 @@ def test_kill_switch_keeps_exits_and_stops_working():
 
 
 def test_lean_compiled_variant_gives_the_full_engines_results(btc_1h):
-    # Research runs (no risk limits, stops, shorts or gap refusal) use a variant compiled without
-    # that code; it must produce the very same trades, curve and statistics.
+    # Research runs (no risk limits, stops or shorts) use a variant compiled without that code; it
+    # must produce the very same trades, curve and statistics.
     from thunes.backtest import _kernels as K
     from thunes.backtest.engine import options_vector, prepare_inputs
 
     candles = btc_1h.frame.tail(5000)
-    options = BacktestOptions(risk=None, refuse_gap_entries=False)
+    options = BacktestOptions(risk=None)
     inputs = prepare_inputs(candles, "1h", options)
     p = options_vector(options, default_market("BTC/USDT"), "1h")
     assert K.is_lean(p) is True and K.is_lean(options_vector(BacktestOptions(), None, "1h")) is None

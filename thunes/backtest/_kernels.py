@@ -382,9 +382,9 @@ def _finish(stats, state, exposure, n, n_open):
 
 
 def is_lean(p):
-    """``True`` when the parameter vector uses no risk limits, stops, shorts or gap refusal, else None
-    (the ``lean`` argument of :func:`simulate`)."""
-    off = (P_RISK_ON, P_SL, P_TP, P_TSL, P_ALLOW_SHORT, P_GAP_REFUSE)
+    """``True`` when the parameter vector uses no risk limits, stops or shorts, else None (the ``lean``
+    argument of :func:`simulate`)."""
+    off = (P_RISK_ON, P_SL, P_TP, P_TSL, P_ALLOW_SHORT)
     return True if all(p[k] == 0.0 for k in off) else None
 
 
@@ -397,9 +397,9 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     """Backtest one instrument. Returns the number of trade records written (open trade included).
 
     ``records`` may have zero rows (sweeps: statistics only) and ``equity_out`` zero length.
-    ``lean=True`` (see :func:`is_lean`) promises no risk limits, stops, shorts or gap refusal: numba
-    then compiles a variant without that code (its type differs from None's, so the flags below are
-    compile-time constants), a fifth faster for research runs and sweeps; the results are the same.
+    ``lean=True`` (see :func:`is_lean`) promises no risk limits, stops or shorts: numba then compiles
+    a variant without that code (its type differs from None's, so the flags below are compile-time
+    constants), a fifth faster for research runs and sweeps; the results are the same.
     """
     full = lean is None
     n = close.shape[0]
@@ -412,7 +412,7 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     tick = p[P_TICK]
     allow_short = full and p[P_ALLOW_SHORT] > 0.0
     risk_on = full and p[P_RISK_ON] > 0.0
-    gap_refuse = full and p[P_GAP_REFUSE] > 0.0
+    gap_refuse = p[P_GAP_REFUSE] > 0.0  # one test per entry: not worth a variant
     has_stops = full and (sl > 0.0 or tp > 0.0 or tsl > 0.0)
     stats[:] = 0.0
 

@@ -13,6 +13,7 @@ kernel's sums), so a sweep row equals the corresponding single :func:`run_backte
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 import numba
@@ -114,10 +115,14 @@ def _sweep_one(
         periods = sorted({c["fast"] for c in combos} | {c["slow"] for c in combos})
         row_of = {period: i for i, period in enumerate(periods)}
         table = np.empty((len(periods), n), dtype=np.float64)
-        for period, i in row_of.items():
-            # The same SMA as SmaCross.signals (so rows equal single runs), on the bare array: the
-            # Series wrapper cost 3x the kernel on 1M bars.
-            table[i] = sma(inputs.close, period)
+
+        def fill(period: int) -> None:
+            # The same SMA as SmaCross.signals (so rows equal single runs), on the bare array (the
+            # Series wrapper cost 3x the kernel on 1M bars); its kernel releases the GIL.
+            table[row_of[period]] = sma(inputs.close, period)
+
+        with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
+            list(pool.map(fill, periods))
         fast_idx = np.array([row_of[c["fast"]] for c in combos], dtype=np.int64)
         slow_idx = np.array([row_of[c["slow"]] for c in combos], dtype=np.int64)
         K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out, K.is_lean(p))
