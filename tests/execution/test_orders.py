@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from thunes.core.enums import OrderStatus, OrderType, Side
 from thunes.core.ids import client_order_id
 from thunes.exchange.types import OrderRequest
@@ -277,5 +279,33 @@ def test_the_durable_path_does_one_journal_commit_and_one_audit_fsync_before_the
     assert len(fsyncs) == 2
     assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "fill",
                                                                 "order_result"]
+    audit.close()
+    assert verify_audit(s.audit_path).ok
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_the_audit_fsync_overlaps_the_journal_commit_only_when_asked(sim, tmp_path, monkeypatch, overlap):
+    import os
+    import threading
+
+    from thunes.execution.audit import AuditTrail
+    from thunes.execution.orders import ExecutorOptions
+
+    # Arrange: which thread fsyncs the audit file, and is the journal row committed at that moment?
+    s = build_stack(sim, tmp_path, options=ExecutorOptions(settle_ms=200, overlap_fsyncs=overlap))
+    s.audit.close()
+    audit = AuditTrail(s.audit_path, fsync="always")
+    s.executor.audit = s.risk.audit = audit
+    threads: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (threads.append(threading.current_thread().name)
+                                                 if fd == audit._fd else None, real_fsync(fd))[1])
+    # Act
+    out = s.executor.execute(_entry(sim))
+    # Assert: the pre-send fsync ran on the helper thread (overlapped) or on the caller's (one after the other)
+    assert out.status is OrderStatus.FILLED
+    assert len(threads) == 2
+    assert threads[0].startswith("audit-fsync") is overlap
+    assert threads[1] == threading.current_thread().name  # the result records: after the send, on the caller
     audit.close()
     assert verify_audit(s.audit_path).ok

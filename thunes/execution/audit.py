@@ -35,6 +35,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -240,6 +241,7 @@ class AuditTrail:
         self._prev = GENESIS
         self._unsynced = 0
         self._local = threading.local()  # per thread: depth of nested group() blocks
+        self._syncer: ThreadPoolExecutor | None = None  # sync_soon's helper thread, started on first use
         self.fsyncs = 0  # fsyncs of the record file so far (the benchmark and the tests count them)
 
     # -- grouped durability --------------------------------------------------------------------------
@@ -259,6 +261,19 @@ class AuditTrail:
             self._local.depth = depth
             if depth == 0 and self.fsync == "always":
                 self.sync()
+
+    def sync_soon(self) -> Future[bool]:
+        """Start :meth:`sync` on a helper thread and return at once; ``.result()`` waits for it (and raises
+        what it raised).
+
+        The order path overlaps the audit fsync with the journal's commit this way: the two files are
+        made durable at the same time instead of one after the other, and both are on disk before the
+        order is sent.
+        """
+        with self._lock:
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-fsync")
+            return self._syncer.submit(self.sync)
 
     def sync(self) -> bool:
         """fsync the record file if anything written since the last fsync is not on disk yet; True if it did."""
@@ -333,6 +348,9 @@ class AuditTrail:
             self._unsynced = 0
 
     def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)  # a sync in flight finishes before the file is closed
+            self._syncer = None
         with self._lock:
             if self._fd >= 0:
                 if self.fsync != "never":

@@ -25,6 +25,7 @@ final: a row journaled just before a crash that never left is closed this way); 
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -79,6 +80,9 @@ class ExecutorOptions:
     lookup_attempts: int = 3
     retry_sleep_s: float = 0.5
     settle_ms: int = 6_000  # recvWindow (5 s) + margin: after this a SENT order not found was never placed
+    # Before the send, fsync the audit file on a helper thread while the journal commits (both durable before
+    # the order leaves, in about the time of one fsync); False: one after the other (the benchmark compares).
+    overlap_fsyncs: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +160,13 @@ class OrderExecutor:
         group = getattr(self.audit, "group", None)
         return group() if group is not None else nullcontext()
 
+    def _audit_sync_soon(self) -> Future[bool] | None:
+        """Start the audit fsync now (fsync=always only), to overlap it with the journal commit."""
+        if self.audit is None or getattr(self.audit, "fsync", None) != "always" or \
+                not hasattr(self.audit, "sync_soon"):
+            return None
+        return self.audit.sync_soon()
+
     def _market(self, symbol: str) -> Market:
         market = self.markets.get(symbol)
         if market is None:
@@ -221,8 +232,8 @@ class OrderExecutor:
         existing = self.journal.get(cid)
         if existing is not None:
             return OrderOutcome(intent=intent, client_order_id=cid, entry=existing, duplicate=True)
-        # Two fsyncs before the request leaves: the journal commit (write-ahead) and one audit fsync that
-        # covers the risk decision and the order intent together (the audit group ends before the send).
+        # Two fsyncs before the request leaves, at the same time: the journal commit (write-ahead) and one audit
+        # fsync covering the risk decision and the order intent (records of one group, see AuditTrail.group).
         with self._audit_group():
             decision = self.risk.check(intent)
             if isinstance(decision, Denied):
@@ -235,13 +246,6 @@ class OrderExecutor:
                 self._audit("order_refused", {"client_order_id": cid, "symbol": intent.symbol,
                                               "filter": exc.filter_name, "error": str(exc)})
                 return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, error=str(exc))
-            entry, created = self.journal.record_sent(cid, prepared, strategy=intent.strategy,
-                                                      reason=intent.reason, bar_ts=intent.bar_ts,
-                                                      is_exit=intent.is_exit)
-            if not created:  # another thread journaled the same intent between our get() and here
-                if decision.reserved:
-                    self.risk.release(intent.symbol)
-                return OrderOutcome(intent=intent, client_order_id=cid, entry=entry, duplicate=True)
             self._audit("order_intent", {"client_order_id": cid, "symbol": prepared.symbol,
                                          "side": str(prepared.side), "type": str(prepared.order_type),
                                          "qty": str(prepared.qty),
@@ -249,6 +253,20 @@ class OrderExecutor:
                                          "ref_price": str(prepared.ref_price), "decision_id": decision.decision_id,
                                          "strategy": intent.strategy, "bar_ts": intent.bar_ts,
                                          "reason": intent.reason})
+            audit_synced = self._audit_sync_soon() if self.options.overlap_fsyncs else None
+            try:
+                entry, created = self.journal.record_sent(cid, prepared, strategy=intent.strategy,
+                                                          reason=intent.reason, bar_ts=intent.bar_ts,
+                                                          is_exit=intent.is_exit)
+            finally:
+                if audit_synced is not None:
+                    audit_synced.result()
+            if not created:  # another thread journaled the same intent between our get() and here
+                if decision.reserved:
+                    self.risk.release(intent.symbol)
+                self._audit("order_intent_withdrawn", {"client_order_id": cid,
+                                                       "reason": "already journaled by another caller"})
+                return OrderOutcome(intent=intent, client_order_id=cid, entry=entry, duplicate=True)
         entry = self._send(entry)
         return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, entry=entry, error=entry.error)
 
