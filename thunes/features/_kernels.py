@@ -831,15 +831,17 @@ def adx_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pd
 
     The directional movements and true ranges of rows ``1..n-1`` are summed; from row ``n`` on each sum
     decays by ``(n-1)/n`` before the new value is added. ADX is seeded with the mean DX of rows
-    ``n..2n-1`` and then smoothed the same way. An empty ``adx`` array skips the ADX (for +DI/-DI alone),
-    empty ``pdi``/``mdi`` arrays skip writing the DIs (for the ADX alone).
+    ``n..2n-1`` and then smoothed the same way. An empty output array is neither computed nor written
+    (``ind.plus_di`` asks for +DI alone, ``ind.adx`` for the ADX alone).
     """
     m = close.size
     with_adx = adx.size > 0
-    with_di = pdi.size > 0  # empty +DI/-DI arrays: the ADX alone
+    with_pdi = pdi.size > 0  # an empty output array is not computed
+    with_mdi = mdi.size > 0
     for i in range(min(2 * n - 1 if with_adx else n, m)):
-        if i < n and with_di:
+        if i < n and with_pdi:
             pdi[i] = np.nan
+        if i < n and with_mdi:
             mdi[i] = np.nan
         if with_adx:
             adx[i] = np.nan
@@ -867,18 +869,22 @@ def adx_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, pd
         dx_ok = False
         dx = 0.0
         if not _ta_is_zero(trs):
-            p = 100.0 * (pdm / trs)
-            q = 100.0 * (mdm / trs)
-            if with_di:
+            scale = 100.0 / trs  # one division for both DIs (TA-Lib divides twice; same to ~1e-16)
+            p = pdm * scale
+            q = mdm * scale
+            if with_pdi:
                 pdi[i] = p
+            if with_mdi:
                 mdi[i] = q
             tot = p + q
             if with_adx and not _ta_is_zero(tot):
                 dx = 100.0 * (abs(q - p) / tot)
                 dx_ok = True
-        elif with_di:
-            pdi[i] = 0.0
-            mdi[i] = 0.0
+        else:
+            if with_pdi:
+                pdi[i] = 0.0
+            if with_mdi:
+                mdi[i] = 0.0
         if not with_adx:
             continue
         if i < 2 * n:

@@ -258,23 +258,16 @@ def _macd_kernel(a: np.ndarray, fast: int, slow: int,
     return K.macd_1d(a, fast, slow, signal, np.empty(a.size), np.empty(a.size), np.empty(a.size))
 
 
-def _adx_kernel(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, with_adx: bool = True,
-                with_di: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(+DI, -DI, ADX, checksum of the inputs); an output not asked for is an empty array.
+def _adx_part(which: int) -> tuple[Callable[..., np.ndarray], Callable[..., tuple]]:
+    """(kernel, checked kernel) computing only output ``which`` of +DI, -DI, ADX (0, 1, 2).
 
-    The outputs come from numpy (huge pages): three fresh arrays from the kernel fault 4 KiB at a time.
+    The output comes from numpy (huge pages: a fresh array from the kernel faults 4 KiB at a time); the
+    other two are empty arrays, which the kernel neither computes nor writes.
     """
-    m = c.size
-    di = m if with_di else 0
-    return K.adx_checked(h, lo, c, n, np.empty(di), np.empty(di), np.empty(m if with_adx else 0), True)
-
-
-def _adx_part(which: int, *, with_adx: bool,
-              with_di: bool) -> tuple[Callable[..., np.ndarray], Callable[..., tuple]]:
-    """(kernel, checked kernel) for one of the three outputs of ``_adx_kernel``."""
 
     def checked(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-        r = _adx_kernel(h, lo, c, n, with_adx, with_di)
+        outs = [np.empty(c.size if k == which else 0) for k in range(3)]
+        r = K.adx_checked(h, lo, c, n, outs[0], outs[1], outs[2], True)
         return r[which], r[3]
 
     return (lambda h, lo, c, n: checked(h, lo, c, n)[0]), checked
@@ -405,7 +398,7 @@ def bollinger_width(close: ArrLike, n: int = 20, k: float = 2.0) -> Arr:
 def adx(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """Average directional index (TA-Lib ADX; first value at row ``2n-1``)."""
     n = _check_period("adx", "n", n, minimum=2)
-    kernel, checked = _adx_part(2, with_adx=True, with_di=False)
+    kernel, checked = _adx_part(2)
     return _multi("adx", [("high", high), ("low", low), ("close", close)], 2 * n - 1, kernel, n,
                   names=[f"adx_{n}"], checked=checked)
 
@@ -413,7 +406,7 @@ def adx(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
 def plus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """+DI (TA-Lib PLUS_DI; first value at row ``n``)."""
     n = _check_period("plus_di", "n", n, minimum=2)
-    kernel, checked = _adx_part(0, with_adx=False, with_di=True)
+    kernel, checked = _adx_part(0)
     return _multi("plus_di", [("high", high), ("low", low), ("close", close)], n, kernel, n,
                   names=[f"plus_di_{n}"], checked=checked)
 
@@ -421,7 +414,7 @@ def plus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
 def minus_di(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
     """-DI (TA-Lib MINUS_DI; first value at row ``n``)."""
     n = _check_period("minus_di", "n", n, minimum=2)
-    kernel, checked = _adx_part(1, with_adx=False, with_di=True)
+    kernel, checked = _adx_part(1)
     return _multi("minus_di", [("high", high), ("low", low), ("close", close)], n, kernel, n,
                   names=[f"minus_di_{n}"], checked=checked)
 
