@@ -740,11 +740,12 @@ def cross_signals(fast, slow, entries, exits):
 
 @njit(cache=True, parallel=True)
 def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, table, fast_idx, slow_idx, p, out_stats,
-                   lean=None):
+                   threads, lean=None):
     """One column per (fast, slow) pair of rows of ``table`` (one moving average per distinct period).
 
-    Each column builds its crossing signals in its own two boolean buffers, so memory is
-    O(bars x (distinct periods + threads)), not O(bars x combos).
+    Each worker builds its columns' crossing signals in its own two boolean buffers (allocated once,
+    reused column after column), so memory is O(bars x (distinct periods + threads)), not
+    O(bars x combos).
     """
     n = close.shape[0]
     m = fast_idx.shape[0]
@@ -752,12 +753,14 @@ def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, table, fast_id
     ones = np.ones(n, dtype=np.float64)
     no_rec = np.empty((0, N_REC), dtype=np.float64)
     no_eq = np.empty(0, dtype=np.float64)
-    for c in prange(m):
+    workers = max(1, min(m, threads))  # numba.get_num_threads() of the caller (inside, it defeats caching)
+    for w in prange(workers):
         entries = np.empty(n, dtype=np.bool_)
         exits = np.empty(n, dtype=np.bool_)
-        cross_signals(table[fast_idx[c]], table[slow_idx[c]], entries, exits)
-        simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, no_short, no_short,
-                 ones, p, no_rec, no_eq, out_stats[c], lean)
+        for c in range(w, m, workers):
+            cross_signals(table[fast_idx[c]], table[slow_idx[c]], entries, exits)
+            simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, no_short, no_short,
+                     ones, p, no_rec, no_eq, out_stats[c], lean)
 
 
 @njit(cache=True, parallel=True)

@@ -125,7 +125,7 @@ def _sweep_one(
             list(pool.map(fill, periods))
         fast_idx = np.array([row_of[c["fast"]] for c in combos], dtype=np.int64)
         slow_idx = np.array([row_of[c["slow"]] for c in combos], dtype=np.int64)
-        K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out, K.is_lean(p))
+        K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out, numba.get_num_threads(), K.is_lean(p))
         bar.update(m)
         return out
     chunk = max(numba.get_num_threads(), min(m, _CHUNK_BYTES // max(1, 12 * n)))
