@@ -275,7 +275,9 @@ def test_a_bad_value_anywhere_is_caught_by_the_one_pass_check(candles, column, r
                  lambda: ind.williams_r(h, lo, c, 14), lambda: ind.stochastic(h, lo, c),
                  lambda: ind.adx(h, lo, c, 14), lambda: ind.plus_di(h, lo, c, 14), lambda: ind.minus_di(h, lo, c, 14),
                  lambda: ind.rolling_std(f[column], 20), lambda: ind.roc(f[column], 10),
-                 lambda: ind.mfi(h, lo, c, f["volume"], 14)):
+                 lambda: ind.mfi(h, lo, c, f["volume"], 14), lambda: ind.sma(f[column], 20),
+                 lambda: ind.ema(f[column], 20), lambda: ind.wma(f[column], 20), lambda: ind.rsi(f[column], 14),
+                 lambda: ind.momentum(f[column], 10)):
         with pytest.raises(DataError, match=rf"'{column}' at row {row} "):
             call()
 

@@ -70,66 +70,111 @@ def _sum_from(x: np.ndarray, lo: int, hi: int, ref: float) -> float:
 @_kernel
 def sma_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average; NaN for the first ``n-1`` rows (TA-Lib SMA)."""
+    return _sma(x, n, False, np.empty(x.size))[0]
+
+
+@_kernel
+def sma_checked(x: np.ndarray, n: int, out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``sma_1d`` into ``out`` and the checksum of its input (see ``rolling_max_checked``)."""
+    return _sma(x, n, True, out)
+
+
+@_kernel
+def _sma(x: np.ndarray, n: int, check: bool, out: np.ndarray) -> tuple[np.ndarray, float]:
     m = x.size
-    out = _nan_head(m, n - 1)
+    _nan_fill(out, n - 1)
     if m < n:
-        return out
+        return out, np.nan
     ref = x[n - 1]
     s = _sum_from(x, 0, n, ref)
+    total = _sum_from(x, 0, n, 0.0) if check else 0.0
     out[n - 1] = ref + s / n
     since = 0
     for i in range(n, m):
+        xi = x[i]
+        if check:
+            total += xi
         since += 1
         if since >= _RESYNC:
-            ref = x[i]
+            ref = xi
             s = _sum_from(x, i - n + 1, i + 1, ref)
             since = 0
         else:
-            s += (x[i] - ref) - (x[i - n] - ref)
+            s += (xi - ref) - (x[i - n] - ref)
         out[i] = ref + s / n
-    return out
+    return out, total
 
 
 @_kernel
 def ema_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Exponential moving average, k = 2/(n+1), seeded with the SMA of the first ``n`` values (TA-Lib)."""
+    return _ema(x, n, False, np.empty(x.size))[0]
+
+
+@_kernel
+def ema_checked(x: np.ndarray, n: int, out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``ema_1d`` into ``out`` and the checksum of its input (see ``rolling_max_checked``)."""
+    return _ema(x, n, True, out)
+
+
+@_kernel
+def _ema(x: np.ndarray, n: int, check: bool, out: np.ndarray) -> tuple[np.ndarray, float]:
     m = x.size
-    out = _nan_head(m, n - 1)
+    _nan_fill(out, n - 1)
     if m < n:
-        return out
+        return out, np.nan
     k = 2.0 / (n + 1)
     keep = 1.0 - k
-    prev = _sum_from(x, 0, n, 0.0) / n
+    seed = _sum_from(x, 0, n, 0.0)
+    total = seed if check else 0.0
+    prev = seed / n
     out[n - 1] = prev
     for i in range(n, m):
-        prev = prev * keep + x[i] * k
+        xi = x[i]
+        if check:
+            total += xi
+        prev = prev * keep + xi * k
         out[i] = prev
-    return out
+    return out, total
 
 
 @_kernel
 def wma_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Linearly weighted moving average (weights 1..n, newest heaviest), TA-Lib's running-sum form."""
+    return _wma(x, n, False, np.empty(x.size))[0]
+
+
+@_kernel
+def wma_checked(x: np.ndarray, n: int, out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``wma_1d`` into ``out`` and the checksum of its input (see ``rolling_max_checked``)."""
+    return _wma(x, n, True, out)
+
+
+@_kernel
+def _wma(x: np.ndarray, n: int, check: bool, out: np.ndarray) -> tuple[np.ndarray, float]:
     m = x.size
-    out = _nan_head(m, n - 1)
+    _nan_fill(out, n - 1)
     if m < n:
-        return out
+        return out, np.nan
     divider = n * (n + 1) / 2.0
     psum = 0.0
     psub = 0.0
     for j in range(n - 1):
         psub += x[j]
         psum += x[j] * (j + 1)
+    total = psub if check else 0.0
     trailing = 0.0
     for i in range(n - 1, m):
         v = x[i]
+        if check:
+            total += v
         psub += v
         psub -= trailing
         psum += v * n
         trailing = x[i - n + 1]
         out[i] = psum / divider
         psum -= psub
-    return out
+    return out, total
 
 
 # ------------------------------------------------------------------------------------ rolling moments
@@ -408,16 +453,31 @@ def swing_1d(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.
 @_kernel
 def rsi_1d(x: np.ndarray, n: int) -> np.ndarray:
     """Wilder's RSI (TA-Lib RSI): first value at row ``n``; 0 where nothing moved (as TA-Lib)."""
+    return _rsi(x, n, False, np.empty(x.size))[0]
+
+
+@_kernel
+def rsi_checked(x: np.ndarray, n: int, out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``rsi_1d`` into ``out`` and the checksum of its input (see ``rolling_max_checked``)."""
+    return _rsi(x, n, True, out)
+
+
+@_kernel
+def _rsi(x: np.ndarray, n: int, check: bool, out: np.ndarray) -> tuple[np.ndarray, float]:
     m = x.size
-    out = _nan_head(m, n)
+    _nan_fill(out, n)
     if m <= n:
-        return out
+        return out, np.nan
     keep = (n - 1) / n
     share = 1.0 / n
     gain = 0.0
     loss = 0.0
+    total = x[0] if check else 0.0
     for i in range(1, m):
-        d = x[i] - x[i - 1]
+        xi = x[i]
+        if check:
+            total += xi
+        d = xi - x[i - 1]
         up = d if d > 0.0 else 0.0
         down = -d if d < 0.0 else 0.0
         if i <= n:  # the seed: plain averages of the first n moves
@@ -432,7 +492,7 @@ def rsi_1d(x: np.ndarray, n: int) -> np.ndarray:
             loss = loss * keep + down * share
         tot = gain + loss
         out[i] = 100.0 * (gain / tot) if not _ta_is_zero(tot) else 0.0
-    return out
+    return out, total
 
 
 @_kernel
@@ -1079,6 +1139,21 @@ def log_1d(x: np.ndarray) -> np.ndarray:
     for i in range(x.size):
         out[i] = math.log(x[i])
     return out
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+def diff_checked(x: np.ndarray, lag: int, out: np.ndarray) -> tuple[np.ndarray, float]:
+    """``diff_1d`` and the checksum of its input. ``reassoc`` lets the checksum (a sum whose finiteness
+    is all that matters) be vectorised; the differences themselves are single operations, unaffected."""
+    total = 0.0
+    for i in range(min(lag, x.size)):
+        out[i] = np.nan
+        total += x[i]
+    for i in range(lag, x.size):
+        xi = x[i]
+        out[i] = xi - x[i - lag]
+        total += xi
+    return out, total
 
 
 @_kernel

@@ -176,7 +176,8 @@ def _multi(fn: str, inputs: Sequence[tuple[str, object]], lookback: int, kernel:
 def sma(x: ArrLike, n: int) -> Arr:
     """Simple moving average over ``n`` rows (TA-Lib SMA)."""
     n = _check_period("sma", "n", n)
-    return _unary("sma", x, n - 1, K.sma_1d, n, names=[f"sma_{n}"])
+    return _unary("sma", x, n - 1, K.sma_1d, n, names=[f"sma_{n}"],
+                  checked=lambda a, p: K.sma_checked(a, p, np.empty(a.size)))
 
 
 rolling_mean = sma
@@ -185,13 +186,15 @@ rolling_mean = sma
 def ema(x: ArrLike, n: int) -> Arr:
     """Exponential moving average, alpha = 2/(n+1), seeded by the SMA of the first ``n`` rows (TA-Lib EMA)."""
     n = _check_period("ema", "n", n)
-    return _unary("ema", x, n - 1, K.ema_1d, n, names=[f"ema_{n}"])
+    return _unary("ema", x, n - 1, K.ema_1d, n, names=[f"ema_{n}"],
+                  checked=lambda a, p: K.ema_checked(a, p, np.empty(a.size)))
 
 
 def wma(x: ArrLike, n: int) -> Arr:
     """Linearly weighted moving average, weights 1..n with the newest heaviest (TA-Lib WMA)."""
     n = _check_period("wma", "n", n)
-    return _unary("wma", x, n - 1, K.wma_1d, n, names=[f"wma_{n}"])
+    return _unary("wma", x, n - 1, K.wma_1d, n, names=[f"wma_{n}"],
+                  checked=lambda a, p: K.wma_checked(a, p, np.empty(a.size)))
 
 
 # ---------------------------------------------------------------------------------------------- rolling
@@ -240,7 +243,8 @@ def rolling_kurt(x: ArrLike, n: int) -> Arr:
 def rsi(close: ArrLike, n: int = 14) -> Arr:
     """Wilder's relative strength index in [0, 100] (TA-Lib RSI; first value at row ``n``)."""
     n = _check_period("rsi", "n", n)
-    return _unary("rsi", close, n, K.rsi_1d, n, names=[f"rsi_{n}"])
+    return _unary("rsi", close, n, K.rsi_1d, n, names=[f"rsi_{n}"],
+                  checked=lambda a, p: K.rsi_checked(a, p, np.empty(a.size)))
 
 
 def macd(close: ArrLike, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[Arr, Arr, Arr]:
@@ -283,7 +287,8 @@ def momentum(x: ArrLike, n: int = 10) -> Arr:
     """x[t] - x[t-n] (TA-Lib MOM)."""
     n = _check_period("momentum", "n", n)
 
-    return _unary("momentum", x, n, lambda a, p: K.diff_1d(a, p, np.empty(a.size)), n, names=[f"mom_{n}"])
+    return _unary("momentum", x, n, lambda a, p: K.diff_1d(a, p, np.empty(a.size)), n, names=[f"mom_{n}"],
+                  checked=lambda a, p: K.diff_checked(a, p, np.empty(a.size)))
 
 
 def log_return(x: ArrLike, lag: int = 1) -> Arr:
