@@ -35,7 +35,7 @@ from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import AccountSpec, DEFAULT_API_KEY, DEFAULT_SECRET, LocalExchange
 from thunes.execution.live_data import Candle
 from thunes.execution.orders import ExecutorOptions
-from thunes.execution.trader import ReplayClock, TraderOptions, build_stack
+from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, frozen_heap
 from thunes.strategies.base import Signals, Strategy
 from thunes.strategies.sma_cross import SmaCross
 
@@ -101,23 +101,24 @@ def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = Tr
         stack.trader.executor = stamped  # type: ignore[assignment]
         stamps = ts_ms(frame)
         received, handed, sent = [], [], []
-        try:
-            for i in range(warm, warm + bars):
-                sim.advance_to(int(stamps[i + 1]))
-                r = frame.iloc[i]
-                c = Candle(ts_ms=int(stamps[i]), open=float(r.open), high=float(r.high), low=float(r.low),
-                           close=float(r.close), volume=float(r.volume))
-                before = stack.audit.fsyncs
-                t0 = time.perf_counter()
-                decision = stack.trader.on_candle(c, received_at=t0)
-                if fsyncs_at_send:
-                    fsyncs_at_send[-1] -= before
-                if decision.latency_s is not None:
-                    received.append(t0)
-                    handed.append(stamped.at[-1])
-                    sent.append(t0 + decision.latency_s)
-        finally:
-            stack.close()
+        with frozen_heap():  # as Trader.run does around its loop
+            try:
+                for i in range(warm, warm + bars):
+                    sim.advance_to(int(stamps[i + 1]))
+                    r = frame.iloc[i]
+                    c = Candle(ts_ms=int(stamps[i]), open=float(r.open), high=float(r.high), low=float(r.low),
+                               close=float(r.close), volume=float(r.volume))
+                    before = stack.audit.fsyncs
+                    t0 = time.perf_counter()
+                    decision = stack.trader.on_candle(c, received_at=t0)
+                    if fsyncs_at_send:
+                        fsyncs_at_send[-1] -= before
+                    if decision.latency_s is not None:
+                        received.append(t0)
+                        handed.append(stamped.at[-1])
+                        sent.append(t0 + decision.latency_s)
+            finally:
+                stack.close()
         r0, h, s = np.array(received), np.array(handed), np.array(sent)
         return (s - r0) * 1000, (h - r0) * 1000, (s - h) * 1000, float(np.mean(fsyncs_at_send))
 
