@@ -41,6 +41,36 @@ def test_pending_row_is_written_once_per_client_order_id(db):
     assert [e.client_order_id for e in j.unresolved()] == ["th-1"]
 
 
+def test_record_sent_journals_straight_as_sent_in_one_commit(db):
+    # Arrange: count the commits (one WAL fsync each under synchronous=FULL)
+    j = OrderJournal(db, clock=SimulatedClock(1000))
+    statements: list[str] = []
+    if db.kind == "sqlite":
+        db._conn.set_trace_callback(statements.append)
+    # Act
+    entry, created = j.record_sent("th-1", _order(), strategy="sma", reason="entry signal", bar_ts=5)
+    again, created2 = j.record_sent("th-1", _order("9"), strategy="sma", bar_ts=5)
+    # Assert: one row, SENT (looked up at restart, never closed blind), equal to what a reader gets back
+    assert created and not created2 and again == entry
+    assert entry == j.get("th-1") and entry.status is OrderStatus.SENT and entry.qty == D("0.00123")
+    assert (entry.strategy, entry.reason, entry.bar_ts, entry.created_ms) == ("sma", "entry signal", 5, 1000)
+    assert [e.client_order_id for e in j.unresolved()] == ["th-1"]
+    if db.kind == "sqlite":
+        assert [st for st in statements if st.strip().upper() == "COMMIT"] == ["COMMIT", "COMMIT"]  # one per call
+
+
+def test_count_open_counts_what_open_orders_lists(db):
+    j = OrderJournal(db, clock=SimulatedClock(1000))
+    j.record_sent("th-1", _order("1"))
+    j.record_sent("th-2", _order("1"))
+    j.apply_update("th-2", OrderStatus.FILLED, filled_qty=D("1"), cum_quote=D("100"))
+    j.record_pending("th-3", PreparedOrder(symbol="ETH/USDT", side=Side.BUY, order_type=OrderType.MARKET,
+                                            qty=D("1"), price=None, ref_price=D("3000"), notional=D("3000")))
+    assert j.count_open() == len(j.open_orders()) == 2
+    assert j.count_open("BTC/USDT") == len(j.open_orders("BTC/USDT")) == 1
+    assert j.count_open("SOL/USDT") == 0
+
+
 def test_transitions_follow_the_table_and_fills_only_grow(db):
     j = OrderJournal(db, clock=SimulatedClock(1000))
     j.record_pending("th-1", _order("1"))

@@ -215,5 +215,16 @@ class OrderJournal:
             params += (symbol,)
         return self._select(where, params)
 
+    def count_open(self, symbol: str | None = None) -> int:
+        """How many orders :meth:`open_orders` would list, counted in SQL (on the order path: no rows built)."""
+        finals = tuple(str(s) for s in OrderStatus if s.is_final)
+        sql = f"SELECT COUNT(*) FROM exec_orders WHERE status NOT IN ({','.join('?' * len(finals))})"
+        params: tuple[Any, ...] = finals
+        if symbol is not None:
+            sql += " AND symbol = ?"
+            params += (symbol,)
+        row = self.db.query_one(sql, params)
+        return int(row[0]) if row else 0
+
     def entries(self) -> list[JournalEntry]:
         return self._select()

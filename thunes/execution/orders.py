@@ -211,7 +211,7 @@ class OrderExecutor:
 
     def _prepare(self, intent: TradeIntent, approved: Approved) -> PreparedOrder:
         market = self._market(intent.symbol)
-        open_orders = len(self.journal.open_orders(intent.symbol))
+        open_orders = self.journal.count_open(intent.symbol)
         qty = approved.qty
         if intent.is_exit and intent.qty is None:
             # Sell everything held, including dust left by earlier base-asset fees.
