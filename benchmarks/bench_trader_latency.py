@@ -9,7 +9,10 @@ makes every candle an order. Four durability settings are measured: everything f
 the other instead of at the same time (``ExecutorOptions(overlap_fsyncs=False)``, for comparison), audit
 ``fsync=batch`` with the journal still durable, and no fsync at all. The durable path does two fsyncs
 before the order leaves: the journal commit (one SQLite WAL fsync) and one audit fsync covering the risk
-decision and the order intent; the table counts the audit fsyncs seen at the send. Each total is split at the moment the trader hands its intent to the executor: the
+decision and the order intent; the table counts the audit fsyncs seen at the send. The garbage-collector
+passes that fell inside the measured spans are listed per setting, and one full (generation-2) pass is
+timed with the heap as it is and frozen (``Trader.run`` freezes it around its loop:
+:func:`~thunes.execution.trader.frozen_heap`). Each total is split at the moment the trader hands its intent to the executor: the
 trader's share (window, signals, position, decision) and the executor's (risk check and its audit record,
 filters, journal commits, the order-intent audit record).
 
@@ -19,6 +22,8 @@ Run: ``.venv/bin/python benchmarks/bench_trader_latency.py [--bars 300]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import os
 import tempfile
 import time
@@ -71,10 +76,34 @@ class StampedExecutor:
         return getattr(self.inner, name)
 
 
-def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = True,
-            overlap: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Milliseconds per order: (candle -> order sent, candle -> executor, executor -> order sent), and the
-    mean number of audit fsyncs between the candle and the send."""
+class GcPauses:
+    """Garbage-collector passes, as (start, end) perf_counter pairs, while installed."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.spans.append((self._start, time.perf_counter()))
+
+    def inside(self, windows: list[tuple[float, float]]) -> list[float]:
+        """Durations (ms) of the passes that ran inside one of ``windows``."""
+        starts = np.array([w[0] for w in windows])
+        out = []
+        for a, b in self.spans:
+            i = np.searchsorted(starts, a, side="right") - 1
+            if i >= 0 and a <= windows[i][1]:
+                out.append((b - a) * 1000)
+        return out
+
+
+def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = True, overlap: bool = True,
+            freeze: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, list[float]]:
+    """Milliseconds per order: (candle -> order sent, candle -> executor, executor -> order sent), the mean
+    number of audit fsyncs between the candle and the send, and the GC passes (ms) inside those spans."""
     warm = 300
     accounts = (AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET,
                             balances={"USDT": "1000000", "BTC": "0"}),)
@@ -101,7 +130,9 @@ def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = Tr
         stack.trader.executor = stamped  # type: ignore[assignment]
         stamps = ts_ms(frame)
         received, handed, sent = [], [], []
-        with frozen_heap():  # as Trader.run does around its loop
+        pauses = GcPauses()
+        gc.callbacks.append(pauses)
+        with frozen_heap() if freeze else contextlib.nullcontext():  # as Trader.run does around its loop
             try:
                 for i in range(warm, warm + bars):
                     sim.advance_to(int(stamps[i + 1]))
@@ -118,9 +149,11 @@ def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = Tr
                         handed.append(stamped.at[-1])
                         sent.append(t0 + decision.latency_s)
             finally:
+                gc.callbacks.remove(pauses)
                 stack.close()
         r0, h, s = np.array(received), np.array(handed), np.array(sent)
-        return (s - r0) * 1000, (h - r0) * 1000, (s - h) * 1000, float(np.mean(fsyncs_at_send))
+        return ((s - r0) * 1000, (h - r0) * 1000, (s - h) * 1000, float(np.mean(fsyncs_at_send)),
+                pauses.inside(list(zip(received, sent))))
 
 
 def main() -> None:
@@ -129,21 +162,25 @@ def main() -> None:
     args = parser.parse_args()
     frame = load_sample_candles("BTC/USDT", "1h", limit=args.bars + 400).frame
     print(f"{'durability':42s} {'orders':>7s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
-    cases = (("audit always + journal FULL (default)", "always", True, True),
-             ("  same, the two fsyncs one after other", "always", True, False),
-             ("audit fsync=batch, journal FULL", "batch", True, True),
-             ("no fsync (audit never, journal NORMAL)", "never", False, True))
-    audit_fsyncs = {}
-    for label, fsync, durable, overlap in cases:
-        total, trader_part, executor_part, audit_fsyncs[label] = measure(frame, args.bars, fsync, durable, overlap)
+    cases = (("audit always + journal FULL (default)", "always", True, True, True),
+             ("  same, the two fsyncs one after other", "always", True, False, True),
+             ("audit fsync=batch, journal FULL", "batch", True, True, True),
+             ("no fsync (audit never, journal NORMAL)", "never", False, True, True))
+    audit_fsyncs, gc_notes = {}, []
+    for label, fsync, durable, overlap, freeze in cases:
+        total, trader_part, executor_part, audit_fsyncs[label], pauses = measure(
+            frame, args.bars, fsync, durable, overlap, freeze)
         rows = ((label, total), ("  trader: candle -> intent", trader_part),
                 ("  executor: intent -> order sent", executor_part))
-        for name, lat in rows if overlap or fsync != "always" else rows[:1]:
+        for name, lat in rows if not label.startswith("  ") else rows[:1]:
             p50, p90, p99 = np.percentile(lat, [50, 90, 99])
             print(f"{name:42s} {len(lat):7d} {p50:8.2f} {p90:8.2f} {p99:8.2f} {lat.max():8.2f}")
+        gc_notes.append(f"  {label.strip()}: {len(pauses)} GC passes inside the measured spans"
+                        + (f", {sum(pauses):.1f} ms in all, longest {max(pauses):.1f} ms" if pauses else ""))
     window = frame.iloc[:300]
     sig = []
     for strategy in (Flip(), SmaCross()):
+        strategy.signals(window).arrays(window.index)  # first call: compiled kernels load from the cache
         for _ in range(200):
             t0 = time.perf_counter()
             strategy.signals(window).arrays(window.index)
@@ -161,6 +198,16 @@ def main() -> None:
             os.fsync(fh.fileno())
     print(f"one fsync on this disk: {(time.perf_counter() - t0) / 50 * 1000:.2f} ms; before each send the durable "
           f"path does 1 journal commit + {audit_fsyncs[cases[0][0]]:.2f} audit fsyncs (at the same time)")
+    t0 = time.perf_counter()
+    gc.collect()
+    full = time.perf_counter() - t0
+    with frozen_heap():
+        t0 = time.perf_counter()
+        gc.collect()
+        frozen = time.perf_counter() - t0
+    print(f"one full GC pass in this process: {full * 1000:.1f} ms; with the heap frozen: {frozen * 1000:.2f} ms")
+    print("garbage collector on the candle -> order path:")
+    print("\n".join(gc_notes))
     print("target: p99 < 5 ms (candle close -> order sent, incl. risk check and audit write)")
 
 
