@@ -41,7 +41,7 @@ GAP_COLUMN = "gap_flag"
 # Below this many rows a feature set is computed on the calling thread: starting threads costs more.
 PARALLEL_MIN_ROWS = 50_000
 # Bump when a kernel's formula changes so that hashes of sets using it change too.
-KERNEL_VERSION = 2
+KERNEL_VERSION = 3  # 3: MFI is 50 on a window with no money flow (TA-Lib: 0); division-free recursions
 
 
 class _Ctx:
