@@ -1,6 +1,8 @@
-"""Execution safety core: latency of a risk check, an audit append (per fsync policy), a filter
-preparation, a write-ahead journal round (PENDING -> SENT -> FILLED + position delta) on SQLite, and the whole
-order path through the executor to the local exchange.
+"""Execution safety core: latency of a risk check, an audit append (per fsync policy), an audit group
+of two records sharing one fsync (the order path's risk decision + order intent), a filter preparation,
+a write-ahead journal round as the executor does it (SENT in one commit -> FILLED + position delta) and the
+older PENDING -> SENT -> FILLED form on SQLite, and the whole order path through the executor to the local
+exchange.
 
 Run: ``.venv/bin/python benchmarks/bench_execution.py [--n 5000]``. Prints p50/p99 in microseconds and
 operations per second for each measured claim. The audit and journal figures depend on the disk's fsync.
@@ -102,6 +104,16 @@ def main() -> None:
             payload = {"symbol": "BTC/USDT", "side": "BUY", "qty": "0.00155", "reason": "sma cross"}
             rows.append((f"audit.append fsync={policy}", _timed(lambda i: trail.append("risk_decision", payload), n)))
             trail.close()
+        trail = AuditTrail(Path(tmp) / "audit_group.jsonl", fsync="always", clock=clock)
+        payload = {"symbol": "BTC/USDT", "side": "BUY", "qty": "0.00155", "reason": "sma cross"}
+
+        def grouped(i: int) -> None:
+            with trail.group():
+                trail.append("risk_decision", payload)
+                trail.append("order_intent", payload)
+
+        rows.append(("audit group of 2 records, fsync=always", _timed(grouped, args.n_disk)))
+        trail.close()
         trail = AuditTrail(Path(tmp) / "audit_risk.jsonl", fsync="always", clock=clock)
         rm3 = RiskManager(settings, clock=clock, audit=trail)
         rows.append(("risk.check + audit fsync=always", _timed(lambda i: rm3.check(TradeIntent(
@@ -118,13 +130,21 @@ def main() -> None:
 
         def journal_round(i: int) -> None:
             cid = f"bench-{i}"
+            journal.record_sent(cid, order)
+            with db.transaction():
+                journal.apply_update(cid, OrderStatus.FILLED, filled_qty=order.qty, cum_quote=order.notional)
+                positions.apply_fill("BTC/USDT", Side.BUY, order.qty, order.notional)
+
+        def journal_round_pending(i: int) -> None:
+            cid = f"bench-p{i}"
             journal.record_pending(cid, order)
             journal.mark_sent(cid)
             with db.transaction():
                 journal.apply_update(cid, OrderStatus.FILLED, filled_qty=order.qty, cum_quote=order.notional)
                 positions.apply_fill("BTC/USDT", Side.BUY, order.qty, order.notional)
 
-        rows.append(("journal round, SQLite synchronous=FULL", _timed(journal_round, args.n_disk)))
+        rows.append(("journal SENT->FILLED+pos, SQLite FULL", _timed(journal_round, args.n_disk)))
+        rows.append(("  older PENDING->SENT->FILLED+pos", _timed(journal_round_pending, args.n_disk)))
         db.close()
         rows.append(("executor.execute via local exchange", _executor_rounds(Path(tmp), args.n_orders)))
 
