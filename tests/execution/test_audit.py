@@ -235,3 +235,27 @@ def test_a_group_does_not_defer_other_threads_or_other_policies(tmp_path, monkey
         batch.append("order_intent", {"i": 0})
     assert calls_b == []  # batch keeps its own rhythm: fsync at 100 records or at close
     batch.close()
+
+
+def _sync_soon_in_child(trail: AuditTrail) -> None:
+    with trail.group():
+        trail.append("order_intent", {"from": "child"})
+        assert trail.sync_soon().result(timeout=10) is True  # the group's record, fsynced by a helper thread
+    trail.close()
+
+
+def test_sync_soon_works_after_a_fork(tmp_path):
+    # Arrange: the helper thread is started in the parent, then the process forks
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail(path, fsync="always")
+    trail.append("risk_decision", {})
+    assert trail.sync_soon().result(timeout=10) is False  # nothing was waiting: the append had fsynced
+    # Act: the child uses the same trail object (its helper thread did not survive the fork)
+    child = mp.get_context("fork").Process(target=_sync_soon_in_child, args=(trail,))
+    child.start()
+    child.join(30)
+    # Assert: the child neither hung nor failed, and its record continues the chain
+    assert child.exitcode == 0
+    trail.close()
+    result = verify_audit(path)
+    assert result.ok and result.records == 2

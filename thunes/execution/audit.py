@@ -242,6 +242,7 @@ class AuditTrail:
         self._unsynced = 0
         self._local = threading.local()  # per thread: depth of nested group() blocks
         self._syncer: ThreadPoolExecutor | None = None  # sync_soon's helper thread, started on first use
+        self._syncer_pid = 0
         self.fsyncs = 0  # fsyncs of the record file so far (the benchmark and the tests count them)
 
     # -- grouped durability --------------------------------------------------------------------------
@@ -271,8 +272,10 @@ class AuditTrail:
         order is sent.
         """
         with self._lock:
-            if self._syncer is None:
+            if self._syncer is None or self._syncer_pid != os.getpid():
+                # (re)started in this process: a helper thread does not survive a fork
                 self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-fsync")
+                self._syncer_pid = os.getpid()
             return self._syncer.submit(self.sync)
 
     def sync(self) -> bool:
@@ -349,7 +352,8 @@ class AuditTrail:
 
     def close(self) -> None:
         if self._syncer is not None:
-            self._syncer.shutdown(wait=True)  # a sync in flight finishes before the file is closed
+            if self._syncer_pid == os.getpid():
+                self._syncer.shutdown(wait=True)  # a sync in flight finishes before the file is closed
             self._syncer = None
         with self._lock:
             if self._fd >= 0:
