@@ -46,9 +46,18 @@ def test_invalid_combinations_are_skipped_and_unknown_names_fail():
 def test_multi_symbol_sweep_has_a_row_per_symbol_and_combo():
     from thunes.data.samples import load_sample_candles
 
-    frames = {s: load_sample_candles(s, "1h", limit=2000).frame for s in ("BTC/USDT", "ETH/USDT")}
-    table = run_sweep(frames, get_strategy("sma_cross"), {"fast": [5, 10], "slow": [40]})
+    # Both symbols' columns run in one kernel call on concatenated bars (of different lengths); each
+    # row must still be that symbol's own single run, with its own exchange filters.
+    frames = {"BTC/USDT": load_sample_candles("BTC/USDT", "1h", limit=2000).frame,
+              "ETH/USDT": load_sample_candles("ETH/USDT", "1h", limit=1500).frame}
+    cls = get_strategy("sma_cross")
+    table = run_sweep(frames, cls, {"fast": [5, 10], "slow": [40]})
     assert list(table.symbol) == ["BTC/USDT", "BTC/USDT", "ETH/USDT", "ETH/USDT"]
+    for row in table.itertuples():
+        single = run_backtest(frames[row.symbol], cls(fast=row.fast, slow=row.slow), symbol=row.symbol).stats
+        assert single["n_trades"] > 0
+        for key in KEYS:
+            assert getattr(row, key) == pytest.approx(single[key], rel=1e-12, nan_ok=True), (row.symbol, key)
 
 
 def test_sweep_shows_a_progress_bar_on_stderr_only_when_asked(btc_1h, capsys):

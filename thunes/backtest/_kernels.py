@@ -739,28 +739,37 @@ def cross_signals(fast, slow, entries, exits):
 
 
 @njit(cache=True, parallel=True)
-def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, table, fast_idx, slow_idx, p, out_stats,
-                   threads, lean=None):
-    """One column per (fast, slow) pair of rows of ``table`` (one moving average per distinct period).
+def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, bounds, table, sym_idx, fast_idx, slow_idx, p,
+                   out_stats, threads, lean=None):
+    """One column per (symbol, fast, slow): the whole grid of every symbol in one parallel call.
 
-    Each worker builds its columns' crossing signals in its own two boolean buffers (allocated once,
-    reused column after column), so memory is O(bars x (distinct periods + threads)), not
-    O(bars x combos).
+    The symbols' bars are concatenated: symbol ``s`` holds rows ``bounds[s]:bounds[s + 1]`` of the
+    bar arrays and of ``table`` (one moving average per distinct period, each computed on that
+    symbol's own closes), and ``p[s]`` is its parameter vector (its exchange filters). Each worker
+    builds its columns' crossing signals in two boolean buffers allocated once and reused, so memory
+    is O(bars x (distinct periods + threads)), not O(bars x combos).
     """
-    n = close.shape[0]
     m = fast_idx.shape[0]
-    no_short = np.zeros(n, dtype=np.bool_)
-    ones = np.ones(n, dtype=np.float64)
+    longest = 0
+    for s in range(bounds.shape[0] - 1):
+        longest = max(longest, bounds[s + 1] - bounds[s])
+    no_short = np.zeros(longest, dtype=np.bool_)
+    ones = np.ones(longest, dtype=np.float64)
     no_rec = np.empty((0, N_REC), dtype=np.float64)
     no_eq = np.empty(0, dtype=np.float64)
     workers = max(1, min(m, threads))  # numba.get_num_threads() of the caller (inside, it defeats caching)
     for w in prange(workers):
-        entries = np.empty(n, dtype=np.bool_)
-        exits = np.empty(n, dtype=np.bool_)
+        entries = np.empty(longest, dtype=np.bool_)
+        exits = np.empty(longest, dtype=np.bool_)
         for c in range(w, m, workers):
-            cross_signals(table[fast_idx[c]], table[slow_idx[c]], entries, exits)
-            simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, no_short, no_short,
-                     ones, p, no_rec, no_eq, out_stats[c], lean)
+            s = sym_idx[c]
+            lo = bounds[s]
+            hi = bounds[s + 1]
+            k = hi - lo
+            cross_signals(table[fast_idx[c]][lo:hi], table[slow_idx[c]][lo:hi], entries[:k], exits[:k])
+            simulate(open_[lo:hi], high[lo:hi], low[lo:hi], close[lo:hi], volume[lo:hi], vol[lo:hi], gap[lo:hi],
+                     ts[lo:hi], entries[:k], exits[:k], no_short[:k], no_short[:k], ones[:k], p[s], no_rec, no_eq,
+                     out_stats[c], lean)
 
 
 @njit(cache=True, parallel=True)

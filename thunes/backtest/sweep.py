@@ -1,10 +1,12 @@
 """Parameter sweeps: a grid of strategy parameters run as one parallel kernel call over columns.
 
-Each parameter set is a column; columns run in parallel over cores (numba ``prange``) and report
-only streaming statistics, so memory stays O(bars), not O(bars x combos). Moving-average crossover
-strategies (``sma_cross``) take a fused path: one moving average per *distinct* period is computed
-once, and each column builds its crossing signals in its own small buffers. Other strategies run
-their ``signals()`` in Python for a chunk of columns at a time (memory O(bars x chunk)).
+Each (symbol, parameter set) is a column; columns run in parallel over cores (numba ``prange``) and
+report only streaming statistics, no trade list or curve. Moving-average crossover strategies
+(``sma_cross``) take a fused path: the symbols' bars are concatenated, one moving average per
+*distinct* period and symbol is computed once, and the columns of every symbol go to one kernel
+call, each building its crossing signals in its worker's two reused buffers, so memory stays
+O(bars x (periods + threads)), not O(bars x combos). Other strategies run their ``signals()`` in
+Python for a chunk of columns at a time (memory O(bars x chunk)), one kernel call per chunk and symbol.
 
 The metrics are those of :func:`thunes.backtest.metrics.compute_metrics` (same formulas, from the
 kernel's sums), so a sweep row equals the corresponding single :func:`run_backtest`.
@@ -82,14 +84,20 @@ def run_sweep(
     if not combos:
         raise ConfigError(f"no valid parameter combination in the grid ({skipped} rejected by {strategy_cls.name})")
     frames = dict(candles) if isinstance(candles, Mapping) else {symbol: candles}
+    markets: dict[str, Market | None] = {}
+    for sym in frames:
+        mkt = market.get(sym) if isinstance(market, Mapping) else market
+        markets[sym] = mkt if mkt is not None else default_market(sym)
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(frames) * len(combos), desc="sweep", unit="combo", disable=not progress, leave=False)
     try:
-        for sym, frame in frames.items():
-            mkt = market.get(sym) if isinstance(market, Mapping) else market
-            mkt = mkt if mkt is not None else default_market(sym)
-            stats = _sweep_one(frame, strategy_cls, combos, options, timeframe, mkt, bar)
-            for params, row in zip(combos, stats):
+        if _fused_ma_cross(strategy_cls, combos):
+            stats = _sweep_ma_cross(frames, combos, options, timeframe, markets, bar)
+        else:
+            stats = {sym: _sweep_one(frame, strategy_cls, combos, options, timeframe, markets[sym], bar)
+                     for sym, frame in frames.items()}
+        for sym in frames:
+            for params, row in zip(combos, stats[sym]):
                 metrics = stats_from_kernel(row, initial_cash=options.initial_cash, timeframe=timeframe)
                 rows.append({"symbol": sym, **params, **metrics})
     finally:
@@ -98,6 +106,44 @@ def run_sweep(
     out.attrs["skipped"] = skipped
     out.attrs["strategy"] = strategy_cls.name
     return out
+
+
+def _sweep_ma_cross(
+    frames: Mapping[str, pd.DataFrame], combos: list[dict[str, Any]], options: BacktestOptions, timeframe: str,
+    markets: Mapping[str, Market | None], bar: tqdm,
+) -> dict[str, np.ndarray]:
+    """Every (symbol, fast, slow) column in one kernel call; returns the statistics rows per symbol."""
+    from thunes.strategies._indicators import sma
+
+    symbols = list(frames)
+    inputs = [prepare_inputs(frames[sym], timeframe, options) for sym in symbols]
+    bounds = np.zeros(len(symbols) + 1, dtype=np.int64)
+    bounds[1:] = np.cumsum([len(x.close) for x in inputs])
+    bars = {name: np.concatenate([getattr(x, name) for x in inputs])
+            for name in ("open", "high", "low", "close", "volume", "vol", "gap", "ts")}
+    p = np.stack([options_vector(options, markets[sym], timeframe) for sym in symbols])
+    periods = sorted({c["fast"] for c in combos} | {c["slow"] for c in combos})
+    row_of = {period: i for i, period in enumerate(periods)}
+    table = np.empty((len(periods), int(bounds[-1])), dtype=np.float64)
+
+    def fill(job: tuple[int, int]) -> None:
+        # The same SMA as SmaCross.signals (so rows equal single runs), on each symbol's bare closes
+        # (the Series wrapper cost 3x the kernel on 1M bars); its kernel releases the GIL.
+        period, s = job
+        table[row_of[period], bounds[s]:bounds[s + 1]] = sma(inputs[s].close, period)
+
+    with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
+        list(pool.map(fill, [(period, s) for period in periods for s in range(len(symbols))]))
+    m = len(combos)
+    sym_idx = np.repeat(np.arange(len(symbols), dtype=np.int64), m)
+    fast_idx = np.tile(np.array([row_of[c["fast"]] for c in combos], dtype=np.int64), len(symbols))
+    slow_idx = np.tile(np.array([row_of[c["slow"]] for c in combos], dtype=np.int64), len(symbols))
+    out = np.zeros((len(symbols) * m, K.N_STATS), dtype=np.float64)
+    K.sweep_ma_cross(bars["open"], bars["high"], bars["low"], bars["close"], bars["volume"], bars["vol"],
+                     bars["gap"], bars["ts"], bounds, table, sym_idx, fast_idx, slow_idx, p, out,
+                     numba.get_num_threads(), K.is_lean(p[0]))
+    bar.update(len(symbols) * m)
+    return {sym: out[s * m:(s + 1) * m] for s, sym in enumerate(symbols)}
 
 
 def _sweep_one(
@@ -109,25 +155,6 @@ def _sweep_one(
     n, m = len(inputs.close), len(combos)
     out = np.zeros((m, K.N_STATS), dtype=np.float64)
     args = (inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap, inputs.ts)
-    if _fused_ma_cross(strategy_cls, combos):
-        from thunes.strategies._indicators import sma
-
-        periods = sorted({c["fast"] for c in combos} | {c["slow"] for c in combos})
-        row_of = {period: i for i, period in enumerate(periods)}
-        table = np.empty((len(periods), n), dtype=np.float64)
-
-        def fill(period: int) -> None:
-            # The same SMA as SmaCross.signals (so rows equal single runs), on the bare array (the
-            # Series wrapper cost 3x the kernel on 1M bars); its kernel releases the GIL.
-            table[row_of[period]] = sma(inputs.close, period)
-
-        with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
-            list(pool.map(fill, periods))
-        fast_idx = np.array([row_of[c["fast"]] for c in combos], dtype=np.int64)
-        slow_idx = np.array([row_of[c["slow"]] for c in combos], dtype=np.int64)
-        K.sweep_ma_cross(*args, table, fast_idx, slow_idx, p, out, numba.get_num_threads(), K.is_lean(p))
-        bar.update(m)
-        return out
     chunk = max(numba.get_num_threads(), min(m, _CHUNK_BYTES // max(1, 12 * n)))
     for lo in range(0, m, chunk):
         part = combos[lo:lo + chunk]
