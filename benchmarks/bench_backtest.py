@@ -198,7 +198,7 @@ def part_vbt_sweep(bars: int, repeat: int, limit: int) -> dict:
         slow = vbt.MA.run(close, [s for _, s in combos], short_name="slow")
         entries = fast.ma_crossed_above(slow).shift(1, fill_value=False)
         exits = fast.ma_crossed_below(slow).shift(1, fill_value=False)
-        price = np.broadcast_to(open_.to_numpy()[:, None], entries.shape)
+        price = open_ if entries.ndim == 1 else np.broadcast_to(open_.to_numpy()[:, None], entries.shape)
         pf = vbt.Portfolio.from_signals(close, entries, exits, price=price, fees=0.0, init_cash=10_000.0,
                                         freq="1min")
         pf.final_value()
