@@ -309,3 +309,23 @@ def test_the_audit_fsync_overlaps_the_journal_commit_only_when_asked(sim, tmp_pa
     assert threads[1] == threading.current_thread().name  # the result records: after the send, on the caller
     audit.close()
     assert verify_audit(s.audit_path).ok
+
+
+def test_a_journal_write_that_fails_sends_nothing_and_says_so_in_the_audit(sim, stack):
+    from thunes.core.errors import StoreError
+
+    # Arrange: the database refuses the journal insert (a real SQLite failure, raised by a trigger)
+    stack.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON exec_orders "
+                     "BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END")
+    intent = _entry(sim)
+    # Act
+    with pytest.raises(StoreError, match="disk full"):
+        stack.executor.execute(intent)
+    # Assert: nothing reached the exchange, the reserved slot is free, the audit closes the intent
+    assert _exchange_orders(stack, "BTC/USDT") == []
+    kinds = [r.kind for r in AuditTrail.read(stack.audit_path)]
+    assert kinds == ["risk_decision", "order_intent", "risk_release", "order_not_sent"]
+    stack.db.execute("DROP TRIGGER refuse")
+    again = stack.executor.execute(intent)  # the slot was released (else: denied, duplicate symbol): placed once
+    assert again.status is OrderStatus.FILLED
+    assert len(_exchange_orders(stack, "BTC/USDT")) == 1

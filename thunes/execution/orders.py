@@ -41,6 +41,7 @@ from thunes.core.errors import (
     OrderNotFound,
     OrderRejected,
     RetryableError,
+    StoreError,
 )
 from thunes.core.ids import client_order_id
 from thunes.core.markets import Market
@@ -258,6 +259,12 @@ class OrderExecutor:
                 entry, created = self.journal.record_sent(cid, prepared, strategy=intent.strategy,
                                                           reason=intent.reason, bar_ts=intent.bar_ts,
                                                           is_exit=intent.is_exit)
+            except StoreError as exc:
+                # Not journaled, so never sent: say so after the intent record, and free the slot.
+                if decision.reserved:
+                    self.risk.release(intent.symbol)
+                self._audit("order_not_sent", {"client_order_id": cid, "error": f"journal write failed: {exc}"})
+                raise
             finally:
                 if audit_synced is not None:
                     audit_synced.result()
