@@ -365,7 +365,7 @@ class Trader:
     def _skip(self, candle: Candle, reason: str) -> BarDecision:
         if self.audit is not None:
             self.audit.append("trader_skip", {"symbol": self.options.symbol, "bar_ts": candle.ts_ms, "reason": reason})
-        log.warning("bar %s: %s", candle.ts_ms, reason)
+        log.info("bar %s: %s", candle.ts_ms, reason)  # a decision, printed by the caller; not a warning
         return BarDecision(bar_ts=candle.ts_ms, action="skip", reason=reason)
 
     def _order(self, candle: Candle, side: Side, reason: str, qty: Decimal, received_at: float) -> BarDecision:
