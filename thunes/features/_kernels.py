@@ -801,15 +801,38 @@ def _directional_move(high: float, low: float, prev_high: float, prev_low: float
 
 
 @_kernel
+def _true_range_into(high: np.ndarray, low: np.ndarray, close: np.ndarray, out: np.ndarray,
+                     check: bool) -> tuple[np.ndarray, float]:
+    """True range into ``out`` (NaN at row 0) over zero-based views (no wrap-around checks, so it
+    vectorises); with ``check`` also the sum of every input (finite only if every input is)."""
+    m = close.size
+    total = 0.0
+    if m == 0:
+        return out, total
+    out[0] = np.nan
+    hs, ls, prev, dest = high[1:], low[1:], close[:m - 1], out[1:]
+    if check:
+        total = (high[0] + low[0]) + close[m - 1]  # the inputs no true range reads
+        for i in range(dest.size):
+            h, lo, p = hs[i], ls[i], prev[i]
+            dest[i] = _true_range(h, lo, p)
+            total += (h + lo) + p
+    else:
+        for i in range(dest.size):
+            dest[i] = _true_range(hs[i], ls[i], prev[i])
+    return out, total
+
+
+@_kernel
 def true_range_1d(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """max(h-l, |h-c[t-1]|, |l-c[t-1]|); NaN at row 0 (TA-Lib TRANGE)."""
-    return _atr(high, low, close, 0, False, False)[0]
+    return _true_range_into(high, low, close, np.empty(close.size), False)[0]
 
 
 @_kernel
 def true_range_checked(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, float]:
     """``true_range_1d`` and the checksum of its inputs (a sum: finite only if every input is)."""
-    return _atr(high, low, close, 0, False, True)
+    return _true_range_into(high, low, close, np.empty(close.size), True)
 
 
 @_kernel
@@ -1145,22 +1168,32 @@ def log_1d(x: np.ndarray) -> np.ndarray:
 def diff_checked(x: np.ndarray, lag: int, out: np.ndarray) -> tuple[np.ndarray, float]:
     """``diff_1d`` and the checksum of its input. ``reassoc`` lets the checksum (a sum whose finiteness
     is all that matters) be vectorised; the differences themselves are single operations, unaffected."""
+    n = x.size
+    head = min(lag, n)
     total = 0.0
-    for i in range(min(lag, x.size)):
+    for i in range(head):
         out[i] = np.nan
         total += x[i]
-    for i in range(lag, x.size):
-        xi = x[i]
-        out[i] = xi - x[i - lag]
+    later, earlier, dest = x[head:], x[:n - head], out[head:]
+    for i in range(later.size):
+        xi = later[i]
+        dest[i] = xi - earlier[i]
         total += xi
     return out, total
 
 
 @_kernel
 def diff_1d(x: np.ndarray, lag: int, out: np.ndarray) -> np.ndarray:
-    """x[t] - x[t-lag] (NaN for the first ``lag`` rows)."""
-    for i in range(min(lag, x.size)):
+    """x[t] - x[t-lag] (NaN for the first ``lag`` rows).
+
+    The loop runs over zero-based views: indexing ``x[i - lag]`` makes numba check every index for a
+    negative wrap-around, which blocks vectorisation (2.6x slower on 1M rows).
+    """
+    n = x.size
+    head = min(lag, n)
+    for i in range(head):
         out[i] = np.nan
-    for i in range(lag, x.size):
-        out[i] = x[i] - x[i - lag]
+    later, earlier, dest = x[head:], x[:n - head], out[head:]
+    for i in range(later.size):
+        dest[i] = later[i] - earlier[i]
     return out
