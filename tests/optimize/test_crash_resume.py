@@ -1,4 +1,5 @@
-"""A study killed mid-trial (kill -9) resumes: the orphaned trial is failed, the rest completes."""
+"""A study killed mid-trial (kill -9) resumes: nothing is left RUNNING, orphaned trials are failed, the rest
+completes."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def test_a_killed_study_resumes_and_fails_its_orphaned_trial(tmp_path, candles) -> None:  # noqa: ANN001
+def test_a_killed_sqlite_study_resumes_with_no_trial_left_running(tmp_path, candles) -> None:  # noqa: ANN001
     url = f"sqlite:///{tmp_path}/crash.sqlite"
     child = subprocess.Popen([sys.executable, "-c", _CHILD, url], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -49,9 +50,9 @@ def test_a_killed_study_resumes_and_fails_its_orphaned_trial(tmp_path, candles) 
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
-    killed_running = [t.number for t in study.get_trials(states=(TrialState.RUNNING,))]
+    # A SQLite study is written behind its trials: only finished trials reach the file, so none is orphaned.
+    assert study.get_trials(states=(TrialState.RUNNING,)) == []
     done_before = len(study.get_trials(states=(TrialState.COMPLETE,)))
-    time.sleep(2.5)  # past the grace period: the dead worker's heartbeat is stale
 
     spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "sample")
     out = run_study(spec, candles, n_trials=done_before + 2, storage_url=url, study_name="crash", progress=False,
@@ -60,7 +61,6 @@ def test_a_killed_study_resumes_and_fails_its_orphaned_trial(tmp_path, candles) 
     trials = out.study.get_trials()
     assert out.n_complete == done_before + 2
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    assert all(trials[n].state == TrialState.FAIL for n in killed_running)
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")  # study.ask()
