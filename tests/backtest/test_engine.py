@@ -209,11 +209,20 @@ def test_daily_loss_kill_switch_refuses_entries_until_next_utc_day():
 
 
 def test_entry_refused_on_a_bar_that_follows_a_data_gap():
-    ts = T0 + np.array([0, 1, 2, 5, 6, 7]) * HOUR  # bars 3 follows a 3 h hole
+    ts = T0 + np.array([0, 1, 2, 5, 6, 7]) * HOUR  # bar 3 follows a 3 h hole
     candles = make_candles([100] * 6, ts=ts)
+    # sma_cross(slow=50) signals read 51 bars: the fill at bar 3 follows the hole, and the signal of
+    # bar 3 (filled at bar 4) has the hole in its window, so both entries are refused.
     result = run(candles, events(candles, entries=[2, 3]))
-    assert list(result.trades.entry_bar) == [4]
-    assert result.stats["refused_risk"] == 1
+    assert list(result.trades.entry_bar) == []
+    assert result.stats["refused_gap"] == 2 and result.stats["refused_risk"] == 0
+    # With a 6-bar window (sma_cross 2/5) the signal of bar 7 (bars 2..7 + the fill at bar 8) is
+    # still refused, the one of bar 8 (bars 3..8 + the fill at bar 9) is clear of the hole.
+    ts = T0 + np.array([0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12]) * HOUR
+    candles = make_candles([100] * 11, ts=ts)
+    result = run_backtest(candles, get_strategy("sma_cross")(fast=2, slow=5), options=BARE,
+                          signals=events(candles, entries=[6, 7, 8]))
+    assert list(result.trades.entry_bar) == [9] and result.stats["refused_gap"] == 2
 
 
 def test_default_options_mirror_live_risk(btc_1h):

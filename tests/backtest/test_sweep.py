@@ -10,7 +10,7 @@ from thunes.core.errors import StrategyError
 from thunes.strategies import get_strategy
 
 KEYS = ("final_equity", "n_trades", "sharpe", "sortino", "max_drawdown", "win_rate", "fees_paid", "exposure",
-        "turnover", "refused_risk", "refused_filters")
+        "turnover", "refused_risk", "refused_filters", "refused_gap")
 
 
 @pytest.mark.parametrize("options", [BacktestOptions(), BacktestOptions(risk=None, stop_loss=0.03, trailing_stop=0.05)])

@@ -98,3 +98,14 @@ def test_crossings_on_a_hand_made_series():
     assert crossed_above(a, 2.5).tolist() == [False, False, True, False, False, False]
     assert crossed_below(a, 2.5).tolist() == [False, False, False, False, True, False]
     assert crossed_above(a, b).index.equals(idx) and crossed_above(a, b).dtype == bool
+
+
+def test_refuse_entries_travels_with_events_or_a_target_and_defaults_to_nothing_vetoed():
+    idx = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC", name="ts")
+    veto = pd.Series([False, True, None, False], index=idx, dtype="boolean")  # unknown counts as no veto
+    events = Signals(entries=pd.Series([True, True, False, False], index=idx), refuse_entries=veto)
+    assert events.arrays(idx).refuse_entries.tolist() == [False, True, False, False]
+    target = Signals.from_target(pd.Series([1.0, 1.0, 0.0, np.nan], index=idx), refuse_entries=veto)
+    assert target.arrays(idx).refuse_entries.tolist() == [False, True, False, False]
+    plain = Signals(entries=pd.Series([True, False, False, False], index=idx)).arrays(idx)
+    assert plain.refuse_entries.tolist() == [False] * 4

@@ -335,3 +335,43 @@ def test_the_window_is_the_canonical_frame_of_the_last_candles_and_a_strategy_ca
     validate_candles(window)
     window.loc[window.index[-1], "close"] = -1.0  # a careless strategy
     assert trader.window()["close"].iloc[-1] == frame["close"].iloc[50]
+
+
+def test_an_entry_whose_window_spans_a_gap_is_skipped_as_in_the_backtest(tmp_path):
+    # Arrange: the hand-made series of tests/backtest/test_gap_rule.py (3 h hole before bar 10): SMA
+    # 2/5 crosses up on bar 11, its 6-bar window spanning the hole, and on bar 18, clear of it.
+    import numpy as np
+
+    from thunes.backtest import BacktestOptions, run_backtest
+    from thunes.core.candles import candles_frame
+
+    closes = np.array([110, 108, 106, 104, 102, 100, 100, 100, 100, 100,
+                       100, 110, 110, 85, 85, 85, 85, 85, 95, 95, 95, 95, 95], dtype=float)
+    hours = np.array(list(range(10)) + [h + 3 for h in range(10, 23)])
+    frame = candles_frame(1_704_067_200_000 + hours * 3_600_000, closes, closes * 1.001, closes * 0.999,
+                          closes, np.full(len(closes), 10.0))
+    stamps = ts_ms(frame)
+    sim = LocalExchange(candles={"BTC/USDT": frame}, start_ms=int(stamps[6])).start()
+    options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                            state_dir=tmp_path / "state", window_bars=WARM)
+    cross = SmaCross(fast=2, slow=5)
+    stack = build_stack(CcxtExchange.for_local(sim), strategy=cross, options=options,
+                        risk_settings=RiskSettings(cool_down_minutes=0), audit_path=tmp_path / "audit.jsonl",
+                        ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never",
+                        settle_ms=100)
+    stack.trader.warm_up(frame.iloc[:6])
+    # Act
+    try:
+        decisions = {int(stamps[i]): step(sim, stack, frame, i) for i in range(6, len(frame) - 1)}
+    finally:
+        stack.close()
+        sim.stop()
+    # Assert: the bar-11 entry is skipped for the gap (audited), the bar-18 entry is bought; the
+    # backtest refuses and takes the same signals.
+    refused = decisions[int(stamps[11])]
+    assert refused.action == "skip"
+    assert refused.reason == "entry signal refused: its 6-bar window spans a gap in the candles (3 missing)"
+    assert '"trader_skip"' in (tmp_path / "audit.jsonl").read_text()
+    assert [ts for ts, d in decisions.items() if d.action == "buy"] == [int(stamps[18])]
+    backtest = run_backtest(frame, cross, options=BacktestOptions(risk=None))
+    assert backtest.trades.entry_ts.tolist() == [frame.index[19]] and backtest.stats["refused_gap"] == 1

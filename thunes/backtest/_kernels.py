@@ -24,6 +24,10 @@ Conventions (documented in docs/backtest.md and tested in tests/backtest):
   resting limit order: maker fee, no slippage, filled at its price (or at the open if it gapped).
 * Quantities are rounded down to the lot step; an order under the minimum quantity or notional is
   refused (counted in stats), never rounded up.
+* ``gap[i]`` True refuses an entry filled at bar i (counted apart from the risk refusals): the
+  Python side sets it where the signal's window, bars t-warmup+1..t, or the step from t to the fill
+  bar i = t+1 spans a hole in the candles, or where the strategy vetoed bar t's entry
+  (``Signals.refuse_entries``). Exits are never refused.
 
 Parameters travel in one float64 vector ``p`` (indices ``P_*``) to keep signatures short; the
 Python side (engine.py) builds it from ``BacktestOptions``.
@@ -104,7 +108,8 @@ S_REFUSED_RISK = 14
 S_HOLD_BARS = 15
 S_N_BARS = 16
 S_OPEN_TRADE = 17
-N_STATS = 18
+S_REFUSED_GAP = 18
+N_STATS = 19
 
 
 # -- per-symbol exchange filters (portfolio) -------------------------------------------------------
@@ -486,7 +491,9 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             elif allow_short and short_entries[t] and not short_exits[t]:
                 side = -1.0
             if side != 0.0:
-                if (gap_refuse and gap[i]) or (risk_on and (killed or ts[i] < cool_until)):
+                if gap_refuse and gap[i]:
+                    stats[S_REFUSED_GAP] += 1.0
+                elif risk_on and (killed or ts[i] < cool_until):
                     stats[S_REFUSED_RISK] += 1.0
                 else:
                     notional = _target_notional(p, cash, cash, vol[t], scale[t])
@@ -638,7 +645,10 @@ def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, e
                 side = -1.0
             if side == 0.0:
                 continue
-            if (gap_refuse and gap[i, j]) or (risk_on and (killed or ts[i] < cool_until or n_open >= max_positions)):
+            if gap_refuse and gap[i, j]:
+                stats[S_REFUSED_GAP] += 1.0
+                continue
+            if risk_on and (killed or ts[i] < cool_until or n_open >= max_positions):
                 stats[S_REFUSED_RISK] += 1.0
                 continue
             equity = cash
@@ -739,13 +749,15 @@ def cross_signals(fast, slow, entries, exits):
 
 
 @njit(cache=True, parallel=True)
-def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, bounds, table, sym_idx, fast_idx, slow_idx, p,
-                   out_stats, threads, lean=None):
+def sweep_ma_cross(open_, high, low, close, volume, vol, gaps, ts, bounds, table, sym_idx, fast_idx, slow_idx,
+                   gap_idx, p, out_stats, threads, lean=None):
     """One column per (symbol, fast, slow): the whole grid of every symbol in one parallel call.
 
     The symbols' bars are concatenated: symbol ``s`` holds rows ``bounds[s]:bounds[s + 1]`` of the
-    bar arrays and of ``table`` (one moving average per distinct period, each computed on that
-    symbol's own closes), and ``p[s]`` is its parameter vector (its exchange filters). Each worker
+    bar arrays, of ``table`` (one moving average per distinct period, each computed on that
+    symbol's own closes) and of ``gaps`` (the refused-entry flags of one signal window length per
+    row, column ``c`` using row ``gap_idx[c]``), and ``p[s]`` is its parameter vector (its exchange
+    filters). Each worker
     builds its columns' crossing signals in two boolean buffers allocated once and reused, so memory
     is O(bars x (distinct periods + threads)), not O(bars x combos).
     """
@@ -767,20 +779,21 @@ def sweep_ma_cross(open_, high, low, close, volume, vol, gap, ts, bounds, table,
             hi = bounds[s + 1]
             k = hi - lo
             cross_signals(table[fast_idx[c]][lo:hi], table[slow_idx[c]][lo:hi], entries[:k], exits[:k])
-            simulate(open_[lo:hi], high[lo:hi], low[lo:hi], close[lo:hi], volume[lo:hi], vol[lo:hi], gap[lo:hi],
-                     ts[lo:hi], entries[:k], exits[:k], no_short[:k], no_short[:k], ones[:k], p[s], no_rec, no_eq,
-                     out_stats[c], lean)
+            simulate(open_[lo:hi], high[lo:hi], low[lo:hi], close[lo:hi], volume[lo:hi], vol[lo:hi],
+                     gaps[gap_idx[c]][lo:hi], ts[lo:hi], entries[:k], exits[:k], no_short[:k], no_short[:k],
+                     ones[:k], p[s], no_rec, no_eq, out_stats[c], lean)
 
 
 @njit(cache=True, parallel=True)
 def sweep_columns(open_, high, low, close, volume, vol, gap, ts, entries, exits, short_entries,
                   short_exits, scale, p, out_stats, lean=None):
-    """Generic sweep: one row per parameter set, signals precomputed as (columns, bars) arrays."""
+    """Generic sweep: one row per parameter set, signals and refused-entry flags precomputed as
+    (columns, bars) arrays."""
     m = entries.shape[0]
     no_rec = np.empty((0, N_REC), dtype=np.float64)
     no_eq = np.empty(0, dtype=np.float64)
     for c in prange(m):
-        simulate(open_, high, low, close, volume, vol, gap, ts, entries[c], exits[c],
+        simulate(open_, high, low, close, volume, vol, gap[c], ts, entries[c], exits[c],
                  short_entries[c], short_exits[c], scale[c], p, no_rec, no_eq, out_stats[c], lean)
 
 

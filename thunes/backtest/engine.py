@@ -35,7 +35,7 @@ from thunes.strategies.base import SignalArrays, Signals, Strategy
 __all__ = [
     "BacktestOptions", "BacktestResult", "FixedQuote", "FractionOfEquity", "VolTarget", "FixedSlippage",
     "VolatilitySlippage", "VolumeSlippage", "RiskLimits", "run_backtest", "default_market", "gap_flags",
-    "prepare_inputs", "options_vector", "TRADE_COLUMNS",
+    "entry_gaps", "prepare_inputs", "options_vector", "TRADE_COLUMNS",
 ]
 
 TRADE_COLUMNS = (
@@ -148,7 +148,9 @@ class BacktestOptions:
 
     Fractions (``stop_loss=0.02`` = 2 %) for stops; basis points for fees and slippage.
     ``apply_filters`` rounds quantities/prices through the market's filters like live trading;
-    ``refuse_gap_entries`` refuses an entry whose fill bar follows a hole in the data.
+    ``refuse_gap_entries`` refuses an entry whose signal window (the strategy's ``warmup`` bars up to
+    the signal bar) or fill bar spans a hole in the data, or that the strategy's
+    ``Signals.refuse_entries`` vetoes (see :func:`entry_gaps`).
     """
 
     initial_cash: float = _DEFAULT_BT.initial_cash
@@ -246,11 +248,32 @@ def default_market(symbol: str) -> Market | None:
 # ------------------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------------------
-def gap_flags(ts: np.ndarray, timeframe: str) -> np.ndarray:
-    """True on bar i when bar i-1 is more than one timeframe earlier (bar i follows a hole)."""
-    out = np.zeros(ts.shape[0], dtype=np.bool_)
-    if ts.shape[0] > 1:
-        out[1:] = np.diff(ts) > parse_timeframe(timeframe).ms
+def gap_flags(ts: np.ndarray, timeframe: str, window: int = 1) -> np.ndarray:
+    """True on bar i when bars i-window .. i are not consecutive candles (a hole lies among them).
+
+    ``window=1``: bar i follows a hole. With a strategy's ``warmup`` as ``window``, bar i is flagged
+    when an entry filled at its open would act on a signal (computed at bar i-1 from bars
+    i-warmup .. i-1) whose window, or whose step to the fill, spans missing candles. Near the start
+    the window is cut at bar 0. O(bars): on sorted, unique candles bars lo..i are consecutive
+    exactly when ``ts[i] - ts[lo] == (i - lo) * timeframe``.
+    """
+    if window < 1:
+        raise ConfigError(f"gap window must be >= 1 bar, got {window}")
+    ts = np.asarray(ts, dtype=np.int64)
+    i = np.arange(ts.shape[0], dtype=np.int64)
+    lo = np.maximum(i - window, 0)
+    return (ts - ts[lo]) > (i - lo) * np.int64(parse_timeframe(timeframe).ms)
+
+
+def entry_gaps(gap: np.ndarray, arrays: SignalArrays, options: BacktestOptions) -> np.ndarray:
+    """The kernel's ``gap`` argument: entries refused at bar i (the window rule of :func:`gap_flags`,
+    or bar i-1's ``refuse_entries`` veto). All False when ``options.refuse_gap_entries`` is off."""
+    if not options.refuse_gap_entries:
+        return np.zeros(gap.shape[0], dtype=np.bool_)
+    if arrays.refuse_entries is None or not arrays.refuse_entries.any():
+        return gap
+    out = gap.copy()
+    out[1:] |= arrays.refuse_entries[:-1]
     return out
 
 
@@ -268,7 +291,11 @@ class PreparedInputs:
     ts: np.ndarray
 
 
-def prepare_inputs(candles: pd.DataFrame, timeframe: str, options: BacktestOptions) -> PreparedInputs:
+def prepare_inputs(
+    candles: pd.DataFrame, timeframe: str, options: BacktestOptions, warmup: int = 1,
+) -> PreparedInputs:
+    """Candle arrays for the kernels; ``gap`` flags the fill bars whose ``warmup``-bar signal window
+    spans a hole (:func:`gap_flags`; all False when ``options.refuse_gap_entries`` is off)."""
     validate_candles(candles)
     if len(candles) < 2:
         raise InsufficientData(f"a backtest needs at least 2 candles, got {len(candles)}")
@@ -276,7 +303,8 @@ def prepare_inputs(candles: pd.DataFrame, timeframe: str, options: BacktestOptio
     ts = ts_ms(candles)
     needs_vol = isinstance(options.sizing, VolTarget) or isinstance(options.slippage, VolatilitySlippage)
     vol = K.rolling_return_std(cols["close"], options.vol_window) if needs_vol else np.full(len(ts), np.nan)
-    gap = gap_flags(ts, timeframe) if options.refuse_gap_entries else np.zeros(len(ts), dtype=np.bool_)
+    gap = (gap_flags(ts, timeframe, warmup) if options.refuse_gap_entries
+           else np.zeros(len(ts), dtype=np.bool_))
     return PreparedInputs(cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], vol, gap, ts)
 
 
@@ -384,6 +412,16 @@ def records_to_trades(records: np.ndarray, index: pd.DatetimeIndex, symbols: lis
     })
 
 
+def strategy_warmup(strategy: Strategy) -> int:
+    """The strategy's signal window in bars (its ``warmup``, at least the signal bar itself), checked:
+    the gap rule depends on it."""
+    w = strategy.warmup
+    if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 0:
+        raise StrategyError(
+            f"{type(strategy).__name__}.warmup must be a number of bars (int >= 0), got {w!r}")
+    return max(1, int(w))
+
+
 def strategy_arrays(strategy: Strategy, candles: pd.DataFrame) -> SignalArrays:
     signals = strategy.signals(candles)
     if not isinstance(signals, Signals):
@@ -405,21 +443,23 @@ def run_backtest(
 
     ``market`` supplies the exchange filters (default: :func:`default_market` of ``symbol``; an
     unknown symbol runs without filter rounding). ``signals`` lets a caller pass precomputed
-    signals (they must come from ``strategy`` on these candles).
+    signals (they must come from ``strategy`` on these candles). Entries whose signal window
+    (``strategy.warmup`` bars) or fill spans a hole in the candles are refused (``refused_gap``).
     """
     if not isinstance(strategy, Strategy):
         raise StrategyError(f"run_backtest needs a Strategy instance, got {strategy!r}")
     options = options or BacktestOptions()
     market = market if market is not None else default_market(symbol)
-    inputs = prepare_inputs(candles, timeframe, options)
+    inputs = prepare_inputs(candles, timeframe, options, strategy_warmup(strategy))
     arrays = signals.arrays(candles.index) if signals is not None else strategy_arrays(strategy, candles)
+    gap = entry_gaps(inputs.gap, arrays, options)
     p = options_vector(options, market, timeframe)
     n = len(inputs.close)
     records = np.empty((n + 1, K.N_REC), dtype=np.float64)
     equity = np.empty(n, dtype=np.float64)
     stats = np.zeros(K.N_STATS, dtype=np.float64)
     n_rec = K.simulate(
-        inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap, inputs.ts,
+        inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, gap, inputs.ts,
         arrays.entries, arrays.exits, arrays.short_entries, arrays.short_exits,
         np.ascontiguousarray(arrays.size_scale, dtype=np.float64), p, records, equity, stats, K.is_lean(p),
     )
@@ -428,6 +468,7 @@ def run_backtest(
     metrics = compute_metrics(
         equity_s, trades, initial_cash=options.initial_cash, timeframe=timeframe,
         refused_filters=int(stats[K.S_REFUSED_FILTERS]), refused_risk=int(stats[K.S_REFUSED_RISK]),
+        refused_gap=int(stats[K.S_REFUSED_GAP]),
     )
     payload = {
         "strategy": strategy.name, "params": strategy.params, "options": options.to_dict(), "symbol": symbol,

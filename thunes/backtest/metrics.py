@@ -29,7 +29,7 @@ METRIC_NAMES = (
     "volatility", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_bars",
     "max_drawdown_duration_days", "n_trades", "n_closed_trades", "win_rate", "profit_factor",
     "expectancy", "exposure", "avg_holding_bars", "avg_holding_hours", "fees_paid", "turnover",
-    "refused_filters", "refused_risk",
+    "refused_filters", "refused_risk", "refused_gap",
 )
 
 
@@ -50,7 +50,7 @@ def _finish(
     *, n: int, bpy: float, initial_cash: float, final: float, sum_r: float, sum_r2: float, sum_d2: float,
     max_dd: float, max_dd_bars: float, n_trades: int, n_closed: int, n_wins: int, gross_profit: float,
     gross_loss: float, fees: float, exposure_bars: float, hold_bars: float, turnover: float,
-    tf_hours: float, refused_filters: int, refused_risk: int,
+    tf_hours: float, refused_filters: int, refused_risk: int, refused_gap: int = 0,
 ) -> dict[str, Any]:
     total = final / initial_cash - 1.0
     years = n / bpy if bpy > 0 else float("nan")
@@ -86,6 +86,7 @@ def _finish(
         "turnover": turnover / initial_cash,
         "refused_filters": int(refused_filters),
         "refused_risk": int(refused_risk),
+        "refused_gap": int(refused_gap),
     }
 
 
@@ -97,6 +98,7 @@ def compute_metrics(
     timeframe: str = "1h",
     refused_filters: int = 0,
     refused_risk: int = 0,
+    refused_gap: int = 0,
 ) -> dict[str, Any]:
     """All metrics of a run as a flat dict (keys in :data:`METRIC_NAMES`).
 
@@ -138,7 +140,7 @@ def compute_metrics(
         n_wins=int((pnl > 0).sum()), gross_profit=float(pnl[pnl > 0].sum()),
         gross_loss=float(-pnl[pnl <= 0].sum()), fees=fees, exposure_bars=float(held.sum()),
         hold_bars=float(held.sum()), turnover=turnover, tf_hours=tf.seconds / 3600.0,
-        refused_filters=refused_filters, refused_risk=refused_risk,
+        refused_filters=refused_filters, refused_risk=refused_risk, refused_gap=refused_gap,
     ))
     return {k: out[k] for k in METRIC_NAMES}
 
@@ -157,4 +159,5 @@ def stats_from_kernel(stats: np.ndarray, *, initial_cash: float, timeframe: str)
         exposure_bars=float(s[K.S_EXPOSURE_BARS]), hold_bars=float(s[K.S_HOLD_BARS]),
         turnover=float(s[K.S_TURNOVER]), tf_hours=tf.seconds / 3600.0,
         refused_filters=int(s[K.S_REFUSED_FILTERS]), refused_risk=int(s[K.S_REFUSED_RISK]),
+        refused_gap=int(s[K.S_REFUSED_GAP]),
     )

@@ -2,7 +2,8 @@
 
 The symbols' candles are aligned on the union of their timestamps (a symbol without a candle at a
 timestamp simply does not trade there); each symbol's signals come from the strategy run on that
-symbol's own candles, so indicators never see the alignment holes. The kernel
+symbol's own candles, so indicators never see the alignment holes, and the gap rule (an entry
+whose signal window spans missing candles is refused) looks at each symbol's own candles too. The kernel
 (:func:`thunes.backtest._kernels.simulate_portfolio`) applies the single-symbol rules plus shared
 cash, exits-before-entries at each open, and the ``max_positions`` limit. With one symbol it gives
 exactly the same result as :func:`run_backtest`.
@@ -17,8 +18,8 @@ import pandas as pd
 
 from thunes.backtest import _kernels as K
 from thunes.backtest.engine import (
-    BacktestOptions, BacktestResult, default_market, options_vector, prepare_inputs, records_to_trades, run_hash,
-    strategy_arrays,
+    BacktestOptions, BacktestResult, default_market, entry_gaps, options_vector, prepare_inputs,
+    records_to_trades, run_hash, strategy_arrays, strategy_warmup,
 )
 from thunes.backtest.metrics import compute_metrics
 from thunes.core.errors import ConfigError
@@ -69,11 +70,11 @@ def run_portfolio(
     for j, s in enumerate(symbols):
         frame = candles[s]
         rows = index.get_indexer(frame.index)
-        inputs = prepare_inputs(frame, timeframe, options)
+        inputs = prepare_inputs(frame, timeframe, options, strategy_warmup(strategies[s]))
         for name in cols:
             cols[name][rows, j] = getattr(inputs, name)
-        bools["gap"][rows, j] = inputs.gap
         arrays = strategy_arrays(strategies[s], frame)
+        bools["gap"][rows, j] = entry_gaps(inputs.gap, arrays, options)
         for name in ("entries", "exits", "short_entries", "short_exits"):
             bools[name][rows, j] = getattr(arrays, name)
         scale[rows, j] = arrays.size_scale
@@ -94,7 +95,8 @@ def run_portfolio(
     equity_s = pd.Series(equity, index=index, name="equity")
     metrics = compute_metrics(equity_s, trades, initial_cash=options.initial_cash, timeframe=timeframe,
                               refused_filters=int(stats[K.S_REFUSED_FILTERS]),
-                              refused_risk=int(stats[K.S_REFUSED_RISK]))
+                              refused_risk=int(stats[K.S_REFUSED_RISK]),
+                              refused_gap=int(stats[K.S_REFUSED_GAP]))
     metrics["exposure"] = float(stats[K.S_EXPOSURE_BARS]) / n
     names = sorted({st.name for st in strategies.values()})
     params = {s: strategies[s].params for s in symbols}

@@ -9,7 +9,9 @@ O(bars x (periods + threads)), not O(bars x combos). Other strategies run their 
 Python for a chunk of columns at a time (memory O(bars x chunk)), one kernel call per chunk and symbol.
 
 The metrics are those of :func:`thunes.backtest.metrics.compute_metrics` (same formulas, from the
-kernel's sums), so a sweep row equals the corresponding single :func:`run_backtest`.
+kernel's sums), so a sweep row equals the corresponding single :func:`run_backtest`, the gap rule
+included: each column refuses the entries whose signal window (that parameter set's ``warmup``)
+spans missing candles; the fused path keeps one flag row per distinct window length and symbol.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from thunes.backtest import _kernels as K
-from thunes.backtest.engine import BacktestOptions, default_market, options_vector, prepare_inputs, strategy_arrays
+from thunes.backtest.engine import (
+    BacktestOptions, default_market, entry_gaps, gap_flags, options_vector, prepare_inputs, strategy_arrays,
+    strategy_warmup,
+)
 from thunes.backtest.metrics import stats_from_kernel
 from thunes.core.errors import ConfigError, StrategyError
 from thunes.core.markets import Market
@@ -92,7 +97,7 @@ def run_sweep(
     bar = tqdm(total=len(frames) * len(combos), desc="sweep", unit="combo", disable=not progress, leave=False)
     try:
         if _fused_ma_cross(strategy_cls, combos):
-            stats = _sweep_ma_cross(frames, combos, options, timeframe, markets, bar)
+            stats = _sweep_ma_cross(strategy_cls, frames, combos, options, timeframe, markets, bar)
         else:
             stats = {sym: _sweep_one(frame, strategy_cls, combos, options, timeframe, markets[sym], bar)
                      for sym, frame in frames.items()}
@@ -109,8 +114,8 @@ def run_sweep(
 
 
 def _sweep_ma_cross(
-    frames: Mapping[str, pd.DataFrame], combos: list[dict[str, Any]], options: BacktestOptions, timeframe: str,
-    markets: Mapping[str, Market | None], bar: tqdm,
+    strategy_cls: type[Strategy], frames: Mapping[str, pd.DataFrame], combos: list[dict[str, Any]],
+    options: BacktestOptions, timeframe: str, markets: Mapping[str, Market | None], bar: tqdm,
 ) -> dict[str, np.ndarray]:
     """Every (symbol, fast, slow) column in one kernel call; returns the statistics rows per symbol."""
     from thunes.strategies._indicators import sma
@@ -120,7 +125,7 @@ def _sweep_ma_cross(
     bounds = np.zeros(len(symbols) + 1, dtype=np.int64)
     bounds[1:] = np.cumsum([len(x.close) for x in inputs])
     bars = {name: np.concatenate([getattr(x, name) for x in inputs])
-            for name in ("open", "high", "low", "close", "volume", "vol", "gap", "ts")}
+            for name in ("open", "high", "low", "close", "volume", "vol", "ts")}
     p = np.stack([options_vector(options, markets[sym], timeframe) for sym in symbols])
     periods = sorted({c["fast"] for c in combos} | {c["slow"] for c in combos})
     row_of = {period: i for i, period in enumerate(periods)}
@@ -135,12 +140,21 @@ def _sweep_ma_cross(
     with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
         list(pool.map(fill, [(period, s) for period in periods for s in range(len(symbols))]))
     m = len(combos)
+    # The gap rule's flags, one row per distinct signal window (SmaCross: slow + 1): O(bars x windows).
+    windows = [strategy_warmup(strategy_cls(**c)) for c in combos] if options.refuse_gap_entries else [1] * m
+    row_of_window = {w: i for i, w in enumerate(sorted(set(windows)))}
+    gaps = np.zeros((len(row_of_window), int(bounds[-1])), dtype=np.bool_)
+    if options.refuse_gap_entries:
+        for w, r in row_of_window.items():
+            for s, x in enumerate(inputs):
+                gaps[r, bounds[s]:bounds[s + 1]] = gap_flags(x.ts, timeframe, w)
+    gap_idx = np.tile(np.array([row_of_window[w] for w in windows], dtype=np.int64), len(symbols))
     sym_idx = np.repeat(np.arange(len(symbols), dtype=np.int64), m)
     fast_idx = np.tile(np.array([row_of[c["fast"]] for c in combos], dtype=np.int64), len(symbols))
     slow_idx = np.tile(np.array([row_of[c["slow"]] for c in combos], dtype=np.int64), len(symbols))
     out = np.zeros((len(symbols) * m, K.N_STATS), dtype=np.float64)
     K.sweep_ma_cross(bars["open"], bars["high"], bars["low"], bars["close"], bars["volume"], bars["vol"],
-                     bars["gap"], bars["ts"], bounds, table, sym_idx, fast_idx, slow_idx, p, out,
+                     gaps, bars["ts"], bounds, table, sym_idx, fast_idx, slow_idx, gap_idx, p, out,
                      numba.get_num_threads(), K.is_lean(p[0]))
     bar.update(len(symbols) * m)
     return {sym: out[s * m:(s + 1) * m] for s, sym in enumerate(symbols)}
@@ -154,8 +168,8 @@ def _sweep_one(
     p = options_vector(options, market, timeframe)
     n, m = len(inputs.close), len(combos)
     out = np.zeros((m, K.N_STATS), dtype=np.float64)
-    args = (inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap, inputs.ts)
-    chunk = max(numba.get_num_threads(), min(m, _CHUNK_BYTES // max(1, 12 * n)))
+    chunk = max(numba.get_num_threads(), min(m, _CHUNK_BYTES // max(1, 13 * n)))
+    window_gaps: dict[int, np.ndarray] = {}
     for lo in range(0, m, chunk):
         part = combos[lo:lo + chunk]
         k = len(part)
@@ -164,10 +178,17 @@ def _sweep_one(
         s_entries = np.empty((k, n), dtype=np.bool_)
         s_exits = np.empty((k, n), dtype=np.bool_)
         scale = np.empty((k, n), dtype=np.float64)
+        gap = np.empty((k, n), dtype=np.bool_)
         for j, params in enumerate(part):
-            a = strategy_arrays(strategy_cls(**params), candles)
+            strategy = strategy_cls(**params)
+            a = strategy_arrays(strategy, candles)
             entries[j], exits[j], s_entries[j], s_exits[j], scale[j] = (
                 a.entries, a.exits, a.short_entries, a.short_exits, a.size_scale)
-        K.sweep_columns(*args, entries, exits, s_entries, s_exits, scale, p, out[lo:lo + k], K.is_lean(p))
+            w = strategy_warmup(strategy)
+            if w not in window_gaps:
+                window_gaps[w] = gap_flags(inputs.ts, timeframe, w)
+            gap[j] = entry_gaps(window_gaps[w], a, options)
+        K.sweep_columns(inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, gap,
+                        inputs.ts, entries, exits, s_entries, s_exits, scale, p, out[lo:lo + k], K.is_lean(p))
         bar.update(k)
     return out

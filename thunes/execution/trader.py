@@ -22,6 +22,8 @@ places a second order.
 Candles that arrive late (a backfill after a long disconnect, a restart) update the window but are
 traded only while their next bar is still young (``max_signal_age_bars``), because an order for an
 old signal would not fill anywhere near the price the backtest assumes; skipped signals are audited.
+As in the backtest, an entry whose signal window (the strategy's ``warmup`` candles) spans a hole in
+the candles, or that the strategy vetoes (``Signals.refuse_entries``), is skipped; exits never are.
 """
 
 from __future__ import annotations
@@ -355,12 +357,31 @@ class Trader:
             side, reason = Side.SELL, "exit signal"
         elif qty <= 0 and entry and not exit_:
             side, reason = Side.BUY, "entry signal"
+            gap = self._entry_gap(arrays.refuse_entries)
+            if gap is not None:
+                return self._skip(candle, f"{reason} refused: {gap}")
         else:
             return BarDecision(bar_ts=candle.ts_ms, action="hold")
         age_bars = (self.clock.now_ms() - (candle.ts_ms + self.tf_ms)) / self.tf_ms
         if age_bars > self.options.max_signal_age_bars:
             return self._skip(candle, f"{reason} is {age_bars:.2f} bars old (max {self.options.max_signal_age_bars})")
         return self._order(candle, side, reason, qty, received_at)
+
+    def _entry_gap(self, refuse: np.ndarray | None) -> str | None:
+        """Why the last bar's entry is refused by the backtester's gap rule, or None.
+
+        The same rule as :func:`thunes.backtest.engine.gap_flags` with the strategy's ``warmup``: the
+        signal's window, the last ``warmup`` candles, must be consecutive (a backfill can leave a hole
+        that the exchange has no candles for), and the strategy may veto the bar (``refuse_entries``).
+        The backtest's other half, a hole between the signal bar and the fill, is the signal-age rule here.
+        """
+        if refuse is not None and refuse[-1]:
+            return "the strategy flags the bar (refuse_entries)"
+        w = min(max(1, int(self.strategy.warmup)), len(self._ts))
+        span = int(self._ts[-1] - self._ts[-w])
+        if span > (w - 1) * self.tf_ms:
+            return f"its {w}-bar window spans a gap in the candles ({span // self.tf_ms + 1 - w} missing)"
+        return None
 
     def _skip(self, candle: Candle, reason: str) -> BarDecision:
         if self.audit is not None:

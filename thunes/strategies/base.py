@@ -177,7 +177,12 @@ class Signals:
     shorts; True means "act at the next bar's open") or a ``target`` position in [-1, 1]: its sign is
     the wanted side (0 = flat), its magnitude scales the size the sizing model gives, NaN means "no
     opinion, keep what you hold". All series share the candles' index. Build with :meth:`from_target`
-    or the constructor; :meth:`align` returns numpy arrays for the engine.
+    or the constructor; :meth:`arrays` returns numpy arrays for the engine.
+
+    ``refuse_entries`` (optional, with either form) vetoes entries: True at bar t means "open no
+    position on bar t's signal" (exits are unaffected), e.g. the feature set's ``gap_flag`` column,
+    which marks the rows whose indicator windows span missing candles. The engine and the trader
+    refuse those entries and count them with the gap refusals (docs/backtest.md).
     """
 
     entries: pd.Series | None = None
@@ -185,6 +190,7 @@ class Signals:
     short_entries: pd.Series | None = None
     short_exits: pd.Series | None = None
     target: pd.Series | None = None
+    refuse_entries: pd.Series | None = None
 
     def __post_init__(self) -> None:
         events = (self.entries, self.exits, self.short_entries, self.short_exits)
@@ -194,8 +200,8 @@ class Signals:
             raise StrategyError("Signals needs entries (or short_entries) or a target")
 
     @classmethod
-    def from_target(cls, target: pd.Series) -> "Signals":
-        return cls(target=target)
+    def from_target(cls, target: pd.Series, refuse_entries: pd.Series | None = None) -> "Signals":
+        return cls(target=target, refuse_entries=refuse_entries)
 
     def arrays(self, index: pd.Index) -> "SignalArrays":
         """Engine view: boolean arrays (long entry/exit, short entry/exit) and a size scale per bar."""
@@ -213,11 +219,12 @@ class Signals:
                     s = s.astype("boolean").fillna(False)
             return np.asarray(s, dtype=np.bool_)
 
+        refuse = as_bool(self.refuse_entries, "refuse_entries")
         if self.target is None:
             return SignalArrays(
                 as_bool(self.entries, "entries"), as_bool(self.exits, "exits"),
                 as_bool(self.short_entries, "short_entries"), as_bool(self.short_exits, "short_exits"),
-                np.ones(n, dtype=np.float64),
+                np.ones(n, dtype=np.float64), refuse,
             )
         t = self.target
         if len(t) != n:
@@ -234,18 +241,23 @@ class Signals:
             short_entries=known & (tv < 0),
             short_exits=known & (tv >= 0),
             size_scale=np.where(known, np.abs(tv), 1.0),
+            refuse_entries=refuse,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class SignalArrays:
-    """Signals as numpy arrays, the form the kernels take (a target becomes level-type events)."""
+    """Signals as numpy arrays, the form the kernels take (a target becomes level-type events).
+
+    ``refuse_entries[t]``: no entry on bar t's signal (None, as built by hand: nothing vetoed).
+    """
 
     entries: np.ndarray
     exits: np.ndarray
     short_entries: np.ndarray
     short_exits: np.ndarray
     size_scale: np.ndarray
+    refuse_entries: np.ndarray | None = None
 
 
 __all__.append("SignalArrays")
@@ -335,7 +347,12 @@ class Strategy:
     # -- behaviour --------------------------------------------------------------------------------
     @property
     def warmup(self) -> int:
-        """Bars needed before the first meaningful signal (the trader loads at least this many)."""
+        """Bars needed before the first meaningful signal (the trader loads at least this many).
+
+        It is also the window of every signal: the signal at bar t depends on bars t-warmup+1..t. The
+        backtester and the trader refuse an entry whose window spans a hole in the candles, so a
+        strategy declares here the longest look-back its ``signals`` use.
+        """
         return 1
 
     def signals(self, candles: pd.DataFrame) -> Signals:  # pragma: no cover - abstract
