@@ -59,8 +59,8 @@ def test_only_difference_with_gap_refusal_is_entries_whose_window_spans_a_gap(bt
     dropped = set(free.trades.entry_bar) - set(guarded.trades.entry_bar)
     assert dropped <= window_spans_gap
     assert guarded.stats["refused_gap"] == len(dropped) and guarded.stats["refused_risk"] == 0
-    if btc_1h.real:
+    if btc_1h.real:  # 28 holes: 19 of vectorbt's 814 trades are refused, none on the bar right after a hole
         after_gap = set(np.flatnonzero(np.diff(stamps) > 3_600_000) + 1)
-        assert dropped - after_gap  # the window rule refuses more than the bar right after a hole
+        assert len(free.trades) == 814 and len(dropped) == 19 and not dropped & after_gap
     kept = guarded.trades.entry_bar.isin(free.trades.entry_bar)
     assert kept.all()
