@@ -259,10 +259,8 @@ def gap_flags(ts: np.ndarray, timeframe: str, window: int = 1) -> np.ndarray:
     """
     if window < 1:
         raise ConfigError(f"gap window must be >= 1 bar, got {window}")
-    ts = np.asarray(ts, dtype=np.int64)
-    i = np.arange(ts.shape[0], dtype=np.int64)
-    lo = np.maximum(i - window, 0)
-    return (ts - ts[lo]) > (i - lo) * np.int64(parse_timeframe(timeframe).ms)
+    return K.window_gap_flags(np.ascontiguousarray(ts, dtype=np.int64), int(window),
+                              int(parse_timeframe(timeframe).ms))
 
 
 def entry_gaps(gap: np.ndarray, arrays: SignalArrays, options: BacktestOptions) -> np.ndarray:
