@@ -7,7 +7,7 @@ backtest call of a trial (signals + kernel + metrics), with the study kept in me
 (the default storage; written behind in batches) and with PostgreSQL when a URL is given. ``SQL/trial``
 counts the statements the storage sent, flushes included.
 
-    .venv/bin/python benchmarks/bench_optimize.py [--trials 40] [--bars 0] [--postgres postgresql://…]
+    .venv/bin/python benchmarks/bench_optimize.py [--trials 40] [--bars 0] [--timeframe 1h] [--postgres postgresql://…]
 """
 
 from __future__ import annotations
@@ -85,12 +85,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--bars", type=int, default=0, help="use only the last N bars (0: all)")
+    parser.add_argument("--timeframe", default="1h", help="BTC/USDT sample timeframe (1h, 5m, 1m: more bars)")
     parser.add_argument("--postgres", default=None, help="also measure a PostgreSQL storage at this URL")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sample = load_sample_candles("BTC/USDT", "1h")
+    sample = load_sample_candles("BTC/USDT", args.timeframe)
     candles = sample.frame.iloc[-args.bars:] if args.bars else sample.frame
-    spec = StudySpec(strategy="sma_cross").for_window(candles, "sample")
+    spec = StudySpec(strategy="sma_cross", timeframe=args.timeframe).for_window(candles, "sample")
     # Warm the numba caches so compilation is not counted.
     TrialEvaluator(spec, candles).evaluate({"fast": 10, "slow": 50})
     rows = []
@@ -100,7 +101,7 @@ def main() -> None:
             targets.append(("postgresql", open_storage(args.postgres)))
         for label, storage in targets:
             rows.append(run(label, storage, spec, candles, args.trials))
-    print(f"TPE study of sma_cross on BTC/USDT 1h, {len(candles)} bars ({'real' if sample.real else 'synthetic'} "
+    print(f"TPE study of sma_cross on BTC/USDT {args.timeframe}, {len(candles)} bars ({'real' if sample.real else 'synthetic'} "
           f"data), {args.trials} completed trials per storage")
     header = (f"{'storage':<11} {'trials/s':>9} {'trial ms':>9} {'backtest ms':>12} {'signals ms':>11} "
               f"{'kernel ms':>10} {'backtest %':>11} {'sig+kernel %':>13} {'kernel %':>9} {'SQL/trial':>10} "

@@ -208,8 +208,10 @@ def run_prepared(prepared: PreparedCandles, strategy: Strategy) -> QuickRun:
 
 def bar_returns_array(equity: np.ndarray, initial_cash: float) -> np.ndarray:
     """:func:`bar_returns` on an array (no index; numpy, not Series.shift: this runs once per trial)."""
-    prev = np.empty_like(equity)
+    out = np.empty_like(equity)
     if equity.size:
-        prev[0] = initial_cash
-        prev[1:] = equity[:-1]
-    return equity / prev - 1.0
+        # In place, without a shifted copy: the same two IEEE operations per bar as equity / prev - 1.
+        out[0] = equity[0] / initial_cash
+        np.divide(equity[1:], equity[:-1], out=out[1:])
+        out -= 1.0
+    return out

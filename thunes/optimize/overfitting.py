@@ -61,7 +61,9 @@ PBOMetric = Literal["sharpe", "mean"]
 def sharpe_per_period(returns: np.ndarray) -> float:
     """Mean over sample standard deviation (ddof=1) of one return series; 0.0 when it is flat."""
     r = np.asarray(returns, dtype="float64")
-    r = r[np.isfinite(r)]
+    finite = np.isfinite(r)
+    if not finite.all():  # the copy only when needed: this runs once per trial, on every bar
+        r = r[finite]
     if r.size < 2:
         return 0.0
     sd = r.std(ddof=1)
@@ -200,7 +202,9 @@ def block_moments(returns: np.ndarray, n_blocks: int) -> BlockMoments:
         raise ConfigError(f"n_blocks must be >= 2, got {n_blocks}")
     if r.shape[0] < n_blocks:
         raise InsufficientData(f"{r.shape[0]} returns cannot be cut into {n_blocks} blocks")
-    r = np.where(np.isfinite(r), r, 0.0)
+    finite = np.isfinite(r)
+    if not finite.all():
+        r = np.where(finite, r, 0.0)
     edges = np.linspace(0, r.shape[0], n_blocks + 1).astype(np.int64)
     count = np.diff(edges).astype("float64")
     total = np.add.reduceat(r, edges[:-1], axis=0)
