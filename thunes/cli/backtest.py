@@ -22,7 +22,7 @@ __all__ = ["register"]
 
 SUMMARY_KEYS = ("start", "end", "bars", "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar",
                 "max_drawdown", "n_trades", "win_rate", "profit_factor", "exposure", "fees_paid", "refused_filters",
-                "refused_risk")
+                "refused_risk", "refused_gap")
 
 
 def _parse_kv(items: tuple[str, ...], what: str) -> dict[str, str]:
