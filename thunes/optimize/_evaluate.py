@@ -40,16 +40,14 @@ from thunes.backtest import _kernels as K
 from thunes.backtest.engine import (
     PreparedInputs,
     default_market,
+    entry_gaps,
+    gap_flags,
     options_vector,
     prepare_inputs,
     strategy_arrays,
+    strategy_warmup,
 )
 from thunes.backtest.metrics import stats_from_kernel
-
-try:  # the gap rule over the strategy's signal window (``warmup`` bars), where the backtester has it
-    from thunes.backtest.engine import entry_gaps, gap_flags, strategy_warmup
-except ImportError:  # the rule on the fill bar only: prepare_inputs' gap flags are already complete
-    entry_gaps = gap_flags = strategy_warmup = None  # type: ignore[assignment]
 from thunes.core.errors import ConfigError
 from thunes.strategies import Strategy
 
@@ -133,9 +131,8 @@ class PreparedCandles:
     gaps: dict[int, np.ndarray]  # gap flags by signal window length, filled as trials need them
 
     def gap_for(self, strategy: Strategy, arrays: Any) -> np.ndarray:
-        """The kernel's ``gap`` argument for ``strategy``, exactly as :func:`run_backtest` builds it."""
-        if strategy_warmup is None:
-            return self.inputs.gap
+        """The kernel's ``gap`` argument for ``strategy``, exactly as :func:`run_backtest` builds it (the
+        entries whose ``warmup``-bar signal window spans a hole, or that the signals veto)."""
         if not self.options.refuse_gap_entries:
             return entry_gaps(self.inputs.gap, arrays, self.options)
         window = strategy_warmup(strategy)
