@@ -171,7 +171,10 @@ def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: f
     if len(frame) < warm + 10:
         raise ConfigError(f"{source} has {len(frame)} candles; the replay needs at least {warm + 10}")
     # Start late enough that the whole --duration fits in the data, early enough to have the warm-up.
-    wanted = int((duration or 3600) * speed / tf.seconds) + 5 if max_bars is None else max_bars + 5
+    # With --bars, keep 15 s of wall-clock slack ahead: the replay runs while the trader loads markets and
+    # warms up, and on a busy machine that start-up could otherwise eat the candles it was meant to trade.
+    slack = 5 + int(15 * speed / tf.seconds)
+    wanted = int((duration or 3600) * speed / tf.seconds) + 5 if max_bars is None else max_bars + slack
     start = max(warm, len(frame) - wanted)
     stamps = ts_ms(frame)
     run_dir = Path(out_dir) if out_dir else Path("artifacts/paper") / time.strftime("%Y%m%d-%H%M%S")
@@ -195,7 +198,10 @@ def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: f
                         store_url=f"sqlite:///{(run_dir / 'candles.sqlite').resolve()}",
                         stale_after_s=max(5.0, 3 * bar_wall_s))
         with _stop_on_signals(stack.trader):
-            report = stack.trader.run(feed, max_bars=max_bars, deadline_s=duration,
+            # The run ends at --duration, --bars or the end of the data; as a safety net it never outlives
+            # the replay by more than a minute (a feed that died quietly must not hang the command).
+            deadline = duration if duration is not None else (len(frame) - start) * bar_wall_s + 60.0
+            report = stack.trader.run(feed, max_bars=max_bars, deadline_s=deadline,
                                       until_ts=int(stamps[-2]), on_decision=_echo_decision)
         _print_summary(stack, report, run_dir / "ledger.csv")
     finally:
