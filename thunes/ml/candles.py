@@ -11,7 +11,6 @@ with the exact ``thunes data`` commands that would load real candles.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,18 +73,12 @@ def _store_candles(symbol: str, timeframe: str, data_settings: Any) -> tuple[pd.
 
 
 def _sample_candles(symbol: str, timeframe: str, sample_dir: Any) -> tuple[pd.DataFrame, str] | None:
-    from thunes.data.samples import find_sample_dir, load_sample_candles
+    """The sample file at ``timeframe``, else the coarsest finer one resampled (see :mod:`thunes.data.samples`)."""
+    from thunes.data.samples import finer_sample_file, load_sample_candles, sample_file
 
-    folder = find_sample_dir(sample_dir)
-    if folder is None:
+    if sample_file(symbol, timeframe, sample_dir) is None and finer_sample_file(symbol, timeframe, sample_dir) is None:
         return None
-    pair = symbol.replace("/", "").upper()
-    pattern = re.compile(rf"^binance_{re.escape(pair)}_(\d+[smhdwM])\.csv\.gz$")
-    available = [m.group(1) for p in folder.iterdir() if (m := pattern.match(p.name))]
-    chosen = _pick(available, timeframe)
-    if chosen is None:
-        return None
-    loaded = load_sample_candles(symbol, chosen, sample_dir=folder)
+    loaded = load_sample_candles(symbol, timeframe, sample_dir=sample_dir)
     return loaded.frame, f"sample {loaded.source}"
 
 
