@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from thunes.core.clock import SimulatedClock
-from thunes.execution.audit import GENESIS, AuditTrail, verify_audit
+from thunes.execution.audit import GENESIS, AuditTrail, load_key, verify_audit
 
 
 def _write(path: Path, n: int, fsync: str = "never") -> list:
@@ -152,9 +152,10 @@ def test_config_changes_are_recorded_with_secrets_masked(tmp_path):
     ("always", 10, 2), ("batch", 2, 2), ("never", 0, 0)])
 def test_the_fsync_policy_decides_when_records_reach_the_disk(tmp_path, monkeypatch, policy, syncs_during_appends,
                                                               syncs_at_close):
-    # Arrange: count the fsyncs (the disk itself cannot be observed from a test)
+    # Arrange: count the fsyncs (the disk itself cannot be observed from a test), once the key file exists
     import os
 
+    load_key(audit_path=tmp_path / "audit.jsonl")
     calls: list[int] = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
