@@ -397,24 +397,16 @@ def _read_head(path: Path) -> tuple[int, str] | None | str:
     return int(seq), digest
 
 
-def _anchor_list(anchors: "AuditAnchors | Iterable[Anchor | str] | None", path: Path,
-                 first_hash: str | None) -> list[Anchor]:
-    if anchors is None:
-        return []
-    if isinstance(anchors, AuditAnchors):
-        return anchors.for_trail(path, first_hash=first_hash)
-    return [a if isinstance(a, Anchor) else Anchor.parse(a) for a in anchors]
-
-
 def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | None = None,
-                 key_file: str | Path | None = None, anchors: "AuditAnchors | Iterable[Anchor | str] | None" = None,
-                 allow_legacy: bool = False) -> VerifyResult:
+                 key_file: str | Path | None = None, anchors: AuditAnchors | None = None,
+                 expect: Iterable[Anchor | str] = (), allow_legacy: bool = False) -> VerifyResult:
     """Check every record's HMAC and link, the head file and the anchors; report the first problem.
 
     ``key``: the HMAC key (else ``key_file``, else the default key file of ``path``; none found and keyed
     records present is an error). ``anchors``: an :class:`AuditAnchors` store (anchors of this path, or of a
-    copy with the same first record) or anchors given as :class:`Anchor` / ``"SEQ:HASH"`` strings. Each
-    anchor's seq must be in the file with that hash, so a file cut short (with its head) or replaced fails.
+    copy with the same first record); ``expect``: anchors kept elsewhere, as :class:`Anchor` or ``"SEQ:HASH"``
+    strings (the daily alert's :meth:`AuditAnchors.summary`). Each anchor's seq must be in the file with that
+    hash, so a file cut short (with its head) or replaced fails.
     ``check_head``: the head file must exist and name a record of the file (missing or garbage = error).
     ``allow_legacy``: accept a file of unkeyed SHA-256 records only (with a warning) instead of refusing it.
     A torn last line (crash mid-write) is not an error: the valid prefix is what was committed.
@@ -440,7 +432,9 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
             first_hash = str(first.get("hash")) if isinstance(first, dict) else None
         except json.JSONDecodeError:
             first_hash = None
-    wanted = _anchor_list(anchors, path, first_hash)
+    stored = anchors.for_trail(path, first_hash=first_hash) if anchors is not None else []
+    given = [a if isinstance(a, Anchor) else Anchor.parse(a) for a in expect]
+    wanted = stored + given
     checks = ["chain", "hmac" if secret is not None else "hmac (no key)"]
     warnings: list[str] = []
     by_seq: dict[int, list[Anchor]] = {}
@@ -522,7 +516,10 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
                                 "its head update)")
     last_anchor = max(wanted, key=lambda a: a.seq, default=None)
     if anchors is not None:
-        checks.append(f"anchors ({len(wanted)})")
+        checks.append(f"anchors ({len(stored)} stored)")
+    if given:
+        checks.append(f"anchors ({len(given)} given)")
+    if anchors is not None or given:
         if last_anchor is not None and last_anchor.seq >= count:
             return fail(f"file ends at seq {count - 1} but an anchor records seq {last_anchor.seq} "
                         f"({last_anchor.short()}): records were removed from the end or the file was replaced",
