@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import stat
 import threading
 import time
@@ -413,3 +412,16 @@ def test_the_key_file_is_only_created_by_a_writer(tmp_path):
     _legacy(path, 1)
     verify_audit(path, allow_legacy=True)
     assert not default_key_file(path).exists()
+
+
+def test_anchors_on_postgresql_catch_a_cut_file(tmp_path, postgres_url):
+    with Database.connect(postgres_url) as database:
+        store = AuditAnchors(database)
+        path = tmp_path / "audit.jsonl"
+        _write(path, 6, anchors=store)
+        _write(path, 1, anchors=store)  # a second writer's anchor is added, the first one kept
+        assert [a.seq for a in store.for_trail(path)] == [5, 6] and store.summary(path).startswith("audit:6:")
+        assert verify_audit(path, anchors=store).ok
+        _save(path, _records(path)[:4])
+        result = verify_audit(path, anchors=store)
+        assert not result.ok and "anchor records seq 6" in result.error

@@ -13,7 +13,7 @@ an edit. Each record's ``hash`` is an HMAC-SHA256 under a secret key kept outsid
 (``audit.key``, env ``THUNES_AUDIT__KEY``, from a secret store; else the key file ``audit.key_file``,
 default ``<audit folder>/keys/audit.key``, created on first use with mode 0600 in a 0700 folder), so a
 rewritten, forged or appended record fails verification unless the key was also stolen. ``kid`` (the
-first 8 hex digits of SHA-256 of the key) tells "signed with another key" apart from "edited".
+key's public 8-hex-digit fingerprint, :func:`key_id`) tells "signed with another key" apart from "edited".
 
 Why anchors: a keyed chain still allows cutting records off the end (together with the head file), or
 replacing the file by an older genuine copy. So the writer keeps a tiny head file (``<path>.head``: seq and
@@ -721,7 +721,8 @@ class AuditTrail:
                                      prev=body["prev"], hash=digest, alg=ALG, kid=self.key_id)
                 self._seq += 1
                 self._prev = digest
-                if self.anchors is not None and not self._anchor_pending and (
+                pending = self._anchor_pending and self._anchorer_pid == os.getpid()  # a fork has no helper
+                if self.anchors is not None and not pending and (
                         record.seq - self._anchored_seq >= self.anchor_every
                         or (self.anchor_seconds is not None
                             and time.monotonic() - self._anchored_at >= self.anchor_seconds)):
