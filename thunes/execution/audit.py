@@ -272,19 +272,17 @@ class AuditAnchors:
                 ts_ms BIGINT NOT NULL,
                 PRIMARY KEY (trail, seq)
             )""")
-            db.execute(f"CREATE INDEX IF NOT EXISTS {self.TABLE}_first ON {self.TABLE} (first_hash)")
 
     def record(self, anchor: Anchor) -> None:
         self.db.execute(f"INSERT INTO {self.TABLE} (trail, seq, hash, first_hash, ts_ms) VALUES (?, ?, ?, ?, ?) "
                         "ON CONFLICT (trail, seq) DO NOTHING",
                         (anchor.trail, anchor.seq, anchor.hash, anchor.first_hash, anchor.ts))
 
-    def for_trail(self, path: str | Path, *, first_hash: str | None = None) -> list[Anchor]:
-        """Every anchor of the file at ``path`` and of the chain starting with ``first_hash`` (a moved
-        copy), oldest first."""
+    def for_trail(self, path: str | Path) -> list[Anchor]:
+        """Every anchor of the file at ``path`` (by its absolute path), oldest first. A copy or a moved file
+        has none: check it against the alert's line instead (``expect`` / ``--anchor``)."""
         rows = self.db.execute(f"SELECT trail, seq, hash, first_hash, ts_ms FROM {self.TABLE} "
-                               "WHERE trail = ? OR first_hash = ? ORDER BY seq, trail",
-                               (_trail_id(path), first_hash or "-"))
+                               "WHERE trail = ? ORDER BY seq", (_trail_id(path),))
         return [Anchor(trail=r[0], seq=int(r[1]), hash=r[2], first_hash=r[3], ts=int(r[4])) for r in rows]
 
     def latest(self, path: str | Path) -> Anchor | None:
@@ -403,8 +401,8 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
     """Check every record's HMAC and link, the head file and the anchors; report the first problem.
 
     ``key``: the HMAC key (else ``key_file``, else the default key file of ``path``; none found and keyed
-    records present is an error). ``anchors``: an :class:`AuditAnchors` store (anchors of this path, or of a
-    copy with the same first record); ``expect``: anchors kept elsewhere, as :class:`Anchor` or ``"SEQ:HASH"``
+    records present is an error). ``anchors``: an :class:`AuditAnchors` store (the anchors of this path;
+    none found is a warning); ``expect``: anchors kept elsewhere, as :class:`Anchor` or ``"SEQ:HASH"``
     strings (the daily alert's :meth:`AuditAnchors.summary`). Each anchor's seq must be in the file with that
     hash, so a file cut short (with its head) or replaced fails.
     ``check_head``: the head file must exist and name a record of the file (missing or garbage = error).
@@ -432,7 +430,7 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
             first_hash = str(first.get("hash")) if isinstance(first, dict) else None
         except json.JSONDecodeError:
             first_hash = None
-    stored = anchors.for_trail(path, first_hash=first_hash) if anchors is not None else []
+    stored = anchors.for_trail(path) if anchors is not None else []
     given = [a if isinstance(a, Anchor) else Anchor.parse(a) for a in expect]
     wanted = stored + given
     checks = ["chain", "hmac" if secret is not None else "hmac (no key)"]
@@ -517,6 +515,8 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
     last_anchor = max(wanted, key=lambda a: a.seq, default=None)
     if anchors is not None:
         checks.append(f"anchors ({len(stored)} stored)")
+        if not stored:
+            warnings.append(f"no anchor of {_trail_id(path)} in the database: a cut at the end cannot be seen")
     if given:
         checks.append(f"anchors ({len(given)} given)")
     if anchors is not None or given:
