@@ -543,6 +543,21 @@ def record_config(trail: "AuditTrail", settings: Any, *, source: str, operator: 
                                           "settings": data})
 
 
+def _refuse_unusable(path: Path) -> None:
+    """Refuse a path that exists but is not a regular file before anything (a key file) is created for it."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot open audit file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise StoreError(f"audit file {path} is a directory: audit.path must name a file")
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"audit file {path} is not a regular file (a device, pipe or socket): "
+                         "audit.path must name a file")
+
+
 def _open_regular(path: Path, what: str, flags: int) -> int:
     """Open (creating) a regular file for writing; a directory, device, pipe or unwritable path is a
     one-line :class:`StoreError` (``audit.path`` set to ``/dev/null`` would otherwise audit nothing)."""
@@ -587,6 +602,7 @@ class AuditTrail:
         self.fsync = fsync
         self.batch_size = max(1, int(batch_size))
         self.clock = clock or LiveClock()
+        _refuse_unusable(self.path)
         secret = load_key(audit_path=self.path, key=key, key_file=key_file, create=True)
         assert secret is not None  # create=True always yields a key or raises
         self.key_id = key_id(secret)
