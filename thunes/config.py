@@ -125,8 +125,20 @@ class MLSettings(_Section):
 
 
 class AuditSettings(_Section):
+    """The audit trail (see :mod:`thunes.execution.audit`).
+
+    ``key``: the HMAC key of the chain (env ``THUNES_AUDIT__KEY``, at least 16 characters; keep it in a
+    secret store). Unset: ``key_file`` (default ``<folder of path>/keys/audit.key``, created on first use,
+    mode 0600; refused inside the audit file's own folder). ``anchor_every`` / ``anchor_seconds``: how often
+    a running trail copies its head to the execution database (besides at close).
+    """
+
     path: Path = Path("data/audit.jsonl")
     fsync: Literal["always", "batch", "never"] = "always"
+    key: SecretStr | None = None
+    key_file: Path | None = None
+    anchor_every: int = Field(1000, ge=1)
+    anchor_seconds: float = Field(60.0, gt=0)
 
 
 class LoggingSettings(_Section):

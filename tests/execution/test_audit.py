@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import multiprocessing as mp
 import threading
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from thunes.core.clock import SimulatedClock
-from thunes.execution.audit import GENESIS, AuditTrail, verify_audit
+from thunes.execution.audit import GENESIS, AuditTrail, load_key, verify_audit
 
 
 def _write(path: Path, n: int, fsync: str = "never") -> list:
@@ -152,9 +153,10 @@ def test_config_changes_are_recorded_with_secrets_masked(tmp_path):
     ("always", 10, 2), ("batch", 2, 2), ("never", 0, 0)])
 def test_the_fsync_policy_decides_when_records_reach_the_disk(tmp_path, monkeypatch, policy, syncs_during_appends,
                                                               syncs_at_close):
-    # Arrange: count the fsyncs (the disk itself cannot be observed from a test)
+    # Arrange: count the fsyncs (the disk itself cannot be observed from a test), once the key file exists
     import os
 
+    load_key(audit_path=tmp_path / "audit.jsonl")
     calls: list[int] = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
@@ -259,3 +261,50 @@ def test_sync_soon_works_after_a_fork(tmp_path):
     trail.close()
     result = verify_audit(path)
     assert result.ok and result.records == 2
+
+
+# -- a path that cannot hold an audit trail (issue 21 item 9) ---------------------------------------------------
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda tmp: (tmp / "a_folder").mkdir() or tmp / "a_folder", "is a directory"),
+    (lambda tmp: Path("/dev/null"), "not a regular file"),
+    (lambda tmp: (tmp / "a_file").write_text("x") and tmp / "a_file" / "audit.jsonl", "cannot open"),
+], ids=["directory", "dev-null", "under-a-file"])
+def test_a_path_that_is_not_a_writable_regular_file_is_refused_at_open(tmp_path, make, message):
+    from thunes.core.errors import StoreError
+
+    path = make(tmp_path)
+    with pytest.raises(StoreError, match=message) as err:
+        AuditTrail(path, fsync="never")
+    assert "\n" not in str(err.value)
+    assert not (path.parent / "keys").exists()  # refused before a key file was made for it
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file modes")
+def test_an_unwritable_audit_file_is_refused_at_open(tmp_path):
+    from thunes.core.errors import StoreError
+
+    path = tmp_path / "audit.jsonl"
+    path.write_text("")
+    path.chmod(0o400)
+    with pytest.raises(StoreError, match="permission denied"):
+        AuditTrail(path, fsync="never")
+
+
+@pytest.mark.parametrize("where", ["/dev/null", "folder"])
+def test_the_kill_switch_command_refuses_an_unusable_audit_path_in_one_line_and_saves_nothing(
+        tmp_path, monkeypatch, capsys, where):
+    from thunes.cli import main
+
+    audit_path = "/dev/null" if where == "/dev/null" else str(tmp_path)
+    for name, value in {"THUNES_TRADER__STATE_DIR": str(tmp_path / "state"), "THUNES_AUDIT__PATH": audit_path,
+                        "THUNES_AUDIT__KEY": "k" * 32}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("THUNES_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["risk", "kill-switch", "on", "--reason", "test", "--operator", "alice"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith("error: audit file") and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert not (tmp_path / "state" / "local" / "risk_state.json").exists()  # not switched on without its record

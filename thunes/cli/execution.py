@@ -212,29 +212,68 @@ def register(root: click.Group) -> None:
 
     @click.command("verify")
     @click.argument("file", required=False, type=click.Path(dir_okay=False))
+    @_state_options
+    @click.option("--db", default=None, metavar="URL",
+                  help="Execution database holding the anchors (default: <state dir>/execution.sqlite).")
+    @click.option("--anchor", "expect", multiple=True, metavar="SEQ:HASH",
+                  help="An anchor kept elsewhere (the daily summary's 'audit:SEQ:HASH'); repeatable.")
+    @click.option("--allow-legacy", is_flag=True,
+                  help="Accept an unkeyed (pre-HMAC) file, with a warning, instead of refusing it.")
     @pass_app
-    def verify(app: Any, file: str | None) -> None:
-        """Verify the hash chain of an audit trail (default: settings audit.path).
+    def verify(app: Any, file: str | None, mode: str | None, state_dir: str | None, db: str | None,
+               expect: tuple[str, ...], allow_legacy: bool) -> None:
+        """Verify an audit trail (default: settings audit.path): HMAC chain, head file and anchors.
 
-        Exits 1 and names the first bad line when a record was edited, removed or reordered. A torn last
-        line (crash mid-write) is reported but is not an error.
+        Checks every record's HMAC-SHA256 under the settings' key (audit.key, else audit.key_file, else
+        <audit folder>/keys/audit.key), that the head file exists and names a record of the file, and that
+        the file holds every anchor recorded in the execution database (and every --anchor given) with the
+        anchored hash. Prints which checks ran. Exits 1 and names the first problem when a record was
+        edited, forged, removed or reordered, the head is missing or garbage, or the file is shorter than
+        an anchor. A torn last line (crash mid-write) is reported but is not an error.
 
         \b
         Example:
           thunes audit verify
-          thunes audit verify data/audit.jsonl
+          thunes audit verify data/audit.jsonl --db sqlite:///data/trader/live/execution.sqlite
+          thunes audit verify --anchor audit:1234:9f86d081884c7d65
         """
-        from thunes.execution.audit import verify_audit
+        from thunes.execution.audit import AuditAnchors, audit_key, default_key_file, verify_audit
+        from thunes.execution.db import Database, _mask
 
-        path = Path(file) if file else Path(app.settings.audit.path)
+        settings = app.settings.audit
+        path = Path(file) if file else Path(settings.path)
         if not path.exists():
             raise ConfigError(f"audit file {path} does not exist")
-        result = verify_audit(path)
+        key = audit_key(settings, path=path, create=False)
+        url = _db_url(_state_dir(app, mode, state_dir), db)
+        database = Database.connect(url) if url else None
+        try:
+            result = verify_audit(path, key=key, anchors=AuditAnchors(database) if database else None,
+                                  expect=expect, allow_legacy=allow_legacy)
+        finally:
+            if database is not None:
+                database.close()
+        source = "audit.key" if settings.key is not None else f"key file {settings.key_file or default_key_file(path)}"
+        done = [f"hmac-sha256 ({result.keyed_records} records, key id {result.key_id} from {source})"
+                if key is not None else f"hmac: no key ({source} does not exist)"]
+        done.append(f"head file (seq {result.head_seq})" if result.head_seq is not None else "head file")
+        if database is not None:
+            last = f", latest {result.last_anchor.short()}" if result.last_anchor else ""
+            done.append(f"anchors: {result.anchors_checked} ({_mask(url)}{last})")
+        else:
+            done.append("anchors from the database: not checked (no execution database; pass --db)")
+        if expect:
+            done.append(f"--anchor: {len(expect)} given")
         if result.ok:
             tail = " (torn last line ignored: a write was interrupted)" if result.torn_tail else ""
             click.echo(f"ok: {result.records} records, chain intact{tail}; last hash {result.last_hash[:16]}…")
+            click.echo("checked: " + "; ".join(done))
+            for warning in result.warnings:
+                click.secho(f"warning: {warning}", fg="yellow", err=True)
             return
-        click.secho(f"TAMPERED: {result.error}", fg="red", err=True)
+        label = "UNVERIFIABLE" if result.error and result.error.startswith("unkeyed (legacy)") else "TAMPERED"
+        click.secho(f"{label}: {result.error}", fg="red", err=True)
+        click.echo("checked: " + "; ".join(done), err=True)
         # click's Exit is swallowed in non-standalone mode (thunes.cli.main); a plain SystemExit is not.
         raise SystemExit(1)
 

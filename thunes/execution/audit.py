@@ -1,27 +1,46 @@
-"""The audit trail: an append-only, hash-chained JSON-lines file of every decision the system takes.
+"""The audit trail: an append-only, keyed hash-chained JSON-lines file of every decision the system takes.
 
 Every risk decision, order intent, order result, fill, kill-switch change and config change is one line::
 
-    {"seq": 7, "ts": 1700000000000, "kind": "risk_decision", "payload": {...}, "prev": "<hash of seq 6>",
-     "hash": "<sha256 of this record without 'hash'>"}
+    {"hash": "<HMAC-SHA256 of this record without 'hash'>", "alg": "hmac-sha256", "kid": "<key id>",
+     "seq": 7, "ts": 1700000000000, "kind": "risk_decision", "payload": {...}, "prev": "<hash of seq 6>"}
 
 Why a chain: editing, removing or reordering any record changes a hash that a later record (or the head
-file) commits to, so :func:`verify_audit` finds it. Removing records *at the end* leaves a valid chain,
-so the writer also keeps a tiny head file (``<path>.head``: seq and hash of the last record) updated
-after each append; a file shorter than its head is reported as truncated.
+file) commits to, so :func:`verify_audit` finds it.
 
-Latency: with ``fsync="always"`` every record is on disk before ``append`` returns. A caller that writes
+Why a key: with a plain SHA-256 chain anyone who can write the file can also recompute every hash after
+an edit. Each record's ``hash`` is an HMAC-SHA256 under a secret key kept outside the audit folder
+(``audit.key``, env ``THUNES_AUDIT__KEY``, from a secret store; else the key file ``audit.key_file``,
+default ``<audit folder>/keys/audit.key``, created on first use with mode 0600 in a 0700 folder), so a
+rewritten, forged or appended record fails verification unless the key was also stolen. ``kid`` (the
+key's public 8-hex-digit fingerprint, :func:`key_id`) tells "signed with another key" apart from "edited".
+
+Why anchors: a keyed chain still allows cutting records off the end (together with the head file), or
+replacing the file by an older genuine copy. So the writer keeps a tiny head file (``<path>.head``: seq and
+hash of the last record, updated after each append) and copies its head to places the file's writer cannot
+rewrite: :class:`AuditAnchors` (a table in the execution database, written when the trail is closed, every
+``anchor_every`` records or ``anchor_seconds``, and on :meth:`AuditTrail.anchor`), and the short string
+:meth:`AuditAnchors.summary` meant for the daily summary alert. :func:`verify_audit` refuses a missing or
+unreadable head, a file shorter than an anchor, and an anchored seq whose hash differs.
+
+Legacy files: files written before the key (plain SHA-256, no ``alg``) are refused by :func:`verify_audit`
+unless ``allow_legacy=True`` (then they verify with an "unkeyed (legacy)" warning: their hashes prove
+nothing against a rewrite). A writer opening a legacy file continues it with keyed records: the first keyed
+record's HMAC covers the last legacy hash, so the legacy prefix is protected from then on; an unkeyed record
+after a keyed one is reported as forged (a downgrade).
+
+Latency: the HMAC costs about a microsecond per record (a precomputed key state is copied) and adds no
+fsync. With ``fsync="always"`` every record is on disk before ``append`` returns. A caller that writes
 several records for one decision (the order path: risk decision, then order intent) wraps them in
 :meth:`AuditTrail.group`: each record is still written at once, but the group's records share one fsync
-when the outermost ``with`` block of the calling thread ends. So the durable order path costs one audit
-fsync before the order is sent, not one per record, and the records are durable by the time the block
-returns, which is the same promise.
+when the outermost ``with`` block of the calling thread ends. Periodic anchors are written by a helper
+thread, never on the appending thread.
 
 Crash safety: a record is written with one ``write`` of a complete line. A crash mid-write can leave a
 torn last line; the valid prefix still verifies (``torn_tail=True``), and the next writer to open the
 file cuts the torn bytes before appending. Writers in several threads and processes (the trader and the
 ``thunes risk kill-switch`` command) serialise on an exclusive ``flock`` and re-read the tail when
-another process appended since their last write.
+another process appended since their last write. All writers of one file must use the same key.
 
 Secrets never reach the file: keys that look like credentials and any ``SecretStr`` are redacted.
 """
@@ -30,32 +49,45 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
+import logging
 import os
 import re
+import stat
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import SecretStr
 
 from thunes.core.clock import Clock, LiveClock
-from thunes.core.errors import StoreError
+from thunes.core.errors import ConfigError, StoreError
 
-__all__ = ["AuditTrail", "AuditRecord", "VerifyResult", "verify_audit", "redact", "record_config", "GENESIS"]
+if TYPE_CHECKING:
+    from thunes.config import AuditSettings
+    from thunes.execution.db import Database
+
+__all__ = ["AuditTrail", "AuditRecord", "AuditAnchors", "Anchor", "VerifyResult", "verify_audit", "audit_key",
+           "load_key", "key_id", "default_key_file", "redact", "record_config", "GENESIS", "ALG"]
 
 GENESIS = "0" * 64
+ALG = "hmac-sha256"
 FsyncPolicy = Literal["always", "batch", "never"]
 _SECRET_KEY = re.compile(r"secret|api_?key|token|password|passphrase|signature|private", re.IGNORECASE)
 REDACTED = "***redacted***"
 _PLAIN = (str, int, float, bool)
+_MIN_KEY_BYTES = 16
+_FIELDS = frozenset({"seq", "ts", "kind", "payload", "prev", "hash"})
+_log = logging.getLogger(__name__)
 
 
 def redact(value: Any) -> Any:
@@ -89,11 +121,187 @@ def _canonical(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _hash(record: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(_canonical(body)).hexdigest()
+def _body(record: Mapping[str, Any]) -> bytes:
+    return _canonical({k: v for k, v in record.items() if k != "hash"})
 
 
+def _sha256(record: Mapping[str, Any]) -> str:
+    """The legacy (unkeyed) record hash."""
+    return hashlib.sha256(_body(record)).hexdigest()
+
+
+# -- the key -----------------------------------------------------------------------------------------------
+KeyLike = bytes | str | SecretStr
+
+
+def key_id(key: bytes) -> str:
+    """A key's public fingerprint (8 hex digits), stored in each record to name the key that signed it."""
+    return hashlib.sha256(b"thunes-audit-key-id:" + key).hexdigest()[:8]
+
+
+def default_key_file(audit_path: str | Path) -> Path:
+    """Where the key file lives when ``audit.key_file`` is not set: ``<audit folder>/keys/audit.key``."""
+    return Path(audit_path).parent / "keys" / "audit.key"
+
+
+def _key_bytes(key: KeyLike) -> bytes:
+    raw = key.get_secret_value() if isinstance(key, SecretStr) else key
+    data = raw.encode() if isinstance(raw, str) else bytes(raw)
+    if len(data) < _MIN_KEY_BYTES:
+        raise ConfigError(f"the audit key must be at least {_MIN_KEY_BYTES} bytes long (audit.key)")
+    return data
+
+
+def load_key(*, audit_path: str | Path, key: KeyLike | None = None, key_file: str | Path | None = None,
+             create: bool = True) -> bytes | None:
+    """The HMAC key of an audit file: ``key`` when given, else the key file (created when missing and
+    ``create``; None when missing and not ``create``).
+
+    The key file holds 64 hex digits (32 bytes from ``os.urandom``). It is refused inside the audit file's
+    own folder: whoever can rewrite the trail could then read the key too.
+    """
+    if key is not None:
+        return _key_bytes(key)
+    file = Path(key_file) if key_file is not None else default_key_file(audit_path)
+    if file.resolve().parent == Path(audit_path).resolve().parent:
+        raise ConfigError(f"audit key file {file} is in the audit trail's folder; keep it elsewhere "
+                          "(audit.key_file, default <audit folder>/keys/audit.key) or set audit.key")
+    data = _read_key_file(file)
+    if data is None and create:
+        _create_key_file(file)
+        data = _read_key_file(file)
+    return data
+
+
+def _read_key_file(file: Path) -> bytes | None:
+    try:
+        text = file.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read audit key file {file}: {exc}") from exc
+    try:
+        data = bytes.fromhex(text)
+    except ValueError:
+        data = b""
+    if len(data) < _MIN_KEY_BYTES:
+        raise ConfigError(f"audit key file {file} does not hold a key (expected 64 hex digits)")
+    return data
+
+
+def _create_key_file(file: Path) -> None:
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, os.urandom(32).hex().encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, file)  # atomic and never replaces: two first users end up with the same key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigError(f"cannot create audit key file {file}: {exc}") from exc
+
+
+def audit_key(settings: "AuditSettings", *, path: str | Path | None = None, create: bool = True) -> bytes | None:
+    """The key the settings name for the trail at ``path`` (default ``settings.path``): ``audit.key``, else
+    ``audit.key_file``, else the default key file next to that trail's folder."""
+    return load_key(audit_path=path if path is not None else settings.path, key=settings.key,
+                    key_file=settings.key_file, create=create)
+
+
+# -- anchors -----------------------------------------------------------------------------------------------
+def _trail_id(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anchor:
+    """A copy of an audit file's head kept outside the file: record ``seq`` of the chain starting with
+    ``first_hash`` had hash ``hash`` at ``ts`` (ms). From the alert string, ``hash`` may be a prefix."""
+
+    trail: str
+    seq: int
+    hash: str
+    first_hash: str = ""
+    ts: int = 0
+
+    def short(self) -> str:
+        """``audit:<seq>:<16 hex digits>``: enough to check a copy of the trail against (see ``parse``)."""
+        return f"audit:{self.seq}:{self.hash[:16]}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Anchor":
+        """Read ``[audit:]SEQ:HASH`` (HASH at least 16 hex digits), as :meth:`short` and the alert print it."""
+        parts = text.strip().removeprefix("audit:").split(":")
+        try:
+            seq, digest = int(parts[0]), parts[1].lower()
+            bytes.fromhex(digest)
+        except (ValueError, IndexError):
+            raise ConfigError(f"anchor {text!r} must look like SEQ:HASH (HASH at least 16 hex digits)") from None
+        if len(parts) != 2 or len(digest) < 16 or seq < 0:
+            raise ConfigError(f"anchor {text!r} must look like SEQ:HASH (HASH at least 16 hex digits)")
+        return cls(trail="", seq=seq, hash=digest)
+
+
+class AuditAnchors:
+    """Anchors of audit heads in the execution database (table ``audit_anchors``, SQLite or PostgreSQL).
+
+    A writer's anchor is a row (trail = the file's absolute path, seq, hash, first record's hash, ts). Rows
+    are only added: a row for an existing (trail, seq) is kept as first written, so replacing the file by
+    another chain cannot move its anchors. :meth:`summary` gives the latest anchor as one short line for the
+    daily summary alert (a copy off this machine); ``thunes audit verify --anchor`` checks a file against it.
+    """
+
+    TABLE = "audit_anchors"
+
+    def __init__(self, db: "Database") -> None:
+        self.db = db
+        with db.transaction():
+            db.execute(f"""CREATE TABLE IF NOT EXISTS {self.TABLE} (
+                trail TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                hash TEXT NOT NULL,
+                first_hash TEXT NOT NULL,
+                ts_ms BIGINT NOT NULL,
+                PRIMARY KEY (trail, seq)
+            )""")
+
+    def record(self, anchor: Anchor) -> None:
+        self.db.execute(f"INSERT INTO {self.TABLE} (trail, seq, hash, first_hash, ts_ms) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (trail, seq) DO NOTHING",
+                        (anchor.trail, anchor.seq, anchor.hash, anchor.first_hash, anchor.ts))
+
+    def for_trail(self, path: str | Path) -> list[Anchor]:
+        """Every anchor of the file at ``path`` (by its absolute path), oldest first. A copy or a moved file
+        has none: check it against the alert's line instead (``expect`` / ``--anchor``)."""
+        rows = self.db.execute(f"SELECT trail, seq, hash, first_hash, ts_ms FROM {self.TABLE} "
+                               "WHERE trail = ? ORDER BY seq", (_trail_id(path),))
+        return [Anchor(trail=r[0], seq=int(r[1]), hash=r[2], first_hash=r[3], ts=int(r[4])) for r in rows]
+
+    def latest(self, path: str | Path) -> Anchor | None:
+        row = self.db.query_one(f"SELECT trail, seq, hash, first_hash, ts_ms FROM {self.TABLE} WHERE trail = ? "
+                                "ORDER BY seq DESC LIMIT 1", (_trail_id(path),))
+        return None if row is None else Anchor(trail=row[0], seq=int(row[1]), hash=row[2], first_hash=row[3],
+                                               ts=int(row[4]))
+
+    def summary(self, path: str | Path) -> str:
+        """The latest anchor as one line for the daily summary alert, e.g.
+        ``audit:1234:9f86d081884c7d65 @ 2026-12-05T07:00:00+00:00``, or ``audit: no anchor yet``."""
+        last = self.latest(path)
+        if last is None:
+            return "audit: no anchor yet"
+        when = datetime.fromtimestamp(last.ts / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+        return f"{last.short()} @ {when}"
+
+
+# -- records and verification ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRecord:
     seq: int
@@ -102,15 +310,24 @@ class AuditRecord:
     payload: dict[str, Any]
     prev: str
     hash: str
+    alg: str | None = None
+    kid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "ts": self.ts, "kind": self.kind, "payload": self.payload,
-                "prev": self.prev, "hash": self.hash}
+        out = {"seq": self.seq, "ts": self.ts, "kind": self.kind, "payload": self.payload, "prev": self.prev,
+               "hash": self.hash}
+        if self.alg is not None:
+            out.update(alg=self.alg, kid=self.kid)
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerifyResult:
-    """Outcome of :func:`verify_audit`. ``line`` is the 1-based line of the first problem."""
+    """Outcome of :func:`verify_audit`. ``line`` is the 1-based line of the first problem.
+
+    ``checks`` names what was checked (``hmac``, ``head``, ``anchors``), ``warnings`` what was accepted
+    with a caveat (legacy records, a head lagging after a crash).
+    """
 
     ok: bool
     records: int
@@ -118,6 +335,14 @@ class VerifyResult:
     line: int | None = None
     torn_tail: bool = False
     last_hash: str = GENESIS
+    keyed_records: int = 0
+    legacy_records: int = 0
+    key_id: str | None = None
+    head_seq: int | None = None
+    anchors_checked: int = 0
+    last_anchor: Anchor | None = None
+    checks: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.ok
@@ -136,70 +361,172 @@ def _last_newline_end(fd: int, limit: int) -> int:
     return 0
 
 
+def _first_line(fd: int) -> bytes | None:
+    """The first complete line of ``fd`` without its newline (None when there is none)."""
+    buf = b""
+    while True:
+        chunk = os.pread(fd, 1 << 16, len(buf))
+        if not chunk:
+            return None
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+            return buf + chunk[:nl]
+        buf += chunk
+
+
 def _head_path(path: Path) -> Path:
     return path.with_name(path.name + ".head")
 
 
-def _read_head(path: Path) -> tuple[int, str] | None:
+def _read_head(path: Path) -> tuple[int, str] | None | str:
+    """(seq, hash); None for an empty head (a trail with no record yet); a message when missing or garbage."""
+    head = _head_path(path)
     try:
-        text = _head_path(path).read_text(encoding="ascii").strip()
+        text = head.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        return None
+        return f"head file {head} is missing (deleted, or the file was not written by an AuditTrail)"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"head file {head} is unreadable ({exc})"
     if not text:
         return None
     seq, _, digest = text.partition(" ")
-    try:
-        return int(seq), digest
-    except ValueError:
-        return None
+    if not seq.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return f"head file {head} is garbage ({text[:40]!r})"
+    return int(seq), digest
 
 
-def verify_audit(path: str | Path, *, check_head: bool = True) -> VerifyResult:
-    """Check every record's hash and link; report the first edited, removed or reordered record.
+def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | None = None,
+                 key_file: str | Path | None = None, anchors: AuditAnchors | None = None,
+                 expect: Iterable[Anchor | str] = (), allow_legacy: bool = False) -> VerifyResult:
+    """Check every record's HMAC and link, the head file and the anchors; report the first problem.
 
+    ``key``: the HMAC key (else ``key_file``, else the default key file of ``path``; none found and keyed
+    records present is an error). ``anchors``: an :class:`AuditAnchors` store (the anchors of this path;
+    none found is a warning); ``expect``: anchors kept elsewhere, as :class:`Anchor` or ``"SEQ:HASH"``
+    strings (the daily alert's :meth:`AuditAnchors.summary`). Each anchor's seq must be in the file with that
+    hash, so a file cut short (with its head) or replaced fails.
+    ``check_head``: the head file must exist and name a record of the file (missing or garbage = error).
+    ``allow_legacy``: accept a file of unkeyed SHA-256 records only (with a warning) instead of refusing it.
     A torn last line (crash mid-write) is not an error: the valid prefix is what was committed.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return VerifyResult(ok=False, records=0, error=f"audit file {path} does not exist")
+    if not stat.S_ISREG(st.st_mode):
+        return VerifyResult(ok=False, records=0, error=f"audit path {path} is not a regular file")
+    secret = load_key(audit_path=path, key=key, key_file=key_file, create=False)
+    kid = key_id(secret) if secret is not None else None
+    mac = hmac.new(secret, digestmod=hashlib.sha256) if secret is not None else None
     data = path.read_bytes()
     lines = data.split(b"\n")
     torn = bool(lines and lines[-1])  # text after the last newline: an incomplete write
     complete = lines[:-1]
+    first_hash: str | None = None
+    if complete:
+        try:
+            first = json.loads(complete[0])
+            first_hash = str(first.get("hash")) if isinstance(first, dict) else None
+        except json.JSONDecodeError:
+            first_hash = None
+    stored = anchors.for_trail(path) if anchors is not None else []
+    given = [a if isinstance(a, Anchor) else Anchor.parse(a) for a in expect]
+    wanted = stored + given
+    checks = ["chain", "hmac" if secret is not None else "hmac (no key)"]
+    warnings: list[str] = []
+    by_seq: dict[int, list[Anchor]] = {}
+    for a in wanted:
+        by_seq.setdefault(a.seq, []).append(a)
     prev = GENESIS
-    count = 0
+    count = keyed = legacy = 0
+    extra = dict(key_id=kid, torn_tail=torn)
+
+    def fail(msg: str, line: int | None) -> VerifyResult:
+        return VerifyResult(ok=False, records=count, line=line, error=msg, keyed_records=keyed,
+                            legacy_records=legacy, checks=tuple(checks), warnings=tuple(warnings), **extra)
+
     for i, raw in enumerate(complete, start=1):
         try:
             rec = json.loads(raw)
         except json.JSONDecodeError as exc:
-            return VerifyResult(ok=False, records=count, line=i, error=f"line {i}: not valid JSON ({exc.msg})")
-        if not isinstance(rec, dict) or not {"seq", "ts", "kind", "payload", "prev", "hash"} <= rec.keys():
-            return VerifyResult(ok=False, records=count, line=i, error=f"line {i}: missing record fields")
+            return fail(f"line {i}: not valid JSON ({exc.msg})", i)
+        if not isinstance(rec, dict) or not _FIELDS <= rec.keys():
+            return fail(f"line {i}: missing record fields", i)
         if rec["seq"] != count:
-            return VerifyResult(ok=False, records=count, line=i,
-                                error=f"line {i}: sequence {rec['seq']} where {count} was expected "
-                                      "(a record was removed, inserted or reordered)")
+            return fail(f"line {i}: sequence {rec['seq']} where {count} was expected "
+                        "(a record was removed, inserted or reordered)", i)
         if rec["prev"] != prev:
-            return VerifyResult(ok=False, records=count, line=i,
-                                error=f"line {i}: previous-hash link broken (record removed or reordered)")
-        if _hash(rec) != rec["hash"]:
-            return VerifyResult(ok=False, records=count, line=i,
-                                error=f"line {i}: hash mismatch (record seq {rec['seq']} was edited)")
+            return fail(f"line {i}: previous-hash link broken (record removed or reordered)", i)
+        if "alg" in rec:
+            if rec["alg"] != ALG:
+                return fail(f"line {i}: unknown chain algorithm {rec['alg']!r}", i)
+            if mac is None:
+                return fail(f"line {i}: the chain is keyed ({ALG}, key id {rec.get('kid')}) but no key was "
+                            "given (set audit.key or audit.key_file)", i)
+            if rec.get("kid") != kid:
+                return fail(f"line {i}: record seq {rec['seq']} was signed with key id {rec.get('kid')}, "
+                            f"not with the key given (id {kid}): a forged record or the wrong key", i)
+            m = mac.copy()
+            m.update(_body(rec))
+            if not hmac.compare_digest(m.hexdigest(), str(rec["hash"])):
+                return fail(f"line {i}: HMAC mismatch (record seq {rec['seq']} was edited or forged)", i)
+            keyed += 1
+        else:
+            if keyed:
+                return fail(f"line {i}: unkeyed record seq {rec['seq']} after keyed records "
+                            "(forged: a downgrade to the legacy chain)", i)
+            if _sha256(rec) != rec["hash"]:
+                return fail(f"line {i}: hash mismatch (record seq {rec['seq']} was edited)", i)
+            legacy += 1
+        for a in by_seq.get(count, ()):
+            if not str(rec["hash"]).startswith(a.hash) or (a.first_hash and a.first_hash != first_hash):
+                return fail(f"line {i}: record seq {count} differs from its anchor {a.short()} "
+                            "(the file was rewritten or replaced)", i)
         prev = rec["hash"]
         count += 1
+    if legacy and not keyed:
+        msg = (f"unkeyed (legacy) chain of {legacy} records: its SHA-256 hashes cannot show a rewrite "
+               "(continue it with a keyed AuditTrail, or accept it with allow_legacy / --allow-legacy)")
+        if not allow_legacy:
+            return fail(msg, None)
+        warnings.append(msg)
+    elif legacy:
+        warnings.append(f"the first {legacy} records are unkeyed (legacy); the first keyed record seals them")
+    head_seq: int | None = None
     if check_head:
+        checks.append("head")
         head = _read_head(path)
-        if head is not None:
-            seq, digest = head
-            if seq >= count:
-                return VerifyResult(ok=False, records=count, line=count + 1, torn_tail=torn,
-                                    error=f"file ends at seq {count - 1} but its head file records seq {seq}: "
-                                          "records were removed from the end")
-            rec = json.loads(complete[seq])
-            if rec["hash"] != digest:
-                return VerifyResult(ok=False, records=count, line=seq + 1,
-                                    error=f"head file hash does not match record seq {seq}")
-    return VerifyResult(ok=True, records=count, torn_tail=torn, last_hash=prev)
+        if isinstance(head, str):
+            return fail(head, None)
+        if head is None:
+            if count:
+                return fail(f"head file {_head_path(path)} is empty but the file has {count} records", None)
+        else:
+            head_seq, digest = head
+            if head_seq >= count:
+                return fail(f"file ends at seq {count - 1} but its head file records seq {head_seq}: "
+                            "records were removed from the end", count + 1)
+            if json.loads(complete[head_seq])["hash"] != digest:
+                return fail(f"head file hash does not match record seq {head_seq}", head_seq + 1)
+            if head_seq < count - 1:
+                warnings.append(f"head file lags: seq {head_seq} of {count - 1} (a crash between a record and "
+                                "its head update)")
+    last_anchor = max(wanted, key=lambda a: a.seq, default=None)
+    if anchors is not None:
+        checks.append(f"anchors ({len(stored)} stored)")
+        if not stored:
+            warnings.append(f"no anchor of {_trail_id(path)} in the database: a cut at the end cannot be seen")
+    if given:
+        checks.append(f"anchors ({len(given)} given)")
+    if anchors is not None or given:
+        if last_anchor is not None and last_anchor.seq >= count:
+            return fail(f"file ends at seq {count - 1} but an anchor records seq {last_anchor.seq} "
+                        f"({last_anchor.short()}): records were removed from the end or the file was replaced",
+                        count + 1)
+    return VerifyResult(ok=True, records=count, last_hash=prev, keyed_records=keyed, legacy_records=legacy,
+                        head_seq=head_seq, anchors_checked=len(wanted), last_anchor=last_anchor,
+                        checks=tuple(checks), warnings=tuple(warnings), **extra)
 
 
 def record_config(trail: "AuditTrail", settings: Any, *, source: str, operator: str | None = None) -> "AuditRecord":
@@ -216,34 +543,102 @@ def record_config(trail: "AuditTrail", settings: Any, *, source: str, operator: 
                                           "settings": data})
 
 
+def _refuse_unusable(path: Path) -> None:
+    """Refuse a path that exists but is not a regular file before anything (a key file) is created for it."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot open audit file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise StoreError(f"audit file {path} is a directory: audit.path must name a file")
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"audit file {path} is not a regular file (a device, pipe or socket): "
+                         "audit.path must name a file")
+
+
+def _open_regular(path: Path, what: str, flags: int) -> int:
+    """Open (creating) a regular file for writing; a directory, device, pipe or unwritable path is a
+    one-line :class:`StoreError` (``audit.path`` set to ``/dev/null`` would otherwise audit nothing)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o640)
+    except IsADirectoryError:
+        raise StoreError(f"{what} {path} is a directory: audit.path must name a file") from None
+    except PermissionError:
+        raise StoreError(f"cannot write {what} {path}: permission denied") from None
+    except OSError as exc:
+        raise StoreError(f"cannot open {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StoreError(f"{what} {path} is not a regular file (a device, pipe or socket): "
+                         "audit.path must name a file")
+    return fd
+
+
 class AuditTrail:
-    """Append-only hash-chained audit file. Thread-safe and multi-process safe (``flock``).
+    """Append-only keyed hash-chained audit file. Thread-safe and multi-process safe (``flock``).
 
     ``fsync``: ``always`` (each record is on disk before ``append`` returns, or, inside :meth:`group`,
     before the group's block returns), ``batch`` (fsync every ``batch_size`` records and on
     :meth:`flush`/:meth:`close`), ``never`` (leave it to the OS).
+
+    ``key`` / ``key_file``: the HMAC key (see :func:`load_key`; default: the key file
+    ``<audit folder>/keys/audit.key``, created on first use). Every writer of one file must use the same key:
+    build trails from settings with :meth:`from_settings`.
+
+    ``anchors``: where the head is copied (:class:`AuditAnchors`): at :meth:`close`, on :meth:`anchor`, and by
+    a helper thread once ``anchor_every`` records or ``anchor_seconds`` seconds (None: no timer) passed.
     """
 
     def __init__(self, path: str | Path, *, fsync: FsyncPolicy = "always", clock: Clock | None = None,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, key: KeyLike | None = None, key_file: str | Path | None = None,
+                 anchors: AuditAnchors | None = None, anchor_every: int = 1000,
+                 anchor_seconds: float | None = 60.0) -> None:
         if fsync not in ("always", "batch", "never"):
             raise StoreError(f"audit fsync policy must be always, batch or never, got {fsync!r}")
         self.path = Path(path)
         self.fsync = fsync
         self.batch_size = max(1, int(batch_size))
         self.clock = clock or LiveClock()
+        _refuse_unusable(self.path)
+        secret = load_key(audit_path=self.path, key=key, key_file=key_file, create=True)
+        assert secret is not None  # create=True always yields a key or raises
+        self.key_id = key_id(secret)
+        self._mac = hmac.new(secret, digestmod=hashlib.sha256)  # copied per record: the key is hashed once
+        self.anchors = anchors
+        self.anchor_every = max(1, int(anchor_every))
+        self.anchor_seconds = anchor_seconds
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
-        self._head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, 0o640)
+        self._fd = _open_regular(self.path, "audit file", os.O_APPEND)
+        try:
+            self._head_fd = _open_regular(_head_path(self.path), "audit head file", 0)
+        except StoreError:
+            os.close(self._fd)
+            raise
         self._known_size = -1  # file size after our last write; another size means re-read the tail
         self._seq = 0
         self._prev = GENESIS
+        self._first_hash: str | None = None
         self._unsynced = 0
         self._local = threading.local()  # per thread: depth of nested group() blocks
         self._syncer: ThreadPoolExecutor | None = None  # sync_soon's helper thread, started on first use
         self._syncer_pid = 0
+        self._anchorer: ThreadPoolExecutor | None = None  # periodic anchors' helper thread
+        self._anchorer_pid = 0
+        self._anchor_pending = False
+        self._anchored_seq = -1
+        self._anchored_at = time.monotonic()
         self.fsyncs = 0  # fsyncs of the record file so far (the benchmark and the tests count them)
+
+    @classmethod
+    def from_settings(cls, settings: "AuditSettings", *, clock: Clock | None = None,
+                      anchors: AuditAnchors | None = None, path: str | Path | None = None) -> "AuditTrail":
+        """The trail ``settings`` describe (``path`` overrides ``audit.path``, e.g. a paper run's folder)."""
+        return cls(path if path is not None else settings.path, fsync=settings.fsync, clock=clock,
+                   key=settings.key, key_file=settings.key_file, anchors=anchors,
+                   anchor_every=settings.anchor_every, anchor_seconds=settings.anchor_seconds)
 
     # -- grouped durability --------------------------------------------------------------------------
     @contextmanager
@@ -315,11 +710,14 @@ class AuditTrail:
                 size = os.fstat(self._fd).st_size
                 if size != self._known_size:
                     self._resync(size)
-                body = {"seq": self._seq, "ts": ts, "kind": str(kind), "payload": clean, "prev": self._prev}
+                body = {"seq": self._seq, "ts": ts, "kind": str(kind), "payload": clean, "prev": self._prev,
+                        "alg": ALG, "kid": self.key_id}
                 encoded = _canonical(body)
-                body["hash"] = hashlib.sha256(encoded).hexdigest()
-                # sort_keys puts "hash" first: splice it in rather than encoding the record twice
-                line = b'{"hash":"' + body["hash"].encode() + b'",' + encoded[1:] + b"\n"
+                mac = self._mac.copy()
+                mac.update(encoded)
+                digest = mac.hexdigest()
+                # the verifier re-encodes the record without "hash": splice it in rather than encoding twice
+                line = b'{"hash":"' + digest.encode() + b'",' + encoded[1:] + b"\n"
                 written = os.write(self._fd, line)
                 if written != len(line):
                     raise StoreError(f"short write to audit file {self.path}")
@@ -332,16 +730,71 @@ class AuditTrail:
                     self.fsyncs += 1
                     self._unsynced = 0
                 # The head is written after the record and not fsynced per append: after a power cut it may
-                # lag the file (harmless, the verifier accepts head <= last record) but never lead it.
-                head = f"{body['seq']} {body['hash']}\n".encode().ljust(96)
+                # lag the file (the verifier accepts head <= last record, with a warning) but never lead it.
+                head = f"{body['seq']} {digest}\n".encode().ljust(96)
                 os.pwrite(self._head_fd, head, 0)
                 record = AuditRecord(seq=body["seq"], ts=ts, kind=body["kind"], payload=clean,
-                                     prev=body["prev"], hash=body["hash"])
+                                     prev=body["prev"], hash=digest, alg=ALG, kid=self.key_id)
                 self._seq += 1
-                self._prev = body["hash"]
+                self._prev = digest
+                pending = self._anchor_pending and self._anchorer_pid == os.getpid()  # a fork has no helper
+                if self.anchors is not None and not pending and (
+                        record.seq - self._anchored_seq >= self.anchor_every
+                        or (self.anchor_seconds is not None
+                            and time.monotonic() - self._anchored_at >= self.anchor_seconds)):
+                    self._anchor_pending = True
+                    self._anchor_soon()
                 return record
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    # -- anchors -------------------------------------------------------------------------------------
+    def _anchor_soon(self) -> None:
+        """Queue an anchor on the helper thread (called under ``_lock``): the appending thread never waits
+        for the database."""
+        if self._anchorer is None or self._anchorer_pid != os.getpid():
+            self._anchorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-anchor")
+            self._anchorer_pid = os.getpid()
+        self._anchorer.submit(self._anchor_in_background)
+
+    def _anchor_in_background(self) -> None:
+        try:
+            self.anchor()
+        except Exception as exc:  # a failed anchor must not stop trading; the next one retries
+            _log.warning("audit anchor of %s failed: %s", self.path, exc)
+        finally:
+            self._anchor_pending = False
+
+    def anchor(self) -> Anchor | None:
+        """Copy the file's head (seq, hash) to the anchor store now; None when the file has no record.
+
+        The file is fsynced first, so an anchor never names a record a power cut could lose.
+        """
+        if self.anchors is None:
+            raise StoreError(f"audit trail {self.path} has no anchor store")
+        with self._lock:
+            if self._fd < 0:
+                raise StoreError(f"audit trail {self.path} is closed")
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(self._fd).st_size
+                if size != self._known_size:
+                    self._resync(size)  # learn the tail another process wrote
+                if self._seq == 0:
+                    return None
+                if self._first_hash is None:
+                    first = _first_line(self._fd)
+                    self._first_hash = str(json.loads(first)["hash"]) if first else GENESIS
+                os.fsync(self._fd)
+                self.fsyncs += 1
+                self._unsynced = 0
+                point = Anchor(trail=_trail_id(self.path), seq=self._seq - 1, hash=self._prev,
+                               first_hash=self._first_hash, ts=self.clock.now_ms())
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.anchors.record(point)
+        self._anchored_seq, self._anchored_at = point.seq, time.monotonic()
+        return point
 
     def flush(self) -> None:
         with self._lock:
@@ -351,10 +804,17 @@ class AuditTrail:
             self._unsynced = 0
 
     def close(self) -> None:
-        if self._syncer is not None:
-            if self._syncer_pid == os.getpid():
-                self._syncer.shutdown(wait=True)  # a sync in flight finishes before the file is closed
-            self._syncer = None
+        for attr, pid_attr in (("_syncer", "_syncer_pid"), ("_anchorer", "_anchorer_pid")):
+            pool = getattr(self, attr)
+            if pool is not None:
+                if getattr(self, pid_attr) == os.getpid():
+                    pool.shutdown(wait=True)  # work in flight finishes before the file is closed
+                setattr(self, attr, None)
+        if self.anchors is not None and self._fd >= 0:
+            try:
+                self.anchor()
+            except Exception as exc:  # closing must not fail on the database; verify reports a stale anchor
+                _log.warning("audit anchor of %s at close failed: %s", self.path, exc)
         with self._lock:
             if self._fd >= 0:
                 if self.fsync != "never":
@@ -371,8 +831,9 @@ class AuditTrail:
         self.close()
 
     @staticmethod
-    def verify(path: str | Path) -> VerifyResult:
-        return verify_audit(path)
+    def verify(path: str | Path, **options: Any) -> VerifyResult:
+        """:func:`verify_audit` (same keyword options)."""
+        return verify_audit(path, **options)
 
     @staticmethod
     def read(path: str | Path) -> list[AuditRecord]:
