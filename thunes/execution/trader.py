@@ -33,7 +33,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from contextlib import contextmanager
@@ -259,6 +259,12 @@ class Trader:
             intent_factory = TradeIntent
         self._intent = intent_factory
         self.tf_ms = parse_timeframe(options.timeframe).ms
+        # An entry that a crash kept from reaching the exchange is sent again at recovery only while this
+        # trader would still trade its bar (the signal-age rule of _decide); exits always are.
+        executor_options = getattr(executor, "options", None)
+        if executor_options is not None and getattr(executor_options, "entry_ttl_ms", 0) is None:
+            executor.options = replace(  # type: ignore[attr-defined]
+                executor_options, entry_ttl_ms=int(self.tf_ms * (1 + options.max_signal_age_bars)))
         self.window_bars = options.window_bars or max(4 * strategy.warmup, strategy.warmup + 250)
         self._ts = np.zeros(0, dtype="int64")
         self._ohlcv = np.zeros((0, 5), dtype="float64")
@@ -421,7 +427,9 @@ class Trader:
         elif getattr(outcome, "error", None):
             reason = f"{reason}; {outcome.error}"
         elif getattr(outcome, "duplicate", False):
-            reason = f"{reason}; already journaled, not sent again"
+            # Journaled before a restart: the status is what that order became (recovery resolved it, sent it
+            # again or closed it), not the result of a second send.
+            reason = f"{reason}; already journaled ({status}), not sent again"
         if cid is not None:
             self.record_fills(cid, reason)
         if side is Side.SELL and filled > 0:
