@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientError, ClientSession, web
 
 __all__ = ["DelayProxy", "Delivered"]
 
@@ -154,12 +154,22 @@ class DelayProxy:
             with self._lock:
                 delay = self._armed.pop(0) if self._armed else None
         if delay is None:
-            status, out, data = await self._forward(session, request.method, url, headers, body)
+            try:
+                status, out, data = await self._forward(session, request.method, url, headers, body)
+            except ClientError:
+                # The exchange dropped the connection (its lose_mode="drop" fault): so does the gateway.
+                if request.transport is not None:
+                    request.transport.close()
+                raise asyncio.CancelledError from None
             return web.Response(status=status, headers=out, body=data)
 
         async def later() -> None:
             await asyncio.sleep(delay)
-            status, _out, data = await self._forward(session, request.method, url, headers, body)
+            try:
+                status, _out, data = await self._forward(session, request.method, url, headers, body)
+            except ClientError as exc:
+                self.delivered.append(Delivered(delay_s=delay, status=0, body=f"{type(exc).__name__}: {exc}"))
+                return
             try:
                 parsed: Any = json.loads(data)
             except ValueError:
