@@ -82,7 +82,7 @@ __all__ = ["ExecutorOptions", "OrderOutcome", "RecoveryReport", "OrderExecutor",
            "min_settle_ms", "CLOCK_AHEAD_LIMIT_MS", "SETTLE_MARGIN_MS"]
 
 ZERO = Decimal(0)
-# Binance refuses a timestamp 1000 ms or more ahead of its clock, so a request it accepts carries at most that skew.
+# Binance refuses a timestamp 1000 ms or more ahead of its clock: a request it accepts carries at most that skew.
 CLOCK_AHEAD_LIMIT_MS = 1_000
 SETTLE_MARGIN_MS = 500
 
@@ -148,10 +148,10 @@ class OrderOutcome:
 class RecoveryReport:
     resolved: list[str] = field(default_factory=list)  # found at the exchange, journal updated
     never_sent: list[str] = field(default_factory=list)  # PENDING at crash: never left, re-decided
-    not_found: list[str] = field(default_factory=list)  # SENT but unknown to the exchange after settling: re-decided
+    not_found: list[str] = field(default_factory=list)  # SENT, unknown to the exchange after settling: re-decided
     resent: list[str] = field(default_factory=list)  # never placed, sent again (exits; entries still young)
     expired: list[str] = field(default_factory=list)  # never placed entries older than entry_ttl_ms: EXPIRED
-    denied: list[str] = field(default_factory=list)  # never placed, the risk manager refused the resend: CANCELED
+    denied: list[str] = field(default_factory=list)  # never placed, the risk manager refused a resend: CANCELED
     refreshed: list[str] = field(default_factory=list)  # open orders re-read
     unresolved: list[str] = field(default_factory=list)  # lookup failed; try again later
 
@@ -184,13 +184,16 @@ class OrderExecutor:
         self.breaker = breaker
         self.limiter = limiter
         self.options = options
-        self.settle_ms  # refuse a settle time shorter than the port's signed window now, not at the first lost answer
+        self._settle_floor_check()  # a settle time below the port's signed window fails here, not at a lost answer
         self._born = self.clock.monotonic()  # any request of a previous process was signed before this
         self._unknown_since: dict[str, float] = {}  # client order id -> monotonic time its last send returned
 
     @property
     def settle_ms(self) -> int:
         """Milliseconds after a send returned before a not-found is final (see the module docstring)."""
+        return self._settle_floor_check()
+
+    def _settle_floor_check(self) -> int:
         floor = min_settle_ms(self.exchange.recv_window_ms)
         chosen = self.options.settle_ms
         if chosen is None:
@@ -198,8 +201,9 @@ class OrderExecutor:
         if chosen < floor:
             raise ConfigError(
                 f"ExecutorOptions.settle_ms={chosen} is below what the exchange port signs with: recvWindow "
-                f"{self.exchange.recv_window_ms} ms + {CLOCK_AHEAD_LIMIT_MS} ms clock skew + {SETTLE_MARGIN_MS} ms "
-                f"= {floor} ms; a lost order could still land after a resend (leave settle_ms unset to derive it)")
+                f"{self.exchange.recv_window_ms} ms + {CLOCK_AHEAD_LIMIT_MS} ms clock skew + "
+                f"{SETTLE_MARGIN_MS} ms = {floor} ms; a lost order could still land after a resend "
+                f"(leave settle_ms unset to derive it)")
         return chosen
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -526,7 +530,7 @@ class OrderExecutor:
         return report
 
     def _redecide(self, entry: JournalEntry, report: RecoveryReport, why: str) -> None:
-        """An intent that never reached the exchange: send it again, or close it with the reason, never drop it."""
+        """An intent that never reached the exchange: send it again or close it with the reason, never drop it."""
         cid = entry.client_order_id
         age_ms = self.clock.now_ms() - entry.bar_ts
         ttl = self.options.entry_ttl_ms
