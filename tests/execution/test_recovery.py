@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
+
 from thunes.config import RiskSettings
 from thunes.core.candles import ts_ms
 from thunes.core.clock import LiveClock
@@ -124,9 +126,11 @@ def test_a_resend_the_risk_manager_refuses_is_closed_with_the_reason(sim, tmp_pa
         stack.exchange.close()
 
 
-def test_the_trader_replaying_a_bar_whose_order_never_left_sees_the_resent_order(tmp_path):
+@pytest.mark.parametrize("halted", [False, True])
+def test_the_trader_replaying_a_bar_whose_order_never_left_sees_what_recovery_decided(tmp_path, halted):
     """Killed between the journal commit and the send: at restart recovery sends the entry (its bar is young
-    by the trader's signal-age rule), books its fill, and the replayed bar finds the position: no second order."""
+    by the trader's signal-age rule) and books its fill, or, with the kill-switch on, closes it as denied; the
+    replayed bar then sends nothing and reports the journaled outcome."""
     frame = generate_candles(200, timeframe="1h", seed=11, start_price=40_000.0, price_decimals=2)
     stamps = ts_ms(frame)
     entries = SmaCross(fast=3, slow=8).signals(frame).arrays(frame.index).entries
@@ -155,13 +159,21 @@ def test_the_trader_replaying_a_bar_whose_order_never_left_sees_the_resent_order
 
         again = stack_now()
         try:
-            report = again.trader.reconcile()  # what run() does first: recovery sends the entry
+            if halted:
+                again.risk.kill_switch(True, reason="test: halted before the restart", operator="pytest")
+            report = again.trader.reconcile()  # what run() does first: recovery re-decides the entry
             assert [d.client_order_id for d in report.discrepancies if d.kind == "unresolved_order"] == [cid]
-            assert again.journal.get(cid).status is OrderStatus.FILLED
-            replayed = again.trader.on_candle(bar)  # the bar comes again: the position is there, no second order
-            assert replayed.action == "hold"
-            assert again.positions.position("BTC/USDT").qty > 0
-            assert len([o for o in again.exchange.client.fetch_orders("BTC/USDT") if o["clientOrderId"] == cid]) == 1
-            assert [f.client_order_id for f in read_ledger(tmp_path / "ledger.csv")] == [cid]  # its fill is booked
+            replayed = again.trader.on_candle(bar)  # the same bar comes again
+            at_exchange = [o for o in again.exchange.client.fetch_orders("BTC/USDT") if o["clientOrderId"] == cid]
+            if halted:  # denied at recovery: the replay reports that outcome and sends nothing
+                assert again.journal.get(cid).status is OrderStatus.CANCELED
+                assert replayed.action == "buy" and replayed.status == "CANCELED"
+                assert "already journaled (CANCELED), not sent again" in replayed.reason
+                assert at_exchange == [] and again.positions.position("BTC/USDT") is None
+            else:  # sent at recovery: the replay finds the position, no second order; the fill is booked
+                assert again.journal.get(cid).status is OrderStatus.FILLED
+                assert replayed.action == "hold"
+                assert len(at_exchange) == 1 and again.positions.position("BTC/USDT").qty > 0
+                assert [f.client_order_id for f in read_ledger(tmp_path / "ledger.csv")] == [cid]
         finally:
             again.close()

@@ -17,7 +17,9 @@ CandleFeed` (websocket with reconnect and REST backfill), the account is reconci
 ends the loop between two candles: no new order after the request, the state file, ledger and audit
 trail flushed. A restart reads the state file and resumes after the last processed candle; the
 deterministic client order id (strategy, symbol, side, bar) means a bar processed twice never
-places a second order.
+places a second order. An order journaled but killed before its request left is re-decided by the
+executor's recovery at start (an exit is sent, an entry only while this trader would still trade its bar,
+see ``ExecutorOptions.entry_ttl_ms``), so the replayed bar finds the position or the journaled outcome.
 
 Candles that arrive late (a backfill after a long disconnect, a restart) update the window but are
 traded only while their next bar is still young (``max_signal_age_bars``), because an order for an
