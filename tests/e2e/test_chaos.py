@@ -73,7 +73,7 @@ def test_the_trader_survives_a_bad_day_at_the_exchange(tmp_path):
     store_url = f"sqlite:///{tmp_path / 'candles.sqlite'}"
     spec = ReplaySpec(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"), start_bar=100, bars=120)
     run = paper_replay(candles, strategy, spec, workdir=tmp_path / "run", before_step=chaos,
-                       sim_options={"ban_after_429s": 1000}, settle_ms=200, store_url=store_url)
+                       sim_options={"ban_after_429s": 1000}, store_url=store_url)
 
     assert len(injected) == len(FAULTS) + 1
     assert lost["consumed"] >= 2, lost

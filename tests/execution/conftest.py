@@ -20,6 +20,7 @@ from thunes.execution.risk import RiskManager
 
 D = Decimal
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+RECV_WINDOW_MS = 500
 
 
 def make_sim():
@@ -61,7 +62,8 @@ def build_stack(sim, tmp_path: Path, *, db_url: str | None = None, risk: RiskMan
     from thunes.exchange.ccxt_adapter import CcxtExchange
 
     clock = LiveClock()
-    exchange = CcxtExchange.for_local(sim, timeout_s=3.0)
+    # A short signed window keeps the settle time after a lost answer short (500 + 1000 + 500 ms).
+    exchange = CcxtExchange.for_local(sim, timeout_s=3.0, recv_window_ms=RECV_WINDOW_MS)
     db = Database.connect(db_url or f"sqlite:///{tmp_path}/exec.sqlite")
     audit_path = tmp_path / "audit.jsonl"
     audit = AuditTrail(audit_path, fsync="never", clock=clock)
@@ -71,7 +73,7 @@ def build_stack(sim, tmp_path: Path, *, db_url: str | None = None, risk: RiskMan
     executor = OrderExecutor(exchange, risk=risk, journal=journal, positions=positions,
                              markets=MarketBook(exchange.load_markets, clock=clock), clock=clock, audit=audit,
                              breaker=breaker,
-                             options=options or ExecutorOptions(settle_ms=200, retry_sleep_s=0.05))
+                             options=options or ExecutorOptions(retry_sleep_s=0.05))
     return Stack(exchange, executor, risk, journal, positions, audit, db, audit_path)
 
 

@@ -6,10 +6,14 @@ and audit trail, rebuild the risk state, ``recover()`` whatever the previous lif
 work through a fixed plan of intents. The test SIGKILLs the child at a random moment. Forking keeps a
 life's start-up in milliseconds, so 50+ kills fit in a few tens of seconds.
 
-Protocol: stdin ``run`` (a life) or ``recover`` (restart, resolve, stop: the final life) -> stdout
-``pid <PID>``, from the life itself ``placing <PID>`` once it starts placing orders (unless killed before),
-then ``exit <PID> <wait status>``; ``quit`` ends. The plan is longer than the lives get
-through, so every life is cut short by the kill.
+Protocol: stdin ``run [TTL_MS]`` (a life) or ``recover [TTL_MS]`` (restart, resolve, stop: the final life)
+-> stdout ``pid <PID>``, from the life itself ``placing <PID>`` once it starts placing orders (unless killed
+before), then ``exit <PID> <wait status>``; ``quit`` ends. ``TTL_MS`` is the life's ``entry_ttl_ms`` (how old
+an entry found never placed at recovery may be and still be sent; without it such entries expire). The plan is
+longer than the lives get through, so every life is cut short by the kill.
+
+The life signs with the short ``recv_window_ms`` of the config and lets the executor derive its settle time
+from it; the test may put a delaying gateway between the lives and the exchange (``base_url``).
 """
 
 from __future__ import annotations
@@ -35,22 +39,24 @@ from thunes.execution.risk import RiskManager, TradeIntent
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 
 
-def plan(n: int, prices: dict[str, Decimal]) -> list[TradeIntent]:
-    """Intent k: symbol k % 3; rounds alternate entry (buy 20 USDT) and exit (sell the position)."""
+def plan(n: int, prices: dict[str, Decimal], bar0: int) -> list[TradeIntent]:
+    """Intent k: symbol k % 3, bar ``bar0 + k`` ms; rounds alternate entry (buy 20 USDT) and exit (sell the
+    position)."""
     out = []
     for k in range(n):
         sym = SYMBOLS[k % len(SYMBOLS)]
         entry = (k // len(SYMBOLS)) % 2 == 0
         out.append(TradeIntent(symbol=sym, side=Side.BUY if entry else Side.SELL, price=prices[sym],
                                quote_qty=Decimal("20") if entry else None, is_exit=not entry,
-                               strategy="crash", bar_ts=k, reason=f"crash-test intent {k}"))
+                               strategy="crash", bar_ts=bar0 + k, reason=f"crash-test intent {k}"))
     return out
 
 
-def life(cfg: dict, *, recover_only: bool = False) -> None:
+def life(cfg: dict, *, recover_only: bool = False, entry_ttl_ms: int | None = None) -> None:
     clock = LiveClock()
     exchange = CcxtExchange(CcxtOptions(mode="local", base_url=cfg["base_url"], api_key=cfg["api_key"],
-                                        secret=cfg["secret"], timeout_s=3.0, enable_rate_limit=False))
+                                        secret=cfg["secret"], timeout_s=3.0, enable_rate_limit=False,
+                                        recv_window_ms=int(cfg["recv_window_ms"])))
     db = Database.connect(cfg["db_url"])
     audit = AuditTrail(cfg["audit_path"], fsync="always", clock=clock)
     journal = OrderJournal(db, clock=clock)
@@ -60,13 +66,13 @@ def life(cfg: dict, *, recover_only: bool = False) -> None:
                        clock=clock, audit=audit)
     executor = OrderExecutor(exchange, risk=risk, journal=journal, positions=positions,
                              markets=MarketBook(exchange.load_markets, clock=clock), clock=clock, audit=audit,
-                             options=ExecutorOptions(settle_ms=int(cfg.get("settle_ms", 300)), retry_sleep_s=0.05))
+                             options=ExecutorOptions(retry_sleep_s=0.05, entry_ttl_ms=entry_ttl_ms))
     executor.restore_risk()
     executor.recover()
     if not recover_only:
         prices = {s: exchange.fetch_ticker(s).last for s in SYMBOLS}
         print(f"placing {os.getpid()}", flush=True)  # start-up and recovery are done: the test may aim here
-        for intent in plan(int(cfg["intents"]), prices):
+        for intent in plan(int(cfg["intents"]), prices, int(cfg["bar0"])):
             executor.execute(intent)
     # An answer that could not be obtained (exchange slow or unreachable) leaves a SENT row; a real trader's
     # reconciler calls recover() again later, and so does this life before it ends.
@@ -81,16 +87,17 @@ def life(cfg: dict, *, recover_only: bool = False) -> None:
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     for line in sys.stdin:
-        cmd = line.strip()
+        cmd, *args = line.split() or [""]
         if cmd == "quit":
             return
         if cmd not in ("run", "recover"):
             continue
+        ttl = int(args[0]) if args else None
         pid = os.fork()
         if pid == 0:  # the child: one life, ended by the test's SIGKILL or by finishing the plan
             code = 0
             try:
-                life(cfg, recover_only=cmd == "recover")
+                life(cfg, recover_only=cmd == "recover", entry_ttl_ms=ttl)
             except BaseException:  # noqa: BLE001 - reported to the test through stderr and the exit code
                 traceback.print_exc()
                 code = 3

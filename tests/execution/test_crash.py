@@ -1,9 +1,15 @@
 """Crash specification: an order placer SIGKILLed at random points, at least 50 times, loses nothing.
 
-Every fourth life the exchange also drops the answer to one order. After every life has been killed
-(and a last one has restarted and resolved what was left open), the journal, the local exchange and
-the positions must agree exactly, no client order id may exist twice at the exchange, and the audit
-chain must verify. The figures are printed (run with ``-s``) for the record.
+Every fourth life the exchange also drops the answer to one order, and every third life a gateway between the
+placer and the exchange answers its next order with a 502 and delivers the request later: inside, at, just
+past or well past the signed recvWindow (the original then lands, or is refused as stale with -1021). A life
+is often killed while it waits for such an order's outcome, so the next one must not resend it while it can
+still land. Every third life recovers without an ``entry_ttl_ms`` (entries found never placed expire), the
+others with one (they are sent again). After every life has been killed (and a last one has restarted and
+resolved what was left open), the journal, the local exchange and the positions must agree exactly, no client
+order id may exist twice at the exchange, no intent may be dropped (every exit filled; an entry that never
+reached the exchange sent again, expired or denied, never just closed), and the audit chain must verify. The
+figures are printed (run with ``-s``) for the record.
 """
 
 from __future__ import annotations
@@ -21,16 +27,21 @@ from pathlib import Path
 
 import pytest
 
+from thunes.core.clock import LiveClock
 from thunes.core.enums import OrderStatus, Side
 from thunes.execution.audit import verify_audit
 from thunes.execution.db import Database
 from thunes.execution.journal import OrderJournal
 from thunes.execution.positions import PositionTracker
 from tests.execution.conftest import SYMBOLS, make_sim
+from tests.execution.delay_proxy import DelayProxy
 
 D = Decimal
 REPO = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("THUNES_CRASH_KILLS", "60"))
+RECV_WINDOW_MS = 500  # the placer signs with it: settle time 2 s
+PROXY_DELAYS_S = (0.15, 0.35, 0.5, 0.8, 3.0)  # inside, at, just past and well past the signed window
+ENTRY_TTL_MS = 600_000
 
 
 class Zygote:
@@ -39,8 +50,8 @@ class Zygote:
                                      cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      stderr=open(cfg["log"], "a"))
 
-    def start_life(self, command: str = "run") -> int:
-        self.proc.stdin.write(command + "\n")
+    def start_life(self, command: str = "run", entry_ttl_ms: int | None = None) -> int:
+        self.proc.stdin.write(command + ("" if entry_ttl_ms is None else f" {entry_ttl_ms}") + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "pid", f"zygote said {line!r}; see the log"
@@ -82,11 +93,13 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
 
     rnd = random.Random(20261123)
     sim = make_sim().start()
-    cfg = {"base_url": sim.base_url, "api_key": sim.api_key, "secret": sim.secret,
+    proxy = DelayProxy(sim.base_url).start()
+    cfg = {"base_url": proxy.base_url, "api_key": sim.api_key, "secret": sim.secret,
            "db_url": f"sqlite:///{tmp_path}/exec.sqlite", "audit_path": str(tmp_path / "audit.jsonl"),
-           "intents": 3000, "settle_ms": 300, "log": str(tmp_path / "placer.log")}
+           "intents": 3000, "recv_window_ms": RECV_WINDOW_MS, "bar0": LiveClock().now_ms(),
+           "log": str(tmp_path / "placer.log")}
     zygote = Zygote(cfg)
-    kills = completed = 0
+    kills = completed = armed = 0
     try:
         life = 0
         while kills < KILLS and life < 3 * KILLS:
@@ -97,7 +110,11 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
                 sim.faults.set(lose_order_responses=1, lose_mode=rnd.choice(["504", "drop"]), paths=["/api/v3/order"])
             else:
                 sim.faults.clear()
-            pid = zygote.start_life()
+            # Every third life the gateway loses the answer to its next order and delivers the request late.
+            if life % 3 == 1 and proxy.armed == 0:
+                proxy.arm(PROXY_DELAYS_S[armed % len(PROXY_DELAYS_S)])
+                armed += 1
+            pid = zygote.start_life(entry_ttl_ms=None if life % 3 == 0 else ENTRY_TTL_MS)
             # One kill in four lands anywhere from the start (start-up, recovery of the previous life's orders);
             # the others land while orders are being placed, so that every life places some (on a busy machine
             # the start-up alone can outlast a fixed window).
@@ -117,11 +134,14 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
                 assert os.WEXITSTATUS(status) == 0, Path(cfg["log"]).read_text()[-3000:]
                 completed += 1
         sim.faults.clear()
-        pid = zygote.start_life("recover")  # the last life restarts, resolves what is open, and stops
+        proxy.disarm()
+        pid = zygote.start_life("recover", ENTRY_TTL_MS)  # the last life restarts, resolves what is open, stops
         status = zygote.wait_life()
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, Path(cfg["log"]).read_text()[-3000:]
+        proxy.wait_delivered()
     finally:
         zygote.close()
+        proxy.stop()
 
     exchange = CcxtExchange.for_local(sim)
     try:
@@ -162,16 +182,33 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
         pos = positions.position(sym)
         held = pos.qty if pos is not None else D(0)
         assert held == balances.get(base, D(0)), (sym, held, balances.get(base))
-    # 5. the audit chain verifies
+    # 5. no intent dropped: every exit filled; an entry that never reached the exchange was sent again (and
+    # filled), expired (older than its life's entry_ttl_ms) or denied by the risk manager, with the reason
+    exits_not_filled = [(c, str(e.status), e.error) for c, e in entries.items()
+                        if e.is_exit and e.status is not OrderStatus.FILLED]
+    assert exits_not_filled == []
+    dropped = [(c, str(e.status), e.error) for c, e in entries.items() if e.exchange_order_id is None
+               and not (e.status is OrderStatus.EXPIRED and "entry expired" in (e.error or ""))
+               and not (e.status is OrderStatus.CANCELED and "denied" in (e.error or ""))]
+    assert dropped == []
+    # 6. the audit chain verifies
     result = verify_audit(cfg["audit_path"])
     assert result.ok, result.error
+    records = [json.loads(line) for line in Path(cfg["audit_path"]).read_text().splitlines() if line.strip()]
+    resent = [r["payload"] for r in records if r["kind"] == "order_resend"]
+    expired = [e for e in entries.values() if e.status is OrderStatus.EXPIRED]
+    denied = [e for e in entries.values() if e.status is OrderStatus.CANCELED and "denied" in (e.error or "")]
+    landed = Counter(d.delay_s for d in proxy.delivered if d.code is None)
+    stale = Counter(d.delay_s for d in proxy.delivered if d.code == -1021)
 
     placed = sum(1 for e in entries.values() if e.status is OrderStatus.FILLED)
     print(f"\ncrash test: lives={life + 1} sigkills={kills} completed_lives={completed} "
           f"journaled={len(entries)} filled={placed} exchange_orders={len(orders)} "
-          f"closed_never_sent={sum(1 for e in entries.values() if (e.error or '').startswith('never sent'))} "
-          f"closed_not_found={sum(1 for e in entries.values() if 'not found at the exchange' in (e.error or ''))} "
-          f"duplicates={len(duplicates)} discrepancies={len(discrepancies)} audit_records={result.records} "
-          f"buys={sum(1 for e in entries.values() if e.side is Side.BUY)}")
-    assert kills >= 50
+          f"resent={len(resent)} (exits {sum(1 for r in resent if r['is_exit'])}) expired={len(expired)} "
+          f"denied={len(denied)} duplicates={len(duplicates)} discrepancies={len(discrepancies)} "
+          f"audit_records={result.records} buys={sum(1 for e in entries.values() if e.side is Side.BUY)}\n"
+          f"delaying gateway: {armed} armed, {len(proxy.delivered)} delivered late; landed by delay "
+          f"{dict(sorted(landed.items()))}, refused -1021 by delay {dict(sorted(stale.items()))}")
+    assert len(proxy.delivered) >= 2 and all(d.code in (None, -1021) for d in proxy.delivered), proxy.delivered
+    assert kills >= min(KILLS, 50)
     db.close()

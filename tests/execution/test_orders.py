@@ -123,8 +123,11 @@ def test_recover_closes_unsent_and_resolves_sent_orders(sim, stack):
     assert report.never_sent == ["th-pending"]
     assert report.resolved == ["th-sent-placed"]
     assert report.not_found == ["th-sent-lost"]
+    # both never reached the exchange: entries of a bar long gone (bar_ts 0, no entry_ttl_ms) expire
+    assert report.expired == ["th-pending", "th-sent-lost"] and report.resent == []
     assert stack.journal.get("th-sent-placed").status is OrderStatus.FILLED
-    assert stack.journal.get("th-pending").status is OrderStatus.CANCELED
+    assert stack.journal.get("th-pending").status is OrderStatus.EXPIRED
+    assert stack.journal.get("th-sent-lost").status is OrderStatus.EXPIRED
     assert stack.journal.unresolved() == []
     assert stack.positions.position("BTC/USDT").qty > 0
 
@@ -292,7 +295,7 @@ def test_the_audit_fsync_overlaps_the_journal_commit_only_when_asked(sim, tmp_pa
     from thunes.execution.orders import ExecutorOptions
 
     # Arrange: which thread fsyncs the audit file, and is the journal row committed at that moment?
-    s = build_stack(sim, tmp_path, options=ExecutorOptions(settle_ms=200, overlap_fsyncs=overlap))
+    s = build_stack(sim, tmp_path, options=ExecutorOptions(overlap_fsyncs=overlap))
     s.audit.close()
     audit = AuditTrail(s.audit_path, fsync="always")
     s.executor.audit = s.risk.audit = audit

@@ -48,8 +48,7 @@ def test_the_paper_trader_runs_the_model_strategy_bar_by_bar(tiny_model, ml_cand
                             state_dir=tmp_path / "state")
     stack = build_stack(CcxtExchange.for_local(sim), strategy=strategy, options=options,
                         risk_settings=RiskSettings(cool_down_minutes=0), audit_path=tmp_path / "audit.jsonl",
-                        ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never",
-                        settle_ms=100)
+                        ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never")
     try:
         stack.trader.warm_up(frame.iloc[:start])
         decisions = []

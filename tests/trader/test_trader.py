@@ -42,8 +42,7 @@ def make_stack(sim, tmp_path: Path):
                             state_dir=tmp_path / "state", window_bars=WARM)
     return build_stack(CcxtExchange.for_local(sim), strategy=SmaCross(fast=3, slow=8), options=options,
                        risk_settings=RiskSettings(cool_down_minutes=0), audit_path=tmp_path / "audit.jsonl",
-                       ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never",
-                       settle_ms=100)
+                       ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never")
 
 
 def candle(frame, i: int) -> Candle:
@@ -357,8 +356,7 @@ def test_an_entry_whose_window_spans_a_gap_is_skipped_as_in_the_backtest(tmp_pat
     cross = SmaCross(fast=2, slow=5)
     stack = build_stack(CcxtExchange.for_local(sim), strategy=cross, options=options,
                         risk_settings=RiskSettings(cool_down_minutes=0), audit_path=tmp_path / "audit.jsonl",
-                        ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never",
-                        settle_ms=100)
+                        ledger_path=tmp_path / "ledger.csv", clock=ReplayClock(sim.clock), audit_fsync="never")
     stack.trader.warm_up(frame.iloc[:6])
     # Act
     try:

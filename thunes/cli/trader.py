@@ -189,7 +189,7 @@ def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: f
         options = _trader_options(app, symbol, timeframe, run_dir / "state")
         stack = build_stack(port, strategy=strategy, options=options, risk_settings=app.settings.risk,
                             audit_path=run_dir / "audit.jsonl", ledger_path=run_dir / "ledger.csv",
-                            clock=ReplayClock(sim.clock), audit_fsync=app.settings.audit.fsync, settle_ms=500)
+                            clock=ReplayClock(sim.clock), audit_fsync=app.settings.audit.fsync)
         history = port.fetch_candles(symbol, timeframe, limit=min(1000, warm))
         history = history[ts_ms(history) + tf.ms <= sim.now_ms()]
         stack.trader.warm_up(history)

@@ -10,6 +10,11 @@ Two choices worth knowing:
 * ccxt silently truncates quantities to the step and rounds prices to the tick before sending. That would
   hide sizing bugs (and turn a "rejected" into a different order), so :meth:`CcxtExchange.place_order` refuses
   a quantity or price that ccxt would change, with ``FilterRejected`` naming the filter.
+* Requests are signed with ``recvWindow`` = ``CcxtOptions.recv_window_ms`` (4 s, below Binance's 5 s default;
+  ccxt's own default is 10 s). A request whose answer was lost may still be accepted by the exchange until its
+  timestamp is that old, so the executor waits that long (plus the clock skew the exchange tolerates) before it
+  treats a missing order as never placed; a shorter window makes that wait shorter. :attr:`CcxtExchange.
+  recv_window_ms` reports the window the client really signs with.
 * ``-1021`` (timestamp outside recvWindow) means our clock drifted: the adapter resyncs ccxt's time
   difference once and retries the same call (the exchange refused it before matching, so this is safe).
 """
@@ -58,9 +63,14 @@ class CcxtOptions:
     secret: str | None = field(default=None, repr=False)
     timeout_s: float = 10.0
     enable_rate_limit: bool = True
-    recv_window_ms: int = 10_000
+    recv_window_ms: int = 4_000  # the executor's settle time derives from it (orders.min_settle_ms)
     local_host: str = "127.0.0.1"
     local_port: int = 8765
+
+    def __post_init__(self) -> None:
+        if not 0 < self.recv_window_ms <= 60_000:
+            raise ConfigError(f"CcxtOptions.recv_window_ms must be in (0, 60000] (Binance's limit), "
+                              f"got {self.recv_window_ms}")
 
     @classmethod
     def from_settings(cls, settings: "ExchangeSettings") -> "CcxtOptions":
@@ -178,10 +188,17 @@ class CcxtExchange:
 
     @classmethod
     def for_local(cls, sim: "LocalExchange", *, api_key: str | None = None, secret: str | None = None,
-                  timeout_s: float = 10.0) -> "CcxtExchange":
+                  timeout_s: float = 10.0, recv_window_ms: int | None = None) -> "CcxtExchange":
         """An adapter on a started :class:`~thunes.exchange.sim.LocalExchange` (its first account by default)."""
+        extra = {} if recv_window_ms is None else {"recv_window_ms": recv_window_ms}
         return cls(CcxtOptions(mode="local", base_url=sim.base_url, api_key=api_key or sim.api_key,
-                               secret=secret or sim.secret, timeout_s=timeout_s, enable_rate_limit=False))
+                               secret=secret or sim.secret, timeout_s=timeout_s, enable_rate_limit=False, **extra))
+
+    @property
+    def recv_window_ms(self) -> int:
+        """The ``recvWindow`` the client signs requests with (Binance's default, 5000, when it sends none)."""
+        value = self.client.options.get("recvWindow")
+        return int(value) if value else 5_000
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

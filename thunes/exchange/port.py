@@ -4,6 +4,10 @@ One implementation, :class:`thunes.exchange.ccxt_adapter.CcxtExchange`, serves B
 testnet and the local exchange (:mod:`thunes.exchange.sim`) by configuration alone; there is no paper branch
 inside it. Orders are addressed by *client* order id so that a request whose answer was lost can be looked up.
 Errors are members of :mod:`thunes.core.errors` (retry only ``RetryableError``).
+
+A port says how long a signed request stays valid (``recv_window_ms``, Binance's ``recvWindow``): a request whose
+answer was lost may still be accepted until then, so the order executor must not resend before it has passed
+(:func:`thunes.execution.orders.min_settle_ms` derives the wait from it).
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ __all__ = ["ExchangePort"]
 
 @runtime_checkable
 class ExchangePort(Protocol):
+    @property
+    def recv_window_ms(self) -> int:
+        """How long after its timestamp the exchange may still accept a signed request (``recvWindow``)."""
+        ...
+
     def load_markets(self) -> dict[str, Market]:
         """Markets keyed by unified symbol (``BTC/USDT``) with their filters."""
         ...

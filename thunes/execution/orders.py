@@ -16,11 +16,26 @@
 The client order id is ``client_order_id(strategy, symbol, side, bar_ts, entry|exit)``: replaying the same
 intent after a crash finds the journal row, and the exchange knows the order by the same id.
 
-:meth:`OrderExecutor.recover` runs at start-up: PENDING rows (written by callers that use the PENDING
-stage; the executor journals straight as SENT) were never sent and are closed as CANCELED; SENT rows
-are looked up by client order id once they are older than ``settle_ms`` (a request still in flight is
-either processed within the exchange's ``recvWindow`` or refused as stale, so after that a not-found is
-final: a row journaled just before a crash that never left is closed this way); open orders are refreshed.
+**When a missing order is final.** Binance accepts a signed request while ``timestamp < serverTime + 1000``
+and ``serverTime - timestamp <= recvWindow``, and refuses a reused client order id only while the first
+order is *open*. A request whose answer was lost (a 502, a timeout) may therefore still land and fill up to
+``recvWindow`` after it was signed, plus however far our clock runs ahead of the exchange's (below 1000 ms,
+or every prompt request is refused with -1021 and the adapter resyncs). Resending before then can fill twice.
+So the executor polls the order by client order id until :func:`min_settle_ms` has passed since the call
+returned (after the signature, so the wait is never short), and only a not-found from a lookup sent after
+that is final. The settle time derives from the port's ``recv_window_ms``; an explicit
+``ExecutorOptions.settle_ms`` below it is refused with ``ConfigError``. Waits use the clock's monotonic
+seconds: in a replay the market clock runs ahead of the wall clock that signs and checks requests.
+
+:meth:`OrderExecutor.recover` runs at start-up (and from reconciliation): SENT rows are looked up by client
+order id; found ones are applied, missing ones are polled until the settle time has passed since this
+executor started (the previous process, which may have signed the request, died before that). A row proven
+never placed (and a PENDING row, journaled by a caller that uses that stage) is an intent that was never
+sent, and it is re-decided rather than dropped: an exit is sent again (a position must never stay open
+because of a crash), an entry is sent again while its bar is younger than ``entry_ttl_ms`` and otherwise
+closed as EXPIRED with its risk slot released; either goes through the risk manager first (a denial closes
+the row as CANCELED, audited). The resend uses the same client order id: the original can no longer be
+accepted, and the exchange refuses only ids of open orders. Open orders are refreshed.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from thunes.core.clock import Clock, LiveClock
 from thunes.core.enums import OrderStatus, OrderType, Side
 from thunes.core.errors import (
     AuthenticationError,
+    ConfigError,
     DuplicateOrder,
     ExchangeError,
     FilterRejected,
@@ -62,9 +78,19 @@ from thunes.execution.positions import PositionTracker
 from thunes.execution.rate_limiter import RateLimiter
 from thunes.execution.risk import Approved, Denied, RiskManager, TradeIntent
 
-__all__ = ["ExecutorOptions", "OrderOutcome", "RecoveryReport", "OrderExecutor", "intent_client_order_id"]
+__all__ = ["ExecutorOptions", "OrderOutcome", "RecoveryReport", "OrderExecutor", "intent_client_order_id",
+           "min_settle_ms", "CLOCK_AHEAD_LIMIT_MS", "SETTLE_MARGIN_MS"]
 
 ZERO = Decimal(0)
+# Binance refuses a timestamp 1000 ms or more ahead of its clock: a request it accepts carries at most that skew.
+CLOCK_AHEAD_LIMIT_MS = 1_000
+SETTLE_MARGIN_MS = 500
+
+
+def min_settle_ms(recv_window_ms: int) -> int:
+    """The shortest wait after a lost answer before a not-found order is final: the ``recvWindow`` the request
+    was signed with, plus the clock skew the exchange tolerates, plus a margin (4 s window -> 5.5 s)."""
+    return int(recv_window_ms) + CLOCK_AHEAD_LIMIT_MS + SETTLE_MARGIN_MS
 
 
 def intent_client_order_id(intent: TradeIntent) -> str:
@@ -79,8 +105,12 @@ class ExecutorOptions:
     limit_offset_bps: Decimal = Decimal(0)  # LIMIT orders: price = ref ∓ offset (buy below, sell above)
     send_attempts: int = 3  # sends of one order when lookups prove the previous attempt was not placed
     lookup_attempts: int = 3
-    retry_sleep_s: float = 0.5
-    settle_ms: int = 6_000  # recvWindow (5 s) + margin: after this a SENT order not found was never placed
+    retry_sleep_s: float = 0.5  # also the interval of the lookups while a lost answer settles
+    # None: min_settle_ms(exchange.recv_window_ms). A value below that is refused (ConfigError).
+    settle_ms: int | None = None
+    # An entry found never placed at recovery is sent again while now - bar_ts <= entry_ttl_ms (the trader sets
+    # its signal-age rule here); None: such entries are closed as EXPIRED. Exits are always sent again.
+    entry_ttl_ms: int | None = None
     # Before the send, fsync the audit file on a helper thread while the journal commits (both durable before
     # the order leaves, in about the time of one fsync); False: one after the other (the benchmark compares).
     overlap_fsyncs: bool = True
@@ -110,14 +140,18 @@ class OrderOutcome:
     @property
     def placed(self) -> bool:
         return self.entry is not None and self.entry.status not in (OrderStatus.PENDING, OrderStatus.REJECTED) \
-            and not (self.entry.status is OrderStatus.CANCELED and self.entry.exchange_order_id is None)
+            and not (self.entry.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+                     and self.entry.exchange_order_id is None)
 
 
 @dataclass(slots=True)
 class RecoveryReport:
     resolved: list[str] = field(default_factory=list)  # found at the exchange, journal updated
-    never_sent: list[str] = field(default_factory=list)  # PENDING at crash: closed as CANCELED
-    not_found: list[str] = field(default_factory=list)  # SENT but unknown to the exchange: CANCELED
+    never_sent: list[str] = field(default_factory=list)  # PENDING at crash: never left, re-decided
+    not_found: list[str] = field(default_factory=list)  # SENT, unknown to the exchange after settling: re-decided
+    resent: list[str] = field(default_factory=list)  # never placed, sent again (exits; entries still young)
+    expired: list[str] = field(default_factory=list)  # never placed entries older than entry_ttl_ms: EXPIRED
+    denied: list[str] = field(default_factory=list)  # never placed, the risk manager refused a resend: CANCELED
     refreshed: list[str] = field(default_factory=list)  # open orders re-read
     unresolved: list[str] = field(default_factory=list)  # lookup failed; try again later
 
@@ -150,6 +184,27 @@ class OrderExecutor:
         self.breaker = breaker
         self.limiter = limiter
         self.options = options
+        self._settle_floor_check()  # a settle time below the port's signed window fails here, not at a lost answer
+        self._born = self.clock.monotonic()  # any request of a previous process was signed before this
+        self._unknown_since: dict[str, float] = {}  # client order id -> monotonic time its last send returned
+
+    @property
+    def settle_ms(self) -> int:
+        """Milliseconds after a send returned before a not-found is final (see the module docstring)."""
+        return self._settle_floor_check()
+
+    def _settle_floor_check(self) -> int:
+        floor = min_settle_ms(self.exchange.recv_window_ms)
+        chosen = self.options.settle_ms
+        if chosen is None:
+            return floor
+        if chosen < floor:
+            raise ConfigError(
+                f"ExecutorOptions.settle_ms={chosen} is below what the exchange port signs with: recvWindow "
+                f"{self.exchange.recv_window_ms} ms + {CLOCK_AHEAD_LIMIT_MS} ms clock skew + "
+                f"{SETTLE_MARGIN_MS} ms = {floor} ms; a lost order could still land after a resend "
+                f"(leave settle_ms unset to derive it)")
+        return chosen
 
     # -- helpers -------------------------------------------------------------------------------------
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:
@@ -296,44 +351,70 @@ class OrderExecutor:
         last_error = ""
         for _attempt in range(max(1, self.options.send_attempts)):
             try:
-                result = self._call(self.exchange.place_order, request, orders=1)
+                try:
+                    result = self._call(self.exchange.place_order, request, orders=1)
+                finally:
+                    # Taken after the call returned, so after any signature it made (an -1021 resync signs twice).
+                    self._unknown_since[entry.client_order_id] = self.clock.monotonic()
+                self._unknown_since.pop(entry.client_order_id, None)
                 return self._apply(entry, result)
             except CircuitOpen as exc:
                 # Refused before leaving the process: certainly not placed.
+                self._unknown_since.pop(entry.client_order_id, None)
                 return self._close_unsent(entry, OrderStatus.CANCELED, f"not sent: {exc}")
             except DuplicateOrder:
                 found, _known = self._lookup(entry)
                 if found is not None:
+                    self._unknown_since.pop(entry.client_order_id, None)
                     return self._apply(entry, found)
                 last_error = "duplicate order reported but not found"
             except OrderRejected as exc:
+                self._unknown_since.pop(entry.client_order_id, None)
                 if isinstance(exc, FilterRejected) or exc.code == -1013:
                     if isinstance(self.markets, MarketBook):
                         self.markets.on_filter_rejection(exc)
                 return self._close_unsent(entry, OrderStatus.REJECTED, f"rejected: {exc}")
             except AuthenticationError as exc:
+                self._unknown_since.pop(entry.client_order_id, None)
                 return self._close_unsent(entry, OrderStatus.REJECTED, f"authentication: {exc}")
             except ExchangeError as exc:
-                # Timeout, 5xx, connection reset, unknown: the order may or may not exist. Ask.
+                # Timeout, 5xx, connection reset, unknown: the order may or may not exist, and the request may
+                # still be on its way. Ask until it can no longer be accepted; resend only if it is still missing.
                 last_error = f"{type(exc).__name__}: {exc}"
-                # The request may still be in flight; once the exchange's recvWindow has passed it can no
-                # longer be applied, so a not-found after that is final and a resend cannot duplicate it.
-                self._settle(self.journal.get(entry.client_order_id) or entry)
-                found, known = self._lookup(entry)
+                found, known = self._await_outcome(entry, wait=True)
                 if found is not None:
+                    self._unknown_since.pop(entry.client_order_id, None)
                     return self._apply(entry, found)
                 if not known:
                     break  # cannot tell: leave it SENT for recover()
-                self.journal.apply_update(entry.client_order_id, OrderStatus.SENT)  # restart the settle timer
         _, new = self.journal.apply_update(entry.client_order_id, OrderStatus.SENT,
                                            error=f"outcome unknown: {last_error}")
         self._audit("order_unknown", {"client_order_id": entry.client_order_id, "error": last_error})
         return new
 
-    def _settle(self, entry: JournalEntry) -> None:
-        age = self.clock.now_ms() - entry.updated_ms
-        if age < self.options.settle_ms:
-            self.clock.sleep((self.options.settle_ms - age) / 1000)
+    def _settled_at(self, client_order_id: str) -> float:
+        """Monotonic time after which a request for this order can no longer be accepted by the exchange."""
+        since = self._unknown_since.get(client_order_id, self._born)
+        return since + self.settle_ms / 1000
+
+    def _await_outcome(self, entry: JournalEntry, *, wait: bool) -> tuple[OrderResult | None, bool]:
+        """Look the order up by client order id until it is found or the settle time has passed.
+
+        ``(result, True)``: found. ``(None, True)``: not found by a lookup sent after the settle time, so
+        the order was never placed and never will be. ``(None, False)``: not known yet (``wait=False`` before
+        the settle time, or the exchange could not be asked).
+        """
+        settled_at = self._settled_at(entry.client_order_id)
+        while True:
+            final = self.clock.monotonic() >= settled_at  # read before the lookup leaves
+            found, known = self._lookup(entry)
+            if found is not None:
+                return found, True
+            if final:
+                return None, known
+            if not wait:
+                return None, False
+            self.clock.sleep(min(max(self.options.retry_sleep_s, 0.01), settled_at - self.clock.monotonic()))
 
     def _lookup(self, entry: JournalEntry) -> tuple[OrderResult | None, bool]:
         """``(result, known)``: the exchange's view of the order by client order id. ``(None, True)``: the
@@ -415,28 +496,27 @@ class OrderExecutor:
 
     # -- after a crash -------------------------------------------------------------------------------
     def recover(self, *, wait: bool = True) -> RecoveryReport:
-        """Resolve every order whose outcome the journal does not know (see the module docstring)."""
+        """Resolve every order whose outcome the journal does not know (see the module docstring).
+
+        ``wait=False`` does not wait for the settle time: rows still missing before it stay unresolved.
+        """
         report = RecoveryReport()
         for entry in self.journal.unresolved():
             if entry.status is OrderStatus.PENDING:
-                self._close_unsent(entry, OrderStatus.CANCELED, "never sent (process stopped before the request)")
                 report.never_sent.append(entry.client_order_id)
+                self._redecide(entry, report, "never sent (process stopped before the request)")
                 continue
-            if self.clock.now_ms() - entry.updated_ms < self.options.settle_ms:
-                if not wait:
-                    report.unresolved.append(entry.client_order_id)
-                    continue
-                self._settle(entry)
-            found, known = self._lookup(entry)
+            found, known = self._await_outcome(entry, wait=wait)
             if found is not None:
+                self._unknown_since.pop(entry.client_order_id, None)
                 self._apply(entry, found)
                 report.resolved.append(entry.client_order_id)
             elif not known:
                 report.unresolved.append(entry.client_order_id)
             else:
-                self._close_unsent(entry, OrderStatus.CANCELED,
-                                   "not found at the exchange after restart: never placed")
                 report.not_found.append(entry.client_order_id)
+                self._unknown_since.pop(entry.client_order_id, None)
+                self._redecide(entry, report, "not found at the exchange after the settle time: never placed")
         for entry in self.journal.open_orders():
             if entry.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
                 found, _known = self._lookup(entry)
@@ -444,9 +524,39 @@ class OrderExecutor:
                     self._apply(entry, found)
                     report.refreshed.append(entry.client_order_id)
         self._audit("recovery", {"resolved": report.resolved, "never_sent": report.never_sent,
-                                 "not_found": report.not_found, "refreshed": report.refreshed,
+                                 "not_found": report.not_found, "resent": report.resent, "expired": report.expired,
+                                 "denied": report.denied, "refreshed": report.refreshed,
                                  "unresolved": report.unresolved})
         return report
+
+    def _redecide(self, entry: JournalEntry, report: RecoveryReport, why: str) -> None:
+        """An intent that never reached the exchange: send it again or close it with the reason, never drop it."""
+        cid = entry.client_order_id
+        age_ms = self.clock.now_ms() - entry.bar_ts
+        ttl = self.options.entry_ttl_ms
+        if not entry.is_exit and (ttl is None or age_ms > ttl):
+            report.expired.append(cid)
+            limit = "no entry_ttl_ms" if ttl is None else f"entry_ttl_ms {ttl}"
+            self._close_unsent(entry, OrderStatus.EXPIRED,
+                               f"{why}; entry expired: its bar is {age_ms} ms old ({limit})")
+            return
+        intent = TradeIntent(symbol=entry.symbol, side=entry.side, price=entry.ref_price, qty=entry.qty,
+                             strategy=entry.strategy, bar_ts=entry.bar_ts, is_exit=entry.is_exit,
+                             reason=f"{entry.reason} (sent again after a restart: {why})".strip())
+        with self._audit_group():
+            decision = self.risk.check(intent)
+            if isinstance(decision, Denied):
+                report.denied.append(cid)
+                self._close_unsent(entry, OrderStatus.CANCELED,
+                                   f"{why}; not sent again: denied ({decision.rule}): {decision.reason}")
+                return
+            self._audit("order_resend", {"client_order_id": cid, "symbol": entry.symbol, "side": str(entry.side),
+                                         "qty": str(entry.qty), "is_exit": entry.is_exit, "bar_ts": entry.bar_ts,
+                                         "decision_id": decision.decision_id, "reason": why})
+        if entry.status is OrderStatus.PENDING:
+            entry = self.journal.mark_sent(cid)
+        report.resent.append(cid)
+        self._send(entry)
 
     def cancel(self, client_order_id: str) -> JournalEntry:
         """Cancel an open order by client order id and record the final state."""

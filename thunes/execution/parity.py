@@ -175,7 +175,7 @@ def paper_replay(
     sim_options: dict[str, Any] | None = None,
     step_timeout_s: float = 20.0,
     before_step: Callable[[Any, int], None] | None = None,
-    settle_ms: int = 300,
+    settle_ms: int | None = None,
     feed_options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     store_url: str | None = None,
@@ -184,11 +184,13 @@ def paper_replay(
 
     The trader's window is warmed with the ``spec.start_bar`` candles before the replay (fetched from the
     exchange over REST, as at a real start); it then trades ``spec.bars`` closed candles.
-    ``before_step(sim, i)`` runs before each step (the chaos test injects faults there).
+    ``before_step(sim, i)`` runs before each step (the chaos test injects faults there). ``settle_ms`` (the
+    executor's wait after a lost order answer) defaults to the least the port's signed ``recvWindow`` allows.
     """
     from thunes.config import RiskSettings
     from thunes.exchange.ccxt_adapter import CcxtExchange
     from thunes.exchange.sim import LocalExchange
+    from thunes.execution.orders import min_settle_ms
     from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, feed_for
 
     symbol, timeframe = spec.symbol, spec.timeframe
@@ -212,7 +214,8 @@ def paper_replay(
                                 window_bars=warm)
         stack = build_stack(port, strategy=strategy, options=options, risk_settings=spec.risk_settings or RiskSettings(),
                             audit_path=workdir / "audit.jsonl", ledger_path=workdir / "ledger.csv", clock=clock,
-                            audit_fsync="never", settle_ms=settle_ms)
+                            audit_fsync="never",
+                            settle_ms=min_settle_ms(port.recv_window_ms) if settle_ms is None else settle_ms)
         trader = stack.trader
         history = port.fetch_candles(symbol, timeframe, since=int(stamps[0]), limit=warm)
         history = history[ts_ms(history) + tf_ms <= sim.now_ms()]

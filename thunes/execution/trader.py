@@ -17,7 +17,9 @@ CandleFeed` (websocket with reconnect and REST backfill), the account is reconci
 ends the loop between two candles: no new order after the request, the state file, ledger and audit
 trail flushed. A restart reads the state file and resumes after the last processed candle; the
 deterministic client order id (strategy, symbol, side, bar) means a bar processed twice never
-places a second order.
+places a second order. An order journaled but killed before its request left is re-decided by the
+executor's recovery at start (an exit is sent, an entry only while this trader would still trade its bar,
+see ``ExecutorOptions.entry_ttl_ms``), so the replayed bar finds the position or the journaled outcome.
 
 Candles that arrive late (a backfill after a long disconnect, a restart) update the window but are
 traded only while their next bar is still young (``max_signal_age_bars``), because an order for an
@@ -33,7 +35,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from contextlib import contextmanager
@@ -259,6 +261,12 @@ class Trader:
             intent_factory = TradeIntent
         self._intent = intent_factory
         self.tf_ms = parse_timeframe(options.timeframe).ms
+        # An entry that a crash kept from reaching the exchange is sent again at recovery only while this
+        # trader would still trade its bar (the signal-age rule of _decide); exits always are.
+        executor_options = getattr(executor, "options", None)
+        if executor_options is not None and getattr(executor_options, "entry_ttl_ms", 0) is None:
+            executor.options = replace(  # type: ignore[attr-defined]
+                executor_options, entry_ttl_ms=int(self.tf_ms * (1 + options.max_signal_age_bars)))
         self.window_bars = options.window_bars or max(4 * strategy.warmup, strategy.warmup + 250)
         self._ts = np.zeros(0, dtype="int64")
         self._ohlcv = np.zeros((0, 5), dtype="float64")
@@ -421,7 +429,9 @@ class Trader:
         elif getattr(outcome, "error", None):
             reason = f"{reason}; {outcome.error}"
         elif getattr(outcome, "duplicate", False):
-            reason = f"{reason}; already journaled, not sent again"
+            # Journaled before a restart: the status is what that order became (recovery resolved it, sent it
+            # again or closed it), not the result of a second send.
+            reason = f"{reason}; already journaled ({status}), not sent again"
         if cid is not None:
             self.record_fills(cid, reason)
         if side is Side.SELL and filled > 0:
