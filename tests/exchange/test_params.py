@@ -329,3 +329,30 @@ def test_fuzzed_parameter_is_never_a_5xx_and_gets_the_documented_code(sim, metho
         assert (status, body["code"]) == (400, expected), body
         if expected == -1100:
             assert f"parameter '{name}'" in body["msg"]
+
+
+# -- the WebSocket API reads its JSON parameters through the same parsers --------------------------------
+@pytest.mark.parametrize(("extra", "code"), [
+    ({"recvWindow": float("nan")}, -1100), ({"recvWindow": float("inf")}, -1100), ({"recvWindow": "abc"}, -1100),
+    ({"recvWindow": 0}, -1131), ({"timestamp": 1e400}, -1100), ({"timestamp": "12\n"}, -1100),
+    ({"timestamp": [1]}, -1100), ({"timestamp": True}, -1100),
+])
+def test_ws_api_logon_with_malformed_timestamp_or_recv_window_is_answered_and_the_socket_lives(sim, extra, code):
+    import asyncio
+
+    import aiohttp
+
+    params = {"apiKey": sim.api_key, "timestamp": int(time.time() * 1000) - 3_600_000, **extra}
+    payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+    params["signature"] = sign(sim.secret, payload)
+
+    async def scenario():
+        async with aiohttp.ClientSession() as session, session.ws_connect(sim.ws_api_url) as ws:
+            await ws.send_str(json.dumps({"id": 1, "method": "session.logon", "params": params}))
+            answer = json.loads((await ws.receive(timeout=5)).data)
+            await ws.send_str(json.dumps({"id": 2, "method": "ping"}))
+            return answer, json.loads((await ws.receive(timeout=5)).data)
+
+    answer, pong = asyncio.run(scenario())
+    assert (answer["status"], answer["error"]["code"]) == (400, code)
+    assert (pong["id"], pong["status"]) == (2, 200)  # the connection survived the bad request
