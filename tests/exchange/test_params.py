@@ -356,3 +356,18 @@ def test_ws_api_logon_with_malformed_timestamp_or_recv_window_is_answered_and_th
     answer, pong = asyncio.run(scenario())
     assert (answer["status"], answer["error"]["code"]) == (400, code)
     assert (pong["id"], pong["status"]) == (2, 200)  # the connection survived the bad request
+
+
+def test_ws_subscribe_to_a_stream_name_with_a_trailing_newline_is_refused(sim):
+    import asyncio
+
+    import aiohttp
+
+    async def scenario():
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(sim.base_url.replace("http", "ws") + "/ws") as ws:
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade\n"], "id": 1}))
+            return json.loads((await ws.receive(timeout=5)).data)
+
+    answer = asyncio.run(scenario())
+    assert answer["id"] == 1 and answer["error"]["code"] == 2

@@ -34,8 +34,9 @@ __all__ = ["build_app", "sign"]
 
 log = logging.getLogger("thunes.exchange.sim")
 
-_KEY_FORMAT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_STREAM = re.compile(r"^[a-z0-9]+@(trade|aggTrade|kline_[0-9]+[smhdwM]|bookTicker|depth[0-9]*(@100ms)?|ticker|miniTicker)$")
+# Always fullmatch: "$" also matches before a trailing newline (see _params.py)
+_KEY_FORMAT = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_STREAM = re.compile(r"[a-z0-9]+@(trade|aggTrade|kline_[0-9]+[smhdwM]|bookTicker|depth[0-9]*(@100ms)?|ticker|miniTicker)")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PARAMS = web.RequestKey("params", dict)
@@ -338,7 +339,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
     # -- signed requests -----------------------------------------------------------------------------
     def authenticate(request: web.Request) -> str:
         key = request.headers.get("X-MBX-APIKEY", "")
-        if not key or not _KEY_FORMAT.match(key):
+        if not key or not _KEY_FORMAT.fullmatch(key):
             raise SimReject(Rejection(-2014, "API-key format invalid.", 401))
         account = engine.accounts.get(key)
         if account is None:
@@ -665,7 +666,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
             await hub.send(ws, {"error": {"code": 2, "msg": "Invalid request: 'params' must be a list"}, "id": req_id})
             return
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            bad = [p for p in params if not isinstance(p, str) or not _STREAM.match(p)]
+            bad = [p for p in params if not isinstance(p, str) or not _STREAM.fullmatch(p)]
             if bad:
                 await hub.send(ws, {"error": {"code": 2, "msg": f"Invalid request: unknown stream {bad[0]!r}"},
                                     "id": req_id})
@@ -694,7 +695,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     def _ws_verify(params: dict[str, Any]) -> str:
         key = str(params.get("apiKey", ""))
-        if not _KEY_FORMAT.match(key):
+        if not _KEY_FORMAT.fullmatch(key):
             raise SimReject(Rejection(-2014, "API-key format invalid.", 401))
         account = engine.accounts.get(key)
         if account is None:
