@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from thunes.exchange.sim import LocalExchange, SimOptions
+from thunes.exchange.sim._params import ENDPOINT_PARAMS, NOT_IMPLEMENTED, STP_MODES
 from thunes.exchange.sim._server import sign
 
 LISTED = ("BTCUSDT", "ETHUSDT")
@@ -246,14 +247,15 @@ INTERVAL = Kind("enum", required=True, code=-1120, choices=("1s", "1m", "3m", "5
                                                             "6h", "8h", "12h", "1d", "3d", "1w"))
 SIGNED = {"timestamp": Kind("timestamp", required=True), "recvWindow": Kind("recv_window")}
 ORDER = {"symbol": SYMBOL, "side": SIDE, "type": TYPE, "timeInForce": TIF, "quantity": DECIMAL, "price": DECIMAL,
-         "quoteOrderQty": DECIMAL, "newClientOrderId": CLIENT_ID, "newOrderRespType": RESP}
+         "quoteOrderQty": DECIMAL, "newClientOrderId": CLIENT_ID, "newOrderRespType": RESP, "strategyId": INT,
+         "strategyType": Kind("int", lo=1_000_000), "selfTradePreventionMode": Kind("enum", choices=STP_MODES)}
 KLINES = {"symbol": SYMBOL, "interval": INTERVAL,
           "limit": LIMIT_1000, "startTime": INT, "endTime": INT}
 TICKER = {"symbol": SYMBOL_OPT, "symbols": SYMBOLS}
 
 # (method, path, signed, valid base parameters, the parameters to fuzz)
 ENDPOINTS = [
-    ("GET", "/api/v3/exchangeInfo", False, {}, TICKER),
+    ("GET", "/api/v3/exchangeInfo", False, {}, {**TICKER, "showPermissionSets": Kind("bool")}),
     ("GET", "/api/v3/klines", False, {"symbol": "BTCUSDT", "interval": "1m"}, KLINES),
     ("GET", "/api/v3/uiKlines", False, {"symbol": "BTCUSDT", "interval": "1m"}, KLINES),
     ("GET", "/api/v3/depth", False, {"symbol": "BTCUSDT"}, {"symbol": SYMBOL, "limit": Kind("int", lo=1)}),
@@ -292,6 +294,36 @@ NASTY = ["abc", "inf", "-inf", "Infinity", "nan", "NaN", "-1", "-0", "+1", "1e3"
 ALWAYS = ["abc", "inf", "nan", "-1", "1e3", "99999999999999999999", "1\n", " 1", "١٢٣", "[", "💥", ""]
 VALUES = st.one_of(st.sampled_from(NASTY), st.text(max_size=30),
                    st.from_regex(r"-?[0-9]{0,25}(\.[0-9]{0,25})?", fullmatch=True))
+
+
+def test_the_fuzz_covers_every_endpoint_and_every_parameter_the_local_exchange_reads():
+    """A new endpoint or parameter cannot escape the fuzz: the tables here must list all of them."""
+    fuzzed = {(m, p): set(params) | ({"timestamp", "recvWindow", "signature"} if s else set())
+              for m, p, s, _, params in ENDPOINTS}
+    fuzzed |= {("GET", "/api/v3/ping"): set(), ("GET", "/api/v3/time"): set()}
+    assert fuzzed.keys() == ENDPOINT_PARAMS.keys()
+    for key, names in ENDPOINT_PARAMS.items():
+        assert names - NOT_IMPLEMENTED == fuzzed[key], key
+
+
+@pytest.mark.parametrize(("method", "path", "signed"), [(m, p, s) for m, p, s, *_ in ENDPOINTS]
+                         + [("GET", "/api/v3/ping", False), ("GET", "/api/v3/time", False)])
+def test_a_parameter_the_endpoint_does_not_know_is_1104(sim, method, path, signed):
+    base = next((b for m, p, _, b, _ in ENDPOINTS if (m, p) == (method, path)), {})
+    params = {k: (_near_price(sim) if v == "PRICE" else v) for k, v in base.items()}
+    status, body = _call(sim, method, path, {**params, "reduceOnly": "true"}, signed=signed)
+    sent = len(params) + 1 + (2 if signed else 0)  # + reduceOnly, + timestamp and signature when signed
+    assert status == 400 and body["code"] == -1104, body
+    assert body["msg"] == f"Not all sent parameters were read; read '{sent - 1}' parameter(s) but was sent '{sent}'."
+
+
+@pytest.mark.parametrize("name", sorted(NOT_IMPLEMENTED & ENDPOINT_PARAMS[("POST", "/api/v3/order")]))
+def test_an_order_parameter_the_local_exchange_does_not_simulate_is_refused_not_ignored(sim, name):
+    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.002",
+             "price": _near_price(sim), name: "1"}
+    status, body = _call(sim, "POST", "/api/v3/order", order, signed=True)
+    assert (status, body["code"]) == (400, -1130)
+    assert f"does not implement {name}" in body["msg"]
 
 
 def _always(test):

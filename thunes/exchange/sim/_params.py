@@ -12,6 +12,8 @@ Answers, from Binance's errors.md (the local exchange's choice where the docs ar
 -1100   "Illegal characters found in parameter '%s'; legal range is '%s'." (not the right shape)
 -1101   "Duplicate values for a parameter detected." (a name sent twice)
 -1102   "Mandatory parameter '%s' was not sent, was empty/null, or malformed."
+-1104   "Not all sent parameters were read; read '%s' parameter(s) but was sent '%s'." (a name the endpoint
+        does not know, e.g. ``reduceOnly`` on a spot order)
 -1105   "Parameter '%s' was empty." (an optional parameter sent as ``name=``)
 -1118   "New client order ID was empty." / -1119 "Original client order ID was empty."
 -1120   "Invalid interval."
@@ -21,6 +23,10 @@ Answers, from Binance's errors.md (the local exchange's choice where the docs ar
 -1131   "recvWindow must be less than 60000" (recvWindow not in (0, 60000])
 -1151   "Symbol is present multiple times in the list."
 ======  ==========================================================================================
+
+:data:`ENDPOINT_PARAMS` lists the names each endpoint accepts (Binance's rest-api.md); those in
+:data:`NOT_IMPLEMENTED` change what Binance does (stop, iceberg, pegged orders ...) and the local exchange
+refuses them with -1130 rather than silently trading as if they were not there.*
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ __all__ = [
     "SimReject", "reject", "INT_RANGE", "DECIMAL_RANGE", "CLIENT_ID_RANGE", "SYMBOL_RANGE", "SYMBOLS_RANGE",
     "INTERVALS", "RECV_WINDOW_MAX_MS", "parse_query", "int_param", "decimal_param", "bool_param",
     "enum_param", "symbol_param", "symbols_param", "client_id_param", "timestamp_param", "recv_window_param",
-    "ws_value",
+    "ws_value", "ENDPOINT_PARAMS", "NOT_IMPLEMENTED", "STP_MODES", "check_names", "order_extras",
 ]
 
 # The legal ranges exactly as Binance writes them in its -1100 messages.
@@ -58,6 +64,48 @@ _INT64_MAX = 2**63 - 1
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 RECV_WINDOW_MAX_MS = 60_000
 RECV_WINDOW_DEFAULT_MS = 5_000
+
+
+_SIGNED = ("timestamp", "recvWindow", "signature")
+_ORDER = ("symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price", "newClientOrderId",
+          "strategyId", "strategyType", "stopPrice", "trailingDelta", "icebergQty", "newOrderRespType",
+          "selfTradePreventionMode", "pegPriceType", "pegOffsetValue", "pegOffsetType") + _SIGNED
+_KLINES = ("symbol", "interval", "startTime", "endTime", "timeZone", "limit")
+_TICKER = ("symbol", "symbols", "symbolStatus")
+#: (method, path) -> the parameter names Binance accepts there; anything else is -1104.
+ENDPOINT_PARAMS: dict[tuple[str, str], frozenset[str]] = {k: frozenset(v) for k, v in {
+    ("GET", "/api/v3/ping"): (),
+    ("GET", "/api/v3/time"): (),
+    ("GET", "/api/v3/exchangeInfo"): ("symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"),
+    ("GET", "/api/v3/klines"): _KLINES,
+    ("GET", "/api/v3/uiKlines"): _KLINES,
+    ("GET", "/api/v3/ticker/24hr"): (*_TICKER, "type"),
+    ("GET", "/api/v3/ticker/price"): _TICKER,
+    ("GET", "/api/v3/ticker/bookTicker"): _TICKER,
+    ("GET", "/api/v3/depth"): ("symbol", "limit", "symbolStatus"),
+    ("GET", "/api/v3/avgPrice"): ("symbol",),
+    ("GET", "/api/v3/account"): ("omitZeroBalances", *_SIGNED),
+    ("POST", "/api/v3/order"): _ORDER,
+    ("POST", "/api/v3/order/test"): (*_ORDER, "computeCommissionRates"),
+    ("GET", "/api/v3/order"): ("symbol", "orderId", "origClientOrderId", *_SIGNED),
+    ("DELETE", "/api/v3/order"): ("symbol", "orderId", "origClientOrderId", "newClientOrderId",
+                                  "cancelRestrictions", *_SIGNED),
+    ("GET", "/api/v3/openOrders"): ("symbol", *_SIGNED),
+    ("DELETE", "/api/v3/openOrders"): ("symbol", *_SIGNED),
+    ("GET", "/api/v3/allOrders"): ("symbol", "orderId", "startTime", "endTime", "limit", *_SIGNED),
+    ("GET", "/api/v3/myTrades"): ("symbol", "orderId", "startTime", "endTime", "fromId", "limit", *_SIGNED),
+}.items()}
+#: Binance parameters whose behaviour the local exchange does not have; refused, never ignored.
+NOT_IMPLEMENTED = frozenset({"stopPrice", "trailingDelta", "icebergQty", "pegPriceType", "pegOffsetValue",
+                             "pegOffsetType", "cancelRestrictions", "timeZone", "symbolStatus", "permissions"})
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT")
+
+
+def order_extras(params: Mapping[str, str]) -> None:
+    """Validate the order parameters the local exchange accepts but does not act on (Binance's shapes)."""
+    int_param(params, "strategyId")
+    int_param(params, "strategyType", lo=1_000_000)
+    enum_param(params, "selfTradePreventionMode", STP_MODES)
 
 
 class SimReject(Exception):
@@ -98,6 +146,21 @@ def parse_query(*parts: str) -> dict[str, str]:
                 raise reject(-1101, "Duplicate values for a parameter detected.")
             out[name] = value
     return out
+
+
+def check_names(params: Mapping[str, str], method: str, path: str) -> None:
+    """-1104 for a name the endpoint does not know; -1130 for one whose behaviour is not simulated."""
+    allowed = ENDPOINT_PARAMS.get((method, path))
+    if allowed is None:
+        return  # not a REST endpoint of the table (404 comes later)
+    read = sum(1 for name in params if name in allowed)
+    if read != len(params):
+        raise reject(-1104, f"Not all sent parameters were read; read '{read}' parameter(s) but was sent "
+                            f"'{len(params)}'.")
+    for name in params:
+        if name in NOT_IMPLEMENTED:
+            raise reject(-1130, f"Data sent for parameter '{name}' is not valid. (the local exchange does not "
+                                f"implement {name})")
 
 
 def _raw(params: Mapping[str, str], name: str, required: bool) -> str | None:

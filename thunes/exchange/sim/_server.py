@@ -319,6 +319,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
             # The raw query: aiohttp's query_string is half-decoded (%0A becomes a newline, + a space), which
             # would both mangle values and break the signature, computed by the client over the encoded form.
             params = P.parse_query(request.rel_url.raw_query_string, body)
+            P.check_names(params, request.method, path)
             request[PARAMS] = params
             request[RAW_BODY] = body
             rejection, retry = limiter.admit(ip, _weight(request.method, path, params))
@@ -373,6 +374,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def exchange_info(request: web.Request) -> web.Response:
         wanted = symbols_arg(request[PARAMS])
+        P.bool_param(request[PARAMS], "showPermissionSets")
         symbols = []
         for name in wanted or list(engine.specs):
             symbols.append(dict(engine.spec(name).info))
@@ -472,6 +474,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
         key = authenticate(request)
         params = request[PARAMS]
         resp_type = P.enum_param(params, "newOrderRespType", ("ACK", "RESULT", "FULL"), default="FULL", upper=True)
+        P.order_extras(params)
         rejection, headers = limiter.order(key)
         if rejection is not None:
             return _error(rejection, headers)
@@ -506,6 +509,7 @@ def build_app(sim: "LocalExchange") -> web.Application:
         P.client_id_param(params, "newClientOrderId")
         P.enum_param(params, "newOrderRespType", ("ACK", "RESULT", "FULL"), upper=True)
         P.bool_param(params, "computeCommissionRates")
+        P.order_extras(params)
         qty, quote_qty, price = (P.decimal_param(params, n) for n in ("quantity", "quoteOrderQty", "price"))
         assert symbol is not None and side is not None and otype is not None
         with engine.lock:
