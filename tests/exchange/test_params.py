@@ -147,6 +147,18 @@ def test_a_parameter_sent_twice_is_1101(sim):
     assert (status, body) == (400, {"code": -1101, "msg": "Duplicate values for a parameter detected."})
 
 
+@pytest.mark.parametrize("signature", ["ü" * 64, "zz", "%00"])
+def test_a_non_hex_or_non_ascii_signature_is_1022_not_a_crash(sim, signature):
+    query = urllib.parse.urlencode({"timestamp": str(int(time.time() * 1000)), "signature": signature})
+    host, port = urllib.parse.urlsplit(sim.base_url).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("GET", f"/api/v3/account?{query}", headers={"X-MBX-APIKEY": sim.api_key})
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    assert (resp.status, body) == (400, {"code": -1022, "msg": "Signature for this request is not valid."})
+
+
 def test_a_body_that_is_not_utf8_is_1100(sim):
     status, body = _call(sim, "POST", "/api/v3/order", {}, signed=True, body=b"symbol=BTC\xff\xfeUSDT&side=BUY")
     assert (status, body["code"]) == (400, -1100)

@@ -354,7 +354,8 @@ def build_app(sim: "LocalExchange") -> web.Application:
             raise SimReject(Rejection(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or "
                                              "malformed."))
         payload = _strip_signature(request.rel_url.raw_query_string) + _strip_signature(request[RAW_BODY])
-        if not hmac.compare_digest(sign(account.spec.secret, payload), given.lower()):
+        # compare_digest raises TypeError on non-ASCII text: such a signature is simply not valid
+        if not given.isascii() or not hmac.compare_digest(sign(account.spec.secret, payload), given.lower()):
             raise SimReject(Rejection(-1022, "Signature for this request is not valid."))
         ts = P.timestamp_param(params)  # ms (microseconds are scaled down)
         recv = P.recv_window_param(params)  # finite, in (0, 60000]
@@ -705,7 +706,8 @@ def build_app(sim: "LocalExchange") -> web.Application:
         if account is None:
             raise SimReject(Rejection(-2015, "Invalid API-key, IP, or permissions for action.", 401))
         payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
-        if not hmac.compare_digest(sign(account.spec.secret, payload), str(params.get("signature", "")).lower()):
+        given = str(params.get("signature", ""))
+        if not given.isascii() or not hmac.compare_digest(sign(account.spec.secret, payload), given.lower()):
             raise SimReject(Rejection(-1022, "Signature for this request is not valid."))
         # JSON values go through the REST parsers: 1e400, NaN, "abc" or a list is a -1100, never a crash
         fields = {k: v for k in ("timestamp", "recvWindow") if (v := P.ws_value(params.get(k))) is not None}
