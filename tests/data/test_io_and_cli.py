@@ -10,11 +10,13 @@ import pandas as pd
 from click.testing import CliRunner
 
 from thunes.cli import root
+from thunes.core.errors import DataError
 from thunes.data.io import detect_format, read_candle_file, write_candle_file
 from thunes.data.synthetic import generate_candles
 from thunes.data.store import open_store
 
 M = 60_000
+T0 = 1_704_067_200_000  # 2024-01-01 (candles before 2009-01-03 are refused)
 
 
 def _run(args, db):
@@ -46,21 +48,35 @@ def test_csv_gzip_and_parquet_round_trip(tmp_path):
         assert fh.readline().strip() == "ts,open,high,low,close,volume"
 
 
-def test_cli_import_rejects_bad_rows_keeps_good_ones_and_stored_rows_survive(tmp_path):
+def test_cli_import_skip_bad_rows_keeps_good_ones_and_stored_rows_survive(tmp_path):
     db = f"sqlite:///{tmp_path}/s.sqlite"
     good = tmp_path / "good.csv"
-    good.write_text("ts,open,high,low,close,volume\n0,1,2,0.5,1.5,10\n60000,1.5,2,1,1.8,3\n")
+    good.write_text(f"ts,open,high,low,close,volume\n{T0},1,2,0.5,1.5,10\n{T0 + M},1.5,2,1,1.8,3\n")
     assert _run(["data", "import", str(good), "--symbol", "BTC/USDT", "--timeframe", "1m"], db).exit_code == 0
     bad = tmp_path / "bad.csv"
     # row 0 would overwrite a stored candle with an invalid one; row 1 is new and valid; row 2 is NaN.
-    bad.write_text("ts,open,high,low,close,volume\n0,1,0.1,0.5,1.5,10\n120000,1.8,2.2,1.7,2.0,4\n180000,,2,1,1,1\n")
-    out = _run(["data", "import", str(bad), "--symbol", "BTC/USDT", "--timeframe", "1m", "--upsert"], db)
+    bad.write_text(f"ts,open,high,low,close,volume\n{T0},1,0.1,0.5,1.5,10\n{T0 + 2 * M},1.8,2.2,1.7,2.0,4\n"
+                   f"{T0 + 3 * M},,2,1,1,1\n")
+    out = _run(["data", "import", str(bad), "--symbol", "BTC/USDT", "--timeframe", "1m", "--upsert",
+                "--skip-bad-rows"], db)
     assert out.exit_code == 0
     assert "written 1, rejected 2" in out.output
     with open_store(db) as store:
         frame = store.load("BTC/USDT", "1m")
-    assert list(frame.index.asi8 // 1_000_000) == [0, M, 2 * M]
+    assert list(frame.index.asi8 // 1_000_000) == [T0, T0 + M, T0 + 2 * M]
     assert frame["high"].iloc[0] == 2.0  # the stored candle was not overwritten by the invalid row
+
+
+def test_cli_import_without_skip_bad_rows_refuses_the_whole_file(tmp_path):
+    db = f"sqlite:///{tmp_path}/s.sqlite"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"ts,open,high,low,close,volume\n{T0},1,2,0.5,1.5,10\n{T0 + M},,2,1,1,1\n")
+    out = CliRunner().invoke(root, ["data", "import", str(bad), "--symbol", "BTC/USDT", "--timeframe", "1m",
+                                    "--db", db])
+    assert isinstance(out.exception, DataError)  # `thunes` prints "error: ..." and exits 2
+    assert "1 of 2 row(s) invalid: row 1" in str(out.exception)
+    with open_store(db) as store:
+        assert store.count("BTC/USDT", "1m") == 0
 
 
 def test_cli_list_check_export(tmp_path):
@@ -83,7 +99,8 @@ def test_cli_list_check_export(tmp_path):
 
 def test_cli_check_exits_nonzero_on_errors(tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("ts,open,high,low,close,volume\n0,1,2,0.5,1.5,10\n0,1,2,0.5,1.5,10\n60000,1,0.2,0.5,1.5,10\n")
+    bad.write_text(f"ts,open,high,low,close,volume\n{T0},1,2,0.5,1.5,10\n{T0},1,2,0.5,1.5,10\n"
+                   f"{T0 + M},1,0.2,0.5,1.5,10\n")
     result = CliRunner().invoke(root, ["data", "check", str(bad), "--timeframe", "1m"])
     assert result.exit_code == 1
     assert "duplicate" in result.output and "ERROR" in result.output

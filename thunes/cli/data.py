@@ -11,6 +11,7 @@ import click
 import pandas as pd
 
 from thunes.core.timeframes import parse_timeframe, utc_ms
+from thunes.data.quality import format_ms
 from thunes.data.store import normalize_symbol, store_from_settings
 
 __all__ = ["register"]
@@ -78,13 +79,18 @@ def list_cmd(app, db: str | None, as_json: bool) -> None:  # noqa: ANN001
               help="Import the bundled sample for SYMBOL (real data from ../shared/data when present, "
                    "else synthetic candles) instead of FILE.")
 @click.option("--upsert", is_flag=True, help="Replace stored candles with the file's values (default: keep them).")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Store the valid rows of a file that has invalid ones and list the rejected rows "
+                   "(default: refuse the whole file and store nothing).")
 @_db_option
 @click.pass_obj
 def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None, fmt: str | None,  # noqa: ANN001
-               sample_symbol: str | None, upsert: bool, db: str | None) -> None:
+               sample_symbol: str | None, upsert: bool, skip_bad_rows: bool, db: str | None) -> None:
     """Import candles from FILE (CSV ts,open,high,low,close,volume; Binance archive klines; Parquet).
 
-    Bad rows are rejected with a per-row reason and the good rows are written; nothing stored is lost.
+    A file with any invalid row (NaN, bad OHLC, a timestamp before 2009-01-03 or after now + one bar,
+    ...) is refused and nothing from it is stored; the error names the first rows and their reasons.
+    --skip-bad-rows stores the valid rows and lists the rejected ones. Stored candles are never lost.
     """
     from thunes.data.io import import_file, import_sample
 
@@ -103,14 +109,15 @@ def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None,
                 if symbol is None:
                     raise click.UsageError("--symbol is required with FILE (e.g. --symbol BTC/USDT)")
                 result = import_file(store, file, symbol=symbol, timeframe=timeframe, fmt=fmt,  # type: ignore[arg-type]
-                                     mode="upsert" if upsert else "insert", progress=bar.update)
+                                     mode="upsert" if upsert else "insert", progress=bar.update,
+                                     skip_bad_rows=skip_bad_rows)
         finally:
             bar.close()
     kind = "real data" if result.real else "SYNTHETIC data (no real sample file found)"
     click.echo(f"imported {result.source} [{result.fmt}, {kind}]: read {result.read:,}, "
                f"written {result.written:,}, rejected {result.n_rejected:,}")
     for row in result.rejected.head(10).itertuples():
-        click.echo(f"  rejected row {row.row} ({_iso(row.ts)}): {row.reason}", err=True)
+        click.echo(f"  rejected row {row.row} ({format_ms(row.ts)}): {row.reason}", err=True)
     if result.n_rejected > 10:
         click.echo(f"  ... and {result.n_rejected - 10} more rejected rows", err=True)
 

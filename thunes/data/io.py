@@ -9,17 +9,25 @@ Formats (detected from the file's first bytes when not given):
 * ``parquet``: a canonical candle frame (``ts`` DatetimeIndex) or a ``ts`` column plus OHLCV.
 
 Reading never drops or repairs rows silently: the raw table goes through
-:func:`thunes.data.quality.split_valid` on import, so each bad row is rejected with its reason and
-the good rows are written.
+:func:`thunes.data.quality.split_valid` on import. A file with any refused row (bad values, a
+timestamp outside the sane range 2009-01-03 .. now + one bar, ...) is refused as a whole and nothing
+from it is stored; the error names the first rows, their reasons and the count. ``skip_bad_rows=True``
+(``thunes data import --skip-bad-rows``) stores the valid rows instead and reports the others.
+
+A file that cannot be read at all (empty, UTF-16 or other non-UTF-8 text, binary data, a CSV given
+as ``--format parquet``, a truncated gzip) raises one :class:`~thunes.core.errors.DataError` line
+naming the file and the cause, never a parser traceback.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -27,6 +35,7 @@ import pandas as pd
 from thunes.core.candles import OHLCV, ts_ms
 from thunes.core.errors import DataError
 from thunes.core.timeframes import parse_timeframe
+from thunes.data.quality import format_ms, split_valid
 from thunes.data.samples import load_sample_candles, sample_file
 from thunes.data.store import CandleStore, WriteMode, normalize_symbol
 
@@ -49,14 +58,66 @@ _BINANCE_COLUMNS = ["ts", "open", "high", "low", "close", "volume", "close_time"
                     "taker_base", "taker_quote", "ignore"]
 _TS_ALIASES = ("ts", "timestamp", "open_time", "time", "date", "datetime")
 _US_THRESHOLD = 10**14  # ms timestamps stay below this until the year 5138; µs ones are above it
+_SNIFF_BYTES = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of the file's content (decompressed when it is gzip)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(_SNIFF_BYTES)
+        if raw[:2] != _GZIP_MAGIC:
+            return raw
+        with gzip.open(path, "rb") as gz:
+            return gz.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read {path}: {_one_line(exc)} (a truncated or corrupt gzip?)") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _check_text(path: Path, fmt: str) -> None:
+    """Refuse, with the cause, content that is not a UTF-8 text table: empty, UTF-16, binary."""
+    head = _head(path)
+    if not head.strip():
+        raise DataError(f"cannot read {path} as {fmt}: the file is empty")
+    if head[:2] in _UTF16_BOMS or (b"\x00" in head and head[1:2] == b"\x00"):
+        raise DataError(f"cannot read {path} as {fmt}: it is UTF-16 text; save it as UTF-8")
+    if b"\x00" in head:
+        raise DataError(f"cannot read {path} as {fmt}: it holds binary data (NUL bytes), not CSV text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(head) < _SNIFF_BYTES or exc.start < len(head) - 3:  # not a character cut by the sniff size
+            raise DataError(f"cannot read {path} as {fmt}: not UTF-8 text (byte 0x{head[exc.start]:02x} at "
+                            f"offset {exc.start})") from None
+
+
+@contextmanager
+def _reading(path: Path, fmt: str) -> Iterator[None]:
+    """Turn a parser's failure into one DataError line naming the file, the format and the cause."""
+    try:
+        yield
+    except DataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DataError(f"cannot read {path} as {fmt}: not UTF-8 text ({_one_line(exc)})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"cannot read {path} as {fmt}: the file is empty") from None
+    except (ValueError, OSError, EOFError, zlib.error, IndexError, KeyError) as exc:
+        # pyarrow's ArrowInvalid and pandas' ParserError are ValueErrors
+        hint = " (is it really a Parquet file? try --format csv)" if fmt == "parquet" else ""
+        raise DataError(f"cannot read {path} as {fmt}: {_one_line(exc)}{hint}") from None
 
 
 def _first_line(path: Path) -> str:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
-        return fh.readline().strip()
+    head = _head(path)
+    return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
 
 
 def _is_number(text: str) -> bool:
@@ -75,6 +136,7 @@ def detect_format(path: str | Path) -> FileFormat:
     with open(path, "rb") as fh:
         if fh.read(4) == b"PAR1":
             return "parquet"
+    _check_text(path, "csv")
     line = _first_line(path)
     fields = [f.strip().strip('"').lower() for f in line.split(",")]
     if fields and _is_number(fields[0]):
@@ -109,19 +171,35 @@ def _table(ts: pd.Series, frame: pd.DataFrame) -> pd.DataFrame:
 def read_candle_file(path: str | Path, fmt: FileFormat | None = None) -> pd.DataFrame:
     """The raw candle table of a file: columns ``ts`` (ms, float so that bad values can be NaN) + OHLCV.
 
-    Rows are in file order; nothing is sorted, deduplicated or dropped here.
+    Rows are in file order; nothing is sorted, deduplicated or dropped here. A file that cannot be read
+    as ``fmt``, or holds no rows, is one :class:`DataError` line.
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise DataError(f"unknown file format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"cannot read {path} as {fmt}: the file is empty")
+    if fmt != "parquet":
+        _check_text(path, fmt)
+    with _reading(path, fmt):
+        table = _read_table(path, fmt)
+    if table.empty:
+        raise DataError(f"{path}: no candle rows (only a header?)")
+    return table
+
+
+def _read_table(path: Path, fmt: FileFormat) -> pd.DataFrame:
     if fmt == "parquet":
         frame = pd.read_parquet(path)
         if isinstance(frame.index, pd.DatetimeIndex):
             frame = frame.reset_index(names="ts") if "ts" not in frame.columns else frame.reset_index(drop=True)
         _require(frame, path)
         return _table(frame[_ts_column(frame, path)], frame)
-    compression = "gzip" if open(path, "rb").read(2) == b"\x1f\x8b" else None
+    with open(path, "rb") as fh:
+        compression = "gzip" if fh.read(2) == _GZIP_MAGIC else None
     if fmt == "binance":
         header = 0 if _first_line(path).lower().startswith("open_time") else None
         frame = pd.read_csv(path, header=header, names=_BINANCE_COLUMNS if header is None else None,
@@ -194,17 +272,37 @@ def import_file(
     fmt: FileFormat | None = None,
     mode: WriteMode = "insert",
     progress: Callable[[int], None] | None = None,
+    skip_bad_rows: bool = False,
+    now_ms: int | None = None,
 ) -> ImportResult:
-    """Read ``path`` and write its valid rows; invalid rows come back in ``rejected`` with a reason."""
+    """Read ``path`` and write it, all or nothing.
+
+    A file with any invalid row raises :class:`DataError` naming the first rows with their reasons and
+    the count, and nothing is stored. With ``skip_bad_rows`` the valid rows are written and the invalid
+    ones come back in ``rejected`` with a reason. ``now_ms``: "now" for the sane-time-range rule.
+    """
     path = Path(path)
     fmt = fmt or detect_format(path)
+    sym, tf = normalize_symbol(symbol), str(parse_timeframe(timeframe))
     table = read_candle_file(path, fmt)
-    result = store.write(normalize_symbol(symbol), str(parse_timeframe(timeframe)), table, mode=mode,
-                         source=f"import:{path.name}", progress=progress)
+    if not skip_bad_rows:
+        refused = split_valid(table, tf, now_ms=now_ms).rejected
+        if len(refused):
+            raise DataError(_refusal(path, len(table), refused))
+    result = store.write(sym, tf, table, mode=mode, source=f"import:{path.name}", progress=progress, now_ms=now_ms)
     log.info("imported %s: %d read, %d written, %d rejected", path, len(table), result.written, result.n_rejected,
              extra={"fields": {"file": str(path), "format": fmt, "read": len(table), "written": result.written,
                                "rejected": result.n_rejected}})
     return ImportResult(str(path), fmt, len(table), result.written, result.rejected)
+
+
+def _refusal(path: Path, n_rows: int, refused: pd.DataFrame, shown: int = 3) -> str:
+    """One line: how many rows are refused, the first few with their reasons, and the way out."""
+    first = "; ".join(f"row {r.row} ({format_ms(r.ts)}): {r.reason}" for r in refused.head(shown).itertuples())
+    more = f"; and {len(refused) - shown} more" if len(refused) > shown else ""
+    valid = n_rows - len(refused)
+    return (f"{path}: refused, nothing stored: {len(refused):,} of {n_rows:,} row(s) invalid: {first}{more}. "
+            f"Fix the file, or pass --skip-bad-rows to store the {valid:,} valid row(s) and report the rest")
 
 
 def import_sample(

@@ -9,8 +9,16 @@ second):
   price jumps beyond ``jump_sigmas`` robust standard deviations). ``thunes data check`` prints it and
   exits non-zero when ``errors`` is not empty.
 * :func:`split_valid` is the gate in front of every store write (imports, downloads, stream writes):
-  it returns the good rows as a canonical frame and the rejected rows with a per-row reason, so one bad
-  row never blocks the good ones and never overwrites a stored candle.
+  it returns the good rows as a canonical frame and the rejected rows with a per-row reason, so a bad
+  row never overwrites a stored candle. (``thunes data import`` goes further and refuses a whole file
+  with any bad row unless ``--skip-bad-rows`` is given.)
+
+The sane time range, the same for every path into the store: a candle's open time is refused when it
+is before :data:`EARLIEST_CANDLE_MS` (2009-01-03, the first Bitcoin block: no crypto market existed
+before it, so such a value is a wrong unit, column or a corrupt file, e.g. 1969 from a negative number)
+or after now plus one bar (a candle that has not opened yet, e.g. 2255 from a seconds/ms mix-up). The
+store is not tied to one exchange, so the floor is not Binance's launch (2017-07-14, see
+:data:`BINANCE_LAUNCH_MS`): older Bitstamp or Kraken history stays importable.
 
 Gaps are reported, never silently filled; :func:`fill_gaps` is the explicit option (flat bars at the
 previous close with zero volume), and the caller logs what it filled.
@@ -23,6 +31,7 @@ the hole, the open time of the first candle after it, and how many candles are a
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,6 +52,10 @@ __all__ = [
     "fill_gaps",
     "find_gaps",
     "DEFAULT_JUMP_SIGMAS",
+    "EARLIEST_CANDLE_MS",
+    "BINANCE_LAUNCH_MS",
+    "out_of_range",
+    "format_ms",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +64,12 @@ log = logging.getLogger(__name__)
 #: returns are fat-tailed, so a normal-theory 4-5 sigma would flag hundreds of genuine moves.
 DEFAULT_JUMP_SIGMAS = 30.0
 _MAD_TO_SIGMA = 1.4826
+#: No candle opens before 2009-01-03 00:00 UTC, the Bitcoin genesis block (see the module docstring).
+EARLIEST_CANDLE_MS = 1_230_940_800_000
+#: Binance opened on 2017-07-14; for reference only, the store accepts older data from other exchanges.
+BINANCE_LAUNCH_MS = 1_499_990_400_000
+#: Timestamps are clipped to this magnitude before the int64 cast (1e300 would wrap to garbage).
+_TS_CLIP = 2**62
 _PRICES = ("open", "high", "low", "close")
 
 
@@ -133,7 +152,30 @@ class ValidationResult:
 def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+    return format_ms(ms)
+
+
+def format_ms(ms: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` UTC, or ``ts=<ms>`` for a value pandas cannot show (beyond 1677..2262)."""
+    try:
+        return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError):  # OutOfBoundsDatetime is a ValueError
+        return f"ts={int(ms)}"
+
+
+def out_of_range(ts: np.ndarray, timeframe: str | Timeframe, *, now_ms: int | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of open times ``(too_early, too_late)``: before :data:`EARLIEST_CANDLE_MS`, or after
+    ``now_ms`` (default: the wall clock) plus one bar."""
+    tf = parse_timeframe(timeframe)
+    now = time.time_ns() // 1_000_000 if now_ms is None else int(now_ms)
+    ts = np.asarray(ts, dtype="int64")
+    return ts < EARLIEST_CANDLE_MS, ts > now + tf.ms
+
+
+def _range_reasons(tf: Timeframe) -> tuple[str, str]:
+    return ("timestamp before 2009-01-03, when no crypto market existed (wrong unit or column?)",
+            f"timestamp in the future, after now + one {tf} bar (wrong unit or column?)")
 
 
 def _examples(ts: np.ndarray, mask: np.ndarray, k: int) -> tuple[int, ...]:
@@ -159,7 +201,7 @@ def _table_arrays(table: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray
         else:
             values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")
             bad_ts = ~np.isfinite(values)
-            ts = np.where(bad_ts, 0, values).astype("int64")
+            ts = np.clip(np.where(bad_ts, 0, values), -_TS_CLIP, _TS_CLIP).astype("int64")
     else:
         ts = ts_ms(table)
         bad_ts = np.zeros(len(ts), dtype=bool)
@@ -202,6 +244,7 @@ def check_candles(
     *,
     jump_sigmas: float = DEFAULT_JUMP_SIGMAS,
     max_examples: int = 5,
+    now_ms: int | None = None,
 ) -> QualityReport:
     """Check a candle frame (canonical, or a raw table with a ``ts`` ms column) for every known problem.
 
@@ -210,11 +253,11 @@ def check_candles(
     """
     ts, cols, bad_ts = _table_arrays(frame)
     if not bad_ts.any():
-        return check_table(ts, cols, timeframe, jump_sigmas=jump_sigmas, max_examples=max_examples)
+        return check_table(ts, cols, timeframe, jump_sigmas=jump_sigmas, max_examples=max_examples, now_ms=now_ms)
     # Rows without a usable timestamp cannot be placed in time: report them, check the rest.
     keep = ~bad_ts
     report = check_table(ts[keep], {k: v[keep] for k, v in cols.items()}, timeframe,
-                         jump_sigmas=jump_sigmas, max_examples=max_examples)
+                         jump_sigmas=jump_sigmas, max_examples=max_examples, now_ms=now_ms)
     count = int(bad_ts.sum())
     issue = Issue(kind="nan_ts", count=count,
                   message=f"{count} row(s) with a missing or non-numeric 'ts' (first at row {int(np.flatnonzero(bad_ts)[0])})")
@@ -228,6 +271,7 @@ def check_table(
     *,
     jump_sigmas: float = DEFAULT_JUMP_SIGMAS,
     max_examples: int = 5,
+    now_ms: int | None = None,
 ) -> QualityReport:
     """:func:`check_candles` on arrays: ``ts`` epoch ms (int64) and float64 columns open..volume."""
     tf = parse_timeframe(timeframe)
@@ -255,9 +299,14 @@ def check_table(
     with np.errstate(invalid="ignore"):
         err("high_below_open_close", finite & (h < np.maximum(o, c)), "row(s) with high < max(open, close)")
         err("low_above_open_close", finite & (lo > np.minimum(o, c)), "row(s) with low > min(open, close)")
+    early, late = out_of_range(ts, tf, now_ms=now_ms)
+    err("ts_before_2009", early, _range_reasons(tf)[0].replace("timestamp", "row(s) with a timestamp", 1))
+    err("ts_in_future", late, _range_reasons(tf)[1].replace("timestamp", "row(s) with a timestamp", 1))
+    in_range = ~(early | late)
     if n:
-        aligned = np.asarray(align_ms(ts, tf), dtype="int64")
-        err("misaligned", aligned != ts, f"timestamp(s) not aligned to the {tf} timeframe")
+        misaligned = np.zeros(n, dtype=bool)
+        misaligned[in_range] = np.asarray(align_ms(ts[in_range], tf), dtype="int64") != ts[in_range]
+        err("misaligned", misaligned, f"timestamp(s) not aligned to the {tf} timeframe")
     if n > 1:
         d = np.diff(ts)
         err("duplicate_ts", d == 0, "duplicate timestamp(s)", at=ts[1:])
@@ -270,6 +319,7 @@ def check_table(
     if n > 1:
         keep[1:] = np.diff(ts_sorted) != 0
     idx = order[keep]
+    idx = idx[in_range[idx]]  # an absurd timestamp is an error above, not a 2-million-bar gap here
     ts_u = ts[idx]
 
     gaps = find_gaps(ts_u, tf)
@@ -307,8 +357,8 @@ def check_table(
     return QualityReport(
         timeframe=str(tf),
         rows=n,
-        first=int(ts_u[0]) if n else None,
-        last=int(ts_u[-1]) if n else None,
+        first=int(ts.min()) if n else None,
+        last=int(ts.max()) if n else None,
         errors=tuple(errors),
         warnings=tuple(warnings),
         gaps=tuple(gaps),
@@ -317,14 +367,15 @@ def check_table(
     )
 
 
-def split_valid(table: pd.DataFrame, timeframe: str | Timeframe) -> ValidationResult:
+def split_valid(table: pd.DataFrame, timeframe: str | Timeframe, *, now_ms: int | None = None) -> ValidationResult:
     """Split candles into rows fit for the store and rejected rows, each with a clear reason.
 
     Accepts a canonical frame or a raw table with a ``ts`` column (epoch ms). Good rows come back as a
     canonical frame sorted by time; for a timestamp given more than once, the first row wins and the
     others are rejected as duplicates. A row is rejected for: NaN/inf in any column, a non-positive
-    price, negative volume, high below max(open, close), low above min(open, close), or a timestamp
-    not aligned to the timeframe.
+    price, negative volume, high below max(open, close), low above min(open, close), a timestamp
+    outside the sane range (before 2009-01-03 or after ``now_ms`` + one bar; ``now_ms`` defaults to the
+    wall clock) or a timestamp not aligned to the timeframe.
     """
     tf = parse_timeframe(timeframe)
     ts, cols, bad_ts = _table_arrays(table)
@@ -336,6 +387,10 @@ def split_valid(table: pd.DataFrame, timeframe: str | Timeframe) -> ValidationRe
         reasons[fresh] = text
 
     reject(bad_ts, "'ts' is missing or non-numeric")
+    early, late = out_of_range(ts, tf, now_ms=now_ms)
+    before, after = _range_reasons(tf)
+    reject(early, before)
+    reject(late, after)
 
     for name in OHLCV:
         reject(~np.isfinite(cols[name]), f"'{name}' is missing, non-numeric or infinite")
@@ -348,8 +403,10 @@ def split_valid(table: pd.DataFrame, timeframe: str | Timeframe) -> ValidationRe
         reject(h < np.maximum(o, c), "'high' is below max(open, close)")
         reject(lo > np.minimum(o, c), "'low' is above min(open, close)")
     if n:
-        aligned = np.asarray(align_ms(ts, tf), dtype="int64")
-        reject(aligned != ts, f"timestamp not aligned to the {tf} timeframe")
+        live = reasons == ""  # align only sane timestamps (a calendar alignment of year 1e9 would fail)
+        misaligned = np.zeros(n, dtype=bool)
+        misaligned[live] = np.asarray(align_ms(ts[live], tf), dtype="int64") != ts[live]
+        reject(misaligned, f"timestamp not aligned to the {tf} timeframe")
         order = np.argsort(ts, kind="stable")
         candidate = order[reasons[order] == ""]
         dup = np.zeros(len(candidate), dtype=bool)

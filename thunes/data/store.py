@@ -41,7 +41,7 @@ from thunes.core.candles import OHLCV, candles_frame
 from thunes.core.errors import DataError, StoreError
 from thunes.core.timeframes import parse_timeframe
 from thunes.data._cache import ColumnarCache
-from thunes.data.quality import split_valid
+from thunes.data.quality import format_ms, split_valid
 
 __all__ = [
     "CandleStore",
@@ -133,20 +133,22 @@ class CandleStore(ABC):
         mode: WriteMode = "insert",
         source: str = "import",
         progress: Callable[[int], None] | None = None,
+        now_ms: int | None = None,
     ) -> WriteResult:
         """Validate, then insert (ignore existing timestamps) or upsert (replace them).
 
         Rejected rows are logged (one warning with the first reasons) and returned, never written.
-        ``progress`` is called with the number of rows handled after each batch.
+        ``progress`` is called with the number of rows handled after each batch. ``now_ms`` is the "now"
+        of the sane-time-range rule (default: the wall clock; see :mod:`thunes.data.quality`).
         """
         if mode not in ("insert", "upsert"):
             raise StoreError(f"unknown write mode {mode!r}; expected 'insert' or 'upsert'")
         sym = normalize_symbol(symbol)
         tf = str(parse_timeframe(timeframe))
-        checked = split_valid(frame, tf)
+        checked = split_valid(frame, tf, now_ms=now_ms)
         if checked.n_rejected:
             sample = "; ".join(
-                f"row {r.row} ({pd.Timestamp(int(r.ts), unit='ms', tz='UTC')}): {r.reason}"
+                f"row {r.row} ({format_ms(r.ts)}): {r.reason}"
                 for r in checked.rejected.head(3).itertuples()
             )
             log.warning("rejected %d invalid row(s) for %s %s: %s", checked.n_rejected, sym, tf, sample,

@@ -19,35 +19,23 @@ Matching model
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Mapping
 
 from thunes.core.clock import SimulatedClock
 from thunes.exchange.sim._feed import MarketFeed
-from thunes.exchange.sim._rules import Rejection, SymbolSpec, check_filters, decimals_of
+from thunes.exchange.sim._params import (SimReject, client_id_param, decimal_param, enum_param, int_param,
+                                        symbol_param)
+from thunes.exchange.sim._params import reject as _reject
+from thunes.exchange.sim._rules import SymbolSpec, check_filters, decimals_of
 
 __all__ = ["Engine", "EngineOptions", "AccountSpec", "SimReject", "fmt"]
 
 ZERO = Decimal(0)
 _Q8 = Decimal("0.00000001")
-_CLIENT_ID = re.compile(r"^[a-zA-Z0-9_-]{1,36}$")
-_NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _OPEN = ("NEW", "PARTIALLY_FILLED")
-
-
-class SimReject(Exception):
-    """Raised inside the engine; the server turns it into Binance's ``{"code","msg"}`` answer."""
-
-    def __init__(self, rejection: Rejection) -> None:
-        super().__init__(f"{rejection.code} {rejection.msg}")
-        self.rejection = rejection
-
-
-def _reject(code: int, msg: str, status: int = 400) -> SimReject:
-    return SimReject(Rejection(code, msg, status))
 
 
 def fmt(value: Decimal | float | None) -> str:
@@ -283,16 +271,9 @@ class Engine:
     # -- parameters ----------------------------------------------------------------------------------
     @staticmethod
     def _number(params: Mapping[str, str], name: str, spec: SymbolSpec, precision: int) -> Decimal | None:
-        raw = params.get(name)
-        if raw is None or raw == "":
+        value = decimal_param(params, name)
+        if value is None:
             return None
-        if not _NUMBER.match(raw):
-            raise _reject(-1100, f"Illegal characters found in parameter '{name}'; legal range is "
-                                 "'^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
-        try:
-            value = Decimal(raw)
-        except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
-            raise _reject(-1100, f"Illegal characters found in parameter '{name}'.") from exc
         if decimals_of(value) > precision:
             raise _reject(-1111, f"Parameter '{name}' has too much precision.")
         if value <= 0:
@@ -307,30 +288,22 @@ class Engine:
             return self._place(api_key, params)
 
     def _place(self, api_key: str, params: Mapping[str, str]) -> tuple[_Order, list[dict[str, Any]]]:
-        symbol = params.get("symbol") or ""
-        if not symbol:
-            raise _reject(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        spec = self.spec(symbol.upper())
+        spec = self._symbol_param(params)
         symbol = spec.symbol
-        side = (params.get("side") or "").upper()
-        if side not in ("BUY", "SELL"):
-            raise _reject(-1102 if not side else -1117,
-                          "Mandatory parameter 'side' was not sent, was empty/null, or malformed."
-                          if not side else "Invalid side.")
-        otype = (params.get("type") or "").upper()
-        if otype not in ("LIMIT", "MARKET", "LIMIT_MAKER"):
-            raise _reject(-1116, "Invalid orderType.")
+        side = enum_param(params, "side", ("BUY", "SELL"), required=True, upper=True, code=-1117,
+                          msg="Invalid side.")
+        otype = enum_param(params, "type", ("LIMIT", "MARKET", "LIMIT_MAKER"), required=True, upper=True,
+                           code=-1116, msg="Invalid orderType.")
+        assert side is not None and otype is not None
         if otype not in spec.info.get("orderTypes", ()):
             raise _reject(-1116, "Invalid orderType.")
         qty = self._number(params, "quantity", spec, spec.base_precision)
         quote_qty = self._number(params, "quoteOrderQty", spec, spec.quote_precision)
         price = self._number(params, "price", spec, spec.quote_precision)
-        tif = params.get("timeInForce")
+        tif = enum_param(params, "timeInForce", ("GTC", "IOC", "FOK"), code=-1115, msg="Invalid timeInForce.")
         if otype == "LIMIT":
             if tif is None:
                 raise _reject(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
-            if tif not in ("GTC", "IOC", "FOK"):
-                raise _reject(-1115, "Invalid timeInForce.")
         elif tif is not None:
             raise _reject(-1106, "Parameter 'timeInForce' sent when not required.")
         if otype in ("LIMIT", "LIMIT_MAKER"):
@@ -349,10 +322,7 @@ class Engine:
                 raise _reject(-1106, "Parameter 'price' sent when not required.")
             if quote_qty is not None and not spec.info.get("quoteOrderQtyMarketAllowed", True):
                 raise _reject(-2010, "Quote order qty market orders are not support for this symbol.")
-        client_id = params.get("newClientOrderId") or f"sim{next(self._auto_ids):019d}"
-        if not _CLIENT_ID.match(client_id):
-            raise _reject(-1100, "Illegal characters found in parameter 'newClientOrderId'; legal range is "
-                                 "'^[a-zA-Z0-9-_]{1,36}$'.")
+        client_id = client_id_param(params, "newClientOrderId") or f"sim{next(self._auto_ids):019d}"
         if api_key not in self.accounts:
             raise _reject(-2015, "Invalid API-key, IP, or permissions for action.", 401)
         avg = self.last_price(symbol)
@@ -538,13 +508,11 @@ class Engine:
             order.locked = ZERO
         self._open[order.symbol].pop(order.order_id, None)
 
-    def _find(self, api_key: str, symbol: str, order_id: str | None, client_id: str | None) -> _Order | None:
-        if order_id:
-            try:
-                order = self._orders.get((symbol, int(order_id)))
-            except ValueError as exc:
-                raise _reject(-1100, "Illegal characters found in parameter 'orderId'; legal range is "
-                                     "'^[0-9]{1,20}$'.") from exc
+    def _find(self, api_key: str, symbol: str, params: Mapping[str, str]) -> _Order | None:
+        order_id = int_param(params, "orderId")
+        client_id = client_id_param(params, "origClientOrderId")
+        if order_id is not None:
+            order = self._orders.get((symbol, order_id))
             if order is None or order.account != api_key:
                 return None
             if client_id and order.client_order_id != client_id:
@@ -558,7 +526,7 @@ class Engine:
     def query(self, api_key: str, params: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             spec = self._symbol_param(params)
-            order = self._find(api_key, spec.symbol, params.get("orderId"), params.get("origClientOrderId"))
+            order = self._find(api_key, spec.symbol, params)
             if order is None:
                 raise _reject(-2013, "Order does not exist.")
             return order.view()
@@ -566,14 +534,15 @@ class Engine:
     def cancel(self, api_key: str, params: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             spec = self._symbol_param(params)
-            order = self._find(api_key, spec.symbol, params.get("orderId"), params.get("origClientOrderId"))
+            new_id = client_id_param(params, "newClientOrderId")  # malformed is -1100 even for an unknown order
+            order = self._find(api_key, spec.symbol, params)
             if order is None or not order.is_open:
                 raise _reject(-2011, "Unknown order sent.")
             now = self.clock.now_ms()
             order.status = "CANCELED"
             order.update_time = now
             self._release(self.accounts[api_key], order)
-            cancel_id = params.get("newClientOrderId") or f"sim{next(self._auto_ids):019d}"
+            cancel_id = new_id or f"sim{next(self._auto_ids):019d}"
             self._emit_execution(order, "CANCELED", now, orig_client_id=order.client_order_id,
                                  client_id=cancel_id)
             view = order.view()
@@ -596,24 +565,25 @@ class Engine:
         with self.lock:
             spec = self._symbol_param(params)
             rows = self._trades.get((api_key, spec.symbol), [])
-            limit = min(int(params.get("limit") or 500), 1000)
-            if params.get("orderId"):
-                rows = [r for r in rows if r["orderId"] == int(params["orderId"])]
-            if params.get("fromId"):
-                rows = [r for r in rows if r["id"] >= int(params["fromId"])]
+            limit = int_param(params, "limit", default=500, lo=1, hi=1000)
+            order_id, from_id = int_param(params, "orderId"), int_param(params, "fromId")
+            start, end = int_param(params, "startTime"), int_param(params, "endTime")
+            assert limit is not None
+            if order_id is not None:
+                rows = [r for r in rows if r["orderId"] == order_id]
+            if from_id is not None:
+                rows = [r for r in rows if r["id"] >= from_id]
                 return rows[:limit]
-            start, end = params.get("startTime"), params.get("endTime")
-            if start:
-                rows = [r for r in rows if r["time"] >= int(start)]
-            if end:
-                rows = [r for r in rows if r["time"] <= int(end)]
-            return rows[:limit] if start else rows[-limit:]
+            if start is not None:
+                rows = [r for r in rows if r["time"] >= start]
+            if end is not None:
+                rows = [r for r in rows if r["time"] <= end]
+            return rows[:limit] if start is not None else rows[-limit:]
 
     def _symbol_param(self, params: Mapping[str, str]) -> SymbolSpec:
-        symbol = params.get("symbol")
-        if not symbol:
-            raise _reject(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        return self.spec(symbol.upper())
+        symbol = symbol_param(params)
+        assert symbol is not None
+        return self.spec(symbol)
 
     # -- time ----------------------------------------------------------------------------------------
     def advance_to(self, t: int) -> None:

@@ -16,13 +16,15 @@ import logging
 import re
 import time
 from collections import defaultdict
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
-from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from thunes.exchange.sim._engine import SimReject, fmt
+from thunes.exchange.sim import _params as P
+from thunes.exchange.sim._engine import fmt
 from thunes.exchange.sim._faults import SERVER_ERRORS
+from thunes.exchange.sim._params import SimReject
 from thunes.exchange.sim._rules import Rejection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,8 +34,9 @@ __all__ = ["build_app", "sign"]
 
 log = logging.getLogger("thunes.exchange.sim")
 
-_KEY_FORMAT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_STREAM = re.compile(r"^[a-z0-9]+@(trade|aggTrade|kline_[0-9]+[smhdwM]|bookTicker|depth[0-9]*(@100ms)?|ticker|miniTicker)$")
+# Always fullmatch: "$" also matches before a trailing newline (see _params.py)
+_KEY_FORMAT = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_STREAM = re.compile(r"[a-z0-9]+@(trade|aggTrade|kline_[0-9]+[smhdwM]|bookTicker|depth[0-9]*(@100ms)?|ticker|miniTicker)")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PARAMS = web.RequestKey("params", dict)
@@ -59,7 +62,8 @@ def _weight(method: str, path: str, params: dict[str, str]) -> int:
     if tail == "exchangeInfo" or tail == "account" or tail == "myTrades" or tail == "allOrders":
         return 20
     if tail == "depth":
-        limit = int(params.get("limit") or 100)
+        limit = P.int_param(params, "limit", default=100)  # malformed: -1100 here, before any weight counts
+        assert limit is not None
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
     if tail in ("ticker/24hr", "ticker/price", "ticker/bookTicker"):
         return 2 if params.get("symbol") else 80
@@ -215,8 +219,7 @@ class Hub:
             await ws.close(code=1001 if shutdown else 1006, message=b"server shutdown" if shutdown else b"dropped")
 
 
-def _dec(x: float):  # noqa: ANN202 - Decimal
-    from decimal import Decimal
+def _dec(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
@@ -254,15 +257,21 @@ def build_app(sim: "LocalExchange") -> web.Application:
         return time.time_ns() // 1_000_000 + faults.state.clock_skew_ms
 
     def symbol_arg(params: dict[str, str], required: bool = True) -> str | None:
-        s = params.get("symbol")
-        if not s:
-            if required:
-                raise SimReject(Rejection(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
-                                                 "or malformed."))
-            return None
-        symbol = s.upper()
-        engine.spec(symbol)
+        """The ``symbol`` parameter, well formed and listed (-1100 / -1102 / -1121)."""
+        symbol = P.symbol_param(params, required=required)
+        if symbol is not None:
+            engine.spec(symbol)
         return symbol
+
+    def symbols_arg(params: dict[str, str]) -> list[str] | None:
+        """``symbol`` as a one-item list, else the ``symbols`` JSON list, else ``None`` (all)."""
+        many = P.symbols_param(params)
+        if many is not None:
+            for s in many:
+                engine.spec(s)
+            return many
+        one = symbol_arg(params, required=False)
+        return None if one is None else [one]
 
     # -- middleware: faults, weights, errors ---------------------------------------------------------
     @web.middleware
@@ -298,18 +307,25 @@ def build_app(sim: "LocalExchange") -> web.Application:
                 reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[http_error]
                 return web.Response(status=http_error, text=f"<html><body><h1>{http_error} {reason}</h1></body></html>",
                                     content_type="text/html")
-        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
-        body = ""
-        if request.method in ("POST", "PUT") and request.can_read_body:
-            body = await request.text()
-            params.update(parse_qsl(body, keep_blank_values=True))
-        request[PARAMS] = params
-        request[RAW_BODY] = body
         ip = request.remote or "127.0.0.1"
-        rejection, retry = limiter.admit(ip, _weight(request.method, path, params))
-        if rejection is not None:
-            return _error(rejection, {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(limiter.used(ip))})
         try:
+            body = ""
+            if request.method in ("POST", "PUT") and request.can_read_body:
+                try:
+                    body = (await request.read()).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise P.reject(-1100, "Illegal characters found in a parameter.") from None
+            # One parser for every parameter: malformed values are Binance's 4xx here or in the handlers.
+            # The raw query: aiohttp's query_string is half-decoded (%0A becomes a newline, + a space), which
+            # would both mangle values and break the signature, computed by the client over the encoded form.
+            params = P.parse_query(request.rel_url.raw_query_string, body)
+            P.check_names(params, request.method, path)
+            request[PARAMS] = params
+            request[RAW_BODY] = body
+            rejection, retry = limiter.admit(ip, _weight(request.method, path, params))
+            if rejection is not None:
+                return _error(rejection, {"Retry-After": str(retry),
+                                          "X-MBX-USED-WEIGHT-1M": str(limiter.used(ip))})
             response = await handler(request)
         except SimReject as exc:
             response = _error(exc.rejection)
@@ -324,31 +340,25 @@ def build_app(sim: "LocalExchange") -> web.Application:
     # -- signed requests -----------------------------------------------------------------------------
     def authenticate(request: web.Request) -> str:
         key = request.headers.get("X-MBX-APIKEY", "")
-        if not key or not _KEY_FORMAT.match(key):
+        if not key or not _KEY_FORMAT.fullmatch(key):
             raise SimReject(Rejection(-2014, "API-key format invalid.", 401))
         account = engine.accounts.get(key)
         if account is None:
             raise SimReject(Rejection(-2015, "Invalid API-key, IP, or permissions for action.", 401))
         params = request[PARAMS]
-        if "timestamp" not in params:
+        if not params.get("timestamp"):
             raise SimReject(Rejection(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or "
                                              "malformed."))
         given = params.get("signature")
         if not given:
             raise SimReject(Rejection(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or "
                                              "malformed."))
-        payload = _strip_signature(request.query_string) + _strip_signature(request[RAW_BODY])
-        if not hmac.compare_digest(sign(account.spec.secret, payload), given.lower()):
+        payload = _strip_signature(request.rel_url.raw_query_string) + _strip_signature(request[RAW_BODY])
+        # compare_digest raises TypeError on non-ASCII text: such a signature is simply not valid
+        if not given.isascii() or not hmac.compare_digest(sign(account.spec.secret, payload), given.lower()):
             raise SimReject(Rejection(-1022, "Signature for this request is not valid."))
-        try:
-            ts = int(float(params["timestamp"]))
-            recv = float(params.get("recvWindow") or 5000)
-        except ValueError as exc:
-            raise SimReject(Rejection(-1100, "Illegal characters found in parameter 'timestamp'.")) from exc
-        if ts > 10**14:  # microseconds are accepted too
-            ts //= 1000
-        if recv > 60000 or recv <= 0:
-            raise SimReject(Rejection(-1131, "recvWindow must be less than 60000"))
+        ts = P.timestamp_param(params)  # ms (microseconds are scaled down)
+        recv = P.recv_window_param(params)  # finite, in (0, 60000]
         now = auth_now()
         if ts >= now + 1000:
             raise SimReject(Rejection(-1021, "Timestamp for this request was 1000ms ahead of the server's time."))
@@ -364,12 +374,8 @@ def build_app(sim: "LocalExchange") -> web.Application:
         return web.json_response({"serverTime": auth_now()})
 
     async def exchange_info(request: web.Request) -> web.Response:
-        params = request[PARAMS]
-        wanted: list[str] | None = None
-        if params.get("symbol"):
-            wanted = [params["symbol"].upper()]
-        elif params.get("symbols"):
-            wanted = [s.upper() for s in json.loads(params["symbols"])]
+        wanted = symbols_arg(request[PARAMS])
+        P.bool_param(request[PARAMS], "showPermissionSets")
         symbols = []
         for name in wanted or list(engine.specs):
             symbols.append(dict(engine.spec(name).info))
@@ -385,24 +391,18 @@ def build_app(sim: "LocalExchange") -> web.Application:
     async def klines(request: web.Request) -> web.Response:
         params = request[PARAMS]
         symbol = symbol_arg(params)
-        interval = params.get("interval")
-        if not interval:
-            raise SimReject(Rejection(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, or "
-                                             "malformed."))
-        try:
-            iv_ms = _interval_ms(interval)
-        except ValueError as exc:
-            raise SimReject(Rejection(-1120, "Invalid interval.")) from exc
+        interval = P.enum_param(params, "interval", P.INTERVALS, required=True, code=-1120, msg="Invalid interval.")
+        assert symbol is not None and interval is not None
+        if interval == "1M":
+            raise SimReject(Rejection(-1120, "Invalid interval. (the local exchange has no calendar-month candles)"))
+        iv_ms = _interval_ms(interval)
         feed = engine.feeds[symbol]
         if not feed.supports(iv_ms):
             raise SimReject(Rejection(-1120, f"Invalid interval. (this local market replays {feed.tf_ms // 60000}m "
                                               "candles; ask for a multiple of that)"))
-        limit = int(params.get("limit") or 500)
-        if not 1 <= limit <= 1000:
-            raise SimReject(Rejection(-1100, "Illegal characters found in parameter 'limit'; legal range is "
-                                             "'1..1000'."))
-        start = int(params["startTime"]) if params.get("startTime") else None
-        end = int(params["endTime"]) if params.get("endTime") else None
+        limit = P.int_param(params, "limit", default=500, lo=1, hi=1000)
+        start, end = P.int_param(params, "startTime"), P.int_param(params, "endTime")
+        assert limit is not None
         with engine.lock:
             rows = feed.klines(iv_ms, engine.clock.now_ms(), start=start, end=end, limit=limit)
         return web.json_response([_kline_row(r) for r in rows])
@@ -423,31 +423,35 @@ def build_app(sim: "LocalExchange") -> web.Application:
             "lowPrice": fmt(low), "volume": fmt(vol), "quoteVolume": fmt(vol * vwap),
             "openTime": now - 86_400_000, "closeTime": now, "firstId": 1, "lastId": 1, "count": 1}
 
+    def one_or_many(params: dict[str, str], rows: Callable[[str], dict[str, Any]]) -> web.Response:
+        """Binance's ticker shape: an object for ``symbol``, a list for ``symbols`` or for all."""
+        wanted = symbols_arg(params)
+        if wanted is not None and params.get("symbol") is not None:
+            return web.json_response(rows(wanted[0]))
+        return web.json_response([rows(s) for s in (wanted or list(engine.specs))])
+
     async def ticker_24hr(request: web.Request) -> web.Response:
-        symbol = symbol_arg(request[PARAMS], required=False)
-        if symbol:
-            return web.json_response(ticker_payload(symbol))
-        return web.json_response([ticker_payload(s) for s in engine.specs])
+        P.enum_param(request[PARAMS], "type", ("FULL",), code=-1130,
+                     msg="Data sent for parameter 'type' is not valid. (the local exchange serves FULL only)")
+        return one_or_many(request[PARAMS], ticker_payload)
 
     async def ticker_price(request: web.Request) -> web.Response:
-        symbol = symbol_arg(request[PARAMS], required=False)
-        rows = [{"symbol": s, "price": fmt(engine.last_price(s))} for s in ([symbol] if symbol else engine.specs)]
-        return web.json_response(rows[0] if symbol else rows)
+        return one_or_many(request[PARAMS], lambda s: {"symbol": s, "price": fmt(engine.last_price(s))})
+
+    def book_row(s: str) -> dict[str, Any]:
+        with engine.lock:
+            bids, asks = engine.book(s, 1)
+        return {"symbol": s, "bidPrice": fmt(bids[0][0]), "bidQty": fmt(bids[0][1]),
+                "askPrice": fmt(asks[0][0]), "askQty": fmt(asks[0][1])}
 
     async def book_ticker(request: web.Request) -> web.Response:
-        symbol = symbol_arg(request[PARAMS], required=False)
-        rows = []
-        for s in [symbol] if symbol else list(engine.specs):
-            with engine.lock:
-                bids, asks = engine.book(s, 1)
-            rows.append({"symbol": s, "bidPrice": fmt(bids[0][0]), "bidQty": fmt(bids[0][1]),
-                         "askPrice": fmt(asks[0][0]), "askQty": fmt(asks[0][1])})
-        return web.json_response(rows[0] if symbol else rows)
+        return one_or_many(request[PARAMS], book_row)
 
     async def depth(request: web.Request) -> web.Response:
         params = request[PARAMS]
         symbol = symbol_arg(params)
-        limit = min(int(params.get("limit") or 100), 5000)
+        limit = min(P.int_param(params, "limit", default=100, lo=1) or 100, 5000)  # Binance truncates at 5000
+        assert symbol is not None
         with engine.lock:
             bids, asks = engine.book(symbol, limit)
             update_id = engine.clock.now_ms()
@@ -462,11 +466,16 @@ def build_app(sim: "LocalExchange") -> web.Application:
     # -- signed endpoints ----------------------------------------------------------------------------
     async def account(request: web.Request) -> web.Response:
         key = authenticate(request)
-        return web.json_response(engine.account_info(key))
+        info = engine.account_info(key)
+        if P.bool_param(request[PARAMS], "omitZeroBalances"):
+            info["balances"] = [b for b in info["balances"] if Decimal(b["free"]) or Decimal(b["locked"])]
+        return web.json_response(info)
 
     async def new_order(request: web.Request) -> web.StreamResponse:
         key = authenticate(request)
         params = request[PARAMS]
+        resp_type = P.enum_param(params, "newOrderRespType", ("ACK", "RESULT", "FULL"), default="FULL", upper=True)
+        P.order_extras(params)
         rejection, headers = limiter.order(key)
         if rejection is not None:
             return _error(rejection, headers)
@@ -477,7 +486,6 @@ def build_app(sim: "LocalExchange") -> web.Application:
                     request.transport.close()
                 raise asyncio.CancelledError  # nothing goes back: the socket is gone
             return web.Response(status=504, body=b"")
-        resp_type = (params.get("newOrderRespType") or "FULL").upper()
         body: dict[str, Any] = {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
                                 "clientOrderId": order.client_order_id, "transactTime": order.time}
         if resp_type in ("RESULT", "FULL"):
@@ -492,16 +500,24 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def test_order(request: web.Request) -> web.Response:
         key = authenticate(request)
-        params = dict(request[PARAMS])
+        params = request[PARAMS]
+        symbol = symbol_arg(params)
+        side = P.enum_param(params, "side", ("BUY", "SELL"), required=True, upper=True, code=-1117,
+                            msg="Invalid side.")
+        otype = P.enum_param(params, "type", ("LIMIT", "MARKET", "LIMIT_MAKER"), required=True, upper=True,
+                             code=-1116, msg="Invalid orderType.")
+        P.enum_param(params, "timeInForce", ("GTC", "IOC", "FOK"), code=-1115, msg="Invalid timeInForce.")
+        P.client_id_param(params, "newClientOrderId")
+        P.enum_param(params, "newOrderRespType", ("ACK", "RESULT", "FULL"), upper=True)
+        P.bool_param(params, "computeCommissionRates")
+        P.order_extras(params)
+        qty, quote_qty, price = (P.decimal_param(params, n) for n in ("quantity", "quoteOrderQty", "price"))
+        assert symbol is not None and side is not None and otype is not None
         with engine.lock:
-            spec = engine.spec((params.get("symbol") or "").upper())
+            spec = engine.spec(symbol)
             from thunes.exchange.sim._rules import check_filters  # local: test-only path
-            qty = params.get("quantity")
-            from decimal import Decimal
-            rej = check_filters(spec, side=params.get("side", "BUY"), order_type=params.get("type", "LIMIT"),
-                                qty=Decimal(qty) if qty else None,
-                                quote_qty=Decimal(params["quoteOrderQty"]) if params.get("quoteOrderQty") else None,
-                                price=Decimal(params["price"]) if params.get("price") else None,
+            rej = check_filters(spec, side=side, order_type="MARKET" if otype == "MARKET" else "LIMIT",
+                                qty=qty, quote_qty=quote_qty, price=price,
                                 avg_price=engine.last_price(spec.symbol), open_orders=0)
         del key
         if rej is not None:
@@ -531,11 +547,18 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def all_orders(request: web.Request) -> web.Response:
         key = authenticate(request)
-        symbol = symbol_arg(request[PARAMS])
+        params = request[PARAMS]
+        symbol = symbol_arg(params)
+        limit = P.int_param(params, "limit", default=500, lo=1, hi=1000)
+        from_id = P.int_param(params, "orderId")
+        start, end = P.int_param(params, "startTime"), P.int_param(params, "endTime")
+        assert limit is not None
         with engine.lock:
-            rows = [o.view() for (s, _), o in sorted(engine._orders.items()) if s == symbol and o.account == key]
-        limit = min(int(request[PARAMS].get("limit") or 500), 1000)
-        return web.json_response(rows[-limit:])
+            rows = [o.view() for (s, _), o in sorted(engine._orders.items()) if s == symbol and o.account == key
+                    and (from_id is None or o.order_id >= from_id) and (start is None or o.time >= start)
+                    and (end is None or o.time <= end)]
+        # Binance: from orderId (or startTime) forward, else the most recent ones
+        return web.json_response(rows[:limit] if from_id is not None or start is not None else rows[-limit:])
 
     async def my_trades(request: web.Request) -> web.Response:
         key = authenticate(request)
@@ -567,12 +590,19 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     async def admin_clock(request: web.Request) -> web.Response:
         if request.method == "POST":
-            payload = await request.json()
+            try:
+                payload = await request.json()
+                to, steps = payload.get("to"), payload.get("steps")
+                if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (to, steps)):
+                    raise ValueError
+            except (ValueError, AttributeError):
+                return web.json_response({"error": "expected a JSON object {\"to\": ms} or {\"steps\": n}"},
+                                         status=400)
             loop = asyncio.get_running_loop()
-            if "to" in payload:
-                await loop.run_in_executor(None, sim.advance_to, int(payload["to"]))
-            elif "steps" in payload:
-                await loop.run_in_executor(None, sim.step, int(payload["steps"]))
+            if to is not None:
+                await loop.run_in_executor(None, sim.advance_to, to)
+            elif steps is not None:
+                await loop.run_in_executor(None, sim.step, steps)
         return web.json_response({"now": engine.clock.now_ms(), "speed": opts.speed})
 
     # -- websockets ----------------------------------------------------------------------------------
@@ -637,8 +667,11 @@ def build_app(sim: "LocalExchange") -> web.Application:
             await hub.send(ws, {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"})
             return
         params = msg.get("params") or []
+        if not isinstance(params, list):
+            await hub.send(ws, {"error": {"code": 2, "msg": "Invalid request: 'params' must be a list"}, "id": req_id})
+            return
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            bad = [p for p in params if not isinstance(p, str) or not _STREAM.match(p)]
+            bad = [p for p in params if not isinstance(p, str) or not _STREAM.fullmatch(p)]
             if bad:
                 await hub.send(ws, {"error": {"code": 2, "msg": f"Invalid request: unknown stream {bad[0]!r}"},
                                     "id": req_id})
@@ -667,16 +700,20 @@ def build_app(sim: "LocalExchange") -> web.Application:
 
     def _ws_verify(params: dict[str, Any]) -> str:
         key = str(params.get("apiKey", ""))
-        if not _KEY_FORMAT.match(key):
+        if not _KEY_FORMAT.fullmatch(key):
             raise SimReject(Rejection(-2014, "API-key format invalid.", 401))
         account = engine.accounts.get(key)
         if account is None:
             raise SimReject(Rejection(-2015, "Invalid API-key, IP, or permissions for action.", 401))
         payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
-        if not hmac.compare_digest(sign(account.spec.secret, payload), str(params.get("signature", "")).lower()):
+        given = str(params.get("signature", ""))
+        if not given.isascii() or not hmac.compare_digest(sign(account.spec.secret, payload), given.lower()):
             raise SimReject(Rejection(-1022, "Signature for this request is not valid."))
-        now, ts = auth_now(), int(params.get("timestamp", 0))
-        if ts >= now + 1000 or now - ts > float(params.get("recvWindow", 5000)):
+        # JSON values go through the REST parsers: 1e400, NaN, "abc" or a list is a -1100, never a crash
+        fields = {k: v for k in ("timestamp", "recvWindow") if (v := P.ws_value(params.get(k))) is not None}
+        ts, recv = P.timestamp_param(fields), P.recv_window_param(fields)
+        now = auth_now()
+        if ts >= now + 1000 or now - ts > recv:
             raise SimReject(Rejection(-1021, "Timestamp for this request is outside of the recvWindow."))
         return key
 
@@ -684,6 +721,8 @@ def build_app(sim: "LocalExchange") -> web.Application:
         try:
             msg = json.loads(text)
             req_id, method, params = msg.get("id"), msg.get("method"), msg.get("params") or {}
+            if not isinstance(params, dict):
+                raise ValueError("params is not an object")
         except (ValueError, AttributeError):
             await hub.send(ws, {"id": None, "status": 400, "error": {"code": -1100, "msg": "Malformed request."}})
             return
@@ -703,11 +742,12 @@ def build_app(sim: "LocalExchange") -> web.Application:
                 hub.user[ws][hub._sub_ids] = state["session_key"]
                 result = {"subscriptionId": hub._sub_ids}
             elif method == "userDataStream.unsubscribe":
-                sub = params.get("subscriptionId")
+                sub = P.int_param({"subscriptionId": v} if (v := P.ws_value(params.get("subscriptionId"))) is not None
+                                  else {}, "subscriptionId")
                 if sub is None:
                     hub.user[ws].clear()
                 else:
-                    hub.user[ws].pop(int(sub), None)
+                    hub.user[ws].pop(sub, None)
                 result = {}
             elif method == "ping":
                 result = {}
