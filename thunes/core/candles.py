@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from thunes.core.errors import DataError
+from thunes.core.timeframes import index_ms
 
 __all__ = ["OHLCV", "candles_frame", "validate_candles", "ts_ms"]
 
@@ -37,9 +38,7 @@ def ts_ms(frame: pd.DataFrame) -> np.ndarray:
     index = frame.index
     if not isinstance(index, pd.DatetimeIndex):
         raise DataError("candle frame must be indexed by a DatetimeIndex named 'ts'")
-    if index.tz is None:
-        index = index.tz_localize("UTC")
-    return (index.as_unit("ms").asi8).astype("int64")
+    return index_ms(index)
 
 
 def validate_candles(frame: pd.DataFrame, *, require_finite: bool = True) -> None:
