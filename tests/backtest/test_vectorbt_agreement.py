@@ -11,6 +11,8 @@ bar, and the trades we keep are vectorbt's.
 
 from __future__ import annotations
 
+from thunes.core.candles import ts_ms
+
 import os
 
 import numpy as np
@@ -61,7 +63,7 @@ def test_only_difference_with_gap_refusal_is_entries_whose_window_spans_a_gap(bt
     strategy = get_strategy("sma_cross")(fast=10, slow=50)
     free = run_backtest(candles, strategy, options=OPTIONS)
     guarded = run_backtest(candles, strategy, options=OPTIONS.replace(refuse_gap_entries=True))
-    stamps = candles.index.asi8 // 1_000_000
+    stamps = ts_ms(candles)
     bars = np.arange(len(stamps))
     lo = np.maximum(bars - strategy.warmup, 0)
     window_spans_gap = set(np.flatnonzero(stamps - stamps[lo] > (bars - lo) * 3_600_000))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thunes.core.candles import candles_frame
+from thunes.core.candles import candles_frame, ts_ms
 from thunes.data.quality import check_candles, fill_gaps, split_valid
 
 H = 3_600_000
@@ -35,7 +35,7 @@ def test_gap_is_reported_with_missing_bar_count_and_never_filled():
 def test_explicit_fill_returns_flat_zero_volume_bars_at_previous_close():
     frame = _frame(10).drop(_frame(10).index[3:6])
     filled = fill_gaps(frame, "1h")
-    assert list(filled.index.asi8 // 1_000_000) == [3 * H, 4 * H, 5 * H]
+    assert list(ts_ms(filled)) == [3 * H, 4 * H, 5 * H]
     assert (filled["close"] == 102.0).all() and (filled["volume"] == 0).all()
 
 
@@ -59,7 +59,7 @@ def test_split_valid_rejects_each_bad_row_with_a_reason_and_keeps_the_good_ones(
         "close": [1, 1, 1, 1, 1, 1], "volume": [1, 1, 1, 1, 1, 1],
     })
     result = split_valid(raw, "1h")
-    assert list(result.good.index.asi8 // 1_000_000) == [0, 3 * H]
+    assert list(ts_ms(result.good)) == [0, 3 * H]
     reasons = dict(zip(result.rejected["row"], result.rejected["reason"]))
     assert reasons[1] == "'high' is below max(open, close)"
     assert reasons[2] == "'open' is not positive"

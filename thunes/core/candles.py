@@ -19,8 +19,12 @@ OHLCV = ("open", "high", "low", "close", "volume")
 
 
 def candles_frame(ts: np.ndarray, open_, high, low, close, volume) -> pd.DataFrame:
-    """Build the canonical frame from epoch-ms timestamps and five float arrays."""
-    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="ms", utc=True), name="ts")
+    """Build the canonical frame from epoch-ms timestamps and five float arrays.
+
+    The index is ``datetime64[ns, UTC]`` on every pandas version (pandas 3 would otherwise pick
+    microseconds): one canonical unit, and :func:`ts_ms` for every conversion back to milliseconds.
+    """
+    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="ms", utc=True), name="ts").as_unit("ns")
     return pd.DataFrame(
         {
             "open": np.asarray(open_, dtype="float64"),
