@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
+ORACLE_VENV := .venv-oracle
+ORACLE_PY := $(ORACLE_VENV)/bin/python
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 THUNES := $(VENV)/bin/thunes
 
-.PHONY: demo test install install-dev system-deps paper optimize bench clean help
+.PHONY: demo test install install-dev install-oracle system-deps paper optimize bench clean help
 
 help:
 	@echo "make demo      run the main job offline on the embedded defaults"
@@ -26,14 +28,24 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.core
 	$(PIP) install -q -e ".[dev,ml]"
 	touch $@
 
+# The vectorbt oracle pins pandas < 3, so it gets an environment of its own: the product's tests run on the
+# versions `pip install thunes` resolves (.venv), the agreement tests against vectorbt run here.
+$(ORACLE_VENV)/.ok: pyproject.toml
+	test -x $(ORACLE_PY) || $(PYTHON) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/pip install -q --upgrade pip
+	$(ORACLE_VENV)/bin/pip install -q -e ".[dev,oracle]"
+	touch $@
+
 install: $(VENV)/.core
 install-dev: $(VENV)/.dev
+install-oracle: $(ORACLE_VENV)/.ok
 
 system-deps:
 	bash scripts/install-system-deps.sh
 
-test: install-dev system-deps
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+test: install-dev install-oracle system-deps
+	$(PY) -m pytest -q -p no:cacheprovider -m "not oracle" $(PYTEST_ARGS)
+	THUNES_ORACLE=1 $(ORACLE_PY) -m pytest -q -p no:cacheprovider -m oracle $(PYTEST_ARGS)
 
 demo: install
 	bash scripts/demo.sh
@@ -44,8 +56,8 @@ paper: install
 optimize: install
 	$(THUNES) optimize --strategy sma_cross --symbol BTC/USDT --timeframe 1h --trials 25
 
-bench: install-dev
-	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+bench: install-dev install-oracle
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(ORACLE_PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(ORACLE_VENV) build *.egg-info .pytest_cache

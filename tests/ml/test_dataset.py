@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thunes.core.candles import candles_frame
+from thunes.core.candles import candles_frame, ts_ms
 from thunes.core.errors import ConfigError, DataError, InsufficientData
 from thunes.ml.dataset import (
     SCALED_ATTR,
@@ -153,7 +153,7 @@ def test_scaler_round_trips_through_a_dict():
 def test_windows_spanning_a_gap_are_dropped_and_counted():
     # 300 hourly candles with one missing hour: row 150 of the frame follows a hole
     candles = _candles(301, drop=(150,))
-    gaps = gap_before(candles.index.asi8 // 1_000_000, HOUR)
+    gaps = gap_before(ts_ms(candles), HOUR)
     assert np.flatnonzero(gaps).tolist() == [150]
 
     ends, counts = valid_window_ends(n_rows=len(candles), seq_len=10, horizon=5,

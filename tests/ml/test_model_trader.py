@@ -66,8 +66,8 @@ def test_the_paper_trader_runs_the_model_strategy_bar_by_bar(tiny_model, ml_cand
     sells = [d for d in decisions if d.action == "sell"]
     assert len(buys) >= 2 and sells, f"too few orders in 80 bars: {[d.action for d in decisions]}"
     for d in buys:
-        assert score[frame.index.asi8 // 1_000_000 == d.bar_ts][0] > THRESHOLD - 1e-3
+        assert score[ts_ms(frame) == d.bar_ts][0] > THRESHOLD - 1e-3
     for d in sells:
-        assert score[frame.index.asi8 // 1_000_000 == d.bar_ts][0] < EXIT + 1e-3
+        assert score[ts_ms(frame) == d.bar_ts][0] < EXIT + 1e-3
     # one full prediction on the first window, then only the newest bar per closed candle
     assert full_calls[0] == 1

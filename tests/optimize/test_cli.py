@@ -126,3 +126,29 @@ def test_decay_without_deployed_parameters_says_what_to_do(tmp_path) -> None:  #
     result = runner.invoke(root, ["--set", f"optimize.artifacts_dir={tmp_path}", "optimize", "decay"])
     assert result.exit_code != 0
     assert "no deployed parameters" in str(result.exception)
+
+
+def test_a_run_that_fails_while_writing_its_report_leaves_the_previous_artifacts_untouched(
+        tmp_path, btc_1h, monkeypatch) -> None:  # noqa: ANN001
+    """The report is rendered before anything is replaced: a failure keeps the earlier run's files."""
+    import thunes.optimize.report as report
+
+    args = ("--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--walk-forward", "none",
+            "--study", "keep", "--range", "fast=5:30", "--range", "slow=40:150", "--no-progress",
+            "--storage", "memory")
+    first = _invoke(tmp_path, *args)
+    assert first.exit_code == 0, first.output
+    folder = tmp_path / "art" / "keep"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert {"trials.csv", "summary.json", "report.html"} <= before.keys()
+
+    def broken(*_a, **_k):  # the report cannot be drawn (as with a missing optional dependency)
+        raise ImportError("Tried to import 'sklearn' but failed")
+
+    monkeypatch.setattr(report, "html_report", broken)
+    second = CliRunner().invoke(root, ["--set", f"optimize.artifacts_dir={tmp_path}/art",
+                                       "--set", f"data.url=sqlite:///{tmp_path}/none.sqlite", "optimize",
+                                       *args[:-2], "--storage", "memory", "--trials", "4"])
+    assert second.exit_code != 0
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []

@@ -73,7 +73,7 @@ def test_orders_go_out_at_the_next_open_and_fills_reach_the_ledger(market, tmp_p
     fill = next(f for f in fills if f.client_order_id == first.client_order_id)
     next_open_ms = first.bar_ts + 3_600_000
     assert fill.time_ms == next_open_ms  # executed at the open of the bar after the signal
-    open_px = Decimal(repr(float(frame.loc[frame.index[frame.index.asi8 // 10**6 == next_open_ms][0], "open"])))
+    open_px = Decimal(repr(float(frame.loc[frame.index[ts_ms(frame) == next_open_ms][0], "open"])))
     assert abs(fill.price / open_px - 1) < Decimal("0.001")  # the open, plus half the spread
     assert {f.strategy for f in fills} == {"sma_cross"} and all(f.reason for f in fills)
 

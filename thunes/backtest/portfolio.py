@@ -23,6 +23,7 @@ from thunes.backtest.engine import (
 )
 from thunes.backtest.metrics import compute_metrics
 from thunes.core.errors import ConfigError
+from thunes.core.timeframes import index_ms
 from thunes.core.markets import Market
 from thunes.strategies.base import Strategy
 
@@ -81,7 +82,7 @@ def run_portfolio(
         market = (markets or {}).get(s) or default_market(s)
         filt[j] = _filters(market, options.apply_filters)
     p = options_vector(options, None, timeframe)
-    ts = (index.as_unit("ms").asi8).astype(np.int64)
+    ts = index_ms(index)
     records = np.empty((n + k + 1, K.N_REC))
     equity = np.empty(n)
     stats = np.zeros(K.N_STATS)

@@ -33,7 +33,7 @@ def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, 
     """Candles for a command: from a file, the sample, or the store (falling back to the sample when the
     store has nothing for the series, and saying so). A timeframe without a sample file of its own is
     resampled from a finer real file (see :func:`thunes.data.samples.load_sample_candles`)."""
-    from thunes.core.candles import candles_frame
+    from thunes.core.candles import candles_frame, ts_ms
     from thunes.data.samples import load_sample_candles
 
     tf = str(parse_timeframe(timeframe))
@@ -62,7 +62,7 @@ def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, 
             prefix = "" if sample else "nothing stored for this series; "
             source = f"{prefix}sample {loaded.source} ({kind})"
     if start is not None or end is not None:
-        ts = frame.index.asi8 // 1_000_000
+        ts = ts_ms(frame)
         keep = (ts >= (start if start is not None else ts.min())) & (ts < (end if end is not None else ts.max() + 1))
         frame = frame.loc[keep]
     if frame.empty:

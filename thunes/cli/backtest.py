@@ -14,7 +14,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from thunes.core.candles import candles_frame
+from thunes.core.candles import candles_frame, ts_ms
 from thunes.core.errors import ConfigError, DataError
 from thunes.core.timeframes import utc_ms
 
@@ -65,7 +65,7 @@ def _load_candles(app: Any, symbol: str, timeframe: str, since: str | None, unti
             raise DataError(f"no {symbol} {timeframe} candles in the store {url}; import some with "
                             "`thunes data import` or use --sample / --csv FILE")
         return frame, f"store {url}"
-    ts = frame.index.asi8 // 1_000_000
+    ts = ts_ms(frame)
     mask = np.ones(len(frame), dtype=bool)
     if start is not None:
         mask &= ts >= start

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from thunes.core.errors import DataError
+from thunes.core.timeframes import index_ms
 
 __all__ = ["OHLCV", "candles_frame", "validate_candles", "ts_ms"]
 
@@ -18,8 +19,12 @@ OHLCV = ("open", "high", "low", "close", "volume")
 
 
 def candles_frame(ts: np.ndarray, open_, high, low, close, volume) -> pd.DataFrame:
-    """Build the canonical frame from epoch-ms timestamps and five float arrays."""
-    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="ms", utc=True), name="ts")
+    """Build the canonical frame from epoch-ms timestamps and five float arrays.
+
+    The index is ``datetime64[ns, UTC]`` on every pandas version (pandas 3 would otherwise pick
+    microseconds): one canonical unit, and :func:`ts_ms` for every conversion back to milliseconds.
+    """
+    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="ms", utc=True), name="ts").as_unit("ns")
     return pd.DataFrame(
         {
             "open": np.asarray(open_, dtype="float64"),
@@ -37,9 +42,7 @@ def ts_ms(frame: pd.DataFrame) -> np.ndarray:
     index = frame.index
     if not isinstance(index, pd.DatetimeIndex):
         raise DataError("candle frame must be indexed by a DatetimeIndex named 'ts'")
-    if index.tz is None:
-        index = index.tz_localize("UTC")
-    return (index.as_unit("ms").asi8).astype("int64")
+    return index_ms(index)
 
 
 def validate_candles(frame: pd.DataFrame, *, require_finite: bool = True) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from thunes.core.errors import DataError
 
-__all__ = ["Timeframe", "parse_timeframe", "timeframe_seconds", "timeframe_ms", "align_ms", "resample"]
+__all__ = ["Timeframe", "parse_timeframe", "timeframe_seconds", "timeframe_ms", "align_ms", "resample", "index_ms"]
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000}
 _PATTERN = re.compile(r"^(\d+)([smhdwM])$")
@@ -67,6 +67,18 @@ def timeframe_ms(text: str | Timeframe) -> int:
     return parse_timeframe(text).ms
 
 
+def index_ms(index: pd.Index) -> np.ndarray:
+    """Epoch milliseconds of a DatetimeIndex as int64, whatever its unit (ns, us, ms, s) and time zone.
+
+    pandas 3 builds indexes in microseconds where pandas 2 used nanoseconds, so ``index.asi8`` has no
+    fixed unit: every conversion of a timestamp index to epoch milliseconds goes through here. A naive
+    index is taken as UTC.
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(f"expected a DatetimeIndex, got {type(index).__name__}")
+    return np.asarray(index.as_unit("ms").asi8, dtype="int64")
+
+
 def align_ms(ts_ms: int | np.ndarray, timeframe: str | Timeframe) -> int | np.ndarray:
     """Floor epoch-millisecond timestamps to the start of their candle.
 
@@ -81,7 +93,7 @@ def align_ms(ts_ms: int | np.ndarray, timeframe: str | Timeframe) -> int | np.nd
         starts = pd.to_datetime(
             {"year": 1970 + months // 12, "month": months % 12 + 1, "day": 1}, utc=True
         )
-        out = np.asarray(pd.DatetimeIndex(starts).asi8 // 1_000_000, dtype="int64")
+        out = index_ms(pd.DatetimeIndex(starts))
         return int(out[0]) if np.isscalar(ts_ms) else out
     step = tf.ms
     offset = 0
@@ -104,7 +116,7 @@ def resample(candles: pd.DataFrame, timeframe: str | Timeframe, *, drop_incomple
     tf = parse_timeframe(timeframe)
     if candles.empty:
         return candles.copy()
-    ts = candles.index.asi8 // 1_000_000 if isinstance(candles.index, pd.DatetimeIndex) else None
+    ts = index_ms(candles.index) if isinstance(candles.index, pd.DatetimeIndex) else None
     if ts is None:
         raise DataError("resample expects a candle frame indexed by a DatetimeIndex named 'ts'")
     bucket = align_ms(ts, tf)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from thunes.core.candles import OHLCV, ts_ms
 from thunes.core.errors import DataError
-from thunes.core.timeframes import parse_timeframe
+from thunes.core.timeframes import index_ms, parse_timeframe
 from thunes.data.quality import format_ms, split_valid
 from thunes.data.samples import load_sample_candles, sample_file
 from thunes.data.store import CandleStore, WriteMode, normalize_symbol
@@ -152,7 +152,7 @@ def _scale_ts(values: pd.Series) -> pd.Series:
         index = pd.DatetimeIndex(values)
         if index.tz is None:
             index = index.tz_localize("UTC")
-        return pd.Series(np.where(index.isna(), np.nan, index.as_unit("ms").asi8.astype("float64")))
+        return pd.Series(np.where(index.isna(), np.nan, index_ms(index).astype("float64")))
     numeric = pd.to_numeric(values, errors="coerce").astype("float64")
     if numeric.isna().all() and len(values):
         parsed = pd.to_datetime(values, utc=True, errors="coerce")

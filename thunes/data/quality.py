@@ -40,7 +40,7 @@ import pandas as pd
 
 from thunes.core.candles import OHLCV, candles_frame, ts_ms
 from thunes.core.errors import DataError
-from thunes.core.timeframes import Timeframe, align_ms, parse_timeframe
+from thunes.core.timeframes import Timeframe, align_ms, index_ms, parse_timeframe
 
 __all__ = [
     "Issue",
@@ -197,7 +197,7 @@ def _table_arrays(table: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray
         if pd.api.types.is_datetime64_any_dtype(raw):
             index = pd.DatetimeIndex(raw)
             bad_ts = np.asarray(index.isna())
-            ts = np.where(bad_ts, 0, index.as_unit("ms").asi8).astype("int64")
+            ts = np.where(bad_ts, 0, index_ms(index)).astype("int64")
         else:
             values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")
             bad_ts = ~np.isfinite(values)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from thunes.core.candles import ts_ms
 from thunes.core.errors import DataError, InsufficientData
 from thunes.core.timeframes import parse_timeframe, resample, utc_ms
 
@@ -135,7 +136,7 @@ def load_candles(
         found, real = (synthetic.frame, synthetic.source), False
     frame, where = found
     if len(frame) > 1:
-        step = int(pd.Series(frame.index.asi8[:1000]).diff().median() // 1_000_000)
+        step = int(pd.Series(ts_ms(frame.iloc[:1000])).diff().median())
         if step != parse_timeframe(tf).ms:
             where += f", resampled to {tf}"
             frame = resample(frame, tf)

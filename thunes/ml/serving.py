@@ -22,7 +22,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from thunes.core.candles import ts_ms
 from thunes.core.errors import ConfigError, DataError, InsufficientData
+from thunes.core.timeframes import index_ms
 from thunes.ml.dataset import SCALED_ATTR, FeatureScaler, gap_before, gather_windows, valid_window_ends
 
 __all__ = [
@@ -134,7 +136,7 @@ def prepare_input_for_model(
             raise DataError(f"window spans a gap in the candles (gap_flag set at {index[int(np.argmax(flags))]}); "
                             "no prediction")
     if isinstance(index, pd.DatetimeIndex) and seq_len > 1:
-        steps = np.diff(index.asi8)
+        steps = np.diff(index_ms(index))
         if np.any(steps != steps[0]) or steps[0] <= 0:
             i = int(np.flatnonzero(steps != steps[0])[0]) + 1 if np.any(steps != steps[0]) else 1
             raise DataError(f"window timestamps are not evenly spaced (misaligned or missing rows near {index[i]})")
@@ -237,7 +239,7 @@ class Forecaster:
         if len(tail) < self.warmup + 1:
             raise InsufficientData(f"need {self.warmup + 1} candles for one prediction (feature warm-up + "
                                    f"seq_len {self.seq_len}), got {len(tail)}")
-        ts = tail.index.asi8 // 1_000_000
+        ts = ts_ms(tail)
         steps = np.diff(ts)
         step = self._step_ms(ts)
         if np.any(steps != step):

@@ -17,6 +17,9 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +162,7 @@ def folds_table(wf: WalkForwardResult) -> Table:
 def _figures(outcome: StudyOutcome, wf: WalkForwardResult | None) -> list[tuple[str, Any]]:
     import plotly.graph_objects as go
     from optuna import visualization as vis
-    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.importance import PedAnovaImportanceEvaluator
 
     study = outcome.study
     figs: list[tuple[str, Any]] = []
@@ -170,9 +173,9 @@ def _figures(outcome: StudyOutcome, wf: WalkForwardResult | None) -> list[tuple[
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) >= 3 and len({tuple(sorted(t.params.items())) for t in complete}) >= 2:
         try:
-            figs.append(("Parameter importance (fANOVA)",
+            figs.append(("Parameter importance (PED-ANOVA)",
                          vis.plot_param_importances(study, target=target, target_name=first.metric,
-                                                    evaluator=FanovaImportanceEvaluator(seed=0))))
+                                                    evaluator=PedAnovaImportanceEvaluator())))
         except (RuntimeError, ValueError) as exc:  # e.g. every trial has the same value
             figs.append((f"Parameter importance unavailable: {exc}", None))
     if outcome.spec.multi_objective and len(outcome.spec.objectives) in (2, 3):
@@ -226,19 +229,31 @@ def write_artifacts(
     outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recommendation, artifacts_dir: str | Path,
     data_description: str | None = None,
 ) -> dict[str, Path]:
-    """Write CSV, JSON and HTML under ``<artifacts_dir>/<study>/``; returns the paths by kind."""
+    """Write CSV, JSON and HTML under ``<artifacts_dir>/<study>/``; returns the paths by kind.
+
+    Every file is rendered into a staging folder first and moved into place only when all of them were
+    written, so a run that fails (a report that cannot be drawn, a full disk, Ctrl-C) leaves an earlier
+    run's artifacts of the same study untouched.
+    """
     out = Path(artifacts_dir) / outcome.name
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"trials": out / "trials.csv", "summary": out / "summary.json", "html": out / "report.html"}
-    trials_frame(outcome).to_csv(paths["trials"], index=False)
-    if outcome.spec.multi_objective:
-        paths["pareto"] = out / "pareto.csv"
-        pareto_front_frame(outcome).to_csv(paths["pareto"], index=False)
-    if wf is not None:
-        paths["folds"] = out / "folds.csv"
-        wf.table().to_csv(paths["folds"], index=False)
-        paths["oos_equity"] = out / "oos_equity.csv"
-        wf.oos_equity.rename("equity").to_csv(paths["oos_equity"])
-    write_json_atomic(paths["summary"], summary_dict(outcome, wf, rec, data_description))
-    paths["html"].write_text(html_report(outcome, wf, rec), encoding="utf-8")
-    return paths
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outcome.name}.staging-", dir=out.parent))
+    try:
+        names = {"trials": "trials.csv", "summary": "summary.json", "html": "report.html"}
+        trials_frame(outcome).to_csv(staging / names["trials"], index=False)
+        if outcome.spec.multi_objective:
+            names["pareto"] = "pareto.csv"
+            pareto_front_frame(outcome).to_csv(staging / names["pareto"], index=False)
+        if wf is not None:
+            names["folds"] = "folds.csv"
+            wf.table().to_csv(staging / names["folds"], index=False)
+            names["oos_equity"] = "oos_equity.csv"
+            wf.oos_equity.rename("equity").to_csv(staging / names["oos_equity"])
+        write_json_atomic(staging / names["summary"], summary_dict(outcome, wf, rec, data_description))
+        (staging / names["html"]).write_text(html_report(outcome, wf, rec), encoding="utf-8")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names.values():
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {kind: out / name for kind, name in names.items()}
