@@ -255,15 +255,16 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _depth(node: Any) -> int:
-    deepest, stack = 0, [(node, 1)]
+def _too_deep(node: Any) -> bool:
+    """Whether containers nest more than ``_MAX_CONFIG_DEPTH`` levels below the top (iteratively)."""
+    stack = [(node, 0)]
     while stack:
         item, level = stack.pop()
         if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            if level <= _MAX_CONFIG_DEPTH:
-                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest - 1
+            if level > _MAX_CONFIG_DEPTH:
+                return True
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -321,7 +322,7 @@ def _read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> t
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start + 1})") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    too_deep = ConfigError(f"config file {path} nests tables more than {_MAX_CONFIG_DEPTH} levels deep; "
+    too_deep = ConfigError(f"config file {path} nests more than {_MAX_CONFIG_DEPTH} levels deep; "
                            "settings are section.field")
     try:
         if path.suffix.lower() == ".json":
@@ -336,7 +337,7 @@ def _read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> t
         raise too_deep from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: the top level must be a table/object")
-    if _depth(data) > _MAX_CONFIG_DEPTH:
+    if _too_deep(data):
         raise too_deep
     problems: list[str] = []
     data = _expand_placeholders(data, "", problems, environ)
