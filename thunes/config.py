@@ -38,7 +38,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from thunes.core.errors import ConfigError
-from thunes.core.redact import MASK, redact_text
+from thunes.core.redact import MASK, is_secret_name, redact_text
 
 __all__ = [
     "Settings",
@@ -493,9 +493,6 @@ def _tomlable(node: Any) -> Any:
     return node
 
 
-_SECRET_NAME = re.compile(r"secret|api_?key|token|password|passphrase|private", re.IGNORECASE)
-
-
 def _public(section: BaseModel | Mapping[str, Any], *, secret: Any) -> dict[str, Any]:
     """JSON-ready tree of ``section``: ``SecretStr`` fields (by type) become ``secret(value)``, strings have
     URL passwords masked. A plain mapping carries no types, so there its secret-looking keys count too."""
@@ -510,7 +507,7 @@ def _public(section: BaseModel | Mapping[str, Any], *, secret: Any) -> dict[str,
         typed_secret = field is not None and (_has_secret_type(field.annotation)
                                               or any(_has_secret_type(m) for m in field.metadata))
         if typed_secret or isinstance(value, SecretStr) or (field is None and value not in (None, "")
-                                                            and _SECRET_NAME.search(str(name))
+                                                            and is_secret_name(str(name))
                                                             and not isinstance(value, (BaseModel, Mapping))):
             masked = secret(value)
             if masked is not _DROP:

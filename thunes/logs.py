@@ -19,7 +19,7 @@ from typing import Any
 
 from thunes.config import LoggingSettings
 from thunes.core.errors import ConfigError
-from thunes.core.redact import redact_text
+from thunes.core.redact import MASK, is_secret_name, redact_text
 
 __all__ = ["setup_logging", "JsonLineFormatter", "RedactingFilter", "RedactingFormatter"]
 
@@ -46,7 +46,8 @@ def _redacted(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: MASK if isinstance(v, str) and v and is_secret_name(str(k)) else _redacted(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_redacted(v) for v in value]
     if isinstance(value, (int, float, bool)) or value is None:

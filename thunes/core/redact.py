@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MASK", "redact_url", "redact_text"]
+__all__ = ["MASK", "redact_url", "redact_text", "is_secret_name"]
 
 MASK = "***"
 
@@ -29,6 +29,15 @@ _KEY_VALUE = re.compile(
     r"(?i)(?P<head>(?:api[_-]?key|api[_-]?secret|secret|signature|token|password|passphrase)"
     r"(?:\s*=\s*['\"]?|['\"]\s*[:=]\s*['\"]?|\s*:\s*['\"]))(?P<value>[^\s'\",&}]+)"
 )
+
+
+_SECRET_NAME = re.compile(r"secret|api[_-]?key|token|password|passwd|passphrase|signature|private", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a key name (in a dict, a JSON payload, a header) looks like it holds a credential. For
+    typed settings, judge by type instead (``thunes.config.is_secret_key``)."""
+    return bool(_SECRET_NAME.search(name))
 
 
 def redact_url(url: str) -> str:
