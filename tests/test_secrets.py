@@ -28,11 +28,11 @@ from thunes.data.samples import load_sample_candles
 from thunes.exchange.sim import LocalExchange, SimOptions
 
 SECRETS = {
-    "exchange.api_key (environment)": "SEKRETAPIKEY123",
-    "exchange.api_secret (config file)": "SEKRETAPISECRET456",
-    "telegram.token (--set)": "SEKRETTGTOKEN789",
-    "data.url password (config file, or --db)": "PGPASSWORD987",
-    "optimize.storage password": "OPTPASSWORD654",
+    "api_key": "SEKRETAPIKEY123",  # exchange.api_key, from the environment
+    "api_secret": "SEKRETAPISECRET456",  # exchange.api_secret, from the config file (and --set once)
+    "token": "SEKRETTGTOKEN789",  # telegram.token, from --set
+    "db_password": "PGPASSWORD987",  # in data.url (config file) and a --db URL
+    "optuna_password": "OPTPASSWORD654",  # in optimize.storage (--set) and a --storage URL
 }
 UNREACHABLE = "127.0.0.1:1"  # connection refused at once
 
@@ -58,6 +58,7 @@ class Setup(NamedTuple):
 def _runs(at: Setup) -> dict[str, list[list[str]]]:
     """Real runs, per command (argv after the global options). Small, offline, quick."""
     day = ["--symbol", "BTC/USDT", "--timeframe", "1d"]
+    why = ["--reason", "secrets test", "--operator", "tester"]
     work = at.work
     remote = ["--set", f"exchange.base_url={at.rest}", "--set", f"exchange.ws_url={at.ws}"]
     return {
@@ -67,36 +68,39 @@ def _runs(at: Setup) -> dict[str, list[list[str]]]:
         "features list": [["features", "list"]],
         "data import": [["data", "import", "--sample", "BTC/USDT", "--timeframe", "1d"]],
         "data list": [["data", "list"], ["data", "list", "--json"],
-                      ["data", "list", "--db", f"postgresql://thunes:{SECRETS['data.url password (config file, or --db)']}"
+                      ["data", "list", "--db", f"postgresql://thunes:{SECRETS['db_password']}"
                                                f"@{UNREACHABLE}/candles"]],
         "data check": [["data", "check", *day, "--json"]],
         "data export": [["data", "export", *day, "--out", str(work / "export.csv")]],
-        "data download": [["data", "download", "--symbol", "BTC/USDT", "--timeframe", "1h", "--since", at.first,
-                           "--base-url", at.rest]],
+        "data download": [["data", "download", "--symbol", "BTC/USDT", "--timeframe", "1h",
+                           "--since", at.first, "--base-url", at.rest]],
         "features compute": [["features", "compute", *day, "--since", "2024-01-01",
                               "--out", str(work / "features.csv")]],
         "backtest": [["backtest", *day, "--since", "2023-01-01", "--out", str(work / "bt"), "--report"]],
         "backtest sweep": [["backtest", "sweep", "--sample", *day, "--since", "2023-01-01", "-g", "fast=5,10",
                             "-g", "slow=40", "--out", str(work / "sweep")]],
-        "backtest portfolio": [["backtest", "portfolio", "--sample", "--timeframe", "1d", "--since", "2023-01-01",
+        "backtest portfolio": [["backtest", "portfolio", "--sample", "--timeframe", "1d",
+                                "--since", "2023-01-01",
                                 "--symbol", "BTC/USDT", "--symbol", "ETH/USDT", "--out", str(work / "pf")]],
         "optimize": [["optimize", *day, "--trials", "2", "--source", "sample", "--no-progress"]],
         "optimize studies": [["optimize", "studies"]],
         "optimize decay": [["optimize", "decay", *day, "--source", "sample", "--param", "fast=5",
                             "--param", "slow=20"]],
-        "optimize worker": [["optimize", "worker", "--storage", at.storage, "--study", "no-such-study", "--trials", "1"]],
+        "optimize worker": [["optimize", "worker", "--storage", at.storage, "--study", "no-such-study",
+                             "--trials", "1"]],
         "ml info": [["ml", "info", str(work)]],
         "risk status": [["risk", "status"], ["risk", "status", "--json"]],
         "risk orders": [["risk", "orders", "--all"]],
-        "risk kill-switch": [["risk", "kill-switch", "on", "--reason", "secrets test", "--operator", "tester"]],
-        "risk reduce-only": [["risk", "reduce-only", "on", "--reason", "secrets test", "--operator", "tester"]],
+        "risk kill-switch": [["risk", "kill-switch", "on", *why]],
+        "risk reduce-only": [["risk", "reduce-only", "on", *why]],
         "audit verify": [["audit", "verify", str(work / "audit" / "audit.jsonl")]],
         "audit lookahead": [["audit", "lookahead", "sma_cross", "--sample", *day, "--prefixes", "2",
                              "--rows", "200"]],
         "exchange serve": [["exchange", "serve", "--port", "0", "--duration", "0.5"]],
         "exchange clock": [["exchange", "clock", "--url", f"http://{UNREACHABLE}"]],
         "exchange faults": [["exchange", "faults", "--clear", "--url", f"http://{UNREACHABLE}"]],
-        "paper": [["paper", "--timeframe", "1d", "--bars", "2", "--replay-speed", "1000000", "--out", str(work / "paper")],
+        "paper": [["paper", "--timeframe", "1d", "--bars", "2", "--replay-speed", "1000000",
+                   "--out", str(work / "paper")],
                   # the remote modes sign requests with the configured keys, which the exchange refuses
                   [*remote, "paper", "--testnet", "--bars", "1", "--duration", "2"]],
         "parity": [["parity", "--timeframe", "1d", "--bars", "30", "--out", str(work / "parity")]],
@@ -148,22 +152,23 @@ def workspace(request, tmp_path, monkeypatch):
     work, inputs = tmp_path / "work", tmp_path / "inputs"
     work.mkdir()
     inputs.mkdir()
-    optuna_pw, data_pw = SECRETS["optimize.storage password"], SECRETS["data.url password (config file, or --db)"]
+    optuna_pw, data_pw = SECRETS["optuna_password"], SECRETS["db_password"]
     if request.param == "postgresql":
         server = request.getfixturevalue("postgres_server")
         data_db, optuna_db = server.create_database("sec"), server.create_database("secopt")
         data_url = data_db.replace("postgres@", f"postgres:{data_pw}@")
         storage = optuna_db.replace("postgres@", f"postgres:{optuna_pw}@")
     else:
-        data_url, storage = f"sqlite:///{work / 'candles.sqlite'}", f"postgresql://optuna:{optuna_pw}@{UNREACHABLE}/optuna"
+        data_url = f"sqlite:///{work / 'candles.sqlite'}"
+        storage = f"postgresql://optuna:{optuna_pw}@{UNREACHABLE}/optuna"
     bad_config = inputs / "bad.json"
-    bad_config.write_text(json.dumps({"exchange": {"api_key": [SECRETS["exchange.api_key (environment)"]],
-                                                   "api_secret": {"value": SECRETS["exchange.api_secret (config file)"]}},
-                                      "telegram": {"token": 7}}))
+    bad_config.write_text(json.dumps({
+        "exchange": {"api_key": [SECRETS["api_key"]], "api_secret": {"value": SECRETS["api_secret"]}},
+        "telegram": {"token": 7}}))
     config = inputs / "thunes.json"
     config.write_text(json.dumps({
         "data": {"url": data_url},
-        "exchange": {"api_secret": SECRETS["exchange.api_secret (config file)"]},
+        "exchange": {"api_secret": SECRETS["api_secret"]},
         "audit": {"path": str(work / "audit" / "audit.jsonl")},
     }))
     for name in list(os.environ):
@@ -171,9 +176,9 @@ def workspace(request, tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.setenv("THUNES_LOGGING__DIR", str(work / "logs"))
     monkeypatch.setenv("THUNES_LOGGING__LEVEL", "DEBUG")
-    monkeypatch.setenv("THUNES_EXCHANGE__API_KEY", SECRETS["exchange.api_key (environment)"])
+    monkeypatch.setenv("THUNES_EXCHANGE__API_KEY", SECRETS["api_key"])
     monkeypatch.chdir(work)
-    options = ["--config", str(config), "--set", f"telegram.token={SECRETS['telegram.token (--set)']}",
+    options = ["--config", str(config), "--set", f"telegram.token={SECRETS['token']}",
                "--set", f"optimize.storage={storage}"]
     frame = load_sample_candles("BTC/USDT", "1h", limit=200).frame
     with LocalExchange(SimOptions(history_bars=100), candles={"BTC/USDT": frame}) as sim:
@@ -204,7 +209,7 @@ def test_no_secret_reaches_output_logs_or_files(workspace, capfd):
             codes[label], outputs[label] = _invoke([*options, *argv])
     # The same through a real process: the logged command line holds the --set values.
     proc = subprocess.run([sys.executable, "-m", "thunes", *options, "--set",
-                           f"exchange.api_secret={SECRETS['exchange.api_secret (config file)']}", "config", "show"],
+                           f"exchange.api_secret={SECRETS['api_secret']}", "config", "show"],
                           capture_output=True, text=True, cwd=work, timeout=60, env=os.environ.copy())
     outputs["subprocess config show"] = proc.stdout + proc.stderr
     captured = capfd.readouterr()

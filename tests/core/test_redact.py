@@ -38,5 +38,5 @@ def test_redact_text_masks_urls_and_key_values_in_prose_and_dumps():
 
 def test_redact_text_leaves_prose_about_secret_settings_alone():
     """A settings error names the field; the word after the colon is the message, not a value."""
-    line = "exchange.api_key: must be printable ASCII without spaces; telegram.token: Input should be a valid string"
+    line = "exchange.api_key: must be printable ASCII; telegram.token: Input should be a valid string"
     assert redact_text(line) == line

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        exc.message = redact_text(exc.message)  # a usage error may quote a URL the user typed
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:

@@ -20,7 +20,7 @@ MASK = "***"
 _URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):(?P<password>[^\s'\"]*)@")
 # Credentials passed as query parameters (libpq's ``?password=``, ``?sslpassword=``, tokens).
 _QUERY_SECRET = re.compile(
-    r"(?i)(?P<head>[?&;](?:password|passwd|pwd|sslpassword|secret|token|api[_-]?key|apikey|access[_-]?token)=)"
+    r"(?i)(?P<head>[?&;](?:password|passwd|pwd|sslpassword|secret|token|api[_-]?key|access[_-]?token)=)"
     r"(?P<value>[^&#\s'\"]*)"
 )
 # ``api_key=...``, ``secret: '...'``, ``"token": "..."``, ``password=...`` in free text. With a colon,
@@ -31,7 +31,8 @@ _KEY_VALUE = re.compile(
 )
 
 
-_SECRET_NAME = re.compile(r"secret|api[_-]?key|token|password|passwd|passphrase|signature|private", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"secret|api[_-]?key|token|password|passwd|passphrase|signature|private",
+                          re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
