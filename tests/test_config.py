@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,134 @@ def test_cli_config_show_masks_secrets():
     assert proc.returncode == 0, proc.stderr
     assert "supersecretkey" not in proc.stdout
     assert "exchange.api_key" in proc.stdout and "[env]" in proc.stdout
+
+
+# --------------------------------------------------------------------------- secrets and faults
+
+
+def _cli(argv, monkeypatch, tmp_path, env=None):
+    """``thunes ARGV`` in-process through the real entry point: (exit code, stdout, stderr)."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from thunes.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("THUNES_LOGGING__DIR", str(tmp_path / "logs"))
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    with CliRunner().isolation() as (out, err, _):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            for handler in list(logging.getLogger("thunes").handlers):
+                logging.getLogger("thunes").removeHandler(handler)
+                handler.close()
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def test_a_secret_of_the_wrong_type_is_never_echoed(tmp_path):
+    """Secret fields are known by type: their input never appears in a validation error; other inputs do,
+    URL passwords masked, and a table or list is named rather than printed."""
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({
+        "exchange": {"api_key": ["KEY-IN-A-LIST"], "api_secret": {"nested": "SECRET-IN-A-TABLE"}},
+        "telegram": {"token": 123456789},
+        "data": {"replica_url": ["postgresql://u:PW-IN-A-LIST@h/db"], "url": 5},
+        "risk": {"max_positions": "many"},
+    }))
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, env_file=None, environ={},
+                      overrides={"optimize.n_trials": "postgresql://u:PW2@h/x"})
+    text = str(info.value)
+    for secret in ("KEY-IN-A-LIST", "SECRET-IN-A-TABLE", "123456789", "PW-IN-A-LIST", "PW2"):
+        assert secret not in text
+    problems = {p.split(":", 1)[0]: p for p in info.value.problems}
+    assert set(problems) == {"exchange.api_key", "exchange.api_secret", "telegram.token", "data.replica_url",
+                             "data.url", "risk.max_positions", "optimize.n_trials"}
+    assert problems["risk.max_positions"].endswith("[got 'many']")
+    assert problems["data.replica_url"].endswith("[got a list]")
+    assert problems["optimize.n_trials"].endswith("[got 'postgresql://u:***@h/x']")
+    for key in ("exchange.api_key", "exchange.api_secret", "telegram.token"):
+        assert "[got" not in problems[key]
+
+
+def test_api_credentials_must_be_printable_ascii():
+    """Keys travel in HTTP headers: a non-ASCII character or a stray space is refused at load, by position."""
+    for bad, kind in (("clé-api", "non-ASCII character"), ("key\n", "control character"), ("a key", "space")):
+        with pytest.raises(ConfigError) as info:
+            load_settings(None, env_file=None, environ={"THUNES_EXCHANGE__API_SECRET": bad})
+        assert f"exchange.api_secret: must be printable ASCII" in str(info.value) and kind in str(info.value)
+        assert bad.strip() not in str(info.value)
+    with pytest.raises(ConfigError, match="telegram.token: must be printable ASCII"):
+        load_settings(None, env_file=None, environ={}, overrides={"telegram.token": "123:tökén"})
+
+
+def test_url_passwords_are_masked_when_shown():
+    loaded = load_settings(None, env_file=None, environ={
+        "THUNES_DATA__URL": "postgresql://thunes:PGPW@db:5432/candles",
+        "THUNES_OPTIMIZE__STORAGE": "postgresql://db/optuna?password=OPTPW"})
+    shown = {k: v for k, v, _ in loaded.show()}
+    assert shown["data.url"] == "postgresql://thunes:***@db:5432/candles"
+    assert shown["optimize.storage"] == "postgresql://db/optuna?password=***"
+
+
+def test_settings_hash_leaves_secrets_out_by_type_and_masked_settings_hides_them():
+    from thunes.config import masked_settings, settings_hash
+
+    def load(**env):
+        return load_settings(None, env_file=None, environ=env).settings
+
+    base = load(THUNES_EXCHANGE__API_KEY="k1", THUNES_DATA__URL="postgresql://u:pw1@h/db")
+    rotated = load(THUNES_EXCHANGE__API_KEY="k2", THUNES_DATA__URL="postgresql://u:pw2@h/db",
+                   THUNES_TELEGRAM__TOKEN="t2")
+    assert settings_hash(base) == settings_hash(rotated)
+    assert settings_hash(base) != settings_hash(load(THUNES_RISK__MAX_POSITIONS="2"))
+    shown = json.dumps(masked_settings(rotated))
+    assert "k2" not in shown and "pw2" not in shown and "t2" not in shown
+    masked = masked_settings(rotated)
+    assert masked["exchange"]["api_key"] == "***" and masked["exchange"]["api_secret"] is None
+    assert masked["data"]["url"] == "postgresql://u:***@h/db" and masked["risk"]["max_positions"] == 3
+
+
+def test_an_override_without_equals_does_not_echo_its_value():
+    from thunes.config import parse_override
+
+    with pytest.raises(ConfigError) as info:
+        parse_override("exchange.api_key:PASTED-SECRET")
+    assert "PASTED-SECRET" not in str(info.value) and "'exchange.api_key'" in str(info.value)
+
+
+def _deep_json(path):
+    path.write_text('{"risk": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001)
+    return path
+
+
+@pytest.mark.parametrize("case", ["deep config", "state_dir is a file", "logging.dir below a file",
+                                  "logging.dir cannot be created", "non-ASCII key"])
+def test_config_and_path_faults_are_one_line_errors(case, tmp_path, monkeypatch):
+    """Each fault exits non-zero with one `error:` line naming the setting or file, never a traceback."""
+    (tmp_path / "afile").write_text("not a folder")
+    argv, env, expect = {
+        "deep config": (["--config", str(_deep_json(tmp_path / "deep.json")), "config", "show"], {},
+                        "nests more than 32 levels deep"),
+        "state_dir is a file": (["--set", "trader.state_dir=afile", "risk", "status"], {},
+                                "trader.state_dir: must be a folder, but afile is a file"),
+        "logging.dir below a file": (["--set", "logging.dir=afile/logs", "data", "list"], {},
+                                     "logging.dir: must be a folder, but afile/logs is below afile"),
+        # /proc refuses new folders even to root: the folder cannot be created, whoever runs the test
+        "logging.dir cannot be created": (["--set", "logging.dir=/proc/thunes-test/logs", "config", "show"], {},
+                                          "logging.dir /proc/thunes-test/logs: cannot write"),
+        "non-ASCII key": (["config", "show"], {"THUNES_EXCHANGE__API_KEY": "clé"},
+                          "exchange.api_key: must be printable ASCII"),
+    }[case]
+    if case == "logging.dir cannot be created" and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc")
+    code, out, err = _cli(argv, monkeypatch, tmp_path, env)
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    assert expect in err and "Traceback" not in err and "clé" not in err

@@ -49,3 +49,31 @@ def test_secrets_are_redacted_in_file_and_console(tmp_path, capsys):
     for secret in ("AKIA123", "hunter2", "abc.def"):
         assert secret not in text
     assert text.count("***") >= 2 * 3  # three values masked, in both sinks
+
+
+def test_url_passwords_are_masked_in_message_fields_and_traceback(tmp_path, capsys):
+    """Redaction covers all a record carries: a driver error quoting its connection string included."""
+    setup_logging(LoggingSettings(dir=tmp_path), console=True, component="url")
+    log = logging.getLogger("thunes.test")
+    try:
+        raise ConnectionError("cannot reach postgresql://bot:PW-IN-EXC@db/x")
+    except ConnectionError:
+        fields = {"url": "postgresql://bot:PW-IN-FIELD@db/x", "params": {"token": "T-IN-FIELD"}}
+        log.error("store postgresql://bot:PW-IN-MSG@db/x failed", exc_info=True, extra={"fields": fields})
+    text = (tmp_path / "url.jsonl").read_text() + capsys.readouterr().err
+    for secret in ("PW-IN-EXC", "PW-IN-MSG", "PW-IN-FIELD", "T-IN-FIELD"):
+        assert secret not in text
+    record = _lines(tmp_path / "url.jsonl")[0]
+    assert record["url"] == "postgresql://bot:***@db/x" and "postgresql://bot:***@db/x" in record["exc"]
+    assert record["params"] == {"token": "***"}
+    logging.getLogger("thunes").handlers.clear()
+
+
+def test_a_log_folder_that_cannot_be_written_is_a_config_error():
+    """No silent fallback: the error names logging.dir and says how to fix it."""
+    import pytest
+
+    from thunes.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"logging.dir /proc/thunes-test/logs: cannot write sec.jsonl"):
+        setup_logging(LoggingSettings(dir="/proc/thunes-test/logs"), console=False, component="sec")

@@ -7,6 +7,13 @@ String values in a config file may hold ``${ENV:NAME}`` placeholders; a missing 
 :class:`~thunes.core.errors.ConfigError` naming it. Secrets are ``SecretStr`` and are masked wherever
 settings are shown. Each part of the system receives only its own section (``RiskManager(settings.risk)``).
 
+Secrets are recognised by type, not by name: a ``SecretStr`` field (API key and secret, Telegram token)
+is never shown, never echoed in a validation error and never part of :func:`settings_hash`; any other
+string is shown with URL passwords masked (:func:`thunes.core.redact.redact_text`). API credentials
+must be printable ASCII (they travel in HTTP headers). Folder settings (``FolderPath``) that name an
+existing file, or sit below one, are refused at load; :func:`masked_settings` is the JSON-ready tree to
+print, log or audit.
+
 :func:`load_settings` returns the settings together with the source of every leaf value, which is what
 ``thunes config show`` prints. :func:`write_config_file` writes atomically (temp file + rename) and keeps
 one backup (``<file>.bak``).
@@ -24,13 +31,14 @@ import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from thunes.core.errors import ConfigError
+from thunes.core.redact import MASK, is_secret_name, redact_text
 
 __all__ = [
     "Settings",
@@ -48,11 +56,49 @@ __all__ = [
     "load_settings",
     "write_config_file",
     "settings_hash",
+    "masked_settings",
+    "is_secret_key",
+    "ApiCredential",
+    "FolderPath",
     "ENV_PREFIX",
 ]
 
 ENV_PREFIX = "THUNES_"
 _PLACEHOLDER = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
+# A settings tree is section.field (two levels); a file nested far deeper is a mistake, and nesting in
+# the thousands would blow the parser's and the validator's recursion limits.
+_MAX_CONFIG_DEPTH = 32
+
+
+def _printable_ascii(value: SecretStr) -> SecretStr:
+    # Exchange keys travel in HTTP headers (latin-1 at best, ASCII in practice) and the Telegram token in
+    # a URL path: a pasted non-ASCII character or stray space would fail on the first request, far from
+    # the config. The message names the position, never the value.
+    for i, ch in enumerate(value.get_secret_value()):
+        if not "!" <= ch <= "~":
+            kind = "a space" if ch == " " else "a control character" if ord(ch) < 32 or ord(ch) == 127 else (
+                "a non-ASCII character")
+            raise ValueError(f"must be printable ASCII without spaces (it is sent in HTTP requests); "
+                             f"character {i + 1} is {kind}")
+    return value
+
+
+def _folder(value: Path) -> Path:
+    # The folder may not exist yet (commands create it); what can be told now is a file in the way.
+    for candidate in (value, *value.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == value else f"is below {candidate}, which is a file"
+                raise ValueError(f"must be a folder, but {value} {where}")
+            break
+    return value
+
+
+ApiCredential = Annotated[SecretStr, AfterValidator(_printable_ascii)]
+"""A secret sent to a remote API: masked everywhere, and printable ASCII."""
+
+FolderPath = Annotated[Path, AfterValidator(_folder)]
+"""A folder setting: refused at load when a file stands where the folder (or one of its parents) goes."""
 
 
 class _Section(BaseModel):
@@ -62,7 +108,7 @@ class _Section(BaseModel):
 class DataSettings(_Section):
     url: str = Field("sqlite:///data/thunes.sqlite", description="Candle store: sqlite:///PATH or postgresql://...")
     replica_url: str | None = Field(None, description="Optional replica database written in the same order")
-    cache_dir: Path = Field(Path("data/cache"), description="Columnar read cache (Parquet) for research loads")
+    cache_dir: FolderPath = Field(Path("data/cache"), description="Columnar read cache (Parquet) for research loads")
     sample_dir: Path | None = Field(None, description="Folder with sample CSVs; default: ../shared/data if present")
 
 
@@ -71,8 +117,8 @@ class ExchangeSettings(_Section):
     mode: Literal["local", "testnet", "live"] = Field("local", description="local exchange, Spot testnet or live")
     base_url: str | None = Field(None, description="REST base, e.g. http://127.0.0.1:8765/api/v3 (None: the mode's)")
     ws_url: str | None = Field(None, description="Websocket base for market streams")
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
+    api_key: ApiCredential | None = None
+    api_secret: ApiCredential | None = None
     timeout_s: float = Field(10.0, gt=0)
     local_host: str = "127.0.0.1"
     local_port: int = Field(8765, ge=0, le=65535)
@@ -92,7 +138,7 @@ class BacktestSettings(_Section):
     taker_fee_bps: float = Field(10.0, ge=0)
     maker_fee_bps: float = Field(10.0, ge=0)
     slippage_bps: float = Field(5.0, ge=0)
-    artifacts_dir: Path = Path("artifacts/backtest")
+    artifacts_dir: FolderPath = Path("artifacts/backtest")
 
 
 class TraderSettings(_Section):
@@ -101,7 +147,7 @@ class TraderSettings(_Section):
     timeframe: str = "1h"
     quote_per_trade: Decimal = Field(Decimal("100"), gt=0)
     reconcile_minutes: float = Field(5.0, gt=0)
-    state_dir: Path = Path("data/trader")
+    state_dir: FolderPath = Path("data/trader")
     ledger_path: Path = Path("artifacts/ledger.csv")
 
 
@@ -111,11 +157,11 @@ class OptimizeSettings(_Section):
     deploy_min_sharpe: float = 1.5
     deploy_min_dsr: float = 0.95
     decay_min_sharpe: float = 1.0
-    artifacts_dir: Path = Path("artifacts/optuna")
+    artifacts_dir: FolderPath = Path("artifacts/optuna")
 
 
 class MLSettings(_Section):
-    artifacts_dir: Path = Path("artifacts/models")
+    artifacts_dir: FolderPath = Path("artifacts/models")
     seq_len: int = Field(32, ge=1)
     horizon: int = Field(10, ge=1)
     hidden: int = Field(64, ge=1)
@@ -142,7 +188,7 @@ class AuditSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    dir: Path = Path("logs")
+    dir: FolderPath = Path("logs")
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_file: bool = True
     max_bytes: int = Field(10_000_000, ge=10_000)
@@ -150,7 +196,7 @@ class LoggingSettings(_Section):
 
 
 class TelegramSettings(_Section):
-    token: SecretStr | None = None
+    token: ApiCredential | None = None
     chat_id: str | None = None
     base_url: str = "https://api.telegram.org"
 
@@ -200,18 +246,37 @@ def _display(value: Any) -> str:
         return "**********" if value.get_secret_value() else ""
     if value is None:
         return "null"
-    return str(value)
+    return redact_text(str(value))
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    # Iterative, in insertion order: an environment variable with thousands of ``__`` parts must not hit
+    # the recursion limit.
     out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, path + "."))
-        else:
+    stack = [(prefix, iter(tree.items()))]
+    while stack:
+        base, items = stack[-1]
+        for key, value in items:
+            path = f"{base}{key}"
+            if isinstance(value, Mapping):
+                stack.append((path + ".", iter(value.items())))
+                break
             out[path] = value
+        else:
+            stack.pop()
     return out
+
+
+def _too_deep(node: Any) -> bool:
+    """Whether containers nest more than ``_MAX_CONFIG_DEPTH`` levels below the top (iteratively)."""
+    stack = [(node, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            if level > _MAX_CONFIG_DEPTH:
+                return True
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -261,7 +326,16 @@ def _read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> t
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder, not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start + 1})") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    too_deep = ConfigError(f"config file {path} nests more than {_MAX_CONFIG_DEPTH} levels deep; "
+                           "settings are section.field")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
@@ -271,8 +345,12 @@ def _read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> t
             raise ConfigError(f"config file {path}: unknown format {path.suffix!r} (use .toml or .json)")
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    except RecursionError:
+        raise too_deep from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: the top level must be a table/object")
+    if _too_deep(data):
+        raise too_deep
     problems: list[str] = []
     data = _expand_placeholders(data, "", problems, environ)
     return data, problems
@@ -290,17 +368,54 @@ def _env_layer(environ: Mapping[str, str | None]) -> dict[str, Any]:
     return tree
 
 
+def _has_secret_type(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    if get_origin(annotation) in (Annotated, Union) or type(annotation).__name__ == "UnionType":
+        return any(_has_secret_type(arg) for arg in get_args(annotation))
+    return False
+
+
+def _is_secret(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
+    """True when ``loc`` (an error location) is, or lies inside, a ``SecretStr`` field of ``model``."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return False
+        if _has_secret_type(field.annotation) or any(_has_secret_type(m) for m in field.metadata):
+            return True
+        if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return False
+        model = field.annotation
+    return False
+
+
+def is_secret_key(dotted: str) -> bool:
+    """Whether the setting ``dotted`` (``exchange.api_key``) holds a secret, judged by its type."""
+    return _is_secret(Settings, tuple(dotted.split(".")))
+
+
+def _shown_input(value: Any) -> str:
+    # Containers are named, not printed: a section given as a list or a table can hold secrets.
+    if isinstance(value, (dict, list, tuple, set)):
+        return f" [got a {'table' if isinstance(value, dict) else 'list'}]"
+    if isinstance(value, SecretStr):
+        return ""
+    return f" [got {redact_text(repr(value))}]"
+
+
 def _format_validation(exc: ValidationError, sources: Mapping[str, str]) -> list[str]:
     problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         src = sources.get(key)
         where = f" (from {src})" if src else ""
-        shown = "" if "secret" in key or "token" in key else f" [got {err.get('input')!r}]"
+        shown = "" if _is_secret(Settings, err["loc"]) else _shown_input(err.get("input"))
         if err["type"] == "extra_forbidden":
             problems.append(f"{key}: unknown setting{where}")
         else:
-            problems.append(f"{key}: {err['msg']}{where}{shown}")
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}{where}{shown}")
     return problems
 
 
@@ -345,7 +460,10 @@ def parse_override(text: str) -> tuple[str, str]:
     """``"risk.max_positions=3"`` -> ``("risk.max_positions", "3")``."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like section.field=value")
+        # Echo only what looks like a setting name: the rest may be a pasted secret.
+        name = re.match(r"[A-Za-z0-9_.]*", text.strip()).group(0)  # type: ignore[union-attr]
+        shown = f" (starting {name!r})" if name else ""
+        raise ConfigError(f"override{shown} must look like section.field=value")
     return key.strip(), value.strip()
 
 
@@ -387,8 +505,54 @@ def _tomlable(node: Any) -> Any:
     return node
 
 
+def _public(section: BaseModel | Mapping[str, Any], *, secret: Any) -> dict[str, Any]:
+    """JSON-ready tree of ``section``: ``SecretStr`` fields (by type) become ``secret(value)``, strings have
+    URL passwords masked. A plain mapping carries no types, so there its secret-looking keys count too."""
+    out: dict[str, Any] = {}
+    if isinstance(section, BaseModel):
+        fields = type(section).model_fields
+        items = [(name, getattr(section, name)) for name in fields]
+    else:
+        fields, items = {}, list(section.items())
+    for name, value in items:
+        field = fields.get(name)
+        typed_secret = field is not None and (_has_secret_type(field.annotation)
+                                              or any(_has_secret_type(m) for m in field.metadata))
+        if typed_secret or isinstance(value, SecretStr) or (field is None and value not in (None, "")
+                                                            and is_secret_name(str(name))
+                                                            and not isinstance(value, (BaseModel, Mapping))):
+            masked = secret(value)
+            if masked is not _DROP:
+                out[str(name)] = masked
+        elif isinstance(value, (BaseModel, Mapping)):
+            out[str(name)] = _public(value, secret=secret)
+        elif isinstance(value, str):
+            out[str(name)] = redact_text(value)
+        elif isinstance(value, (Decimal, Path)):
+            out[str(name)] = str(value)
+        else:
+            out[str(name)] = value
+    return out
+
+
+_DROP = object()
+
+
+def masked_settings(section: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """The settings as a JSON-ready tree that is safe to print, log or write to the audit trail: a set
+    secret reads ``***``, an unset one ``None``, and every URL password is masked."""
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return MASK if value.get_secret_value() else None
+        return None if value in (None, "") else MASK
+
+    return _public(section, secret=mask)
+
+
 def settings_hash(section: BaseModel | Mapping[str, Any]) -> str:
-    """A short, stable hash of settings (secrets excluded) to store with every result."""
-    data = section.model_dump(mode="json") if isinstance(section, BaseModel) else dict(section)
-    flat = {k: v for k, v in _flatten(data).items() if "secret" not in k and "token" not in k and "api_key" not in k}
+    """A short, stable hash of settings to store with every result. Secret fields (by type) are left out
+    and URL passwords masked, so rotating a key or a password does not change it and the hash reveals
+    nothing about either."""
+    data = _public(section, secret=lambda _value: _DROP)
+    flat = _flatten(data)
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]

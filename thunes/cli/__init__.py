@@ -2,6 +2,9 @@
 
 Each command group lives in its own module under :mod:`thunes.cli` and exposes ``register(root)``;
 groups shared by several layers (``audit``) are created here so each module can add commands to them.
+
+Errors reach the user as one ``error: ...`` line on stderr (a settings error with several problems lists
+them below it), with secrets masked (:func:`thunes.core.redact.redact_text`), and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any
 import click
 
 from thunes import __version__
-from thunes.config import LoadedSettings, load_settings, parse_override
-from thunes.core.errors import ThunesError
+from thunes.config import LoadedSettings, is_secret_key, load_settings, parse_override
+from thunes.core.errors import ConfigError, ThunesError
+from thunes.core.redact import MASK, redact_text
 from thunes.logs import setup_logging
 
 _log = logging.getLogger("thunes.cli")
@@ -40,11 +44,12 @@ class AppContext:
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
-            self._loaded = load_settings(self.config_file, overrides=self.overrides)
+            loaded = load_settings(self.config_file, overrides=self.overrides)
             # Every command that reads settings logs: JSON lines to logs/<command>.jsonl (rotating),
             # warnings and errors on the console; secrets are redacted by the handlers.
-            setup_logging(self._loaded.settings.logging, component=self.command)
-            _log.info("command %s", " ".join(sys.argv[1:]) or self.command,
+            setup_logging(loaded.settings.logging, component=self.command)
+            self._loaded = loaded
+            _log.info("command %s", " ".join(_safe_argv(sys.argv[1:])) or self.command,
                       extra={"fields": {"command": self.command, "settings_file": self.config_file}})
         return self._loaded
 
@@ -54,6 +59,35 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def _safe_argv(argv: list[str]) -> list[str]:
+    """The command line with the values of secret ``--set`` overrides (by the setting's type) masked."""
+    out, after_set = [], False
+    for arg in argv:
+        if after_set or arg.startswith("--set="):
+            prefix = "--set=" if arg.startswith("--set=") else ""
+            key, sep, _value = arg[len(prefix):].partition("=")
+            if sep and is_secret_key(key.strip()):
+                arg = f"{prefix}{key}={MASK}"
+        after_set = arg == "--set"
+        out.append(redact_text(arg))
+    return out
+
+
+def _error_line(exc: BaseException) -> str:
+    """``exc`` as the text after ``error: ``: one line, secrets masked. A settings error keeps its list of
+    problems (one per line) when there are several; a single problem joins the first line."""
+    if isinstance(exc, ConfigError) and exc.problems:
+        head = str(exc).split("\n", 1)[0]
+        if len(exc.problems) == 1:
+            return redact_text(f"{head}: {exc.problems[0]}")
+        return redact_text(str(exc))
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return redact_text(" ".join(part.strip() for part in text.splitlines() if part.strip()))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -99,13 +133,20 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        exc.message = redact_text(exc.message)  # a usage error may quote a URL the user typed
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except ThunesError as exc:
         _log.info("command failed: %s: %s", type(exc).__name__, exc)
-        click.secho(f"error: {exc}", fg="red", err=True)
+        click.secho(f"error: {_error_line(exc)}", fg="red", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        # A file or folder the environment got wrong (unwritable, a file where a folder goes, disk full):
+        # say which, in one line; the traceback goes to the log file for whoever debugs it.
+        _log.info("command failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+        click.secho(f"error: {_error_line(exc)}", fg="red", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

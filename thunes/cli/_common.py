@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import pandas as pd
 
+from thunes.core.redact import redact_url
 from thunes.core.timeframes import parse_timeframe, utc_ms
 
 __all__ = ["load_candles", "parse_params", "candle_options"]
@@ -54,7 +55,7 @@ def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, 
 
             with store_from_settings(app.settings.data, url=db) as store:
                 frame = store.load(symbol, tf, start, end)
-            source = f"store {db or app.settings.data.url}"
+            source = f"store {redact_url(db or app.settings.data.url)}"
         if frame.empty:
             loaded = load_sample_candles(symbol, tf)
             frame = loaded.frame

@@ -51,6 +51,7 @@ def _load_candles(app: Any, symbol: str, timeframe: str, since: str | None, unti
         loaded = load_sample_candles(symbol, timeframe)
         frame, source = loaded.frame, f"sample {loaded.source}" + ("" if loaded.real else " (synthetic)")
     else:
+        from thunes.core.redact import redact_url
         from thunes.data.store import open_store
 
         url = app.settings.data.url
@@ -62,9 +63,9 @@ def _load_candles(app: Any, symbol: str, timeframe: str, since: str | None, unti
             if close is not None:
                 close()
         if frame.empty:
-            raise DataError(f"no {symbol} {timeframe} candles in the store {url}; import some with "
+            raise DataError(f"no {symbol} {timeframe} candles in the store {redact_url(url)}; import some with "
                             "`thunes data import` or use --sample / --csv FILE")
-        return frame, f"store {url}"
+        return frame, f"store {redact_url(url)}"
     ts = ts_ms(frame)
     mask = np.ones(len(frame), dtype=bool)
     if start is not None:

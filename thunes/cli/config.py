@@ -9,6 +9,7 @@ import click
 
 from thunes.config import load_settings
 from thunes.core.errors import ConfigError
+from thunes.core.redact import redact_text
 
 __all__ = ["register"]
 
@@ -40,7 +41,7 @@ def check(app, file: str | None) -> None:  # noqa: ANN001
     try:
         load_settings(file or app.config_file, overrides=app.overrides)
     except ConfigError as exc:
-        click.secho(str(exc), fg="red", err=True)
+        click.secho(redact_text(str(exc)), fg="red", err=True)
         sys.exit(1)
     click.echo(f"ok: {file or app.config_file or 'defaults'} is valid")
 

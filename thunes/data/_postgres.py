@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from thunes.core.errors import StoreError
-from thunes.data.store import BATCH_ROWS, Arrays, CandleStore, SeriesInfo, WriteMode, _empty_arrays, _redact
+from thunes.core.redact import redact_url
+from thunes.data.store import BATCH_ROWS, Arrays, CandleStore, SeriesInfo, WriteMode, _empty_arrays
 
 __all__ = ["PostgresStore", "encode_copy_binary", "decode_copy_binary"]
 
@@ -92,7 +93,7 @@ class PostgresStore(CandleStore):
         try:
             self._conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL store {_redact(url)}: {exc}") from exc
+            raise StoreError(f"cannot connect to PostgreSQL store {redact_url(url)}: {exc}") from exc
         with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in _SCHEMA:

@@ -39,6 +39,7 @@ import pandas as pd
 
 from thunes.core.candles import OHLCV, candles_frame
 from thunes.core.errors import DataError, StoreError
+from thunes.core.redact import redact_url
 from thunes.core.timeframes import parse_timeframe
 from thunes.data._cache import ColumnarCache
 from thunes.data.quality import format_ms, split_valid
@@ -257,7 +258,7 @@ class CandleStore(ABC):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreError(f"store {self.url} is closed")
+            raise StoreError(f"store {redact_url(self.url)} is closed")
 
     def __enter__(self) -> CandleStore:
         return self
@@ -266,7 +267,7 @@ class CandleStore(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({_redact(self.url)!r})"
+        return f"{type(self).__name__}({redact_url(self.url)!r})"
 
     # ------------------------------------------------------- backend contract
     @abstractmethod
@@ -300,17 +301,6 @@ class CandleStore(ABC):
     def _close(self) -> None: ...
 
 
-def _redact(url: str) -> str:
-    """Hide a password in ``scheme://user:password@host``."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        if ":" in creds:
-            creds = creds.split(":", 1)[0] + ":***"
-        return f"{scheme}://{creds}@{host}"
-    return url
-
-
 def open_store(
     url: str,
     *,
@@ -342,7 +332,7 @@ def open_store(
             cache = ColumnarCache(Path(cache_dir))  # type: ignore[arg-type]
         store = PostgresStore(url, cache=cache)
     else:
-        raise StoreError(f"unsupported store URL {_redact(url)!r}: expected sqlite:///PATH or postgresql://...")
+        raise StoreError(f"unsupported store URL {redact_url(url)!r}: expected sqlite:///PATH or postgresql://...")
     if replica_url:
         store.attach_replica(open_store(replica_url, cache_dir=None))
     return store

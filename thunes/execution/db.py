@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from thunes.core.errors import ConfigError, StoreError
+from thunes.core.redact import redact_url as _mask
 
 __all__ = ["Database"]
 
@@ -171,6 +172,3 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _mask(url: str) -> str:
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)
