@@ -139,12 +139,13 @@ def test_config_changes_are_recorded_with_secrets_masked(tmp_path):
     from thunes.execution.audit import record_config
 
     loaded = load_settings(env_file=None, environ={"THUNES_EXCHANGE__API_KEY": "KEY-123",
-                                                   "THUNES_EXCHANGE__API_SECRET": "SECRET-456"})
+                                                   "THUNES_EXCHANGE__API_SECRET": "SECRET-456",
+                                                   "THUNES_DATA__URL": "postgresql://thunes:PGPASS-789@db/candles"})
     path = tmp_path / "a.jsonl"
     with AuditTrail(path, fsync="never") as trail:
         rec = record_config(trail, loaded.settings, source="trader start", operator="alice")
     text = path.read_text()
-    assert "KEY-123" not in text and "SECRET-456" not in text
+    assert "KEY-123" not in text and "SECRET-456" not in text and "PGPASS-789" not in text
     assert rec.kind == "config_change" and len(rec.payload["settings_hash"]) == 16
     assert rec.payload["settings"]["risk"]["max_positions"] == 3
 

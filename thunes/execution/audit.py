@@ -535,10 +535,10 @@ def record_config(trail: "AuditTrail", settings: Any, *, source: str, operator: 
     ``settings`` is the whole :class:`~thunes.config.Settings` tree or one section (a pydantic model or a
     mapping). Call it when a trader starts and whenever settings are changed at run time.
     """
-    from thunes.config import settings_hash
+    from thunes.config import masked_settings, settings_hash
 
-    data = settings.model_dump(mode="python") if hasattr(settings, "model_dump") else dict(settings)
-    digest = settings_hash(settings) if hasattr(settings, "model_dump") else settings_hash(data)
+    data = masked_settings(settings)  # secrets by type and URL passwords masked: the trail is no key store
+    digest = settings_hash(settings)
     return trail.append("config_change", {"source": source, "operator": operator, "settings_hash": digest,
                                           "settings": data})
 
