@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from thunes.config import RiskSettings
 from thunes.core.clock import Clock, LiveClock
@@ -44,6 +44,9 @@ from thunes.core.errors import ConfigError, StoreError
 from thunes.execution.audit import AuditTrail
 from thunes.execution.circuit_breaker import BreakerRegistry, CircuitBreaker
 from thunes.execution.positions import Position
+
+if TYPE_CHECKING:
+    from thunes.execution.positions import PositionTracker
 
 __all__ = ["TradeIntent", "Approved", "Denied", "Decision", "RiskMode", "RiskSnapshot", "RiskManager",
            "read_risk_state", "write_risk_state"]
@@ -233,10 +236,19 @@ class RiskManager:
             operator=data.get("operator"), since_ms=data.get("since_ms"),
             reduce_only=bool(data.get("reduce_only", False)),
         )
-        if was and not self._switch.kill_switch:
+        saved = self._saved_baseline(data)
+        if saved is not None:
+            self._baseline = saved
+        elif was and not self._switch.kill_switch:
             self._baseline = min(ZERO, self._daily_pnl_raw())
         if not was and self._switch.kill_switch:
             self._kill_decision = self._decisions
+
+    def _saved_baseline(self, data: dict[str, Any]) -> Decimal | None:
+        """The manual-reset baseline stored for today (None when none is stored or it is another day's)."""
+        if data.get("baseline") is None or data.get("baseline_day") != self.clock.now_ms() // DAY_MS:
+            return None
+        return Decimal(str(data["baseline"]))
 
     def _save_state_file(self) -> None:
         if self.state_path is None:
@@ -245,6 +257,9 @@ class RiskManager:
             "kill_switch": self._switch.kill_switch, "reason": self._switch.reason,
             "operator": self._switch.operator, "since_ms": self._switch.since_ms,
             "reduce_only": self._switch.reduce_only, "updated_ms": self.clock.now_ms(),
+            # The day's loss counts from the last manual reset; a restart must not forget where that was.
+            "baseline": str(self._baseline) if self._baseline != 0 else None,
+            "baseline_day": self._day if self._baseline != 0 else None,
         })
         self._state_mtime = self.state_path.stat().st_mtime_ns
 
@@ -295,7 +310,7 @@ class RiskManager:
             self._switch.operator = "risk-manager"
             self._switch.since_ms = now
             self._kill_decision = self._decisions
-            self._save_state_file()
+            # Saved by _persist_trip, after its audit record is on disk.
             return {"on": True, "reason": self._switch.reason, "operator": "risk-manager",
                     "daily_pnl": str(pnl), "realised_today": str(self._realised_today),
                     "unrealised": str(self._unrealised()), "after_decision": self._decisions}
@@ -304,6 +319,22 @@ class RiskManager:
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.audit is not None:
             self.audit.append(kind, payload)
+
+    def _audit_durably(self, kind: str, payload: dict[str, Any]) -> None:
+        """Append and fsync whatever the trail's policy: a switch change is saved only after its record."""
+        if self.audit is not None:
+            self.audit.append(kind, payload)
+            self.audit.flush()
+
+    def _persist_trip(self, trip: dict[str, Any] | None) -> None:
+        """Audit an automatic trip, then save it. The halt itself already holds in memory (the safe side):
+        if the audit write fails, the state file is not written and the error propagates."""
+        if trip is None:
+            return
+        self._audit_durably("kill_switch", trip)
+        with self._lock:
+            if self._switch.kill_switch:
+                self._save_state_file()
 
     # -- decisions -----------------------------------------------------------------------------------
     def _deny(self, intent: TradeIntent, rule: str, reason: str) -> Denied:
@@ -434,8 +465,7 @@ class RiskManager:
         self._audit("fill", {"symbol": symbol, "side": str(side), "qty": str(qty), "quote": str(quote),
                              "fee": str(fee), "realised": str(realised),
                              "trade_pnl": None if trade_pnl is None else str(trade_pnl), "daily_pnl": str(daily)})
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
         return realised
 
     def close_dust(self, symbol: str) -> Decimal:
@@ -459,8 +489,7 @@ class RiskManager:
             trip = self._maybe_trip()
         self._audit("dust_closed", {"symbol": symbol, "qty": str(book.qty), "written_off": str(written_off),
                                     "trade_pnl": str(trade_pnl)})
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
         return written_off
 
     def mark(self, symbol: str, price: Decimal) -> bool:
@@ -472,8 +501,7 @@ class RiskManager:
                 return False
             book.mark = price
             trip = self._maybe_trip()
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
         return trip is not None
 
     def kill_switch(self, on: bool, reason: str, operator: str) -> RiskSnapshot:
@@ -483,20 +511,21 @@ class RiskManager:
         with self._lock:
             self._sync()
             was = self._switch.kill_switch
+            # Count today's loss from a reset, or the switch would trip again on the next mark.
+            baseline = min(ZERO, self._daily_pnl_raw()) if was and not on else self._baseline
+            # The record first (durably): if it cannot be written, nothing changes and the error propagates.
+            self._audit_durably("kill_switch", {
+                "on": bool(on), "was": was, "reason": reason, "operator": operator,
+                "daily_pnl": str(self._daily_pnl_raw() - baseline), "baseline": str(baseline)})
             self._switch.kill_switch = bool(on)
             self._switch.reason = reason
             self._switch.operator = operator
             self._switch.since_ms = self.clock.now_ms()
             if on and not was:
                 self._kill_decision = self._decisions
-            if was and not on:
-                # Count today's loss from here, or the switch would trip again on the next mark.
-                self._baseline = min(ZERO, self._daily_pnl_raw())
+            self._baseline = baseline
             self._save_state_file()
-            snapshot = self._snapshot()
-        self._audit("kill_switch", {"on": bool(on), "was": was, "reason": reason, "operator": operator,
-                                    "daily_pnl": str(snapshot.daily_pnl)})
-        return snapshot
+            return self._snapshot()
 
     def reduce_only(self, on: bool, reason: str, operator: str) -> RiskSnapshot:
         """REDUCING mode: exits only. Audited like the kill-switch."""
@@ -504,14 +533,14 @@ class RiskManager:
             raise ConfigError("reduce-only change needs a reason and an operator")
         with self._lock:
             self._sync()
+            self._audit_durably("reduce_only", {"on": bool(on), "was": self._switch.reduce_only, "reason": reason,
+                                                "operator": operator})
             self._switch.reduce_only = bool(on)
             if not self._switch.kill_switch:
                 self._switch.reason = reason
                 self._switch.operator = operator
             self._save_state_file()
-            snapshot = self._snapshot()
-        self._audit("reduce_only", {"on": bool(on), "reason": reason, "operator": operator})
-        return snapshot
+            return self._snapshot()
 
     def restore(self, positions: Iterable[Position], *, realised_today: Decimal = ZERO,
                 last_closed_trade: tuple[int, Decimal] | None = None) -> None:
@@ -528,8 +557,18 @@ class RiskManager:
                 if pnl < 0:
                     self._cool_until = ts + self.settings.cool_down_minutes * 60_000
             trip = self._maybe_trip()
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
+
+    def restore_from(self, positions: "PositionTracker", *,
+                     is_dust: Callable[[Position], bool] | None = None) -> None:
+        """The one restore path of every start (trader, ``risk status``, ``risk kill-switch``): open positions
+        (dust excluded when ``is_dust`` says so), the realised PnL since the start of the day on this
+        manager's clock (market time in a replay) and the last closed trade (its cool-down). The switches
+        and the manual-reset baseline come from the state file, read at construction."""
+        day_start = self.clock.now_ms() // DAY_MS * DAY_MS
+        held = [p for p in positions.open_positions() if is_dust is None or not is_dust(p)]
+        self.restore(held, realised_today=positions.realised_since(day_start),
+                     last_closed_trade=positions.last_closed_trade())
 
     load_positions = restore
 
