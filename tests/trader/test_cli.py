@@ -53,7 +53,8 @@ def test_parity_prints_a_table_per_trade_and_fails_when_the_exchange_refuses_the
 
 
 def test_a_paper_run_without_a_signal_says_so_and_how_to_get_more_candles(tmp_path):
-    env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200"}
+    env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200",
+           "THUNES_TRADER__STATE_DIR": str(tmp_path / "trader"), "THUNES_AUDIT__PATH": str(tmp_path / "audit.jsonl")}
     result = invoke("paper", "--bars", "3", "--replay-speed", "36000", "--out", str(tmp_path / "run"), env=env)
     assert result.exit_code == 0, result.output
     assert "bars 3, orders 0, fills 0" in result.output and "stopped: 3 bars processed" in result.output

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from thunes.execution.positions import PositionTracker
 
 __all__ = ["TradeIntent", "Approved", "Denied", "Decision", "RiskMode", "RiskSnapshot", "RiskManager",
-           "read_risk_state", "write_risk_state"]
+           "read_risk_state", "write_risk_state", "write_run_pointer", "read_run_pointer", "RUN_POINTER"]
 
 ZERO = Decimal(0)
 DAY_MS = 86_400_000
@@ -185,6 +185,24 @@ def write_risk_state(path: str | Path, state: dict[str, Any]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+RUN_POINTER = "latest_run.json"
+
+
+def write_run_pointer(state_dir: str | Path, *, db_url: str, audit_path: str | Path, clock: str,
+                      run_dir: str | Path | None = None) -> Path:
+    """Record, in a mode's state folder, where the latest run keeps its journal and audit trail and which
+    clock it trades on (``"live"`` or ``"replay"``), so that ``thunes risk status`` finds them without flags."""
+    path = Path(state_dir) / RUN_POINTER
+    write_risk_state(path, {"db_url": db_url, "audit_path": str(Path(audit_path).resolve()), "clock": clock,
+                            "run_dir": None if run_dir is None else str(Path(run_dir).resolve())})
+    return path
+
+
+def read_run_pointer(state_dir: str | Path) -> dict[str, Any]:
+    """The pointer written by :func:`write_run_pointer` (``{}`` when no run has written one)."""
+    return read_risk_state(Path(state_dir) / RUN_POINTER)
 
 
 class RiskManager:
