@@ -17,12 +17,26 @@ has no race: 32 threads asking at once can never all get the last slot. The slot
 position with the first BUY fill (:meth:`RiskManager.record_fill`), and is freed when the position is
 closed or when the caller gives it back with :meth:`RiskManager.release` (order not placed / not filled).
 
-Kill-switch: trips automatically when the day's (UTC) realised + unrealised PnL reaches
-``-MAX_DAILY_LOSS``, or by hand. It stays on (across restarts, when ``state_path`` is given) until a
+Kill-switch: trips automatically when the day's (UTC, on the manager's clock) realised + unrealised PnL
+reaches ``-MAX_DAILY_LOSS``, or by hand. It stays on (across restarts, when ``state_path`` is given) until a
 person switches it off with :meth:`RiskManager.kill_switch` (``thunes risk kill-switch off --reason ...
---operator ...``), which is audited. After a manual reset the day's loss is counted from the reset.
+--operator ...``), which is audited. After a manual reset the day's loss is counted from the reset; that
+baseline is saved with the switch, for its day.
 
-Every decision, fill and switch change is appended to the audit trail.
+Every decision, fill and switch change is appended to the audit trail. A switch change is written and
+fsynced *before* the state file: if its record cannot be written, a manual change does not happen and the
+error propagates; an automatic trip still halts in memory (the safe side) and is saved only after its record.
+
+State across restarts: every start restores through :meth:`RiskManager.restore_from` (the trader's
+``build_stack``, ``OrderExecutor.restore_risk``, ``thunes risk``): positions, the day's realised PnL and the
+cool-down of the last losing trade from the execution database; the switches and the baseline from the
+state file.
+
+Across processes: the limits of one account hold in one manager, so one trading process trades an account.
+``build_stack`` takes an :class:`~thunes.execution.db.AccountLease` on the execution database (an ``flock``
+on SQLite, an advisory lock on PostgreSQL, both released when the process dies) and a second trader is
+refused with an error naming the holder. The multi-pair bot runs many pairs in one process and one manager,
+consistent with this. Read-only tools restore from the shared database and so see the account's truth.
 """
 
 from __future__ import annotations
