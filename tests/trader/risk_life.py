@@ -1,4 +1,6 @@
-"""One trader life for the restart tests: ``python -m tests.trader.risk_life '<json>'``.
+"""Trader lives for the restart tests: ``python -m tests.trader.risk_life`` is a *zygote*: it imports
+everything once (ccxt alone takes about a second), then for each JSON config read on stdin forks one life,
+answers ``pid N`` and reaps it when it ends. A life writes its JSON lines to ``cfg["out"]``.
 
 It builds the stack exactly as ``thunes paper``/``thunes live`` do (:func:`build_stack`, against a local
 exchange served by the test), then plays ``cfg["steps"]`` on it and prints one JSON line per step:
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
+import traceback
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,5 +85,24 @@ def main(cfg: dict) -> int:
     return 0
 
 
+def zygote() -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # lives are reaped by the kernel (the test SIGKILLs them)
+    for line in sys.stdin:
+        cfg = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            code = 1
+            try:
+                with open(cfg["out"], "w", buffering=1, encoding="utf-8") as out:
+                    sys.stdout = out
+                    code = main(cfg)
+            except BaseException:  # noqa: BLE001 - a life's failure goes to the test's log, not the zygote
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        print(f"pid {pid}", flush=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main(json.loads(sys.argv[1])))
+    zygote()

@@ -79,6 +79,11 @@ _SCHEMA = [
 ]
 
 
+# Advisory lock keys (advisory locks are per database): the account lease ("THUNESAC") and schema creation.
+_PG_LEASE_KEY = 0x5448554E45534143
+_PG_SCHEMA_KEY = 0x5448554E45534348
+
+
 def _sqlite_path(url: str) -> str:
     rest = url[len("sqlite://"):]
     if not rest.startswith("/"):
@@ -128,6 +133,10 @@ class Database:
     def _create_schema(self) -> None:
         autoinc = "AUTOINCREMENT" if self.kind == "sqlite" else ""
         with self.transaction():
+            if self.kind == "postgresql":
+                # CREATE TABLE IF NOT EXISTS is not safe against itself on PostgreSQL: two processes creating
+                # the schema at once fail on pg_type's unique index. Serialise them (released at COMMIT).
+                self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_KEY,))
             for stmt in _SCHEMA:
                 if self.kind == "postgresql":
                     stmt = stmt.replace("INTEGER PRIMARY KEY {autoinc}", "BIGSERIAL PRIMARY KEY")
@@ -182,8 +191,7 @@ class Database:
         self.close()
 
 
-# pg_try_advisory_lock key of the account lease ("THUNESAC"): advisory locks are per database.
-_PG_LEASE_KEY = 0x5448554E45534143
+
 
 
 class AccountLease:
