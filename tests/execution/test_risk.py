@@ -331,3 +331,23 @@ def test_the_manual_reset_baseline_is_persisted_for_the_day_only(tmp_path):
     next_day = RiskManager(rm.settings, clock=SimulatedClock(T0 + 86_400_000), state_path=path)
     next_day.restore([], realised_today=D(-60))  # (a day's realised loss of 60, as the database would say)
     assert next_day.state.mode is RiskMode.HALTED and next_day.state.daily_pnl == D(-60)
+
+
+def test_a_reset_from_another_process_counts_the_loss_the_trader_sees_including_unrealised(tmp_path):
+    """The CLI sees only the realised loss; the running trader also its open position's: it must not re-trip."""
+    path = tmp_path / "risk_state.json"
+    audit = AuditTrail(tmp_path / "audit.jsonl", fsync="never")
+    trader = RiskManager(_settings(max_daily_loss=D("50"), cool_down_minutes=0), clock=SimulatedClock(T0),
+                         audit=audit, state_path=path)
+    _round_trip(trader, "Z/USDT", "100", "80")  # -20 realised
+    assert trader.check(buy("A/USDT", quote="100", price="100", stop="1"))
+    trader.record_fill("A/USDT", Side.BUY, D(2), D(400))  # 2 @ 200
+    assert trader.mark("A/USDT", D(185))  # -20 realised - 30 unrealised: trips
+    cli = RiskManager(trader.settings, clock=SimulatedClock(T0), audit=audit, state_path=path)
+    cli.restore([], realised_today=D(-20))  # what the CLI restores from the database: no mark, no unrealised
+    cli.kill_switch(False, reason="position reviewed", operator="alice")
+
+    assert trader.state.mode is RiskMode.ACTIVE and trader.state.daily_pnl == 0
+    assert not trader.mark("A/USDT", D(185))
+    assert not trader.mark("A/USDT", D("160.5"))  # 49 more lost since the reset
+    assert trader.mark("A/USDT", D(160))  # 50 more: trips again

@@ -40,9 +40,11 @@ def _db_url(state_dir: Path, db: str | None) -> str | None:
 
     if db:
         return db
-    pointed = read_run_pointer(state_dir).get("db_url")
+    pointed = str(read_run_pointer(state_dir).get("db_url") or "")
+    if pointed.startswith("sqlite:///") and not Path(pointed[len("sqlite:///"):]).exists():
+        pointed = ""  # the run folder was removed: do not create an empty database in its place
     if pointed:
-        return str(pointed)
+        return pointed
     path = state_dir / "execution.sqlite"
     return f"sqlite:///{path.resolve()}" if path.exists() else None
 

@@ -269,10 +269,14 @@ class RiskManager:
             reduce_only=bool(data.get("reduce_only", False)),
         )
         saved = self._saved_baseline(data)
-        if saved is not None:
+        if was and not self._switch.kill_switch:
+            # Switched off by another process (the CLI): it saw the realised loss, this process also sees the
+            # unrealised one at this moment; both were reviewed, so count from the lower, or the next mark
+            # trips the switch again.
+            own = min(ZERO, self._daily_pnl_raw())
+            self._baseline = own if saved is None else min(saved, own)
+        elif saved is not None:
             self._baseline = saved
-        elif was and not self._switch.kill_switch:
-            self._baseline = min(ZERO, self._daily_pnl_raw())
         if not was and self._switch.kill_switch:
             self._kill_decision = self._decisions
 
