@@ -106,3 +106,6 @@ def test_the_kill_switch_audit_trail_and_todays_pnl_are_shared_by_every_paper_ru
     assert out["day"] < datetime.now(timezone.utc).date().isoformat()  # a replay's day, not the wall clock's
     assert Decimal(out["realised_today"]) == sum(Decimal(p) for ts, p in rows if ts // 86_400_000 == day)
     assert out["mode"] == "ACTIVE" and out["day_rule"].startswith("replay")
+    starts = [r.payload for r in AuditTrail.read(tmp_path / "audit.jsonl") if r.kind == "config_change"]
+    assert [p["source"].split(",")[0] for p in starts] == ["thunes paper (local replay"] * 2
+    assert starts[0]["settings"]["risk"]["cool_down_minutes"] == 0 and starts[0]["settings_hash"]
