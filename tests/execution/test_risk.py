@@ -159,7 +159,12 @@ def test_an_automatic_trip_is_cleared_only_by_an_audited_deactivation(tmp_path):
 def test_kill_switch_persists_across_processes_through_the_state_file(tmp_path):
     path = tmp_path / "risk_state.json"
     trader = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
-    cli = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
+    unaudited = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
+    with pytest.raises(ConfigError, match="needs an audit trail"):
+        unaudited.kill_switch(True, reason="manual halt", operator="ops")
+    assert not path.exists()
+    cli = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path,
+                      audit=AuditTrail(tmp_path / "audit.jsonl", fsync="never"))
     cli.kill_switch(True, reason="manual halt", operator="ops")
     assert trader.check(buy()).rule == "kill_switch"
     restarted = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)

@@ -358,14 +358,21 @@ class RiskManager:
 
     def _audit_durably(self, kind: str, payload: dict[str, Any]) -> None:
         """Append and fsync whatever the trail's policy: a switch change is saved only after its record."""
-        if self.audit is not None:
-            self.audit.append(kind, payload)
-            self.audit.flush()
+        if self.audit is None:
+            if self.state_path is not None:
+                raise ConfigError(f"a {kind.replace('_', '-')} change is saved to {self.state_path} and needs "
+                                  "an audit trail (none was given)")
+            return
+        self.audit.append(kind, payload)
+        self.audit.flush()
 
     def _persist_trip(self, trip: dict[str, Any] | None) -> None:
         """Audit an automatic trip, then save it. The halt itself already holds in memory (the safe side):
-        if the audit write fails, the state file is not written and the error propagates."""
+        if the audit write fails, the state file is not written and the error propagates. A manager without
+        an audit trail (``thunes risk status``, read-only) never saves one."""
         if trip is None:
+            return
+        if self.audit is None:
             return
         self._audit_durably("kill_switch", trip)
         with self._lock:
