@@ -191,7 +191,7 @@ def _open_positions(url: str) -> int:
         return len(PositionTracker(db).open_positions())
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_six_trader_processes_on_one_account_one_trades_and_five_are_refused(zygote, sim, tmp_path, engine, request):
     """One account, one risk manager: six processes asking for six positions each never exceed MAX_POSITIONS."""
     url = (request.getfixturevalue("postgres_url") if engine == "postgresql"

@@ -150,7 +150,9 @@ def register(root: click.Group) -> None:
                 positions = tracker.open_positions()
                 open_orders = OrderJournal(tracker.db).open_orders()
             snap = manager.state
-            day = datetime.fromtimestamp(manager.clock.now_ms() / 1000, tz=timezone.utc).date().isoformat()
+            now = manager.clock.now_ms()
+            day = datetime.fromtimestamp(now / 1000, tz=timezone.utc).date().isoformat()
+            journal = tracker.db.safe_url if tracker is not None else None
         has_db = tracker is not None
         limits = app.settings.risk
         if as_json:
@@ -174,7 +176,9 @@ def register(root: click.Group) -> None:
                    f"   on {day} ({day_rule})")
         click.echo(f"limits          max positions {limits.max_positions}, loss per trade {limits.max_loss_per_trade}, "
                    f"position {limits.max_position_quote}, cool-down {limits.cool_down_minutes} min")
-        click.echo(f"cool-down until {_iso(snap.cool_down_until_ms)}")
+        click.echo(f"cool-down until {_iso(snap.cool_down_until_ms) if snap.cool_down_until_ms > now else '-'}")
+        if journal is not None:
+            click.echo(f"journal         {journal}")
         click.echo(f"positions       {len(positions)}" + ("" if has_db else "   (no execution database yet)"))
         for p in positions:
             click.echo(f"  {p.symbol:<12} qty {p.qty}  avg {p.avg_price}  cost {p.cost}")

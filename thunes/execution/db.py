@@ -126,6 +126,11 @@ class Database:
             raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
         self._create_schema()
 
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for messages."""
+        return _mask(self.url)
+
     @classmethod
     def connect(cls, url: str, *, durable: bool = True) -> "Database":
         return cls(url, durable=durable)
