@@ -33,8 +33,8 @@ step "7. paper-trade the same strategy against the local exchange (accelerated r
 $THUNES paper --strategy sma_cross --symbol BTC/USDT --timeframe 1h --replay-speed 36000 --bars 300 \
   --out "$OUT/paper"
 
-step "8. verify the paper run's tamper-evident audit trail"
-$THUNES audit verify "$OUT/paper/audit.jsonl"
+step "8. verify the tamper-evident audit trail the paper run appended to (settings audit.path)"
+$THUNES audit verify
 
 step "done"
 echo "report:  $OUT/backtest/report_BTCUSDT_1h.html (open it in a browser; works offline)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from decimal import Decimal
@@ -158,7 +159,12 @@ def test_an_automatic_trip_is_cleared_only_by_an_audited_deactivation(tmp_path):
 def test_kill_switch_persists_across_processes_through_the_state_file(tmp_path):
     path = tmp_path / "risk_state.json"
     trader = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
-    cli = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
+    unaudited = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
+    with pytest.raises(ConfigError, match="needs an audit trail"):
+        unaudited.kill_switch(True, reason="manual halt", operator="ops")
+    assert not path.exists()
+    cli = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path,
+                      audit=AuditTrail(tmp_path / "audit.jsonl", fsync="never"))
     cli.kill_switch(True, reason="manual halt", operator="ops")
     assert trader.check(buy()).rule == "kill_switch"
     restarted = RiskManager(_settings(), clock=SimulatedClock(T0), state_path=path)
@@ -271,3 +277,82 @@ def test_restore_after_a_restart_keeps_positions_cool_down_and_daily_loss():
     rm.clock.advance(29 * 60)
     assert rm.mark("A/USDT", D(85))  # -20 realised - 30 unrealised = -50: trips
     assert rm.state.kill_switch
+
+
+class _DiskFullTrail(AuditTrail):
+    """A real trail whose disk fills up once ``full`` is set (os.write's ENOSPC)."""
+
+    full = False
+
+    def append(self, kind, payload=None):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return super().append(kind, payload)
+
+
+def test_a_switch_change_whose_audit_record_cannot_be_written_changes_nothing(tmp_path):
+    """The record is written (and fsynced) before the state: no record, no change, and the error is raised."""
+    path = tmp_path / "risk_state.json"
+    audit = _DiskFullTrail(tmp_path / "audit.jsonl", fsync="never")
+    rm = RiskManager(_settings(), clock=SimulatedClock(T0), audit=audit, state_path=path)
+    rm.kill_switch(True, reason="incident", operator="bob")
+    audit.full = True
+    for change in (lambda: rm.kill_switch(False, reason="resolved", operator="bob"),
+                   lambda: rm.reduce_only(True, reason="month end", operator="bob")):
+        with pytest.raises(OSError):
+            change()
+    assert rm.state.kill_switch and not rm.state.reduce_only
+    saved = json.loads(path.read_text())
+    assert saved["kill_switch"] is True and saved["reduce_only"] is False
+    assert [r.kind for r in AuditTrail.read(tmp_path / "audit.jsonl")] == ["kill_switch"]
+
+
+def test_an_automatic_trip_halts_even_when_its_record_fails_but_is_saved_only_after_it(tmp_path):
+    path = tmp_path / "risk_state.json"
+    audit = _DiskFullTrail(tmp_path / "audit.jsonl", fsync="never")
+    rm = RiskManager(_settings(max_daily_loss=D("50"), cool_down_minutes=0), clock=SimulatedClock(T0), audit=audit,
+                     state_path=path)
+    assert rm.check(buy("A/USDT", quote="100", price="100", stop="1"))
+    rm.record_fill("A/USDT", Side.BUY, D(1), D(100))
+    audit.full = True
+    with pytest.raises(OSError):
+        rm.mark("A/USDT", D(40))  # -60: trips
+    assert rm.state.mode is RiskMode.HALTED  # the safe side holds in memory
+    assert not path.exists()  # but no state without its record
+
+
+def test_the_manual_reset_baseline_is_persisted_for_the_day_only(tmp_path):
+    """After a reset the day's loss counts from the reset, in a restarted manager too; the next day from zero."""
+    path = tmp_path / "risk_state.json"
+    audit = AuditTrail(tmp_path / "audit.jsonl", fsync="never")
+    rm = RiskManager(_settings(max_daily_loss=D("50"), cool_down_minutes=0), clock=SimulatedClock(T0), audit=audit,
+                     state_path=path)
+    _round_trip(rm, "A/USDT", "100", "40")  # -60: trips
+    rm.kill_switch(False, reason="reviewed", operator="alice")
+    assert rm.state.daily_pnl == 0
+    same_day = RiskManager(rm.settings, clock=SimulatedClock(T0 + 3_600_000), state_path=path)
+    same_day.restore([], realised_today=D(-60))
+    assert same_day.state.mode is RiskMode.ACTIVE and same_day.state.daily_pnl == 0
+    next_day = RiskManager(rm.settings, clock=SimulatedClock(T0 + 86_400_000), state_path=path)
+    next_day.restore([], realised_today=D(-60))  # (a day's realised loss of 60, as the database would say)
+    assert next_day.state.mode is RiskMode.HALTED and next_day.state.daily_pnl == D(-60)
+
+
+def test_a_reset_from_another_process_counts_the_loss_the_trader_sees_including_unrealised(tmp_path):
+    """The CLI sees only the realised loss; the running trader also its open position's: it must not re-trip."""
+    path = tmp_path / "risk_state.json"
+    audit = AuditTrail(tmp_path / "audit.jsonl", fsync="never")
+    trader = RiskManager(_settings(max_daily_loss=D("50"), cool_down_minutes=0), clock=SimulatedClock(T0),
+                         audit=audit, state_path=path)
+    _round_trip(trader, "Z/USDT", "100", "80")  # -20 realised
+    assert trader.check(buy("A/USDT", quote="100", price="100", stop="1"))
+    trader.record_fill("A/USDT", Side.BUY, D(2), D(400))  # 2 @ 200
+    assert trader.mark("A/USDT", D(185))  # -20 realised - 30 unrealised: trips
+    cli = RiskManager(trader.settings, clock=SimulatedClock(T0), audit=audit, state_path=path)
+    cli.restore([], realised_today=D(-20))  # what the CLI restores from the database: no mark, no unrealised
+    cli.kill_switch(False, reason="position reviewed", operator="alice")
+
+    assert trader.state.mode is RiskMode.ACTIVE and trader.state.daily_pnl == 0
+    assert not trader.mark("A/USDT", D(185))
+    assert not trader.mark("A/USDT", D("160.5"))  # 49 more lost since the reset
+    assert trader.mark("A/USDT", D(160))  # 50 more: trips again

@@ -1,17 +1,24 @@
 """``thunes risk ...`` and ``thunes audit verify``: the operator's handles on the execution safety core.
 
-The kill-switch and reduce-only mode live in ``<trader.state_dir>/<mode>/risk_state.json``, the file the
-running trader's :class:`~thunes.execution.risk.RiskManager` watches, so a change here reaches a trader
-running in another process at its next decision. Every change is written to the audit trail with the
-operator's name and reason.
+The kill-switch and reduce-only mode live in ``<trader.state_dir>/<mode>/risk_state.json``, the file every
+trader of that mode reads at start and watches while it runs, so a change here reaches a trader running
+in another process at its next decision, and every later run. Every change is written (and fsynced) to
+the audit trail at settings ``audit.path`` with the operator's name and reason *before* it is saved; the
+commands refuse to run when that trail is not a real file (``/dev/null``).
+
+The execution database is ``<state-dir>/execution.sqlite``, or the one named by ``latest_run.json`` in
+the state folder (local paper runs keep their journal in their run folder and write that pointer). A
+replayed account's "today" is the market day of its last activity, not the wall-clock day.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -27,19 +34,69 @@ def _state_dir(app: Any, mode: str | None, state_dir: str | None) -> Path:
 
 
 def _db_url(state_dir: Path, db: str | None) -> str | None:
-    """The execution database URL, or None when the default SQLite file does not exist yet."""
+    """The execution database URL: ``--db``, else the latest run's (pointer file), else the default SQLite
+    file; None when none exists yet."""
+    from thunes.execution.risk import read_run_pointer
+
     if db:
         return db
+    pointed = str(read_run_pointer(state_dir).get("db_url") or "")
+    if pointed.startswith("sqlite:///") and not Path(pointed[len("sqlite:///"):]).exists():
+        pointed = ""  # the run folder was removed: do not create an empty database in its place
+    if pointed:
+        return pointed
     path = state_dir / "execution.sqlite"
     return f"sqlite:///{path.resolve()}" if path.exists() else None
 
 
-def _risk(app: Any, state_dir: Path, *, audited: bool):
+def _require_audit_trail(path: Path) -> None:
+    """A safety decision is never taken without its audit record: refuse a trail that keeps nothing."""
+    if str(path) == os.devnull or (path.exists() and not path.is_file()):
+        raise ConfigError(f"audit.path is {path}, which keeps no record; risk commands need a real audit "
+                          "file (set THUNES_AUDIT__PATH)")
+
+
+def _account_clock(state_dir: Path, tracker: Any) -> tuple[Any, str]:
+    """The account's clock and how "today" was chosen: the wall clock, or for a replayed account the market
+    time of its last activity (a replay trades days long past)."""
+    from thunes.core.clock import LiveClock, SimulatedClock
+    from thunes.execution.risk import read_run_pointer
+
+    if read_run_pointer(state_dir).get("clock") == "replay" and tracker is not None:
+        last = tracker.last_activity_ms()
+        if last is not None:
+            return SimulatedClock(last), "replay: the market day of the last activity"
+    return LiveClock(), "UTC"
+
+
+@contextmanager
+def _risk(app: Any, state_dir: Path, db: str | None, *, audited: bool) -> Iterator[tuple[Any, Any, str]]:
+    """A risk manager restored exactly as a trader restores it (:meth:`RiskManager.restore_from`): the
+    switches from the state file, positions, the day's PnL and the cool-down from the execution database.
+    Yields ``(manager, tracker or None, how "today" was chosen)``."""
     from thunes.execution.audit import AuditTrail
+    from thunes.execution.db import Database
+    from thunes.execution.positions import PositionTracker
     from thunes.execution.risk import RiskManager
 
-    audit = AuditTrail(app.settings.audit.path, fsync=app.settings.audit.fsync) if audited else None
-    return RiskManager(app.settings.risk, audit=audit, state_path=state_dir / "risk_state.json"), audit
+    audit = None
+    if audited:
+        _require_audit_trail(Path(app.settings.audit.path))
+        audit = AuditTrail.from_settings(app.settings.audit)  # the settings' key: one chain, one key
+    url = _db_url(state_dir, db)
+    database = Database.connect(url) if url is not None else None
+    try:
+        tracker = PositionTracker(database) if database is not None else None
+        clock, day_rule = _account_clock(state_dir, tracker)
+        manager = RiskManager(app.settings.risk, clock=clock, audit=audit, state_path=state_dir / "risk_state.json")
+        if tracker is not None:
+            manager.restore_from(tracker)
+        yield manager, tracker, day_rule
+    finally:
+        if database is not None:
+            database.close()
+        if audit is not None:
+            audit.close()
 
 
 def _iso(ms: int | None) -> str:
@@ -72,7 +129,7 @@ def register(root: click.Group) -> None:
     @risk.command("status")
     @_state_options
     @click.option("--db", default=None, metavar="URL",
-                  help="Execution database (default: <state-dir>/execution.sqlite).")
+                  help="Execution database (default: the latest run's, else <state-dir>/execution.sqlite).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
     @pass_app
     def status(app: Any, mode: str | None, state_dir: str | None, db: str | None, as_json: bool) -> None:
@@ -83,27 +140,25 @@ def register(root: click.Group) -> None:
           thunes risk status
           thunes risk status --mode live --json
         """
-        from thunes.execution.db import Database
         from thunes.execution.journal import OrderJournal
-        from thunes.execution.positions import PositionTracker
 
         folder = _state_dir(app, mode, state_dir)
-        manager, _ = _risk(app, folder, audited=False)
         positions: list[Any] = []
         open_orders: list[Any] = []
-        url = _db_url(folder, db)
-        if url is not None:
-            with Database.connect(url) as database:
-                tracker = PositionTracker(database)
+        with _risk(app, folder, db, audited=False) as (manager, tracker, day_rule):
+            if tracker is not None:
                 positions = tracker.open_positions()
-                manager.restore(positions, realised_today=tracker.realised_since(
-                    manager.clock.now_ms() // 86_400_000 * 86_400_000),
-                    last_closed_trade=tracker.last_closed_trade())
-                open_orders = OrderJournal(database).open_orders()
-        snap = manager.state
+                open_orders = OrderJournal(tracker.db).open_orders()
+            snap = manager.state
+            now = manager.clock.now_ms()
+            day = datetime.fromtimestamp(now / 1000, tz=timezone.utc).date().isoformat()
+            journal = tracker.db.safe_url if tracker is not None else None
+        has_db = tracker is not None
         limits = app.settings.risk
         if as_json:
             out = snap.to_json()
+            out["day"] = day
+            out["day_rule"] = day_rule
             out["limits"] = json.loads(limits.model_dump_json())
             out["positions"] = [{"symbol": p.symbol, "qty": str(p.qty), "cost": str(p.cost)} for p in positions]
             out["open_orders"] = [{"client_order_id": e.client_order_id, "symbol": e.symbol, "side": str(e.side),
@@ -117,11 +172,14 @@ def register(root: click.Group) -> None:
         else:
             click.echo("kill-switch     off")
         click.echo(f"reduce-only     {'on' if snap.reduce_only else 'off'}")
-        click.echo(f"daily PnL       {snap.daily_pnl} (realised {snap.realised_today}) / limit -{limits.max_daily_loss}")
+        click.echo(f"daily PnL       {snap.daily_pnl} (realised {snap.realised_today}) / limit -{limits.max_daily_loss}"
+                   f"   on {day} ({day_rule})")
         click.echo(f"limits          max positions {limits.max_positions}, loss per trade {limits.max_loss_per_trade}, "
                    f"position {limits.max_position_quote}, cool-down {limits.cool_down_minutes} min")
-        click.echo(f"cool-down until {_iso(snap.cool_down_until_ms)}")
-        click.echo(f"positions       {len(positions)}" + ("" if url else "   (no execution database yet)"))
+        click.echo(f"cool-down until {_iso(snap.cool_down_until_ms) if snap.cool_down_until_ms > now else '-'}")
+        if journal is not None:
+            click.echo(f"journal         {journal}")
+        click.echo(f"positions       {len(positions)}" + ("" if has_db else "   (no execution database yet)"))
         for p in positions:
             click.echo(f"  {p.symbol:<12} qty {p.qty}  avg {p.avg_price}  cost {p.cost}")
         click.echo(f"open orders     {len(open_orders)}")
@@ -131,7 +189,7 @@ def register(root: click.Group) -> None:
     @risk.command("orders")
     @_state_options
     @click.option("--db", default=None, metavar="URL",
-                  help="Execution database (default: <state-dir>/execution.sqlite).")
+                  help="Execution database (default: the latest run's, else <state-dir>/execution.sqlite).")
     @click.option("--all", "show_all", is_flag=True, help="Every journaled order, not only the unfinished ones.")
     @click.option("--limit", default=50, show_default=True, help="Show at most this many (newest last).")
     @pass_app
@@ -172,19 +230,18 @@ def register(root: click.Group) -> None:
         @click.argument("state", type=click.Choice(["on", "off"]))
         @click.option("--reason", required=True, help="Why (written to the audit trail).")
         @click.option("--operator", required=True, help="Who (written to the audit trail).")
+        @click.option("--db", default=None, metavar="URL",
+                      help="Execution database (default: the latest run's, else <state-dir>/execution.sqlite).")
         @pass_app
         def command(app: Any, state: str, reason: str, operator: str, mode: str | None,
-                    state_dir: str | None) -> None:
+                    state_dir: str | None, db: str | None) -> None:
             folder = _state_dir(app, mode, state_dir)
-            manager, audit = _risk(app, folder, audited=True)
-            try:
+            # Restored like a trader (the day's loss included) so that switching off sets the right baseline.
+            with _risk(app, folder, db, audited=True) as (manager, _, _):
                 if kind == "kill":
                     snap = manager.kill_switch(state == "on", reason=reason, operator=operator)
                 else:
                     snap = manager.reduce_only(state == "on", reason=reason, operator=operator)
-            finally:
-                if audit is not None:
-                    audit.close()
             click.echo(f"{'kill-switch' if kind == 'kill' else 'reduce-only'} {state}; mode {snap.mode} "
                        f"(state {folder / 'risk_state.json'}, audited in {app.settings.audit.path})")
 

@@ -5,6 +5,12 @@ the sample files; synthetic when neither exists) at ``--replay-speed``; ``--test
 Binance Spot Testnet instead. Live trading needs ``--live --i-understand-the-risks``, API keys from the
 environment, keys that cannot withdraw (checked where the exchange reports it) and runs with small
 position limits unless told otherwise.
+
+Every run of a mode shares that mode's operator state, ``<trader.state_dir>/<mode>/risk_state.json``
+(kill-switch, reduce-only, what ``thunes risk`` writes), and the audit trail at settings ``audit.path``
+(what ``thunes audit verify`` checks by default). A local paper run keeps its journal, ledger and candles
+in its run folder (each replay is a fresh exchange account) and records that folder in
+``<trader.state_dir>/local/latest_run.json`` so that ``thunes risk status`` finds it.
 """
 
 from __future__ import annotations
@@ -129,7 +135,8 @@ def _trader_options(app: Any, symbol: str | None, timeframe: str | None, state_d
                                               "THUNES_EXCHANGE__API_SECRET) instead of the local exchange.")
 @click.option("--db", default=None, metavar="URL", help="Candle store to read history from (default: settings).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Local runs: folder for ledger, audit, journal (default: artifacts/paper/<time>).")
+              help="Local runs: folder for ledger, journal, candles (default: artifacts/paper/<time>); the audit "
+                   "trail is settings audit.path and the kill-switch <trader.state_dir>/local, shared by every run.")
 @pass_app
 def paper(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: str | None, timeframe: str | None,
           replay_speed: float, duration: float | None, max_bars: int | None, testnet: bool, db: str | None,
@@ -161,6 +168,7 @@ def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: f
     from thunes.core.timeframes import parse_timeframe
     from thunes.exchange.ccxt_adapter import CcxtExchange
     from thunes.exchange.sim import LocalExchange
+    from thunes.execution.risk import write_run_pointer
     from thunes.execution.trader import ReplayClock, build_stack, feed_for
 
     if speed <= 0:
@@ -179,17 +187,24 @@ def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: f
     stamps = ts_ms(frame)
     run_dir = Path(out_dir) if out_dir else Path("artifacts/paper") / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
+    mode_dir = Path(app.settings.trader.state_dir) / "local"
+    audit_path = Path(app.settings.audit.path)
     click.echo(f"local exchange replaying {symbol} {timeframe} from {source}, {len(frame) - start} bars ahead, "
-               f"{speed:g}x; strategy {strategy!r}; run folder {run_dir}", err=True)
+               f"{speed:g}x; strategy {strategy!r}; run folder {run_dir}; audit {audit_path}; "
+               f"kill-switch {mode_dir / 'risk_state.json'}", err=True)
     sim = LocalExchange(candles={symbol: frame}, speed=speed, start_ms=int(stamps[start]),
                         tick_s=min(0.25, max(0.02, tf.seconds / speed / 4))).start()
     stack = None
     try:
         port, feed_port = CcxtExchange.for_local(sim), CcxtExchange.for_local(sim)
         options = _trader_options(app, symbol, timeframe, run_dir / "state")
+        db_url = f"sqlite:///{(run_dir / 'state' / 'execution.sqlite').resolve()}"
         stack = build_stack(port, strategy=strategy, options=options, risk_settings=app.settings.risk,
-                            audit_path=run_dir / "audit.jsonl", ledger_path=run_dir / "ledger.csv",
-                            clock=ReplayClock(sim.clock), audit_fsync=app.settings.audit.fsync)
+                            audit_path=audit_path, ledger_path=run_dir / "ledger.csv",
+                            clock=ReplayClock(sim.clock), audit_fsync=app.settings.audit.fsync,
+                            db_url=db_url, risk_state_path=mode_dir / "risk_state.json", settings=app.settings,
+                            config_source=f"thunes paper (local replay, run {run_dir})")
+        write_run_pointer(mode_dir, db_url=db_url, audit_path=audit_path, clock="replay", run_dir=run_dir)
         history = port.fetch_candles(symbol, timeframe, limit=min(1000, warm))
         history = history[ts_ms(history) + tf.ms <= sim.now_ms()]
         stack.trader.warm_up(history)
@@ -267,9 +282,12 @@ def _run_remote(app: Any, strategy: Any, *, mode: str, symbol: str | None, timef
     ledger_path = Path(app.settings.trader.ledger_path)
     if mode != "live":
         ledger_path = ledger_path.with_name(f"{ledger_path.stem}_{mode}{ledger_path.suffix}")
-    stack = build_stack(port, strategy=strategy, options=options, risk_settings=risk,
+    # The effective settings (live caps applied) are what the start's config record hashes.
+    effective = app.settings.model_copy(update={
+        "risk": risk, "trader": app.settings.trader.model_copy(update={"quote_per_trade": quote})})
+    stack = build_stack(port, strategy=strategy, options=options, risk_settings=risk, settings=effective,
                         audit_path=Path(app.settings.audit.path), ledger_path=ledger_path,
-                        audit_fsync=app.settings.audit.fsync)
+                        audit_fsync=app.settings.audit.fsync, config_source=f"thunes {'live' if mode == 'live' else 'paper --testnet'}")
     try:
         window = stack.trader.window_bars
         history = port.fetch_candles(symbol, timeframe, limit=min(1000, window + 1))

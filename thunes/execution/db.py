@@ -13,9 +13,14 @@ ever sums money in SQL). SQL is written with ``?`` placeholders and translated f
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import re
+import socket
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -23,7 +28,7 @@ from typing import Any, Iterator, Sequence
 from thunes.core.errors import ConfigError, StoreError
 from thunes.core.redact import redact_url as _mask
 
-__all__ = ["Database"]
+__all__ = ["Database", "AccountLease"]
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS exec_orders (
@@ -67,7 +72,17 @@ _SCHEMA = [
         trade_pnl TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS exec_pnl_ts ON exec_pnl (ts_ms)",
+    # Who holds the account lease on PostgreSQL (the lock itself is an advisory lock; see AccountLease).
+    """CREATE TABLE IF NOT EXISTS exec_lease (
+        id INTEGER PRIMARY KEY,
+        holder TEXT NOT NULL
+    )""",
 ]
+
+
+# Advisory lock keys (advisory locks are per database): the account lease ("THUNESAC") and schema creation.
+_PG_LEASE_KEY = 0x5448554E45534143
+_PG_SCHEMA_KEY = 0x5448554E45534348
 
 
 def _sqlite_path(url: str) -> str:
@@ -112,6 +127,11 @@ class Database:
             raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
         self._create_schema()
 
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for messages."""
+        return _mask(self.url)
+
     @classmethod
     def connect(cls, url: str, *, durable: bool = True) -> "Database":
         return cls(url, durable=durable)
@@ -119,6 +139,10 @@ class Database:
     def _create_schema(self) -> None:
         autoinc = "AUTOINCREMENT" if self.kind == "sqlite" else ""
         with self.transaction():
+            if self.kind == "postgresql":
+                # CREATE TABLE IF NOT EXISTS is not safe against itself on PostgreSQL: two processes creating
+                # the schema at once fail on pg_type's unique index. Serialise them (released at COMMIT).
+                self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_KEY,))
             for stmt in _SCHEMA:
                 if self.kind == "postgresql":
                     stmt = stmt.replace("INTEGER PRIMARY KEY {autoinc}", "BIGSERIAL PRIMARY KEY")
@@ -172,3 +196,104 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+class AccountLease:
+    """One trading process per execution database: the account's limits are enforced in one place.
+
+    Risk limits (open positions, the day's loss) are held by one :class:`~thunes.execution.risk.RiskManager`;
+    a second trading process on the same database would keep its own, and six processes could open six
+    positions under ``max_positions = 3``. So a trader takes this lease at start and a second one is refused
+    with an error naming the holder (pid, host, since when). The lease dies with its process (a SIGKILLed
+    trader does not block its restart): on SQLite an ``flock`` on ``<database>.lease`` next to the file,
+    on PostgreSQL ``pg_try_advisory_lock`` on a dedicated connection (released by the server when the
+    connection drops). Read-only tools (``thunes risk status``) and operator commands do not take it.
+    """
+
+    def __init__(self, url: str, *, what: str = "trader") -> None:
+        self.url = url
+        self.holder = {"pid": os.getpid(), "host": socket.gethostname(), "since_ms": int(time.time() * 1000),
+                       "what": what}
+        self._fd = -1
+        self._conn: Any = None
+        if url.startswith("sqlite://"):
+            path = _sqlite_path(url)
+            if path == ":memory:":
+                raise ConfigError("an in-memory database belongs to one process; it needs no account lease")
+            self.path: Path | None = Path(path + ".lease")
+            self._acquire_file(self.path)
+        elif url.startswith(("postgresql://", "postgres://")):
+            self.path = None
+            self._acquire_pg(url)
+        else:
+            raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
+
+    def _refused(self, holder: str | None) -> ConfigError:
+        try:
+            h = json.loads(holder) if holder else {}
+        except json.JSONDecodeError:
+            h = {}
+        since = (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(h["since_ms"] / 1000))
+                 if isinstance(h.get("since_ms"), int) else "an unknown time")
+        who = f"pid {h.get('pid', '?')} on {h.get('host', '?')} since {since}"
+        return ConfigError(f"another {h.get('what', 'trader')} is trading this account ({_mask(self.url)}): {who}; "
+                           "one trading process per account (stop it first, or use another state folder)")
+
+    def _acquire_file(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise self._refused(holder) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"cannot lock {path}: {exc}") from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(self.holder).encode(), 0)
+        self._fd = fd
+
+    def _acquire_pg(self, url: str) -> None:
+        try:
+            import psycopg
+
+            conn = psycopg.connect(url, autocommit=True)
+        except Exception as exc:  # psycopg.OperationalError and friends
+            raise StoreError(f"cannot connect to PostgreSQL at {_mask(url)}: {exc}") from exc
+        try:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_PG_LEASE_KEY,)).fetchone()[0]
+            if not got:
+                row = conn.execute("SELECT holder FROM exec_lease WHERE id = 1").fetchone()
+                conn.close()
+                raise self._refused(row[0] if row else None)
+            conn.execute("DELETE FROM exec_lease WHERE id = 1")
+            conn.execute("INSERT INTO exec_lease (id, holder) VALUES (1, %s)", (json.dumps(self.holder),))
+        except ConfigError:
+            raise
+        except Exception as exc:
+            conn.close()
+            raise StoreError(f"account lease on PostgreSQL at {_mask(url)} failed: {exc}") from exc
+        self._conn = conn
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0 or self._conn is not None
+
+    def release(self) -> None:
+        """Give the lease back (closing the file or the connection is what releases it)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def __enter__(self) -> "AccountLease":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -257,13 +257,10 @@ class OrderExecutor:
             return True
         return price is not None and f.apply_min_to_market and q * price < f.min_notional
 
-    def restore_risk(self, *, day_start_ms: int | None = None) -> None:
-        """Rebuild the risk manager's state from the database after a restart (dust is not a position)."""
-        day = self.clock.now_ms() // 86_400_000 * 86_400_000 if day_start_ms is None else day_start_ms
-        open_positions = [p for p in self.positions.open_positions()
-                          if not self._is_dust(p.symbol, p.qty, p.avg_price)]
-        self.risk.restore(open_positions, realised_today=self.positions.realised_since(day),
-                          last_closed_trade=self.positions.last_closed_trade())
+    def restore_risk(self) -> None:
+        """Rebuild the risk manager's state from the database after a restart (dust is not a position):
+        the one restore path, :meth:`RiskManager.restore_from`, on the risk manager's own clock."""
+        self.risk.restore_from(self.positions, is_dust=lambda p: self._is_dust(p.symbol, p.qty, p.avg_price))
 
     def _prepare(self, intent: TradeIntent, approved: Approved) -> PreparedOrder:
         market = self._market(intent.symbol)

@@ -142,6 +142,13 @@ class PositionTracker:
         rows = self.db.execute("SELECT pnl FROM exec_pnl WHERE ts_ms >= ?", (int(ts_ms),))
         return sum((Decimal(r[0]) for r in rows), ZERO)
 
+    def last_activity_ms(self) -> int | None:
+        """Time of the latest position change or realised PnL row: "today" of an account on a replayed clock."""
+        a = self.db.query_one("SELECT MAX(updated_ms) FROM exec_positions")
+        b = self.db.query_one("SELECT MAX(ts_ms) FROM exec_pnl")
+        found = [int(r[0]) for r in (a, b) if r is not None and r[0] is not None]
+        return max(found) if found else None
+
     def last_closed_trade(self) -> tuple[int, Decimal] | None:
         """``(ts_ms, trade_pnl)`` of the most recent closed round trip, for the cool-down after a restart."""
         row = self.db.query_one("SELECT ts_ms, trade_pnl FROM exec_pnl WHERE closed = 1 ORDER BY id DESC LIMIT 1")

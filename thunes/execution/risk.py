@@ -17,12 +17,26 @@ has no race: 32 threads asking at once can never all get the last slot. The slot
 position with the first BUY fill (:meth:`RiskManager.record_fill`), and is freed when the position is
 closed or when the caller gives it back with :meth:`RiskManager.release` (order not placed / not filled).
 
-Kill-switch: trips automatically when the day's (UTC) realised + unrealised PnL reaches
-``-MAX_DAILY_LOSS``, or by hand. It stays on (across restarts, when ``state_path`` is given) until a
+Kill-switch: trips automatically when the day's (UTC, on the manager's clock) realised + unrealised PnL
+reaches ``-MAX_DAILY_LOSS``, or by hand. It stays on (across restarts, when ``state_path`` is given) until a
 person switches it off with :meth:`RiskManager.kill_switch` (``thunes risk kill-switch off --reason ...
---operator ...``), which is audited. After a manual reset the day's loss is counted from the reset.
+--operator ...``), which is audited. After a manual reset the day's loss is counted from the reset; that
+baseline is saved with the switch, for its day.
 
-Every decision, fill and switch change is appended to the audit trail.
+Every decision, fill and switch change is appended to the audit trail. A switch change is written and
+fsynced *before* the state file: if its record cannot be written, a manual change does not happen and the
+error propagates; an automatic trip still halts in memory (the safe side) and is saved only after its record.
+
+State across restarts: every start restores through :meth:`RiskManager.restore_from` (the trader's
+``build_stack``, ``OrderExecutor.restore_risk``, ``thunes risk``): positions, the day's realised PnL and the
+cool-down of the last losing trade from the execution database; the switches and the baseline from the
+state file.
+
+Across processes: the limits of one account hold in one manager, so one trading process trades an account.
+``build_stack`` takes an :class:`~thunes.execution.db.AccountLease` on the execution database (an ``flock``
+on SQLite, an advisory lock on PostgreSQL, both released when the process dies) and a second trader is
+refused with an error naming the holder. The multi-pair bot runs many pairs in one process and one manager,
+consistent with this. Read-only tools restore from the shared database and so see the account's truth.
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from thunes.config import RiskSettings
 from thunes.core.clock import Clock, LiveClock
@@ -45,8 +59,11 @@ from thunes.execution.audit import AuditTrail
 from thunes.execution.circuit_breaker import BreakerRegistry, CircuitBreaker
 from thunes.execution.positions import Position
 
+if TYPE_CHECKING:
+    from thunes.execution.positions import PositionTracker
+
 __all__ = ["TradeIntent", "Approved", "Denied", "Decision", "RiskMode", "RiskSnapshot", "RiskManager",
-           "read_risk_state", "write_risk_state"]
+           "read_risk_state", "write_risk_state", "write_run_pointer", "read_run_pointer", "RUN_POINTER"]
 
 ZERO = Decimal(0)
 DAY_MS = 86_400_000
@@ -184,6 +201,24 @@ def write_risk_state(path: str | Path, state: dict[str, Any]) -> None:
         raise
 
 
+RUN_POINTER = "latest_run.json"
+
+
+def write_run_pointer(state_dir: str | Path, *, db_url: str, audit_path: str | Path, clock: str,
+                      run_dir: str | Path | None = None) -> Path:
+    """Record, in a mode's state folder, where the latest run keeps its journal and audit trail and which
+    clock it trades on (``"live"`` or ``"replay"``), so that ``thunes risk status`` finds them without flags."""
+    path = Path(state_dir) / RUN_POINTER
+    write_risk_state(path, {"db_url": db_url, "audit_path": str(Path(audit_path).resolve()), "clock": clock,
+                            "run_dir": None if run_dir is None else str(Path(run_dir).resolve())})
+    return path
+
+
+def read_run_pointer(state_dir: str | Path) -> dict[str, Any]:
+    """The pointer written by :func:`write_run_pointer` (``{}`` when no run has written one)."""
+    return read_risk_state(Path(state_dir) / RUN_POINTER)
+
+
 class RiskManager:
     """Thread-safe risk gate. See the module docstring for the rules and their order."""
 
@@ -233,10 +268,23 @@ class RiskManager:
             operator=data.get("operator"), since_ms=data.get("since_ms"),
             reduce_only=bool(data.get("reduce_only", False)),
         )
+        saved = self._saved_baseline(data)
         if was and not self._switch.kill_switch:
-            self._baseline = min(ZERO, self._daily_pnl_raw())
+            # Switched off by another process (the CLI): it saw the realised loss, this process also sees the
+            # unrealised one at this moment; both were reviewed, so count from the lower, or the next mark
+            # trips the switch again.
+            own = min(ZERO, self._daily_pnl_raw())
+            self._baseline = own if saved is None else min(saved, own)
+        elif saved is not None:
+            self._baseline = saved
         if not was and self._switch.kill_switch:
             self._kill_decision = self._decisions
+
+    def _saved_baseline(self, data: dict[str, Any]) -> Decimal | None:
+        """The manual-reset baseline stored for today (None when none is stored or it is another day's)."""
+        if data.get("baseline") is None or data.get("baseline_day") != self.clock.now_ms() // DAY_MS:
+            return None
+        return Decimal(str(data["baseline"]))
 
     def _save_state_file(self) -> None:
         if self.state_path is None:
@@ -245,6 +293,9 @@ class RiskManager:
             "kill_switch": self._switch.kill_switch, "reason": self._switch.reason,
             "operator": self._switch.operator, "since_ms": self._switch.since_ms,
             "reduce_only": self._switch.reduce_only, "updated_ms": self.clock.now_ms(),
+            # The day's loss counts from the last manual reset; a restart must not forget where that was.
+            "baseline": str(self._baseline) if self._baseline != 0 else None,
+            "baseline_day": self._day if self._baseline != 0 else None,
         })
         self._state_mtime = self.state_path.stat().st_mtime_ns
 
@@ -295,7 +346,7 @@ class RiskManager:
             self._switch.operator = "risk-manager"
             self._switch.since_ms = now
             self._kill_decision = self._decisions
-            self._save_state_file()
+            # Saved by _persist_trip, after its audit record is on disk.
             return {"on": True, "reason": self._switch.reason, "operator": "risk-manager",
                     "daily_pnl": str(pnl), "realised_today": str(self._realised_today),
                     "unrealised": str(self._unrealised()), "after_decision": self._decisions}
@@ -304,6 +355,29 @@ class RiskManager:
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.audit is not None:
             self.audit.append(kind, payload)
+
+    def _audit_durably(self, kind: str, payload: dict[str, Any]) -> None:
+        """Append and fsync whatever the trail's policy: a switch change is saved only after its record."""
+        if self.audit is None:
+            if self.state_path is not None:
+                raise ConfigError(f"a {kind.replace('_', '-')} change is saved to {self.state_path} and needs "
+                                  "an audit trail (none was given)")
+            return
+        self.audit.append(kind, payload)
+        self.audit.flush()
+
+    def _persist_trip(self, trip: dict[str, Any] | None) -> None:
+        """Audit an automatic trip, then save it. The halt itself already holds in memory (the safe side):
+        if the audit write fails, the state file is not written and the error propagates. A manager without
+        an audit trail (``thunes risk status``, read-only) never saves one."""
+        if trip is None:
+            return
+        if self.audit is None:
+            return
+        self._audit_durably("kill_switch", trip)
+        with self._lock:
+            if self._switch.kill_switch:
+                self._save_state_file()
 
     # -- decisions -----------------------------------------------------------------------------------
     def _deny(self, intent: TradeIntent, rule: str, reason: str) -> Denied:
@@ -434,8 +508,7 @@ class RiskManager:
         self._audit("fill", {"symbol": symbol, "side": str(side), "qty": str(qty), "quote": str(quote),
                              "fee": str(fee), "realised": str(realised),
                              "trade_pnl": None if trade_pnl is None else str(trade_pnl), "daily_pnl": str(daily)})
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
         return realised
 
     def close_dust(self, symbol: str) -> Decimal:
@@ -459,8 +532,7 @@ class RiskManager:
             trip = self._maybe_trip()
         self._audit("dust_closed", {"symbol": symbol, "qty": str(book.qty), "written_off": str(written_off),
                                     "trade_pnl": str(trade_pnl)})
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
         return written_off
 
     def mark(self, symbol: str, price: Decimal) -> bool:
@@ -472,8 +544,7 @@ class RiskManager:
                 return False
             book.mark = price
             trip = self._maybe_trip()
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
         return trip is not None
 
     def kill_switch(self, on: bool, reason: str, operator: str) -> RiskSnapshot:
@@ -483,20 +554,21 @@ class RiskManager:
         with self._lock:
             self._sync()
             was = self._switch.kill_switch
+            # Count today's loss from a reset, or the switch would trip again on the next mark.
+            baseline = min(ZERO, self._daily_pnl_raw()) if was and not on else self._baseline
+            # The record first (durably): if it cannot be written, nothing changes and the error propagates.
+            self._audit_durably("kill_switch", {
+                "on": bool(on), "was": was, "reason": reason, "operator": operator,
+                "daily_pnl": str(self._daily_pnl_raw() - baseline), "baseline": str(baseline)})
             self._switch.kill_switch = bool(on)
             self._switch.reason = reason
             self._switch.operator = operator
             self._switch.since_ms = self.clock.now_ms()
             if on and not was:
                 self._kill_decision = self._decisions
-            if was and not on:
-                # Count today's loss from here, or the switch would trip again on the next mark.
-                self._baseline = min(ZERO, self._daily_pnl_raw())
+            self._baseline = baseline
             self._save_state_file()
-            snapshot = self._snapshot()
-        self._audit("kill_switch", {"on": bool(on), "was": was, "reason": reason, "operator": operator,
-                                    "daily_pnl": str(snapshot.daily_pnl)})
-        return snapshot
+            return self._snapshot()
 
     def reduce_only(self, on: bool, reason: str, operator: str) -> RiskSnapshot:
         """REDUCING mode: exits only. Audited like the kill-switch."""
@@ -504,14 +576,14 @@ class RiskManager:
             raise ConfigError("reduce-only change needs a reason and an operator")
         with self._lock:
             self._sync()
+            self._audit_durably("reduce_only", {"on": bool(on), "was": self._switch.reduce_only, "reason": reason,
+                                                "operator": operator})
             self._switch.reduce_only = bool(on)
             if not self._switch.kill_switch:
                 self._switch.reason = reason
                 self._switch.operator = operator
             self._save_state_file()
-            snapshot = self._snapshot()
-        self._audit("reduce_only", {"on": bool(on), "reason": reason, "operator": operator})
-        return snapshot
+            return self._snapshot()
 
     def restore(self, positions: Iterable[Position], *, realised_today: Decimal = ZERO,
                 last_closed_trade: tuple[int, Decimal] | None = None) -> None:
@@ -528,8 +600,18 @@ class RiskManager:
                 if pnl < 0:
                     self._cool_until = ts + self.settings.cool_down_minutes * 60_000
             trip = self._maybe_trip()
-        if trip is not None:
-            self._audit("kill_switch", trip)
+        self._persist_trip(trip)
+
+    def restore_from(self, positions: "PositionTracker", *,
+                     is_dust: Callable[[Position], bool] | None = None) -> None:
+        """The one restore path of every start (trader, ``risk status``, ``risk kill-switch``): open positions
+        (dust excluded when ``is_dust`` says so), the realised PnL since the start of the day on this
+        manager's clock (market time in a replay) and the last closed trade (its cool-down). The switches
+        and the manual-reset baseline come from the state file, read at construction."""
+        day_start = self.clock.now_ms() // DAY_MS * DAY_MS
+        held = [p for p in positions.open_positions() if is_dust is None or not is_dust(p)]
+        self.restore(held, realised_today=positions.realised_since(day_start),
+                     last_closed_trade=positions.last_closed_trade())
 
     load_positions = restore
 

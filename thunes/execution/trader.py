@@ -646,9 +646,11 @@ class TradingStack:
     reconciler: Any
     db: Any
     markets: dict[str, Any]
+    lease: Any = None  # the AccountLease held while this stack trades (None: an in-memory database)
 
     def close(self) -> None:
-        for closer in (self.ledger.close, getattr(self.audit, "close", None), getattr(self.db, "close", None)):
+        for closer in (self.ledger.close, getattr(self.audit, "close", None), getattr(self.db, "close", None),
+                       getattr(self.lease, "release", None)):
             if callable(closer):
                 try:
                     closer()
@@ -666,19 +668,29 @@ def build_stack(
     ledger_path: Path,
     clock: Clock | None = None,
     audit_fsync: str = "always",
-    settle_ms: int = 6_000,
+    settle_ms: int | None = None,
     db_url: str | None = None,
     durable: bool = True,
+    risk_state_path: Path | None = None,
+    settings: Any = None,
+    config_source: str = "trader start",
 ) -> TradingStack:
     """Build journal, positions, risk manager, executor, audit trail, ledger, reconciler and trader.
 
     The execution database (journal and positions) lives in ``options.state_dir`` unless ``db_url``
-    is given. At start the risk manager is restored from the tracked positions, so a restart knows
-    what it holds.
+    is given; so does the operator state (kill-switch, reduce-only: ``risk_state.json``) unless
+    ``risk_state_path`` is given. Before anything trades, the stack takes the account lease (a second
+    trading process on the same database is refused, see :class:`~thunes.execution.db.AccountLease`),
+    writes a ``config_change`` audit record of ``settings`` (the whole tree, else the risk section: the
+    effective settings' hash of every start), and restores every risk state that spans a day from the
+    database and the state file (:meth:`RiskManager.restore_from`): open positions, the day's realised
+    PnL, the cool-down of the last losing trade, the kill-switch, reduce-only and the manual-reset baseline.
     """
     from thunes.execution import (
         AuditTrail, Database, OrderJournal, PositionTracker, RiskManager, TradeIntent,
     )
+    from thunes.execution.audit import AuditAnchors, record_config
+    from thunes.execution.db import AccountLease
     from thunes.execution.orders import ExecutorOptions, OrderExecutor
     from thunes.execution.reconcile import Baseline, Reconciler
 
@@ -689,14 +701,34 @@ def build_stack(
     markets = port.load_markets()
     if options.symbol not in markets:
         raise ConfigError(f"the exchange has no market {options.symbol!r}")
-    db = Database.connect(db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}", durable=durable)
-    journal = OrderJournal(db, clock=clock)
-    positions = PositionTracker(db, clock=clock)
-    audit = AuditTrail(audit_path, fsync=audit_fsync, clock=clock)  # type: ignore[arg-type]
-    risk = RiskManager(risk_settings, clock=clock, audit=audit, state_path=state_dir / "risk_state.json")
-    risk.restore(positions.open_positions(), last_closed_trade=positions.last_closed_trade())
-    executor = OrderExecutor(port, risk=risk, journal=journal, positions=positions, markets=markets, clock=clock,
-                             audit=audit, options=ExecutorOptions(settle_ms=settle_ms))
+    url = db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}"
+    db = Database.connect(url, durable=durable)
+    lease = None
+    audit = None
+    try:
+        if db.kind != "sqlite" or ":memory:" not in url:
+            lease = AccountLease(url)
+        journal = OrderJournal(db, clock=clock)
+        positions = PositionTracker(db, clock=clock)
+        # The trail is keyed (HMAC) and its head is anchored in this database: a rewrite of the file needs the
+        # key and this database too. Key and anchor rhythm come from settings.audit when the caller has them.
+        audit_settings = getattr(settings, "audit", None)
+        keyed = {} if audit_settings is None else {
+            "key": audit_settings.key, "key_file": audit_settings.key_file,
+            "anchor_every": audit_settings.anchor_every, "anchor_seconds": audit_settings.anchor_seconds}
+        audit = AuditTrail(audit_path, fsync=audit_fsync, clock=clock, anchors=AuditAnchors(db),  # type: ignore[arg-type]
+                           **keyed)
+        record_config(audit, settings if settings is not None else risk_settings, source=config_source)
+        risk = RiskManager(risk_settings, clock=clock, audit=audit,
+                           state_path=risk_state_path or state_dir / "risk_state.json")
+        executor = OrderExecutor(port, risk=risk, journal=journal, positions=positions, markets=markets, clock=clock,
+                                 audit=audit, options=ExecutorOptions(settle_ms=settle_ms))
+        executor.restore_risk()
+    except BaseException:
+        for closer in (getattr(audit, "close", None), db.close, getattr(lease, "release", None)):
+            if closer is not None:
+                closer()
+        raise
     ledger = Ledger(ledger_path)
     market = markets[options.symbol]
     baseline = Baseline(state_dir / f"baseline_{options.symbol.replace('/', '')}.json")
@@ -708,7 +740,7 @@ def build_stack(
                     dust_sink=lambda symbol, qty: baseline.add(symbol.split("/")[0], qty))
     return TradingStack(trader=trader, exchange=port, executor=executor, risk=risk, journal=journal,
                         positions=positions, audit=audit, ledger=ledger, reconciler=reconciler, db=db,
-                        markets=markets)
+                        markets=markets, lease=lease)
 
 
 def feed_for(exchange: Any, *, ws_url: str, symbol: str, timeframe: str, store_url: str | None = None,
