@@ -49,13 +49,6 @@ def _db_url(state_dir: Path, db: str | None) -> str | None:
     return f"sqlite:///{path.resolve()}" if path.exists() else None
 
 
-def _require_audit_trail(path: Path) -> None:
-    """A safety decision is never taken without its audit record: refuse a trail that keeps nothing."""
-    if str(path) == os.devnull or (path.exists() and not path.is_file()):
-        raise ConfigError(f"audit.path is {path}, which keeps no record; risk commands need a real audit "
-                          "file (set THUNES_AUDIT__PATH)")
-
-
 def _account_clock(state_dir: Path, tracker: Any) -> tuple[Any, str]:
     """The account's clock and how "today" was chosen: the wall clock, or for a replayed account the market
     time of its last activity (a replay trades days long past)."""
@@ -81,8 +74,9 @@ def _risk(app: Any, state_dir: Path, db: str | None, *, audited: bool) -> Iterat
 
     audit = None
     if audited:
-        _require_audit_trail(Path(app.settings.audit.path))
-        audit = AuditTrail.from_settings(app.settings.audit)  # the settings' key: one chain, one key
+        # The trail refuses a path that keeps no record (a directory, /dev/null) before anything changes: a
+        # safety decision is never taken without its audit record. The settings' key: one chain, one key.
+        audit = AuditTrail.from_settings(app.settings.audit)
     url = _db_url(state_dir, db)
     database = Database.connect(url) if url is not None else None
     try:
