@@ -14,7 +14,6 @@ replayed account's "today" is the market day of its last activity, not the wall-
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
