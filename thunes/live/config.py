@@ -85,6 +85,9 @@ class LocalReplaySettings(_Model):
     balances: dict[str, str] = Field(default_factory=lambda: {"USDT": "10000"})
     store_url: str | None = Field(None, description="Candle store to replay from (default: settings.data.url, "
                                                     "then the sample files)")
+    url: str | None = Field(None, description="A local exchange served by another process (thunes exchange serve "
+                                              "--speed manual); the bot steps its clock and can resume after a restart")
+    end_ms: int | None = Field(None, description="With url: stop stepping the clock here (epoch ms)")
 
 
 class JobSettings(_Model):

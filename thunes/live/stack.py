@@ -30,10 +30,11 @@ from thunes.core.events import (
     EventBus, KillSwitchChanged, OrderFilled, OrderRejected, OrderSubmitted, PositionClosed, PositionOpened,
     RiskDenied,
 )
+from thunes.execution.ledger import Ledger, LedgerRow, read_ledger
 from thunes.live.config import Assignment
 from thunes.live.sources import StreamKey
 
-__all__ = ["GatedExecutor", "BotStack", "build_bot", "PAUSED_RULE"]
+__all__ = ["GatedExecutor", "BotStack", "build_bot", "PAUSED_RULE", "PairLedger"]
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -131,6 +132,33 @@ class GatedExecutor:
                                                operator=snap.kill_operator))
 
 
+class PairLedger(Ledger):
+    """The ledger, idempotent per (symbol, order id, trade id) instead of (order id, trade id).
+
+    Binance numbers orders and trades per symbol (so does the local exchange): BTCUSDT's order 1001 and
+    ETHUSDT's order 1001 are different orders, and a ledger shared by several pairs keyed without the
+    symbol would drop the second one's fills as duplicates. The fix belongs in ``LedgerRow.key``; until
+    then this subclass widens the key for the bot's shared ledger.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self._keys = {(r.symbol, *r.key) for r in read_ledger(self.path)}  # type: ignore[assignment]
+
+    def record(self, row: LedgerRow) -> bool:
+        key = (row.symbol, *row.key)
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._writer.writerow(row.to_csv())
+            self._flush()
+            self._keys.add(key)  # type: ignore[arg-type]
+            return True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+
 @dataclass(slots=True, kw_only=True)
 class BotStack:
     """Everything the bot was built from (closed together by :meth:`close`)."""
@@ -192,7 +220,6 @@ def build_bot(
     (:meth:`OrderExecutor.restore_risk`), so a restart knows what it holds across every pair.
     """
     from thunes.execution import AuditTrail, Database, OrderJournal, PositionTracker, RiskManager, TradeIntent
-    from thunes.execution.ledger import Ledger
     from thunes.execution.orders import ExecutorOptions, OrderExecutor
     from thunes.execution.reconcile import Baseline, Reconciler
     from thunes.execution.trader import RecordingPort, Trader, TraderOptions
@@ -224,7 +251,7 @@ def build_bot(
                           audit=audit, options=ExecutorOptions(settle_ms=settle_ms))
     inner.restore_risk()
     executor = GatedExecutor(inner, bus=bus, clock=clock)
-    ledger = Ledger(ledger_path or state_dir / "ledger.csv")
+    ledger = PairLedger(ledger_path or state_dir / "ledger.csv")
     baseline = Baseline(state_dir / "baseline.json")
     tolerance = {}
     for a in assignments:
