@@ -165,7 +165,7 @@ class ReconcileMismatch(Event):
     symbol: str
     mismatch: str  # the reconciler's discrepancy kind
     detail: str
-    action: str  # adopted | flagged
+    resolution: str  # adopted | flagged
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,7 +225,7 @@ def event_from_json(data: dict[str, Any]) -> Event:
         value = data[f.name]
         if f.name in _DECIMAL_FIELDS and value is not None:
             value = Decimal(value)
-        elif f.name == "action":
+        elif f.name == "action" and cls is SignalDecided:
             value = DecisionAction(value)
         elif f.name == "state":
             value = BotState(value)

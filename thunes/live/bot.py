@@ -36,7 +36,8 @@ from typing import Any, Callable
 
 from thunes.core.errors import ConfigError, ThunesError
 from thunes.core.events import (
-    BotState, BotStateChanged, CandleClosed, DecisionAction, ReconcileMismatch, SignalDecided,
+    BotState, BotStateChanged, CandleClosed, DecisionAction, PositionClosed, PositionOpened, ReconcileMismatch,
+    SignalDecided,
 )
 from thunes.execution.risk import write_risk_state as write_json_atomic
 from thunes.live.sources import CandleSource, SourcedCandle, StreamKey
@@ -143,6 +144,7 @@ class Bot:
         stack.executor.paused = bool(saved.get("paused", False))
         self._last_close: dict[str, Decimal] = {}
         self._running = False
+        self._open = set(stack.risk.state.open_positions)  # what the risk manager counts (dust is not a position)
 
     # -- state -----------------------------------------------------------------------------------------
     @property
@@ -237,6 +239,7 @@ class Bot:
         trader.record_fills(outcome.client_order_id, reason)
         if outcome.filled_qty > 0:
             trader.write_off_dust(price)
+        self._position_events(symbol)
         return {"symbol": symbol, "client_order_id": outcome.client_order_id,
                 "status": None if outcome.status is None else str(outcome.status),
                 "filled_qty": str(outcome.filled_qty), "error": outcome.error}
@@ -278,7 +281,7 @@ class Bot:
         now = self.clock.now_ms()
         for d in report.discrepancies:
             self.bus.publish(ReconcileMismatch(ts_ms=now, symbol=d.symbol, mismatch=d.kind, detail=d.detail,
-                                               action=d.action))
+                                               resolution=d.action))
             if d.action == "adopted" and d.client_order_id is not None:
                 entry = self.stack.journal.get(d.client_order_id)
                 why = getattr(entry, "reason", "") or "order"
@@ -308,6 +311,7 @@ class Bot:
         try:
             self.reconcile()
             with frozen_heap():
+                self._anchor()
                 self.source.start({k: t.last_ts for k, t in self.stack.traders.items()})
                 self._set_state(BotState.PAUSED if self.paused else BotState.RUNNING, "started")
                 start = time.monotonic()
@@ -334,6 +338,19 @@ class Bot:
             self._shutdown()
         return self.report
 
+    def _anchor(self) -> None:
+        """On a pair's first start, mark its newest warm-up candle as processed (saved at once).
+
+        Otherwise a crash before the first candle was handled would leave the pair without a resume
+        point, and the restart would start from the exchange's *new* time, skipping what closed between.
+        """
+        from thunes.execution.trader import save_state
+
+        for trader in self.stack.traders.values():
+            if trader.state.last_bar_ts is None and trader.last_ts is not None:
+                trader.state.last_bar_ts = trader.last_ts
+                save_state(trader.state_path, trader.state)
+
     def _on_candle(self, item: SourcedCandle) -> bool:
         from thunes.execution.trader import ALREADY_PROCESSED
 
@@ -343,12 +360,16 @@ class Bot:
             return False
         close = Decimal(repr(float(candle.close)))
         self._last_close[key.symbol] = close
+        fresh = trader.state.last_bar_ts is None or candle.ts_ms > trader.state.last_bar_ts
+        if fresh:
+            # Published before the trader handles it: a crash in between re-delivers the candle after the
+            # restart (its state was not saved), so the event log never lacks a processed candle.
+            self.bus.publish(CandleClosed(ts_ms=self.clock.now_ms(), symbol=key.symbol, timeframe=key.timeframe,
+                                          bar_ts=candle.ts_ms, close=float(candle.close), source=candle.source))
         decision = trader.on_candle(candle, received_at=item.received_at)
-        if decision.reason == ALREADY_PROCESSED:
+        if decision.reason == ALREADY_PROCESSED or not fresh:
             return False
         now = self.clock.now_ms()
-        self.bus.publish(CandleClosed(ts_ms=now, symbol=key.symbol, timeframe=key.timeframe, bar_ts=candle.ts_ms,
-                                      close=float(candle.close), source=candle.source))
         action = DecisionAction(decision.action)
         self.bus.publish(SignalDecided(ts_ms=now, symbol=key.symbol, timeframe=key.timeframe,
                                        strategy=trader.strategy.name, bar_ts=candle.ts_ms, action=action,
@@ -367,13 +388,30 @@ class Bot:
                 r.denied += 1
         elif action is DecisionAction.SKIP:
             r.skipped += 1
-        pos = self.stack.positions.position(key.symbol)
-        if pos is not None and pos.qty > 0:
+        if self._position_events(key.symbol):
             self.stack.risk.mark(key.symbol, close)  # the daily loss counts what open positions have lost
         self.stack.executor.check_kill_switch()
         if self.on_decision is not None:
             self.on_decision(key, decision)
         return True
+
+    def _position_events(self, symbol: str) -> bool:
+        """Publish PositionOpened/Closed when the symbol's position appeared or went; True while one is open.
+
+        Looked at after the trader has handled the candle, when an exit's unsellable dust is already
+        written off, so a closed position is closed here even though Binance left a few satoshis.
+        """
+        pos = self.stack.positions.position(symbol)
+        held = pos is not None and pos.qty > 0
+        if held and symbol not in self._open:
+            self._open.add(symbol)
+            self.bus.publish(PositionOpened(ts_ms=self.clock.now_ms(), symbol=symbol, qty=pos.qty,
+                                            avg_price=pos.avg_price))
+        elif not held and symbol in self._open:
+            self._open.discard(symbol)
+            self.bus.publish(PositionClosed(ts_ms=self.clock.now_ms(), symbol=symbol,
+                                            realised_pnl=pos.realised_pnl if pos is not None else ZERO))
+        return held
 
     def _shutdown(self) -> None:
         self._set_state(BotState.STOPPING, self.report.stop_reason)

@@ -130,11 +130,12 @@ class BotSettings(_Model):
     @model_validator(mode="after")
     def _one_per_symbol(self) -> "BotSettings":
         seen: set[str] = set()
-        for a in self.resolved():
-            if a.symbol in seen:
+        for a in self.assignments:
+            if a.symbol.upper() in seen:
                 # One position per symbol: two strategies on one pair would sell each other's coins.
-                raise ValueError(f"{a.symbol} is assigned twice; the bot holds one position per symbol")
-            seen.add(a.symbol)
+                raise ValueError(f"{a.symbol.upper()} is assigned twice; the bot holds one position per symbol")
+            seen.add(a.symbol.upper())
+        self.resolved()
         return self
 
     def resolved(self) -> tuple[Assignment, ...]:
@@ -183,5 +184,6 @@ def load_bot_settings(path: str | Path | None = None, **overrides: Any) -> BotSe
         return BotSettings.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "bot"
-        raise ConfigError(f"bot config {path or '(defaults)'}: {where}: {err['msg']}") from exc
+        where = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"bot config {path or '(defaults)'}: {where + ': ' if where else ''}{msg}") from exc

@@ -27,8 +27,7 @@ from typing import Any, Sequence
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError
 from thunes.core.events import (
-    EventBus, KillSwitchChanged, OrderFilled, OrderRejected, OrderSubmitted, PositionClosed, PositionOpened,
-    RiskDenied,
+    EventBus, KillSwitchChanged, OrderFilled, OrderRejected, OrderSubmitted, RiskDenied,
 )
 from thunes.execution.ledger import Ledger, LedgerRow, read_ledger
 from thunes.live.config import Assignment
@@ -47,8 +46,8 @@ class GatedExecutor:
     * While the bot is paused an entry is refused before the risk manager sees it (rule ``paused``);
       exits always go through, so a paused bot still closes positions on its strategies' exits.
     * After every order it publishes what happened: ``RiskDenied``, ``OrderSubmitted``, ``OrderFilled``,
-      ``OrderRejected``, ``PositionOpened``/``PositionClosed`` and ``KillSwitchChanged`` when the order
-      (a realised loss) tripped the switch.
+      ``OrderRejected``, and ``KillSwitchChanged`` when the order (a realised loss) tripped the switch.
+      (Position events come from the bot, after the trader has written off an exit's dust.)
     * A lock serialises orders, so a force-exit from a control thread never interleaves with the loop.
     """
 
@@ -83,13 +82,11 @@ class GatedExecutor:
                                         reason=denied.reason))
             return OrderOutcome(intent=intent, client_order_id=intent_client_order_id(intent), decision=denied)
         with self.lock:
-            before = self.inner.positions.position(intent.symbol)
             outcome = self.inner.execute(intent)
-            after = self.inner.positions.position(intent.symbol)
-        self._publish(intent, outcome, before, after)
+        self._publish(intent, outcome)
         return outcome
 
-    def _publish(self, intent: Any, outcome: Any, before: Any, after: Any) -> None:
+    def _publish(self, intent: Any, outcome: Any) -> None:
         from thunes.execution.risk import Denied
 
         now = self.clock.now_ms()
@@ -113,13 +110,6 @@ class GatedExecutor:
         elif outcome.error:
             events.append(OrderRejected(ts_ms=now, symbol=intent.symbol, side=side, client_order_id=cid,
                                         reason=outcome.error))
-        held_before = before.qty if before is not None else ZERO
-        held_after = after.qty if after is not None else ZERO
-        if held_before <= 0 < held_after:
-            events.append(PositionOpened(ts_ms=now, symbol=intent.symbol, qty=held_after, avg_price=after.avg_price))
-        elif held_before > 0 >= held_after:
-            events.append(PositionClosed(ts_ms=now, symbol=intent.symbol,
-                                         realised_pnl=after.realised_pnl if after is not None else ZERO))
         self.bus.publish_all(events)
         self.check_kill_switch()
 

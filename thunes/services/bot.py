@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from thunes.core.candles import ts_ms
 from thunes.core.clock import Clock, LiveClock
@@ -154,8 +154,11 @@ def _windows(settings: BotSettings) -> dict[str, int]:
     return out
 
 
-def open_bot(request: BotRunRequest, app_settings: Any) -> BotSession:
-    """Assemble the bot described by ``request.settings`` (see the module docstring); nothing trades yet."""
+def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, Any] | None = None) -> BotSession:
+    """Assemble the bot described by ``request.settings`` (see the module docstring); nothing trades yet.
+
+    ``frames`` (by symbol) replaces loading the in-process local exchange's candles (tests, notebooks).
+    """
     s = request.settings
     assignments = s.resolved()
     risk = s.risk_settings(app_settings.risk)
@@ -176,7 +179,8 @@ def open_bot(request: BotRunRequest, app_settings: Any) -> BotSession:
             from thunes.live.local import replay_markets
 
             plan = replay_markets(assignments, warmups=_windows(s), bars=s.local.bars,
-                                  store_url=s.local.store_url or app_settings.data.url, synthetic=s.local.synthetic)
+                                  store_url=s.local.store_url or app_settings.data.url, synthetic=s.local.synthetic,
+                                  frames=frames)
             sources = plan.sources
             sim = LocalExchange(candles=plan.frames, start_ms=plan.start_ms, accounts=(
                 AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET, balances=dict(s.local.balances)),)).start()
@@ -329,10 +333,10 @@ def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any) -> No
     jobs.add("backup", daily_at(s.jobs.backup_at), backup, grace_s=grace)
 
 
-def run_bot(request: BotRunRequest, app_settings: Any, *,
-            on_session: Callable[[BotSession], None] | None = None) -> BotRunResult:
+def run_bot(request: BotRunRequest, app_settings: Any, *, on_session: Callable[[BotSession], None] | None = None,
+            frames: Mapping[str, Any] | None = None) -> BotRunResult:
     """Assemble and run the bot until it stops; ``on_session`` sees it before it starts (signal handlers)."""
-    with open_bot(request, app_settings) as session:
+    with open_bot(request, app_settings, frames=frames) as session:
         if on_session is not None:
             on_session(session)
         return session.run()
