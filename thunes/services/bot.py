@@ -182,7 +182,11 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
                                   store_url=s.local.store_url or app_settings.data.url, synthetic=s.local.synthetic,
                                   frames=frames)
             sources = plan.sources
-            sim = LocalExchange(candles=plan.frames, start_ms=plan.start_ms, accounts=(
+            # The replay compresses hours of market into seconds of wall time, while Binance's request-weight
+            # and order-rate limits count wall time: scaled by 1000 they never bind a replay as they would not
+            # bind the same trading spread over real hours (the served exchange, local.url, keeps the real ones).
+            sim = LocalExchange(candles=plan.frames, start_ms=plan.start_ms, weight_limit=6_000_000,
+                                orders_per_10s=100_000, accounts=(
                 AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET, balances=dict(s.local.balances)),)).start()
             closers.append(sim.stop)
             port = CcxtExchange.for_local(sim)
