@@ -88,3 +88,15 @@ def test_queued_subscriber_drops_instead_of_blocking_the_publisher_when_full():
     release.set()
     q.close()
     assert 1 <= len(handled) <= 3 and handled[0].bar_ts == 0
+
+
+def test_trader_decisions_are_a_closed_set():
+    """The trader's decision kinds are DecisionAction values (equal to their old strings), nothing else."""
+    import pytest
+
+    from thunes.execution.trader import BarDecision
+
+    d = BarDecision(bar_ts=0, action="buy")
+    assert d.action is DecisionAction.BUY and d.action == "buy"
+    with pytest.raises(ValueError):
+        BarDecision(bar_ts=0, action="explode")

@@ -183,3 +183,16 @@ def test_assignments_fill_in_the_pair_defaults(tmp_path):
     assert (eth.strategy, eth.params, eth.timeframe) == ("rsi_bollinger", {}, "15m")
     from thunes.config import RiskSettings
     assert s.risk_settings(RiskSettings()).max_positions == 2
+
+
+def test_the_day_s_loss_trips_the_kill_switch_and_stops_every_pair(tmp_path, four_pairs):
+    """A daily-loss limit below one entry's fee: the first open position, marked at its pair's next close,
+    trips the switch by itself (realised + unrealised), and from then on nothing leaves on any pair."""
+    result, _ = _run(tmp_path, four_pairs, bars=150, risk={"max_daily_loss": "0.05", "cool_down_minutes": 0})
+    log = events(result.state_dir)
+    tripped = [i for i, e in enumerate(log) if isinstance(e, KillSwitchChanged) and e.on]
+    assert tripped, "the daily loss never reached the limit"
+    assert log[tripped[0]].operator == "risk-manager" and "daily loss" in log[tripped[0]].reason
+    assert [e for e in log[:tripped[0]] if isinstance(e, OrderSubmitted)]
+    assert not [e for e in log[tripped[0]:] if isinstance(e, OrderSubmitted)]
+    assert len({e.symbol for e in log[tripped[0]:] if isinstance(e, RiskDenied) and e.rule == "kill_switch"}) >= 2

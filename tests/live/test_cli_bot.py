@@ -49,7 +49,7 @@ def test_steering_a_bot_that_is_not_running_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("sub", ["run", "status", "pause", "resume", "stop", "force-exit", "reload", "jobs",
-                                 "kill-switch", "trades", "profit"])
+                                 "kill-switch", "reduce-only", "trades", "profit"])
 def test_every_bot_command_explains_itself(sub):
     result = invoke("bot", sub, "--help")
     assert result.exit_code == 0 and "Usage" in result.output

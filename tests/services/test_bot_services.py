@@ -130,3 +130,13 @@ def test_services_on_a_folder_that_is_no_bot_say_so(tmp_path):
     with pytest.raises(ConfigError, match="not a bot state folder"):
         svc.bot_status(tmp_path / "nowhere")
     assert svc.bot_jobs(tmp_path) == []
+
+
+def test_the_reduce_only_service_switches_every_pair_to_exits_only(tmp_path):
+    from thunes.config import RiskSettings
+
+    state = tmp_path / "bot"
+    state.mkdir()
+    snap = svc.set_reduce_only(state, True, reason="drill", operator="ops", risk_settings=RiskSettings())
+    assert snap["reduce_only"] is True and snap["mode"] == "REDUCING"
+    assert [r.kind for r in AuditTrail.read(state / "audit.jsonl")] == ["reduce_only"]

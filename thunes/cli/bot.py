@@ -283,6 +283,22 @@ def kill_switch_cmd(app: Any, state: str, reason: str, operator: str, config: st
     click.echo(f"kill-switch {'ON' if snap['kill_switch'] else 'off'} (mode {snap['mode']})")
 
 
+@bot_group.command("reduce-only")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--reason", required=True, help="Why (audited).")
+@click.option("--operator", required=True, help="Who (audited).")
+@_where
+@pass_app
+def reduce_only_cmd(app: Any, state: str, reason: str, operator: str, config: str | None,
+                    state_dir: str | None) -> None:
+    """Reduce-only mode: exits only, on every pair, until switched off."""
+    from thunes.services.bot import set_reduce_only
+
+    snap = set_reduce_only(_state_dir(state_dir, config), state == "on", reason=reason, operator=operator,
+                           risk_settings=app.settings.risk)
+    click.echo(f"reduce-only {'on' if snap['reduce_only'] else 'off'} (mode {snap['mode']})")
+
+
 @bot_group.command("trades")
 @_where
 @click.option("--page", default=1, show_default=True, type=int)

@@ -42,6 +42,7 @@ from thunes.services.safety import LiveConfirmation, check_withdrawals_disabled,
 
 __all__ = ["BotRunRequest", "BotRunResult", "BotSession", "open_bot", "run_bot", "StatusResult", "bot_status",
            "pause_bot", "resume_bot", "stop_bot", "force_exit", "reload_bot", "bot_jobs", "set_kill_switch",
+           "set_reduce_only",
            "warm_up", "events"]
 
 log = logging.getLogger(__name__)
@@ -452,6 +453,19 @@ def set_kill_switch(state_dir: Path, on: bool, *, reason: str, operator: str, ri
     with AuditTrail(audit_path or state_dir / "audit.jsonl") as audit:
         rm = RiskManager(risk_settings, audit=audit, state_path=state_dir / "risk_state.json")
         return rm.kill_switch(on, reason, operator).to_json()
+
+
+def set_reduce_only(state_dir: Path, on: bool, *, reason: str, operator: str, risk_settings: Any,
+                    audit_path: Path | None = None) -> dict[str, Any]:
+    """Reduce-only (exits only, every pair), audited; a running bot sees it before its next decision."""
+    from thunes.execution import AuditTrail, RiskManager
+
+    state_dir = Path(state_dir)
+    if not state_dir.exists():
+        raise ConfigError(f"{state_dir} is not a bot state folder (it does not exist)")
+    with AuditTrail(audit_path or state_dir / "audit.jsonl") as audit:
+        rm = RiskManager(risk_settings, audit=audit, state_path=state_dir / "risk_state.json")
+        return rm.reduce_only(on, reason, operator).to_json()
 
 
 def events(state_dir: Path, *, kinds: set[str] | None = None) -> list[Any]:
