@@ -244,6 +244,29 @@ class Bot:
                 "status": None if outcome.status is None else str(outcome.status),
                 "filled_qty": str(outcome.filled_qty), "error": outcome.error}
 
+    def apply_params(self, symbol: str, strategy: str, params: dict[str, Any], deploy: bool,
+                     reasons: list[str]) -> dict[str, Any]:
+        """The verdict of a re-optimisation of ``symbol`` (audited either way); a DEPLOY switches the pair's
+        strategy parameters now when its trading window already holds what they need, else at the next start
+        (the deployed file in the state folder is read by every start)."""
+        from thunes.strategies import get_strategy
+
+        trader = self.stack.trader_for(symbol)
+        applied = "not deployed"
+        if deploy:
+            if strategy != trader.strategy.name:
+                raise ConfigError(f"{symbol} trades {trader.strategy.name}, not {strategy}")
+            new = get_strategy(strategy)(**params)
+            need = 4 * new.warmup  # the Trader's window holds several warm-ups, for recursive indicators to converge
+            if need <= trader.window_bars:
+                trader.strategy = new
+                applied = "applied now"
+            else:
+                applied = f"applied at the next start (needs a {need}-candle window, this one holds {trader.window_bars})"
+        self.stack.audit.append("reoptimised", {"symbol": symbol, "strategy": strategy, "params": params,
+                                                "deploy": deploy, "reasons": reasons, "applied": applied})
+        return {"symbol": symbol, "deploy": deploy, "applied": applied, "params": params}
+
     def reload(self) -> dict[str, Any]:
         """Re-read the risk switch file and the markets' filters (the pairs themselves need a restart)."""
         self.stack.markets.update(self.stack.exchange.load_markets(reload=True))
@@ -433,4 +456,5 @@ class Bot:
 
 
 _COMMANDS = {"status": "status", "pause": "pause", "resume": "resume", "stop": "request_stop",
-             "force_exit": "force_exit", "reload": "reload", "reconcile": "reconcile", "jobs": "jobs_status"}
+             "force_exit": "force_exit", "reload": "reload", "reconcile": "reconcile", "jobs": "jobs_status",
+             "apply_params": "apply_params"}

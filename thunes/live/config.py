@@ -97,6 +97,21 @@ class JobSettings(_Model):
     backup_at: str = "02:00"
     backup_keep: int = Field(7, ge=1)
     misfire_grace_s: int = Field(3600, ge=1, description="A run missed by more than this is skipped, not run late")
+    reoptimise_cron: str | None = Field(None, description="Re-optimise every pair on this crontab schedule (UTC), "
+                                                          "e.g. '0 3 * * sun'; None: never")
+    reoptimise_trials: int = Field(25, ge=1)
+    reoptimise_bars: int = Field(2000, ge=100, description="Recent candles each study optimises on")
+
+    @field_validator("reoptimise_cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            from datetime import timezone
+
+            from apscheduler.triggers.cron import CronTrigger
+
+            CronTrigger.from_crontab(v, timezone=timezone.utc)  # a bad expression fails here, with its reason
+        return v
 
     @field_validator("daily_summary_at", "decay_check_at", "backup_at")
     @classmethod

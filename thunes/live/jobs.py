@@ -37,7 +37,7 @@ from thunes.core.errors import ConfigError
 from thunes.core.events import EventBus, JobRan
 from thunes.execution.risk import write_risk_state as write_json_atomic
 
-__all__ = ["JobRecord", "JobScheduler", "interval", "daily_at", "backup_sqlite"]
+__all__ = ["JobRecord", "JobScheduler", "interval", "daily_at", "crontab", "backup_sqlite"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,12 @@ def daily_at(hhmm: str) -> Any:
 
     h, _, m = hhmm.partition(":")
     return CronTrigger(hour=int(h), minute=int(m), timezone=timezone.utc)
+
+
+def crontab(expr: str) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger.from_crontab(expr, timezone=timezone.utc)
 
 
 def _dt(ms: int) -> datetime:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 from thunes.core.candles import ts_ms
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import AuthenticationError, ConfigError, InsufficientData
+from thunes.core.timeframes import parse_timeframe
 from thunes.core.events import DailySummary, EventBus
 from thunes.live.bot import Bot, BotReport, BotStatus, read_bot_state
 from thunes.live.config import BotSettings
@@ -43,7 +44,7 @@ from thunes.services.safety import LiveConfirmation, check_withdrawals_disabled,
 __all__ = ["BotRunRequest", "BotRunResult", "BotSession", "open_bot", "run_bot", "StatusResult", "bot_status",
            "pause_bot", "resume_bot", "stop_bot", "force_exit", "reload_bot", "bot_jobs", "set_kill_switch",
            "set_reduce_only",
-           "warm_up", "events"]
+           "warm_up", "events", "recent_candles", "start_reoptimisation"]
 
 log = logging.getLogger(__name__)
 _WS = {"testnet": "wss://stream.testnet.binance.vision/ws", "live": "wss://stream.binance.com:9443/ws"}
@@ -145,11 +146,27 @@ class BotSession:
         self.close()
 
 
-def _windows(settings: BotSettings) -> dict[str, int]:
+def _with_deployed(assignments: Any, state_dir: Path) -> tuple[Any, ...]:
+    """Each assignment with the parameters a scheduled re-optimisation deployed for it, if any."""
+    from thunes.optimize.decay import deployed_path, read_deployed
+
+    out = []
+    for a in assignments:
+        path = deployed_path(state_dir, a.strategy, a.symbol, a.timeframe)
+        if path.exists():
+            params = read_deployed(path)["params"]
+            log.warning("%s: trading the deployed parameters %s from %s (not the config's %s)", a.symbol, params,
+                        path, a.params)
+            a = a.model_copy(update={"params": params})
+        out.append(a)
+    return tuple(out)
+
+
+def _windows(assignments: Any) -> dict[str, int]:
     from thunes.strategies import get_strategy
 
     out = {}
-    for a in settings.resolved():
+    for a in assignments:
         warmup = get_strategy(a.strategy)(**a.params).warmup
         out[a.symbol] = max(4 * warmup, warmup + 250)  # the Trader's default window
     return out
@@ -161,7 +178,7 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
     ``frames`` (by symbol) replaces loading the in-process local exchange's candles (tests, notebooks).
     """
     s = request.settings
-    assignments = s.resolved()
+    assignments = _with_deployed(s.resolved(), Path(s.state_dir))
     risk = s.risk_settings(app_settings.risk)
     closers: list[Callable[[], None]] = []
     sources: dict[str, str] = {}
@@ -179,7 +196,7 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
             from thunes.execution.trader import ReplayClock
             from thunes.live.local import replay_markets
 
-            plan = replay_markets(assignments, warmups=_windows(s), bars=s.local.bars,
+            plan = replay_markets(assignments, warmups=_windows(assignments), bars=s.local.bars,
                                   store_url=s.local.store_url or app_settings.data.url, synthetic=s.local.synthetic,
                                   frames=frames)
             sources = plan.sources
@@ -288,7 +305,7 @@ def _remote(request: BotRunRequest, app_settings: Any, assignments: Any, risk: A
 
 
 def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any) -> None:
-    from thunes.live.jobs import backup_sqlite, daily_at, interval
+    from thunes.live.jobs import backup_sqlite, crontab, daily_at, interval
 
     stack = bot.stack
     grace = s.jobs.misfire_grace_s
@@ -331,11 +348,63 @@ def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any) -> No
                                keep=s.jobs.backup_keep, stamp_ms=stack.clock.now_ms())
         return f"{target.name}"
 
+    def reoptimise() -> str:
+        return start_reoptimisation(bot, app_settings, trials=s.jobs.reoptimise_trials, bars=s.jobs.reoptimise_bars)
+
+    if s.jobs.reoptimise_cron:
+        jobs.add("reoptimise", crontab(s.jobs.reoptimise_cron), reoptimise, grace_s=grace)
     jobs.add("reconcile", interval(s.jobs.reconcile_minutes), bot.reconcile,
              grace_s=max(60.0, s.jobs.reconcile_minutes * 60))
     jobs.add("daily_summary", daily_at(s.jobs.daily_summary_at), daily_summary, grace_s=grace)
     jobs.add("decay_check", daily_at(s.jobs.decay_check_at), decay_check, grace_s=grace)
     jobs.add("backup", daily_at(s.jobs.backup_at), backup, grace_s=grace)
+
+
+def recent_candles(stack: BotStack, key: StreamKey, bars: int) -> Any:
+    """The last ``bars`` closed candles of a pair from the exchange (call it on the bot's thread)."""
+    from thunes.execution.live_data import frame_from_candles
+
+    tf = parse_timeframe(key.timeframe).ms
+    end = stack.clock.now_ms() // tf * tf
+    return frame_from_candles(port_fetch(stack.exchange)(key.symbol, key.timeframe, end - bars * tf, end))
+
+
+def start_reoptimisation(bot: Bot, app_settings: Any, *, trials: int, bars: int, wait: bool = False,
+                         ranges: Mapping[str, tuple[float, float]] | None = None) -> str:
+    """Re-optimise every pair in a background thread (the candles are fetched here, on the bot's thread);
+    each verdict goes back to the bot's thread (:meth:`Bot.apply_params`): DEPLOY only past the existing
+    thresholds, audited either way. ``wait`` runs it to the end (a bot that is not running: tests, a one-off
+    command; never from the bot's own thread, which must stay free to apply the verdicts)."""
+    import threading
+
+    from thunes.services.optimize import OptimiseRequest, optimise_and_decide
+
+    running = getattr(bot, "_reoptimising", None)
+    if running is not None and running.is_alive():
+        return "the previous re-optimisation is still running"
+    stack = bot.stack
+    work = [(key, trader.strategy.name, recent_candles(stack, key, bars)) for key, trader in sorted(stack.traders.items())]
+
+    def run() -> None:
+        for key, strategy, frame in work:
+            try:
+                res = optimise_and_decide(OptimiseRequest(
+                    strategy=strategy, symbol=key.symbol, timeframe=key.timeframe, candles=frame, trials=trials,
+                    deployed_dir=stack.state_dir, ranges=ranges, data_source=f"exchange, last {len(frame)} candles"), app_settings)
+            except Exception as exc:  # noqa: BLE001 - one pair's failed study does not stop the others
+                log.error("re-optimisation of %s failed: %s", key.symbol, exc)
+                stack.audit.append("reoptimise_failed", {"symbol": key.symbol, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            fut = bot.submit("apply_params", symbol=key.symbol, strategy=strategy, params=res.best_params,
+                             deploy=res.deploy, reasons=list(res.reasons))
+            fut.result(timeout=None if wait else 600)
+
+    thread = threading.Thread(target=run, name="bot-reoptimise", daemon=True)
+    bot._reoptimising = thread  # type: ignore[attr-defined]
+    thread.start()
+    if wait:
+        thread.join()
+    return f"started for {len(work)} pairs on their last {bars} candles, {trials} trials each"
 
 
 def run_bot(request: BotRunRequest, app_settings: Any, *, on_session: Callable[[BotSession], None] | None = None,
