@@ -196,7 +196,8 @@ def status_cmd(config: str | None, state_dir: str | None) -> None:
         click.echo(f"  {p['symbol']:10s} {p['timeframe']:4s} {p['strategy']:14s} last candle {last}  "
                    f"candles {p.get('bars_processed')}  orders {p.get('orders_sent')}")
     positions = s.get("positions", [])
-    click.echo("positions: " + (", ".join(f"{p['symbol']} {p['qty']} @ {p.get('avg_price')}" for p in positions)
+    px = lambda v: "-" if v in (None, "None") else f"{Decimal(str(v)):.8g}"  # noqa: E731
+    click.echo("positions: " + (", ".join(f"{p['symbol']} {p['qty']} @ {px(p.get('avg_price'))}" for p in positions)
                                 or "none"))
     if res.running:
         click.echo(f"open orders {s.get('open_orders')}; pnl today {s.get('pnl_today')}; realised total "

@@ -45,6 +45,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
 class ControlServer:
     """Serves :meth:`Bot.submit` on loopback; ``start()`` writes control.json, ``stop()`` removes it."""
 
@@ -65,9 +70,7 @@ class ControlServer:
                 reply = outer._answer(line)
                 self.wfile.write((json.dumps(reply, default=str) + "\n").encode())
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="bot-control", daemon=True)
         self._thread.start()
