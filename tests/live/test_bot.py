@@ -196,3 +196,25 @@ def test_the_day_s_loss_trips_the_kill_switch_and_stops_every_pair(tmp_path, fou
     assert [e for e in log[:tripped[0]] if isinstance(e, OrderSubmitted)]
     assert not [e for e in log[tripped[0]:] if isinstance(e, OrderSubmitted)]
     assert len({e.symbol for e in log[tripped[0]:] if isinstance(e, RiskDenied) and e.rule == "kill_switch"}) >= 2
+
+
+def test_a_fill_journaled_but_not_in_the_ledger_is_caught_up_at_start(tmp_path, four_pairs):
+    """The crash window between the journal (fills applied) and the ledger (written by the trader after):
+    reconciliation sees nothing wrong, so every start compares the two and fetches what the ledger lacks."""
+    from thunes.core.enums import Side
+    from thunes.execution import TradeIntent
+
+    settings = bot_settings(tmp_path / "bot", bars=20)
+    request = BotRunRequest(settings=settings, control=False, audit_fsync="never")
+    with open_bot(request, app_settings(tmp_path), frames=four_pairs) as session:
+        price = Decimal(str(float(four_pairs["ETH/USDT"]["close"].iloc[300])))
+        outcome = session.stack.executor.execute(TradeIntent(
+            symbol="ETH/USDT", side=Side.BUY, quote_qty=Decimal("100"), price=price, reason="entry signal",
+            strategy="sma_cross", bar_ts=1, is_exit=False))
+        assert outcome.filled_qty > 0
+        assert read_ledger(settings.state_dir / "ledger.csv") == []  # "crashed" before the trader wrote it
+        assert session.bot.ledger_catch_up() >= 1
+        assert session.bot.ledger_catch_up() == 0  # idempotent
+    rows = read_ledger(settings.state_dir / "ledger.csv")
+    assert {r.client_order_id for r in rows} == {outcome.client_order_id}
+    assert sum(r.qty for r in rows) == outcome.filled_qty

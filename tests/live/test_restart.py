@@ -5,7 +5,8 @@ in child processes against it (``local.url``), stepping its market clock. Childr
 pre-loaded zygote process so that 30 restarts cost seconds, not minutes of imports. After the last
 kill the bot runs to the end of the replay, and then:
 
-* no duplicate order: every order at the exchange has its own client order id (one per pair, bar, side);
+* no duplicate order: every order at the exchange has its own client order id (one per pair, bar, side),
+  including those placed just before a kill, whose answer the killed process never journaled;
 * positions match the exchange (final reconciliation clean, balance = tracked position per pair);
 * no candle skipped: every pair's event log holds every bar of the replay;
 * every exchange fill is in the ledger once; the audit trail's hash chain verifies.
@@ -97,9 +98,16 @@ def test_sigkill_at_random_moments_never_doubles_an_order_nor_skips_a_candle(tmp
                 zygote.stdin.flush()
                 pid = int(zygote.stdout.readline())
                 size = log_path.stat().st_size if log_path.exists() else 0
-                # Half the kills land in the start-up (reconcile, warm-up), half while candles are traded.
-                if rng.random() < 0.5:
+                # A third of the kills land in the start-up (reconcile, warm-up), a third while candles are
+                # traded, a third the moment an order reaches the exchange (before its answer is journaled).
+                mode = rng.random()
+                if mode < 1 / 3:
                     time.sleep(rng.uniform(0.0, 1.0))
+                elif mode < 2 / 3:
+                    placed = len(sim.engine._orders)
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline and len(sim.engine._orders) == placed and _alive(pid):
+                        time.sleep(0.0005)
                 else:
                     deadline = time.monotonic() + 30
                     while time.monotonic() < deadline and (not log_path.exists() or log_path.stat().st_size == size):
@@ -154,3 +162,12 @@ def test_sigkill_at_random_moments_never_doubles_an_order_nor_skips_a_candle(tmp
         trades_at_exchange = sum(len(o.fills) for o in orders)
         assert len(fills) == trades_at_exchange
         assert verify_audit(state / "audit.jsonl").ok
+        from thunes.execution.audit import AuditTrail
+
+        records = AuditTrail.read(state / "audit.jsonl")
+        starts = sum(1 for r in records if r.kind == "bot_started")
+        recovered = sum(len(r.payload.get("resolved", [])) + len(r.payload.get("not_found", []))
+                        for r in records if r.kind == "recovery")
+        print(f"\n{kills} kills, {starts} starts that got as far as trading, {len(orders)} orders, {len(fills)} fills, "
+              f"{recovered} orders recovered after a kill, {len(expected)} bars x {len(four_pairs)} pairs")
+        assert starts >= KILLS // 3, "too few kills landed after the start-up"

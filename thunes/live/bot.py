@@ -318,6 +318,34 @@ class Bot:
             return f"error: {report.error}"
         return f"{len(report.discrepancies)} discrepancies ({len(report.flagged)} flagged)"
 
+    def ledger_catch_up(self) -> int:
+        """Write to the ledger the fills of journaled orders it lacks; returns rows written.
+
+        A crash after the executor journaled an order's fills but before the trader wrote them to the ledger
+        leaves the journal right and the ledger short, and reconciliation sees nothing wrong (journal and
+        exchange agree). At every start the journal's filled orders are checked against the ledger and the
+        missing fills fetched from the exchange (by client order id, then its trades).
+        """
+        from thunes.execution.ledger import read_ledger
+
+        s = self.stack
+        have = {r.client_order_id for r in read_ledger(s.ledger.path)} if Path(s.ledger.path).exists() else set()
+        written = 0
+        for entry in s.journal.entries():
+            if entry.filled_qty <= 0 or entry.client_order_id in have:
+                continue
+            try:
+                trader = s.trader_for(entry.symbol)
+                s.exchange.fetch_order(entry.symbol, entry.client_order_id)  # RecordingPort keeps the answer
+            except (ConfigError, ThunesError) as exc:
+                log.warning("ledger catch-up: %s %s: %s", entry.symbol, entry.client_order_id, exc)
+                continue
+            n = trader.record_fills(entry.client_order_id, f"{entry.reason or 'order'} (ledger caught up at start)")
+            written += n
+        if written:
+            s.audit.append("ledger_caught_up", {"rows": written})
+        return written
+
     # -- the loop --------------------------------------------------------------------------------------
     def run(self, *, max_candles: int | None = None, deadline_s: float | None = None) -> BotReport:
         """Trade until a stop request, ``max_candles`` processed candles, ``deadline_s`` wall seconds, or the
@@ -333,6 +361,7 @@ class Bot:
         })
         try:
             self.reconcile()
+            self.ledger_catch_up()
             with frozen_heap():
                 self._anchor()
                 self.source.start({k: t.last_ts for k, t in self.stack.traders.items()})
