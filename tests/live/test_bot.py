@@ -218,3 +218,20 @@ def test_a_fill_journaled_but_not_in_the_ledger_is_caught_up_at_start(tmp_path, 
     rows = read_ledger(settings.state_dir / "ledger.csv")
     assert {r.client_order_id for r in rows} == {outcome.client_order_id}
     assert sum(r.qty for r in rows) == outcome.filled_qty
+
+
+def test_a_failing_subscriber_never_stops_the_bot(tmp_path, four_pairs):
+    """An alert channel that raises on every event: the run trades exactly as without it."""
+    subs = []
+
+    def on_session(session):
+        def broken(event):
+            raise RuntimeError("telegram is down")
+        subs.append(session.stack.bus.subscribe(broken, name="broken-alerts"))
+
+    result, recon = _run(tmp_path, four_pairs, bars=80, on_session=on_session)
+    baseline, _ = _run(tmp_path / "again", four_pairs, bars=80)
+    assert subs[0].failures > 80 * 4
+    assert result.report.candles == baseline.report.candles == 80 * 4
+    assert result.report.orders_by_symbol == baseline.report.orders_by_symbol and result.report.orders > 0
+    assert recon.ok

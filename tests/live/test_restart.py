@@ -144,7 +144,8 @@ def test_sigkill_at_random_moments_never_doubles_an_order_nor_skips_a_candle(tmp
         for sym in tracked:
             base = sym.split("/")[0]
             held = sim.engine.accounts[DEFAULT_API_KEY].free.get(base, Decimal(0))
-            assert abs(held - (baseline.get(base) or 0) - tracked[sym]) <= Decimal("0.001") * max(1, tracked[sym]), sym
+            gap = abs(held - (baseline.get(base) or 0) - tracked[sym])
+            assert gap <= Decimal("0.001") * max(1, tracked[sym]), sym
 
         # No candle skipped: every bar of the replay, for every pair, was handed to its trader.
         seen: dict[str, set[int]] = {}

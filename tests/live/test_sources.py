@@ -65,8 +65,10 @@ def test_after_a_restart_every_candle_closed_meanwhile_comes_first_then_the_cloc
     src = _replay(clock, frames)
     src.start({StreamKey("BTC/USDT", "5m"): T0 + 12 * M5, StreamKey("ETH/USDT", "5m"): T0 + 15 * M5})
     backlog = _drain(src, n=11)
-    assert [i.candle.ts_ms for i in backlog if i.key.symbol == "BTC/USDT"] == list(range(T0 + 13 * M5, T0 + 20 * M5, M5))
-    assert [i.candle.ts_ms for i in backlog if i.key.symbol == "ETH/USDT"] == list(range(T0 + 16 * M5, T0 + 20 * M5, M5))
+    btc = [i.candle.ts_ms for i in backlog if i.key.symbol == "BTC/USDT"]
+    eth = [i.candle.ts_ms for i in backlog if i.key.symbol == "ETH/USDT"]
+    assert btc == list(range(T0 + 13 * M5, T0 + 20 * M5, M5))
+    assert eth == list(range(T0 + 16 * M5, T0 + 20 * M5, M5))
     assert clock.now_ms() == T0 + 20 * M5  # no step while the backlog lasts
     nxt = _drain(src, n=2)
     assert [i.candle.ts_ms for i in nxt] == [T0 + 20 * M5, T0 + 20 * M5] and clock.now_ms() == T0 + 21 * M5

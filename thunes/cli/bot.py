@@ -83,7 +83,8 @@ def _echo_decision(key: Any, d: Any) -> None:
 @click.option("--duration", default=None, type=float, help="Stop after this many wall seconds.")
 @click.option("--candles", "max_candles", default=None, type=int, help="Stop after this many candles (all pairs).")
 @click.option("--state-dir", default=None, type=click.Path(file_okay=False),
-              help="State folder (default: the config's; a new artifacts/bot/<time> for the in-process local exchange).")
+              help="State folder (default: the config's; a new artifacts/bot/<time> for the in-process "
+                   "local exchange).")
 @click.option("--live", "live_flag", is_flag=True, help="Live only: required, trades real money.")
 @click.option("--i-understand-the-risks", "understood", is_flag=True, help="Live only: required, you accept losses.")
 @click.option("--max-quote", default=None, type=str, help="Live: cap on quote per trade and position (default 25).")

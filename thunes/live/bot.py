@@ -262,7 +262,8 @@ class Bot:
                 trader.strategy = new
                 applied = "applied now"
             else:
-                applied = f"applied at the next start (needs a {need}-candle window, this one holds {trader.window_bars})"
+                applied = (f"applied at the next start (needs a {need}-candle window, "
+                           f"this one holds {trader.window_bars})")
         self.stack.audit.append("reoptimised", {"symbol": symbol, "strategy": strategy, "params": params,
                                                 "deploy": deploy, "reasons": reasons, "applied": applied})
         return {"symbol": symbol, "deploy": deploy, "applied": applied, "params": params}

@@ -141,7 +141,8 @@ class JobScheduler:
             scheduled = r.next_run_ms
             if (now - scheduled) / 1000 > job.grace_s:
                 r.missed += 1
-                r.last_outcome, r.last_detail = "missed", f"late by {(now - scheduled) / 1000:.0f}s > grace {job.grace_s:.0f}s"
+                late = f"late by {(now - scheduled) / 1000:.0f}s > grace {job.grace_s:.0f}s"
+                r.last_outcome, r.last_detail = "missed", late
                 event = JobRan(ts_ms=now, job=r.name, outcome="missed", detail=r.last_detail, scheduled_ms=scheduled)
             else:
                 started = time.perf_counter()

@@ -31,7 +31,8 @@ class ReplayPlan:
     bars: int  # candles of the coarsest timeframe between start and end
 
 
-def _load(symbol: str, timeframe: str, *, store_url: str | None, synthetic: bool, rows: int) -> tuple[pd.DataFrame, str]:
+def _load(symbol: str, timeframe: str, *, store_url: str | None, synthetic: bool,
+          rows: int) -> tuple[pd.DataFrame, str]:
     from thunes.data.samples import _START_PRICE, load_sample_candles  # one table of plausible start prices
     from thunes.data.synthetic import generate_candles
 

@@ -3,6 +3,7 @@
 * :mod:`thunes.services.bot` - run a multi-pair bot; status, pause, resume, stop, force-exit, reload, jobs,
   kill-switch of a running (or stopped) bot.
 * :mod:`thunes.services.reports` - trades (paged), profit, daily/weekly summaries, performance per pair.
+* :mod:`thunes.services.optimize` - optimise -> walk-forward -> the deploy rule (the bot's re-optimisation).
 * :mod:`thunes.services.safety` - the live-trading rules every surface must pass (confirmations,
   trading-only keys, the live position cap).
 
@@ -12,4 +13,4 @@ messages. Backtest/optimise/data/ML/audit services are still the CLI modules' ow
 
 from __future__ import annotations
 
-__all__ = ["bot", "reports", "safety"]
+__all__ = ["bot", "optimize", "reports", "safety"]

@@ -383,17 +383,20 @@ def start_reoptimisation(bot: Bot, app_settings: Any, *, trials: int, bars: int,
     if running is not None and running.is_alive():
         return "the previous re-optimisation is still running"
     stack = bot.stack
-    work = [(key, trader.strategy.name, recent_candles(stack, key, bars)) for key, trader in sorted(stack.traders.items())]
+    work = [(key, trader.strategy.name, recent_candles(stack, key, bars))
+            for key, trader in sorted(stack.traders.items())]
 
     def run() -> None:
         for key, strategy, frame in work:
             try:
                 res = optimise_and_decide(OptimiseRequest(
                     strategy=strategy, symbol=key.symbol, timeframe=key.timeframe, candles=frame, trials=trials,
-                    deployed_dir=stack.state_dir, ranges=ranges, data_source=f"exchange, last {len(frame)} candles"), app_settings)
+                    deployed_dir=stack.state_dir, ranges=ranges,
+                    data_source=f"exchange, last {len(frame)} candles"), app_settings)
             except Exception as exc:  # noqa: BLE001 - one pair's failed study does not stop the others
                 log.error("re-optimisation of %s failed: %s", key.symbol, exc)
-                stack.audit.append("reoptimise_failed", {"symbol": key.symbol, "error": f"{type(exc).__name__}: {exc}"})
+                stack.audit.append("reoptimise_failed",
+                                   {"symbol": key.symbol, "error": f"{type(exc).__name__}: {exc}"})
                 continue
             fut = bot.submit("apply_params", symbol=key.symbol, strategy=strategy, params=res.best_params,
                              deploy=res.deploy, reasons=list(res.reasons))
