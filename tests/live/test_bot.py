@@ -235,3 +235,25 @@ def test_a_failing_subscriber_never_stops_the_bot(tmp_path, four_pairs):
     assert result.report.candles == baseline.report.candles == 80 * 4
     assert result.report.orders_by_symbol == baseline.report.orders_by_symbol and result.report.orders > 0
     assert recon.ok
+
+
+def test_ten_generated_markets_in_lockstep_some_with_derived_rules(tmp_path):
+    """Any number of pairs: ten generated markets (three with no known exchange rules) in one bot."""
+    from thunes.live.config import LocalReplaySettings
+
+    pairs = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT", "LTC/USDT", "BNB/USDT", "ADA/USDT",
+             "DOT/USDT", "AVAX/USDT"]
+    settings = bot_settings(tmp_path / "bot", bars=30).model_copy(update={
+        "pairs": pairs, "local": LocalReplaySettings(bars=30, synthetic=True)})
+    result = open_bot(BotRunRequest(settings=settings, control=False, audit_fsync="never"), app_settings(tmp_path))
+    with result as session:
+        run = session.run()
+        derived = {s: session.stack.markets[s].filters for s in ("ADA/USDT", "DOT/USDT", "AVAX/USDT")}
+    for f in derived.values():  # generated near 100 quote: a lot step worth 0.05-0.5 quote, the usual 5 minimum
+        assert f.step_size == Decimal("0.001") and f.min_notional == Decimal("5")
+    assert run.report.candles == 300 and {p.bars_processed for p in run.status.pairs} == {30}
+    per_bar = defaultdict(set)
+    for e in events(run.state_dir):
+        if isinstance(e, CandleClosed):
+            per_bar[e.bar_ts].add(e.symbol)
+    assert len(per_bar) == 30 and all(len(s) == 10 for s in per_bar.values())

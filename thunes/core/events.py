@@ -18,6 +18,8 @@ Rules of the bus:
   A slow consumer (a network alert) subscribes through :class:`QueuedSubscriber`, which hands events to
   its own thread and drops (and counts) them when its queue is full rather than blocking trading.
 * Subscribers filter by type: ``bus.subscribe(handler, OrderFilled, RiskDenied)``; no types = all events.
+* ``publish`` may be called from any thread (the bot's loop, a websocket feed's pump thread), so a
+  subscriber must be thread-safe (the event log and the audit trail lock).
 
 Event kinds are closed sets (:class:`DecisionAction`, :class:`BotState`), never free strings. ``kind`` is
 the class name, and :meth:`Event.to_json` gives a JSON-safe dict (Decimals as strings).
