@@ -103,3 +103,21 @@ def test_a_job_name_twice_is_refused():
     jobs.add("x", interval(1), lambda: "")
     with pytest.raises(ConfigError, match="already scheduled"):
         jobs.add("x", interval(1), lambda: "")
+
+
+def test_the_event_log_rotates_and_is_read_back_whole_in_order(tmp_path):
+    from thunes.core.events import CandleClosed
+    from thunes.live.subscribers import EventLog, read_events, rotated_logs
+
+    log = EventLog(tmp_path / "events.jsonl")
+    for day in range(4):
+        for i in range(3):
+            log(CandleClosed(ts_ms=day * 10 + i, symbol="BTC/USDT", timeframe="5m", bar_ts=day * 10 + i, close=1.0))
+        log.rotate(f"2024010{day + 1}-020000", keep=2)
+    log(CandleClosed(ts_ms=99, symbol="BTC/USDT", timeframe="5m", bar_ts=99, close=1.0))
+    assert log.rotate("20240105-020000", keep=2) is not None
+    assert log.rotate("20240105-020001", keep=2) is None  # nothing new: no empty file
+    log.close()
+    assert [p.name for p in rotated_logs(tmp_path / "events.jsonl")] == [
+        "events-20240104-020000.jsonl", "events-20240105-020000.jsonl"]
+    assert [e.bar_ts for e in read_events(tmp_path / "events.jsonl")] == [30, 31, 32, 99]

@@ -96,6 +96,7 @@ class JobSettings(_Model):
     decay_check_at: str = "01:00"
     backup_at: str = "02:00"
     backup_keep: int = Field(7, ge=1)
+    events_keep: int = Field(30, ge=1, description="Rotated event logs kept (one per day, rotated by the backup)")
     misfire_grace_s: int = Field(3600, ge=1, description="A run missed by more than this is skipped, not run late")
     reoptimise_cron: str | None = Field(None, description="Re-optimise every pair on this crontab schedule (UTC), "
                                                           "e.g. '0 3 * * sun'; None: never")

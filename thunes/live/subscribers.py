@@ -3,7 +3,8 @@
 * :class:`EventLog` appends every event to ``events.jsonl`` in the bot's state folder (flushed per
   event; a crash loses at most the line being written, and a torn last line is skipped when read).
   ``thunes bot status`` / the services read it when the bot is not running, and tests check
-  "no candle skipped" against it.
+  "no candle skipped" against it. The daily backup job rotates it (``events-<time>.jsonl``, the
+  ``jobs.events_keep`` newest kept); :func:`read_events` reads the rotated files first.
 * :class:`AuditSubscriber` appends the events the safety core does not already audit (bot state, jobs,
   feed health, reconcile mismatches, pause denials, daily summaries, decisions other than hold) to the
   hash-chained :class:`~thunes.execution.audit.AuditTrail` as ``event.<Kind>`` records, so one trail tells
@@ -24,7 +25,7 @@ from thunes.core.events import (
     RiskDenied, SignalDecided, event_from_json,
 )
 
-__all__ = ["EventLog", "read_events", "AuditSubscriber", "AUDITED_EVENTS"]
+__all__ = ["EventLog", "read_events", "rotated_logs", "AuditSubscriber", "AUDITED_EVENTS"]
 
 AUDITED_EVENTS: tuple[type[Event], ...] = (BotStateChanged, JobRan, FeedReconnected, FeedStale, ReconcileMismatch,
                                            DailySummary, RiskDenied, SignalDecided)
@@ -45,6 +46,25 @@ class EventLog:
             self._fh.write(line + "\n")
             self._fh.flush()
 
+    def rotate(self, stamp: str, *, keep: int) -> Path | None:
+        """Move the current file to ``events-<stamp>.jsonl`` and start a new one; keep the ``keep`` newest
+        rotated files (retention). Returns the rotated file (None when the log was empty)."""
+        with self._lock:
+            self._fh.flush()
+            if self.path.stat().st_size == 0:
+                return None
+            self._fh.close()
+            target = self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}")
+            n = 1
+            while target.exists():
+                n += 1
+                target = self.path.with_name(f"{self.path.stem}-{stamp}.{n}{self.path.suffix}")
+            os.replace(self.path, target)
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        for old in rotated_logs(self.path)[:-keep]:
+            old.unlink()
+        return target
+
     def sync(self) -> None:
         with self._lock:
             self._fh.flush()
@@ -56,21 +76,27 @@ class EventLog:
                 self._fh.close()
 
 
-def read_events(path: str | Path, *, kinds: set[str] | None = None) -> Iterator[Event]:
-    """Events of an event log, in order; a torn last line (a crash mid-write) is skipped."""
+def rotated_logs(path: str | Path) -> list[Path]:
+    """The rotated files of an event log, oldest first (``events-<YYYYmmdd-HHMMSS>[.n].jsonl``)."""
     p = Path(path)
-    if not p.exists():
-        return
-    with open(p, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                return
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if kinds is None or data.get("kind") in kinds:
-                yield event_from_json(data)
+    return sorted(p.parent.glob(f"{p.stem}-*{p.suffix}"))
+
+
+def read_events(path: str | Path, *, kinds: set[str] | None = None) -> Iterator[Event]:
+    """Events of an event log and its rotated files, in order; a torn line (a crash mid-write) is skipped."""
+    for p in [*rotated_logs(path), Path(path)]:
+        if not p.exists():
+            continue
+        with open(p, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue
+                if kinds is None or data.get("kind") in kinds:
+                    yield event_from_json(data)
 
 
 class AuditSubscriber:

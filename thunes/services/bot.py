@@ -251,7 +251,7 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
 
     jobs = JobScheduler(clock, bus=bus, state_path=state_dir / "jobs.json")
     bot = Bot(stack, source, jobs=jobs)
-    _schedule_jobs(bot, jobs, s, app_settings)
+    _schedule_jobs(bot, jobs, s, app_settings, event_log)
     return BotSession(bot=bot, stack=stack, settings=s, request=request, sources=sources, closers=closers)
 
 
@@ -304,7 +304,7 @@ def _remote(request: BotRunRequest, app_settings: Any, assignments: Any, risk: A
     return port, make_source, risk, assignments
 
 
-def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any) -> None:
+def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any, event_log: EventLog) -> None:
     from thunes.live.jobs import backup_sqlite, crontab, daily_at, interval
 
     stack = bot.stack
@@ -344,9 +344,14 @@ def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any) -> No
         return "; ".join(parts)
 
     def backup() -> str:
+        from datetime import datetime, timezone
+
+        now = stack.clock.now_ms()
         target = backup_sqlite(stack.state_dir / "execution.sqlite", stack.state_dir / "backups",
-                               keep=s.jobs.backup_keep, stamp_ms=stack.clock.now_ms())
-        return f"{target.name}"
+                               keep=s.jobs.backup_keep, stamp_ms=now)
+        rotated = event_log.rotate(datetime.fromtimestamp(now / 1000, tz=timezone.utc).strftime("%Y%m%d-%H%M%S"),
+                                   keep=s.jobs.events_keep)
+        return f"{target.name}; event log rotated to {rotated.name}" if rotated else target.name
 
     def reoptimise() -> str:
         return start_reoptimisation(bot, app_settings, trials=s.jobs.reoptimise_trials, bars=s.jobs.reoptimise_bars)
