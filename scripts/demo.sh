@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, offline, on the embedded defaults: data -> quality -> features -> backtest -> sweep ->
-# paper trading against the local exchange -> audit verification. Everything lands under data/ and artifacts/demo/.
+# paper trading against the local exchange -> audit verification -> a short multi-pair bot run. Everything
+# lands under data/ and artifacts/demo/.
 set -euo pipefail
 THUNES=${THUNES:-.venv/bin/thunes}
 export THUNES_DATA__URL=${THUNES_DATA__URL:-sqlite:///data/demo.sqlite}
@@ -36,6 +37,14 @@ $THUNES paper --strategy sma_cross --symbol BTC/USDT --timeframe 1h --replay-spe
 step "8. verify the tamper-evident audit trail the paper run appended to (settings audit.path)"
 $THUNES audit verify
 
+rm -rf "$OUT/bot"  # the in-process local exchange starts fresh, so does the bot's folder
+step "9. a multi-pair bot: BTC, ETH, SOL, XRP traded in one process with one risk manager (lockstep replay)"
+$THUNES bot run --pairs BTC/USDT,ETH/USDT,SOL/USDT,XRP/USDT --timeframe 5m --param fast=5 --param slow=20 \
+  --bars 200 --state-dir "$OUT/bot" --quiet
+$THUNES bot profit --state-dir "$OUT/bot"
+$THUNES audit verify "$OUT/bot/audit.jsonl"
+
 step "done"
 echo "report:  $OUT/backtest/report_BTCUSDT_1h.html (open it in a browser; works offline)"
 echo "trades:  $OUT/backtest/trades_BTCUSDT_1h.csv, paper ledger: $OUT/paper/ledger.csv"
+echo "bot:     $OUT/bot (ledger.csv, events.jsonl, audit.jsonl; thunes bot status --state-dir $OUT/bot)"

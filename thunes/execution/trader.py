@@ -48,6 +48,7 @@ from thunes.core.candles import OHLCV, ts_ms
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.enums import Side
 from thunes.core.errors import ConfigError, ExchangeError, ThunesError
+from thunes.core.events import DecisionAction
 from thunes.core.timeframes import parse_timeframe
 from thunes.exchange.types import OrderRequest, OrderResult
 from thunes.execution.ledger import Ledger, LedgerRow
@@ -156,13 +157,16 @@ class BarDecision:
     """What the trader did with one closed candle."""
 
     bar_ts: int
-    action: str  # "warmup" | "hold" | "buy" | "sell" | "skip"
+    action: DecisionAction  # a closed set; the strings "warmup", "hold", "buy", "sell", "skip" convert to it
     reason: str = ""
     client_order_id: str | None = None
     status: str | None = None
     filled_qty: Decimal = Decimal(0)
     avg_price: Decimal | None = None
     latency_s: float | None = None  # candle received -> order handed to the exchange port
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", DecisionAction(self.action))  # an unknown kind fails here, not later
 
 
 @dataclass(slots=True)

@@ -40,7 +40,7 @@ from thunes.exchange.sim._feed import MarketFeed
 from thunes.exchange.sim._rules import SymbolSpec
 
 __all__ = ["LocalExchange", "SimOptions", "AccountSpec", "EngineOptions", "Faults", "FaultState",
-           "DEFAULT_API_KEY", "DEFAULT_SECRET", "load_symbol_specs"]
+           "DEFAULT_API_KEY", "DEFAULT_SECRET", "load_symbol_specs", "derived_symbol_info"]
 
 DEFAULT_API_KEY = "thunes-local-api-key"
 DEFAULT_SECRET = "thunes-local-secret"
@@ -95,6 +95,40 @@ def load_symbol_specs(sample_dir: str | Path | None = None) -> dict[str, SymbolS
     return specs
 
 
+def derived_symbol_info(symbol: str, price: float) -> dict[str, Any]:
+    """Binance-like rules for a pair the embedded table does not know, derived from its price level.
+
+    Five significant digits of price (tick = 10^(floor(log10 price) - 4)), a lot step worth 0.05 to 0.5
+    quote (step = 10^floor(log10(0.5 / price))), Binance's usual 5-quote minimum notional. Real rules,
+    where known (the embedded table, the recorded exchangeInfo), always win over these.
+    """
+    import math
+
+    base, _, quote = symbol.upper().partition("/")
+    if not base or not quote or not (price > 0 and math.isfinite(price)):
+        raise ConfigError(f"cannot derive exchange rules for {symbol!r} at price {price!r}")
+    tick = Decimal(10) ** (math.floor(math.log10(price)) - 4)
+    step = Decimal(10) ** math.floor(math.log10(0.5 / price))
+    max_price = (Decimal(repr(price)) * 1000 // tick) * tick
+    fmt = lambda d: f"{d:.8f}"  # noqa: E731
+    return {
+        "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8, "quoteAsset": quote,
+        "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"], "icebergAllowed": True, "ocoAllowed": False,
+        "quoteOrderQtyMarketAllowed": True, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": fmt(tick), "maxPrice": fmt(max_price), "tickSize": fmt(tick)},
+            {"filterType": "LOT_SIZE", "minQty": fmt(step), "maxQty": "9000000.00000000", "stepSize": fmt(step)},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "9000000.00000000",
+             "stepSize": "0.00000000"},
+            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+        ],
+        "permissions": ["SPOT"], "derived": True,
+    }
+
+
 class LocalExchange:
     """An in-process local exchange: ``start()`` serves it on ``base_url`` from a background thread."""
 
@@ -115,6 +149,9 @@ class LocalExchange:
         feeds: dict[str, MarketFeed] = {}
         for unified, frame in frames.items():
             spec = by_unified.get(unified.upper())
+            if spec is None and candles and len(frame):
+                # Given candles of a pair with no known rules: serve it with rules derived from its price.
+                spec = SymbolSpec.from_info(derived_symbol_info(unified, float(frame["close"].iloc[-1])))
             if spec is None:
                 raise ConfigError(f"the local exchange has no rules for {unified!r}; "
                                   f"known symbols: {sorted(by_unified)}")

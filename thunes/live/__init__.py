@@ -1,0 +1,20 @@
+"""The trading loop's home: candle sources, the multi-pair bot, its assembly, jobs and control.
+
+* :mod:`thunes.live.sources` - the :class:`CandleSource` protocol; websocket and lockstep replay sources.
+* :mod:`thunes.live.stack` - :func:`build_bot`: one safety core (risk, executor, journal, audit, ledger)
+  shared by one :class:`~thunes.execution.trader.Trader` per pair.
+* :mod:`thunes.live.bot` - :class:`Bot`: one thread trading every pair's candles in the order they close.
+* :mod:`thunes.live.jobs` - scheduled jobs on APScheduler triggers, run between candles.
+* :mod:`thunes.live.control` - the local control socket (status, pause, resume, stop, force-exit).
+* :mod:`thunes.live.config` - ``bot.toml``.
+"""
+
+from __future__ import annotations
+
+from thunes.live.bot import Bot, BotReport, BotStatus
+from thunes.live.config import Assignment, BotSettings, load_bot_settings
+from thunes.live.sources import CandleSource, ReplaySource, SourcedCandle, StreamKey, WebsocketSource
+from thunes.live.stack import BotStack, GatedExecutor, build_bot
+
+__all__ = ["Bot", "BotReport", "BotStatus", "Assignment", "BotSettings", "load_bot_settings", "CandleSource",
+           "ReplaySource", "SourcedCandle", "StreamKey", "WebsocketSource", "BotStack", "GatedExecutor", "build_bot"]
