@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.live.conftest import app_settings, bot_settings
+from tests.live.conftest import app_settings, bot_settings, four_pairs  # noqa: F401 - four_pairs is a fixture
 from thunes.services.bot import BotRunRequest, open_bot
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -68,13 +68,10 @@ def family_of(name: str, exposed: set[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def paper_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Any:
-    """One short paper run (4 pairs x 40 candles, max 2 positions so the risk manager denies some
+def paper_run(tmp_path_factory: pytest.TempPathFactory, four_pairs: dict[str, Any]) -> Any:
+    """One short paper run (4 pairs x 60 candles, max 2 positions so the risk manager denies some
     entries); yields (session, result) with the metrics still readable."""
-    from tests.live.conftest import PAIRS, ROWS
-    from thunes.data.samples import load_sample_candles
-
-    frames = {s: load_sample_candles(s, "5m").frame.iloc[:ROWS] for s in PAIRS}
+    frames = four_pairs
     tmp = tmp_path_factory.mktemp("paper")
     settings = bot_settings(tmp / "bot", bars=60, risk={"max_positions": 2, "cool_down_minutes": 0})
     req = BotRunRequest(settings=settings, control=False, audit_fsync="never", metrics_port=0)
