@@ -236,3 +236,37 @@ def test_exposition_cost_per_scrape_stays_small(paper_run):
     per_scrape = (time.perf_counter() - t0) / n
     assert per_scrape < 0.05, per_scrape
     assert len(body) < 200_000
+
+
+def test_a_model_strategy_exports_its_training_time_and_times_each_inference():
+    """The real Forecaster (features, windows, gaps) around a stand-in network: a window's mean return."""
+    import numpy as np
+
+    from thunes.data.synthetic import generate_candles
+    from thunes.ml.artifacts import ModelMeta
+    from thunes.ml.serving import Forecaster
+    from thunes.strategies.model_signal import ModelSignalStrategy
+    from thunes.strategies.sma_cross import SmaCross
+
+    meta = ModelMeta(feature_cols=["sma_dist_10"], seq_len=4, horizon=1, trained_at="2026-01-02T03:04:05+00:00")
+    net = lambda w: (w[:, :, 0].mean(axis=1), np.ones(len(w)))  # noqa: E731
+    strategy = ModelSignalStrategy.from_forecaster(Forecaster(net, meta, None, backend="test"))
+    m = BotMetrics(pairs=PAIRS, process=False)
+    assert m.instrument_model("BTC/USDT", strategy)
+    assert not m.instrument_model("ETH/USDT", SmaCross(fast=3, slow=8))
+    assert value(m, "thunes_model_trained_timestamp_seconds", symbol="BTC/USDT") == 1767323045.0
+    candles = generate_candles(120, timeframe="5m", seed=1)
+    strategy.signals(candles)
+    strategy.signals(candles)  # the same candles again: predictions reused, no inference
+    strategy.signals(generate_candles(120, timeframe="5m", seed=2))
+    assert value(m, "thunes_model_prediction_duration_seconds_count", symbol="BTC/USDT") == 2
+    assert value(m, "thunes_model_prediction_duration_seconds_sum", symbol="BTC/USDT") > 0
+
+
+def test_an_order_observes_candle_close_to_order_on_the_bots_clock(metrics):
+    """A 5m candle opened at 0 closes at 300 s; its order decided at 301.2 s took 1.2 s from the close."""
+    metrics.handle(SignalDecided(ts_ms=301_200, symbol="BTC/USDT", timeframe="5m", strategy="s", bar_ts=0,
+                                 action=DecisionAction.BUY, latency_s=0.002))
+    assert value(metrics, "thunes_candle_close_to_order_seconds_sum", symbol="BTC/USDT") == pytest.approx(1.2)
+    assert value(metrics, "thunes_candle_close_to_order_seconds_bucket", symbol="BTC/USDT", le="1.0") == 0
+    assert value(metrics, "thunes_candle_close_to_order_seconds_bucket", symbol="BTC/USDT", le="2.0") == 1

@@ -33,9 +33,12 @@ pytestmark = pytest.mark.skipif(PROMETHEUS is None or PROMTOOL is None,
                                 reason="prometheus/promtool not installed (run scripts/install-system-deps.sh)")
 
 
-def test_promtool_accepts_the_shipped_config_and_rules():
+def test_promtool_accepts_the_shipped_config_and_rules_and_the_alerts_fire_as_specified():
+    """check config, check rules, and the rules' unit tests (deploy/prometheus/alerts_test.yml: bot down,
+    feed stale, kill-switch, reconcile mismatch, error rate, consumer lag fire when, and only when, due)."""
     for args in (["check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
-                 ["check", "rules", str(DEPLOY / "prometheus" / "thunes-rules.yml")]):
+                 ["check", "rules", str(DEPLOY / "prometheus" / "thunes-rules.yml")],
+                 ["test", "rules", str(DEPLOY / "prometheus" / "alerts_test.yml")]):
         done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "SUCCESS" in done.stdout
@@ -147,6 +150,7 @@ def test_prometheus_scrapes_a_paper_run_and_fires_the_kill_switch_alert(tmp_path
         assert prom.scalar(f'thunes_build_info{{version="{__version__}",exchange="local"}}') == 1
         assert prom.scalar('max_over_time(thunes_bot_state{state="running"}[5m])') == 1  # scraped while trading
         assert prom.scalar("sum(thunes_exchange_requests_total)") > 0
+        assert prom.scalar("sum(thunes_order_send_latency_seconds_count)") == len(r.latencies_s) > 0
         assert prom.scalar("thunes_kill_switch_active") == 0
 
         # The shipped rules loaded and evaluate; the kill-switch alert fires once the switch is on.

@@ -45,7 +45,8 @@ from thunes.core.events import (
 from thunes.core.timeframes import parse_timeframe
 from thunes.ops._server import MetricsServer, serve_metrics
 
-__all__ = ["BotMetrics", "InstrumentedPort", "OTHER", "LATENCY_BUCKETS", "ROUND_TRIP_BUCKETS", "JOB_BUCKETS"]
+__all__ = ["BotMetrics", "InstrumentedPort", "OTHER", "LATENCY_BUCKETS", "CLOSE_TO_ORDER_BUCKETS", "ROUND_TRIP_BUCKETS",
+           "JOB_BUCKETS", "PREDICTION_BUCKETS"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ ZERO = Decimal(0)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # One exchange request (network + exchange): a few ms locally, 50-500 ms to Binance.
 ROUND_TRIP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Candle close -> order sent, on the publisher's clock (ms resolution): feed delay + decision, live 0.1-5 s.
+CLOSE_TO_ORDER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0)
 PREDICTION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _PORT_METHODS = frozenset({"load_markets", "fetch_candles", "fetch_ticker", "fetch_balance", "place_order",
@@ -168,6 +171,10 @@ class BotMetrics:
         self.order_latency = Histogram("thunes_order_send_latency_seconds",
                                        "Candle taken by the bot -> its order handed to the exchange port",
                                        ["symbol"], buckets=LATENCY_BUCKETS, registry=r)
+        self.close_to_order = Histogram("thunes_candle_close_to_order_seconds",
+                                        "Candle close -> its order sent, on the bot's clock (market time in a "
+                                        "replay; ms resolution)", ["symbol"], buckets=CLOSE_TO_ORDER_BUCKETS,
+                                        registry=r)
         self.fills = Counter("thunes_fills_total", "Fills (trades) booked in the ledger", ["symbol", "side"],
                              registry=r)
         self.filled_quote = Counter("thunes_filled_quote_total", "Traded notional of booked fills, quote currency",
@@ -246,7 +253,8 @@ class BotMetrics:
         listeners = getattr(stack.ledger, "listeners", None)
         if listeners is not None:
             listeners.append(self.on_ledger_row)
-        self._instrument_models(stack)
+        for key, trader in stack.traders.items():
+            self.instrument_model(key.symbol, trader.strategy)
         self._refresh_realised()
         self._set_state(bot.state)
         bot.bus.subscribe(self.handle, name="metrics")
@@ -298,6 +306,9 @@ class BotMetrics:
         self.signals.labels(sym, str(e.action)).inc()
         if e.latency_s is not None:
             self.order_latency.labels(sym).observe(e.latency_s)
+            tf_ms = self._tf_ms.get(e.timeframe)
+            if tf_ms is not None:
+                self.close_to_order.labels(sym).observe(max(0.0, (e.ts_ms - (e.bar_ts + tf_ms)) / 1000))
         if sym != OTHER:
             self._refresh_position(sym)
             self._maybe_refresh_equity()
@@ -421,26 +432,28 @@ class BotMetrics:
         self.drawdown.set(float(1 - total / self._peak) if self._peak > 0 else 0.0)
         return total
 
-    def _instrument_models(self, stack: Any) -> None:
-        """Model strategies: their training time, and a timer around their inference calls."""
+    def instrument_model(self, symbol: str, strategy: Any) -> bool:
+        """A model strategy: export its training time and time its inference calls (False: not a model).
+
+        The forecaster's ``predict_frame`` is wrapped on the instance (the strategy's code is unchanged).
+        """
         from datetime import datetime
 
-        for key, trader in stack.traders.items():
-            strategy = trader.strategy
-            if getattr(strategy, "name", "") != "model":
-                continue
-            sym = self._sym(key.symbol)
-            forecaster = strategy.forecaster
-            trained = getattr(getattr(forecaster, "meta", None), "trained_at", None)
-            if trained:
-                self.model_trained.labels(sym).set(datetime.fromisoformat(trained).timestamp())
-            predict = forecaster.predict_frame
-            hist = self.prediction.labels(sym)
+        if getattr(strategy, "name", "") != "model":
+            return False
+        sym = self._sym(symbol)
+        forecaster = strategy.forecaster
+        trained = getattr(getattr(forecaster, "meta", None), "trained_at", None)
+        if trained:
+            self.model_trained.labels(sym).set(datetime.fromisoformat(trained).timestamp())
+        predict = forecaster.predict_frame
+        hist = self.prediction.labels(sym)
 
-            def timed(*args: Any, _predict: Any = predict, _hist: Any = hist, **kwargs: Any) -> Any:
-                with _hist.time():
-                    return _predict(*args, **kwargs)
-            object.__setattr__(forecaster, "predict_frame", timed)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with hist.time():
+                return predict(*args, **kwargs)
+        object.__setattr__(forecaster, "predict_frame", timed)
+        return True
 
     def _read_weight(self, client: Any) -> None:
         headers = getattr(client, "last_response_headers", None)
