@@ -207,7 +207,13 @@ def test_a_paper_run_exposes_what_happened(paper_run):
     assert value(m, "thunes_bot_state", state="stopped") == 1
     assert value(m, "thunes_kill_switch_active") == 0
     assert value(m, "thunes_reconcile_runs_total") == r.reconciles >= 2
-    assert value(m, "thunes_equity_quote") > 0
+    # equity at the stop: the quote balance plus every base asset at its pair's last close
+    marks = session.bot._last_close
+    expected = sum(Decimal(b) * (Decimal(1) if a == "USDT" else marks[f"{a}/USDT"])
+                   for a, b in result.status.balances.items())
+    assert value(m, "thunes_equity_quote") == pytest.approx(float(expected), rel=1e-12)
+    assert 0 <= value(m, "thunes_drawdown_ratio") < 1
+    assert value(m, "thunes_realised_pnl_quote") == pytest.approx(float(result.status.realised_total))
     assert 'thunes_build_info{exchange="local"' in text
     assert "client_order_id" not in text and "thunes_" in text
 

@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from thunes.core.errors import ThunesError
 from thunes.core.events import (
     BotState, BotStateChanged, CandleClosed, DecisionAction, Event, FeedReconnected, FeedStale, JobRan, KillSwitchChanged,
     OrderFilled, OrderRejected, OrderSubmitted, PositionClosed, PositionOpened, ReconcileMismatch, RiskDenied,
@@ -290,6 +291,9 @@ class BotMetrics:
 
     def _on_state(self, e: BotStateChanged) -> None:
         self._set_state(e.state)
+        if e.state is BotState.STOPPING:
+            self._equity_at = None  # the final equity, while the exchange is still there
+            self._maybe_refresh_equity()
 
     def _on_candle(self, e: CandleClosed) -> None:
         sym, tf = self._stream(e.symbol, e.timeframe)
@@ -309,11 +313,11 @@ class BotMetrics:
             tf_ms = self._tf_ms.get(e.timeframe)
             if tf_ms is not None:
                 self.close_to_order.labels(sym).observe(max(0.0, (e.ts_ms - (e.bar_ts + tf_ms)) / 1000))
+        if e.action is DecisionAction.SELL:
+            self._refresh_realised()
         if sym != OTHER:
             self._refresh_position(sym)
             self._maybe_refresh_equity()
-        if e.action is DecisionAction.SELL:
-            self._refresh_realised()
 
     def _order_type(self) -> str:
         options = getattr(getattr(getattr(self._bot, "stack", None), "executor", None), "options", None)
@@ -410,7 +414,10 @@ class BotMetrics:
         if self._equity_at is not None and now - self._equity_at < self.equity_refresh_s:
             return
         self._equity_at = now
-        self.refresh_equity()
+        try:
+            self.refresh_equity()
+        except ThunesError as exc:  # an exchange hiccup: the next refresh will do (not a subscriber failure)
+            log.warning("metrics: equity refresh failed: %s", exc)
 
     def refresh_equity(self) -> Decimal | None:
         """Quote balance + every traded base asset at its last close; sets equity and drawdown (bot thread)."""
