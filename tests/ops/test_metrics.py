@@ -276,3 +276,24 @@ def test_an_order_observes_candle_close_to_order_on_the_bots_clock(metrics):
     assert value(metrics, "thunes_candle_close_to_order_seconds_sum", symbol="BTC/USDT") == pytest.approx(1.2)
     assert value(metrics, "thunes_candle_close_to_order_seconds_bucket", symbol="BTC/USDT", le="1.0") == 0
     assert value(metrics, "thunes_candle_close_to_order_seconds_bucket", symbol="BTC/USDT", le="2.0") == 1
+
+
+def test_bot_run_serves_metrics_and_a_busy_port_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """`thunes bot run --metrics-port` prints where the metrics are; a port in use stops it with one line."""
+    import socket
+
+    from thunes.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["bot", "run", "--synthetic", "--bars", "3", "--pairs", "BTC/USDT", "--quiet"]
+    main([*args, "--metrics-port", "0", "--state-dir", str(tmp_path / "a")])
+    assert "metrics: http://127.0.0.1:" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as done:
+            main([*args, "--metrics-port", str(port), "--state-dir", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert f"error: cannot serve metrics on 127.0.0.1:{port}" in err and "Traceback" not in err
