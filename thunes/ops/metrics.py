@@ -124,6 +124,7 @@ class BotMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.pairs = tuple(sorted(set(pairs)))
         self._symbols = {s for s, _ in self.pairs}
+        self._streams = set(self.pairs)
         self._tf_ms = {tf: parse_timeframe(tf).ms for _, tf in self.pairs}
         self.equity_refresh_s = float(equity_refresh_s)
         self._wall = wall
@@ -254,6 +255,8 @@ class BotMetrics:
         listeners = getattr(stack.ledger, "listeners", None)
         if listeners is not None:
             listeners.append(self.on_ledger_row)
+        else:
+            log.warning("metrics: the bot's ledger takes no listeners; fills and fees will not be counted")
         for key, trader in stack.traders.items():
             self.instrument_model(key.symbol, trader.strategy)
         self._refresh_realised()
@@ -283,7 +286,7 @@ class BotMetrics:
         return symbol if symbol in self._symbols else OTHER
 
     def _stream(self, symbol: str, timeframe: str) -> tuple[str, str]:
-        return (symbol, timeframe) if (symbol, timeframe) in self.pairs else (OTHER, OTHER)
+        return (symbol, timeframe) if (symbol, timeframe) in self._streams else (OTHER, OTHER)
 
     def _set_state(self, state: BotState) -> None:
         for s in BotState:
