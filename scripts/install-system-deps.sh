@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries.
+# Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries, and
+# Prometheus + promtool (the observability tests run a real Prometheus on a private port).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system deps: present"
   exit 0
@@ -17,4 +19,5 @@ fi
 echo "system deps: installing ${need[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Debian starts a cluster on install in some images; the tests run their own on a private port.
+# Debian starts a cluster (and a prometheus service) on install in some images; the tests run their own
+# on private ports.

@@ -88,12 +88,15 @@ def _echo_decision(key: Any, d: Any) -> None:
 @click.option("--live", "live_flag", is_flag=True, help="Live only: required, trades real money.")
 @click.option("--i-understand-the-risks", "understood", is_flag=True, help="Live only: required, you accept losses.")
 @click.option("--max-quote", default=None, type=str, help="Live: cap on quote per trade and position (default 25).")
+@click.option("--metrics-port", default=None, type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port); "
+                   "docs/observability.md.")
 @click.option("--quiet", is_flag=True, help="Print the summary only, not every order.")
 @pass_app
 def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str | None, params: tuple[str, ...],
             timeframe: str | None, exchange: str | None, bars: int | None, speed: float | None, synthetic: bool,
             duration: float | None, max_candles: int | None, state_dir: str | None, live_flag: bool,
-            understood: bool, max_quote: str | None, quiet: bool) -> None:
+            understood: bool, max_quote: str | None, metrics_port: int | None, quiet: bool) -> None:
     """Trade several pairs in one process with one risk manager.
 
     \b
@@ -126,7 +129,8 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
         settings = settings.model_copy(update={"state_dir": Path("artifacts/bot") / time.strftime("%Y%m%d-%H%M%S")})
     cap = Decimal(max_quote) if max_quote is not None else None
     request = BotRunRequest(settings=settings, max_candles=max_candles, duration_s=duration,
-                            confirmation=LiveConfirmation(live=live_flag, understood=understood), max_quote=cap)
+                            confirmation=LiveConfirmation(live=live_flag, understood=understood), max_quote=cap,
+                            metrics_port=metrics_port)
     pairs_txt = ", ".join(f"{a.symbol} {a.timeframe} {a.strategy}" for a in settings.resolved())
     click.echo(f"bot on {settings.exchange}: {pairs_txt}; state {settings.state_dir}", err=True)
 
@@ -135,6 +139,9 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
             session.bot.on_decision = _echo_decision
         for sym, src in session.sources.items():
             click.echo(f"  {sym}: {src}", err=True)
+        url = session.serve_metrics()
+        if url is not None:
+            click.echo(f"  metrics: {url}", err=True)
         _LATEST.parent.mkdir(parents=True, exist_ok=True)
         _LATEST.write_text(str(settings.state_dir) + "\n", encoding="utf-8")
         for s in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C / SIGTERM: stop after the current candle

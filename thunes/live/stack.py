@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError
@@ -129,11 +129,15 @@ class PairLedger(Ledger):
     ETHUSDT's order 1001 are different orders, and a ledger shared by several pairs keyed without the
     symbol would drop the second one's fills as duplicates. The fix belongs in ``LedgerRow.key``; until
     then this subclass widens the key for the bot's shared ledger.
+
+    ``listeners`` are called with every row newly booked (the metrics count fills and fees there); a
+    failing listener is logged, never stops the booking.
     """
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         self._keys = {(r.symbol, *r.key) for r in read_ledger(self.path)}  # type: ignore[assignment]
+        self.listeners: list[Callable[[LedgerRow], None]] = []
 
     def record(self, row: LedgerRow) -> bool:
         key = (row.symbol, *row.key)
@@ -143,7 +147,12 @@ class PairLedger(Ledger):
             self._writer.writerow(row.to_csv())
             self._flush()
             self._keys.add(key)  # type: ignore[arg-type]
-            return True
+        for listener in self.listeners:
+            try:
+                listener(row)
+            except Exception:  # noqa: BLE001 - watching the ledger never stops booking
+                log.exception("ledger listener %s failed", listener)
+        return True
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys

@@ -9,7 +9,9 @@ Running (:func:`open_bot` / :func:`run_bot`) assembles, from a :class:`~thunes.l
 * the safety core and one trader per pair (:func:`thunes.live.stack.build_bot`), warmed up to each pair's
   last processed candle;
 * the candle source (lockstep replay or websockets), the event log and audit subscribers, the jobs
-  (reconcile, daily summary, decay check, backups) and the local control socket.
+  (reconcile, daily summary, decay check, backups) and the local control socket;
+* with ``metrics_port``, the Prometheus metrics (:class:`~thunes.ops.metrics.BotMetrics`, every exchange
+  call timed) served at ``http://127.0.0.1:<port>/metrics`` while the session is open (docs/observability.md).
 
 Steering (:func:`bot_status`, :func:`pause_bot`, ...) goes through the running bot's control socket; with
 no bot running, status, jobs, pause and resume read or change the state folder directly (a paused bot
@@ -59,6 +61,8 @@ class BotRunRequest:
     max_quote: Decimal | None = None  # live: cap per trade and per position (default 25 quote)
     control: bool = True  # serve the control socket
     audit_fsync: str | None = None  # default: settings.audit.fsync
+    metrics_port: int | None = None  # serve Prometheus metrics on this port (0: any free one); None: no metrics
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,8 +124,21 @@ class BotSession:
     sources: dict[str, str]
     closers: list[Callable[[], None]] = field(default_factory=list)
     control: ControlServer | None = None
+    metrics: Any = None  # BotMetrics when request.metrics_port is set
+    metrics_server: Any = None  # its MetricsServer, from run() until close()
+
+    def serve_metrics(self) -> str | None:
+        """Start the ``/metrics`` endpoint (once; ``run`` does it) and return its URL."""
+        if self.metrics is None:
+            return None
+        if self.metrics_server is None:
+            self.metrics_server = self.metrics.serve(port=int(self.request.metrics_port or 0),
+                                                     host=self.request.metrics_host)
+            self.closers.append(self.metrics_server.close)
+        return self.metrics_server.url
 
     def run(self) -> BotRunResult:
+        self.serve_metrics()
         if self.request.control:
             self.control = ControlServer(self.bot, self.stack.state_dir).start()
         try:
@@ -231,6 +248,12 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
             port, make_source, risk, assignments = _remote(request, app_settings, assignments, risk, bus, closers)
             clock = LiveClock()
             sources = {a.symbol: f"{s.exchange} websocket" for a in assignments}
+        metrics = None
+        if request.metrics_port is not None:
+            from thunes.ops.metrics import BotMetrics
+
+            metrics = BotMetrics(pairs=[(a.symbol, a.timeframe) for a in assignments], exchange=s.exchange)
+            port = metrics.instrument_port(port)
         stack = build_bot(port, assignments=assignments, risk_settings=risk, state_dir=state_dir, bus=bus,
                           clock=clock, audit_fsync=request.audit_fsync or app_settings.audit.fsync,
                           settle_ms=500 if s.exchange == "local" else 6_000,
@@ -252,7 +275,10 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
     jobs = JobScheduler(clock, bus=bus, state_path=state_dir / "jobs.json")
     bot = Bot(stack, source, jobs=jobs)
     _schedule_jobs(bot, jobs, s, app_settings, event_log)
-    return BotSession(bot=bot, stack=stack, settings=s, request=request, sources=sources, closers=closers)
+    if metrics is not None:
+        metrics.bind(bot)
+    return BotSession(bot=bot, stack=stack, settings=s, request=request, sources=sources, closers=closers,
+                      metrics=metrics)
 
 
 def _bar_wall(s: BotSettings) -> float:
