@@ -151,6 +151,9 @@ class TelegramControl:
     # -- life cycle --------------------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> "TelegramControl":
         """Connect (getMe), start polling and the alerts; a bad token or an unreachable API is a ConfigError."""
+        if self.bus is None and self.follow_events:
+            # Positioned now, before polling starts: an event the bot writes from here on is alerted.
+            self._follower = EventLogFollower(Path(self.target.state_dir) / "events.jsonl", self.on_event)
         self._thread = threading.Thread(target=self._run, name="telegram-control", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s):
@@ -165,8 +168,8 @@ class TelegramControl:
         if self.bus is not None:
             self._subscriber = QueuedSubscriber(self.on_event, name="telegram-alerts")
             self._subscription = self.bus.subscribe(self._subscriber, *ALERT_EVENTS, name="telegram-alerts")
-        elif self.follow_events:
-            self._follower = EventLogFollower(Path(self.target.state_dir) / "events.jsonl", self.on_event).start()
+        elif self._follower is not None:
+            self._follower.start()
         return self
 
     def stop(self) -> None:

@@ -92,6 +92,7 @@ class FakeTelegram:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
+        self._closing = False
 
     # -- life cycle --------------------------------------------------------------------------------
     @property
@@ -113,19 +114,25 @@ class FakeTelegram:
         self._new_update = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, self.host, self.port)
         loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._ready.set()
         loop.run_forever()
-        loop.run_until_complete(self._runner.cleanup())
         loop.close()
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        assert self._new_update is not None and self._runner is not None
+        self._new_update.set()  # wakes the long polls still waiting: they answer at once
+        await self._runner.cleanup()
+        asyncio.get_running_loop().stop()
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
             self._thread.join(10)
             self._loop = None
 
@@ -277,7 +284,7 @@ class FakeTelegram:
                     self._state.confirmed = max(self._state.confirmed, offset - 1)
                     self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
                 pending = self._state.updates[:limit]
-            if pending or time.monotonic() >= end:
+            if pending or self._closing or time.monotonic() >= end:
                 return pending
             self._new_update.clear()
             try:
