@@ -28,6 +28,7 @@ from thunes.strategies.base import Signals, Strategy
 from tests.live.conftest import app_settings, four_pairs  # noqa: F401 - fixture
 
 TRADER, VIEWER, STRANGER = 1001, 1002, 6666
+ALERTS = -100777  # a group chat for alerts
 
 
 class HoldForTests(Strategy):
@@ -86,8 +87,11 @@ def ask(server: FakeTelegram, user: int, text: str, *, timeout: float = 20.0, co
 
 
 @pytest.fixture
-def running_bot(tmp_path: Path, four_pairs: dict[str, Any]) -> Iterator[tuple[Any, Path]]:  # noqa: F811
-    """Two pairs held from their first candle, replayed at about 0.2 s per candle, with the control socket."""
+def running_bot(tmp_path: Path, four_pairs: dict[str, Any]) -> Iterator[tuple[Any, Path, Any]]:  # noqa: F811
+    """Two pairs held from their first candle, replayed at about 0.2 s per candle, with the control socket.
+
+    Yields (session, state_dir, start): ``start()`` runs the bot in a thread (after the test subscribed
+    what it wants to the bus) and returns when its control socket answers."""
     from thunes.services.bot import BotRunRequest, open_bot
 
     settings = BotSettings(exchange="local", pairs=["BTC/USDT", "ETH/USDT"], strategy="hold_for_tests",
@@ -97,9 +101,13 @@ def running_bot(tmp_path: Path, four_pairs: dict[str, Any]) -> Iterator[tuple[An
     frames = {s: four_pairs[s] for s in ("BTC/USDT", "ETH/USDT")}
     session = open_bot(BotRunRequest(settings=settings, audit_fsync="never"), app_settings(tmp_path), frames=frames)
     thread = threading.Thread(target=session.run, daemon=True)
-    thread.start()
-    wait_until(lambda: control_file(settings.state_dir).exists(), what="the control socket")
-    yield session, settings.state_dir
+
+    def start() -> None:
+        thread.start()
+        wait_until(lambda: control_file(settings.state_dir).exists(), what="the control socket")
+
+    yield session, settings.state_dir, start
     session.bot.request_stop("test teardown")
-    thread.join(30)
+    if thread.is_alive():
+        thread.join(30)
     session.close()

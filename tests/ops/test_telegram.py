@@ -23,7 +23,7 @@ from thunes.ops.telegram.control import COMMANDS
 from thunes.ops.telegram.outbox import MAX_MESSAGE, split_text
 from thunes.ops.telegram.settings import AlertKind, AlertMode
 
-from tests.ops.conftest import STRANGER, TRADER, VIEWER, ask, start_control, tg_settings, wait_until
+from tests.ops.conftest import ALERTS, STRANGER, TRADER, VIEWER, ask, start_control, tg_settings, wait_until
 
 
 def _audit_kinds(path: Path) -> list[tuple[str, dict]]:
@@ -206,15 +206,22 @@ def test_every_alert_goes_out_on_silent_or_not_at_all_as_configured(fake_tg, tmp
 
 # -- commands ----------------------------------------------------------------------------------------
 def test_every_command_against_a_running_bot(fake_tg, running_bot, tmp_path):
-    session, state = running_bot
+    session, state, start_bot = running_bot
     log = tmp_path / "bot.jsonl"
     log.write_text(json.dumps({"ts": "2026-01-01T00:00:00.000Z", "level": "WARNING", "logger": "thunes.live",
                                "msg": "feed slow"}) + "\n")
-    control = start_control(fake_tg, state, bus=session.bot.bus, log_path=log)
+    # As `thunes bot run --telegram`: subscribed to the bot's bus; alerts to their own chat, replies to users.
+    control = start_control(fake_tg, state, bus=session.bot.bus, log_path=log,
+                            settings=tg_settings(fake_tg, chat_id=str(ALERTS)))
+
+    def alerted(prefix: str) -> bool:
+        return any(m.text.startswith(prefix) for m in fake_tg.messages_to(ALERTS))
+
     try:
-        # Both held positions are open and their entry fills were alerted (to every user: no chat_id).
+        start_bot()
+        # Both held positions are open and their entry fills were alerted.
         wait_until(lambda: len(session.bot.status().positions) == 2, what="two open positions")
-        fake_tg.wait_for(lambda s: sum(m.text.startswith("ENTRY") for m in s.messages_to(TRADER)) >= 2,
+        fake_tg.wait_for(lambda s: sum(m.text.startswith("ENTRY") for m in s.messages_to(ALERTS)) >= 2,
                          what="the entry alerts")
         status = ask(fake_tg, VIEWER, "/status")[0].text
         assert "bot: RUNNING" in status and "BTC/USDT 5m hold_for_tests" in status and "kill-switch off" in status
@@ -242,8 +249,7 @@ def test_every_command_against_a_running_bot(fake_tg, running_bot, tmp_path):
         # Pause / resume reach the bot (and its state change is alerted).
         assert "paused" in ask(fake_tg, TRADER, "/pause")[0].text
         wait_until(lambda: session.bot.paused, what="the bot paused")
-        fake_tg.wait_for(lambda s: any(m.text.startswith("BOT PAUSED") for m in s.messages_to(TRADER)),
-                         what="the pause alert")
+        fake_tg.wait_for(lambda s: alerted("BOT PAUSED"), what="the pause alert")
         assert "resumed" in ask(fake_tg, TRADER, "/resume")[0].text
         wait_until(lambda: not session.bot.paused, what="the bot resumed")
 
@@ -260,8 +266,7 @@ def test_every_command_against_a_running_bot(fake_tg, running_bot, tmp_path):
         fake_tg.push_callback(TRADER, confirm, ok_data)
         fake_tg.wait_for(lambda s: s.messages[pick.message_id].text.startswith("force-exit ETH/USDT: FILLED"),
                          timeout=40, what="the force-exit result")
-        fake_tg.wait_for(lambda s: any(m.text.startswith("EXIT ETH/USDT: SELL") for m in s.messages_to(TRADER)),
-                         what="the exit fill alert")
+        fake_tg.wait_for(lambda s: alerted("EXIT ETH/USDT: SELL"), what="the exit fill alert")
         # The same confirmation cannot be used twice.
         fake_tg.push_callback(TRADER, confirm, ok_data)
         fake_tg.wait_for(lambda s: s.messages[pick.message_id].text.startswith("confirmation expired"),
@@ -273,9 +278,9 @@ def test_every_command_against_a_running_bot(fake_tg, running_bot, tmp_path):
         fake_tg.push_callback(TRADER, question, dict(question.buttons)["Confirm"])
         fake_tg.wait_for(lambda s: s.messages[question.message_id].text.startswith("kill-switch ON"),
                          what="the kill-switch result")
-        fake_tg.wait_for(lambda s: any(m.text.startswith("KILL-SWITCH ON") for m in s.messages_to(TRADER)),
-                         timeout=30, what="the kill-switch alert")
-        assert "kill-switch is ON" in ask(fake_tg, VIEWER, "/killswitch")[0].text
+        fake_tg.wait_for(lambda s: alerted("KILL-SWITCH ON"), timeout=30, what="the kill-switch alert")
+        assert "kill-switch is ON" in ask(fake_tg, TRADER, "/killswitch")[0].text
+        assert "kill-switch ON" in ask(fake_tg, VIEWER, "/risk")[0].text
         question = ask(fake_tg, TRADER, "/killswitch off")[0]
         fake_tg.push_callback(TRADER, question, dict(question.buttons)["Cancel"])
         fake_tg.wait_for(lambda s: s.messages[question.message_id].text == "cancelled", what="cancelled")
@@ -283,8 +288,7 @@ def test_every_command_against_a_running_bot(fake_tg, running_bot, tmp_path):
 
         # /stop: the bot stops after its current candle, and says so.
         assert "stopping" in ask(fake_tg, TRADER, "/stop")[0].text
-        fake_tg.wait_for(lambda s: any(m.text.startswith("BOT STOPPED") for m in s.messages_to(TRADER)),
-                         timeout=30, what="the stop alert")
+        fake_tg.wait_for(lambda s: alerted("BOT STOPPED"), timeout=30, what="the stop alert")
     finally:
         control.stop()
     audited = [(k, p.get("command")) for k, p in _audit_kinds(state / "audit.jsonl") if k.startswith("telegram.")]
@@ -362,7 +366,9 @@ def test_bot_run_with_telegram_and_a_refused_token_stops_before_trading(fake_tg,
     result = CliRunner().invoke(root, ["bot", "run", "--synthetic", "--bars", "30", "--pairs", "BTC/USDT",
                                        "--state-dir", str(tmp_path / "bot"), "--telegram"], env=env)
     assert result.exit_code != 0 and "Telegram refused the bot token" in str(result.exception)
-    assert not (tmp_path / "bot" / "ledger.csv").exists()  # nothing traded
+    from thunes.services.bot import events
+
+    assert events(tmp_path / "bot") == []  # the bot never started: no candle, no order, no state change
 
 
 def test_telegram_serve_steers_a_bot_folder_and_follows_its_event_log(fake_tg, tmp_path):

@@ -145,7 +145,8 @@ def bot_health(state_dir: str | Path, *, stale_bars: float = 3.0) -> HealthRepor
                               else f"{len(jobs)} jobs ok"))
     risk = s.get("risk") or {}
     checks.append(HealthCheck(name="kill_switch", ok=not risk.get("kill_switch"),
-                              detail=f"ON ({risk.get('kill_reason') or '-'})" if risk.get("kill_switch") else "off"))
+                              detail=f"ON ({risk.get('kill_reason') or risk.get('reason') or '-'})"
+                              if risk.get("kill_switch") else "off"))
     last = _last_event(state_dir)
     checks.append(HealthCheck(name="event_log", ok=last is not None,
                               detail=f"last event {last['kind']}" if last else "no event recorded"))

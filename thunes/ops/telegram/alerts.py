@@ -49,6 +49,10 @@ def _when(ts_ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts_ms / 1000))
 
 
+def _qty(v: Decimal) -> str:
+    return f"{v.normalize():f}"  # 0.04270000 -> 0.0427, never 4.27E-2
+
+
 def _money(v: Decimal) -> str:
     return f"{v:+.4f}"
 
@@ -64,7 +68,7 @@ def alert_for(event: Event) -> Alert | None:
             entry = side.upper() == "BUY"
             word = "ENTRY" if entry else "EXIT"
             return Alert(kind=AlertKind.ENTRY_FILL if entry else AlertKind.EXIT_FILL,
-                         text=f"{word} {sym}: {side.upper()} {qty} @ {px:.8g} [{status}] ({event.client_order_id})")
+                         text=f"{word} {sym}: {side.upper()} {_qty(qty)} @ {px:.8g} [{status}] ({event.client_order_id})")
         case PositionClosed(symbol=sym, realised_pnl=pnl):
             return Alert(kind=AlertKind.EXIT_FILL, text=f"CLOSED {sym}: realised {_money(pnl)}")
         case OrderRejected(symbol=sym, side=side, reason=reason):

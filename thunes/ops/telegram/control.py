@@ -518,7 +518,8 @@ class TelegramControl:
         r = st.status.get("risk") or {}
         lim = self.target.risk_settings
         lines = [f"kill-switch {'ON' if r.get('kill_switch') else 'off'}"
-                 + (f" ({r.get('kill_reason')}, by {r.get('kill_operator')})" if r.get("kill_switch") else ""),
+                 + (f" ({r.get('kill_reason') or r.get('reason')}, by {r.get('kill_operator') or r.get('operator')})"
+                    if r.get("kill_switch") else ""),
                  f"mode {r.get('mode', '-')}, reduce-only {'on' if r.get('reduce_only') else 'off'}"]
         if "daily_pnl" in r:
             lines.append(f"daily pnl {_d(r.get('daily_pnl'))} of max loss {_d(r.get('max_daily_loss'))}; "
