@@ -26,7 +26,7 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -151,6 +151,8 @@ class TelegramControl:
     # -- life cycle --------------------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> "TelegramControl":
         """Connect (getMe), start polling and the alerts; a bad token or an unreachable API is a ConfigError."""
+        # The token is part of every Bot API URL, and httpx logs each request's URL at INFO.
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
         if self.bus is None and self.follow_events:
             # Positioned now, before polling starts: an event the bot writes from here on is alerted.
             self._follower = EventLogFollower(Path(self.target.state_dir) / "events.jsonl", self.on_event)
