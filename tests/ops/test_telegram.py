@@ -9,7 +9,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from thunes.cli import root

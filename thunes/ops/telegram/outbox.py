@@ -4,9 +4,10 @@
   break when there is one in the second half of the piece, else at a space, else hard.
 * :class:`Outbox` sends each piece in order. ``RetryAfter`` (Telegram's flood control, HTTP 429) waits
   the time Telegram asked for and tries again (up to ``max_retry_after_s`` in all); a ``NetworkError`` or
-  ``TimedOut`` is retried ``send_attempts`` times with a doubling pause. A message that still cannot be
+  ``TimedOut`` is retried up to ``send_attempts`` tries with a pause doubling from 0.5 s to at most 60 s
+  (10 tries ride out about three minutes without a network). A message that still cannot be
   delivered, or that Telegram refuses (``BadRequest``, ``Forbidden``), is never dropped silently: it is
-  logged at ERROR with the chat and its first line, counted in :attr:`Outbox.lost`, and the error is
+  logged at ERROR with the chat and its first line, counted in ``Outbox.stats.lost``, and the error is
   raised to the caller.
 """
 
@@ -74,12 +75,13 @@ def _seconds(exc: RetryAfter) -> float:
 class Outbox:
     """Sends texts through a PTB ``Bot`` with splitting and retries (module docstring)."""
 
-    def __init__(self, bot: Any, *, attempts: int = 6, max_retry_after_s: float = 600.0,
-                 backoff_s: float = 0.5) -> None:
+    def __init__(self, bot: Any, *, attempts: int = 10, max_retry_after_s: float = 600.0,
+                 backoff_s: float = 0.5, max_backoff_s: float = 60.0) -> None:
         self.bot = bot
         self.attempts = attempts
         self.max_retry_after_s = max_retry_after_s
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
         self.stats = OutboxStats()
 
     async def send(self, chat_id: int | str, text: str, *, silent: bool = False, reply_markup: Any = None) -> list[Any]:
@@ -125,7 +127,7 @@ class Outbox:
                     self._lost(what, shown, exc)
                     raise
                 self.stats.retried_network += 1
-                pause = self.backoff_s * 2 ** (network_tries - 1)
+                pause = min(self.max_backoff_s, self.backoff_s * 2 ** (network_tries - 1))
                 log.warning("telegram network error on %s (%s); retry %d in %.1f s", what, exc, network_tries, pause)
                 await asyncio.sleep(pause)
             except TelegramError as exc:

@@ -88,7 +88,7 @@ class TelegramBotSettings(_Model):
     users: tuple[TelegramUser, ...] = ()
     alerts: dict[AlertKind, AlertMode] = Field(default_factory=lambda: dict(DEFAULT_ALERTS))
     poll_timeout_s: int = Field(10, ge=0, le=50, description="getUpdates long-poll timeout")
-    send_attempts: int = Field(6, ge=1, description="Tries per message on network errors before logging it lost")
+    send_attempts: int = Field(10, ge=1, description="Tries per message on network errors before logging it lost")
     max_retry_after_s: float = Field(600.0, gt=0, description="Longest flood-control wait honoured per message")
     logs_lines: int = Field(20, ge=1, le=200)
 
