@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from thunes.cli import root
@@ -393,3 +394,21 @@ def test_telegram_serve_steers_a_bot_folder_and_follows_its_event_log(fake_tg, t
     assert any(m.text.startswith("bot: not running") for m in fake_tg.messages_to(VIEWER))
     alerts = [m.text for m in fake_tg.messages_to(TRADER)]
     assert alerts == ["FEED STALE BTC/USDT 5m: no data for 300 s"]  # new events only, not the old STOPPED
+
+
+def test_an_unreachable_bot_api_is_a_one_line_error_at_start(tmp_path):
+    import socket
+
+    from thunes.config import RiskSettings
+    from thunes.core.errors import ConfigError
+    from thunes.ops.telegram.control import ControlTarget, TelegramControl
+    from thunes.ops.telegram.settings import TelegramBotSettings
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = TelegramBotSettings(token="1:abc", base_url=f"http://127.0.0.1:{port}")
+    control = TelegramControl(settings, ControlTarget(state_dir=tmp_path, risk_settings=RiskSettings()))
+    with pytest.raises(ConfigError, match="could not start: NetworkError") as err:
+        control.start(timeout_s=20)
+    assert "\n" not in str(err.value)

@@ -159,6 +159,7 @@ class TelegramControl:
         self._thread = threading.Thread(target=self._run, name="telegram-control", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s):
+            self.stop()
             raise ConfigError(f"the Telegram bot did not start within {timeout_s:g}s "
                               f"(is {self.settings.base_url} reachable?)")
         if self._start_error is not None:
@@ -182,9 +183,9 @@ class TelegramControl:
             self._subscriber.close(timeout=30)
         if self._follower is not None:
             self._follower.stop()
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
+            if self._loop is not None and self._stopping is not None:
+                self._loop.call_soon_threadsafe(self._stopping.set)
             self._thread.join(30)
         with self._audit_lock:
             if self._audit is not None:
@@ -225,6 +226,8 @@ class TelegramControl:
         except BaseException as exc:  # noqa: BLE001 - reported to start() on the caller's thread
             self._start_error = exc
             self._ready.set()
+            if self.app is not None:
+                await self._close(self.app)
             return
         try:
             await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in COMMANDS])
@@ -232,10 +235,15 @@ class TelegramControl:
             log.warning("telegram: could not publish the command menu: %s", exc)
         self._ready.set()
         await self._stopping.wait()
+        await self._close(app)
+
+    @staticmethod
+    async def _close(app: Application) -> None:
         try:
             if app.updater is not None and app.updater.running:
                 await app.updater.stop()
-            await app.stop()
+            if app.running:
+                await app.stop()
             await app.shutdown()
         except Exception:  # noqa: BLE001 - closing: log and go on
             log.warning("telegram: shutdown failed", exc_info=True)
