@@ -247,10 +247,10 @@ def test_every_command_against_a_running_bot(fake_tg, running_bot, tmp_path):
         assert "unknown command /nope" in ask(fake_tg, TRADER, "/nope")[0].text
 
         # Pause / resume reach the bot (and its state change is alerted).
-        assert "paused" in ask(fake_tg, TRADER, "/pause")[0].text
+        assert ask(fake_tg, TRADER, "/pause")[0].text == "paused: no new entries, exits still go out (state paused)"
         wait_until(lambda: session.bot.paused, what="the bot paused")
         fake_tg.wait_for(lambda s: alerted("BOT PAUSED"), what="the pause alert")
-        assert "resumed" in ask(fake_tg, TRADER, "/resume")[0].text
+        assert ask(fake_tg, TRADER, "/resume")[0].text == "resumed: entries allowed (state running)"
         wait_until(lambda: not session.bot.paused, what="the bot resumed")
 
         # /forceexit: pick the position from the buttons, then confirm.
@@ -310,7 +310,7 @@ def test_commands_when_no_bot_runs_answer_from_the_state_folder(fake_tg, tmp_pat
         assert "the bot is not running" in ask(fake_tg, VIEWER, "/balance")[0].text
         assert "not running" in ask(fake_tg, VIEWER, "/start")[0].text
         assert "a force-exit needs the running bot" in ask(fake_tg, TRADER, "/forceexit")[0].text
-        assert "the bot will start paused" in ask(fake_tg, TRADER, "/pause")[0].text
+        assert ask(fake_tg, TRADER, "/pause")[0].text == "the bot is not running: it will start paused"
         assert "error: no bot is running" in ask(fake_tg, TRADER, "/stop")[0].text
         assert "BAD process: not running" in ask(fake_tg, VIEWER, "/health")[0].text
         assert "no log file is configured" in ask(fake_tg, VIEWER, "/logs")[0].text

@@ -592,14 +592,15 @@ class TelegramControl:
         from thunes.services.bot import pause_bot
 
         r = await self._call(pause_bot, self.target.state_dir, f"paused by {self._operator(update)}")
-        await self._reply(update, f"paused: no new entries, exits still go out (state {r.get('state', 'paused')}"
-                                  f"{', the bot will start paused' if not r.get('state') else ''})")
+        await self._reply(update, f"paused: no new entries, exits still go out (state {r['state']})" if "state" in r
+                          else "the bot is not running: it will start paused")
 
     async def _cmd_resume(self, update: Update, args: list[str]) -> None:
         from thunes.services.bot import resume_bot
 
         r = await self._call(resume_bot, self.target.state_dir, f"resumed by {self._operator(update)}")
-        await self._reply(update, f"resumed: entries allowed (state {r.get('state', 'not running')})")
+        await self._reply(update, f"resumed: entries allowed (state {r['state']})" if "state" in r
+                          else "the bot is not running: it will start without the pause")
 
     async def _cmd_reload(self, update: Update, args: list[str]) -> None:
         from thunes.services.bot import reload_bot
