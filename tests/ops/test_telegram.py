@@ -50,13 +50,15 @@ def test_an_unauthorised_user_is_refused_audited_and_changes_nothing(fake_tg, tm
     try:
         refusal = ask(fake_tg, STRANGER, "/pause")[0]
         assert "not authorised" in refusal.text and str(STRANGER) in refusal.text
-        ask(fake_tg, STRANGER, "/status")
+        fake_tg.push_message(STRANGER, "/status")
         # A button pressed by a stranger (e.g. a forwarded confirmation) is refused too.
         fake_tg.push_callback(STRANGER, refusal, "ok:deadbeef")
         fake_tg.wait_for(lambda s: s.answers, what="the refused button's answer")
+        wait_until(lambda: (state / "audit.jsonl").read_text().count("telegram.refused") == 3, what="3 audits")
     finally:
         control.stop()
     assert fake_tg.answers[0]["text"] == "not authorised"
+    assert len(fake_tg.messages_to(STRANGER)) == 1  # answered once a minute at most; every attempt audited
     assert not (state / "bot_state.json").exists()  # the pause never reached the bot's folder
     records = _audit_kinds(state / "audit.jsonl")
     assert [k for k, _ in records] == ["telegram.refused"] * 3

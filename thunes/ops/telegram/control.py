@@ -48,6 +48,7 @@ __all__ = ["ControlTarget", "TelegramControl", "EventLogFollower", "COMMANDS", "
 
 log = logging.getLogger(__name__)
 CONFIRM_TTL_S = 120.0
+REFUSAL_REPLY_S = 60.0  # an unauthorised user is answered at most this often (every attempt is audited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ class TelegramControl:
         self._start_error: BaseException | None = None
         self._stopping: asyncio.Event | None = None
         self._pending: dict[str, _Pending] = {}
+        self._told: dict[int, float] = {}  # unauthorised user id -> when they were last answered
         self._subscriber: QueuedSubscriber | None = None
         self._subscription: Any = None
         self._follower: EventLogFollower | None = None
@@ -321,7 +323,12 @@ class TelegramControl:
         if update.callback_query is not None:
             await self._answer(update, "not authorised")
         elif update.effective_chat is not None:
-            await self._reply(update, text)
+            # Told once a minute at most: a stranger's flood is audited, not answered message for message.
+            key = user.id if user is not None else 0
+            now = time.monotonic()
+            if now - self._told.get(key, -REFUSAL_REPLY_S) >= REFUSAL_REPLY_S:
+                self._told[key] = now
+                await self._reply(update, text)
         raise ApplicationHandlerStop
 
     # -- plumbing ----------------------------------------------------------------------------------
