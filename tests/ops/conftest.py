@@ -79,3 +79,7 @@ def paper_run(tmp_path_factory: pytest.TempPathFactory, four_pairs: dict[str, An
     result = session.run()
     yield session, result
     session.close()
+
+
+# The Telegram tests' fixtures (fake Bot API server, control bot, a running bot to steer) live in their module.
+from tests.ops.telegram_fixtures import *  # noqa: E402,F401,F403

@@ -92,11 +92,16 @@ def _echo_decision(key: Any, d: Any) -> None:
               help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port); "
                    "docs/observability.md.")
 @click.option("--quiet", is_flag=True, help="Print the summary only, not every order.")
+@click.option("--telegram", "telegram", is_flag=True,
+              help="Also run the Telegram control bot and alerts (docs/telegram.md; needs THUNES_TELEGRAM__TOKEN).")
+@click.option("--telegram-config", default=None, type=click.Path(dir_okay=False),
+              help="telegram.toml with users, roles and alert modes (default: $THUNES_TELEGRAM_CONFIG).")
 @pass_app
 def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str | None, params: tuple[str, ...],
             timeframe: str | None, exchange: str | None, bars: int | None, speed: float | None, synthetic: bool,
             duration: float | None, max_candles: int | None, state_dir: str | None, live_flag: bool,
-            understood: bool, max_quote: str | None, metrics_port: int | None, quiet: bool) -> None:
+            understood: bool, max_quote: str | None, metrics_port: int | None, quiet: bool, telegram: bool,
+            telegram_config: str | None) -> None:
     """Trade several pairs in one process with one risk manager.
 
     \b
@@ -106,6 +111,7 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
       thunes bot run --config bot.toml                           # pairs, assignments, risk, jobs from a file
       thunes bot run --exchange testnet --config bot.toml        # Spot Testnet, until Ctrl-C
       thunes bot run --exchange live --live --i-understand-the-risks --config bot.toml
+      thunes bot run --config bot.toml --telegram --telegram-config telegram.toml
 
     Ctrl-C or SIGTERM stops after the current candle. While it runs, `thunes bot status|pause|resume|stop|
     force-exit SYMBOL|reload|jobs` steer it from another terminal.
@@ -144,15 +150,24 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
             click.echo(f"  metrics: {url}", err=True)
         _LATEST.parent.mkdir(parents=True, exist_ok=True)
         _LATEST.write_text(str(settings.state_dir) + "\n", encoding="utf-8")
+        if telegram:  # started before the first candle: a bad token stops the run before it trades
+            from thunes.ops.telegram import start_control
+
+            extras["telegram"] = start_control(
+                app.settings, state_dir=settings.state_dir, risk_settings=settings.risk_settings(app.settings.risk),
+                config_path=telegram_config, bus=session.bot.bus, log_path=Path(app.settings.logging.dir) / "bot.jsonl")
         for s in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C / SIGTERM: stop after the current candle
             previous[s] = signal.signal(s, _on_signal(session.bot))
 
     previous: dict[Any, Any] = {}
+    extras: dict[str, Any] = {}
     try:
         result = run_bot(request, app.settings, on_session=on_session)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        if "telegram" in extras:
+            extras["telegram"].stop()  # after the bot's last events: the "stopped" alert goes out
     _print_run(result)
 
 

@@ -1,6 +1,6 @@
-"""Operations: Prometheus metrics of the bot and the streaming pipeline (docs/observability.md).
-
-Scheduler jobs live in :mod:`thunes.live.jobs`; alerts (Telegram) will join here.
+"""Operations edges around a running bot: Prometheus metrics of the bot and the streaming pipeline
+(docs/observability.md), alerts and remote control over Telegram (docs/telegram.md). They call services only;
+scheduler jobs live in :mod:`thunes.live.jobs`.
 """
 
 from __future__ import annotations
@@ -9,4 +9,4 @@ from thunes.ops._server import MetricsServer, serve_metrics
 from thunes.ops.metrics import BotMetrics, InstrumentedPort
 from thunes.ops.pipeline_metrics import PipelineMetrics
 
-__all__ = ["BotMetrics", "InstrumentedPort", "PipelineMetrics", "MetricsServer", "serve_metrics"]
+__all__ = ["BotMetrics", "InstrumentedPort", "PipelineMetrics", "MetricsServer", "serve_metrics", "telegram"]

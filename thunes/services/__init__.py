@@ -6,6 +6,7 @@
 * :mod:`thunes.services.optimize` - optimise -> walk-forward -> the deploy rule (the bot's re-optimisation).
 * :mod:`thunes.services.safety` - the live-trading rules every surface must pass (confirmations,
   trading-only keys, the live position cap).
+* :mod:`thunes.services.system` - versions, the tail of a log file, a bot's health checks.
 
 Requests and results are frozen dataclasses; errors are :mod:`thunes.core.errors` types with one-line
 messages. Backtest/optimise/data/ML/audit services are still the CLI modules' own code (to be moved).
@@ -13,4 +14,4 @@ messages. Backtest/optimise/data/ML/audit services are still the CLI modules' ow
 
 from __future__ import annotations
 
-__all__ = ["bot", "optimize", "reports", "safety"]
+__all__ = ["bot", "optimize", "reports", "safety", "system"]
