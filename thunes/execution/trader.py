@@ -690,12 +690,8 @@ def build_stack(
     database and the state file (:meth:`RiskManager.restore_from`): open positions, the day's realised
     PnL, the cool-down of the last losing trade, the kill-switch, reduce-only and the manual-reset baseline.
     """
-    from thunes.execution import (
-        AuditTrail, Database, OrderJournal, PositionTracker, RiskManager, TradeIntent,
-    )
-    from thunes.execution.audit import AuditAnchors, record_config
-    from thunes.execution.db import AccountLease
-    from thunes.execution.orders import ExecutorOptions, OrderExecutor
+    from thunes.execution import TradeIntent
+    from thunes.execution.account import open_account
     from thunes.execution.reconcile import Baseline, Reconciler
 
     clock = clock or LiveClock()
@@ -705,34 +701,13 @@ def build_stack(
     markets = port.load_markets()
     if options.symbol not in markets:
         raise ConfigError(f"the exchange has no market {options.symbol!r}")
-    url = db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}"
-    db = Database.connect(url, durable=durable)
-    lease = None
-    audit = None
-    try:
-        if db.kind != "sqlite" or ":memory:" not in url:
-            lease = AccountLease(url)
-        journal = OrderJournal(db, clock=clock)
-        positions = PositionTracker(db, clock=clock)
-        # The trail is keyed (HMAC) and its head is anchored in this database: a rewrite of the file needs the
-        # key and this database too. Key and anchor rhythm come from settings.audit when the caller has them.
-        audit_settings = getattr(settings, "audit", None)
-        keyed = {} if audit_settings is None else {
-            "key": audit_settings.key, "key_file": audit_settings.key_file,
-            "anchor_every": audit_settings.anchor_every, "anchor_seconds": audit_settings.anchor_seconds}
-        audit = AuditTrail(audit_path, fsync=audit_fsync, clock=clock, anchors=AuditAnchors(db),  # type: ignore[arg-type]
-                           **keyed)
-        record_config(audit, settings if settings is not None else risk_settings, source=config_source)
-        risk = RiskManager(risk_settings, clock=clock, audit=audit,
-                           state_path=risk_state_path or state_dir / "risk_state.json")
-        executor = OrderExecutor(port, risk=risk, journal=journal, positions=positions, markets=markets, clock=clock,
-                                 audit=audit, options=ExecutorOptions(settle_ms=settle_ms))
-        executor.restore_risk()
-    except BaseException:
-        for closer in (getattr(audit, "close", None), db.close, getattr(lease, "release", None)):
-            if closer is not None:
-                closer()
-        raise
+    account = open_account(port, markets, risk_settings=risk_settings,
+                           db_url=db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}",
+                           audit_path=audit_path, risk_state_path=risk_state_path or state_dir / "risk_state.json",
+                           clock=clock, audit_fsync=audit_fsync, settle_ms=settle_ms, settings=settings,
+                           config_source=config_source, durable=durable)
+    db, lease, journal, positions = account.db, account.lease, account.journal, account.positions
+    audit, risk, executor = account.audit, account.risk, account.executor
     ledger = Ledger(ledger_path)
     market = markets[options.symbol]
     baseline = Baseline(state_dir / f"baseline_{options.symbol.replace('/', '')}.json")

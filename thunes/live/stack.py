@@ -178,6 +178,7 @@ class BotStack:
     bus: EventBus
     clock: Clock
     state_dir: Path
+    lease: Any = None  # the AccountLease held while the bot trades
     closers: list[Any] = field(default_factory=list)
 
     def trader_for(self, symbol: str) -> Any:
@@ -188,7 +189,7 @@ class BotStack:
 
     def close(self) -> None:
         for closer in [*self.closers, self.ledger.close, getattr(self.audit, "close", None),
-                       getattr(self.db, "close", None)]:
+                       getattr(self.db, "close", None), getattr(self.lease, "release", None)]:
             if callable(closer):
                 try:
                     closer()
@@ -207,9 +208,11 @@ def build_bot(
     audit_path: Path | None = None,
     ledger_path: Path | None = None,
     audit_fsync: str = "always",
-    settle_ms: int = 6_000,
+    settle_ms: int | None = None,
     max_signal_age_bars: float = 0.5,
     durable: bool = True,
+    settings: Any = None,
+    config_source: str = "thunes bot",
 ) -> BotStack:
     """Build the shared safety core and one trader per assignment (see the module docstring).
 
@@ -218,8 +221,8 @@ def build_bot(
     ``state_dir/ledger.csv``. At start the risk manager is restored from the tracked positions
     (:meth:`OrderExecutor.restore_risk`), so a restart knows what it holds across every pair.
     """
-    from thunes.execution import AuditTrail, Database, OrderJournal, PositionTracker, RiskManager, TradeIntent
-    from thunes.execution.orders import ExecutorOptions, OrderExecutor
+    from thunes.execution import TradeIntent
+    from thunes.execution.account import open_account
     from thunes.execution.reconcile import Baseline, Reconciler
     from thunes.execution.trader import RecordingPort, Trader, TraderOptions
     from thunes.strategies import get_strategy
@@ -241,14 +244,13 @@ def build_bot(
             strategies[a.symbol] = get_strategy(a.strategy)(**a.params)
         except TypeError as exc:
             raise ConfigError(f"{a.symbol}: strategy {a.strategy}: {exc}") from exc
-    db = Database.connect(f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}", durable=durable)
-    journal = OrderJournal(db, clock=clock)
-    positions = PositionTracker(db, clock=clock)
-    audit = AuditTrail(audit_path or state_dir / "audit.jsonl", fsync=audit_fsync, clock=clock)  # type: ignore[arg-type]
-    risk = RiskManager(risk_settings, clock=clock, audit=audit, state_path=state_dir / "risk_state.json")
-    inner = OrderExecutor(port, risk=risk, journal=journal, positions=positions, markets=markets, clock=clock,
-                          audit=audit, options=ExecutorOptions(settle_ms=settle_ms))
-    inner.restore_risk()
+    account = open_account(port, markets, risk_settings=risk_settings,
+                           db_url=f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}",
+                           audit_path=audit_path or state_dir / "audit.jsonl",
+                           risk_state_path=state_dir / "risk_state.json", clock=clock, audit_fsync=audit_fsync,
+                           settle_ms=settle_ms, settings=settings, config_source=config_source, durable=durable)
+    db, journal, positions, audit, risk, inner = (account.db, account.journal, account.positions, account.audit,
+                                                  account.risk, account.executor)
     executor = GatedExecutor(inner, bus=bus, clock=clock)
     ledger = PairLedger(ledger_path or state_dir / "ledger.csv")
     baseline = Baseline(state_dir / "baseline.json")
@@ -272,4 +274,5 @@ def build_bot(
         by_key[key] = a
     return BotStack(traders=traders, assignments=by_key, exchange=port, executor=executor, risk=risk,
                     journal=journal, positions=positions, audit=audit, ledger=ledger, reconciler=reconciler,
-                    baseline=baseline, db=db, markets=markets, bus=bus, clock=clock, state_dir=state_dir)
+                    baseline=baseline, db=db, markets=markets, bus=bus, clock=clock, state_dir=state_dir,
+                    lease=account.lease)

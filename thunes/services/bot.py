@@ -256,8 +256,8 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
             port = metrics.instrument_port(port)
         stack = build_bot(port, assignments=assignments, risk_settings=risk, state_dir=state_dir, bus=bus,
                           clock=clock, audit_fsync=request.audit_fsync or app_settings.audit.fsync,
-                          settle_ms=500 if s.exchange == "local" else 6_000,
-                          max_signal_age_bars=s.max_signal_age_bars)
+                          max_signal_age_bars=s.max_signal_age_bars, settings=app_settings,
+                          config_source=f"thunes bot ({s.exchange}, {len(assignments)} pairs)")
     except BaseException:
         for c in reversed(closers):
             c()
