@@ -161,6 +161,7 @@ class CandleFeed:
 
     ``fetch`` is the REST backfill (``since_ms, limit -> frame``); ``sink_factory`` is called once in
     the feed thread to open the store (SQLite connections belong to the thread that opened them).
+    ``deliver=False`` only feeds the sink (ingestion: nobody calls :meth:`get`, so nothing is queued).
     """
 
     def __init__(
@@ -171,6 +172,7 @@ class CandleFeed:
         sink_factory: Callable[[], CandleSink] | None = None,
         rng: np.random.Generator | None = None,
         max_queue: int = 100_000,
+        deliver: bool = True,
     ) -> None:
         self.options = options
         self._fetch = fetch
@@ -179,6 +181,7 @@ class CandleFeed:
         self._rng = rng if rng is not None else np.random.default_rng()
         self._tf_ms = parse_timeframe(options.timeframe).ms
         self._queue: queue.Queue[Candle] = queue.Queue(maxsize=max_queue)
+        self._deliver = deliver
         self._last_ts: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -430,6 +433,7 @@ class CandleFeed:
                     self._sink.upsert(self.options.symbol, self.options.timeframe, frame_from_candles(group),
                                       source=source) or 0
                 )
-        for c in candles:
-            self._queue.put(c)
+        if self._deliver:
+            for c in candles:
+                self._queue.put(c)
         self._last_ts = candles[-1].ts_ms
