@@ -46,8 +46,9 @@ def broker():
     pytest.importorskip("confluent_kafka")
     from thunes.stream.broker import TansuBroker
 
-    with TansuBroker() as running:
-        yield running
+    running = TansuBroker().start()
+    yield running
+    running.stop(kill=True)
 
 
 _REST: dict[str, CcxtExchange] = {}

@@ -9,10 +9,10 @@ Recovering what a broker lost. A broker with memory storage (Tansu's default) fo
 message and committed offset when it restarts. The producer therefore tracks, per partition, the
 candles the broker acknowledged and not yet *confirmed*: a candle is confirmed once the sink group's
 committed offset passes it (the sink commits only after the database commit, so a confirmed candle is
-in the store). The producer notices a broker reset when a delivered offset goes backwards, or a
-partition's high watermark falls below what it already delivered, or a delivery fails; it then asks
-``on_lost(series, from_ts)`` for every series with unconfirmed candles, and the ingestion backfills
-them from the exchange's REST API. The topic is created by the producer (``allow.auto.create.topics``
+in the store). The producer notices a broker reset when a delivered offset goes backwards or when it
+has to create the topic again; it then asks ``on_lost(series, from_ts)`` for every series with
+unconfirmed candles (a failed delivery asks for its own candle), and the ingestion backfills them
+from the exchange's REST API. The topic is created by the producer (``allow.auto.create.topics``
 is off), with the configured partition count, again after a reset.
 """
 
@@ -35,6 +35,9 @@ __all__ = ["KafkaPublisher", "PublisherStats", "ensure_topic", "kafka_module", "
            "DEFAULT_GROUP"]
 
 log = logging.getLogger(__name__)
+#: librdkafka's own log lines (connection refused while a broker restarts, ...) go through logging,
+#: not straight to stderr.
+_RDKAFKA_LOG = logging.getLogger("thunes.stream.librdkafka")
 
 DEFAULT_TOPIC = "thunes.candles"
 DEFAULT_GROUP = "thunes-sink"
@@ -50,24 +53,25 @@ def kafka_module() -> Any:
     return confluent_kafka
 
 
-def ensure_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> int:
-    """Create ``topic`` with ``partitions`` partitions unless it exists; returns its partition count."""
+def ensure_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> bool:
+    """Create ``topic`` with ``partitions`` partitions unless it exists; True when it was created."""
     ck = kafka_module()
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG})
     meta = admin.list_topics(timeout=timeout_s)
     existing = meta.topics.get(topic)
     if existing is not None and existing.error is None and existing.partitions:
-        return len(existing.partitions)
+        return False
     future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic]
     try:
         future.result(timeout_s)
     except ck.KafkaException as exc:
         if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
             raise
+        return False
     log.info("created topic %s with %d partitions", topic, partitions)
-    return partitions
+    return True
 
 
 @dataclass(slots=True)
@@ -112,7 +116,7 @@ class KafkaPublisher:
             "queue.buffering.max.messages": 1_000_000,
             "topic.metadata.refresh.interval.ms": 2_000,
             "reconnect.backoff.max.ms": 1_000,
-            "log_level": 3,
+            "logger": _RDKAFKA_LOG,
         }
         self._conf.update(producer_config or {})
         self.stats = PublisherStats()
@@ -135,7 +139,7 @@ class KafkaPublisher:
         self._producer = ck.Producer(self._conf)
         if self.confirm_group:
             self._confirm = ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.confirm_group,
-                                         "enable.auto.commit": False, "log_level": 3})
+                                         "enable.auto.commit": False, "logger": _RDKAFKA_LOG})
         self._thread = threading.Thread(target=self._poll_loop, name="stream-kafka-producer", daemon=True)
         self._thread.start()
         return self
@@ -168,6 +172,7 @@ class KafkaPublisher:
         if self._confirm is not None:
             self._confirm.close()
             self._confirm = None
+        self._producer = None  # librdkafka's handle is destroyed with the object: no reconnect attempts
 
     def __enter__(self) -> "KafkaPublisher":
         return self.start()
@@ -254,8 +259,10 @@ class KafkaPublisher:
 
     def _recreate_topic(self) -> None:
         try:
-            ensure_topic(self.bootstrap, self.topic, self.partitions, timeout_s=2.0)
+            created = ensure_topic(self.bootstrap, self.topic, self.partitions, timeout_s=2.0)
             self._topic_missing.clear()
+            if created and self._last_offset:
+                self._reset("the topic was gone")
         except Exception as exc:  # noqa: BLE001 - broker still down: try on the next round
             log.debug("topic not (re)created yet: %s", exc)
             time.sleep(0.2)
@@ -268,13 +275,8 @@ class KafkaPublisher:
         if self._confirm is None or not self._last_offset:
             return
         ck = kafka_module()
+        # Not the high watermark: Tansu reports the last batch's base offset there, not the log end.
         parts = [ck.TopicPartition(self.topic, p) for p in sorted(self._last_offset)]
-        for tp in parts:
-            low, high = self._confirm.get_watermark_offsets(tp, timeout=2.0, cached=False)
-            if high >= 0 and high <= self._last_offset.get(tp.partition, -1):
-                self._reset(f"partition {tp.partition} high watermark {high} is below delivered offset "
-                            f"{self._last_offset[tp.partition]}")
-                return
         committed = self._confirm.committed(parts, timeout=2.0)
         for tp in committed:
             if tp.error is not None or tp.offset < 0:

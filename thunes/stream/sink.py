@@ -23,13 +23,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from thunes.core.errors import DataError, StoreError
+from thunes.core.errors import ConfigError, DataError, StoreError
 from thunes.data.store import CandleStore
 from thunes.stream._codec import CANDLE_DTYPE, VALUE_SIZE, SeriesKey
-from thunes.stream.kafka import DEFAULT_GROUP, DEFAULT_TOPIC, kafka_module
+from thunes.stream.kafka import DEFAULT_GROUP, DEFAULT_TOPIC, _RDKAFKA_LOG, kafka_module
 from thunes.stream.writer import BatchWriter, ExtraSink
 
-__all__ = ["KafkaSink", "SinkStats", "consumer_config"]
+__all__ = ["KafkaSink", "SinkStats", "consumer_config", "session_overrides"]
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,18 @@ def consumer_config(bootstrap: str, group: str, **overrides: Any) -> dict[str, A
         "max.partition.fetch.bytes": 10_485_760,
         "queued.min.messages": 200_000,
         "reconnect.backoff.max.ms": 1_000,
-        "log_level": 3,
+        "logger": _RDKAFKA_LOG,
     }
     conf.update(overrides)
     return conf
+
+
+def session_overrides(session_timeout_s: float) -> dict[str, Any]:
+    """Consumer settings for a group session of ``session_timeout_s`` (heartbeats at a fifth of it)."""
+    ms = int(session_timeout_s * 1000)
+    if ms < 1000:
+        raise ConfigError(f"the session timeout must be at least 1 s, got {session_timeout_s}")
+    return {"session.timeout.ms": ms, "heartbeat.interval.ms": max(100, ms // 5)}
 
 
 @dataclass(slots=True)

@@ -35,7 +35,7 @@ from thunes.core.errors import ConfigError
 from thunes.core.timeframes import parse_timeframe
 from thunes.execution.live_data import Candle
 from thunes.stream._codec import CANDLE_DTYPE, VALUE_SIZE, SeriesKey, source_name
-from thunes.stream.kafka import DEFAULT_TOPIC, kafka_module
+from thunes.stream.kafka import DEFAULT_TOPIC, _RDKAFKA_LOG, kafka_module
 
 __all__ = ["KafkaCandleSource", "SourceStats"]
 
@@ -101,7 +101,7 @@ class KafkaCandleSource:
         self._from_start = any(s.last is not None for s in self._pairs.values())
         self._consumer = ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"thunes-source-{uuid.uuid4().hex}",
                                       "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                      "topic.metadata.refresh.interval.ms": 2_000, "log_level": 3})
+                                      "topic.metadata.refresh.interval.ms": 2_000, "logger": _RDKAFKA_LOG})
         self._stopped.clear()
         self._assign()
         return self
