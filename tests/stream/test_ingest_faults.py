@@ -1,0 +1,81 @@
+"""Ingestion through a bad day on the exchange: dropped sockets, serverShutdown, the connection lifetime
+limit, REST errors during backfill. After each, the store equals the exchange's closed candles."""
+
+from __future__ import annotations
+
+from thunes.data.store import open_store
+from thunes.exchange.ccxt_adapter import CcxtExchange
+from thunes.exchange.sim import LocalExchange, SimOptions
+from thunes.stream import EmbeddedTransport, IngestOptions, Ingestor
+
+from .conftest import (LOOKBACK, SYMBOLS, TIMEFRAMES, assert_store_equals_exchange, caught_up, step,
+                       wait_for)
+
+
+def run_pipeline(sim, port, url, action) -> tuple[Ingestor, EmbeddedTransport]:
+    started_at = sim.now_ms()
+    opts = IngestOptions(ws_url=sim.ws_url, symbols=SYMBOLS, timeframes=TIMEFRAMES, lookback=LOOKBACK,
+                         backoff_initial_s=0.02, backoff_max_s=0.2, stale_after_s=5.0)
+    with open_store(url) as store:
+        with EmbeddedTransport(lambda: open_store(url)) as transport:
+            with Ingestor(port, transport, opts, seed=1) as ingestor:
+                assert ingestor.wait_connected(10)
+                wait_for(lambda: sim.stream_counts()["market_streams"] == len(SYMBOLS) * len(TIMEFRAMES))
+                action(ingestor)
+                wait_for(caught_up(store, sim, started_at), timeout=20, what="store caught up")
+                transport.flush(10)
+        assert_store_equals_exchange(store, sim, started_at)
+    return ingestor, transport
+
+
+def test_dropped_sockets_and_server_shutdown_are_backfilled(sim, port, tmp_path):
+    """Candles that close while the sockets are down come back through REST on reconnect."""
+    def action(ingestor: Ingestor) -> None:
+        step(sim, 2)
+        sim.faults.drop_ws()
+        step(sim, 4, pause_s=0.0)  # closed while nobody is connected
+        wait_for(lambda: sim.stream_counts()["market_streams"] == len(SYMBOLS) * len(TIMEFRAMES))
+        step(sim, 2)
+        sim.faults.server_shutdown()
+        step(sim, 3, pause_s=0.0)
+        wait_for(lambda: sim.stream_counts()["market_streams"] == len(SYMBOLS) * len(TIMEFRAMES))
+        step(sim, 2)
+
+    ingestor, _ = run_pipeline(sim, port, f"sqlite:///{tmp_path / 'c.sqlite'}", action)
+    feeds = ingestor.feeds.values()
+    assert all(f.stats.reconnects >= 2 for f in feeds)
+    assert sum(f.stats.backfilled for f in feeds) > len(SYMBOLS) * LOOKBACK  # more than the first backfill
+
+
+def test_rest_errors_during_backfill_are_retried_until_the_gap_is_filled(sim, port, tmp_path):
+    """503s and -1003 storms on /klines while reconnect backfills run: retried, never skipped."""
+    def action(ingestor: Ingestor) -> None:
+        step(sim, 2)
+        sim.faults.drop_ws()
+        sim.faults.set(http_error=503, http_error_count=6, paths=["/api/v3/klines"])
+        step(sim, 5, pause_s=0.0)
+        wait_for(lambda: sim.faults.state.http_error == 0, what="every injected 503 served")
+        sim.faults.set(storm_status=429, storm_count=3, storm_retry_after=0, paths=["/api/v3/klines"])
+        sim.faults.drop_ws()
+        step(sim, 3, pause_s=0.0)
+        wait_for(lambda: sim.stream_counts()["market_streams"] == len(SYMBOLS) * len(TIMEFRAMES))
+        step(sim, 2)
+
+    ingestor, _ = run_pipeline(sim, port, f"sqlite:///{tmp_path / 'c.sqlite'}", action)
+    assert sum(f.stats.backfill_errors for f in ingestor.feeds.values()) >= 6
+
+
+def test_connection_lifetime_limit_reconnects_without_a_hole(tmp_path):
+    """The exchange closes every connection after its lifetime (24 h on Binance, 1 s here)."""
+    opts = SimOptions(symbols=SYMBOLS, synthetic_bars=2_000, history_bars=200, ws_max_lifetime_s=1.0,
+                      ws_ping_interval_s=0.2)
+    with LocalExchange(opts) as sim:
+        port = CcxtExchange.for_local(sim, timeout_s=3)
+
+        def action(ingestor: Ingestor) -> None:
+            for _ in range(6):
+                step(sim, 1, pause_s=0.4)
+
+        ingestor, _ = run_pipeline(sim, port, f"sqlite:///{tmp_path / 'c.sqlite'}", action)
+        port.close()
+    assert all(f.stats.connects >= 2 for f in ingestor.feeds.values())
