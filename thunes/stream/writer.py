@@ -2,8 +2,8 @@
 
 :class:`BatchWriter` takes chunks ``(SeriesKey, candles)`` (structured arrays, see
 :mod:`thunes.stream._codec`), merges them per series (a later copy of a timestamp wins), and upserts each
-series in one store transaction (:meth:`thunes.data.store.CandleStore.write`, so the store's validation
-and its replica apply). The upsert is what makes every transport idempotent: a candle delivered twice
+series in one store transaction (:meth:`thunes.data.store.CandleStore.write_arrays`, so the store's
+validation and its replica apply). The upsert is what makes every transport idempotent: a candle delivered twice
 (Kafka redelivery after a crash, a backfill overlapping the stream) is written once.
 
 An exchange may correct a candle after it closed. When a chunk overlaps what the store already holds,
@@ -24,9 +24,8 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from thunes.core.candles import candles_frame
 from thunes.data.store import CandleStore
-from thunes.stream._codec import SOURCES, SeriesKey
+from thunes.stream._codec import SeriesKey, source_name
 
 __all__ = ["BatchWriter", "WriterStats", "ExtraSink", "merge_chunks"]
 
@@ -99,11 +98,12 @@ class BatchWriter:
                     self.stats.skipped += len(arr)
                     continue
                 self._check_revisions(series, arr)
-                for code in np.unique(arr["source"]):
-                    part = arr[arr["source"] == code] if len(np.unique(arr["source"])) > 1 else arr
-                    frame = candles_frame(part["ts"], *(part[f] for f in _PRICE_FIELDS))
-                    name = SOURCES[code] if code < len(SOURCES) else "stream"
-                    result = self.store.write(series.symbol, series.timeframe, frame, mode="upsert", source=name)
+                codes = np.unique(arr["source"])
+                for code in codes:
+                    part = arr if len(codes) == 1 else arr[arr["source"] == code]
+                    result = self.store.write_arrays(series.symbol, series.timeframe,
+                                                     (part["ts"], *(part[f] for f in _PRICE_FIELDS)),
+                                                     mode="upsert", source=source_name(int(code)))
                     written += result.written
                     self.stats.rejected += result.n_rejected
                 self.stats.candles += len(arr)
