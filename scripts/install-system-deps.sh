@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries.
+# Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries, and
+# InfluxDB 1.x for the streaming pipeline's optional sink (the tests start their own on a private port).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system deps: present"
   exit 0

@@ -100,3 +100,46 @@ def step(sim: LocalExchange, n: int, pause_s: float = 0.01) -> None:
     for _ in range(n):
         sim.step()
         time.sleep(pause_s)
+
+
+@pytest.fixture(scope="session")
+def influx_url(tmp_path_factory):
+    """An InfluxDB 1.x server (Debian's influxd) on private ports and a private data dir."""
+    import os
+    import shutil
+    import subprocess
+
+    from thunes.stream.broker import free_port
+
+    binary = shutil.which("influxd")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("influxd missing in CI: scripts/install-system-deps.sh should install it")
+        pytest.skip("InfluxDB not installed (run `make system-deps`)")
+    root = tmp_path_factory.mktemp("influx")
+    http, rpc = free_port(), free_port()
+    (root / "influxdb.conf").write_text(
+        f'bind-address = "127.0.0.1:{rpc}"\nreporting-disabled = true\n'
+        f'[meta]\n  dir = "{root}/meta"\n'
+        f'[data]\n  dir = "{root}/data"\n  wal-dir = "{root}/wal"\n  query-log-enabled = false\n'
+        f'[http]\n  bind-address = "127.0.0.1:{http}"\n  log-enabled = false\n'
+        f'[monitor]\n  store-enabled = false\n')
+    proc = subprocess.Popen([binary, "-config", str(root / "influxdb.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{http}"
+    try:
+        wait_for(lambda: _pings(url), timeout=30, what="influxd listening")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pings(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=1) as resp:
+            return resp.status == 204
+    except OSError:
+        return False
