@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from thunes.data.store import open_store
 from thunes.stream import EmbeddedTransport, IngestOptions, Ingestor, SeriesKey
@@ -18,15 +19,18 @@ def ingest_options(sim, **kw) -> IngestOptions:
     return IngestOptions(**base)
 
 
-def test_embedded_ingestion_stores_every_closed_candle_of_every_series_once(sim, port, tmp_path):
-    """Three symbols x two timeframes over one websocket each: the store ends equal to the exchange's
-    closed candles (lookback backfill + live klines), and the candle forming now is not stored."""
+@pytest.mark.parametrize("per_connection", [200, 4])
+def test_embedded_ingestion_stores_every_closed_candle_of_every_series_once(sim, port, tmp_path, per_connection):
+    """Three symbols x two timeframes, on one websocket (or two, at four streams per connection): the
+    store ends equal to the exchange's closed candles (lookback backfill + live klines), and the candle
+    forming now is not stored."""
     url = f"sqlite:///{tmp_path / 'c.sqlite'}"
     started_at = sim.now_ms()
     with EmbeddedTransport(lambda: open_store(url)) as transport:
-        with Ingestor(port, transport, ingest_options(sim)) as ingestor:
+        with Ingestor(port, transport, ingest_options(sim, streams_per_connection=per_connection)) as ingestor:
             assert ingestor.wait_connected(10)
             wait_for(lambda: sim.stream_counts()["market_streams"] == len(SYMBOLS) * len(TIMEFRAMES))
+            assert sim.stream_counts()["market_connections"] == (1 if per_connection == 200 else 2)
             step(sim, 12)
             with open_store(url) as store:
                 wait_for(caught_up(store, sim, started_at), what="store caught up")
@@ -84,3 +88,21 @@ def test_a_revised_closed_candle_is_upserted_and_logged(tmp_path, caplog):
         frame = store.load("BTC/USDT", "1m")
     assert len(frame) == 5
     assert frame["close"].tolist() == [10.5, 10.5, 10.25, 10.5, 10.5]
+
+
+def test_a_combined_feed_is_one_connection_with_distinct_series():
+    """Series of one combined feed share a connection, so they must share its URL; a series given twice
+    is refused (it would be written twice)."""
+    from thunes.core.errors import ConfigError
+    from thunes.execution.live_data import CandleFeed, FeedOptions
+
+    def opts(url: str, symbol: str = "BTC/USDT") -> FeedOptions:
+        return FeedOptions(ws_url=url, symbol=symbol, exchange_symbol=symbol.replace("/", ""), timeframe="1m")
+
+    fetch = lambda o: (lambda since, limit: None)  # noqa: E731 - never called: the feed is not started
+    with pytest.raises(ConfigError, match="one connection"):
+        CandleFeed.combined([opts("ws://a/ws"), opts("ws://b/ws", "ETH/USDT")], fetch=fetch)
+    with pytest.raises(ConfigError, match="given twice"):
+        CandleFeed.combined([opts("ws://a/ws"), opts("ws://a/ws")], fetch=fetch)
+    feed = CandleFeed.combined([opts("ws://a/ws"), opts("ws://a/ws", "ETH/USDT")], fetch=fetch)
+    assert feed.last_ts_of("ETH/USDT", "1m") is None

@@ -42,9 +42,9 @@ def test_dropped_sockets_and_server_shutdown_are_backfilled(sim, port, tmp_path)
         step(sim, 2)
 
     ingestor, _ = run_pipeline(sim, port, f"sqlite:///{tmp_path / 'c.sqlite'}", action)
-    feeds = ingestor.feeds.values()
-    assert all(f.stats.reconnects >= 2 for f in feeds)
-    assert sum(f.stats.backfilled for f in feeds) > len(SYMBOLS) * LOOKBACK  # more than the first backfill
+    conns = ingestor.stats.connections
+    assert all(c.reconnects >= 2 for c in conns)
+    assert sum(c.backfilled for c in conns) > len(SYMBOLS) * LOOKBACK  # more than the first backfill
 
 
 def test_rest_errors_during_backfill_are_retried_until_the_gap_is_filled(sim, port, tmp_path):
@@ -62,7 +62,7 @@ def test_rest_errors_during_backfill_are_retried_until_the_gap_is_filled(sim, po
         step(sim, 2)
 
     ingestor, _ = run_pipeline(sim, port, f"sqlite:///{tmp_path / 'c.sqlite'}", action)
-    assert sum(f.stats.backfill_errors for f in ingestor.feeds.values()) >= 6
+    assert sum(c.backfill_errors for c in ingestor.stats.connections) >= 6
 
 
 def test_connection_lifetime_limit_reconnects_without_a_hole(tmp_path):
@@ -78,4 +78,4 @@ def test_connection_lifetime_limit_reconnects_without_a_hole(tmp_path):
 
         ingestor, _ = run_pipeline(sim, port, f"sqlite:///{tmp_path / 'c.sqlite'}", action)
         port.close()
-    assert all(f.stats.connects >= 2 for f in ingestor.feeds.values())
+    assert all(c.connects >= 2 for c in ingestor.stats.connections)

@@ -165,10 +165,10 @@ def run_cmd(app: Any, symbols: str, timeframes: str, bootstrap: str | None, topi
 
 
 def _report(ingestor: Any, transport: Any, elapsed: float) -> None:
-    feeds = list(ingestor.feeds.values())
-    stream = sum(f.stats.stream_candles for f in feeds)
-    backfilled = sum(f.stats.backfilled for f in feeds) + ingestor.stats.repaired_candles
-    reconnects = sum(f.stats.reconnects for f in feeds)
+    conns = ingestor.stats.connections
+    stream = sum(c.stream_candles for c in conns)
+    backfilled = sum(c.backfilled for c in conns) + ingestor.stats.repaired_candles
+    reconnects = sum(c.reconnects for c in conns)
     extra = ""
     stats = getattr(transport, "stats", None)
     if stats is not None:

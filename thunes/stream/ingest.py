@@ -1,9 +1,10 @@
 """Ingestion: closed candles of many (symbol, timeframe) series from the exchange's websocket, without holes.
 
-One :class:`~thunes.execution.live_data.CandleFeed` per series does the hard part it already does for
-the trader: reconnect with backoff (dropped sockets, ``serverShutdown``, the 24 h connection limit,
-silent stalls), only closed klines (``x=true``), and REST backfill of every gap on (re)connect or when a
-kline skips candles. Instead of a store, each feed publishes to a transport (the embedded queue or
+:class:`~thunes.execution.live_data.CandleFeed` (the trader's websocket client, combined: up to
+``streams_per_connection`` series on one connection) does the hard part it already does for the
+trader: reconnect with backoff (dropped sockets, ``serverShutdown``, the 24 h connection limit, silent
+stalls), only closed klines (``x=true``), and REST backfill of every gap, per series, on (re)connect or
+when a kline skips candles. Instead of a store, the feeds publish to a transport (the embedded queue or
 Kafka), through a small adapter with the store's ``upsert`` signature.
 
 Where each series starts: ``resume(series)`` (the store's last candle, for the embedded transport or a
@@ -59,6 +60,7 @@ class IngestOptions:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 30.0
     heartbeat_s: float = 20.0
+    streams_per_connection: int = 200  # Binance allows 1024 streams per connection
 
     def __post_init__(self) -> None:
         if not self.symbols or not self.timeframes:
@@ -67,6 +69,8 @@ class IngestOptions:
             parse_timeframe(tf)
         if self.lookback < 0:
             raise ConfigError(f"lookback must be >= 0 candles, got {self.lookback}")
+        if not 1 <= self.streams_per_connection <= 1024:
+            raise ConfigError(f"streams_per_connection must be within [1, 1024], got {self.streams_per_connection}")
 
 
 @dataclass(slots=True)
@@ -74,18 +78,19 @@ class IngestStats:
     repairs: int = 0
     repaired_candles: int = 0
     repair_errors: int = 0
-    feeds: dict[str, Any] = field(default_factory=dict)  # series -> FeedStats
+    connections: list[Any] = field(default_factory=list)  # FeedStats of each websocket connection
 
 
 class _FeedSink:
     """The store-shaped face a CandleFeed writes to: closed candles go to the transport instead."""
 
-    def __init__(self, publisher: Publisher, series: SeriesKey) -> None:
+    def __init__(self, publisher: Publisher, keys: dict[tuple[str, str], SeriesKey]) -> None:
         self._publisher = publisher
-        self._series = series
+        self._keys = keys
 
     def upsert(self, symbol: str, timeframe: str, frame: pd.DataFrame, source: str = "stream") -> int:
-        self._publisher.publish(self._series, frame_array(frame, source if source == "backfill" else "stream"))
+        self._publisher.publish(self._keys[(symbol, timeframe)],
+                                frame_array(frame, source if source == "backfill" else "stream"))
         return len(frame)
 
 
@@ -110,23 +115,31 @@ class Ingestor:
     def start(self) -> "Ingestor":
         markets = self.port.load_markets()
         o = self.options
+        keys: dict[tuple[str, str], SeriesKey] = {}
+        plan: list[tuple[SeriesKey, FeedOptions]] = []
         for symbol in o.symbols:
             market = markets.get(symbol)
             if market is None:
                 raise ConfigError(f"the exchange has no market {symbol!r}")
             for tf in o.timeframes:
                 series = SeriesKey.of(o.exchange, symbol, tf)
-                feed_opts = FeedOptions(ws_url=o.ws_url, symbol=series.symbol, exchange_symbol=market.exchange_symbol,
-                                        timeframe=series.timeframe, stale_after_s=o.stale_after_s,
-                                        backoff_initial_s=o.backoff_initial_s, backoff_max_s=o.backoff_max_s,
-                                        heartbeat_s=o.heartbeat_s)
-                sink = _FeedSink(self.publisher, series)
-                feed = CandleFeed(feed_opts, fetch=self._fetcher(series), sink_factory=lambda s=sink: s,
-                                  rng=np.random.default_rng(self._rng.integers(1 << 62)), deliver=False)
+                keys[(series.symbol, series.timeframe)] = series
+                plan.append((series, FeedOptions(
+                    ws_url=o.ws_url, symbol=series.symbol, exchange_symbol=market.exchange_symbol,
+                    timeframe=series.timeframe, stale_after_s=o.stale_after_s, backoff_initial_s=o.backoff_initial_s,
+                    backoff_max_s=o.backoff_max_s, heartbeat_s=o.heartbeat_s)))
+        sink = _FeedSink(self.publisher, keys)
+        by_options = {id(opts): series for series, opts in plan}
+        n = o.streams_per_connection
+        for i in range(0, len(plan), n):
+            group = plan[i:i + n]
+            feed = CandleFeed.combined([opts for _, opts in group],
+                                       fetch=lambda opts: self._fetcher(by_options[id(opts)]),
+                                       sink_factory=lambda: sink, rng=np.random.default_rng(self._rng.integers(1 << 62)))
+            for series, _ in group:
                 self.feeds[series] = feed
-                self.stats.feeds[str(series)] = feed.stats
-        for series, feed in self.feeds.items():
-            feed.start(last_ts=self._start_ts(series))
+            self.stats.connections.append(feed.stats)
+            feed.start(last={(s.symbol, s.timeframe): self._start_ts(s) for s, _ in group})
         self._repair_thread = threading.Thread(target=self._repair_loop, name="stream-repair", daemon=True)
         self._repair_thread.start()
         return self
@@ -134,9 +147,10 @@ class Ingestor:
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         self._repairs.put(None)
-        for feed in self.feeds.values():
+        feeds = {id(f): f for f in self.feeds.values()}.values()
+        for feed in feeds:
             feed._stopping.set()  # all at once, then join each
-        for feed in self.feeds.values():
+        for feed in feeds:
             feed.stop(timeout)
         if self._repair_thread is not None:
             self._repair_thread.join(timeout)
@@ -147,7 +161,7 @@ class Ingestor:
 
     def last_ts(self, series: SeriesKey) -> int | None:
         """Open time of the last closed candle the feed of ``series`` published."""
-        return self.feeds[series].last_ts
+        return self.feeds[series].last_ts_of(series.symbol, series.timeframe)
 
     def request_backfill(self, series: SeriesKey, from_ts: int) -> None:
         """Fetch ``series`` again from ``from_ts`` (thread-safe; the Kafka producer's ``on_lost``)."""
@@ -197,8 +211,7 @@ class Ingestor:
                 self._repair(series, from_ts)
 
     def _repair(self, series: SeriesKey, from_ts: int) -> None:
-        feed = self.feeds.get(series)
-        end = feed.last_ts if feed is not None else None
+        end = self.last_ts(series) if series in self.feeds else None
         if end is None or from_ts > end:
             return
         self.stats.repairs += 1
