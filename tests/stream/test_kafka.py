@@ -168,3 +168,32 @@ def test_sink_killed_mid_batch_and_restarted_leaves_no_hole_and_no_duplicate(sim
             if p.poll() is None:
                 p.terminate()
                 p.wait(10)
+
+
+def test_sink_survives_its_database_connection_being_killed(sim, port, broker, postgres_url):
+    """PostgreSQL drops the sink's connection (a database restart, a failover): the batch is not
+    committed, the sink reopens the store and writes the batch again; nothing is lost."""
+    import psycopg
+
+    started_at = sim.now_ms()
+    sink = SinkThread(broker, postgres_url, retry_s=0.1).start()
+    publisher, ingestor = pipeline(sim, port, broker, symbols=SYMBOLS[:2])
+    try:
+        assert ingestor.wait_connected(10)
+        step(sim, 2)
+        wait_for(lambda: sink.sink.stats.commits > 0, what="sink writing")
+        admin, _, db = postgres_url.rpartition("/")
+        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = %s AND pid <> pg_backend_pid()", (db,)).fetchone()[0]
+        assert killed >= 1
+        step(sim, 4)
+        with open_store(postgres_url) as store:
+            wait_for(caught_up(store, sim, started_at, symbols=SYMBOLS[:2]), timeout=30, what="store caught up")
+            assert publisher.wait_confirmed(20)
+            assert_store_equals_exchange(store, sim, started_at, symbols=SYMBOLS[:2])
+        assert sink.sink.stats.store_failures >= 1
+    finally:
+        ingestor.stop()
+        publisher.close()
+        sink.stop()

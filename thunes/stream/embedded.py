@@ -91,7 +91,8 @@ class EmbeddedTransport:
     # -- writer thread ----------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self.writer = BatchWriter(self._store_factory(), extras=self._extras, on_commit=self.on_commit)
+            self.writer = BatchWriter(self._store_factory(), extras=self._extras, on_commit=self.on_commit,
+                                      store_factory=self._store_factory)
         except BaseException as exc:  # noqa: BLE001 - reported by start()
             self._fatal = exc
             self._ready.set()
@@ -140,3 +141,4 @@ class EmbeddedTransport:
                 # The store is down or busy: keep the batch and try again (the upsert makes it safe).
                 log.warning("store write failed, retrying in %.1fs: %s", self.retry_s, exc)
                 time.sleep(self.retry_s)
+                self.writer.reconnect()  # type: ignore[union-attr]

@@ -7,8 +7,8 @@ between the database commit and the offset commit sees the same candles again af
 another member does, after a rebalance), and the upsert writes them once. Run several sinks with the
 same ``group`` to share the partitions; each partition (and so each series) has one writer at a time.
 
-A store error leaves the offsets uncommitted and rewinds the consumer to the batch's first offsets,
-so nothing is skipped. A broker that restarted with memory storage forgets the group and the topic:
+A store error leaves the offsets uncommitted, rewinds the consumer to the batch's first offsets and
+reopens the store (a restarted database), so nothing is skipped. A broker that restarted with memory storage forgets the group and the topic:
 the sink subscribes again once the topic is back and starts from its beginning.
 """
 
@@ -120,7 +120,7 @@ class KafkaSink:
         """Consume until :meth:`stop`, ``idle_exit_s`` seconds without a message, or ``max_messages``."""
         ck = kafka_module()
         self.writer = BatchWriter(self._store_factory(), exchange=self._exchange, extras=self._extras,
-                                  on_commit=self.on_commit)
+                                  on_commit=self.on_commit, store_factory=self._store_factory)
         self._consumer = ck.Consumer(consumer_config(self.bootstrap, self.group, **{"client.id": self.member},
                                                      **self._overrides))
         try:
@@ -226,6 +226,7 @@ class KafkaSink:
                 except ck.KafkaException:
                     pass  # not ours any more: its new owner starts from the last commit
             time.sleep(self.retry_s)
+            self.writer.reconnect()  # type: ignore[union-attr]
             return
         self.stats.messages += len(msgs)
         self.stats.batches += 1

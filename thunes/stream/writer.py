@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
+from thunes.core.errors import StoreError
 from thunes.data.store import CandleStore
 from thunes.stream._codec import SeriesKey, source_name
 
@@ -79,8 +80,10 @@ class BatchWriter:
     """Upserts batches into ``store`` (and then into ``extras``); thread-safe."""
 
     def __init__(self, store: CandleStore, *, exchange: str | None = None, extras: Iterable[ExtraSink] = (),
-                 on_commit: Callable[[dict[SeriesKey, np.ndarray], float], None] | None = None) -> None:
+                 on_commit: Callable[[dict[SeriesKey, np.ndarray], float], None] | None = None,
+                 store_factory: Callable[[], CandleStore] | None = None) -> None:
         self.store = store
+        self._store_factory = store_factory  # to reconnect after the database went away
         self.on_commit = on_commit  # called with the batch and the wall time of its commit (benchmarks)
         self.exchange = exchange.lower() if exchange else None
         self.extras = list(extras)
@@ -90,7 +93,32 @@ class BatchWriter:
     def write(self, chunks: Iterable[tuple[SeriesKey, np.ndarray]]) -> int:
         """Write one batch; returns rows inserted or changed. Raises ``StoreError`` when the store fails
         (the caller retries the whole batch: series already committed are upserted again, harmlessly)."""
-        merged = merge_chunks(chunks)
+        try:
+            return self._write(merge_chunks(chunks))
+        except StoreError:
+            raise
+        except Exception as exc:
+            if _is_database_error(exc):  # a read (last_ts, load) hit a dead connection: same as a failed write
+                raise StoreError(f"the store failed: {type(exc).__name__}: {exc}") from exc
+            raise
+
+    def reconnect(self) -> bool:
+        """Close the store and open it again (after a database restart); False while that fails."""
+        if self._store_factory is None:
+            return False
+        try:
+            self.store.close()
+        except Exception:  # noqa: BLE001 - the old connection is already broken
+            pass
+        try:
+            self.store = self._store_factory()
+        except Exception as exc:  # noqa: BLE001 - database still down: the caller retries later
+            log.warning("reopening the store failed: %s", exc)
+            return False
+        log.info("store reopened: %r", self.store)
+        return True
+
+    def _write(self, merged: dict[SeriesKey, np.ndarray]) -> int:
         written = 0
         with self._lock:
             for series, arr in merged.items():
@@ -150,6 +178,18 @@ class BatchWriter:
             except Exception:  # noqa: BLE001 - closing must not mask the cause of a shutdown
                 log.warning("closing %s failed", type(extra).__name__, exc_info=True)
         self.store.close()
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a core dependency
+        return False
+    return isinstance(exc, psycopg.Error)
 
 
 def _ohlcv(row: np.ndarray) -> str:
