@@ -3,6 +3,8 @@ limit, REST errors during backfill. After each, the store equals the exchange's 
 
 from __future__ import annotations
 
+import time
+
 from thunes.data.store import open_store
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange, SimOptions
@@ -48,21 +50,24 @@ def test_dropped_sockets_and_server_shutdown_are_backfilled(sim, port, tmp_path)
 
 
 def test_rest_errors_during_backfill_are_retried_until_the_gap_is_filled(sim, port, tmp_path):
-    """503s and -1003 storms on /klines while reconnect backfills run: retried, never skipped."""
+    """503s on /klines from the start (the start-up probe and the lookback backfill), then a 429 storm
+    while the gap left by lost kline messages is backfilled: every error is retried, no candle skipped."""
+    sim.faults.set(http_error=503, http_error_count=8, paths=["/api/v3/klines"])
+
     def action(ingestor: Ingestor) -> None:
-        step(sim, 2)
-        sim.faults.drop_ws()
-        sim.faults.set(http_error=503, http_error_count=6, paths=["/api/v3/klines"])
-        step(sim, 5, pause_s=0.0)
         wait_for(lambda: sim.faults.state.http_error == 0, what="every injected 503 served")
-        sim.faults.set(storm_status=429, storm_count=3, storm_retry_after=0, paths=["/api/v3/klines"])
-        sim.faults.drop_ws()
-        step(sim, 3, pause_s=0.0)
-        wait_for(lambda: sim.stream_counts()["market_streams"] == len(SYMBOLS) * len(TIMEFRAMES))
         step(sim, 2)
+        sim.faults.set(malformed_frames=-1)  # every frame of the next step is lost
+        step(sim, 1)
+        time.sleep(0.3)
+        sim.faults.set(malformed_frames=0, storm_status=429, storm_count=3, storm_retry_after=0)
+        step(sim, 2)  # the next closed klines skip a candle: backfill, through the storm
+        wait_for(lambda: sim.faults.state.storm_status == 0, what="every injected 429 served")
+        step(sim, 1)
 
     ingestor, _ = run_pipeline(sim, port, f"sqlite:///{tmp_path / 'c.sqlite'}", action)
-    assert sum(c.backfill_errors for c in ingestor.stats.connections) >= 6
+    errors = sum(c.backfill_errors for c in ingestor.stats.connections) + ingestor.stats.repair_errors
+    assert errors >= 8 + 3
 
 
 def test_connection_lifetime_limit_reconnects_without_a_hole(tmp_path):

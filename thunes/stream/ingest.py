@@ -77,7 +77,7 @@ class IngestOptions:
 class IngestStats:
     repairs: int = 0
     repaired_candles: int = 0
-    repair_errors: int = 0
+    repair_errors: int = 0  # REST errors retried by the start-up probe and the repairs
     connections: list[Any] = field(default_factory=list)  # FeedStats of each websocket connection
 
 
@@ -180,6 +180,23 @@ class Ingestor:
                 return self.port.fetch_candles(series.symbol, series.timeframe, since=since, limit=limit)
         return fetch
 
+    def _fetch_retrying(self, series: SeriesKey, since: int | None, limit: int) -> pd.DataFrame | None:
+        """REST candles, retrying the retryable errors with backoff; None once stopping."""
+        fetch = self._fetcher(series)
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                return fetch(since, limit)  # type: ignore[arg-type]
+            except RetryableError as exc:
+                self.stats.repair_errors += 1
+                delay = backoff_delay(attempt, initial=self.options.backoff_initial_s,
+                                      maximum=self.options.backoff_max_s, factor=2.0, jitter=0.5,
+                                      u=float(self._rng.random()))
+                log.info("REST candles of %s failed (%s); retrying in %.2fs", series, exc, delay)
+                attempt += 1
+                self._stopping.wait(delay)
+        return None
+
     def _start_ts(self, series: SeriesKey) -> int | None:
         if self._resume is not None:
             last = self._resume(series)
@@ -188,8 +205,8 @@ class Ingestor:
         if self.options.lookback == 0:
             return None
         tf_ms = parse_timeframe(series.timeframe).ms
-        latest = self._fetcher(series)(None, 1)  # type: ignore[arg-type] - the forming candle
-        if latest.empty:
+        latest = self._fetch_retrying(series, None, 1)  # the forming candle
+        if latest is None or latest.empty:
             return None
         return int(ts_ms(latest)[-1]) - (self.options.lookback + 1) * tf_ms
 
@@ -217,21 +234,11 @@ class Ingestor:
         self.stats.repairs += 1
         log.info("backfilling %s from %d to %d after a transport loss", series, from_ts, end)
         tf_ms = parse_timeframe(series.timeframe).ms
-        fetch = self._fetcher(series)
-        since, attempt = from_ts, 0
+        since = from_ts
         while since <= end and not self._stopping.is_set():
-            try:
-                frame = fetch(since, 1000)
-            except RetryableError as exc:
-                self.stats.repair_errors += 1
-                delay = backoff_delay(attempt, initial=self.options.backoff_initial_s,
-                                      maximum=self.options.backoff_max_s, factor=2.0, jitter=0.5,
-                                      u=float(self._rng.random()))
-                log.info("repair fetch of %s failed (%s); retrying in %.2fs", series, exc, delay)
-                attempt += 1
-                self._stopping.wait(delay)
-                continue
-            attempt = 0
+            frame = self._fetch_retrying(series, since, 1000)
+            if frame is None:
+                return
             stamps = ts_ms(frame) if not frame.empty else np.zeros(0, dtype="int64")
             keep = (stamps >= since) & (stamps <= end)  # closed candles only: the feed has seen them close
             if not keep.any():
