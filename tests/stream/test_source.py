@@ -76,3 +76,18 @@ def test_single_pair_source_is_a_drop_in_for_the_trader_feed(broker):
         finally:
             src.stop()
         assert not src.running and src.get(0.1) is None
+
+
+def test_a_source_started_before_the_topic_exists_reads_it_once_it_appears(broker):
+    """A bot may start before the ingestion has ever run: it waits for the topic, then reads it."""
+    btc = SeriesKey.of("binance", "BTC/USDT", "1m")
+    src = KafkaCandleSource(broker.bootstrap, [("BTC/USDT", "1m")]).start(last_ts=T0 - MIN)
+    try:
+        assert src.get(0.3) is None
+        with KafkaPublisher(broker.bootstrap, partitions=2, confirm_group=None) as pub:
+            pub.publish(btc, candles([0, 1]))
+            assert pub.flush(10)
+            got = [src.get(10), src.get(10)]
+        assert [c.ts_ms for c in got] == [T0, T0 + MIN]
+    finally:
+        src.stop()

@@ -110,6 +110,7 @@ class Ingestor:
         self._repairs: queue.Queue[tuple[SeriesKey, int] | None] = queue.Queue()
         self._repair_thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._live_ts: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "Ingestor":
@@ -205,10 +206,14 @@ class Ingestor:
         if self.options.lookback == 0:
             return None
         tf_ms = parse_timeframe(series.timeframe).ms
-        latest = self._fetch_retrying(series, None, 1)  # the forming candle
-        if latest is None or latest.empty:
-            return None
-        return int(ts_ms(latest)[-1]) - (self.options.lookback + 1) * tf_ms
+        live = self._live_ts.get(series.timeframe)
+        if live is None:
+            # Candle boundaries are the same for every symbol: one probe per timeframe, not per series.
+            latest = self._fetch_retrying(series, None, 1)  # the forming candle
+            if latest is None or latest.empty:
+                return None
+            live = self._live_ts[series.timeframe] = int(ts_ms(latest)[-1])
+        return live - (self.options.lookback + 1) * tf_ms
 
     def _repair_loop(self) -> None:
         while not self._stopping.is_set():

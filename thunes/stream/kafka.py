@@ -184,6 +184,8 @@ class KafkaPublisher:
     def publish(self, series: SeriesKey, candles: np.ndarray) -> None:
         """Queue closed candles of one series (each becomes one message); blocks while librdkafka's
         queue is full."""
+        if self._producer is None:
+            raise ConfigError("KafkaPublisher.publish: the publisher is not started (or already closed)")
         key = self._keys.get(series)
         if key is None:
             key = self._keys.setdefault(series, series.encode())

@@ -103,7 +103,8 @@ class KafkaCandleSource:
                                       "enable.auto.commit": False, "auto.offset.reset": "earliest",
                                       "topic.metadata.refresh.interval.ms": 2_000, "logger": _RDKAFKA_LOG})
         self._stopped.clear()
-        self._assign()
+        self._assigned = 0
+        self._assign()  # no topic yet (no producer has run): retried on every poll
         return self
 
     def _assign(self) -> bool:
@@ -169,6 +170,9 @@ class KafkaCandleSource:
         ck = kafka_module()
         with self._lock:
             if self._consumer is None:
+                return
+            if not self._assigned and not self._assign():
+                time.sleep(timeout)
                 return
             msgs = self._consumer.consume(10_000, timeout)
         touched: set[bytes] = set()
