@@ -70,7 +70,9 @@ def test_single_pair_source_is_a_drop_in_for_the_trader_feed(broker):
         src = KafkaCandleSource(broker.bootstrap, [("BTC/USDT", "1m")], gap_wait_s=0.5).start(last_ts=T0 + MIN)
         try:
             assert src.running
-            got = [src.get(10) for _ in range(3)]
+            got = [src.get(10)]
+            stream = src.candles()
+            got += [next(stream), next(stream)]
             assert [(c.ts_ms - T0) // MIN for c in got] == [2, 5, 6]
             assert src.stats.gaps == 1 and src.last_ts == T0 + 6 * MIN
         finally:

@@ -13,8 +13,9 @@ Interface (kept small for the bot's ``CandleSource`` protocol):
 
 * ``start(last_ts=None)``; ``get(timeout) -> Candle | None`` for a single-pair source (the trader's
   :class:`~thunes.execution.live_data.CandleFeed` interface: ``running``, ``stop()``, ``last_ts``);
+* ``candles()``: an iterator of :class:`~thunes.execution.live_data.Candle` (single pair);
 * ``next(timeout) -> (symbol, timeframe, Candle) | None`` and iteration over the same triples for
-  several pairs; iteration ends after :meth:`stop`.
+  several pairs; iterations end after :meth:`stop`.
 
 Where reading starts: after ``last_ts`` (or each pair's ``after`` time) from the beginning of the log,
 else at the log's end (only new candles).
@@ -160,11 +161,19 @@ class KafkaCandleSource:
         return self._ready.pop(0)
 
     def __iter__(self) -> Iterator[tuple[str, str, Candle]]:
+        """``(symbol, timeframe, candle)`` until :meth:`stop` (from another thread)."""
         while True:
             item = self.next(None)
             if item is None:
                 return
             yield item
+
+    def candles(self) -> Iterator[Candle]:
+        """The candles of a single-pair source until :meth:`stop`."""
+        if len(self._pairs) != 1:
+            raise ConfigError("candles() is for a single-pair source; iterate the source for several pairs")
+        for _, _, candle in self:
+            yield candle
 
     def _poll(self, timeout: float) -> None:
         ck = kafka_module()
