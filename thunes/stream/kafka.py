@@ -39,6 +39,21 @@ log = logging.getLogger(__name__)
 #: not straight to stderr.
 _RDKAFKA_LOG = logging.getLogger("thunes.stream.librdkafka")
 
+
+class _ConnectionNoise(logging.Filter):
+    """librdkafka logs every refused reconnect at error level: a broker restart would flood the console.
+    Those lines become DEBUG; THUNES reports the outage itself (failed deliveries, resubscribes, resets)."""
+
+    _NOISE = ("Connect to ", "Disconnected", "Broker transport failure", "brokers are down")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if any(n in record.getMessage() for n in self._NOISE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_RDKAFKA_LOG.addFilter(_ConnectionNoise())
+
 DEFAULT_TOPIC = "thunes.candles"
 DEFAULT_GROUP = "thunes-sink"
 _TS = struct.Struct("<q")

@@ -124,6 +124,10 @@ class KafkaSink:
         self._consumer = ck.Consumer(consumer_config(self.bootstrap, self.group, **{"client.id": self.member},
                                                      **self._overrides))
         try:
+            try:
+                self._consumer.list_topics(timeout=10.0)
+            except ck.KafkaException as exc:
+                raise ConfigError(f"cannot reach the Kafka broker at {self.bootstrap}: {exc.args[0].str()}") from exc
             self._subscribe()
             last_message = time.monotonic()
             while not self._stop.is_set():
