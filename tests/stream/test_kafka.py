@@ -197,3 +197,22 @@ def test_sink_survives_its_database_connection_being_killed(sim, port, broker, p
         ingestor.stop()
         publisher.close()
         sink.stop()
+
+
+def test_a_candle_the_broker_never_acknowledged_is_asked_for_again(broker):
+    """The broker is gone longer than the delivery timeout: the producer reports each undelivered
+    candle to ``on_lost`` (the ingestion then fetches it from REST) instead of dropping it silently."""
+    import numpy as np
+
+    from thunes.stream import SeriesKey, candle_array
+
+    lost: list[tuple[SeriesKey, int]] = []
+    series = SeriesKey.of("binance", "BTC/USDT", "1m")
+    ts = 1_704_067_200_000 + np.arange(3, dtype="int64") * 60_000
+    ones = np.ones(3)
+    with KafkaPublisher(broker.bootstrap, partitions=2, on_lost=lambda s, t: lost.append((s, t)),
+                        producer_config={"message.timeout.ms": 1500}) as pub:
+        broker.stop(kill=True)
+        pub.publish(series, candle_array(ts, ones, ones * 2, ones / 2, ones, ones))
+        wait_for(lambda: len(lost) == 3, timeout=15, what="three failed deliveries")
+    assert sorted(lost) == [(series, int(t)) for t in ts] and pub.stats.failed == 3
