@@ -222,9 +222,11 @@ class KafkaPublisher:
         next_check = time.monotonic() + self.confirm_interval_s
         while not self._stop.is_set():
             self._producer.poll(0.05)
+            if self._stop.is_set():
+                break
             if self._topic_missing.is_set():
                 self._recreate_topic()
-            if time.monotonic() >= next_check:
+            if time.monotonic() >= next_check and not self._stop.is_set():
                 next_check = time.monotonic() + self.confirm_interval_s
                 try:
                     self._check_confirmations()
@@ -276,7 +278,7 @@ class KafkaPublisher:
 
     def _recreate_topic(self) -> None:
         try:
-            created = ensure_topic(self.bootstrap, self.topic, self.partitions, timeout_s=2.0)
+            created = ensure_topic(self.bootstrap, self.topic, self.partitions, timeout_s=1.0)
             self._topic_missing.clear()
             if created and self._last_offset:
                 self._reset("the topic was gone")
@@ -285,7 +287,7 @@ class KafkaPublisher:
             time.sleep(0.2)
 
     def _check_confirmations(self) -> None:
-        meta = self._producer.list_topics(timeout=2.0).topics.get(self.topic)
+        meta = self._producer.list_topics(timeout=1.0).topics.get(self.topic)
         if meta is None or meta.error is not None or not meta.partitions:
             self._topic_missing.set()  # a restarted memory broker: recreate it, queued candles follow
             return
