@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries, and
-# Prometheus + promtool (the observability tests run a real Prometheus on a private port).
+# Prometheus + promtool (the observability tests run a real Prometheus on a private port), InfluxDB 1.x for the
+# streaming pipeline's optional sink (the tests start their own on a private port).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system deps: present"
   exit 0

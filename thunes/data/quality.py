@@ -8,7 +8,7 @@ second):
   negative volume, NaN/inf) and warnings (gaps with their missing-bar counts, zero-volume flat runs,
   price jumps beyond ``jump_sigmas`` robust standard deviations). ``thunes data check`` prints it and
   exits non-zero when ``errors`` is not empty.
-* :func:`split_valid` is the gate in front of every store write (imports, downloads, stream writes):
+* :func:`split_valid` (:func:`valid_rows` on arrays) is the gate in front of every store write (imports, downloads, stream writes):
   it returns the good rows as a canonical frame and the rejected rows with a per-row reason, so a bad
   row never overwrites a stored candle. (``thunes data import`` goes further and refuses a whole file
   with any bad row unless ``--skip-bad-rows`` is given.)
@@ -49,6 +49,7 @@ __all__ = [
     "check_candles",
     "check_table",
     "split_valid",
+    "valid_rows",
     "fill_gaps",
     "find_gaps",
     "DEFAULT_JUMP_SIGMAS",
@@ -379,8 +380,28 @@ def split_valid(table: pd.DataFrame, timeframe: str | Timeframe, *, now_ms: int 
     """
     tf = parse_timeframe(timeframe)
     ts, cols, bad_ts = _table_arrays(table)
+    good_idx, reasons = valid_rows(ts, cols, tf, bad_ts=bad_ts, now_ms=now_ms)
+    good = candles_frame(ts[good_idx], *(cols[name][good_idx] for name in OHLCV))
+    bad_idx = np.flatnonzero(reasons != "")
+    rejected = pd.DataFrame(
+        {"row": bad_idx, "ts": ts[bad_idx], **{name: cols[name][bad_idx] for name in OHLCV},
+         "reason": reasons[bad_idx].astype(str)}
+    )
+    return ValidationResult(good, rejected)
+
+
+def valid_rows(ts: np.ndarray, cols: dict[str, np.ndarray], timeframe: str | Timeframe, *,
+               bad_ts: np.ndarray | None = None, now_ms: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The checks of :func:`split_valid` on arrays (no pandas: the stream writer's hot path).
+
+    ``ts``: int64 epoch ms; ``cols``: float64 arrays named ``open high low close volume``. Returns the
+    indices of the good rows in time order and a per-row reason array (``""`` for good rows).
+    """
+    tf = parse_timeframe(timeframe)
     n = len(ts)
     reasons = np.full(n, "", dtype=object)
+    if bad_ts is None:
+        bad_ts = np.zeros(n, dtype=bool)
 
     def reject(mask: np.ndarray, text: str) -> None:
         fresh = mask & (reasons == "")
@@ -416,14 +437,7 @@ def split_valid(table: pd.DataFrame, timeframe: str | Timeframe, *, now_ms: int 
         good_idx = candidate[~dup]
     else:
         good_idx = np.zeros(0, dtype="int64")
-
-    good = candles_frame(ts[good_idx], *(cols[name][good_idx] for name in OHLCV))
-    bad_idx = np.flatnonzero(reasons != "")
-    rejected = pd.DataFrame(
-        {"row": bad_idx, "ts": ts[bad_idx], **{name: cols[name][bad_idx] for name in OHLCV},
-         "reason": reasons[bad_idx].astype(str)}
-    )
-    return ValidationResult(good, rejected)
+    return good_idx, reasons
 
 
 def fill_gaps(frame: pd.DataFrame, timeframe: str | Timeframe, *, method: str = "ffill") -> pd.DataFrame:

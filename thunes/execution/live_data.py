@@ -19,6 +19,8 @@ How the guarantees are kept:
   because the REST call failed once.
 * **Store**: every closed candle is upserted into the candle store (``source="stream"`` or
   ``"backfill"``) from the feed thread before it is handed to the trader.
+* **Many series, one connection**: :meth:`CandleFeed.combined` subscribes several kline streams on one
+  socket (the streaming pipeline's ingestion); each series keeps its own order and backfill.
 
 ccxt.pro's ``watch_ohlcv`` ignores the kline's ``x`` (closed) flag and does no backfill, which is why
 the stream is read directly here; REST goes through the exchange port, so the ccxt adapter's error
@@ -156,11 +158,28 @@ class _Stop(Exception):
     pass
 
 
+class _Series:
+    """One (symbol, timeframe) of a feed: its stream, its REST backfill and the last candle handed out."""
+
+    __slots__ = ("options", "fetch", "tf_ms", "last_ts")
+
+    def __init__(self, options: FeedOptions, fetch: Fetch) -> None:
+        self.options = options
+        self.fetch = fetch
+        self.tf_ms = parse_timeframe(options.timeframe).ms
+        self.last_ts: int | None = None
+
+
 class CandleFeed:
     """Closed candles of one symbol/timeframe, in order, without holes; runs in a background thread.
 
     ``fetch`` is the REST backfill (``since_ms, limit -> frame``); ``sink_factory`` is called once in
     the feed thread to open the store (SQLite connections belong to the thread that opened them).
+    ``deliver=False`` only feeds the sink (ingestion: nobody calls :meth:`get`, so nothing is queued).
+
+    :meth:`combined` makes one feed of many series on one connection (stream ingestion: Binance allows
+    1024 streams per connection and few new connections per IP); each series keeps its own order,
+    backfill and last candle, and the connection (reconnects, staleness) is shared.
     """
 
     def __init__(
@@ -171,15 +190,16 @@ class CandleFeed:
         sink_factory: Callable[[], CandleSink] | None = None,
         rng: np.random.Generator | None = None,
         max_queue: int = 100_000,
+        deliver: bool = True,
     ) -> None:
         self.options = options
-        self._fetch = fetch
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._add(options, fetch)
         self._sink_factory = sink_factory
         self._sink: CandleSink | None = None
         self._rng = rng if rng is not None else np.random.default_rng()
-        self._tf_ms = parse_timeframe(options.timeframe).ms
         self._queue: queue.Queue[Candle] = queue.Queue(maxsize=max_queue)
-        self._last_ts: int | None = None
+        self._deliver = deliver
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -188,14 +208,48 @@ class CandleFeed:
         self._msg_id = 0
         self.stats = FeedStats()
 
+    @classmethod
+    def combined(
+        cls,
+        options: list[FeedOptions],
+        *,
+        fetch: Callable[[FeedOptions], Fetch],
+        sink_factory: Callable[[], CandleSink] | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> "CandleFeed":
+        """One feed, one connection, for several series (``fetch(options)`` gives each its backfill).
+
+        Connection settings (URL, backoff, staleness) come from the first options and must agree on
+        ``ws_url``. Candles only go to the sink (:meth:`get` has no symbol to say; use ``deliver``-style
+        single feeds for a trader).
+        """
+        if not options:
+            raise ConfigError("CandleFeed.combined needs at least one series")
+        feed = cls(options[0], fetch=fetch(options[0]), sink_factory=sink_factory, rng=rng, deliver=False)
+        for opts in options[1:]:
+            if opts.ws_url != options[0].ws_url:
+                raise ConfigError(f"one feed has one connection: {opts.ws_url} differs from {options[0].ws_url}")
+            feed._add(opts, fetch(opts))
+        return feed
+
+    def _add(self, options: FeedOptions, fetch: Fetch) -> None:
+        key = (options.exchange_symbol.upper(), options.timeframe)
+        if key in self._series:
+            raise ConfigError(f"series {options.symbol} {options.timeframe} given twice")
+        self._series[key] = _Series(options, fetch)
+
     # -- public API (trading thread) ------------------------------------------------------------
-    def start(self, *, last_ts: int | None = None) -> "CandleFeed":
+    def start(self, *, last_ts: int | None = None, last: dict[tuple[str, str], int | None] | None = None) -> "CandleFeed":
         """Start streaming. ``last_ts`` is the open time of the last candle the caller already has;
-        everything after it up to the live candle is backfilled."""
+        everything after it up to the live candle is backfilled. ``last`` gives it per
+        ``(symbol, timeframe)`` for a combined feed."""
         if self._thread is not None:
             raise ThunesError("CandleFeed already started")
-        self._last_ts = last_ts
-        self._thread = threading.Thread(target=self._thread_main, name=f"feed-{self.options.stream_name}", daemon=True)
+        for series in self._series.values():
+            o = series.options
+            series.last_ts = (last or {}).get((o.symbol, o.timeframe), last_ts if len(self._series) == 1 else None)
+        name = self.options.stream_name if len(self._series) == 1 else f"{len(self._series)}-streams"
+        self._thread = threading.Thread(target=self._thread_main, name=f"feed-{name}", daemon=True)
         self._thread.start()
         return self
 
@@ -215,8 +269,15 @@ class CandleFeed:
 
     @property
     def last_ts(self) -> int | None:
-        """Open time of the last candle handed to the queue."""
-        return self._last_ts
+        """Open time of the last candle handed to the queue (of the first series, for a combined feed)."""
+        return self.last_ts_of(self.options.symbol, self.options.timeframe)
+
+    def last_ts_of(self, symbol: str, timeframe: str) -> int | None:
+        """Open time of the last closed candle of one series handed out (queue or sink)."""
+        for series in self._series.values():
+            if series.options.symbol == symbol and series.options.timeframe == timeframe:
+                return series.last_ts
+        raise ConfigError(f"this feed has no series {symbol} {timeframe}")
 
     @property
     def running(self) -> bool:
@@ -305,7 +366,8 @@ class CandleFeed:
         async with session.ws_connect(o.ws_url, heartbeat=o.heartbeat_s, autoping=True, max_msg_size=0) as ws:
             self.stats.connects += 1
             self._msg_id += 1
-            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": [o.stream_name], "id": self._msg_id}))
+            streams = [s.options.stream_name for s in self._series.values()]
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": streams, "id": self._msg_id}))
             self._connected.set()
             self.stats.last_message_at = time.monotonic()
             while not self._stopping.is_set():
@@ -339,10 +401,13 @@ class CandleFeed:
                 event = payload.get("e")
                 if event == "kline":
                     k = payload.get("k")
-                    if not isinstance(k, dict) or str(k.get("i")) != o.timeframe:
+                    if not isinstance(k, dict):
+                        continue
+                    series = self._series_of(k, payload)
+                    if series is None:
                         continue
                     try:
-                        await self._on_kline(k)
+                        await self._on_kline(series, k)
                     except (KeyError, TypeError, ValueError):
                         self.stats.malformed += 1
                         continue
@@ -355,32 +420,38 @@ class CandleFeed:
                     return got_kline
         return got_kline
 
+    def _series_of(self, k: dict[str, Any], payload: dict[str, Any]) -> _Series | None:
+        if len(self._series) == 1:  # a single feed trusts its one subscription (as it always did)
+            only = next(iter(self._series.values()))
+            return only if str(k.get("i")) == only.options.timeframe else None
+        return self._series.get((str(k.get("s") or payload.get("s") or "").upper(), str(k.get("i"))))
+
     def _note(self, text: str) -> None:
         log.info(text)
         self.stats.errors.append(text)
         del self.stats.errors[:-50]
 
-    async def _on_kline(self, k: dict[str, Any]) -> None:
+    async def _on_kline(self, series: _Series, k: dict[str, Any]) -> None:
         t = int(k["t"])
         closed = bool(k["x"])
-        if t % self._tf_ms:
-            raise ValueError(f"kline start {t} not aligned to {self.options.timeframe}")
-        last = self._last_ts
+        if t % series.tf_ms:
+            raise ValueError(f"kline start {t} not aligned to {series.options.timeframe}")
+        last = series.last_ts
         if last is not None and t <= last:
             return  # an update of a candle already handed out (or a replayed old frame)
         # Everything strictly before the candle now in view is closed: fill any hole first.
-        expected = t if last is None else last + self._tf_ms
+        expected = t if last is None else last + series.tf_ms
         if last is not None and t > expected:
-            await self._backfill(expected, t)
+            await self._backfill(series, expected, t)
         if closed:
             candle = Candle(
                 ts_ms=t, open=float(k["o"]), high=float(k["h"]), low=float(k["l"]), close=float(k["c"]),
                 volume=float(k["v"]), source="stream",
             )
             self.stats.stream_candles += 1
-            self._emit([candle])
+            self._emit(series, [candle])
 
-    async def _backfill(self, start: int, end: int) -> None:
+    async def _backfill(self, series: _Series, start: int, end: int) -> None:
         """Fetch and emit every closed candle with ``start <= ts < end`` (retrying transient errors)."""
         loop = asyncio.get_running_loop()
         since = start
@@ -389,7 +460,7 @@ class CandleFeed:
             if self._stopping.is_set():
                 raise _Stop
             try:
-                frame = await loop.run_in_executor(None, self._fetch, since, self.options.backfill_limit)
+                frame = await loop.run_in_executor(None, series.fetch, since, series.options.backfill_limit)
             except RetryableError as exc:
                 self.stats.backfill_errors += 1
                 self._note(f"backfill {since}: {type(exc).__name__}: {exc}; retrying")
@@ -414,11 +485,11 @@ class CandleFeed:
                 for s, r in zip(stamps, rows.itertuples(index=False))
             ]
             self.stats.backfilled += len(candles)
-            self._emit(candles)
-            since = int(stamps[-1]) + self._tf_ms
+            self._emit(series, candles)
+            since = int(stamps[-1]) + series.tf_ms
 
-    def _emit(self, candles: list[Candle]) -> None:
-        candles = [c for c in candles if self._last_ts is None or c.ts_ms > self._last_ts]
+    def _emit(self, series: _Series, candles: list[Candle]) -> None:
+        candles = [c for c in candles if series.last_ts is None or c.ts_ms > series.last_ts]
         if not candles:
             return
         if self._sink is not None:
@@ -427,9 +498,10 @@ class CandleFeed:
                 by_source.setdefault(c.source, []).append(c)
             for source, group in by_source.items():
                 self.stats.stored += int(
-                    self._sink.upsert(self.options.symbol, self.options.timeframe, frame_from_candles(group),
+                    self._sink.upsert(series.options.symbol, series.options.timeframe, frame_from_candles(group),
                                       source=source) or 0
                 )
-        for c in candles:
-            self._queue.put(c)
-        self._last_ts = candles[-1].ts_ms
+        if self._deliver:
+            for c in candles:
+                self._queue.put(c)
+        series.last_ts = candles[-1].ts_ms
