@@ -46,7 +46,7 @@ def test_two_traders_trade_the_same_candles_from_one_ingestion(broker, tmp_path)
                 stack = build_stack(CcxtExchange.for_local(sim), strategy=SmaCross(fast=3, slow=8), options=options,
                                     risk_settings=RiskSettings(cool_down_minutes=0),
                                     audit_path=tmp_path / f"audit{k}.jsonl", ledger_path=tmp_path / f"ledger{k}.csv",
-                                    clock=ReplayClock(sim.clock), audit_fsync="never", settle_ms=100)
+                                    clock=ReplayClock(sim.clock), audit_fsync="never")
                 stack.trader.warm_up(frame.iloc[:WARM])
                 stacks.append(stack)
                 source = KafkaCandleSource(broker.bootstrap, [("BTC/USDT", "1h")])
