@@ -1,0 +1,85 @@
+"""The live event stream: Server-Sent Events and WebSocket, filtered by event kind.
+
+Browsers cannot set headers on EventSource/WebSocket, so both also accept the token as ``?token=``
+(the server's access log is off, so it is never written down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from thunes.api.auth import AuthError, Role
+from thunes.api.context import ApiContext
+from thunes.api.deps import _bearer, context, principal_from_token
+from thunes.api.stream import parse_types
+from thunes.core.events import EVENT_TYPES
+
+router = APIRouter(prefix="/events", tags=["events"])
+HEARTBEAT_S = 15.0
+
+
+@router.get("/types", summary="The event kinds a stream can be filtered by")
+def types(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+    principal_from_token(request.app.state.ctx, creds.credentials if creds else None, Role.READ)
+    return {"types": sorted(EVENT_TYPES)}
+
+
+@router.get("/stream", summary="Server-Sent Events: one `event: <kind>` per bus event",
+            response_class=StreamingResponse)
+async def stream(request: Request, types: str | None = Query(None, max_length=2000),
+                 token: str | None = Query(None, max_length=4096),
+                 creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                 ctx: ApiContext = Depends(context)) -> StreamingResponse:
+    principal_from_token(ctx, creds.credentials if creds else token, Role.READ)
+    kinds = parse_types(types)
+    client = ctx.hub.connect(kinds)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b": connected\n\n"
+            while True:
+                try:
+                    item = await asyncio.wait_for(client.queue.get(), timeout=HEARTBEAT_S)
+                except asyncio.TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield b": heartbeat\n\n"
+                    continue
+                yield f"event: {item['kind']}\ndata: {json.dumps(item, default=str)}\n\n".encode()
+        finally:
+            ctx.hub.disconnect(client)
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.websocket("/ws")
+async def ws(websocket: WebSocket, types: str | None = None, token: str | None = None) -> None:
+    ctx: ApiContext = websocket.app.state.ctx
+    header = websocket.headers.get("authorization", "")
+    bearer = header[7:] if header.lower().startswith("bearer ") else None
+    try:
+        principal_from_token(ctx, bearer or token, Role.READ)
+        kinds = parse_types(types)
+    except AuthError as exc:
+        await websocket.close(code=4401 if exc.status == 401 else 4403, reason=str(exc)[:120])
+        return
+    except Exception as exc:  # noqa: BLE001 - a bad filter closes with its message, never a server error
+        await websocket.close(code=4400, reason=str(exc)[:120])
+        return
+    await websocket.accept()
+    client = ctx.hub.connect(kinds)
+    try:
+        while True:
+            item = await client.queue.get()
+            await websocket.send_json(item)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        ctx.hub.disconnect(client)
