@@ -7,9 +7,9 @@ refresh tokens plus revocable API tokens, two roles (read, trader), login rate l
 Needs the ``api`` extra (``pip install -e ".[api]"``).
 """
 
-from thunes.api.app import PREFIX, build_server, check_bind, create_app, serve
+from thunes.api.app import PREFIX, ServerThread, build_server, check_bind, create_app, serve
 from thunes.api.context import ApiContext
 from thunes.api.settings import ApiSettings, load_api_settings, take_api_env
 
-__all__ = ["ApiContext", "ApiSettings", "PREFIX", "build_server", "check_bind", "create_app", "load_api_settings",
+__all__ = ["ApiContext", "ApiSettings", "PREFIX", "ServerThread", "build_server", "check_bind", "create_app", "load_api_settings",
            "serve", "take_api_env"]

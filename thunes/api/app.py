@@ -44,7 +44,7 @@ from thunes.services.history import TradeNotFound
 from thunes.services.runner import BotAlreadyRunning
 from thunes.services.tasks import TaskNotFound
 
-__all__ = ["create_app", "serve", "PREFIX", "check_bind"]
+__all__ = ["create_app", "serve", "build_server", "ServerThread", "PREFIX", "check_bind"]
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -158,3 +158,37 @@ def build_server(ctx: ApiContext) -> Any:
 def serve(ctx: ApiContext) -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM)."""
     build_server(ctx).run()
+
+
+class ServerThread:
+    """The server on a background thread (``thunes bot run --api``, tests): ``start()`` waits until it listens."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        import threading
+
+        self.server = build_server(ctx)
+        self._thread = threading.Thread(target=self.server.run, name="thunes-api", daemon=True)
+
+    @property
+    def port(self) -> int:
+        servers = getattr(self.server, "servers", None) or []
+        for s in servers:
+            for sock in s.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.server.config.port)
+
+    def start(self, timeout: float = 20.0) -> "ServerThread":
+        import time
+
+        self._thread.start()
+        end = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > end:
+                raise ConfigError(f"the API server did not start on {self.server.config.host}:"
+                                  f"{self.server.config.port} (port in use?)")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)

@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import Any, AsyncIterator
 
-from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
@@ -18,6 +18,7 @@ from thunes.api.auth import AuthError, Role
 from thunes.api.context import ApiContext
 from thunes.api.deps import _bearer, context, principal_from_token
 from thunes.api.stream import parse_types
+from thunes.core.errors import ConfigError
 from thunes.core.events import EVENT_TYPES
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -61,25 +62,36 @@ async def stream(request: Request, types: str | None = Query(None, max_length=20
 
 @router.websocket("/ws")
 async def ws(websocket: WebSocket, types: str | None = None, token: str | None = None) -> None:
+    """One JSON object per event. Refusals are sent after the handshake, as close codes a browser can read:
+    4401 (no or bad token), 4403 (role), 4400 (bad filter)."""
     ctx: ApiContext = websocket.app.state.ctx
     header = websocket.headers.get("authorization", "")
     bearer = header[7:] if header.lower().startswith("bearer ") else None
+    await websocket.accept()
     try:
         principal_from_token(ctx, bearer or token, Role.READ)
         kinds = parse_types(types)
     except AuthError as exc:
         await websocket.close(code=4401 if exc.status == 401 else 4403, reason=str(exc)[:120])
         return
-    except Exception as exc:  # noqa: BLE001 - a bad filter closes with its message, never a server error
+    except ConfigError as exc:
         await websocket.close(code=4400, reason=str(exc)[:120])
         return
-    await websocket.accept()
     client = ctx.hub.connect(kinds)
-    try:
+
+    async def pump() -> None:
         while True:
-            item = await client.queue.get()
-            await websocket.send_json(item)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+            await websocket.send_json(await client.queue.get())
+
+    async def watch() -> None:  # notices the client leaving (or the server shutting down) at once
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(watch())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         ctx.hub.disconnect(client)
