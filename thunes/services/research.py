@@ -117,7 +117,7 @@ def optimize_task(job: OptimizeJob, settings: Any) -> Callable[[TaskContext], di
         from thunes.backtest import BacktestOptions
         from thunes.optimize import _evaluate
         from thunes.optimize.report import write_artifacts
-        from thunes.optimize.study import StudySpec, recommend, run_study
+        from thunes.optimize.study import StudySpec, n_complete, recommend, run_study
 
         ctx.update(0.02, "loading candles")
         data = _candles(settings, job.symbol.upper(), job.timeframe, job.source, job.since, job.until)
@@ -129,7 +129,7 @@ def optimize_task(job: OptimizeJob, settings: Any) -> Callable[[TaskContext], di
         done = {"n": 0}
 
         def on_trial(study: Any, _trial: Any) -> None:
-            done["n"] += 1
+            done["n"] = n_complete(study)  # pruned trials do not count towards n_trials
             ctx.update(0.05 + 0.9 * done["n"] / job.trials, f"trial {done['n']}/{job.trials}")
             if ctx.cancelled:
                 study.stop()
