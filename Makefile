@@ -23,7 +23,7 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[dev,ml]"
+	$(PIP) install -q -e ".[dev,ml,api]"
 	touch $@
 
 install: $(VENV)/.core

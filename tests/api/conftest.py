@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import httpx
 import pytest
-from pydantic import SecretStr
+
+pytest.importorskip("fastapi", reason="the API needs the api extra: pip install -e '.[api]'")
+import httpx  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
 from thunes.api import ApiContext, ApiSettings, ServerThread
 from thunes.api.auth import Role, UserStore
