@@ -90,3 +90,42 @@ def test_without_a_bot_in_the_process_the_stream_follows_the_event_log(api):
             threading.Thread(target=write, daemon=True).start()
             got = _sse_events(r, stop_after=1, timeout=15)
     assert got == [("OrderFilled", {"kind": "OrderFilled", "ts_ms": 2, "symbol": "BTC/USDT", "qty": "0.1"})]
+
+
+def test_a_stream_ends_when_its_access_token_expires(api):
+    import jwt
+
+    from tests.api.conftest import SECRET
+
+    def short() -> str:  # valid for two more seconds
+        now = int(time.time())
+        return jwt.encode({"sub": "viewer", "role": "read", "typ": "access", "iat": now, "exp": now + 2, "jti": "t"},
+                          SECRET, algorithm="HS256")
+
+    with api.client() as c:
+        with c.stream("GET", "/events/stream", params={"token": short()}) as r:
+            assert r.status_code == 200
+            t0 = time.monotonic()
+            got = _sse_events(r, stop_after=1, timeout=20)
+    assert got == [("TokenExpired", {"kind": "TokenExpired"})] and time.monotonic() - t0 < 10
+    ws_url = api.url.replace("http://", "ws://") + f"/events/ws?token={short()}"
+    with connect(ws_url, open_timeout=10) as ws:
+        with pytest.raises(Exception) as exc:
+            ws.recv(timeout=20)
+    assert exc.value.rcvd.code == 4401 and exc.value.rcvd.reason == "the token has expired"
+
+
+def test_a_slow_client_loses_events_and_is_told_how_many():
+    import asyncio
+
+    from thunes.api.routes.events import _dropped_notice
+    from thunes.api.stream import Client
+
+    async def scenario() -> list:
+        c = Client(frozenset({"OrderFilled"}), queue=asyncio.Queue(maxsize=2))
+        for i in range(5):
+            c.offer({"kind": "OrderFilled", "n": i})
+            c.offer({"kind": "CandleClosed", "n": i})  # filtered out, never counted
+        return [c.queue.qsize(), c.dropped, _dropped_notice(c), _dropped_notice(c)]
+
+    assert asyncio.run(scenario()) == [2, 3, {"kind": "Dropped", "dropped": 3}, None]

@@ -58,6 +58,7 @@ class Principal:
     name: str
     role: Role
     token_type: str  # access | api
+    expires_at: float | None = None  # epoch seconds (None: an API token, valid until revoked)
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -214,7 +215,8 @@ class TokenService:
             current = self.users.role_of(str(claims["sub"]))
             if current is None:
                 raise AuthError("the token's user no longer exists")
-            return Principal(name=str(claims["sub"]), role=min(role, current, key=_rank), token_type="access")
+            return Principal(name=str(claims["sub"]), role=min(role, current, key=_rank), token_type="access",
+                             expires_at=float(claims["exp"]))
         if typ == "api":
             info = self.users.token(str(claims.get("jti", "")))
             if info is None:

@@ -8,7 +8,7 @@
 
 The bot thread never waits for a client: :meth:`EventHub.deliver` only schedules a ``put_nowait`` on the
 server's loop (the :class:`~thunes.core.events.QueuedSubscriber` rule), and a client whose queue is full
-loses the event (counted in :attr:`Client.dropped`, reported to it as a ``dropped`` notice) rather than
+loses the event (counted in :attr:`Client.dropped`, then told with a ``Dropped`` notice) rather than
 slowing trading. Clients filter by event kind (``?types=OrderFilled,PositionOpened``).
 """
 
@@ -46,6 +46,7 @@ class Client:
     kinds: frozenset[str] | None
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     dropped: int = 0
+    reported: int = 0  # drops already told to the client
 
     def offer(self, item: dict[str, Any]) -> None:
         if self.kinds is not None and item.get("kind") not in self.kinds:

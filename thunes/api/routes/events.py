@@ -8,21 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from thunes.api.auth import AuthError, Role
+from thunes.api.auth import AuthError, Principal, Role
 from thunes.api.context import ApiContext
 from thunes.api.deps import _bearer, context, principal_from_token
-from thunes.api.stream import parse_types
+from thunes.api.stream import Client, parse_types
 from thunes.core.errors import ConfigError
 from thunes.core.events import EVENT_TYPES
 
 router = APIRouter(prefix="/events", tags=["events"])
 HEARTBEAT_S = 15.0
+
+
+def _until_expiry(who: Principal) -> float:
+    """Seconds the stream may go on: an access token's stream ends when the token does."""
+    return float("inf") if who.expires_at is None else who.expires_at - time.time()
+
+
+def _dropped_notice(client: Client) -> dict[str, Any] | None:
+    """A ``Dropped`` notice when the client's queue overflowed since the last one (it reads too slowly)."""
+    if client.dropped == client.reported:
+        return None
+    client.reported = client.dropped
+    return {"kind": "Dropped", "dropped": client.dropped}
 
 
 @router.get("/types", summary="The event kinds a stream can be filtered by")
@@ -37,7 +51,7 @@ async def stream(request: Request, types: str | None = Query(None, max_length=20
                  token: str | None = Query(None, max_length=4096),
                  creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
                  ctx: ApiContext = Depends(context)) -> StreamingResponse:
-    principal_from_token(ctx, creds.credentials if creds else token, Role.READ)
+    who = principal_from_token(ctx, creds.credentials if creds else token, Role.READ)
     kinds = parse_types(types)
     client = ctx.hub.connect(kinds)
 
@@ -45,14 +59,20 @@ async def stream(request: Request, types: str | None = Query(None, max_length=20
         try:
             yield b": connected\n\n"
             while True:
+                wait = _until_expiry(who)
+                if wait <= 0:
+                    yield b"event: TokenExpired\ndata: {\"kind\": \"TokenExpired\"}\n\n"
+                    return
                 try:
-                    item = await asyncio.wait_for(client.queue.get(), timeout=HEARTBEAT_S)
+                    item = await asyncio.wait_for(client.queue.get(), timeout=min(HEARTBEAT_S, wait))
                 except asyncio.TimeoutError:
                     if await request.is_disconnected():
                         return
                     yield b": heartbeat\n\n"
                     continue
-                yield f"event: {item['kind']}\ndata: {json.dumps(item, default=str)}\n\n".encode()
+                for extra in (_dropped_notice(client), item):
+                    if extra is not None:
+                        yield f"event: {extra['kind']}\ndata: {json.dumps(extra, default=str)}\n\n".encode()
         finally:
             ctx.hub.disconnect(client)
 
@@ -69,7 +89,7 @@ async def ws(websocket: WebSocket, types: str | None = None, token: str | None =
     bearer = header[7:] if header.lower().startswith("bearer ") else None
     await websocket.accept()
     try:
-        principal_from_token(ctx, bearer or token, Role.READ)
+        who = principal_from_token(ctx, bearer or token, Role.READ)
         kinds = parse_types(types)
     except AuthError as exc:
         await websocket.close(code=4401 if exc.status == 401 else 4403, reason=str(exc)[:120])
@@ -81,7 +101,18 @@ async def ws(websocket: WebSocket, types: str | None = None, token: str | None =
 
     async def pump() -> None:
         while True:
-            await websocket.send_json(await client.queue.get())
+            left = _until_expiry(who)
+            if left <= 0:
+                await websocket.close(code=4401, reason="the token has expired")
+                return
+            try:
+                item = await asyncio.wait_for(client.queue.get(), timeout=min(HEARTBEAT_S, left))
+            except asyncio.TimeoutError:
+                continue
+            notice = _dropped_notice(client)
+            if notice is not None:
+                await websocket.send_json(notice)
+            await websocket.send_json(item)
 
     async def watch() -> None:  # notices the client leaving (or the server shutting down) at once
         while (await websocket.receive())["type"] != "websocket.disconnect":
