@@ -127,3 +127,12 @@ def test_cli_user_token_and_serve(tmp_path):
                                  env={**env, "THUNES_API__SECRET": None})
     assert isinstance(refused.exception, ConfigError)
     assert "refusing to listen on 0.0.0.0 without a secret" in str(refused.exception)
+
+
+def test_an_api_section_of_the_settings_tree_wins_over_the_environment():
+    """After the merge the section lives in thunes.config (another class): it is read by its fields."""
+    class Tree:
+        api = ApiSettings(port=9100, secret=SECRET)
+
+    s = load_api_settings(Tree(), env={"port": "9000"}, host="127.0.0.3")
+    assert (s.port, s.host, s.secret.get_secret_value()) == (9100, "127.0.0.3", SECRET)

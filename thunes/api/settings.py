@@ -93,7 +93,7 @@ def load_api_settings(app_settings: Any = None, *, env: dict[str, str] | None = 
     ``overrides`` (CLI flags; None values are ignored)."""
     base: dict[str, Any] = {}
     section = getattr(app_settings, "api", None) if app_settings is not None else None
-    if isinstance(section, ApiSettings):
+    if section is not None and hasattr(section, "model_dump"):  # the section, wherever its class lives
         base = section.model_dump()
     elif env:
         base = dict(env)

@@ -24,7 +24,6 @@ from typing import Any, Mapping
 
 from thunes.core.errors import ConfigError
 from thunes.core.timeframes import parse_timeframe
-from thunes.live.control import BotNotRunning
 
 __all__ = ["PairHealth", "JobHealth", "HealthResult", "health", "BalanceResult", "balance", "risk_state",
            "set_reduce_only", "AuditCheck", "audit_check", "LogLine", "tail_logs", "masked_settings", "MASK"]

@@ -41,9 +41,8 @@ class BacktestJob:
 def _candles(settings: Any, symbol: str, timeframe: str, source: str, since: str | None, until: str | None) -> Any:
     from thunes.optimize._data import load_study_candles
 
-    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, since=since,
+    return load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, since=since,
                               until=until, sample_dir=settings.data.sample_dir)
-    return data
 
 
 def backtest_task(job: BacktestJob, settings: Any) -> Callable[[TaskContext], dict[str, Any]]:
