@@ -38,6 +38,10 @@ def test_reads_on_a_running_paper_bot(paper_api):
             rows = c.get(path).json()[key]
             assert sum(r["trades"] for r in rows) >= 1, path
         assert closed["symbol"] in {p["symbol"] for p in c.get("/performance").json()["pairs"]}
+        every = c.get("/bot/orders", params={"all": True, "limit": 1000}).json()
+        assert every["total"] >= 2 and {o["status"] for o in every["orders"]} == {"FILLED"}
+        assert isinstance(every["orders"][0]["qty"], str) and every["orders"][0]["client_order_id"]
+        assert c.get("/bot/orders").json()["total"] == 0  # market orders fill at once: none left open
 
         audit = c.get("/audit/verify").json()
         assert audit["ok"] is True and audit["records"] > 0

@@ -5,6 +5,7 @@ The reads every remote surface (the REST API, later Telegram) needs beyond :mod:
 * :func:`health` - feed freshness (the last candle of each pair against the bot's clock), the scheduler
   (overdue jobs) and whether the exchange answered the last balance request.
 * :func:`balance`, :func:`risk_state` - from the running bot, else from its state folder.
+* :func:`orders` - the order journal: unfinished orders (or every one), newest last.
 * :func:`set_reduce_only` - exits only, audited; the twin of :func:`thunes.services.bot.set_kill_switch`.
 * :func:`audit_check` - :func:`thunes.execution.audit.verify_audit` on the bot's (or any) audit trail.
 * :func:`tail_logs` - the last lines of the JSON log files, secrets masked once more.
@@ -25,7 +26,7 @@ from typing import Any, Mapping
 from thunes.core.errors import ConfigError
 from thunes.core.timeframes import parse_timeframe
 
-__all__ = ["PairHealth", "JobHealth", "HealthResult", "health", "BalanceResult", "balance", "risk_state",
+__all__ = ["OrdersResult", "orders", "PairHealth", "JobHealth", "HealthResult", "health", "BalanceResult", "balance", "risk_state",
            "set_reduce_only", "AuditCheck", "audit_check", "LogLine", "tail_logs", "masked_settings", "MASK"]
 
 MASK = "**********"
@@ -147,6 +148,28 @@ def set_reduce_only(state_dir: Path, on: bool, *, reason: str, operator: str, ri
     with AuditTrail(audit_path or state_dir / "audit.jsonl") as audit:
         rm = RiskManager(risk_settings, audit=audit, state_path=state_dir / "risk_state.json")
         return rm.reduce_only(on, reason, operator).to_json()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrdersResult:
+    total: int  # matching orders; ``orders`` holds the newest ``limit`` of them
+    orders: tuple[Any, ...]  # thunes.execution.journal.JournalEntry
+
+
+def orders(state_dir: Path, *, include_final: bool = False, limit: int = 50) -> OrdersResult:
+    """Journaled orders of the bot (the same as ``thunes risk orders``): unfinished ones, or all."""
+    from thunes.execution.db import Database
+    from thunes.execution.journal import OrderJournal
+
+    if not 1 <= limit <= 10_000:
+        raise ConfigError(f"limit must be between 1 and 10000, got {limit}")
+    db_path = Path(state_dir) / "execution.sqlite"
+    if not db_path.exists():
+        return OrdersResult(total=0, orders=())
+    with Database.connect(f"sqlite:///{db_path.resolve()}") as database:
+        journal = OrderJournal(database)
+        entries = journal.entries() if include_final else journal.open_orders()
+    return OrdersResult(total=len(entries), orders=tuple(entries[-limit:]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path as FsPath
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from thunes.api.auth import Principal
@@ -67,6 +67,13 @@ def status(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
 @router.get("/balance", dependencies=[Depends(reader)], summary="Exchange balances seen by the running bot")
 def balance(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     return plain(monitor.balance(ctx.state_dir))
+
+
+@router.get("/orders", dependencies=[Depends(reader)], summary="Open orders from the journal (or every order)")
+def orders(ctx: ApiContext = Depends(context), all: bool = False,  # noqa: A002 - the query parameter's name
+           limit: int = Query(50, ge=1, le=10_000)) -> dict[str, Any]:
+    res = monitor.orders(ctx.state_dir, include_final=all, limit=limit)
+    return {"total": res.total, "orders": [{**plain(e), "avg_price": plain(e.avg_price)} for e in res.orders]}
 
 
 @router.get("/risk", dependencies=[Depends(reader)], summary="Risk state: mode, kill-switch, reduce-only, PnL")
