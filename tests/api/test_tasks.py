@@ -75,3 +75,23 @@ def test_bad_task_requests_get_a_clear_4xx(api):
         assert c.get("/tasks/abcdef").status_code == 404
         assert c.post("/tasks/abcdef/cancel").status_code == 404
         assert c.get("/runs/unknown/x").status_code == 422
+
+
+def test_stored_data_and_models_are_listed(api, tmp_path):
+    import json
+
+    from thunes.data.samples import load_sample_candles
+    from thunes.data.store import store_from_settings
+
+    frame = load_sample_candles("BTC/USDT", "1h").frame.iloc[:100]
+    with store_from_settings(api.ctx.settings.data) as store:
+        store.insert("BTC/USDT", "1h", frame)
+    folder = tmp_path / "artifacts" / "models" / "BTCUSDT_1h_xgb_1"
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"model_type": "xgboost", "symbol": "BTC/USDT", "timeframe": "1h"}))
+    with api.client("viewer") as c:
+        series = c.get("/data").json()["series"]
+        assert series == [{"symbol": "BTC/USDT", "timeframe": "1h", "first_ms": int(frame.index[0].value // 10**6),
+                           "last_ms": int(frame.index[-1].value // 10**6), "rows": 100}]
+        got = c.get("/models").json()["models"]
+        assert [(m["name"], m["model_type"], m["files"]) for m in got] == [("BTCUSDT_1h_xgb_1", "xgboost", ["meta.json"])]
