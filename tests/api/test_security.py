@@ -136,3 +136,26 @@ def test_an_api_section_of_the_settings_tree_wins_over_the_environment():
 
     s = load_api_settings(Tree(), env={"port": "9000"}, host="127.0.0.3")
     assert (s.port, s.host, s.secret.get_secret_value()) == (9100, "127.0.0.3", SECRET)
+
+
+def test_requests_are_logged_without_query_strings_or_tokens(api):
+    import logging
+
+    from thunes.logs import setup_logging
+
+    setup_logging(api.ctx.settings.logging, console=False, component="api")
+    try:
+        token = api.tokens["viewer"]
+        with api.client() as c:
+            assert c.get("/events/stream", params={"types": "Nope", "token": token}).status_code == 400
+            assert c.get("/version", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert c.post("/auth/login", json={"username": "boss", "password": "boss-password"}).status_code == 200
+        for h in logging.getLogger("thunes").handlers:
+            h.flush()
+        text = (Path(api.ctx.settings.logging.dir) / "api.jsonl").read_text()
+    finally:
+        for h in list(logging.getLogger("thunes").handlers):
+            logging.getLogger("thunes").removeHandler(h)
+            h.close()
+    assert "GET /api/v1/events/stream 400" in text and "GET /api/v1/version 200" in text
+    assert token not in text and "boss-password" not in text and "Nope" not in text

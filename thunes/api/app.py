@@ -104,6 +104,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
         response = await call_next(request)
+        # Our own access log: method, path and status only (a query string may carry a token).
+        log.info("%s %s %s", request.method, request.url.path, response.status_code,
+                 extra={"fields": {"client": request.client.host if request.client else None,
+                                   "status": response.status_code}})
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Frame-Options", "DENY")
