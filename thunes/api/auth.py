@@ -122,8 +122,7 @@ class UserStore:
     def remove_user(self, name: str) -> bool:
         with self._lock:
             data = self._read()
-            found = data["users"].pop(name, None) is not None
-            data["tokens"] = {k: v for k, v in data["tokens"].items() if v.get("name") != name or v.get("standalone")}
+            found = data["users"].pop(name, None) is not None  # API tokens are named by purpose, revoked by id
             self._write(data)
         return found
 
@@ -142,8 +141,7 @@ class UserStore:
     def add_token(self, token_id: str, name: str, role: Role, created_ms: int) -> None:
         with self._lock:
             data = self._read()
-            data["tokens"][token_id] = {"name": name, "role": str(role), "created_ms": created_ms,
-                                        "standalone": True}
+            data["tokens"][token_id] = {"name": name, "role": str(role), "created_ms": created_ms}
             self._write(data)
 
     def token(self, token_id: str) -> dict[str, Any] | None:

@@ -10,9 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from thunes.api.auth import AuthError, Principal, Role
 from thunes.api.context import ApiContext
 
-__all__ = ["context", "require", "reader", "trader", "principal_from_token"]
+__all__ = ["bearer", "context", "require", "reader", "trader", "principal_from_token"]
 
-_bearer = HTTPBearer(auto_error=False, description="An access token (POST /api/v1/auth/login) or an API token")
+bearer = HTTPBearer(auto_error=False, description="An access token (POST /api/v1/auth/login) or an API token")
 
 
 def context(request: Request) -> ApiContext:
@@ -30,7 +30,7 @@ def principal_from_token(ctx: ApiContext, token: str | None, needed: Role) -> Pr
 
 
 def require(needed: Role) -> Callable[..., Principal]:
-    def dependency(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    def dependency(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
         return principal_from_token(context(request), creds.credentials if creds else None, needed)
 
     return dependency

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from thunes.api.auth import AuthError, Principal, Role
 from thunes.api.context import ApiContext
-from thunes.api.deps import _bearer, context, principal_from_token
+from thunes.api.deps import bearer, context, principal_from_token
 from thunes.api.stream import Client, parse_types
 from thunes.core.errors import ConfigError
 from thunes.core.events import EVENT_TYPES
@@ -40,7 +40,7 @@ def _dropped_notice(client: Client) -> dict[str, Any] | None:
 
 
 @router.get("/types", summary="The event kinds a stream can be filtered by")
-def types(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
+def types(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict[str, Any]:
     principal_from_token(request.app.state.ctx, creds.credentials if creds else None, Role.READ)
     return {"types": sorted(EVENT_TYPES)}
 
@@ -49,7 +49,7 @@ def types(request: Request, creds: HTTPAuthorizationCredentials | None = Depends
             response_class=StreamingResponse)
 async def stream(request: Request, types: str | None = Query(None, max_length=2000),
                  token: str | None = Query(None, max_length=4096),
-                 creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                 creds: HTTPAuthorizationCredentials | None = Depends(bearer),
                  ctx: ApiContext = Depends(context)) -> StreamingResponse:
     who = principal_from_token(ctx, creds.credentials if creds else token, Role.READ)
     kinds = parse_types(types)
