@@ -104,3 +104,27 @@ def test_no_secret_in_any_response(api):
         body = c.get("/settings").text
     assert "KEY-must-not-leak" not in body and "SECRET-must-not-leak" not in body and SECRET not in body
     assert '"secret":"**********"' in body.replace(" ", "")
+
+
+def test_every_operation_of_the_schema_refuses_a_missing_token_and_every_change_the_read_role(api):
+    """Walks the served OpenAPI schema, so a new endpoint cannot forget its role."""
+    import re
+
+    public = {("GET", "/ping"), ("POST", "/auth/login"), ("POST", "/auth/refresh")}
+    with api.client() as c:
+        spec = c.get("/openapi.json").json()
+        checked = 0
+        for path, ops in spec["paths"].items():
+            short = path.removeprefix("/api/v1")
+            url = re.sub(r"\{[^}]+\}", lambda m: {"{kind}": "backtest"}.get(m.group(0), "abc"), short)
+            for method in ops:
+                key = (method.upper(), short)
+                if key in public:
+                    continue
+                r = c.request(method.upper(), url, json={})
+                assert r.status_code == 401, key
+                if method == "post":
+                    r = c.request("POST", url, json={}, headers={"Authorization": f"Bearer {api.tokens['viewer']}"})
+                    assert r.status_code == 403, key
+                checked += 1
+    assert checked >= 38

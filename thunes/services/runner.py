@@ -63,8 +63,14 @@ class BotRunner:
 
     @property
     def running(self) -> bool:
-        t = self._thread
-        return self._session is not None and (t is None or t.is_alive())
+        t, session = self._thread, self._session
+        if session is None:
+            return False
+        if t is not None:
+            return t.is_alive()
+        from thunes.core.events import BotState
+
+        return session.bot.state is not BotState.STOPPED  # attached: running until its bot has stopped
 
     @property
     def state_dir(self) -> Path | None:
