@@ -25,7 +25,7 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[dev,ml,telegram,stream]"
+	$(PIP) install -q -e ".[dev,ml,telegram,stream,api]"
 	touch $@
 
 # The vectorbt oracle pins pandas < 3, so it gets an environment of its own: the product's tests run on the

@@ -2,4 +2,5 @@
 
 from thunes.cli import main
 
-main()
+if __name__ == "__main__":  # a spawned child process (API training tasks) re-imports this module
+    main()

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
 
 from dotenv import dotenv_values
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from thunes.core.errors import ConfigError
@@ -52,6 +52,7 @@ __all__ = [
     "AuditSettings",
     "LoggingSettings",
     "TelegramSettings",
+    "ApiSettings",
     "LoadedSettings",
     "load_settings",
     "write_config_file",
@@ -195,6 +196,52 @@ class LoggingSettings(_Section):
     backups: int = Field(5, ge=0)
 
 
+MIN_API_SECRET = 32
+
+
+class ApiSettings(_Section):
+    """The REST API (docs/api.md): loopback and no default secret, CORS closed, login rate-limited."""
+
+
+    host: str = Field("127.0.0.1", description="Listen address; anything but loopback needs a secret")
+    port: int = Field(8080, ge=0, le=65535)
+    secret: SecretStr | None = Field(None, description=f"JWT signing key, at least {MIN_API_SECRET} characters; "
+                                                       "`thunes api secret` prints a fresh one")
+    users_file: Path = Field(Path("data/api_users.json"), description="Users and API tokens (mode 0600)")
+    state_dir: Path | None = Field(None, description="The bot's state folder (default: as `thunes bot status`)")
+    access_ttl_s: int = Field(900, ge=30, le=86_400)
+    refresh_ttl_s: int = Field(7 * 86_400, ge=60, le=90 * 86_400)
+    cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed; none by default")
+    login_attempts: int = Field(5, ge=1, description="Login attempts per client per window")
+    login_window_s: float = Field(60.0, gt=0)
+    task_workers: int = Field(1, ge=1, le=8, description="Background tasks run at once")
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < MIN_API_SECRET:
+            raise ValueError(f"must be at least {MIN_API_SECRET} characters (try `thunes api secret`)")
+        return v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, v: list[str]) -> list[str]:
+        if "*" in v:
+            raise ValueError("'*' would let any web page drive the bot with a user's token; list the origins")
+        return v
+
+
+
 class TelegramSettings(_Section):
     token: ApiCredential | None = None
     chat_id: str | None = None
@@ -218,6 +265,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     logging: LoggingSettings = LoggingSettings()
     telegram: TelegramSettings = TelegramSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,3 +1,4 @@
 from thunes.cli import main
 
-main()
+if __name__ == "__main__":  # a spawned child process re-imports this module
+    main()

@@ -96,12 +96,14 @@ def _echo_decision(key: Any, d: Any) -> None:
               help="Also run the Telegram control bot and alerts (docs/telegram.md; needs THUNES_TELEGRAM__TOKEN).")
 @click.option("--telegram-config", default=None, type=click.Path(dir_okay=False),
               help="telegram.toml with users, roles and alert modes (default: $THUNES_TELEGRAM_CONFIG).")
+@click.option("--api", "with_api", is_flag=True,
+              help="Also serve the REST API on this bot (THUNES_API__* settings; docs/api.md).")
 @pass_app
 def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str | None, params: tuple[str, ...],
             timeframe: str | None, exchange: str | None, bars: int | None, speed: float | None, synthetic: bool,
             duration: float | None, max_candles: int | None, state_dir: str | None, live_flag: bool,
             understood: bool, max_quote: str | None, metrics_port: int | None, quiet: bool, telegram: bool,
-            telegram_config: str | None) -> None:
+            telegram_config: str | None, with_api: bool) -> None:
     """Trade several pairs in one process with one risk manager.
 
     \b
@@ -161,6 +163,14 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
 
     previous: dict[Any, Any] = {}
     extras: dict[str, Any] = {}
+    api_server = _api_server(app) if with_api else None
+    if api_server is not None:
+        def on_session_with_api(session: Any, _inner: Any = on_session) -> None:
+            _inner(session)
+            api_server.server.config.app.state.ctx.runner.attach(session)
+            api_server.start()
+            click.echo(f"  API on http://{api_server.server.config.host}:{api_server.port}/api/v1", err=True)
+        on_session = on_session_with_api  # noqa: F811
     try:
         result = run_bot(request, app.settings, on_session=on_session)
     finally:
@@ -168,7 +178,19 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
             signal.signal(s, h)
         if "telegram" in extras:
             extras["telegram"].stop()  # after the bot's last events: the "stopped" alert goes out
+        if api_server is not None:
+            api_server.stop()
     _print_run(result)
+
+
+def _api_server(app: Any) -> Any:
+    """The REST API (thunes.api) for ``--api``, built before the bot so a bad API setting stops nothing."""
+    from thunes.cli.api import _api_settings
+
+    api = _api_settings(app)
+    from thunes.api import ApiContext, ServerThread
+
+    return ServerThread(ApiContext(app.settings, api))
 
 
 def _print_run(result: Any) -> None:

@@ -7,11 +7,19 @@
 * :mod:`thunes.services.safety` - the live-trading rules every surface must pass (confirmations,
   trading-only keys, the live position cap).
 * :mod:`thunes.services.system` - versions, the tail of a log file, a bot's health checks.
+* :mod:`thunes.services.monitor` - health (feed freshness, jobs, exchange), balance, risk state, reduce-only,
+  audit check, log tail, masked settings.
+* :mod:`thunes.services.history` - trades with stable ids, one trade by id, monthly profit.
+* :mod:`thunes.services.catalog` - stored candle series, models, backtest/optimisation runs and reports.
+* :mod:`thunes.services.tasks` / :mod:`thunes.services.research` - backtest, study and training runs as
+  background tasks with progress and cancel.
+* :mod:`thunes.services.runner` - one bot on a background thread of a server process (the API's start).
 
 Requests and results are frozen dataclasses; errors are :mod:`thunes.core.errors` types with one-line
-messages. Backtest/optimise/data/ML/audit services are still the CLI modules' own code (to be moved).
+messages. The CLI's backtest/optimise/data/ML commands still carry their own code (to be moved here).
 """
 
 from __future__ import annotations
 
-__all__ = ["bot", "optimize", "reports", "safety", "system"]
+__all__ = ["bot", "catalog", "history", "monitor", "optimize", "reports", "research", "runner", "safety",
+           "system", "tasks"]

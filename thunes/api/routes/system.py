@@ -1,0 +1,59 @@
+"""Ping, version, health, settings (masked), logs, audit check, stored data, models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from thunes import __version__
+from thunes.api.context import ApiContext, plain
+from thunes.api.deps import context, reader
+from thunes.services import catalog, monitor
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/ping", summary="Liveness (no token needed)")
+def ping() -> dict[str, str]:
+    return {"status": "pong"}
+
+
+@router.get("/version", dependencies=[Depends(reader)])
+def version() -> dict[str, str]:
+    return {"version": __version__, "api": "v1"}
+
+
+@router.get("/health", dependencies=[Depends(reader)],
+            summary="Feed freshness and last candle per pair, scheduler, exchange reachability")
+def health(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    return plain(monitor.health(ctx.state_dir))
+
+
+@router.get("/settings", dependencies=[Depends(reader)], summary="Effective settings, secrets masked")
+def settings(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    return monitor.masked_settings(ctx.settings, api=ctx.api)
+
+
+@router.get("/logs", dependencies=[Depends(reader)], summary="The last lines of the JSON logs")
+def logs(ctx: ApiContext = Depends(context), lines: int = Query(100, ge=1, le=10_000),
+         component: str | None = Query(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+         level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = None) -> dict[str, Any]:
+    rows = monitor.tail_logs(Path(ctx.settings.logging.dir), lines=lines, component=component, min_level=level)
+    return {"lines": plain(rows)}
+
+
+@router.get("/audit/verify", dependencies=[Depends(reader)], summary="Verify the bot's audit trail")
+def audit_verify(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    return plain(monitor.audit_check(ctx.state_dir / "audit.jsonl"))
+
+
+@router.get("/data", dependencies=[Depends(reader)], summary="Candle series in the store")
+def data(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    return {"series": plain(catalog.data_summary(ctx.settings.data))}
+
+
+@router.get("/models", dependencies=[Depends(reader)], summary="Trained model artifacts")
+def models(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+    return {"models": plain(catalog.models(Path(ctx.settings.ml.artifacts_dir)))}
