@@ -43,6 +43,11 @@ HELP_ONLY = {
     "ml evaluate": "trains walk-forward models (torch)",
     "ml export-onnx": "needs a trained checkpoint (torch)",
     "audit leakage": "needs a feature dataset and fits scalers; covered by tests/ml",
+    "api serve": "a long-running server; its responses are checked for secrets in tests/api",
+    "telegram serve": "polls a Telegram server; covered against the fake Bot API in tests/ops",
+    "stream broker": "a long-running Kafka broker; covered in tests/stream",
+    "stream run": "a long-running ingestion; covered in tests/stream",
+    "stream sink": "a long-running consumer; covered in tests/stream",
 }
 
 
@@ -61,6 +66,8 @@ def _runs(at: Setup) -> dict[str, list[list[str]]]:
     why = ["--reason", "secrets test", "--operator", "tester"]
     work = at.work
     remote = ["--set", f"exchange.base_url={at.rest}", "--set", f"exchange.ws_url={at.ws}"]
+    bot = work / "bot"
+    at_bot = ["--state-dir", str(bot)]
     return {
         "config show": [["config", "show"], ["config", "show", "--json"]],
         "config check": [["config", "check"], ["config", "check", str(at.bad_config)]],
@@ -105,6 +112,26 @@ def _runs(at: Setup) -> dict[str, list[list[str]]]:
                   [*remote, "paper", "--testnet", "--bars", "1", "--duration", "2"]],
         "parity": [["parity", "--timeframe", "1d", "--bars", "30", "--out", str(work / "parity")]],
         "live": [["live"], [*remote, "live", "--live", "--i-understand-the-risks", "--duration", "1"]],
+        "bot run": [["bot", "run", "--synthetic", "--pairs", "BTC/USDT,ETH/USDT", "--timeframe", "1h", "--bars", "40",
+                     "--state-dir", str(bot), "--quiet"]],
+        "bot status": [["bot", "status", *at_bot]],
+        "bot jobs": [["bot", "jobs", *at_bot]],
+        "bot trades": [["bot", "trades", *at_bot]],
+        "bot profit": [["bot", "profit", *at_bot, "--daily", "2"]],
+        "bot pause": [["bot", "pause", *at_bot]],
+        "bot resume": [["bot", "resume", *at_bot]],
+        "bot reload": [["bot", "reload", *at_bot]],
+        "bot force-exit": [["bot", "force-exit", "BTC/USDT", *at_bot]],
+        "bot kill-switch": [["bot", "kill-switch", "on", *why, *at_bot]],
+        "bot reduce-only": [["bot", "reduce-only", "on", *why, *at_bot]],
+        "bot stop": [["bot", "stop", *at_bot]],
+        "api secret": [["api", "secret"]],
+        "api user add": [["api", "user", "add", "alice", "--role", "trader", "--password-stdin"]],
+        "api user list": [["api", "user", "list"]],
+        "api user remove": [["api", "user", "remove", "alice"]],
+        "api token create": [["api", "token", "create", "--name", "ci", "--role", "read"]],
+        "api token list": [["api", "token", "list"]],
+        "api token revoke": [["api", "token", "revoke", "nope"]],
     }
 
 
