@@ -185,12 +185,14 @@ class BacktestOptions:
             raise ConfigError("invalid backtest options", problems)
 
     @classmethod
-    def from_settings(cls, backtest: BacktestSettings, risk: RiskSettings | None = None, **changes: Any) -> "BacktestOptions":
-        """Options from the settings sections (``risk=None`` keeps the default limits)."""
+    def from_settings(cls, backtest: BacktestSettings, risk_settings: RiskSettings | None = None, /,
+                      **changes: Any) -> "BacktestOptions":
+        """Options from the settings sections: the live risk limits of ``risk_settings`` (default
+        ``RiskSettings()``), then ``changes`` (``risk=None`` among them lifts the limits)."""
         base = cls(
             initial_cash=backtest.initial_cash, taker_fee_bps=backtest.taker_fee_bps,
             maker_fee_bps=backtest.maker_fee_bps, slippage=FixedSlippage(bps=backtest.slippage_bps),
-            risk=RiskLimits.from_settings(risk) if risk is not None else _DEFAULT_RISK,
+            risk=RiskLimits.from_settings(risk_settings) if risk_settings is not None else _DEFAULT_RISK,
         )
         return replace(base, **changes) if changes else base
 
