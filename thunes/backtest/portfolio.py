@@ -21,7 +21,7 @@ from thunes.backtest.engine import (
     BacktestOptions, BacktestResult, default_market, entry_gaps, options_vector, prepare_inputs,
     records_to_trades, run_hash, strategy_arrays, strategy_warmup,
 )
-from thunes.backtest.metrics import compute_metrics
+from thunes.backtest.metrics import compute_metrics, risk_counts_from_kernel
 from thunes.core.errors import ConfigError
 from thunes.core.markets import Market
 from thunes.strategies.base import Strategy
@@ -96,7 +96,8 @@ def run_portfolio(
     metrics = compute_metrics(equity_s, trades, initial_cash=options.initial_cash, timeframe=timeframe,
                               refused_filters=int(stats[K.S_REFUSED_FILTERS]),
                               refused_risk=int(stats[K.S_REFUSED_RISK]),
-                              refused_gap=int(stats[K.S_REFUSED_GAP]))
+                              refused_gap=int(stats[K.S_REFUSED_GAP]),
+                              risk_counts=risk_counts_from_kernel(stats))
     metrics["exposure"] = float(stats[K.S_EXPOSURE_BARS]) / n
     names = sorted({st.name for st in strategies.values()})
     params = {s: strategies[s].params for s in symbols}

@@ -318,6 +318,7 @@ class Trader:
             if not newer:
                 return BarDecision(bar_ts=candle.ts_ms, action="skip", reason="older than the window")
             self._append(candle)
+            self._mark(candle)
             decision = self._decide(candle, received_at)
             self.state.last_bar_ts = candle.ts_ms
             self.state.bars_processed += 1
@@ -334,6 +335,13 @@ class Trader:
         if decision.action != "hold" and decision.action != "warmup":
             self.report.decisions.append(decision)
         return decision
+
+    def _mark(self, candle: Candle) -> None:
+        """Mark the open position at the candle's close: the risk manager's daily loss (and so the
+        kill-switch) counts unrealised PnL, as the backtest does at each bar's close."""
+        risk = getattr(self.executor, "risk", None)
+        if risk is not None and self._position_qty() > 0:
+            risk.mark(self.options.symbol, Decimal(repr(float(candle.close))))
 
     def _position_qty(self) -> Decimal:
         pos = self.positions.position(self.options.symbol)
