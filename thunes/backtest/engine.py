@@ -36,6 +36,7 @@ __all__ = [
     "BacktestOptions", "BacktestResult", "FixedQuote", "FractionOfEquity", "VolTarget", "FixedSlippage",
     "VolatilitySlippage", "VolumeSlippage", "RiskLimits", "run_backtest", "default_market", "gap_flags",
     "entry_gaps", "prepare_inputs", "options_vector", "TRADE_COLUMNS", "RISK_PRESETS", "risk_preset",
+    "infer_timeframe", "resolve_timeframe",
 ]
 
 TRADE_COLUMNS = (
@@ -298,6 +299,41 @@ def default_market(symbol: str) -> Market | None:
 # ------------------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------------------
+_UNITS_MS = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000))
+
+
+def infer_timeframe(index: pd.DatetimeIndex) -> str:
+    """The candles' timeframe: the most common step between consecutive open times (a few holes in the
+    data do not change it), written as a timeframe string (``5m``, ``1h``, ``1d``)."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        raise DataError("cannot infer the timeframe: the candles need a DatetimeIndex of at least 2 rows")
+    steps = np.diff(index.asi8) // 1_000_000
+    steps = steps[steps > 0]
+    if steps.size == 0:
+        raise DataError("cannot infer the timeframe: the candles' open times do not increase")
+    values, counts = np.unique(steps, return_counts=True)
+    step = int(values[np.argmax(counts)])
+    for unit, ms in _UNITS_MS:
+        if step % ms == 0:
+            return f"{step // ms}{unit}"
+    raise DataError(f"cannot infer the timeframe: the candles are {step} ms apart")
+
+
+def resolve_timeframe(candles: pd.DataFrame, timeframe: str | None) -> str:
+    """``timeframe`` checked against the candles' own spacing, or inferred from it when None.
+
+    A mismatch raises: 5m candles treated as 1h would annualise Sharpe and volatility with the wrong
+    number of bars per year and run the gap rule and the cool-down on the wrong clock.
+    """
+    inferred = infer_timeframe(candles.index)
+    if timeframe is None:
+        return inferred
+    if parse_timeframe(timeframe).ms != parse_timeframe(inferred).ms:
+        raise DataError(f"timeframe={timeframe!r} but the candles are {inferred} apart; pass timeframe="
+                        f"{inferred!r} (or leave it out: it is inferred from the index)")
+    return timeframe
+
+
 def gap_flags(ts: np.ndarray, timeframe: str, window: int = 1) -> np.ndarray:
     """True on bar i when bars i-window .. i are not consecutive candles (a hole lies among them).
 
@@ -420,6 +456,40 @@ class BacktestResult:
     market: Market | None = None
     candles: pd.DataFrame | None = field(default=None, repr=False)
 
+    def risk_lines(self) -> list[str]:
+        """Which risk limits the run applied, and how many times each one bound."""
+        lines = [f"risk: {self.options.risk_description()}"]
+        if self.options.risk is None:
+            return lines
+        s = self.stats
+        bound = [(name, s.get(name, 0)) for name in (
+            "refused_kill_switch", "refused_max_positions", "refused_cool_down", "exits_refused_kill_switch",
+            "capped_loss_per_trade", "capped_position_quote")]
+        said = ", ".join(f"{name} {count}x" for name, count in bound if count) or "none"
+        lines.append(f"risk limits bound: {said}")
+        if s.get("kill_switch_bar", -1) >= 0:
+            when = self.equity.index[int(s["kill_switch_bar"])]
+            lines.append(f"kill-switch tripped at the bar of {when} and stayed on (no operator in a backtest)")
+        return lines
+
+    def summary(self) -> str:
+        """The headline metrics, the risk preset and what bound, as printable lines."""
+        s = self.stats
+        keys = ("start", "end", "bars", "final_equity", "total_return", "cagr", "sharpe", "max_drawdown", "n_trades",
+                "win_rate", "profit_factor", "exposure", "fees_paid", "refused_filters", "refused_risk", "refused_gap")
+        lines = [f"{self.strategy} {self.params} on {self.symbol} {self.timeframe}"]
+        lines += [f"{k:<16} {s[k]:.6g}" if isinstance(s[k], float) else f"{k:<16} {s[k]}" for k in keys]
+        return "\n".join(lines + self.risk_lines())
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def plot(self) -> Any:
+        """A plotly figure: price with entries and exits, equity, drawdown (``.show()`` it)."""
+        from thunes.backtest.report import figure
+
+        return figure(self)
+
     @property
     def positions(self) -> pd.Series:
         """Signed position size (base units) held at each bar's close."""
@@ -481,26 +551,34 @@ def strategy_arrays(strategy: Strategy, candles: pd.DataFrame) -> SignalArrays:
 
 def run_backtest(
     candles: pd.DataFrame,
-    strategy: Strategy,
+    strategy: Strategy | None = None,
     *,
     options: BacktestOptions | None = None,
     symbol: str = "BTC/USDT",
-    timeframe: str = "1h",
+    timeframe: str | None = None,
     market: Market | None = None,
     signals: Signals | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on one symbol's candles; signals at bar t's close fill at bar t+1's open.
 
-    ``market`` supplies the exchange filters (default: :func:`default_market` of ``symbol``; an
-    unknown symbol runs without filter rounding). ``signals`` lets a caller pass precomputed
-    signals (they must come from ``strategy`` on these candles). Entries whose signal window
-    (``strategy.warmup`` bars) or fill spans a hole in the candles are refused (``refused_gap``).
+    ``timeframe`` is inferred from the candles' index when left out, and checked against it when given
+    (:func:`resolve_timeframe`). ``options`` default to ``BacktestOptions()``: the research preset, no
+    risk limits (``risk="live"`` for the live risk manager's). ``market`` supplies the exchange filters
+    (default: :func:`default_market` of ``symbol``; an unknown symbol runs without filter rounding).
+    ``signals`` are precomputed signals: with a ``strategy`` they must come from it on these candles;
+    without one they are all the run needs (a one-bar signal window for the gap rule). Entries whose
+    signal window (``strategy.warmup`` bars) or fill spans a hole in the candles are refused
+    (``refused_gap``).
     """
-    if not isinstance(strategy, Strategy):
+    if strategy is None and signals is None:
+        raise StrategyError("run_backtest needs a strategy or signals=")
+    if strategy is not None and not isinstance(strategy, Strategy):
         raise StrategyError(f"run_backtest needs a Strategy instance, got {strategy!r}")
     options = options or BacktestOptions()
+    timeframe = resolve_timeframe(candles, timeframe)
     market = market if market is not None else default_market(symbol)
-    inputs = prepare_inputs(candles, timeframe, options, strategy_warmup(strategy))
+    warmup = strategy_warmup(strategy) if strategy is not None else 1
+    inputs = prepare_inputs(candles, timeframe, options, warmup)
     arrays = signals.arrays(candles.index) if signals is not None else strategy_arrays(strategy, candles)
     gap = entry_gaps(inputs.gap, arrays, options)
     p = options_vector(options, market, timeframe)
@@ -520,13 +598,14 @@ def run_backtest(
         refused_filters=int(stats[K.S_REFUSED_FILTERS]), refused_risk=int(stats[K.S_REFUSED_RISK]),
         refused_gap=int(stats[K.S_REFUSED_GAP]), risk_counts=risk_counts_from_kernel(stats),
     )
+    name, params = (strategy.name, strategy.params) if strategy is not None else ("signals", {})
     payload = {
-        "strategy": strategy.name, "params": strategy.params, "options": options.to_dict(), "symbol": symbol,
+        "strategy": name, "params": params, "options": options.to_dict(), "symbol": symbol,
         "timeframe": timeframe, "market": repr(market.filters) if market is not None else None,
         "start": str(candles.index[0]), "end": str(candles.index[-1]), "bars": n,
     }
     return BacktestResult(
-        symbol=symbol, timeframe=timeframe, strategy=strategy.name, params=strategy.params, options=options,
+        symbol=symbol, timeframe=timeframe, strategy=name, params=params, options=options,
         trades=trades, equity=equity_s, stats=metrics, settings_hash=run_hash(payload), market=market,
         candles=candles,
     )
