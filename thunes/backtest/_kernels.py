@@ -52,6 +52,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from thunes.features._kernels import rolling_std_1d as _rolling_std_1d
+
 # -- parameter vector --------------------------------------------------------------------------
 P_INIT_CASH = 0
 P_TAKER = 1  # fee rate (fraction)
@@ -916,22 +918,15 @@ def window_gap_flags(ts, window, tf_ms):
 
 @njit(cache=True)
 def rolling_return_std(close, window):
-    """Causal standard deviation of simple returns over ``window`` bars (NaN until defined)."""
+    """Causal (population) standard deviation of simple returns over ``window`` bars, NaN until defined.
+
+    The features' rolling-std kernel, which recomputes its sums every 1024 rows: a plain running
+    E[r^2] - E[r]^2 drifted along a million-bar series."""
     n = close.shape[0]
     out = np.full(n, np.nan)
-    s = 0.0
-    s2 = 0.0
-    for i in range(1, n):
-        r = close[i] / close[i - 1] - 1.0
-        s += r
-        s2 += r * r
-        if i > window:
-            r0 = close[i - window] / close[i - window - 1] - 1.0
-            s -= r0
-            s2 -= r0 * r0
-        if i >= window:
-            mean = s / window
-            var = s2 / window - mean * mean
-            out[i] = math.sqrt(var) if var > 0.0 else 0.0
+    if n < 2:
+        return out
+    r = close[1:] / close[:-1] - 1.0
+    out[1:] = _rolling_std_1d(r, window, 0)
     return out
 
