@@ -182,12 +182,16 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
 @click.option("--scaler", "scaler_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON scaler with feature_names, mean, scale (checked against --train-end).")
 @click.option("--train-end", type=int, default=None, help="Number of training rows (for the scaler check).")
+@click.option("--ic-threshold", default=0.2, show_default=True,
+              help="Flag a column whose rank IC (or that of its change) with a future return exceeds this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_end, as_json) -> None:  # noqa: ANN001
+def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_end, ic_threshold, as_json) -> None:  # noqa: ANN001
     """Audit a training DATASET (CSV or Parquet with feature columns and a close column) for leakage.
 
-    Exits 1 on any finding: suspicious names, features too correlated with future returns, exact copies
-    of future values, or a scaler fitted beyond the training rows.
+    Exits 1 on any finding, each with its evidence: suspicious names, features too correlated with future
+    returns, exact copies of future values, implausible predictive power (rank IC above --ic-threshold),
+    feature-set columns that differ from their recomputation on truncated candles (when the dataset has
+    open, high, low, close and volume), or a scaler fitted beyond the training rows.
 
     \b
     Examples:
@@ -200,9 +204,13 @@ def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_
     if close_col not in data.columns:
         raise click.UsageError(f"{dataset} has no {close_col!r} column (use --close-col)")
     scaler = json.loads(Path(scaler_file).read_text()) if scaler_file else None
+    ohlcv = ["open", "high", "low", close_col, "volume"]
+    candles = None
+    if all(c in data.columns for c in ohlcv) and isinstance(data.index, pd.DatetimeIndex):
+        candles = data[ohlcv].rename(columns={close_col: "close"}).astype("float64")
     feats = data.drop(columns=[close_col]).select_dtypes("number")
     report = audit_leakage(feats, data[close_col], horizon=horizon, corr_threshold=corr_threshold,
-                           scaler=scaler, train_end=train_end)
+                           ic_threshold=ic_threshold, candles=candles, scaler=scaler, train_end=train_end)
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "rows": report.rows, "horizon": report.horizon,
                                "findings": [{"check": f.check, "column": f.column, "message": f.message}
