@@ -272,7 +272,7 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
         wf = walk_forward(candles, opts, folds=folds, timeframe=tf, symbol=symbol, backtest=not no_backtest,
                           threshold=threshold, progress=not as_json)
         out["walk_forward"] = {"folds": json.loads(wf.folds.to_json(orient="records", date_format="iso")),
-                               "summary": wf.summary}
+                               "summary": wf.summary, "baselines": wf.baselines}
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return
@@ -296,7 +296,10 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
                             "bt_total_return", "bt_n_trades") if c in wf.folds.columns]
         click.echo(wf.folds[cols].to_string(index=False))
         click.echo("  pooled: " + ", ".join(f"{k} {_fmt(v)}" for k, v in wf.summary.items()
-                                            if k in ("n", "directional_accuracy", "ic", "coverage_1sigma")))
+                                            if k in ("n", "directional_accuracy", "ic", "coverage_1sigma",
+                                                     "ic_non_overlapping")))
+        for line in format_comparison(wf.baselines or {}):
+            click.echo(f"  {line}")
 
 
 @ml_group.command("info")

@@ -221,6 +221,7 @@ def evaluate_model(forecaster: Any, candles: pd.DataFrame, *, start: pd.Timestam
     rows = candles.index.get_indexer(frame.index)
     baselines = compare_to_baselines(frame.pred_ret.to_numpy(), frame.target_ret.to_numpy(), past.to_numpy(),
                                      horizon=horizon, rows=rows)
+    metrics.update(_non_overlapping_metrics(frame, rows, horizon))
     result = hold = None
     if backtest:
         pos = max(int(candles.index.searchsorted(begin)) - forecaster.warmup, 0)
@@ -235,6 +236,17 @@ def evaluate_model(forecaster: Any, candles: pd.DataFrame, *, start: pd.Timestam
         metrics.update({f"bh_{k}": v for k, v in _scalar_stats(hold).items()})
     return EvaluationResult(metrics=metrics, predictions=frame, backtest=result, start=begin, baselines=baselines,
                             buy_and_hold=hold)
+
+
+def _non_overlapping_metrics(frame: pd.DataFrame, rows: np.ndarray, horizon: int) -> dict[str, float]:
+    """Directional accuracy and IC on one period every ``horizon`` rows (independent targets)."""
+    ok = np.isfinite(frame.pred_ret.to_numpy()) & np.isfinite(frame.target_ret.to_numpy())
+    keep = non_overlapping(np.asarray(rows)[ok], horizon)
+    sub = frame[ok].iloc[keep]
+    m = prediction_metrics(sub.pred_ret.to_numpy(), sub.pred_vol.to_numpy(), sub.target_ret.to_numpy())
+    return {"n_non_overlapping": float(m.get("n", 0)),
+            "directional_accuracy_non_overlapping": m.get("directional_accuracy", float("nan")),
+            "ic_non_overlapping": m.get("ic", float("nan"))}
 
 
 def _buy_and_hold(window: pd.DataFrame, begin: pd.Timestamp, model_run: Any) -> Any:
@@ -266,6 +278,7 @@ class WalkForwardResult:
     folds: pd.DataFrame  # one row per fold: ranges, n, metrics, backtest stats
     summary: dict[str, float]  # metrics over all out-of-sample predictions pooled
     predictions: pd.DataFrame
+    baselines: dict[str, Any] | None = None  # compare_to_baselines on the pooled predictions
 
 
 def walk_forward(
@@ -324,4 +337,9 @@ def walk_forward(
     all_preds = pd.concat(pooled)
     summary = prediction_metrics(all_preds.pred_ret, all_preds.pred_vol, all_preds.target_ret,
                                  all_preds.target_vol)
-    return WalkForwardResult(folds=pd.DataFrame(rows), summary=summary, predictions=all_preds)
+    pooled_rows = candles.index.get_indexer(all_preds.index)
+    past = targets["target_ret"].shift(options.horizon).reindex(all_preds.index).to_numpy()
+    baselines = compare_to_baselines(all_preds.pred_ret.to_numpy(), all_preds.target_ret.to_numpy(), past,
+                                     horizon=options.horizon, rows=pooled_rows)
+    summary.update(_non_overlapping_metrics(all_preds, pooled_rows, options.horizon))
+    return WalkForwardResult(folds=pd.DataFrame(rows), summary=summary, predictions=all_preds, baselines=baselines)
