@@ -221,6 +221,34 @@ def test_an_entry_denied_by_risk_or_refused_by_the_filters_never_reaches_the_exc
     assert '"kill_switch"' in audit and '"order_refused"' in audit
 
 
+def test_the_trader_marks_its_position_at_each_close_so_the_kill_switch_counts_unrealised_losses(market, tmp_path):
+    """The risk manager's daily loss is realised + unrealised PnL; the trader marks the open position at
+    every candle close, as the backtest does, so a 10 % drop on a 100 USDT position trips a 5 USDT limit."""
+    import dataclasses
+
+    sim, frame = market
+    i = first_entry_bar(frame)
+    options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                            state_dir=tmp_path / "state", window_bars=WARM)
+    stack = build_stack(CcxtExchange.for_local(sim), strategy=SmaCross(fast=3, slow=8), options=options,
+                        risk_settings=RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("5")),
+                        audit_path=tmp_path / "audit.jsonl", ledger_path=tmp_path / "ledger.csv",
+                        clock=ReplayClock(sim.clock), audit_fsync="never", settle_ms=100)
+    stack.trader.warm_up(frame.iloc[i - WARM:i])
+    try:
+        bought = step(sim, stack, frame, i)
+        before = stack.risk.state
+        sim.advance_to(int(ts_ms(frame)[i + 2]))
+        drop = candle(frame, i + 1)
+        stack.trader.on_candle(dataclasses.replace(drop, close=float(bought.avg_price) * 0.9,
+                                                   low=float(bought.avg_price) * 0.9))
+        after = stack.risk.state
+    finally:
+        stack.close()
+    assert bought.action == "buy" and bought.filled_qty > 0 and not before.kill_switch
+    assert after.unrealised < Decimal("-5") and after.kill_switch
+
+
 def test_an_order_whose_answer_was_lost_before_a_crash_is_adopted_by_client_order_id_at_restart(market, tmp_path):
     from thunes.execution import TradeIntent, intent_client_order_id, prepare_market_order
 
