@@ -96,3 +96,13 @@ def test_a_recomputable_column_built_from_later_rows_fails_the_truncation_test()
     [finding] = [f for f in report.findings if f.check == "truncation"]
     assert finding.column == "sma_dist_20" and "recomputed from the candles up to row" in finding.message
     assert any("truncation test: 2 recomputable column(s)" in n for n in report.notes)
+
+
+def test_short_samples_raise_no_chance_finding():
+    """On 280 rows an IC of 0.2 is within chance for 10-bar returns: the rule also wants 5 standard errors."""
+    from thunes.data.synthetic import generate_candles
+
+    for seed in range(5):
+        candles = generate_candles(400, timeframe="1h", seed=seed)
+        report = audit_leakage(compute_features(candles).iloc[120:], candles["close"].iloc[120:], horizon=10)
+        assert report.ok, report.format()

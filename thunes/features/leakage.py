@@ -15,7 +15,9 @@ Six checks, each producing findings that name the column and give the evidence:
   :data:`IC_THRESHOLD` = 0.2). Real features are far below: the largest of the default set's 69 columns
   is 0.08 on BTC 1h and 0.03 on 5m (20 000 rows each), so a column above 0.2 knows the future: the next
   return plus noise (correlation 0.90, IC 0.78), the sign of the next return (IC 0.87), the next close
-  z-scored with the whole series' statistics (the IC of its change: 0.99). The change catches a level-like leak, whose level only
+  z-scored with the whole series' statistics (the IC of its change: 0.99). On a short sample the IC
+  must also be :data:`IC_MIN_Z` = 5 standard errors from zero (about ``sqrt(rows / h)`` independent
+  periods), so chance does not raise findings across many columns and horizons. The change catches a level-like leak, whose level only
   tracks the price but whose every step is the next step of the price;
 * **truncation**: with the candles, a column the project can compute (a feature-set column, by name)
   is recomputed from the candles up to row t, for sampled rows t, and must equal the dataset's value
@@ -43,6 +45,7 @@ from thunes.core.errors import ConfigError, DataError
 __all__ = ["audit_leakage", "LeakageReport", "LeakageFinding", "SUSPICIOUS_NAME", "IC_THRESHOLD", "rank_ic"]
 
 IC_THRESHOLD = 0.2
+IC_MIN_Z = 5.0  # and the IC must be this many standard errors from 0 (short samples: no chance findings)
 SUSPICIOUS_NAME = re.compile(r"shift|lead|next|future|target|label|fwd|forward", re.IGNORECASE)
 
 
@@ -367,23 +370,6 @@ def audit_leakage(
                 findings.append(LeakageFinding(check="correlation", column=col, message=(
                     f"(feature - close) has |corr| {abs(r):.3f} with the price change {h} row(s) ahead")))
                 break
-        if any(f.column == col for f in findings if f.check == "correlation"):
-            continue
-        change = x - _lag(x, 1)
-        for h in range(1, horizon + 1):
-            hit = None
-            for what, series in (("value", x), ("change from the previous row", change)):
-                ic, k = rank_ic(series, future_ret[h])
-                if np.isfinite(ic) and abs(ic) > ic_threshold:
-                    hit = (what, ic, k)
-                    break
-            if hit is not None:
-                what, ic, k = hit
-                findings.append(LeakageFinding(check="predictive_power", column=col, message=(
-                    f"rank IC {ic:+.3f} of its {what} with the log return {h} row(s) ahead, over {k} rows "
-                    f"(threshold {ic_threshold}; real features stay under 0.1): no causal column predicts "
-                    "the next return that well")))
-                break
 
     # Feature equal to another feature's future value: fingerprint a sample of rows, verify candidates.
     flagged = {f.column for f in findings if f.check == "exact_match"}
@@ -409,6 +395,30 @@ def audit_leakage(
                         break
         else:
             notes.append("too few fully finite rows to compare features with each other's future values")
+
+    # Implausible predictive power, for the columns no sharper rule has explained.
+    explained = {f.column for f in findings if f.check in ("exact_match", "correlation")}
+    for col in variable:
+        if col in explained:
+            continue
+        x = values[col]
+        change = x - _lag(x, 1)
+        for h in range(1, horizon + 1):
+            hit = None
+            for what, series in (("value", x), ("change from the previous row", change)):
+                ic, k = rank_ic(series, future_ret[h])
+                # Also far beyond chance: h-row returns overlap, so about k / h of the rows are independent.
+                z = abs(ic) * np.sqrt(k / h) if np.isfinite(ic) else 0.0
+                if np.isfinite(ic) and abs(ic) > ic_threshold and z >= IC_MIN_Z:
+                    hit = (what, ic, k, z)
+                    break
+            if hit is not None:
+                what, ic, k, z = hit
+                findings.append(LeakageFinding(check="predictive_power", column=col, message=(
+                    f"rank IC {ic:+.3f} of its {what} with the log return {h} row(s) ahead, over {k} rows "
+                    f"({z:.0f} standard errors from 0; threshold {ic_threshold}, real features stay under 0.1): "
+                    "no causal column predicts the future return that well")))
+                break
 
     if candles is not None:
         _check_truncation(features, candles, findings, notes, np.random.default_rng(seed), truncation_samples)
