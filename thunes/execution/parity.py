@@ -311,7 +311,8 @@ def _wait_subscribed(sim: Any, timeout: float) -> None:
 def backtest_options_for(quote_per_trade: Decimal, *, taker_fee: Decimal, slippage_bps: Decimal,
                          spread_bps: Decimal, risk_settings: Any = None) -> Any:
     """Backtest options modelling the local exchange (its taker fee, taken in the base asset on buys,
-    half its spread plus its slippage) and the trader's risk manager (the limits of ``risk_settings``, default ``RiskSettings()``)."""
+    half its spread plus its slippage) and the trader's risk manager (the limits of ``risk_settings``,
+    default ``RiskSettings()``)."""
     from thunes.backtest.engine import BacktestOptions, FixedQuote, FixedSlippage, RiskLimits
     from thunes.config import RiskSettings
 

@@ -17,8 +17,9 @@ Six checks, each producing findings that name the column and give the evidence:
   return plus noise (correlation 0.90, IC 0.78), the sign of the next return (IC 0.87), the next close
   z-scored with the whole series' statistics (the IC of its change: 0.99). On a short sample the IC
   must also be :data:`IC_MIN_Z` = 5 standard errors from zero (about ``sqrt(rows / h)`` independent
-  periods), so chance does not raise findings across many columns and horizons. The change catches a level-like leak, whose level only
-  tracks the price but whose every step is the next step of the price;
+  periods), so chance does not raise findings across many columns and horizons. The change catches
+  a level-like leak, whose level only tracks the price but whose every step is the next step of the
+  price;
 * **truncation**: with the candles, a column the project can compute (a feature-set column, by name)
   is recomputed from the candles up to row t, for sampled rows t, and must equal the dataset's value
   at t (a copy computed with a centred window or whole-series statistics does not);
