@@ -249,6 +249,25 @@ def test_the_trader_marks_its_position_at_each_close_so_the_kill_switch_counts_u
     assert after.unrealised < Decimal("-5") and after.kill_switch
 
 
+def test_a_dust_write_off_leaves_no_stale_mark_that_prices_the_next_entry(market, tmp_path):
+    """After an exit the executor writes the unsellable remainder off the risk book; the trader's own
+    write-off must not book a second SELL on no position: that left a book whose old mark priced the
+    next entry, a phantom loss at its fill (on 5m data it tripped a 0.6 USDT kill-switch)."""
+    sim, frame = market
+    stack = make_stack(sim, tmp_path)
+    stack.trader.warm_up(frame.iloc[:WARM])
+    after_buys = []
+    try:
+        for i in range(WARM, 160):
+            d = step(sim, stack, frame, i)
+            if d.action == "buy" and d.filled_qty > 0:
+                after_buys.append(stack.risk.state.unrealised)
+    finally:
+        stack.close()
+    assert len(after_buys) >= 3
+    assert all(abs(u) < Decimal("0.001") for u in after_buys), after_buys
+
+
 def test_an_order_whose_answer_was_lost_before_a_crash_is_adopted_by_client_order_id_at_restart(market, tmp_path):
     from thunes.execution import TradeIntent, intent_client_order_id, prepare_market_order
 

@@ -461,7 +461,10 @@ class Trader:
         self.positions.apply_fill(self.options.symbol, Side.SELL, qty, quote, client_order_id=cid,
                                   ts_ms=self.clock.now_ms())
         risk = getattr(self.executor, "risk", None)
-        if risk is not None:
+        # Only while the risk manager still holds the position: after the executor's close_dust it does
+        # not, and a SELL booked on no position would leave a book whose stale mark prices the next entry
+        # (a phantom loss at that entry's fill that tripped the kill-switch).
+        if risk is not None and self.options.symbol in risk.state.open_positions:
             risk.record_fill(self.options.symbol, Side.SELL, qty, quote)
         if self.dust_sink is not None:
             self.dust_sink(self.options.symbol, qty)
