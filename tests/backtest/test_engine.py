@@ -14,6 +14,7 @@ from thunes.backtest import (
     BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, RiskLimits, VolatilitySlippage, VolTarget,
     VolumeSlippage, default_market, run_backtest,
 )
+from thunes.config import BacktestSettings, RiskSettings
 from thunes.core.candles import candles_frame
 from thunes.core.errors import ConfigError
 from thunes.strategies import Signals, get_strategy
@@ -181,8 +182,11 @@ def test_risk_caps_size_by_position_quote_and_loss_per_trade():
     candles = make_candles([100.0] * 4)
     limits = RiskLimits(max_position_quote=500, max_loss_per_trade=5, default_stop_pct=0.02, cool_down_minutes=0)
     # loss at the 2 % default stop <= 5 -> notional <= 250 (tighter than the 500 cap)
-    trade = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits)).trades.iloc[0]
+    result = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits))
+    trade = result.trades.iloc[0]
     assert trade.qty * trade.entry_price == pytest.approx(250.0)
+    assert result.stats["capped_loss_per_trade"] == 1 and result.stats["capped_position_quote"] == 0
+    assert trade.exit_reason == "open"  # the 2 % default stop sizes the trade; it is not placed (as live)
     # a 10 % stop: loss cap allows 50 quote
     trade = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits, stop_loss=0.10)).trades.iloc[0]
     assert trade.qty * trade.entry_price == pytest.approx(50.0)
@@ -195,17 +199,19 @@ def test_cool_down_after_a_loss_refuses_the_next_entry():
     limits = RiskLimits(max_position_quote=1e9, max_loss_per_trade=1e9, max_daily_loss=1e9, cool_down_minutes=120)
     result = run(candles, events(candles, entries=[0, 2, 4], exits=[1]), BARE.replace(risk=limits))
     assert list(result.trades.entry_bar) == [1, 5]
-    assert result.stats["refused_risk"] == 1
+    assert result.stats["refused_risk"] == 1 and result.stats["refused_cool_down"] == 1
 
 
-def test_daily_loss_kill_switch_refuses_entries_until_next_utc_day():
-    # 1 h bars from 20:00; a loss of 100 on the first trade trips a 50 kill-switch; entries the same
-    # day are refused; after midnight (bar 4 = 00:00) trading resumes.
+def test_daily_loss_kill_switch_stays_on_for_the_rest_of_the_run():
+    # 1 h bars from 20:00; a loss of 100 on the first trade trips a 50 kill-switch. As live, where only
+    # an operator switches it off, it stays on after midnight (bar 4 = 00:00): every later entry is refused.
     ts = T0 - 4 * HOUR + np.arange(7) * HOUR
     candles = make_candles([100, 100, 90, 90, 90, 90, 90], ts=ts)
     limits = RiskLimits(max_position_quote=1e9, max_loss_per_trade=1e9, max_daily_loss=50, cool_down_minutes=0)
     result = run(candles, events(candles, entries=[0, 2, 4], exits=[1]), BARE.replace(risk=limits))
-    assert list(result.trades.entry_bar) == [1, 5]
+    assert list(result.trades.entry_bar) == [1]
+    assert result.stats["refused_kill_switch"] == 2 and result.stats["refused_risk"] == 2
+    assert result.stats["kill_switch_bar"] == 2
 
 
 def test_entry_refused_on_a_bar_that_follows_a_data_gap():
@@ -225,12 +231,14 @@ def test_entry_refused_on_a_bar_that_follows_a_data_gap():
     assert list(result.trades.entry_bar) == [9] and result.stats["refused_gap"] == 2
 
 
-def test_default_options_mirror_live_risk(btc_1h):
+def test_live_limits_cap_positions_and_place_no_stop_nobody_asked_for(btc_1h):
     candles = btc_1h.frame.tail(3000)
-    result = run_backtest(candles, get_strategy("sma_cross")(), symbol="BTC/USDT", timeframe="1h")
+    result = run_backtest(candles, get_strategy("sma_cross")(), options=BacktestOptions.from_settings(
+        BacktestSettings(), RiskSettings()), symbol="BTC/USDT", timeframe="1h")
     notional = result.trades.qty * result.trades.entry_price
     assert (notional <= 100.0 + 1e-6).all()
-    assert set(result.trades.exit_reason) <= {"signal", "stop_loss", "open"}
+    assert set(result.trades.exit_reason) <= {"signal", "open"}
+    assert result.stats["capped_position_quote"] == len(result.trades)
 
 
 def test_two_runs_give_identical_trades(btc_1h):
@@ -306,33 +314,32 @@ def test_volatility_target_sizing_hand_computed():
     assert result.stats["refused_filters"] == 1
 
 
-def test_risk_limits_are_on_by_default_and_equal_the_live_settings():
-    from thunes.config import RiskSettings
-
-    options = BacktestOptions()
+def test_live_preset_equals_the_live_settings_and_sizes_with_the_default_stop():
+    options = BacktestOptions.from_settings(BacktestSettings(), RiskSettings())
     live = RiskSettings()
-    assert options.risk == RiskLimits.from_settings(live)
+    assert options.risk == RiskLimits.from_settings(live) == BacktestOptions(risk="live").risk
     assert (options.risk.max_positions, options.risk.max_daily_loss, options.risk.max_loss_per_trade) == (
         live.max_positions, float(live.max_daily_loss), float(live.max_loss_per_trade))
-    assert options.effective_stop_loss == float(live.default_stop_pct)  # a stop is always placed, as live
+    assert options.sizing_stop == float(live.default_stop_pct) and options.stop_loss is None
 
 
-def test_kill_switch_keeps_exits_and_stops_working():
+def test_kill_switch_halts_every_order_but_resting_stops_still_fill():
     # Arrange: 1 h bars from 20:00. The 10 units bought at 100 (bar 1) close bar 1 at 40: -600 trips
-    # the 50 kill-switch while the position is still open. The kill-switch refuses entries; it does
-    # not flatten (live, a halted trader sends nothing), so the position's own exit signal decides.
+    # the 50 kill-switch while the position is still open. As live (HALTED: nothing goes out) the
+    # exit signal and the new entry are both refused; the position is held to the end.
     ts = T0 - 4 * HOUR + np.arange(5) * HOUR
     candles = make_candles([100, 100, 40, 40, 40], closes=[100, 40, 40, 40, 40], lows=[100, 39, 39, 39, 39], ts=ts)
     limits = RiskLimits(max_position_quote=1e9, max_loss_per_trade=1e9, max_daily_loss=50, cool_down_minutes=0,
                         default_stop_pct=0.9)
     # Act
     result = run(candles, events(candles, entries=[0, 2], exits=[1]), BARE.replace(risk=limits))
-    # Assert: one trade, closed by its signal at bar 2; the new entry signal of bar 2 is refused.
-    assert list(result.trades.exit_reason) == ["signal"] and list(result.trades.exit_bar) == [2]
-    assert result.stats["refused_risk"] == 1
-    # Without an exit signal the position is still held at the end.
-    held = run(candles, events(candles, entries=[0]), BARE.replace(risk=limits))
-    assert list(held.trades.exit_reason) == ["open"]
+    # Assert
+    assert list(result.trades.exit_reason) == ["open"]
+    assert result.stats["exits_refused_kill_switch"] == 1 and result.stats["refused_kill_switch"] == 0
+    # A stop is an order resting at the exchange: it fills while the trader is halted.
+    candles = make_candles([100, 100, 40, 40, 40], closes=[100, 40, 40, 40, 40], lows=[100, 39, 30, 39, 39], ts=ts)
+    stopped = run(candles, events(candles, entries=[0], exits=[2]), BARE.replace(risk=limits, stop_loss=0.65))
+    assert list(stopped.trades.exit_reason) == ["stop_loss"] and list(stopped.trades.exit_bar) == [2]
 
 
 def test_lean_compiled_variant_gives_the_full_engines_results(btc_1h):
@@ -345,7 +352,7 @@ def test_lean_compiled_variant_gives_the_full_engines_results(btc_1h):
     options = BacktestOptions(risk=None)
     inputs = prepare_inputs(candles, "1h", options)
     p = options_vector(options, default_market("BTC/USDT"), "1h")
-    assert K.is_lean(p) is True and K.is_lean(options_vector(BacktestOptions(), None, "1h")) is None
+    assert K.is_lean(p) is True and K.is_lean(options_vector(BacktestOptions(risk="live"), None, "1h")) is None
     a = get_strategy("sma_cross")(fast=8, slow=40).signals(candles).arrays(candles.index)
     out = {}
     for lean in (None, True):
@@ -357,3 +364,18 @@ def test_lean_compiled_variant_gives_the_full_engines_results(btc_1h):
     assert len(out[None][0]) > 10
     for full, lean in zip(out[None], out[True]):
         np.testing.assert_array_equal(full, lean)
+
+
+def test_fee_in_base_holds_fewer_coins_and_writes_the_unsellable_remainder_off():
+    # Binance spot takes a buy's fee in the base asset: 0.3333 ETH bought at 3000 with a 10 bps fee
+    # leaves 0.3329667 ETH; the exit sells 0.3329 (the lot step is 0.0001), the rest is written off.
+    candles = make_candles([3000, 3000, 3300, 3300])
+    options = BARE.replace(taker_fee_bps=10, apply_filters=True, fee_in_base=True)
+    trade = run(candles, events(candles, entries=[0], exits=[1]), options, market=default_market("ETH/USDT")).trades.iloc[0]
+    assert trade.qty == pytest.approx(0.3333 * 0.999)
+    assert trade.pnl == pytest.approx(0.3329 * 3300 * 0.999 - 0.3333 * 3000)
+    # Without it the fee is charged in quote and the whole quantity is sold.
+    plain = run(candles, events(candles, entries=[0], exits=[1]), options.replace(fee_in_base=False),
+                market=default_market("ETH/USDT")).trades.iloc[0]
+    assert plain.qty == pytest.approx(0.3333)
+    assert plain.pnl == pytest.approx(0.3333 * 300 - 0.3333 * 3000 * 0.001 - 0.3333 * 3300 * 0.001)

@@ -17,7 +17,7 @@ T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT", "LTC/USDT")
 
 
-@pytest.mark.parametrize("options", [BacktestOptions(), BacktestOptions(risk=None, stop_loss=0.02, take_profit=0.04,
+@pytest.mark.parametrize("options", [BacktestOptions(risk="live"), BacktestOptions(risk=None, stop_loss=0.02, take_profit=0.04,
                                                                          trailing_stop=0.03)])
 def test_one_symbol_portfolio_equals_run_backtest(btc_1h, options):
     candles = btc_1h.frame.tail(5000)

@@ -13,7 +13,7 @@ KEYS = ("final_equity", "n_trades", "sharpe", "sortino", "max_drawdown", "win_ra
         "turnover", "refused_risk", "refused_filters", "refused_gap")
 
 
-@pytest.mark.parametrize("options", [BacktestOptions(), BacktestOptions(risk=None, stop_loss=0.03, trailing_stop=0.05)])
+@pytest.mark.parametrize("options", [BacktestOptions(risk="live"), BacktestOptions(risk=None, stop_loss=0.03, trailing_stop=0.05)])
 def test_fused_sma_sweep_rows_equal_single_runs(btc_1h, options):
     candles = btc_1h.frame.tail(6000)
     cls = get_strategy("sma_cross")

@@ -73,7 +73,7 @@ def test_insufficient_data_on_short_prefixes_only_skips_them(candles):
                                      n_prefixes=20, seed=5, min_rows=50)
     assert report.ok
     assert all(length > get_feature_set("default").warmup for length in report.prefix_lengths)
-    assert 0 < len(report.prefix_lengths) < 20
+    assert 0 < len(report.prefix_lengths) < 20 + report.event_prefixes  # the short ones were skipped
 
 
 def test_checker_arguments_are_validated(candles):
@@ -143,3 +143,37 @@ def test_leakage_inputs_are_validated(candles, feats):
         audit_leakage(feats, candles["close"], horizon=0)
     with pytest.raises(ConfigError, match="cannot read statistics"):
         audit_leakage(feats, candles["close"], scaler=object(), train_end=10)
+
+
+def test_a_sparse_event_driven_leak_is_found_on_every_seed(candles):
+    """An entry on the *next* close crossing the SMA acts only on the rare crossing rows: a prefix ends
+    on each row where a signal fires, so every seeded run finds it (random prefixes alone: 24 of 30)."""
+    from thunes.features.indicators import sma
+
+    frame = candles.tail(3000)
+
+    def next_close_cross(f):
+        s = sma(f["close"], 50)
+        nxt = f["close"].shift(-1)
+        return pd.DataFrame({"entries": ((nxt > s) & (f["close"] <= s)).fillna(False),
+                             "exits": ((nxt < s) & (f["close"] >= s)).fillna(False)}, index=f.index)
+
+    reports = [check_prefix_invariance(next_close_cross, frame, n_prefixes=20, seed=s) for s in range(30)]
+    assert all(not r.ok for r in reports)
+    r = reports[0]
+    assert r.event_rows > 0 and r.event_prefixes == r.event_rows and "every one of them" in r.guarantee
+    assert {v.column for v in r.violations} == {"entries", "exits"}
+
+
+def test_the_report_states_its_guarantee_and_a_causal_strategy_passes(candles):
+    from thunes.strategies.sma_cross import SmaCross
+
+    strat = SmaCross(fast=10, slow=50)
+
+    def signals(f):
+        sig = strat.signals(f)
+        return pd.DataFrame({"entries": sig.entries, "exits": sig.exits}, index=f.index)
+
+    report = check_prefix_invariance(signals, candles, n_prefixes=5, seed=1)
+    assert report.ok and report.event_rows > 10 and report.random_prefixes == 5
+    assert "event row(s)" in report.format() and "was the last row of a prefix" in report.format()

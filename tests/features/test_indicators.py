@@ -51,9 +51,21 @@ def test_true_range_atr_and_bollinger_golden_values():
     np.testing.assert_allclose(ind.true_range(high, low, close), [np.nan, 2.5, 3.0, 6.0])
     atr = ind.atr(high, low, close, 2)
     np.testing.assert_allclose(atr, [np.nan, np.nan, 2.75, (2.75 + 6.0) / 2])
-    mid, upper, lower = ind.bollinger(np.array([1.0, 2.0, 3.0]), 3, 2.0)
+    upper, mid, lower = ind.bollinger(np.array([1.0, 2.0, 3.0]), 3, 2.0)  # TA-Lib's order
     sd = np.std([1.0, 2.0, 3.0])  # population, as TA-Lib
     assert (mid[2], upper[2], lower[2]) == pytest.approx((2.0, 2.0 + 2 * sd, 2.0 - 2 * sd))
+
+
+def test_bollinger_has_one_order_for_features_and_strategies():
+    """Features and strategies share one definition: Bands(upper, middle, lower), TA-Lib's order."""
+    from thunes.strategies._indicators import bollinger as strategy_bollinger
+
+    close = pd.Series(np.linspace(1.0, 2.0, 30) + np.sin(np.arange(30)))
+    a, b = ind.bollinger(close, 5, 2.0), strategy_bollinger(close, 5, 2.0)
+    assert a._fields == b._fields == ("upper", "middle", "lower")
+    for x, y in zip(a, b):
+        pd.testing.assert_series_equal(x, y)
+    assert (a.upper.dropna() >= a.middle.dropna()).all() and (a.middle.dropna() >= a.lower.dropna()).all()
 
 
 def test_macd_starts_where_talib_starts():

@@ -91,6 +91,25 @@ def test_ml_evaluate_reports_out_of_sample_metrics(trained_dir, candles_args):
     assert {"directional_accuracy", "ic", "coverage_1sigma", "bt_total_return"} <= set(out["metrics"])
 
 
+def test_evaluation_and_training_reports_show_baselines_verdicts_and_buy_and_hold(trained_dir, candles_args):
+    """Both reports compare the model with always-long, the last return's sign and the zero forecast on
+    non-overlapping periods, and say plainly whether it beats them at 95 %; the backtest has buy-and-hold beside it."""
+    folder, train_output = trained_dir
+
+    result = CliRunner().invoke(root, ["ml", "evaluate", *candles_args, "--model", str(folder), "--threshold", "0.1"])
+    as_json = CliRunner().invoke(root, ["ml", "evaluate", *candles_args, "--model", str(folder), "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert "non-overlapping 4-bar periods" in result.output
+    assert "than always-long at 95 % on directional accuracy" in result.output
+    assert "than zero-return forecast at 95 % on mean squared error" in result.output
+    assert "backtest of the model strategy beside buy-and-hold" in result.output
+    rows = json.loads(as_json.stdout)["baselines"]["rows"]
+    assert {r["baseline"] for r in rows} == {"always-long", "sign of the last return", "zero-return forecast"}
+    assert all(r["ci_low"] <= r["diff"] <= r["ci_high"] for r in rows)
+    assert "verdict:" in train_output and "than always-long at 95 %" in train_output
+
+
 def test_train_with_leaky_settings_is_a_clear_error(tmp_path, candles_args):
     result = CliRunner().invoke(root, ["train", *candles_args, "--feature-set", "compact", "--seq-len", "8",
                                        "--horizon", "4", "--purge", "5", "--out", str(tmp_path / "m")])

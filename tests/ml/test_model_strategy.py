@@ -69,6 +69,12 @@ def test_evaluate_model_scores_only_unseen_rows_and_backtests(tiny_model, ml_can
     assert ev.metrics["n"] == result.meta.metrics["test"]["n"]  # same rows as the training-time test block
     assert ev.metrics["ic"] == pytest.approx(result.meta.metrics["test"]["ic"], abs=1e-6)
     assert ev.backtest is not None and "bt_total_return" in ev.metrics
+    # Buy-and-hold over the same bars and costs, and the baselines on non-overlapping periods.
+    assert ev.buy_and_hold is not None and ev.buy_and_hold.options == ev.backtest.options
+    assert ev.metrics["bh_n_trades"] == 1 and "bh_sharpe" in ev.metrics
+    h = int(result.meta.horizon)
+    assert ev.metrics["n_non_overlapping"] == pytest.approx(np.ceil(ev.metrics["n"] / h), abs=1)
+    assert ev.baselines["n_periods"] > 0 and len(ev.baselines["verdicts"]) >= 1
     if len(ev.backtest.trades):
         assert pd.Timestamp(ev.backtest.trades.entry_ts.min()) > ev.start
 
@@ -105,6 +111,7 @@ def test_walk_forward_retrains_per_fold_with_a_purged_gap(ml_candles, tiny_optio
     assert ml_candles.index.get_loc(first_pred) == cut + options.seq_len - 1
     assert wf.summary["n"] == int(wf.folds.n.sum())
     assert "bt_total_return" in wf.folds.columns
+    assert wf.baselines is not None and wf.summary["n_non_overlapping"] < wf.summary["n"]
 
 
 def _count_frame_calls(strategy: ModelSignalStrategy) -> list[int]:

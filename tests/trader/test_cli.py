@@ -37,8 +37,13 @@ def test_parity_prints_a_table_per_trade_and_fails_when_the_exchange_refuses_the
     env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200"}  # sample data
     args = ("parity", "--param", "fast=3", "--param", "slow=8", "--bars", "30")
     same = invoke(*args, "--out", str(tmp_path / "same"), env=env)
-    # At most 0.05 USDT lost at the 2 % stop: the risk manager sizes entries to 2.5 USDT, which the exchange's
-    # minimum notional (5 USDT; 10 in the embedded rules) refuses; the backtester has no risk manager.
+    # 20 000 USDT per trade with the position caps lifted: the local exchange's account holds 10 000 USDT
+    # and refuses every entry; the backtest, whose cash is the same 10 000, buys what the cash allows.
+    broke = invoke(*args, "--out", str(tmp_path / "broke"), env={
+        **env, "THUNES_TRADER__QUOTE_PER_TRADE": "20000", "THUNES_RISK__MAX_POSITION_QUOTE": "1000000",
+        "THUNES_RISK__MAX_LOSS_PER_TRADE": "1000000"})
+    # At most 0.05 USDT lost at the 2 % stop: the risk manager sizes entries to 2.5 USDT, under the
+    # exchange's minimum notional; the backtest sizes alike, under the same filters, and refuses them too.
     small = invoke(*args, "--out", str(tmp_path / "small"), env={**env, "THUNES_RISK__MAX_LOSS_PER_TRADE": "0.05"})
 
     assert same.exit_code == 0, same.output
@@ -47,9 +52,10 @@ def test_parity_prints_a_table_per_trade_and_fails_when_the_exchange_refuses_the
     bt_trades, paper_trades = header.split("(")[1].split(" trades")[0].split(" vs ")
     assert int(bt_trades) == int(paper_trades) >= 2
     assert (tmp_path / "same" / "ledger.csv").exists() and (tmp_path / "same" / "audit.jsonl").exists()
-    assert small.exit_code == 1, small.output
-    assert "rejected: entry signal; BTC/USDT: Filter failure" in small.output
-    assert "PARITY BROKEN: entries/exits identical: False" in small.output
+    assert broke.exit_code == 1, broke.output
+    assert "rejected: entry signal; rejected: InsufficientFunds" in broke.output
+    assert "PARITY BROKEN: entries/exits identical: False" in broke.output
+    assert small.exit_code == 0 and "(0 vs 0 trades" in small.output, small.output
 
 
 def test_a_paper_run_without_a_signal_says_so_and_how_to_get_more_candles(tmp_path):

@@ -220,6 +220,53 @@ def test_an_entry_denied_by_risk_or_refused_by_the_filters_never_reaches_the_exc
     assert '"kill_switch"' in audit and '"order_refused"' in audit
 
 
+def test_the_trader_marks_its_position_at_each_close_so_the_kill_switch_counts_unrealised_losses(market, tmp_path):
+    """The risk manager's daily loss is realised + unrealised PnL; the trader marks the open position at
+    every candle close, as the backtest does, so a 10 % drop on a 100 USDT position trips a 5 USDT limit."""
+    import dataclasses
+
+    sim, frame = market
+    i = first_entry_bar(frame)
+    options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                            state_dir=tmp_path / "state", window_bars=WARM)
+    stack = build_stack(CcxtExchange.for_local(sim), strategy=SmaCross(fast=3, slow=8), options=options,
+                        risk_settings=RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("5")),
+                        audit_path=tmp_path / "audit.jsonl", ledger_path=tmp_path / "ledger.csv",
+                        clock=ReplayClock(sim.clock), audit_fsync="never", settle_ms=100)
+    stack.trader.warm_up(frame.iloc[i - WARM:i])
+    try:
+        bought = step(sim, stack, frame, i)
+        before = stack.risk.state
+        sim.advance_to(int(ts_ms(frame)[i + 2]))
+        drop = candle(frame, i + 1)
+        stack.trader.on_candle(dataclasses.replace(drop, close=float(bought.avg_price) * 0.9,
+                                                   low=float(bought.avg_price) * 0.9))
+        after = stack.risk.state
+    finally:
+        stack.close()
+    assert bought.action == "buy" and bought.filled_qty > 0 and not before.kill_switch
+    assert after.unrealised < Decimal("-5") and after.kill_switch
+
+
+def test_a_dust_write_off_leaves_no_stale_mark_that_prices_the_next_entry(market, tmp_path):
+    """After an exit the executor writes the unsellable remainder off the risk book; the trader's own
+    write-off must not book a second SELL on no position: that left a book whose old mark priced the
+    next entry, a phantom loss at its fill (on 5m data it tripped a 0.6 USDT kill-switch)."""
+    sim, frame = market
+    stack = make_stack(sim, tmp_path)
+    stack.trader.warm_up(frame.iloc[:WARM])
+    after_buys = []
+    try:
+        for i in range(WARM, 160):
+            d = step(sim, stack, frame, i)
+            if d.action == "buy" and d.filled_qty > 0:
+                after_buys.append(stack.risk.state.unrealised)
+    finally:
+        stack.close()
+    assert len(after_buys) >= 3
+    assert all(abs(u) < Decimal("0.001") for u in after_buys), after_buys
+
+
 def test_an_order_whose_answer_was_lost_before_a_crash_is_adopted_by_client_order_id_at_restart(market, tmp_path):
     from thunes.execution import TradeIntent, intent_client_order_id, prepare_market_order
 

@@ -1,6 +1,7 @@
 """The backtester: a numba engine that executes signals on the next bar, sweeps, metrics, reports.
 
-Public surface: :func:`run_backtest` (one symbol), :func:`run_portfolio` (several symbols, shared
+Public surface: ``thunes.backtest_strategy`` (:mod:`thunes.backtest.facade`, one call for research),
+:func:`run_backtest` (one symbol), :func:`run_portfolio` (several symbols, shared
 cash), :func:`run_sweep` (a parameter grid as one kernel call), :func:`compute_metrics`, and the
 option objects. See docs/backtest.md.
 """
@@ -15,7 +16,10 @@ from thunes.backtest.engine import (
     VolatilitySlippage,
     VolTarget,
     VolumeSlippage,
+    RISK_PRESETS,
     default_market,
+    infer_timeframe,
+    risk_preset,
     run_backtest,
 )
 from thunes.backtest.metrics import compute_metrics
@@ -25,5 +29,5 @@ from thunes.backtest.sweep import run_sweep
 __all__ = [
     "BacktestOptions", "BacktestResult", "FixedQuote", "FixedSlippage", "FractionOfEquity", "RiskLimits",
     "VolatilitySlippage", "VolTarget", "VolumeSlippage", "default_market", "run_backtest", "compute_metrics",
-    "run_portfolio", "run_sweep",
+    "run_portfolio", "run_sweep", "RISK_PRESETS", "risk_preset", "infer_timeframe",
 ]

@@ -11,12 +11,24 @@ Conventions (documented in docs/backtest.md and tested in tests/backtest):
   never trades. The kernels, not the strategies, apply this shift.
 * At each bar's open, in this order: a stop (or take-profit) that the open gapped through (filled at
   the open); the pending exit signal; the pending entry.
-* Risk limits mirror :class:`thunes.execution.risk.RiskManager`: the kill-switch trips when the UTC
-  day's realised PnL plus the open position's unrealised PnL (at a bar's close) reaches
-  ``-max_daily_loss`` and refuses entries (exits and stops still work) until the next UTC day (live,
-  an operator resets it; a backtest has none); a losing trade starts a cool-down (from its exit
-  time), a winning trade clears it; sizing is capped by ``max_loss_per_trade / stop distance`` and
-  ``max_position_quote``.
+* Risk limits take the decisions of :class:`thunes.execution.risk.RiskManager`, rule for rule and in
+  its order (kill-switch, one position per symbol, ``max_positions``, cool-down, size caps):
+
+  - the kill-switch trips when the UTC day's realised PnL plus the open positions' unrealised PnL
+    reaches ``-max_daily_loss``, checked after every realised trade and at every bar's close (the
+    trader marks its positions at each close). Once on it stays on for the rest of the run: live,
+    only an operator switches it off, and a backtest has none. While it is on every order is refused,
+    entries and signal exits alike (HALTED: nothing goes out); a stop or take-profit, a resting
+    exchange order, still fills;
+  - a losing trade starts a cool-down of ``cool_down_minutes`` from its exit time (the end of the
+    bar for a stop hit inside it), a winning trade clears it, a flat one leaves it as it was;
+    an entry whose fill time is before its end is refused;
+  - the quantity is capped so that the loss at the stop is at most ``max_loss_per_trade`` (the stop
+    being ``stop_loss`` or, when none is set, ``default_stop_pct``, which sizes the trade but is not
+    placed: the trader places no stop) and the notional at most ``max_position_quote``.
+
+  Every refusal and every cap that bound is counted per rule in the statistics (``S_REFUSED_*``,
+  ``S_CAPPED_*``).
 * Inside the bar (the entry bar included) the stop/trailing stop is checked before the take-profit:
   when the low and the high hit both, the stop wins (pessimistic). The trailing stop's peak is
   updated with the bar's high *after* the checks, so a bar never raises its own trailing stop.
@@ -39,6 +51,8 @@ import math
 
 import numpy as np
 from numba import njit, prange
+
+from thunes.features._kernels import rolling_std_1d as _rolling_std_1d
 
 # -- parameter vector --------------------------------------------------------------------------
 P_INIT_CASH = 0
@@ -66,7 +80,9 @@ P_GAP_REFUSE = 21
 P_MAX_POSITIONS = 22
 P_BARS_PER_YEAR = 23
 P_TF_MS = 24
-N_PARAMS = 25
+P_RISK_STOP = 25  # stop distance (fraction) the per-trade loss cap sizes with; not a placed stop
+P_FEE_IN_BASE = 26  # 1: a buy's fee is taken in the base asset and the unsellable remainder written off
+N_PARAMS = 27
 
 # -- trade records -----------------------------------------------------------------------------
 R_COL = 0
@@ -109,7 +125,16 @@ S_HOLD_BARS = 15
 S_N_BARS = 16
 S_OPEN_TRADE = 17
 S_REFUSED_GAP = 18
-N_STATS = 19
+S_REFUSED_KILL = 19  # entries refused by the kill-switch
+S_REFUSED_COOL = 20  # entries refused by the cool-down
+S_REFUSED_MAXPOS = 21  # entries refused by max_positions (portfolio)
+S_EXIT_REFUSED_KILL = 22  # signal exits refused by the kill-switch
+S_CAPPED_LOSS = 23  # entries made smaller by max_loss_per_trade
+S_CAPPED_QUOTE = 24  # entries made smaller by max_position_quote
+S_KILL_BAR = 25  # bar at whose close (or open) the kill-switch tripped, -1 when it did not
+N_STATS = 26
+
+DAY_MS = 86_400_000
 
 
 # -- per-symbol exchange filters (portfolio) -------------------------------------------------------
@@ -173,7 +198,8 @@ def _market_px(p, side, ref, notional, vol_t, volume_t, close_t, tick):
 
 @njit(cache=True)
 def _target_notional(p, equity, cash, vol_t, scale):
-    """Quote amount to put in a new position, after sizing and the risk caps (not yet rounded)."""
+    """Quote amount to put in a new position, after sizing and the risk caps (not yet rounded), and
+    which risk cap bound (0 none, 1 ``max_position_quote``, 2 ``max_loss_per_trade``)."""
     kind = p[P_SIZE_KIND]
     if kind == 0.0:
         n = p[P_SIZE_VALUE]
@@ -181,22 +207,25 @@ def _target_notional(p, equity, cash, vol_t, scale):
         n = p[P_SIZE_VALUE] * equity
     else:
         if not (vol_t > 0.0):
-            return 0.0
+            return 0.0, 0
         n = equity * p[P_SIZE_VALUE] / (vol_t * math.sqrt(p[P_BARS_PER_YEAR]))
         if n > equity:
             n = equity
     n *= scale
+    bound = 0
     if p[P_RISK_ON] > 0.0:
         if p[P_MAX_POS_QUOTE] > 0.0 and n > p[P_MAX_POS_QUOTE]:
             n = p[P_MAX_POS_QUOTE]
-        if p[P_SL] > 0.0 and p[P_MAX_LOSS_TRADE] > 0.0:
-            cap = p[P_MAX_LOSS_TRADE] / p[P_SL]
+            bound = 1
+        if p[P_RISK_STOP] > 0.0 and p[P_MAX_LOSS_TRADE] > 0.0:
+            cap = p[P_MAX_LOSS_TRADE] / p[P_RISK_STOP]
             if n > cap:
                 n = cap
+                bound = 2
     limit = cash / (1.0 + p[P_TAKER])
     if n > limit:
         n = limit
-    return n
+    return n, bound
 
 
 @njit(cache=True, inline="always")
@@ -296,29 +325,40 @@ def _record(records, n_rec, col, entry_bar, exit_bar, pos, entry_px, exit_px, en
 
 
 @njit(cache=True, inline="always")
-def _open(stats, side, q, px, fee_rate):
-    """Book an entry fill into the statistics; returns (cash change, fee)."""
+def _open(stats, side, q, px, fee_rate, fee_in_base):
+    """Book an entry fill of ``q`` into the statistics; returns (cash change, fee in quote, quantity held).
+
+    ``fee_in_base`` (Binance spot, without BNB fees): a buy's fee is taken in the base asset, so the
+    position holds ``q × (1 - fee_rate)`` coins and no quote is charged."""
     fee = q * px * fee_rate
     stats[S_FEES] += fee
     stats[S_TURNOVER] += q * px
     if side > 0.0:
-        return -(q * px + fee), fee
-    return q * px - fee, fee
+        if fee_in_base:
+            return -(q * px), fee, q * (1.0 - fee_rate)
+        return -(q * px + fee), fee, q
+    return q * px - fee, fee, q
 
 
 @njit(cache=True, inline="always")
-def _close(stats, records, n_rec, col, pos, px, fee_rate, entry_px, entry_fee, entry_bar, i, reason):
-    """Book closing ``pos`` at ``px``: statistics, and a trade record when kept. Returns (cash change, pnl)."""
+def _close(stats, records, n_rec, col, pos, px, fee_rate, entry_px, entry_fee, entry_bar, i, reason, dust_step):
+    """Book closing ``pos`` at ``px``: statistics, and a trade record when kept. Returns (cash change, pnl).
+
+    ``dust_step`` > 0 (fees in base): a long sells its holding rounded down to the lot step; the
+    remainder cannot be sold and is written off, as the live risk manager books it (``close_dust``)."""
     q = abs(pos)
-    fee = q * px * fee_rate
+    sold = q
+    if pos > 0.0 and dust_step > 0.0:
+        sold = _units(math.floor(q / dust_step + 1e-9), dust_step)
+    fee = sold * px * fee_rate
     if pos > 0.0:
-        cash = q * px - fee
-        pnl = (px - entry_px) * q - entry_fee - fee
+        cash = sold * px - fee
+        pnl = cash - (q * entry_px + entry_fee)
     else:
         cash = -(q * px + fee)
         pnl = (entry_px - px) * q - entry_fee - fee
     stats[S_FEES] += fee
-    stats[S_TURNOVER] += q * px
+    stats[S_TURNOVER] += sold * px
     stats[S_N_CLOSED] += 1.0
     stats[S_HOLD_BARS] += i - entry_bar
     if pnl > 0.0:
@@ -338,6 +378,14 @@ def _cool_until(pnl, cool_until, free_from, p):
     if pnl < 0.0:
         return free_from + int(p[P_COOLDOWN_MS])
     return cool_until
+
+
+@njit(cache=True, inline="always")
+def _count_cap(stats, bound):
+    if bound == 1:
+        stats[S_CAPPED_QUOTE] += 1.0
+    elif bound == 2:
+        stats[S_CAPPED_LOSS] += 1.0
 
 
 @njit(cache=True, inline="always")
@@ -418,6 +466,8 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     allow_short = full and p[P_ALLOW_SHORT] > 0.0
     risk_on = full and p[P_RISK_ON] > 0.0
     gap_refuse = p[P_GAP_REFUSE] > 0.0  # one test per entry: not worth a variant
+    fee_in_base = p[P_FEE_IN_BASE] > 0.0
+    dust = p[P_STEP] if fee_in_base else 0.0
     has_stops = full and (sl > 0.0 or tp > 0.0 or tsl > 0.0)
     stats[:] = 0.0
 
@@ -432,9 +482,11 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
     n_rec = 0
 
     realised_today = 0.0
-    prev_day = ts[0] // 86400000 if n > 0 else 0
+    prev_day = ts[0] // DAY_MS if n > 0 else 0
     killed = False
+    stats[S_KILL_BAR] = -1.0
     cool_until = -1  # epoch ms; entries refused before it
+    tf_ms = int(p[P_TF_MS])
 
     eq_state = equity_state(cash)
     exposure = 0.0
@@ -457,12 +509,11 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
                 skip_to = j
                 continue
         o = open_[i]
-        if risk_on:  # the kill-switch and the day's PnL restart each UTC day
-            d = ts[i] // 86400000
+        if risk_on:  # the day's PnL restarts each UTC day (the kill-switch does not)
+            d = ts[i] // DAY_MS
             if d != prev_day:
                 prev_day = d
                 realised_today = 0.0
-                killed = False
         t = i - 1  # the signal bar
         # ---------------------------------------------------------------- exit at the open
         if pos != 0.0 and i > 0:
@@ -470,19 +521,25 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             if reason < 0 and ((pos > 0.0 and (exits[t] or short_entries[t]))
                                or (pos < 0.0 and (short_exits[t] or entries[t]))):
                 reason = REASON_SIGNAL
+                if risk_on and killed:  # HALTED: the exit order is refused, the position stays
+                    stats[S_EXIT_REFUSED_KILL] += 1.0
+                    reason = -1
             if reason >= 0:
                 if reason == REASON_TAKE_PROFIT:
                     cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, o, maker, entry_px, entry_fee,
-                                              entry_bar, i, reason)
+                                              entry_bar, i, reason, dust)
                 else:
                     px = _market_px(p, -pos, o, abs(pos) * o, vol[t], volume[t], close[t], tick)
                     cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, px, taker, entry_px, entry_fee,
-                                              entry_bar, i, reason)
+                                              entry_bar, i, reason, dust)
                 cash += cash_change
                 realised_today += pnl
                 cool_until = _cool_until(pnl, cool_until, ts[i], p)
                 n_rec += 1
                 pos = 0.0
+                if risk_on and not killed and realised_today <= -p[P_MAX_DAILY_LOSS]:
+                    killed = True  # the risk manager checks on every fill
+                    stats[S_KILL_BAR] = i
         # ---------------------------------------------------------------- entry at the open
         if pos == 0.0 and i > 0:
             side = 0.0
@@ -493,18 +550,26 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             if side != 0.0:
                 if gap_refuse and gap[i]:
                     stats[S_REFUSED_GAP] += 1.0
-                elif risk_on and (killed or ts[i] < cool_until):
+                elif risk_on and killed:
                     stats[S_REFUSED_RISK] += 1.0
+                    stats[S_REFUSED_KILL] += 1.0
+                elif risk_on and p[P_MAX_POSITIONS] < 1.0:
+                    stats[S_REFUSED_RISK] += 1.0
+                    stats[S_REFUSED_MAXPOS] += 1.0
+                elif risk_on and ts[i] < cool_until:
+                    stats[S_REFUSED_RISK] += 1.0
+                    stats[S_REFUSED_COOL] += 1.0
                 else:
-                    notional = _target_notional(p, cash, cash, vol[t], scale[t])
+                    notional, bound = _target_notional(p, cash, cash, vol[t], scale[t])
                     px = _market_px(p, side, o, notional, vol[t], volume[t], close[t], tick)
                     q = _entry_qty(notional, px, p[P_STEP], p[P_MIN_QTY], p[P_MIN_NOTIONAL])
                     if q == 0.0:
                         stats[S_REFUSED_FILTERS] += 1.0
                     else:
-                        cash_change, entry_fee = _open(stats, side, q, px, taker)
+                        _count_cap(stats, bound)
+                        cash_change, entry_fee, held = _open(stats, side, q, px, taker, fee_in_base)
                         cash += cash_change
-                        pos = side * q
+                        pos = side * held
                         entry_px = px
                         entry_bar = i
                         extreme = px
@@ -516,18 +581,18 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             reason = _bar_trigger(pos, h, lo, stop_lvl, tp_lvl, extreme, tp, tsl)
             if reason == REASON_TAKE_PROFIT:
                 cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, tp_lvl, maker, entry_px, entry_fee,
-                                          entry_bar, i, reason)
+                                          entry_bar, i, reason, dust)
             elif reason >= 0:  # a position exists only from bar 1 on, so t >= 0
                 px = _market_px(p, -pos, stop_lvl, abs(pos) * stop_lvl, vol[t], volume[t], close[t], tick)
                 cash_change, pnl = _close(stats, records, n_rec, 0.0, pos, px, taker, entry_px, entry_fee,
-                                          entry_bar, i, reason)
+                                          entry_bar, i, reason, dust)
             elif tsl > 0.0:
                 extreme, stop_lvl = _trail(pos, h, lo, extreme, stop_lvl, tsl)
             if reason >= 0:
                 cash += cash_change
                 realised_today += pnl
                 # The stop filled somewhere inside the bar: count the cool-down from its end.
-                cool_until = _cool_until(pnl, cool_until, ts[i] + int(p[P_TF_MS]), p)
+                cool_until = _cool_until(pnl, cool_until, ts[i] + tf_ms, p)
                 n_rec += 1
                 pos = 0.0
         # ---------------------------------------------------------------- at the close
@@ -539,9 +604,15 @@ def simulate(open_, high, low, close, volume, vol, gap, ts, entries, exits, shor
             equity_out[i] = eq
         eq_state = mark_equity(eq_state, eq, i)
         if risk_on and not killed:
+            # The close is marked at the bar's end time: a bar ending at midnight belongs to the new day.
+            d = (ts[i] + tf_ms) // DAY_MS
+            if d != prev_day:
+                prev_day = d
+                realised_today = 0.0
             unrealised = (c - entry_px) * pos - entry_fee if pos != 0.0 else 0.0
             if realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
                 killed = True
+                stats[S_KILL_BAR] = i
 
     # ---------------------------------------------------------------- the trade still open
     if pos != 0.0:
@@ -577,7 +648,12 @@ def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, e
     risk_on = p[P_RISK_ON] > 0.0
     gap_refuse = p[P_GAP_REFUSE] > 0.0
     has_stops = sl > 0.0 or tp > 0.0 or tsl > 0.0
-    max_positions = int(p[P_MAX_POSITIONS]) if risk_on and p[P_MAX_POSITIONS] > 0 else k
+    max_positions = int(p[P_MAX_POSITIONS]) if risk_on else k
+    fee_in_base = p[P_FEE_IN_BASE] > 0.0
+    dust = np.zeros(k)
+    if fee_in_base:
+        for j in range(k):
+            dust[j] = filt[j, F_STEP]
     stats[:] = 0.0
 
     cash = p[P_INIT_CASH]
@@ -593,19 +669,20 @@ def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, e
     n_rec = 0
     n_open = 0
     realised_today = 0.0
-    prev_day = ts[0] // 86400000 if n > 0 else 0
+    prev_day = ts[0] // DAY_MS if n > 0 else 0
     killed = False
+    stats[S_KILL_BAR] = -1.0
     cool_until = -1
+    tf_ms = int(p[P_TF_MS])
     eq_state = equity_state(cash)
     exposure = 0.0
 
     for i in range(n):
         if risk_on:
-            d = ts[i] // 86400000
+            d = ts[i] // DAY_MS
             if d != prev_day:
                 prev_day = d
                 realised_today = 0.0
-                killed = False
         # ------------------------------------------------------------ exits at the open
         for j in range(k):
             o = open_[i, j]
@@ -616,22 +693,33 @@ def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, e
             if reason < 0 and ((pos[j] > 0.0 and (exits[t, j] or short_entries[t, j]))
                                or (pos[j] < 0.0 and (short_exits[t, j] or entries[t, j]))):
                 reason = REASON_SIGNAL
+                if risk_on and killed:  # HALTED: the exit order is refused, the position stays
+                    stats[S_EXIT_REFUSED_KILL] += 1.0
+                    continue
             if reason < 0:
                 continue
             if reason == REASON_TAKE_PROFIT:
                 cash_change, pnl = _close(stats, records, n_rec, j, pos[j], o, maker, epx[j], efee[j], ebar[j],
-                                          i, reason)
+                                          i, reason, dust[j])
             else:
                 px = _market_px(p, -pos[j], o, abs(pos[j]) * o, vol[t, j], volume[t, j], close[t, j],
                                 filt[j, F_TICK])
                 cash_change, pnl = _close(stats, records, n_rec, j, pos[j], px, taker, epx[j], efee[j], ebar[j],
-                                          i, reason)
+                                          i, reason, dust[j])
             cash += cash_change
             realised_today += pnl
             cool_until = _cool_until(pnl, cool_until, ts[i], p)
             n_rec += 1
             pos[j] = 0.0
             n_open -= 1
+            if risk_on and not killed:  # the risk manager checks on every fill, open positions at their marks
+                unrealised = 0.0
+                for m in range(k):
+                    if pos[m] != 0.0:
+                        unrealised += (last_close[m] - epx[m]) * pos[m] - efee[m]
+                if realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
+                    killed = True
+                    stats[S_KILL_BAR] = i
         # ------------------------------------------------------------ entries at the open
         for j in range(k):
             o = open_[i, j]
@@ -648,23 +736,31 @@ def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, e
             if gap_refuse and gap[i, j]:
                 stats[S_REFUSED_GAP] += 1.0
                 continue
-            if risk_on and (killed or ts[i] < cool_until or n_open >= max_positions):
+            if risk_on and (killed or n_open >= max_positions or ts[i] < cool_until):
+                # The risk manager's order: kill-switch, then max_positions, then cool-down.
                 stats[S_REFUSED_RISK] += 1.0
+                if killed:
+                    stats[S_REFUSED_KILL] += 1.0
+                elif n_open >= max_positions:
+                    stats[S_REFUSED_MAXPOS] += 1.0
+                else:
+                    stats[S_REFUSED_COOL] += 1.0
                 continue
             equity = cash
             for m in range(k):
                 if pos[m] != 0.0:
                     mark = open_[i, m] if open_[i, m] == open_[i, m] else last_close[m]
                     equity += pos[m] * mark
-            notional = _target_notional(p, equity, cash, vol[t, j], scale[t, j])
+            notional, bound = _target_notional(p, equity, cash, vol[t, j], scale[t, j])
             px = _market_px(p, side, o, notional, vol[t, j], volume[t, j], close[t, j], filt[j, F_TICK])
             q = _entry_qty(notional, px, filt[j, F_STEP], filt[j, F_MIN_QTY], filt[j, F_MIN_NOTIONAL])
             if q == 0.0:
                 stats[S_REFUSED_FILTERS] += 1.0
                 continue
-            cash_change, efee[j] = _open(stats, side, q, px, taker)
+            _count_cap(stats, bound)
+            cash_change, efee[j], held = _open(stats, side, q, px, taker, fee_in_base)
             cash += cash_change
-            pos[j] = side * q
+            pos[j] = side * held
             n_open += 1
             epx[j] = px
             ebar[j] = i
@@ -680,18 +776,18 @@ def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, e
             reason = _bar_trigger(pos[j], h, lo, stop[j], tpl[j], ext[j], tp, tsl)
             if reason == REASON_TAKE_PROFIT:
                 cash_change, pnl = _close(stats, records, n_rec, j, pos[j], tpl[j], maker, epx[j], efee[j],
-                                          ebar[j], i, reason)
+                                          ebar[j], i, reason, dust[j])
             elif reason >= 0:
                 px = _market_px(p, -pos[j], stop[j], abs(pos[j]) * stop[j], vol[t, j], volume[t, j], close[t, j],
                                 filt[j, F_TICK])
                 cash_change, pnl = _close(stats, records, n_rec, j, pos[j], px, taker, epx[j], efee[j], ebar[j],
-                                          i, reason)
+                                          i, reason, dust[j])
             elif tsl > 0.0:
                 ext[j], stop[j] = _trail(pos[j], h, lo, ext[j], stop[j], tsl)
             if reason >= 0:
                 cash += cash_change
                 realised_today += pnl
-                cool_until = _cool_until(pnl, cool_until, ts[i] + int(p[P_TF_MS]), p)
+                cool_until = _cool_until(pnl, cool_until, ts[i] + tf_ms, p)
                 n_rec += 1
                 pos[j] = 0.0
                 n_open -= 1
@@ -714,8 +810,14 @@ def simulate_portfolio(open_, high, low, close, volume, vol, gap, ts, entries, e
         if equity_out.shape[0] > 0:
             equity_out[i] = eq
         eq_state = mark_equity(eq_state, eq, i)
-        if risk_on and not killed and realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
-            killed = True
+        if risk_on and not killed:
+            d = (ts[i] + tf_ms) // DAY_MS  # the close belongs to the day the bar ends in
+            if d != prev_day:
+                prev_day = d
+                realised_today = 0.0
+            if realised_today + unrealised <= -p[P_MAX_DAILY_LOSS]:
+                killed = True
+                stats[S_KILL_BAR] = i
 
     n_open_end = 0.0
     for j in range(k):
@@ -816,22 +918,15 @@ def window_gap_flags(ts, window, tf_ms):
 
 @njit(cache=True)
 def rolling_return_std(close, window):
-    """Causal standard deviation of simple returns over ``window`` bars (NaN until defined)."""
+    """Causal (population) standard deviation of simple returns over ``window`` bars, NaN until defined.
+
+    The features' rolling-std kernel, which recomputes its sums every 1024 rows: a plain running
+    E[r^2] - E[r]^2 drifted along a million-bar series."""
     n = close.shape[0]
     out = np.full(n, np.nan)
-    s = 0.0
-    s2 = 0.0
-    for i in range(1, n):
-        r = close[i] / close[i - 1] - 1.0
-        s += r
-        s2 += r * r
-        if i > window:
-            r0 = close[i - window] / close[i - window - 1] - 1.0
-            s -= r0
-            s2 -= r0 * r0
-        if i >= window:
-            mean = s / window
-            var = s2 / window - mean * mean
-            out[i] = math.sqrt(var) if var > 0.0 else 0.0
+    if n < 2:
+        return out
+    r = close[1:] / close[:-1] - 1.0
+    out[1:] = _rolling_std_1d(r, window, 0)
     return out
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from thunes.backtest import _kernels as K
-from thunes.backtest.metrics import bars_per_year, compute_metrics
+from thunes.backtest.metrics import bars_per_year, compute_metrics, risk_counts_from_kernel
 from thunes.config import BacktestSettings, RiskSettings
 from thunes.core.candles import OHLCV, ts_ms, validate_candles
 from thunes.core.errors import ConfigError, DataError, InsufficientData, StrategyError
@@ -35,7 +35,8 @@ from thunes.strategies.base import SignalArrays, Signals, Strategy
 __all__ = [
     "BacktestOptions", "BacktestResult", "FixedQuote", "FractionOfEquity", "VolTarget", "FixedSlippage",
     "VolatilitySlippage", "VolumeSlippage", "RiskLimits", "run_backtest", "default_market", "gap_flags",
-    "entry_gaps", "prepare_inputs", "options_vector", "TRADE_COLUMNS",
+    "entry_gaps", "prepare_inputs", "options_vector", "TRADE_COLUMNS", "RISK_PRESETS", "risk_preset",
+    "infer_timeframe", "resolve_timeframe",
 ]
 
 TRADE_COLUMNS = (
@@ -108,18 +109,24 @@ Slippage = FixedSlippage | VolatilitySlippage | VolumeSlippage
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskLimits:
-    """The live risk manager's limits, applied bar by bar (defaults: ``RiskSettings()``).
+    """The live risk manager's limits, applied bar by bar with its decisions (defaults: ``RiskSettings()``;
+    build them from the settings with :meth:`from_settings`, the one place the knobs live).
 
     * ``max_positions``: open positions at once (portfolio; a single symbol holds at most one).
-    * ``max_daily_loss``: when the UTC day's realised PnL plus the open positions' unrealised PnL at a
-      bar's close reaches ``-max_daily_loss`` (quote), the kill-switch refuses every entry until the
-      next UTC day. It does not flatten: open positions keep their stops and exit signals (live, a
-      halted trader sends nothing and an operator resets the switch; a backtest has no operator).
-    * ``max_loss_per_trade``: a position is sized so that the loss at its stop (``stop_loss`` or
-      ``default_stop_pct`` when no stop is set, and that stop is then placed) is at most this.
+    * ``max_daily_loss``: when the UTC day's realised PnL plus the open positions' unrealised PnL
+      (after a trade closes, or at a bar's close) reaches ``-max_daily_loss`` (quote), the kill-switch
+      trips and, as live, stays on: only an operator switches it off, and a backtest has none. While
+      it is on nothing goes out (entries and signal exits are refused; a placed stop or take-profit,
+      an order resting at the exchange, still fills).
+    * ``max_loss_per_trade``: a position is sized so that the loss at its stop (``stop_loss``, or
+      ``default_stop_pct`` when none is set) is at most this. The default stop only sizes: it is not
+      placed, as the trader places none.
     * ``max_position_quote``: largest position size in quote.
     * ``cool_down_minutes``: after a losing trade closes, no new entry (on any symbol, as live) for
       this long; a winning trade clears it.
+
+    Each refusal and each cap that bound is counted per rule in the result's stats
+    (:data:`thunes.backtest.metrics.RISK_COUNT_NAMES`).
     """
 
     max_positions: int = 3
@@ -140,6 +147,17 @@ class RiskLimits:
 
 _DEFAULT_RISK = RiskLimits.from_settings(RiskSettings())
 _DEFAULT_BT = BacktestSettings()
+RISK_PRESETS = ("research", "live")
+
+
+def risk_preset(name: str, risk_settings: RiskSettings | None = None) -> RiskLimits | None:
+    """The risk limits of a named preset: ``"research"`` (none: all the strategy's signals trade at the
+    chosen sizing) or ``"live"`` (the live risk manager's limits, from ``risk_settings`` or the defaults)."""
+    if name == "research":
+        return None
+    if name == "live":
+        return RiskLimits.from_settings(risk_settings) if risk_settings is not None else _DEFAULT_RISK
+    raise ConfigError(f"unknown risk preset {name!r}; choose one of {', '.join(RISK_PRESETS)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +169,14 @@ class BacktestOptions:
     ``refuse_gap_entries`` refuses an entry whose signal window (the strategy's ``warmup`` bars up to
     the signal bar) or fill bar spans a hole in the data, or that the strategy's
     ``Signals.refuse_entries`` vetoes (see :func:`entry_gaps`).
+
+    ``fee_in_base`` charges a buy's fee in the base asset, as Binance spot does without BNB fees: the
+    position holds ``qty × (1 - fee)`` coins, the exit sells them rounded down to the lot step and
+    writes the unsellable remainder off (the trader and its risk manager book it so; parity sets it).
+
+    ``risk`` is a named choice: ``"research"`` (the default: no risk limits, stored as None) or
+    ``"live"`` (the live risk manager's default limits; :meth:`from_settings` takes them from the
+    settings), or a :class:`RiskLimits`. Every summary says which one ran and how often each limit bound.
     """
 
     initial_cash: float = _DEFAULT_BT.initial_cash
@@ -162,11 +188,14 @@ class BacktestOptions:
     take_profit: float | None = None
     trailing_stop: float | None = None
     allow_short: bool = False
-    risk: RiskLimits | None = _DEFAULT_RISK
+    risk: RiskLimits | str | None = None
     apply_filters: bool = True
     refuse_gap_entries: bool = True
+    fee_in_base: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.risk, str):
+            object.__setattr__(self, "risk", risk_preset(self.risk))
         problems = []
         if not self.initial_cash > 0:
             problems.append(f"initial_cash must be > 0, got {self.initial_cash}")
@@ -181,16 +210,36 @@ class BacktestOptions:
             problems.append(f"sizing must be FixedQuote, FractionOfEquity or VolTarget, got {self.sizing!r}")
         if not isinstance(self.slippage, (FixedSlippage, VolatilitySlippage, VolumeSlippage)):
             problems.append(f"slippage must be a Fixed/Volatility/VolumeSlippage, got {self.slippage!r}")
+        if self.risk is not None and not isinstance(self.risk, RiskLimits):
+            problems.append(f"risk must be 'research', 'live' or RiskLimits, got {self.risk!r}")
         if problems:
             raise ConfigError("invalid backtest options", problems)
 
+    @property
+    def risk_preset(self) -> str:
+        """``research`` (no limits), ``live`` (the default live limits) or ``custom``."""
+        if self.risk is None:
+            return "research"
+        return "live" if self.risk == _DEFAULT_RISK else "custom"
+
+    def risk_description(self) -> str:
+        """One line: which risk limits the run applied."""
+        if self.risk is None:
+            return "research (no risk limits)"
+        r = self.risk
+        return (f"{self.risk_preset} limits: max_positions={r.max_positions}, max_daily_loss={r.max_daily_loss:g}, "
+                f"max_loss_per_trade={r.max_loss_per_trade:g} (stop {self.sizing_stop:g}), "
+                f"max_position_quote={r.max_position_quote:g}, cool_down_minutes={r.cool_down_minutes:g}")
+
     @classmethod
-    def from_settings(cls, backtest: BacktestSettings, risk: RiskSettings | None = None, **changes: Any) -> "BacktestOptions":
-        """Options from the settings sections (``risk=None`` keeps the default limits)."""
+    def from_settings(cls, backtest: BacktestSettings, risk_settings: RiskSettings | None = None, /,
+                      **changes: Any) -> "BacktestOptions":
+        """Options from the settings sections with the live risk limits of ``risk_settings`` (default
+        ``RiskSettings()``), then ``changes`` (``risk="research"`` among them lifts the limits)."""
         base = cls(
             initial_cash=backtest.initial_cash, taker_fee_bps=backtest.taker_fee_bps,
             maker_fee_bps=backtest.maker_fee_bps, slippage=FixedSlippage(bps=backtest.slippage_bps),
-            risk=RiskLimits.from_settings(risk) if risk is not None else _DEFAULT_RISK,
+            risk=RiskLimits.from_settings(risk_settings) if risk_settings is not None else _DEFAULT_RISK,
         )
         return replace(base, **changes) if changes else base
 
@@ -198,11 +247,13 @@ class BacktestOptions:
         return replace(self, **changes)
 
     @property
-    def effective_stop_loss(self) -> float | None:
-        """The stop the engine places: ``stop_loss``, else the risk default stop when limits are on."""
-        if self.stop_loss is not None:
-            return self.stop_loss
-        return self.risk.default_stop_pct if self.risk is not None else None
+    def sizing_stop(self) -> float | None:
+        """The stop distance the per-trade loss cap sizes with: ``stop_loss``, else the risk limits'
+        ``default_stop_pct`` (as the live risk manager sizes an intent without a stop; that default stop
+        is not placed, the trader places none). None without risk limits."""
+        if self.risk is None:
+            return None
+        return self.stop_loss if self.stop_loss is not None else self.risk.default_stop_pct
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -248,6 +299,41 @@ def default_market(symbol: str) -> Market | None:
 # ------------------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------------------
+_UNITS_MS = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000))
+
+
+def infer_timeframe(index: pd.DatetimeIndex) -> str:
+    """The candles' timeframe: the most common step between consecutive open times (a few holes in the
+    data do not change it), written as a timeframe string (``5m``, ``1h``, ``1d``)."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        raise DataError("cannot infer the timeframe: the candles need a DatetimeIndex of at least 2 rows")
+    steps = np.diff(index.asi8) // 1_000_000
+    steps = steps[steps > 0]
+    if steps.size == 0:
+        raise DataError("cannot infer the timeframe: the candles' open times do not increase")
+    values, counts = np.unique(steps, return_counts=True)
+    step = int(values[np.argmax(counts)])
+    for unit, ms in _UNITS_MS:
+        if step % ms == 0:
+            return f"{step // ms}{unit}"
+    raise DataError(f"cannot infer the timeframe: the candles are {step} ms apart")
+
+
+def resolve_timeframe(candles: pd.DataFrame, timeframe: str | None) -> str:
+    """``timeframe`` checked against the candles' own spacing, or inferred from it when None.
+
+    A mismatch raises: 5m candles treated as 1h would annualise Sharpe and volatility with the wrong
+    number of bars per year and run the gap rule and the cool-down on the wrong clock.
+    """
+    inferred = infer_timeframe(candles.index)
+    if timeframe is None:
+        return inferred
+    if parse_timeframe(timeframe).ms != parse_timeframe(inferred).ms:
+        raise DataError(f"timeframe={timeframe!r} but the candles are {inferred} apart; pass timeframe="
+                        f"{inferred!r} (or leave it out: it is inferred from the index)")
+    return timeframe
+
+
 def gap_flags(ts: np.ndarray, timeframe: str, window: int = 1) -> np.ndarray:
     """True on bar i when bars i-window .. i are not consecutive candles (a hole lies among them).
 
@@ -320,7 +406,7 @@ def options_vector(options: BacktestOptions, market: Market | None, timeframe: s
     p[K.P_SIZE_KIND] = {"fixed_quote": 0, "fraction": 1, "vol_target": 2}[sizing.kind]
     p[K.P_SIZE_VALUE] = {"fixed_quote": getattr(sizing, "amount", 0), "fraction": getattr(sizing, "fraction", 0),
                          "vol_target": getattr(sizing, "annual_vol", 0)}[sizing.kind]
-    p[K.P_SL] = options.effective_stop_loss or 0.0
+    p[K.P_SL] = options.stop_loss or 0.0
     p[K.P_TP] = options.take_profit or 0.0
     p[K.P_TSL] = options.trailing_stop or 0.0
     p[K.P_ALLOW_SHORT] = float(options.allow_short)
@@ -332,6 +418,7 @@ def options_vector(options: BacktestOptions, market: Market | None, timeframe: s
         p[K.P_MAX_LOSS_TRADE] = risk.max_loss_per_trade
         p[K.P_COOLDOWN_MS] = risk.cool_down_minutes * 60_000.0
         p[K.P_MAX_POSITIONS] = risk.max_positions
+        p[K.P_RISK_STOP] = options.sizing_stop or 0.0
     if options.apply_filters and market is not None:
         f = market.filters
         step = f.market_step_size if f.market_step_size > 0 else f.step_size
@@ -340,6 +427,7 @@ def options_vector(options: BacktestOptions, market: Market | None, timeframe: s
         p[K.P_MIN_NOTIONAL] = float(f.min_notional) if f.apply_min_to_market else 0.0
         p[K.P_TICK] = float(f.tick_size)
     p[K.P_GAP_REFUSE] = float(options.refuse_gap_entries)
+    p[K.P_FEE_IN_BASE] = float(options.fee_in_base)
     p[K.P_BARS_PER_YEAR] = bars_per_year(timeframe)
     p[K.P_TF_MS] = float(parse_timeframe(timeframe).ms)
     return p
@@ -367,6 +455,40 @@ class BacktestResult:
     settings_hash: str
     market: Market | None = None
     candles: pd.DataFrame | None = field(default=None, repr=False)
+
+    def risk_lines(self) -> list[str]:
+        """Which risk limits the run applied, and how many times each one bound."""
+        lines = [f"risk: {self.options.risk_description()}"]
+        if self.options.risk is None:
+            return lines
+        s = self.stats
+        bound = [(name, s.get(name, 0)) for name in (
+            "refused_kill_switch", "refused_max_positions", "refused_cool_down", "exits_refused_kill_switch",
+            "capped_loss_per_trade", "capped_position_quote")]
+        said = ", ".join(f"{name} {count}x" for name, count in bound if count) or "none"
+        lines.append(f"risk limits bound: {said}")
+        if s.get("kill_switch_bar", -1) >= 0:
+            when = self.equity.index[int(s["kill_switch_bar"])]
+            lines.append(f"kill-switch tripped at the bar of {when} and stayed on (no operator in a backtest)")
+        return lines
+
+    def summary(self) -> str:
+        """The headline metrics, the risk preset and what bound, as printable lines."""
+        s = self.stats
+        keys = ("start", "end", "bars", "final_equity", "total_return", "cagr", "sharpe", "max_drawdown", "n_trades",
+                "win_rate", "profit_factor", "exposure", "fees_paid", "refused_filters", "refused_risk", "refused_gap")
+        lines = [f"{self.strategy} {self.params} on {self.symbol} {self.timeframe}"]
+        lines += [f"{k:<16} {s[k]:.6g}" if isinstance(s[k], float) else f"{k:<16} {s[k]}" for k in keys]
+        return "\n".join(lines + self.risk_lines())
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def plot(self) -> Any:
+        """A plotly figure: price with entries and exits, equity, drawdown (``.show()`` it)."""
+        from thunes.backtest.report import figure
+
+        return figure(self)
 
     @property
     def positions(self) -> pd.Series:
@@ -429,26 +551,34 @@ def strategy_arrays(strategy: Strategy, candles: pd.DataFrame) -> SignalArrays:
 
 def run_backtest(
     candles: pd.DataFrame,
-    strategy: Strategy,
+    strategy: Strategy | None = None,
     *,
     options: BacktestOptions | None = None,
     symbol: str = "BTC/USDT",
-    timeframe: str = "1h",
+    timeframe: str | None = None,
     market: Market | None = None,
     signals: Signals | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on one symbol's candles; signals at bar t's close fill at bar t+1's open.
 
-    ``market`` supplies the exchange filters (default: :func:`default_market` of ``symbol``; an
-    unknown symbol runs without filter rounding). ``signals`` lets a caller pass precomputed
-    signals (they must come from ``strategy`` on these candles). Entries whose signal window
-    (``strategy.warmup`` bars) or fill spans a hole in the candles are refused (``refused_gap``).
+    ``timeframe`` is inferred from the candles' index when left out, and checked against it when given
+    (:func:`resolve_timeframe`). ``options`` default to ``BacktestOptions()``: the research preset, no
+    risk limits (``risk="live"`` for the live risk manager's). ``market`` supplies the exchange filters
+    (default: :func:`default_market` of ``symbol``; an unknown symbol runs without filter rounding).
+    ``signals`` are precomputed signals: with a ``strategy`` they must come from it on these candles;
+    without one they are all the run needs (a one-bar signal window for the gap rule). Entries whose
+    signal window (``strategy.warmup`` bars) or fill spans a hole in the candles are refused
+    (``refused_gap``).
     """
-    if not isinstance(strategy, Strategy):
+    if strategy is None and signals is None:
+        raise StrategyError("run_backtest needs a strategy or signals=")
+    if strategy is not None and not isinstance(strategy, Strategy):
         raise StrategyError(f"run_backtest needs a Strategy instance, got {strategy!r}")
     options = options or BacktestOptions()
+    timeframe = resolve_timeframe(candles, timeframe)
     market = market if market is not None else default_market(symbol)
-    inputs = prepare_inputs(candles, timeframe, options, strategy_warmup(strategy))
+    warmup = strategy_warmup(strategy) if strategy is not None else 1
+    inputs = prepare_inputs(candles, timeframe, options, warmup)
     arrays = signals.arrays(candles.index) if signals is not None else strategy_arrays(strategy, candles)
     gap = entry_gaps(inputs.gap, arrays, options)
     p = options_vector(options, market, timeframe)
@@ -466,15 +596,16 @@ def run_backtest(
     metrics = compute_metrics(
         equity_s, trades, initial_cash=options.initial_cash, timeframe=timeframe,
         refused_filters=int(stats[K.S_REFUSED_FILTERS]), refused_risk=int(stats[K.S_REFUSED_RISK]),
-        refused_gap=int(stats[K.S_REFUSED_GAP]),
+        refused_gap=int(stats[K.S_REFUSED_GAP]), risk_counts=risk_counts_from_kernel(stats),
     )
+    name, params = (strategy.name, strategy.params) if strategy is not None else ("signals", {})
     payload = {
-        "strategy": strategy.name, "params": strategy.params, "options": options.to_dict(), "symbol": symbol,
+        "strategy": name, "params": params, "options": options.to_dict(), "symbol": symbol,
         "timeframe": timeframe, "market": repr(market.filters) if market is not None else None,
         "start": str(candles.index[0]), "end": str(candles.index[-1]), "bars": n,
     }
     return BacktestResult(
-        symbol=symbol, timeframe=timeframe, strategy=strategy.name, params=strategy.params, options=options,
+        symbol=symbol, timeframe=timeframe, strategy=name, params=params, options=options,
         trades=trades, equity=equity_s, stats=metrics, settings_hash=run_hash(payload), market=market,
         candles=candles,
     )

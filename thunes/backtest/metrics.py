@@ -13,7 +13,7 @@ while win rate, profit factor and expectancy use closed trades only.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,8 @@ from numba import njit
 from thunes.backtest import _kernels as K
 from thunes.core.timeframes import parse_timeframe
 
-__all__ = ["compute_metrics", "stats_from_kernel", "bars_per_year", "METRIC_NAMES"]
+__all__ = ["compute_metrics", "stats_from_kernel", "bars_per_year", "METRIC_NAMES", "RISK_COUNT_NAMES",
+           "risk_counts_from_kernel"]
 
 METRIC_NAMES = (
     "start", "end", "bars", "initial_cash", "final_equity", "total_return", "annual_return", "cagr",
@@ -31,6 +32,19 @@ METRIC_NAMES = (
     "expectancy", "exposure", "avg_holding_bars", "avg_holding_hours", "fees_paid", "turnover",
     "refused_filters", "refused_risk", "refused_gap",
 )
+# How often each risk rule bound (``refused_risk`` is the sum of the three ``refused_*`` entry counts).
+RISK_COUNT_NAMES = (
+    "refused_kill_switch", "refused_max_positions", "refused_cool_down", "exits_refused_kill_switch",
+    "capped_loss_per_trade", "capped_position_quote", "kill_switch_bar",
+)
+METRIC_NAMES = METRIC_NAMES + RISK_COUNT_NAMES
+_RISK_STATS = dict(zip(RISK_COUNT_NAMES, (K.S_REFUSED_KILL, K.S_REFUSED_MAXPOS, K.S_REFUSED_COOL,
+                                          K.S_EXIT_REFUSED_KILL, K.S_CAPPED_LOSS, K.S_CAPPED_QUOTE, K.S_KILL_BAR)))
+
+
+def risk_counts_from_kernel(stats: np.ndarray) -> dict[str, int]:
+    """The per-rule risk counts of one row of kernel statistics (``kill_switch_bar`` -1: never tripped)."""
+    return {name: int(stats[idx]) for name, idx in _RISK_STATS.items()}
 
 
 def bars_per_year(timeframe: str) -> float:
@@ -51,6 +65,7 @@ def _finish(
     max_dd: float, max_dd_bars: float, n_trades: int, n_closed: int, n_wins: int, gross_profit: float,
     gross_loss: float, fees: float, exposure_bars: float, hold_bars: float, turnover: float,
     tf_hours: float, refused_filters: int, refused_risk: int, refused_gap: int = 0,
+    risk_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     total = final / initial_cash - 1.0
     years = n / bpy if bpy > 0 else float("nan")
@@ -87,6 +102,8 @@ def _finish(
         "refused_filters": int(refused_filters),
         "refused_risk": int(refused_risk),
         "refused_gap": int(refused_gap),
+        **{name: int((risk_counts or {}).get(name, -1 if name == "kill_switch_bar" else 0))
+           for name in RISK_COUNT_NAMES},
     }
 
 
@@ -99,6 +116,7 @@ def compute_metrics(
     refused_filters: int = 0,
     refused_risk: int = 0,
     refused_gap: int = 0,
+    risk_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """All metrics of a run as a flat dict (keys in :data:`METRIC_NAMES`).
 
@@ -141,6 +159,7 @@ def compute_metrics(
         gross_loss=float(-pnl[pnl <= 0].sum()), fees=fees, exposure_bars=float(held.sum()),
         hold_bars=float(held.sum()), turnover=turnover, tf_hours=tf.seconds / 3600.0,
         refused_filters=refused_filters, refused_risk=refused_risk, refused_gap=refused_gap,
+        risk_counts=risk_counts,
     ))
     return {k: out[k] for k in METRIC_NAMES}
 
@@ -159,5 +178,5 @@ def stats_from_kernel(stats: np.ndarray, *, initial_cash: float, timeframe: str)
         exposure_bars=float(s[K.S_EXPOSURE_BARS]), hold_bars=float(s[K.S_HOLD_BARS]),
         turnover=float(s[K.S_TURNOVER]), tf_hours=tf.seconds / 3600.0,
         refused_filters=int(s[K.S_REFUSED_FILTERS]), refused_risk=int(s[K.S_REFUSED_RISK]),
-        refused_gap=int(s[K.S_REFUSED_GAP]),
+        refused_gap=int(s[K.S_REFUSED_GAP]), risk_counts=risk_counts_from_kernel(s),
     )

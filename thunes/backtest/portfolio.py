@@ -19,10 +19,10 @@ import pandas as pd
 from thunes.backtest import _kernels as K
 from thunes.backtest.engine import (
     BacktestOptions, BacktestResult, default_market, entry_gaps, options_vector, prepare_inputs,
-    records_to_trades, run_hash, strategy_arrays, strategy_warmup,
+    records_to_trades, resolve_timeframe, run_hash, strategy_arrays, strategy_warmup,
 )
-from thunes.backtest.metrics import compute_metrics
-from thunes.core.errors import ConfigError
+from thunes.backtest.metrics import compute_metrics, risk_counts_from_kernel
+from thunes.core.errors import ConfigError, DataError
 from thunes.core.timeframes import index_ms
 from thunes.core.markets import Market
 from thunes.strategies.base import Strategy
@@ -41,22 +41,31 @@ def _filters(market: Market | None, apply: bool) -> np.ndarray:
     return out
 
 
+def _one_timeframe(candles: Mapping[str, pd.DataFrame], timeframe: str | None) -> str:
+    found = {sym: resolve_timeframe(frame, timeframe) for sym, frame in candles.items()}
+    if len(set(found.values())) > 1:
+        raise DataError(f"the symbols' candles have different timeframes: {found}")
+    return next(iter(found.values()))
+
+
 def run_portfolio(
     candles: Mapping[str, pd.DataFrame],
     strategy: Strategy | Mapping[str, Strategy],
     *,
     options: BacktestOptions | None = None,
-    timeframe: str = "1h",
+    timeframe: str | None = None,
     markets: Mapping[str, Market] | None = None,
 ) -> BacktestResult:
     """Backtest several symbols sharing one cash balance. ``strategy`` may differ per symbol.
 
     The result's ``symbol`` is ``"PORTFOLIO"``, its trades carry their ``symbol``, its equity is the
     whole account's, and ``stats["exposure"]`` is the share of bars with at least one position.
+    ``timeframe`` is inferred from each symbol's candles (they must agree) or checked against them.
     """
     if not candles:
         raise ConfigError("run_portfolio needs at least one symbol")
     options = options or BacktestOptions()
+    timeframe = _one_timeframe(candles, timeframe)
     symbols = list(candles)
     strategies = {s: (strategy[s] if isinstance(strategy, Mapping) else strategy) for s in symbols}
     index = candles[symbols[0]].index
@@ -97,7 +106,8 @@ def run_portfolio(
     metrics = compute_metrics(equity_s, trades, initial_cash=options.initial_cash, timeframe=timeframe,
                               refused_filters=int(stats[K.S_REFUSED_FILTERS]),
                               refused_risk=int(stats[K.S_REFUSED_RISK]),
-                              refused_gap=int(stats[K.S_REFUSED_GAP]))
+                              refused_gap=int(stats[K.S_REFUSED_GAP]),
+                              risk_counts=risk_counts_from_kernel(stats))
     metrics["exposure"] = float(stats[K.S_EXPOSURE_BARS]) / n
     names = sorted({st.name for st in strategies.values()})
     params = {s: strategies[s].params for s in symbols}

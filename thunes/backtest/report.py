@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from thunes.backtest.artifacts import _atomic_write, artifact_stem
 from thunes.backtest.engine import BacktestResult
 
-__all__ = ["monthly_returns", "render_report", "write_report"]
+__all__ = ["monthly_returns", "figure", "render_report", "write_report"]
 
 _MAX_POINTS = 20_000
 
@@ -40,8 +40,8 @@ def _thin(series: pd.Series) -> pd.Series:
     return series.iloc[::step] if step > 1 else series
 
 
-def render_report(result: BacktestResult) -> str:
-    """The report as one HTML string."""
+def figure(result: BacktestResult) -> go.Figure:
+    """Price with entry/exit markers, equity and drawdown, as one plotly figure."""
     equity = result.equity
     drawdown = equity / np.maximum.accumulate(np.maximum(equity.to_numpy(), result.options.initial_cash)) - 1.0
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.5, 0.3, 0.2], vertical_spacing=0.03,
@@ -72,6 +72,13 @@ def render_report(result: BacktestResult) -> str:
                   row=3, col=1)
     fig.update_layout(height=900, title=f"{result.strategy} {result.params} on {result.symbol} {result.timeframe}",
                       template="plotly_white", legend={"orientation": "h"})
+    return fig
+
+
+def render_report(result: BacktestResult) -> str:
+    """The report as one HTML string."""
+    equity = result.equity
+    fig = figure(result)
     months = monthly_returns(equity, result.options.initial_cash)
     heat = go.Figure(go.Heatmap(
         z=(months.to_numpy() * 100.0), x=[f"{m:02d}" for m in months.columns], y=[str(y) for y in months.index],
@@ -89,7 +96,9 @@ def render_report(result: BacktestResult) -> str:
         "td{border:1px solid #ccc;padding:2px 8px}</style></head><body>"
         + fig.to_html(include_plotlyjs=True, full_html=False)
         + heat.to_html(include_plotlyjs=False, full_html=False)
-        + f"<h3>metrics</h3><table>{rows}</table><p>settings hash {html.escape(result.settings_hash)}</p>"
+        + f"<h3>metrics</h3><table>{rows}</table>"
+        + "".join(f"<p>{html.escape(line)}</p>" for line in result.risk_lines())
+        + f"<p>settings hash {html.escape(result.settings_hash)}</p>"
         "</body></html>"
     )
 

@@ -30,6 +30,7 @@ from thunes.backtest.engine import (
     BacktestOptions, default_market, entry_gaps, gap_flags, options_vector, prepare_inputs, strategy_arrays,
     strategy_warmup,
 )
+from thunes.backtest.portfolio import _one_timeframe
 from thunes.backtest.metrics import stats_from_kernel
 from thunes.core.errors import ConfigError, StrategyError
 from thunes.core.markets import Market
@@ -74,7 +75,7 @@ def run_sweep(
     options: BacktestOptions | None = None,
     *,
     symbol: str = "BTC/USDT",
-    timeframe: str = "1h",
+    timeframe: str | None = None,
     market: Market | Mapping[str, Market] | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -82,13 +83,14 @@ def run_sweep(
 
     Returns one row per (symbol, combo): a ``symbol`` column, the parameters, then the metrics of
     :func:`~thunes.backtest.metrics.compute_metrics` (without start/end). ``df.attrs["skipped"]``
-    counts invalid combinations.
+    counts invalid combinations. ``timeframe`` is inferred from the candles or checked against them.
     """
     options = options or BacktestOptions()
     combos, skipped = expand_grid(strategy_cls, grid)
     if not combos:
         raise ConfigError(f"no valid parameter combination in the grid ({skipped} rejected by {strategy_cls.name})")
     frames = dict(candles) if isinstance(candles, Mapping) else {symbol: candles}
+    timeframe = _one_timeframe(frames, timeframe)
     markets: dict[str, Market | None] = {}
     for sym in frames:
         mkt = market.get(sym) if isinstance(market, Mapping) else market

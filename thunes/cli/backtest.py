@@ -120,7 +120,8 @@ def _common(f):  # noqa: ANN001, ANN202
         click.option("--take-profit", type=float, help="Take-profit as a fraction."),
         click.option("--trailing-stop", type=float, help="Trailing stop as a fraction."),
         click.option("--allow-short", is_flag=True, help="Allow shorts (research only; spot is long-only)."),
-        click.option("--no-risk", is_flag=True, help="Disable the live risk limits (on by default)."),
+        click.option("--no-risk", is_flag=True,
+                     help="Research preset: no risk limits (default: the live limits of settings.risk)."),
         click.option("--no-filters", is_flag=True, help="Do not round orders through the exchange filters."),
         click.option("--sizing", help="fraction:F (default fraction:1), quote:AMOUNT or vol:ANNUAL_VOL."),
         click.option("--slippage", help="fixed:BPS (default: settings), vol:BPS,K or volume:BPS,K."),
@@ -160,10 +161,15 @@ def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, sinc
     app = ctx.obj
     strategy = strategy or app.settings.trader.strategy
     symbol = (symbol or app.settings.trader.symbol).upper()
+    given_timeframe = timeframe
     timeframe = timeframe or app.settings.trader.timeframe
     strat = get_strategy(strategy)(**_parse_kv(params, "--param"))
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
     candles, source = _load_candles(app, symbol, timeframe, since, until, csv, sample)
+    if csv and given_timeframe is None and len(candles) > 1:  # a file says its own timeframe
+        from thunes.backtest.engine import infer_timeframe
+
+        timeframe = infer_timeframe(candles.index)
     click.echo(f"{strat!r} on {symbol} {timeframe}: {len(candles)} candles from {source}", err=True)
     result = run_backtest(candles, strat, options=options, symbol=symbol, timeframe=timeframe)
     directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
@@ -178,6 +184,8 @@ def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, sinc
             value = result.stats[key]
             click.echo(f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}")
         click.echo(f"{'settings_hash':<22} {result.settings_hash}")
+        for line in result.risk_lines():
+            click.echo(line)
     for kind, path in paths.items():
         click.echo(f"wrote {kind}: {path}", err=True)
 
@@ -230,6 +238,7 @@ def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample
         frames[sym], source = _load_candles(app, sym, timeframe, since, until, csv, sample)
         click.echo(f"{sym} {timeframe}: {len(frames[sym])} candles from {source}", err=True)
     table = run_sweep(frames, cls, _parse_grid(grid), options, timeframe=timeframe, progress=True)
+    click.echo(f"risk: {options.risk_description()} (per-combination counts in the sweep CSV)", err=True)
     if sort_by not in table.columns:
         raise ConfigError(f"--sort {sort_by!r} is not a metric; choose among {', '.join(table.columns)}")
     directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
@@ -285,6 +294,8 @@ def portfolio_cmd(app, strategy, symbols, params, timeframe, since, until, csv, 
     for key in SUMMARY_KEYS:
         value = result.stats[key]
         click.echo(f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}")
+    for line in result.risk_lines():
+        click.echo(line)
     click.echo(result.trades.groupby("symbol").pnl.agg(["count", "sum"]).rename(
         columns={"count": "trades", "sum": "pnl"}).to_string())
     for kind, path in paths.items():

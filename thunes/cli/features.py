@@ -113,12 +113,16 @@ def _resolve_strategy(name: str):  # noqa: ANN202
 @click.argument("target")
 @candle_options
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
-@click.option("--prefixes", default=20, show_default=True, help="Random prefixes to compare.")
+@click.option("--prefixes", default=20, show_default=True,
+              help="Random prefixes to compare (on top of one ending on each row where a signal fires or changes).")
 @click.option("--rows", default=3000, show_default=True, help="Use the last N candles.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random prefix lengths.")
 @click.pass_obj
 def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed) -> None:  # noqa: ANN001
-    """Prove TARGET does not look ahead: recompute it on random prefixes and compare values.
+    """Prove TARGET does not look ahead: recompute it on prefixes and compare values.
+
+    A prefix ends on every row where a signal fires or a sparse column changes (so a leak acting on
+    those rows is always found), plus --prefixes random ones; the output says what was checked.
 
     TARGET is a strategy name (sma_cross), a user strategy as module:Class, or features[:SET].
     Exits 1 when any value at time t changes once later rows are appended, listing the column, the
@@ -155,6 +159,7 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
     report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label, progress=True)
     click.echo(f"look-ahead audit of {label} on {len(frame):,} candles ({source}), "
                f"{len(report.prefix_lengths)} prefixes")
+    click.echo(f"  checked: {report.guarantee}")
     for err in report.errors:
         click.secho(f"  error: {err}", fg="red")
     if report.violations:
@@ -177,12 +182,16 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
 @click.option("--scaler", "scaler_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON scaler with feature_names, mean, scale (checked against --train-end).")
 @click.option("--train-end", type=int, default=None, help="Number of training rows (for the scaler check).")
+@click.option("--ic-threshold", default=0.2, show_default=True,
+              help="Flag a column whose rank IC (or that of its change) with a future return exceeds this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_end, as_json) -> None:  # noqa: ANN001
+def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_end, ic_threshold, as_json) -> None:  # noqa: ANN001
     """Audit a training DATASET (CSV or Parquet with feature columns and a close column) for leakage.
 
-    Exits 1 on any finding: suspicious names, features too correlated with future returns, exact copies
-    of future values, or a scaler fitted beyond the training rows.
+    Exits 1 on any finding, each with its evidence: suspicious names, features too correlated with future
+    returns, exact copies of future values, implausible predictive power (rank IC above --ic-threshold),
+    feature-set columns that differ from their recomputation on truncated candles (when the dataset has
+    open, high, low, close and volume), or a scaler fitted beyond the training rows.
 
     \b
     Examples:
@@ -195,9 +204,13 @@ def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_
     if close_col not in data.columns:
         raise click.UsageError(f"{dataset} has no {close_col!r} column (use --close-col)")
     scaler = json.loads(Path(scaler_file).read_text()) if scaler_file else None
+    ohlcv = ["open", "high", "low", close_col, "volume"]
+    candles = None
+    if all(c in data.columns for c in ohlcv) and isinstance(data.index, pd.DatetimeIndex):
+        candles = data[ohlcv].rename(columns={close_col: "close"}).astype("float64")
     feats = data.drop(columns=[close_col]).select_dtypes("number")
     report = audit_leakage(feats, data[close_col], horizon=horizon, corr_threshold=corr_threshold,
-                           scaler=scaler, train_end=train_end)
+                           ic_threshold=ic_threshold, candles=candles, scaler=scaler, train_end=train_end)
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "rows": report.rows, "horizon": report.horizon,
                                "findings": [{"check": f.check, "column": f.column, "message": f.message}

@@ -160,6 +160,11 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
             click.echo(f"{part:>5}: dir.acc {_fmt(m['directional_accuracy'])}  IC {_fmt(m['ic'])}  "
                        f"coverage 1σ {_fmt(m['coverage_1sigma'])} 2σ {_fmt(m['coverage_2sigma'])}  "
                        f"vol corr {_fmt(m['vol_corr'])}")
+            if m.get("baselines"):
+                from thunes.ml.evaluate import format_comparison
+
+                for line in format_comparison(m["baselines"]):
+                    click.echo(f"       {line}")
     epochs_run = len(result.history) if model_type == "lstm" else "-"
     click.echo(f"training: {epochs_run} epoch(s), {result.train_seconds:.1f} s, "
                f"{result.samples_per_s:,.0f} samples/s on {meta.metrics.get('device')} "
@@ -257,7 +262,8 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
     candles = _load(app, symbol, tf, since, until, source, db)
     result = evaluate_model(forecaster, candles, backtest=not no_backtest, threshold=threshold,
                             exit_threshold=exit_threshold, symbol=symbol, timeframe=tf)
-    out: dict[str, Any] = {"model": str(folder), "out_of_sample_from": str(result.start), "metrics": result.metrics}
+    out: dict[str, Any] = {"model": str(folder), "out_of_sample_from": str(result.start), "metrics": result.metrics,
+                           "baselines": result.baselines}
     if folds > 0:
         known = set(TrainOptions.__dataclass_fields__)
         opts = TrainOptions(**{k: v for k, v in (forecaster.meta.options or {}).items() if k in known})
@@ -266,20 +272,34 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
         wf = walk_forward(candles, opts, folds=folds, timeframe=tf, symbol=symbol, backtest=not no_backtest,
                           threshold=threshold, progress=not as_json)
         out["walk_forward"] = {"folds": json.loads(wf.folds.to_json(orient="records", date_format="iso")),
-                               "summary": wf.summary}
+                               "summary": wf.summary, "baselines": wf.baselines}
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return
+    from thunes.ml.evaluate import format_comparison
+
     click.echo(f"model {folder}  out-of-sample from {result.start}")
     for key, value in result.metrics.items():
-        click.echo(f"  {key:<22} {_fmt(value)}")
+        if not key.startswith(("bt_", "bh_")):
+            click.echo(f"  {key:<22} {_fmt(value)}")
+    for line in format_comparison(result.baselines or {}):
+        click.echo(line)
+    if result.backtest is not None:
+        m = result.metrics
+        click.echo("backtest of the model strategy beside buy-and-hold (same bars, fees and slippage):")
+        click.echo(f"  {'':<16} {'model':>12} {'buy-and-hold':>14}")
+        for key in ("total_return", "sharpe", "max_drawdown", "n_trades", "exposure"):
+            click.echo(f"  {key:<16} {_fmt(m.get('bt_' + key)):>12} {_fmt(m.get('bh_' + key)):>14}")
     if folds > 0:
         click.echo(f"walk-forward ({folds} folds, expanding window):")
         cols = [c for c in ("fold", "test_start", "test_end", "n", "directional_accuracy", "ic", "coverage_1sigma",
                             "bt_total_return", "bt_n_trades") if c in wf.folds.columns]
         click.echo(wf.folds[cols].to_string(index=False))
         click.echo("  pooled: " + ", ".join(f"{k} {_fmt(v)}" for k, v in wf.summary.items()
-                                            if k in ("n", "directional_accuracy", "ic", "coverage_1sigma")))
+                                            if k in ("n", "directional_accuracy", "ic", "coverage_1sigma",
+                                                     "ic_non_overlapping")))
+        for line in format_comparison(wf.baselines or {}):
+            click.echo(f"  {line}")
 
 
 @ml_group.command("info")

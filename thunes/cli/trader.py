@@ -354,7 +354,8 @@ def live(app: Any, live_flag: bool, understood: bool, strategy_name: str | None,
 @click.option("--bars", default=300, show_default=True, type=int, help="Closed candles to replay.")
 @click.option("--db", default=None, metavar="URL", help="Candle store (default: settings; sample data as fallback).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Keep ledger, audit and journal here (default: a temporary folder).")
+              help="Keep ledger, audit and journal here (default: a temporary folder; a previous replay's "
+                   "files there are replaced).")
 @pass_app
 def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: str | None, timeframe: str | None,
            bars: int, db: str | None, out_dir: str | None) -> None:

@@ -5,7 +5,9 @@ the local exchange replaying a candle frame under a stepped market clock: the cl
 trader handles the candle that closed, the next step waits for it. Orders therefore reach the exchange at
 exactly the next bar's open, the backtester's rule. :func:`run_parity` also backtests the same span
 (``FixedQuote`` sizing = ``quote_per_trade``, the exchange's taker fee, its spread and slippage as fixed
-slippage, no stops because the trader places none) and :func:`compare` matches the round trips:
+slippage, no stops because the trader places none, and the risk limits of the same ``RiskSettings`` the
+trader's risk manager applies: the backtest's risk model takes its decisions, see
+:class:`thunes.backtest.RiskLimits`) and :func:`compare` matches the round trips:
 
 * identical entries and exits (bar timestamps and sides) are required;
 * each trade's return may differ by the modelled costs (fees + slippage + spread, both legs), and the
@@ -14,11 +16,17 @@ slippage, no stops because the trader places none) and :func:`compare` matches t
   ``data gap`` (the backtester refuses entries on a bar after a hole in the data).
 
 Trades of the backtest that started before the replay's first tradable bar are left out (the trader
-starts flat), as is the last open trade's exit (the backtest marks it at the last close).
+starts flat), as is the last open trade's exit (the backtest marks it at the last close). The backtest
+itself starts at that first tradable bar too, so that both sides start flat, with no loss behind them
+(a cool-down or a day's loss from the warm-up would be the backtest's alone).
+
+A replay starts from scratch: the trader's state, journal, ledger and audit trail of a previous replay in
+the same folder are removed first (a replay on top of them would skip every bar as already handled).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,6 +88,7 @@ class PaperRun:
     workdir: Path
     orders_sent: int = 0
     exchange_orders: int = 0
+    market: Any = None  # the exchange's market (filters) the trader traded under
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,7 +134,11 @@ class ParityReport:
 # Paper side
 # ------------------------------------------------------------------------------------------------------
 def ledger_round_trips(fills: list[LedgerRow]) -> pd.DataFrame:
-    """Round trips (long-only) from ledger fills: buys open, sells close; fees converted to quote."""
+    """Round trips (long-only) from ledger fills: buys open, sells close; fees converted to quote.
+
+    A trip's PnL is what it did to the quote balance: proceeds - cost - fees paid in quote. A buy's fee
+    taken in the base asset costs coins, not quote, and the coins left unsold (dust under the lot
+    step) are written off, as the trader and its risk manager book them."""
     rows = []
     open_: dict[str, Any] | None = None
     for f in sorted(fills, key=lambda r: (r.time_ms, r.order_id, r.trade_id)):
@@ -136,15 +149,17 @@ def ledger_round_trips(fills: list[LedgerRow]) -> pd.DataFrame:
                 if open_ is not None:
                     rows.append(_trip(open_))
                 open_ = {"entry_ms": f.time_ms, "qty": 0.0, "cost": 0.0, "fees": 0.0, "sold": 0.0, "proceeds": 0.0,
-                         "exit_ms": None, "closing": False, "order": f.order_id}
+                         "exit_ms": None, "closing": False, "order": f.order_id, "quote_fees": 0.0}
             open_["qty"] += float(f.qty)
             open_["cost"] += float(f.qty) * float(f.price)
             open_["fees"] += fee_q
+            open_["quote_fees"] += fee_q if f.fee_asset == quote else 0.0
         elif open_ is not None:
             open_["closing"] = True
             open_["sold"] += float(f.qty)
             open_["proceeds"] += float(f.qty) * float(f.price)
             open_["fees"] += fee_q
+            open_["quote_fees"] += fee_q if f.fee_asset == quote else 0.0
             open_["exit_ms"] = f.time_ms
     if open_ is not None:
         rows.append(_trip(open_))
@@ -156,7 +171,7 @@ def _trip(t: dict[str, Any]) -> dict[str, Any]:
     entry_px = t["cost"] / t["qty"] if t["qty"] else float("nan")
     closed = t["exit_ms"] is not None
     exit_px = t["proceeds"] / t["sold"] if t["sold"] else float("nan")
-    pnl = (exit_px - entry_px) * t["sold"] - t["fees"] if closed else float("nan")
+    pnl = t["proceeds"] - t["cost"] - t["quote_fees"] if closed else float("nan")
     return {
         "entry_ts": pd.Timestamp(t["entry_ms"], unit="ms", tz="UTC"),
         "exit_ts": pd.Timestamp(t["exit_ms"], unit="ms", tz="UTC") if closed else pd.NaT,
@@ -202,7 +217,7 @@ def paper_replay(
     n = spec.bars if spec.bars is not None else len(candles) - warm - 1
     n = min(n, len(candles) - warm - 1)
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    _clear_previous_replay(workdir)
     sim = LocalExchange(candles={symbol: candles}, start_ms=int(stamps[warm]), **(sim_options or {})).start()
     stack = None
     try:
@@ -259,11 +274,28 @@ def paper_replay(
         return PaperRun(trades=ledger_round_trips(fills), fills=fills, decisions=list(trader.report.decisions),
                         start_ts=int(stamps[warm]), end_ts=int(stamps[warm + n - 1]) if n else int(stamps[warm]),
                         bars=trader.report.bars, feed_stats=feed.stats, reconcile=report, positions_match=match,
-                        workdir=workdir, orders_sent=stack.exchange.orders_sent, exchange_orders=exchange_orders)
+                        workdir=workdir, orders_sent=stack.exchange.orders_sent, exchange_orders=exchange_orders,
+                        market=stack.markets.get(symbol))
     finally:
         if stack is not None:
             stack.close()
         sim.stop()
+
+
+REPLAY_OUTPUTS = ("state", "audit.jsonl", "ledger.csv")
+
+
+def _clear_previous_replay(workdir: Path) -> None:
+    """Remove what an earlier replay left in ``workdir`` (only the replay's own files and folder)."""
+    import shutil
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in REPLAY_OUTPUTS:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def _wait_subscribed(sim: Any, timeout: float) -> None:
@@ -280,14 +312,18 @@ def _wait_subscribed(sim: Any, timeout: float) -> None:
 # Comparison
 # ------------------------------------------------------------------------------------------------------
 def backtest_options_for(quote_per_trade: Decimal, *, taker_fee: Decimal, slippage_bps: Decimal,
-                         spread_bps: Decimal) -> Any:
-    """Backtest options modelling the local exchange: its taker fee, half its spread plus its slippage."""
-    from thunes.backtest.engine import BacktestOptions, FixedQuote, FixedSlippage
+                         spread_bps: Decimal, risk_settings: Any = None) -> Any:
+    """Backtest options modelling the local exchange (its taker fee, taken in the base asset on buys,
+    half its spread plus its slippage) and the trader's risk manager (the limits of ``risk_settings``,
+    default ``RiskSettings()``)."""
+    from thunes.backtest.engine import BacktestOptions, FixedQuote, FixedSlippage, RiskLimits
+    from thunes.config import RiskSettings
 
     return BacktestOptions(
         taker_fee_bps=float(taker_fee * 10_000), maker_fee_bps=float(taker_fee * 10_000),
         slippage=FixedSlippage(bps=float(slippage_bps + spread_bps / 2)),
-        sizing=FixedQuote(amount=float(quote_per_trade)), risk=None,
+        sizing=FixedQuote(amount=float(quote_per_trade)), fee_in_base=True,
+        risk=RiskLimits.from_settings(risk_settings if risk_settings is not None else RiskSettings()),
     )
 
 
@@ -370,8 +406,15 @@ def run_parity(
     end_idx = int(np.searchsorted(stamps, paper.end_ts)) + 1
     span = candles.iloc[: end_idx + 1]  # the bar after the last handled close: where its order fills
     options = backtest_options_for(spec.quote_per_trade, taker_fee=engine.taker_fee, slippage_bps=engine.slippage_bps,
-                                   spread_bps=engine.spread_bps)
-    bt = run_backtest(span, strategy, options=options, symbol=symbol, timeframe=timeframe)
+                                   spread_bps=engine.spread_bps, risk_settings=spec.risk_settings)
+    # Both sides start flat at the first bar the trader decides on: no backtest entry before it (a trade
+    # there would leave a position, a cool-down or a day's loss that the trader never had).
+    signals = strategy.signals(span)
+    before = pd.Series(stamps[: len(span)] < paper.start_ts, index=span.index)
+    refuse = before if signals.refuse_entries is None else (signals.refuse_entries.astype(bool) | before)
+    signals = dataclasses.replace(signals, refuse_entries=refuse)
+    bt = run_backtest(span, strategy, options=options, symbol=symbol, timeframe=timeframe, signals=signals,
+                      market=paper.market)  # the exchange's own filters, not the built-in copy
     first_entry = pd.Timestamp(paper.start_ts + tf_ms, unit="ms", tz="UTC")
     last = pd.Timestamp(int(ts_ms(span)[-1]), unit="ms", tz="UTC")
     gap_entries = set(span.index[gap_flags(ts_ms(span), timeframe)])

@@ -330,6 +330,7 @@ class Trader:
             if not newer:
                 return BarDecision(bar_ts=candle.ts_ms, action="skip", reason="older than the window")
             self._append(candle)
+            self._mark(candle)
             decision = self._decide(candle, received_at)
             self.state.last_bar_ts = candle.ts_ms
             self.state.bars_processed += 1
@@ -346,6 +347,13 @@ class Trader:
         if decision.action != "hold" and decision.action != "warmup":
             self.report.decisions.append(decision)
         return decision
+
+    def _mark(self, candle: Candle) -> None:
+        """Mark the open position at the candle's close: the risk manager's daily loss (and so the
+        kill-switch) counts unrealised PnL, as the backtest does at each bar's close."""
+        risk = getattr(self.executor, "risk", None)
+        if risk is not None and self._position_qty() > 0:
+            risk.mark(self.options.symbol, Decimal(repr(float(candle.close))))
 
     def _position_qty(self) -> Decimal:
         pos = self.positions.position(self.options.symbol)
@@ -467,7 +475,10 @@ class Trader:
         self.positions.apply_fill(self.options.symbol, Side.SELL, qty, quote, client_order_id=cid,
                                   ts_ms=self.clock.now_ms())
         risk = getattr(self.executor, "risk", None)
-        if risk is not None:
+        # Only while the risk manager still holds the position: after the executor's close_dust it does
+        # not, and a SELL booked on no position would leave a book whose stale mark prices the next entry
+        # (a phantom loss at that entry's fill that tripped the kill-switch).
+        if risk is not None and self.options.symbol in risk.state.open_positions:
             risk.record_fill(self.options.symbol, Side.SELL, qty, quote)
         if self.dust_sink is not None:
             self.dust_sink(self.options.symbol, qty)

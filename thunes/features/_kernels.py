@@ -140,7 +140,9 @@ def _ema(x: np.ndarray, n: int, check: bool, out: np.ndarray) -> tuple[np.ndarra
 
 @_kernel
 def wma_1d(x: np.ndarray, n: int) -> np.ndarray:
-    """Linearly weighted moving average (weights 1..n, newest heaviest), TA-Lib's running-sum form."""
+    """Linearly weighted moving average (weights 1..n, newest heaviest), TA-Lib's running-sum form,
+    with both sums recomputed from the window every ``_RESYNC`` rows (the running form alone drifted
+    to 8e-5 on 480k BTC 1m rows)."""
     return _wma(x, n, False, np.empty(x.size))[0]
 
 
@@ -157,22 +159,40 @@ def _wma(x: np.ndarray, n: int, check: bool, out: np.ndarray) -> tuple[np.ndarra
     if m < n:
         return out, np.nan
     divider = n * (n + 1) / 2.0
+    # The sums are of x - ref (small numbers: rounding scales with them, not with the price level).
+    ref = x[n - 1]
     psum = 0.0
     psub = 0.0
+    total = 0.0
     for j in range(n - 1):
-        psub += x[j]
-        psum += x[j] * (j + 1)
-    total = psub if check else 0.0
+        d = x[j] - ref
+        psub += d
+        psum += d * (j + 1)
+        if check:
+            total += x[j]
     trailing = 0.0
+    since = 0
     for i in range(n - 1, m):
         v = x[i]
         if check:
             total += v
-        psub += v
-        psub -= trailing
-        psum += v * n
-        trailing = x[i - n + 1]
-        out[i] = psum / divider
+        since += 1
+        if since >= _RESYNC:  # on the absolute row number: prefixes give the same bits
+            ref = v
+            psub = 0.0
+            psum = 0.0
+            lo = i - n + 1
+            for j in range(lo, i + 1):
+                d = x[j] - ref
+                psub += d
+                psum += d * (j - lo + 1)
+            since = 0
+        else:
+            d = v - ref
+            psub += d - trailing
+            psum += d * n
+        trailing = x[i - n + 1] - ref
+        out[i] = ref + psum / divider
         psum -= psub
     return out, total
 

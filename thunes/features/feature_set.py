@@ -211,9 +211,12 @@ def _volume_ratio(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
 
 
 def _obv_flow(ctx: _Ctx, n: int) -> dict[str, np.ndarray]:
-    obv = K.obv_1d(ctx.close, ctx.volume)
-    change = np.full(obv.size, np.nan)
-    change[n:] = obv[n:] - obv[:-n]
+    # OBV's change over n rows, summed over the window (resynced) rather than as the difference of two
+    # cumulative values, whose rounding grows with the series.
+    signed = np.sign(K.diff_1d(ctx.close, 1, np.empty(ctx.close.size))) * ctx.volume
+    signed[0] = 0.0
+    change = K.sma_1d(signed, n) * n
+    change[:n] = np.nan
     vol_sum = K.sma_1d(ctx.volume, n) * n
     return {f"obv_flow_{n}": _ratio(change, vol_sum, when_zero=0.0)}
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar, Union
+from typing import Any, NamedTuple, TypeVar, Union
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ from thunes.core.errors import ConfigError, DataError, InsufficientData
 from thunes.features import _kernels as K
 
 __all__ = [
-    "sma", "ema", "wma", "rsi", "macd", "true_range", "atr", "natr", "bollinger", "bollinger_pctb",
+    "sma", "ema", "wma", "rsi", "macd", "true_range", "atr", "natr", "Bands", "bollinger", "bollinger_pctb",
     "bollinger_width", "rolling_std", "rolling_mean", "rolling_max", "rolling_min", "zscore",
     "rolling_skew", "rolling_kurt", "roc", "momentum", "log_return", "stochastic", "williams_r", "cci",
     "mfi", "obv", "adx", "plus_di", "minus_di", "vwap", "parkinson_vol", "garman_klass_vol",
@@ -364,15 +364,25 @@ def natr(high: ArrLike, low: ArrLike, close: ArrLike, n: int = 14) -> Arr:
                   names=[f"natr_{n}"], checked=K.natr_checked)
 
 
-def bollinger(close: ArrLike, n: int = 20, k: float = 2.0) -> tuple[Arr, Arr, Arr]:
-    """(middle, upper, lower) Bollinger bands: SMA +/- k population std (TA-Lib BBANDS with SMA)."""
+class Bands(NamedTuple):
+    """Bollinger bands in TA-Lib's order (BBANDS returns upper, middle, lower); read them by name."""
+
+    upper: Any
+    middle: Any
+    lower: Any
+
+
+def bollinger(close: ArrLike, n: int = 20, k: float = 2.0) -> Bands:
+    """Bollinger bands ``Bands(upper, middle, lower)`` (TA-Lib's order): SMA +/- k population std
+    (TA-Lib BBANDS with SMA). The one definition: the strategies use it too."""
     n = _check_period("bollinger", "n", n)
     k = float(k)
 
     def kernel(a: np.ndarray, p: int, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return K.bollinger_1d(a, p, width, np.empty(a.size), np.empty(a.size), np.empty(a.size))
+        mid, upper, lower = K.bollinger_1d(a, p, width, np.empty(a.size), np.empty(a.size), np.empty(a.size))
+        return upper, mid, lower
 
-    return _unary("bollinger", close, n - 1, kernel, n, k, names=["bb_mid", "bb_upper", "bb_lower"])
+    return Bands(*_unary("bollinger", close, n - 1, kernel, n, k, names=["bb_upper", "bb_mid", "bb_lower"]))
 
 
 def bollinger_pctb(close: ArrLike, n: int = 20, k: float = 2.0) -> Arr:

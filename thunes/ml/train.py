@@ -336,7 +336,7 @@ def train_model(
 ) -> TrainResult:
     """Train one model on ``candles``; write it to ``out_dir`` when given. See the module docstring."""
     from thunes.ml.artifacts import ModelMeta, save_model
-    from thunes.ml.evaluate import prediction_metrics
+    from thunes.ml.evaluate import compare_to_baselines, prediction_metrics
 
     from thunes.features import compute_features, get_feature_set
 
@@ -375,6 +375,11 @@ def train_model(
             r, v = _predict_scaled(model, ds, ends)
             metrics[part] = prediction_metrics(r * target_scale, v * target_scale, ds.target(part, "target_ret"),
                                                ds.target(part, "target_vol"))
+            # The model against always-long, the last return's sign and the zero forecast (non-overlapping).
+            all_ret = ds.targets["target_ret"].to_numpy(dtype="float64")
+            past = np.where(ends >= options.horizon, all_ret[np.maximum(ends - options.horizon, 0)], np.nan)
+            metrics[part]["baselines"] = compare_to_baselines(r * target_scale, ds.target(part, "target_ret"), past,
+                                                              horizon=options.horizon, rows=ends)
     samples_per_s = seen / seconds if seconds > 0 else float("nan")
     metrics["train_samples_per_s"] = samples_per_s
     metrics["threads"] = threads

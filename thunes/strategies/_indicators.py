@@ -2,18 +2,20 @@
 
 One definition of each indicator serves features, ML datasets and strategies, so a strategy's SMA is
 the feature set's SMA to the last bit. This module only fixes the shapes the strategies want (named
-Series in, Series out; Bollinger bands ordered lower, middle, upper).
+Series in, Series out). Bollinger bands come as the feature module's ``Bands(upper, middle, lower)``
+(TA-Lib's order), read by name.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from thunes.features.indicators import Bands
 from thunes.features.indicators import bollinger as _bollinger
 from thunes.features.indicators import rsi as _rsi
 from thunes.features.indicators import sma as _sma
 
-__all__ = ["sma", "rsi", "bollinger"]
+__all__ = ["sma", "rsi", "bollinger", "Bands"]
 
 
 def sma(close: pd.Series, period: int) -> pd.Series:
@@ -26,7 +28,6 @@ def rsi(close: pd.Series, period: int) -> pd.Series:
     return _rsi(close, period)
 
 
-def bollinger(close: pd.Series, period: int, k: float) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """(lower, middle, upper) bands with the population standard deviation (TA-Lib's choice)."""
-    mid, upper, lower = _bollinger(close, period, k)
-    return lower, mid, upper
+def bollinger(close: pd.Series, period: int, k: float) -> Bands:
+    """``Bands(upper, middle, lower)`` with the population standard deviation (TA-Lib's choice and order)."""
+    return _bollinger(close, period, k)

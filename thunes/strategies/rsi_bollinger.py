@@ -35,7 +35,8 @@ class RsiBollinger(Strategy):
     def signals(self, candles: pd.DataFrame) -> Signals:
         close = candles["close"]
         r = rsi(close, self.rsi_period)
-        lower, mid, upper = bollinger(close, self.bb_period, self.bb_k)
+        bands = bollinger(close, self.bb_period, self.bb_k)
+        lower, mid, upper = bands.lower, bands.middle, bands.upper
         entries = ((r < self.rsi_low) & (close < lower)).fillna(False)
         exits = ((close >= mid) | (r > self.rsi_high)).fillna(False)
         if not self.short:
