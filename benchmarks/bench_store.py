@@ -15,6 +15,7 @@ import pandas as pd
 
 from thunes.data.store import open_store
 from thunes.data.synthetic import generate_candles
+from thunes.core.timeframes import index_ms
 
 
 def best_of(fn, repeat: int = 5) -> float:
@@ -59,7 +60,7 @@ def main() -> None:
     raw.execute("PRAGMA synchronous=NORMAL")
     raw.execute("CREATE TABLE ohlcv (id INTEGER PRIMARY KEY, symbol TEXT, timeframe TEXT, ts INTEGER, open REAL, "
                 "high REAL, low REAL, close REAL, volume REAL, source TEXT, UNIQUE(symbol, timeframe, ts))")
-    ts = (frame.index.asi8 // 1_000_000).tolist()
+    ts = index_ms(frame.index).tolist()
     tuples = list(zip(["BTC/USDT"] * len(ts), ["1m"] * len(ts), ts, *(frame[c].tolist() for c in
                       ("open", "high", "low", "close", "volume")), ["raw"] * len(ts)))
     t0 = time.perf_counter()

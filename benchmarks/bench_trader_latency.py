@@ -43,6 +43,7 @@ from thunes.execution.orders import ExecutorOptions
 from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, frozen_heap
 from thunes.strategies.base import Signals, Strategy
 from thunes.strategies.sma_cross import SmaCross
+from thunes.core.timeframes import index_ms
 
 
 class Flip(Strategy):
@@ -57,7 +58,7 @@ class Flip(Strategy):
     def signals(self, candles: pd.DataFrame) -> Signals:
         # A realistic amount of work per bar (two rolling means over the window), then the flip.
         fast, slow = candles.close.rolling(10).mean(), candles.close.rolling(50).mean()
-        even = pd.Series((candles.index.asi8 // 3_600_000_000_000) % 2 == 0, index=candles.index)
+        even = pd.Series((index_ms(candles.index) // 3_600_000) % 2 == 0, index=candles.index)
         return Signals(entries=even & fast.notna() & slow.notna(), exits=~even)
 
 

@@ -11,6 +11,8 @@ rule, for random signals and for limits chosen so that each rule binds.
 
 from __future__ import annotations
 
+from thunes.core.candles import ts_ms
+
 from collections import Counter
 from decimal import Decimal
 
@@ -73,7 +75,7 @@ OPTIONS = BacktestOptions(taker_fee_bps=0, maker_fee_bps=0, slippage=FixedSlippa
 def reference(frames: dict[str, pd.DataFrame], signals: dict[str, Signals], settings: RiskSettings):
     """Trades (symbol, entry bar, exit bar) and refusals per rule, decided by the live risk manager."""
     first = next(iter(frames.values()))
-    ts = first.index.asi8 // 1_000_000
+    ts = ts_ms(first)
     tf = int(ts[1] - ts[0])
     clock = SimulatedClock(int(ts[0]))
     risk = RiskManager(settings, clock=clock)

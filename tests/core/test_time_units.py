@@ -8,6 +8,7 @@ filters by date must select the same candles whatever the unit of the frame it w
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,3 +87,13 @@ def test_ml_candles_resampled_from_a_microsecond_index_keep_their_dates():
     assert loaded.frame.index[0].year >= 2017
     steps = set(pd.Series(ts_ms(loaded.frame)).diff().dropna().astype(int).unique())
     assert 1_800_000 in steps
+
+
+def test_no_code_reads_a_datetime_index_in_an_assumed_unit():
+    """``index.asi8`` is in the index's own unit (ns, µs, ...): only :func:`index_ms` may read it."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = [f"{path.relative_to(root)}:{n}" for folder in ("thunes", "tests", "benchmarks")
+                 for path in sorted((root / folder).rglob("*.py")) if path.name != "test_time_units.py"
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if ".asi8" in line and path.relative_to(root).as_posix() != "thunes/core/timeframes.py"]
+    assert offenders == []

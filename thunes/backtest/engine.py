@@ -29,7 +29,7 @@ from thunes.config import BacktestSettings, RiskSettings
 from thunes.core.candles import OHLCV, ts_ms, validate_candles
 from thunes.core.errors import ConfigError, DataError, InsufficientData, StrategyError
 from thunes.core.markets import Market, SymbolFilters
-from thunes.core.timeframes import parse_timeframe
+from thunes.core.timeframes import index_ms, parse_timeframe
 from thunes.strategies.base import SignalArrays, Signals, Strategy
 
 __all__ = [
@@ -307,7 +307,7 @@ def infer_timeframe(index: pd.DatetimeIndex) -> str:
     data do not change it), written as a timeframe string (``5m``, ``1h``, ``1d``)."""
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
         raise DataError("cannot infer the timeframe: the candles need a DatetimeIndex of at least 2 rows")
-    steps = np.diff(index.asi8) // 1_000_000
+    steps = np.diff(index_ms(index))
     steps = steps[steps > 0]
     if steps.size == 0:
         raise DataError("cannot infer the timeframe: the candles' open times do not increase")
