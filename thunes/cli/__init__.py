@@ -4,7 +4,9 @@ Each command group lives in its own module under :mod:`thunes.cli` and exposes `
 groups shared by several layers (``audit``) are created here so each module can add commands to them.
 
 Errors reach the user as one ``error: ...`` line on stderr (a settings error with several problems lists
-them below it), with secrets masked (:func:`thunes.core.redact.redact_text`), and a non-zero exit.
+them below it), with secrets masked (:func:`thunes.core.redact.redact_text`), and a non-zero exit. A module
+of an optional extra that is not installed names the extra to install (:mod:`thunes.core.extras`);
+Ctrl-C stops with exit status 130 after the command's own clean-up.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import click
 from thunes import __version__
 from thunes.config import LoadedSettings, is_secret_key, load_settings, parse_override
 from thunes.core.errors import ConfigError, ThunesError
+from thunes.core.extras import missing_extra_message
 from thunes.core.redact import MASK, redact_text
 from thunes.logs import setup_logging
 
@@ -147,6 +150,15 @@ def main(argv: list[str] | None = None) -> None:
         # say which, in one line; the traceback goes to the log file for whoever debugs it.
         _log.info("command failed: %s: %s", type(exc).__name__, exc, exc_info=True)
         click.secho(f"error: {_error_line(exc)}", fg="red", err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        # An optional extra (ml, api, telegram, stream) that is not installed: say which one to install.
+        # Any other missing module is a broken install or a bug and keeps its traceback.
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        _log.info("command failed: %s", exc)
+        click.secho(f"error: {message}", fg="red", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

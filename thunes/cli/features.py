@@ -168,6 +168,21 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
     click.echo("  ok: no value changed when the future was appended")
 
 
+def _read_scaler(path: str) -> dict:
+    """The --scaler JSON object, or one DataError line saying why it cannot be used."""
+    from thunes.core.errors import DataError
+
+    try:
+        scaler = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"--scaler {path} is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"--scaler {path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(scaler, dict):
+        raise DataError(f"--scaler {path}: expected a JSON object with feature_names, mean, scale")
+    return scaler
+
+
 @click.command("leakage")
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False))
 @click.option("--close-col", default="close", show_default=True, help="Column holding the close price.")
@@ -191,10 +206,12 @@ def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_
     """
     from thunes.features.leakage import audit_leakage
 
-    data = pd.read_parquet(dataset) if dataset.endswith(".parquet") else pd.read_csv(dataset, index_col=0)
+    from thunes.data.io import read_table_file
+
+    data = read_table_file(dataset)
     if close_col not in data.columns:
         raise click.UsageError(f"{dataset} has no {close_col!r} column (use --close-col)")
-    scaler = json.loads(Path(scaler_file).read_text()) if scaler_file else None
+    scaler = _read_scaler(scaler_file) if scaler_file else None
     feats = data.drop(columns=[close_col]).select_dtypes("number")
     report = audit_leakage(feats, data[close_col], horizon=horizon, corr_threshold=corr_threshold,
                            scaler=scaler, train_end=train_end)

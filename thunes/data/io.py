@@ -44,6 +44,7 @@ __all__ = [
     "FORMATS",
     "detect_format",
     "read_candle_file",
+    "read_table_file",
     "write_candle_file",
     "ImportResult",
     "import_file",
@@ -188,6 +189,31 @@ def read_candle_file(path: str | Path, fmt: FileFormat | None = None) -> pd.Data
         table = _read_table(path, fmt)
     if table.empty:
         raise DataError(f"{path}: no candle rows (only a header?)")
+    return table
+
+
+def read_table_file(path: str | Path, *, index_col: int | None = 0) -> pd.DataFrame:
+    """Any table a command reads (a feature set, a training dataset): Parquet (by its magic bytes) or
+    CSV (gzip detected), with the same one-line :class:`DataError` as :func:`read_candle_file` for a
+    file that cannot be read or holds no rows. ``index_col``: the CSV column that is the index."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    with open(path, "rb") as fh:
+        fmt = "parquet" if fh.read(4) == b"PAR1" else "csv"
+    if path.stat().st_size == 0:
+        raise DataError(f"cannot read {path} as {fmt}: the file is empty")
+    if fmt == "csv":
+        _check_text(path, fmt)
+    with _reading(path, fmt):
+        if fmt == "parquet":
+            table = pd.read_parquet(path)
+        else:
+            with open(path, "rb") as fh:
+                compression = "gzip" if fh.read(2) == _GZIP_MAGIC else None
+            table = pd.read_csv(path, index_col=index_col, compression=compression)
+    if table.empty:
+        raise DataError(f"{path}: no rows (only a header?)")
     return table
 
 
