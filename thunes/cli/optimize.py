@@ -51,6 +51,18 @@ def _ranges(items: tuple[str, ...]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _interrupted(study_name: str, storage: str) -> None:
+    """Ctrl-C during a study: the finished trials are already stored; say so in one line and exit 130."""
+    from thunes.optimize.storage import is_memory, redact_url
+
+    if is_memory(storage):
+        kept = "the in-memory study is lost (use a sqlite:// storage to resume)"
+    else:
+        kept = f"finished trials are kept in {redact_url(storage)}; run the same command again to resume"
+    click.echo(f"interrupted: study {study_name!r} stopped; {kept}", err=True)
+    sys.exit(130)
+
+
 def _quiet_optuna() -> None:
     import optuna
 
@@ -159,13 +171,16 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     click.echo(f"study {name!r} in {redact_url(storage)}: {trials} trials, sampler {sampler}, objectives "
                f"{', '.join(map(str, objs))}, {workers} worker(s)", file=err)
     where = {"store_url": settings.data.url if data.source.startswith("store:") else None, "sample_dir": sample_dir}
-    outcome = run_study(bound, data.frame, n_trials=trials, storage_url=storage, study_name=name, workers=workers,
-                        progress=not no_progress, desc="full sample", **where)
-    wf = None
-    if walk_forward != "none":
-        wf = run_walk_forward(spec, data.frame, data_source=data.source, scheme=walk_forward, n_folds=folds,
-                              is_oos_ratio=is_oos_ratio, gap_bars=gap_bars, n_trials=trials, storage_url=storage, study_name=name,
-                              workers=workers, progress=not no_progress, **where)
+    try:
+        outcome = run_study(bound, data.frame, n_trials=trials, storage_url=storage, study_name=name, workers=workers,
+                            progress=not no_progress, desc="full sample", **where)
+        wf = None
+        if walk_forward != "none":
+            wf = run_walk_forward(spec, data.frame, data_source=data.source, scheme=walk_forward, n_folds=folds,
+                                  is_oos_ratio=is_oos_ratio, gap_bars=gap_bars, n_trials=trials, storage_url=storage,
+                                  study_name=name, workers=workers, progress=not no_progress, **where)
+    except KeyboardInterrupt:
+        _interrupted(name, storage)
     rec = recommend(oos_sharpe=wf.oos_sharpe if wf else None, dsr=outcome.dsr.dsr if outcome.dsr else None,
                     min_sharpe=opt.deploy_min_sharpe, min_dsr=opt.deploy_min_dsr)
 
