@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -95,20 +94,6 @@ def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_
             click.echo(feats.tail(5).to_string())
 
 
-def _resolve_strategy(name: str):  # noqa: ANN202
-    """A registered strategy name or ``package.module:Class`` for a user's own strategy."""
-    from thunes.strategies import get_strategy
-
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        sys.path.insert(0, str(Path.cwd()))
-        try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise click.BadParameter(f"cannot import {name}: {exc}", param_hint="STRATEGY") from None
-    return get_strategy(name)
-
-
 @click.command("lookahead")
 @click.argument("target")
 @candle_options
@@ -120,7 +105,8 @@ def _resolve_strategy(name: str):  # noqa: ANN202
 def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed) -> None:  # noqa: ANN001
     """Prove TARGET does not look ahead: recompute it on random prefixes and compare values.
 
-    TARGET is a strategy name (sma_cross), a user strategy as module:Class, or features[:SET].
+    TARGET is a strategy name (sma_cross, or one in your strategies folder), module:Class, file.py:Class,
+    or features[:SET].
     Exits 1 when any value at time t changes once later rows are appended, listing the column, the
     time and both values.
 
@@ -143,7 +129,9 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
 
         label = f"feature set {set_name}"
     else:
-        strategy = _resolve_strategy(target)(**parse_params(params))
+        from thunes.strategies.loader import resolve_strategy
+
+        strategy = resolve_strategy(target, folder=app.settings.trader.strategies_dir)(**parse_params(params))
 
         def fn(f: pd.DataFrame) -> pd.DataFrame:
             sig = strategy.signals(f)

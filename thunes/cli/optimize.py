@@ -70,7 +70,8 @@ def _quiet_optuna() -> None:
 
 
 @click.group("optimize", invoke_without_command=True)
-@click.option("--strategy", default=None, help="Registered strategy (default: settings trader.strategy).")
+@click.option("--strategy", default=None,
+              help="Strategy: a name (`thunes strategies list`), module:Class or file.py:Class (default: trader.strategy).")
 @click.option("--symbol", default=None, help="Symbol (default: settings trader.symbol).")
 @click.option("--timeframe", default=None, help="Timeframe (default: settings trader.timeframe).")
 @click.option("--trials", type=int, default=None,
@@ -139,7 +140,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     from thunes.optimize.storage import is_memory, redact_url
     from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
     from thunes.optimize.walk_forward import run_walk_forward
-    from thunes.strategies import get_strategy
+    from thunes.strategies.loader import resolve_strategy, strategy_spec
 
     _quiet_optuna()
     settings = app.settings
@@ -152,7 +153,9 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     objs = parse_objectives(objectives or ("sharpe,max_drawdown" if sampler == "nsga2" else "sharpe"))
     if sampler == "tpe" and len(objs) > 1:
         raise click.UsageError("TPE here optimises one objective; use --sampler nsga2 for several")
-    cls = get_strategy(strategy)
+    cls = resolve_strategy(strategy, folder=settings.trader.strategies_dir)
+    # The study stores a spec its worker processes resolve without our settings; names use the class's name.
+    strategy_ref, strategy = strategy_spec(strategy, folder=settings.trader.strategies_dir), cls.name
     err = click.get_text_stream("stderr")
 
     sample_dir = settings.data.sample_dir
@@ -162,7 +165,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
                f"from {data.description}", file=err)
     options = BacktestOptions.from_settings(settings.backtest, settings.risk)
     spec = StudySpec(
-        strategy=strategy, symbol=symbol, timeframe=timeframe, objectives=objs, sampler=sampler, seed=seed,
+        strategy=strategy_ref, symbol=symbol, timeframe=timeframe, objectives=objs, sampler=sampler, seed=seed,
         fixed_params=_fixed_params(cls, params), ranges=_ranges(ranges),
         backtest=_evaluate.options_to_json(options),
     )
@@ -298,14 +301,14 @@ def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sh
     from thunes.backtest import BacktestOptions
     from thunes.optimize._data import load_study_candles
     from thunes.optimize.decay import check_decay, decay_path, deployed_path, read_deployed, write_decay_flag
-    from thunes.strategies import get_strategy
+    from thunes.strategies.loader import resolve_strategy
 
     settings = app.settings
     opt = settings.optimize
-    strategy = strategy or settings.trader.strategy
+    cls = resolve_strategy(strategy or settings.trader.strategy, folder=settings.trader.strategies_dir)
+    strategy = cls.name
     symbol = symbol or settings.trader.symbol
     timeframe = timeframe or settings.trader.timeframe
-    cls = get_strategy(strategy)
     if params:
         chosen = _fixed_params(cls, params)
         origin = "command line"

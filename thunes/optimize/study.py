@@ -58,7 +58,7 @@ from thunes.optimize.overfitting import (
     sharpe_per_period,
 )
 from thunes.optimize.storage import StorageOptions, fail_orphaned_trials, open_storage, redact_url
-from thunes.strategies import Strategy, get_strategy
+from thunes.strategies import Strategy
 
 __all__ = [
     "Objective",
@@ -223,7 +223,9 @@ class StudySpec:
         return len(self.objectives) > 1
 
     def strategy_class(self) -> type[Strategy]:
-        return get_strategy(self.strategy)
+        from thunes.strategies.loader import resolve_strategy
+
+        return resolve_strategy(self.strategy)
 
     def for_window(self, candles: pd.DataFrame, data_source: str) -> "StudySpec":
         """This spec bound to a candle window (recorded so workers can check they load the same)."""
