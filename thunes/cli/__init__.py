@@ -105,6 +105,12 @@ def root(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]
 
     Settings come from defaults < config file < .env < THUNES_* environment < --set flags;
     `thunes config show` prints the effective values and where each came from.
+
+    \b
+    Examples:
+      thunes data import --sample BTC/USDT --timeframe 1h
+      thunes backtest --strategy sma_cross --sample
+      thunes --set risk.max_positions=2 config show
     """
     ctx.obj = AppContext(config_file, dict(parse_override(o) for o in overrides),
                          command=ctx.invoked_subcommand or "thunes")
@@ -112,7 +118,12 @@ def root(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]
 
 @root.group()
 def audit() -> None:
-    """Audits: look-ahead and leakage checks, audit-trail verification."""
+    """Audits: look-ahead and leakage checks, audit-trail verification.
+
+    \b
+    Example:
+      thunes audit lookahead sma_cross --sample
+    """
 
 
 def _register_all() -> None:

@@ -26,9 +26,9 @@ def _open(app, db: str | None):  # noqa: ANN001, ANN202
 
 
 def _progress_bar(total: int | None, desc: str):  # noqa: ANN202
-    from tqdm import tqdm
+    from thunes.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="rows", file=sys.stderr, disable=None, leave=False)
+    return progress_bar(total=total, desc=desc, unit="rows")
 
 
 _db_option = click.option("--db", default=None, metavar="URL",
@@ -37,7 +37,13 @@ _db_option = click.option("--db", default=None, metavar="URL",
 
 @click.group("data")
 def data_group() -> None:
-    """Candle data: import, export, download, list and check what is stored."""
+    """Candle data: import, export, download, list and check what is stored.
+
+    \b
+    Examples:
+      thunes data import --sample BTC/USDT --timeframe 1h
+      thunes data list
+    """
 
 
 @data_group.command("list", epilog="Example: thunes data list --db sqlite:///data/thunes.sqlite")

@@ -21,6 +21,11 @@ def features_group() -> None:
     Every feature at row t uses candles up to t only (`thunes audit lookahead features` proves it),
     rows whose window spans missing candles are flagged in `gap_flag`, and each output records the
     feature set's name, version and hash.
+
+    \b
+    Examples:
+      thunes features list
+      thunes features compute --sample --timeframe 1h --out btc_1h_features.parquet
     """
 
 

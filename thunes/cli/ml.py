@@ -216,7 +216,13 @@ def forecast(app: Any, symbol: str, timeframe: str | None, since: str | None, un
 # ----------------------------------------------------------------------------------------------- ml …
 @click.group("ml")
 def ml_group() -> None:
-    """Machine-learning models: evaluate, inspect, export (train and forecast are top-level commands)."""
+    """Machine-learning models: evaluate, inspect, export (train and forecast are top-level commands).
+
+    \b
+    Examples:
+      thunes train --symbol BTC/USDT --timeframe 1h
+      thunes ml info artifacts/models/btc1h
+    """
 
 
 @ml_group.command("evaluate")
@@ -285,7 +291,12 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
 @ml_group.command("info")
 @click.argument("model_dir", type=click.Path(exists=True))
 def info(model_dir: str) -> None:
-    """Print a model folder's meta.json (feature set, shapes, date ranges, metrics, leakage audit)."""
+    """Print a model folder's meta.json (feature set, shapes, date ranges, metrics, leakage audit).
+
+    \b
+    Example:
+      thunes ml info artifacts/models/btc1h
+    """
     from thunes.ml.artifacts import load_meta
 
     click.echo(json.dumps(load_meta(model_dir).to_dict(), indent=2, default=str))
@@ -297,7 +308,12 @@ def info(model_dir: str) -> None:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="ONNX file (default: model.onnx beside the checkpoint).")
 def export_onnx_cmd(checkpoint: str, seq_len: int | None, out_path: str | None) -> None:
-    """Export an LSTM checkpoint (a model folder or a legacy .pt/.pth) to ONNX and check it against torch."""
+    """Export an LSTM checkpoint (a model folder or a legacy .pt/.pth) to ONNX and check it against torch.
+
+    \b
+    Example:
+      thunes ml export-onnx artifacts/models/btc1h --out artifacts/models/btc1h/model.onnx
+    """
     import numpy as np
 
     from thunes.ml.artifacts import load_model

@@ -240,6 +240,10 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
 
     The study carries its own description (strategy, data window, backtest options); the worker loads
     the same candles and refuses to run when they differ from the study's fingerprint.
+
+    \b
+    Example:
+      thunes optimize worker --storage postgresql://user@db/optuna --study btc-sma --trials 20
     """
     from thunes.optimize.worker import run_worker
 

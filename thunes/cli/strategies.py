@@ -28,6 +28,11 @@ def strategies_group() -> None:
 
     `--strategy` on every command accepts a built-in name, a strategy of your strategies folder
     (trader.strategies_dir, default ./strategies) by name, module:Class, or path/file.py:Class.
+
+    \b
+    Examples:
+      thunes strategies list
+      thunes strategies new breakout
     """
 
 

@@ -738,10 +738,9 @@ def _replace_outcome(outcome: StudyOutcome, **changes: Any) -> StudyOutcome:
 
 
 def _progress(total: int, initial: int, desc: str, *, enabled: bool):  # noqa: ANN202 - tqdm
-    from tqdm import tqdm
+    from thunes.progress import progress_bar
 
-    return tqdm(total=total, initial=min(initial, total), desc=desc, unit="trial", file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, leave=False)
+    return progress_bar(total=total, initial=min(initial, total), desc=desc, unit="trial", enabled=enabled)
 
 
 def _spawn_workers(storage_url: str, study_name: str, shares: Sequence[int], storage_options: StorageOptions | None,
