@@ -31,16 +31,24 @@ def features_group() -> None:
 
 @features_group.command("list")
 @click.option("--set", "set_name", default=None, help="Show the columns of this feature set.")
-def list_cmd(set_name: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_cmd(set_name: str | None, as_json: bool) -> None:
     """List the feature sets (name, version, columns, warm-up, hash), or one set's columns.
 
     \b
     Examples:
       thunes features list
-      thunes features list --set default
+      thunes features list --set default --json
     """
     from thunes.features import describe_column, feature_set_names, get_feature_set
 
+    if as_json:
+        names = [set_name] if set_name else feature_set_names()
+        sets = [get_feature_set(n) for n in names]
+        click.echo(json.dumps([{"name": fs.name, "version": fs.version, "warmup": fs.warmup, "hash": fs.hash,
+                                "columns": [{"name": c, "description": describe_column(fs, c)} for c in fs.columns]}
+                               for fs in sets], indent=2, default=str))
+        return
     if set_name is None:
         click.echo(f"{'set':<12} {'version':>7} {'columns':>8} {'warm-up':>8}  hash")
         for name in feature_set_names():

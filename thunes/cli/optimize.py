@@ -4,6 +4,8 @@ parameters on recent data). Thin: parses, calls :mod:`thunes.optimize`, prints."
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from typing import Any
 
@@ -102,7 +104,8 @@ def _quiet_optuna() -> None:
               help="Candles from the store (settings data.url), the sample data, or the store when it has them.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Sampler seed.")
 @click.option("--top", type=int, default=10, show_default=True, help="Rows in the results table.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars (they show only on a terminal anyway).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object (tables omitted).")
 @click.pass_context
 def optimize_group(ctx: click.Context, **kw: Any) -> None:
     """Optimise a strategy's parameters with Optuna, validate walk-forward, report DSR, PBO and a verdict.
@@ -131,12 +134,12 @@ def optimize_group(ctx: click.Context, **kw: Any) -> None:
 
 
 def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, storage, workers, study_name,  # noqa: ANN001, C901
-         walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, since, until, source, seed, top, no_progress) -> None:
+         walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, since, until, source, seed, top, no_progress,
+         as_json) -> None:
     from thunes.backtest import BacktestOptions
     from thunes.optimize import _evaluate
     from thunes.optimize._data import load_study_candles
-    from thunes.optimize.decay import deployed_path, write_deployed
-    from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table, write_artifacts
+    from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table
     from thunes.optimize.storage import is_memory, redact_url
     from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
     from thunes.optimize.walk_forward import run_walk_forward
@@ -187,6 +190,11 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     rec = recommend(oos_sharpe=wf.oos_sharpe if wf else None, dsr=outcome.dsr.dsr if outcome.dsr else None,
                     min_sharpe=opt.deploy_min_sharpe, min_dsr=opt.deploy_min_dsr)
 
+    paths = None
+    if as_json:
+        paths = _write_all(outcome, wf, rec, opt, data, strategy, symbol, timeframe, name)
+        click.echo(json.dumps(_payload(outcome, wf, rec, name, storage, paths), indent=2, default=_jsonable))
+        return
     console = _console()
     console.print(results_table(outcome, top=top))
     if outcome.spec.multi_objective:
@@ -210,6 +218,18 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
                    f"total return {wf.oos_stats.get('total_return', float('nan')):.2%}, max drawdown "
                    f"{wf.oos_stats.get('max_drawdown', float('nan')):.2%}")
     click.secho(f"recommendation: {rec}", fg="green" if rec.deploy else "yellow", bold=True)
+    paths = _write_all(outcome, wf, rec, opt, data, strategy, symbol, timeframe, name)
+    for kind, path in paths.items():
+        click.echo(f"  {kind:<10} {path}")
+    if not is_memory(storage):
+        click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
+
+
+def _write_all(outcome, wf, rec, opt, data, strategy, symbol, timeframe, name) -> dict:  # noqa: ANN001
+    """The study's artifacts, and the deployed parameters when the verdict is DEPLOY."""
+    from thunes.optimize.decay import deployed_path, write_deployed
+    from thunes.optimize.report import write_artifacts
+
     paths = write_artifacts(outcome, wf, rec, opt.artifacts_dir, data_description=data.description)
     if rec.deploy:
         paths["deployed"] = write_deployed(
@@ -218,10 +238,40 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
             evidence={"oos_sharpe": wf.oos_sharpe if wf else None, "dsr": outcome.dsr.dsr if outcome.dsr else None,
                       "pbo": outcome.pbo.pbo if outcome.pbo else None},
         )
-    for kind, path in paths.items():
-        click.echo(f"  {kind:<10} {path}")
-    if not is_memory(storage):
-        click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
+    return paths
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _payload(outcome, wf, rec, name: str, storage: str, paths: dict) -> dict[str, Any]:  # noqa: ANN001
+    """What the text output says, as one JSON object (NaN/inf become null)."""
+    from thunes.optimize.storage import redact_url
+
+    return {
+        "study": name, "storage": redact_url(storage),
+        "trials": {"complete": outcome.n_complete, "distinct": outcome.n_distinct, "pruned": outcome.n_pruned,
+                   "failed": outcome.n_failed},
+        "best_params": outcome.best_params,
+        "in_sample": {k: _finite(v) for k, v in outcome.best_stats.items()},
+        "dsr": None if outcome.dsr is None else {"dsr": _finite(outcome.dsr.dsr), "sharpe": _finite(outcome.dsr.sharpe),
+                                                  "benchmark": _finite(outcome.dsr.sharpe_benchmark),
+                                                  "n_trials": outcome.dsr.n_trials},
+        "pbo": None if outcome.pbo is None else {"pbo": _finite(outcome.pbo.pbo), "splits": outcome.pbo.n_splits,
+                                                  "blocks": outcome.pbo.n_blocks},
+        "walk_forward": None if wf is None else {
+            "scheme": wf.scheme, "folds": len(wf.folds), "oos_sharpe": _finite(wf.oos_sharpe),
+            "oos": {k: _finite(v) for k, v in wf.oos_stats.items()}},
+        "recommendation": {"deploy": rec.deploy, "reasons": list(rec.reasons)},
+        "artifacts": {k: str(v) for k, v in paths.items()},
+    }
 
 
 @optimize_group.command("worker")
@@ -259,8 +309,9 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
 
 @optimize_group.command("studies")
 @click.option("--storage", default=None, metavar="URL", help="Storage URL (default: settings optimize.storage).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
+def studies_cmd(app, storage: str | None, as_json: bool) -> None:  # noqa: ANN001
     """List the studies in a storage with their trial counts.
 
     \b
@@ -271,6 +322,10 @@ def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
 
     _quiet_optuna()
     rows = list_studies(storage or app.settings.optimize.storage)
+    if as_json:
+        click.echo(json.dumps([{"study": s.study_name, "trials": s.n_trials,
+                                "directions": [d.name.lower() for d in s.directions]} for s in rows], indent=2))
+        return
     if not rows:
         click.echo("no studies")
     width = max((len(s.study_name) for s in rows), default=0)
