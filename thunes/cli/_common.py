@@ -8,7 +8,19 @@ import pandas as pd
 from thunes.core.redact import redact_url
 from thunes.core.timeframes import parse_timeframe, utc_ms
 
-__all__ = ["load_candles", "parse_params", "candle_options"]
+__all__ = ["load_candles", "parse_params", "candle_options", "at_most_once"]
+
+
+def at_most_once(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str | None:
+    """Callback of an option declared ``multiple=True`` that the command takes once: click keeps the last
+    of a repeated ordinary option silently; this refuses the repetition instead, naming the option.
+    ``--symbol A --symbol A`` (the same value twice) is accepted."""
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) > 1:
+        name = param.opts[0] if param.opts else param.name
+        raise click.BadParameter(f"given {len(distinct)} times ({', '.join(distinct)}); this command takes one",
+                                 ctx=ctx, param=param, param_hint=name)
+    return distinct[0] if distinct else None
 
 
 def candle_options(fn):  # noqa: ANN001, ANN201
