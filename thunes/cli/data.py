@@ -11,6 +11,7 @@ import click
 import pandas as pd
 
 from thunes.cli._common import at_most_once
+from thunes.core.errors import DataError
 from thunes.core.timeframes import parse_timeframe, utc_ms
 from thunes.data.quality import format_ms
 from thunes.data.store import normalize_symbol, store_from_settings
@@ -131,7 +132,11 @@ def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None,
                                      skip_bad_rows=skip_bad_rows)
         finally:
             bar.close()
-    kind = "real data" if result.real else "SYNTHETIC data (no real sample file found)"
+    # Only the sample import knows where its candles come from; a file's provenance is the user's word.
+    if sample_symbol is None:
+        kind = "from a file"
+    else:
+        kind = "real data" if result.real else "SYNTHETIC data (no real sample file found)"
     click.echo(f"imported {result.source} [{result.fmt}, {kind}]: read {result.read:,}, "
                f"written {result.written:,}, rejected {result.n_rejected:,}")
     for row in result.rejected.head(10).itertuples():
@@ -151,12 +156,25 @@ def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None,
 @click.pass_obj
 def export_cmd(app, symbol: str, timeframe: str, out: str, since: str | None, until: str | None,  # noqa: ANN001
                db: str | None) -> None:
-    """Export stored candles to CSV (header ts,open,high,low,close,volume; ms UTC) or Parquet."""
-    from thunes.data.io import write_candle_file
+    """Export stored candles to CSV (header ts,open,high,low,close,volume; ms UTC) or Parquet.
 
+    The format follows the name (.csv, .csv.gz, .parquet; anything else is refused). Nothing stored for
+    the series or the range is an error, not a header-only file.
+    """
+    from thunes.data.io import export_format, write_candle_file
+
+    try:
+        export_format(out)
+    except DataError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
+    sym, tf = normalize_symbol(symbol), str(parse_timeframe(timeframe))
     with _open(app, db) as store:
-        frame = store.load(normalize_symbol(symbol), str(parse_timeframe(timeframe)),
-                           utc_ms(since) if since else None, utc_ms(until) if until else None)
+        frame = store.load(sym, tf, utc_ms(since) if since else None, utc_ms(until) if until else None)
+        stored = [f"{s.symbol} {s.timeframe}" for s in store.series()]
+    if frame.empty:
+        where = "in the requested range" if (since or until) and f"{sym} {tf}" in stored else "in the store"
+        have = f"; stored: {', '.join(stored[:10])}" if stored else "; the store is empty"
+        raise DataError(f"no {sym} {tf} candles {where}, nothing exported{have}")
     n = write_candle_file(frame, out)
     click.echo(f"exported {n:,} candles to {out}")
 
