@@ -35,6 +35,7 @@ INVOCATIONS: dict[str, dict[str, list[str]]] = {
     "thunes backtest portfolio": {"csv": ["backtest", "portfolio", "--symbol", "BTC/USDT", "--csv", "{f}"]},
     "thunes ml info": {"model_dir": ["ml", "info", "{f}"]},
     "thunes ml export-onnx": {"checkpoint": ["ml", "export-onnx", "{f}", "--out", "{tmp}/m.onnx"]},
+    "thunes plot": {"csv_file": ["plot", "--csv", "{f}", "--out", "{tmp}/chart.html"]},
 }
 
 # Commands whose output is a verdict report (several lines by design): a bad file must still give a

@@ -31,7 +31,7 @@ __all__ = ["main", "root", "AppContext", "pass_app"]
 
 # Modules that contribute commands, in help order.
 _COMMAND_MODULES = (
-    "config", "data", "exchange", "features", "backtest", "strategies", "optimize", "ml", "execution", "trader",
+    "config", "data", "exchange", "features", "backtest", "strategies", "plot", "optimize", "ml", "execution", "trader",
 )
 
 

@@ -23,6 +23,7 @@ Edit it, then:
     thunes audit lookahead {path}:{class_name} --sample          # prove it does not look ahead
     thunes backtest --strategy {path}:{class_name} --sample      # or --strategy {name}
     thunes optimize --strategy {path}:{class_name} --trials 25
+    thunes plot --strategy {path}:{class_name} --sample               # candles, indicators, trades
 
 Rules every strategy follows (see thunes.strategies.base):
 * parameters are class attributes declared with Param(type, default, low, high, doc); the optimiser
@@ -58,10 +59,17 @@ class {class_name}(Strategy):
     def warmup(self) -> int:
         return self.period + 1
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        # Optional: what `thunes plot` draws (series on the price scale overlay the candles).
+        close = candles["close"]
+        return {{
+            f"sma {{self.period}}": close.rolling(self.period, min_periods=self.period).mean(),  # trailing: causal
+            f"momentum {{self.momentum}}": close.pct_change(self.momentum),  # close[t] / close[t - n] - 1
+        }}
+
     def signals(self, candles: pd.DataFrame) -> Signals:
         close = candles["close"]
-        average = close.rolling(self.period, min_periods=self.period).mean()  # trailing window: causal
-        momentum = close.pct_change(self.momentum)  # close[t] / close[t - momentum] - 1: past bars only
+        average, momentum = self.indicators(candles).values()
         trending = momentum > self.min_momentum
         entries = crossed_above(close, average) & trending
         exits = crossed_below(close, average)
