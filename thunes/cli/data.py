@@ -11,6 +11,7 @@ import click
 import pandas as pd
 
 from thunes.cli._common import at_most_once
+from thunes.core.candles import ts_ms
 from thunes.core.errors import DataError
 from thunes.core.timeframes import parse_timeframe, utc_ms
 from thunes.data.quality import format_ms
@@ -102,9 +103,10 @@ def list_cmd(app, db: str | None, as_json: bool) -> None:  # noqa: ANN001
               help="Store the valid rows of a file that has invalid ones and list the rejected rows "
                    "(default: refuse the whole file and store nothing).")
 @_db_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None, fmt: str | None,  # noqa: ANN001
-               sample_symbol: str | None, upsert: bool, skip_bad_rows: bool, db: str | None) -> None:
+               sample_symbol: str | None, upsert: bool, skip_bad_rows: bool, db: str | None, as_json: bool) -> None:
     """Import candles from FILE (CSV ts,open,high,low,close,volume; Binance archive klines; Parquet).
 
     A file with any invalid row (NaN, bad OHLC, a timestamp before 2009-01-03 or after now + one bar,
@@ -137,6 +139,13 @@ def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None,
         kind = "from a file"
     else:
         kind = "real data" if result.real else "SYNTHETIC data (no real sample file found)"
+    if as_json:
+        click.echo(json.dumps({
+            "source": result.source, "format": result.fmt, "symbol": normalize_symbol(symbol or sample_symbol),
+            "timeframe": str(parse_timeframe(timeframe)), "provenance": kind, "read": result.read,
+            "written": result.written, "rejected": [{"row": int(r.row), "ts": format_ms(r.ts), "reason": r.reason}
+                                                    for r in result.rejected.itertuples()]}, indent=2))
+        return
     click.echo(f"imported {result.source} [{result.fmt}, {kind}]: read {result.read:,}, "
                f"written {result.written:,}, rejected {result.n_rejected:,}")
     for row in result.rejected.head(10).itertuples():
@@ -153,9 +162,10 @@ def import_cmd(app, file: str | None, symbol: str | None, timeframe: str | None,
 @click.option("--since", default=None, help="Start date (UTC), e.g. 2024-01-01.")
 @click.option("--until", default=None, help="End date (UTC, exclusive).")
 @_db_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def export_cmd(app, symbol: str, timeframe: str, out: str, since: str | None, until: str | None,  # noqa: ANN001
-               db: str | None) -> None:
+               db: str | None, as_json: bool) -> None:
     """Export stored candles to CSV (header ts,open,high,low,close,volume; ms UTC) or Parquet.
 
     The format follows the name (.csv, .csv.gz, .parquet; anything else is refused). Nothing stored for
@@ -176,6 +186,10 @@ def export_cmd(app, symbol: str, timeframe: str, out: str, since: str | None, un
         have = f"; stored: {', '.join(stored[:10])}" if stored else "; the store is empty"
         raise DataError(f"no {sym} {tf} candles {where}, nothing exported{have}")
     n = write_candle_file(frame, out)
+    if as_json:
+        click.echo(json.dumps({"symbol": sym, "timeframe": tf, "rows": n, "first": _iso(int(ts_ms(frame)[0])),
+                               "last": _iso(int(ts_ms(frame)[-1])), "out": out}, indent=2))
+        return
     click.echo(f"exported {n:,} candles to {out}")
 
 

@@ -114,8 +114,10 @@ def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_
 @click.option("--prefixes", default=20, show_default=True, help="Random prefixes to compare.")
 @click.option("--rows", default=3000, show_default=True, help="Use the last N candles.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random prefix lengths.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed) -> None:  # noqa: ANN001
+def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed,  # noqa: ANN001
+                  as_json) -> None:
     """Prove TARGET does not look ahead: recompute it on random prefixes and compare values.
 
     TARGET is a strategy name (sma_cross, or one in your strategies folder), module:Class, file.py:Class,
@@ -153,7 +155,17 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
             return pd.DataFrame(cols, index=f.index)
 
         label = f"strategy {strategy!r}"
-    report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label, progress=True)
+    report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps({
+            "target": label, "candles": len(frame), "source": source, "prefixes": len(report.prefix_lengths),
+            "ok": not (report.violations or report.errors), "errors": [str(e) for e in report.errors],
+            "violations": [{"column": v.column, "ts": str(v.ts), "prefix_len": v.prefix_len,
+                            "prefix_value": v.prefix_value, "full_value": v.full_value}
+                           for v in report.violations]}, indent=2, default=str))
+        if report.violations or report.errors:
+            sys.exit(1)
+        return
     click.echo(f"look-ahead audit of {label} on {len(frame):,} candles ({source}), "
                f"{len(report.prefix_lengths)} prefixes")
     for err in report.errors:

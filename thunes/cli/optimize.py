@@ -346,9 +346,10 @@ def studies_cmd(app, storage: str | None, as_json: bool) -> None:  # noqa: ANN00
 @click.option("--source", type=click.Choice(["auto", "store", "sample"]), default="auto", show_default=True)
 @click.option("--until", default=None, help="Check as of this date (UTC, exclusive); default: the newest candle.")
 @click.option("--fail-on-decay", is_flag=True, help="Exit with status 1 when decay is flagged (for schedulers).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sharpe, source, until,  # noqa: ANN001
-              fail_on_decay) -> None:
+              fail_on_decay, as_json) -> None:
     """Re-run the deployed parameters on recent data and flag when the rolling Sharpe falls too low.
 
     Writes <optimize.artifacts_dir>/decay/<strategy>_<SYMBOL>_<tf>.json (the flag alerts read).
@@ -384,6 +385,15 @@ def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sh
                          options=BacktestOptions.from_settings(settings.backtest, settings.risk),
                          symbol=symbol, timeframe=timeframe)
     out = write_decay_flag(report, decay_path(opt.artifacts_dir, strategy, symbol, timeframe))
+    if as_json:
+        click.echo(json.dumps({"strategy": strategy, "symbol": symbol, "timeframe": timeframe,
+                               "params": report.params, "params_from": origin, "bars": len(recent),
+                               "end": str(report.end), "window": window, "latest_sharpe": _finite(report.latest_sharpe),
+                               "worst_sharpe": _finite(report.worst_sharpe), "min_sharpe": report.min_sharpe,
+                               "decayed": report.decayed, "flag": str(out)}, indent=2, default=_jsonable))
+        if report.decayed and fail_on_decay:
+            sys.exit(1)
+        return
     click.echo(f"parameters {report.params} (from {origin}) on {len(recent)} bars to {report.end} ({data.description})")
     click.echo(f"rolling Sharpe over {window} bars: latest {report.latest_sharpe:.2f}, worst "
                f"{report.worst_sharpe:.2f}; threshold {report.min_sharpe:g}")
