@@ -84,3 +84,17 @@ def test_a_file_import_does_not_claim_real_data(tmp_path, capsys):
                            "--timeframe", "1h", "--db", f"sqlite:///{tmp_path}/s.sqlite")
     assert code == 0
     assert "real" not in out and "from a file" in out
+
+
+def test_commands_for_one_series_refuse_a_repeated_symbol_or_timeframe(capsys):
+    for argv in (["features", "compute", "--sample", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT"],
+                 ["audit", "lookahead", "sma_cross", "--sample", "--timeframe", "1h", "--timeframe", "4h"],
+                 ["plot", "--sample", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT"]):
+        code, _, err = _thunes(capsys, *argv)
+        assert code == 2 and "this command takes one" in err, (argv, err)
+
+
+def test_features_compute_refuses_an_output_name_it_does_not_write(tmp_path, capsys):
+    code, _, err = _thunes(capsys, "features", "compute", "--sample", "--out", str(tmp_path / "f.xlsx"))
+    assert code == 2 and "--out" in err and ".parquet or .csv" in err
+    assert not (tmp_path / "f.xlsx").exists()

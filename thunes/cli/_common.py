@@ -26,8 +26,10 @@ def at_most_once(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 def candle_options(fn):  # noqa: ANN001, ANN201
     """--symbol/--timeframe/--since/--until/--db/--csv/--sample options for commands that read candles."""
     options = [
-        click.option("--symbol", default="BTC/USDT", show_default=True, help="Unified symbol."),
-        click.option("--timeframe", default="1h", show_default=True, help="Candle timeframe."),
+        click.option("--symbol", default=("BTC/USDT",), multiple=True, callback=at_most_once, show_default=True,
+                     help="Unified symbol."),
+        click.option("--timeframe", default=("1h",), multiple=True, callback=at_most_once, show_default=True,
+                     help="Candle timeframe."),
         click.option("--since", default=None, help="Start date (UTC), e.g. 2022-01-01."),
         click.option("--until", default=None, help="End date (UTC, exclusive)."),
         click.option("--db", default=None, metavar="URL", help="Store URL (default: settings data.url)."),

@@ -86,6 +86,10 @@ def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_
     from thunes.core.timeframes import timeframe_ms
     from thunes.features import compute_features
 
+    if out and not out.endswith((".parquet", ".csv")):
+        raise click.BadParameter(f"{out!r}: the name must end in .parquet or .csv (the format follows the name)",
+                                 param_hint="--out")
+
     frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, since=since, until=until, db=db,
                                  csv_file=csv_file, sample=sample)
     cols = [c.strip() for c in columns.split(",")] if columns else None
