@@ -143,8 +143,9 @@ _register_all()
 def main(argv: list[str] | None = None) -> None:
     try:
         root.main(args=argv, prog_name="thunes", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C inside a command into Abort (after the command's own finally blocks ran)
+        click.echo("interrupted" if isinstance(exc.__cause__, KeyboardInterrupt) else "aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.message = redact_text(exc.message)  # a usage error may quote a URL the user typed
