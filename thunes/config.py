@@ -162,7 +162,7 @@ class TraderSettings(_Section):
     reconcile_minutes: float = Field(5.0, gt=0)
     state_dir: FolderPath = Path("data/trader")
     ledger_path: Path = Path("artifacts/ledger.csv")
-    strategies_dir: Path = Field(Path("strategies"), description="User strategies: `--strategy NAME` looks here "
+    strategies_dir: FolderPath = Field(Path("strategies"), description="User strategies: `--strategy NAME` looks here "
                                  "too; `thunes strategies new` writes here")
 
 
