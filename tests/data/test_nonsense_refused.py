@@ -98,3 +98,11 @@ def test_features_compute_refuses_an_output_name_it_does_not_write(tmp_path, cap
     code, _, err = _thunes(capsys, "features", "compute", "--sample", "--out", str(tmp_path / "f.xlsx"))
     assert code == 2 and "--out" in err and ".parquet or .csv" in err
     assert not (tmp_path / "f.xlsx").exists()
+
+
+def test_data_check_of_an_hourly_file_as_1m_reports_the_timeframe_error(tmp_path, capsys):
+    _hourly_csv(tmp_path / "h.csv")
+    code, out, _ = _thunes(capsys, "data", "check", str(tmp_path / "h.csv"), "--timeframe", "1m")
+    assert code == 1
+    assert "ERROR timeframe: the rows are 1h apart, not 1m" in out
+    assert _thunes(capsys, "data", "check", str(tmp_path / "h.csv"), "--timeframe", "1h")[0] == 0

@@ -309,6 +309,10 @@ def check_table(
         misaligned = np.zeros(n, dtype=bool)
         misaligned[in_range] = np.asarray(align_ms(ts[in_range], tf), dtype="int64") != ts[in_range]
         err("misaligned", misaligned, f"timestamp(s) not aligned to the {tf} timeframe")
+    step = None if tf.is_calendar else typical_step_ms(ts[in_range])
+    if step is not None and step != tf.ms:
+        errors.append(Issue(kind="timeframe", count=n, message=f"the rows are {_step_text(step)} apart, not {tf}: "
+                            f"the candles are {_step_text(step)} ones (use --timeframe {_step_text(step)})"))
     if n > 1:
         d = np.diff(ts)
         err("duplicate_ts", d == 0, "duplicate timestamp(s)", at=ts[1:])
