@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -98,7 +99,7 @@ def test_strategies_list_json_has_builtin_and_user_strategies(tmp_path, monkeypa
 def test_optimize_accepts_a_user_strategy(tmp_path, monkeypatch, btc_1h):
     monkeypatch.chdir(tmp_path)
     _invoke(tmp_path, "strategies", "new", "trend_follow")
-    since = str(btc_1h.frame.index[-1] - __import__("pandas").Timedelta(days=90))[:10]
+    since = (btc_1h.frame.index[-1] - pd.Timedelta(days=90)).strftime("%Y-%m-%d")
     result = _invoke(tmp_path, "--set", f"optimize.artifacts_dir={tmp_path}/art", "optimize", "--strategy", "trend_follow",
                      "--trials", "3", "--walk-forward", "none", "--storage", "memory", "--source", "sample",
                      "--since", since, "--no-progress")
