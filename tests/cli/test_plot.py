@@ -32,8 +32,8 @@ def test_plot_draws_candles_volume_indicators_and_trades_offline(tmp_path, monke
     by_name = {t.get("name"): t for t in traces}
     assert by_name["candles"]["type"] == "candlestick" and len(by_name["candles"]["x"]) == 400
     assert by_name["volume"]["type"] == "bar"
-    assert {"sma 20", "momentum 5"} <= set(by_name)
-    assert by_name["sma 20"]["yaxis"] == "y" and by_name["momentum 5"]["yaxis"] == "y2"  # own pane
+    assert {"sma", "momentum"} <= set(by_name)
+    assert by_name["sma"]["yaxis"] == "y" and by_name["momentum"]["yaxis"] == "y2"  # own pane
     assert "long entry" in by_name and "exit" in by_name
     assert "trade(s) shown" in result.stderr
 

@@ -89,7 +89,7 @@ def new_cmd(app: Any, name: str, folder: str | None, force: bool) -> None:
     path = write_template(name, _folder(app, folder), overwrite=force)
     click.echo(f"wrote {path} (class {class_name(name)}); next:")
     click.echo(f"  thunes audit lookahead {name} --sample")
-    click.echo(f"  thunes backtest --strategy {path}:{class_name(name)} --sample")
+    click.echo(f"  thunes plot --strategy {name} --sample")
 
 
 def register(root: click.Group) -> None:

@@ -20,10 +20,12 @@ TEMPLATE = '''"""{class_name}: a trend-following template written by `thunes str
 
 Edit it, then:
 
-    thunes audit lookahead {path}:{class_name} --sample          # prove it does not look ahead
-    thunes backtest --strategy {path}:{class_name} --sample      # or --strategy {name}
-    thunes optimize --strategy {path}:{class_name} --trials 25
-    thunes plot --strategy {path}:{class_name} --sample               # candles, indicators, trades
+    thunes audit lookahead {name} --sample                # prove it does not look ahead
+    thunes plot --strategy {name} --sample                # candles, indicators and trades in a chart
+    thunes optimize --strategy {name} --trials 25         # search the Param ranges, walk-forward
+
+(`{name}` is found in the strategies folder, trader.strategies_dir; from anywhere else use
+{path}:{class_name}.)
 
 Rules every strategy follows (see thunes.strategies.base):
 * parameters are class attributes declared with Param(type, default, low, high, doc); the optimiser
@@ -63,16 +65,15 @@ class {class_name}(Strategy):
         # Optional: what `thunes plot` draws (series on the price scale overlay the candles).
         close = candles["close"]
         return {{
-            f"sma {{self.period}}": close.rolling(self.period, min_periods=self.period).mean(),  # trailing: causal
-            f"momentum {{self.momentum}}": close.pct_change(self.momentum),  # close[t] / close[t - n] - 1
+            "sma": close.rolling(self.period, min_periods=self.period).mean(),  # trailing window: causal
+            "momentum": close.pct_change(self.momentum),  # close[t] / close[t - momentum] - 1: past bars only
         }}
 
     def signals(self, candles: pd.DataFrame) -> Signals:
         close = candles["close"]
-        average, momentum = self.indicators(candles).values()
-        trending = momentum > self.min_momentum
-        entries = crossed_above(close, average) & trending
-        exits = crossed_below(close, average)
+        ind = self.indicators(candles)
+        entries = crossed_above(close, ind["sma"]) & (ind["momentum"] > self.min_momentum)
+        exits = crossed_below(close, ind["sma"])
         return Signals(entries=entries, exits=exits)
 '''
 
