@@ -71,7 +71,9 @@ def _runs(at: Setup) -> dict[str, list[list[str]]]:
     return {
         "config show": [["config", "show"], ["config", "show", "--json"]],
         "config check": [["config", "check"], ["config", "check", str(at.bad_config)]],
-        "strategies list": [["strategies", "list"]],
+        "strategies list": [["strategies", "list"], ["strategies", "list", "--json"]],
+        "strategies new": [["strategies", "new", "secrets_probe", "--folder", str(work / "strategies")]],
+        "plot": [["plot", "--sample", "--strategy", "sma_cross", "--last", "50", "--out", str(work / "chart.html")]],
         "features list": [["features", "list"]],
         "data import": [["data", "import", "--sample", "BTC/USDT", "--timeframe", "1d"]],
         "data list": [["data", "list"], ["data", "list", "--json"],

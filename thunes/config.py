@@ -102,6 +102,17 @@ FolderPath = Annotated[Path, AfterValidator(_folder)]
 """A folder setting: refused at load when a file stands where the folder (or one of its parents) goes."""
 
 
+def _base_url(value: str) -> str:
+    from thunes.core.urls import rest_root
+
+    rest_root(value)  # ValueError (one line, with the expected form) when it is not the exchange host
+    return value.strip()
+
+
+ExchangeBaseUrl = Annotated[str, AfterValidator(_base_url)]
+"""The exchange host (``http://127.0.0.1:8765``; ``/api/v3`` accepted): one meaning, :mod:`thunes.core.urls`."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -116,7 +127,9 @@ class DataSettings(_Section):
 class ExchangeSettings(_Section):
     id: str = Field("binance", description="ccxt exchange id")
     mode: Literal["local", "testnet", "live"] = Field("local", description="local exchange, Spot testnet or live")
-    base_url: str | None = Field(None, description="REST base, e.g. http://127.0.0.1:8765/api/v3 (None: the mode's)")
+    base_url: ExchangeBaseUrl | None = Field(None, description="Exchange host, e.g. http://127.0.0.1:8765 (a trailing /api/v3 "
+                                 "is accepted); the same meaning for data download, paper, testnet and live "
+                                 "(None: the mode's)")
     ws_url: str | None = Field(None, description="Websocket base for market streams")
     api_key: ApiCredential | None = None
     api_secret: ApiCredential | None = None
@@ -150,6 +163,8 @@ class TraderSettings(_Section):
     reconcile_minutes: float = Field(5.0, gt=0)
     state_dir: FolderPath = Path("data/trader")
     ledger_path: Path = Path("artifacts/ledger.csv")
+    strategies_dir: FolderPath = Field(Path("strategies"), description="User strategies: `--strategy NAME` looks here "
+                                 "too; `thunes strategies new` writes here")
 
 
 class OptimizeSettings(_Section):

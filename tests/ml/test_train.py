@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -213,10 +215,20 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch(candles, 
     assert float(kept) == pytest.approx(val_losses[best], rel=1e-5)
 
 
-def test_progress_bar_shows_epoch_metrics_on_stderr(candles, TINY, capsys):
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_shows_epoch_metrics_on_stderr_when_it_is_a_terminal(candles, TINY, monkeypatch):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file or a pipe: no bar (thunes.progress)
+    train_model(candles, replace(TINY, epochs=1), progress=True)
+    assert sys.stderr.getvalue() == ""
+
+    monkeypatch.setattr(sys, "stderr", _Terminal())
     train_model(candles, replace(TINY, epochs=1), progress=True)
 
-    err = capsys.readouterr().err
+    err = sys.stderr.getvalue()
     # the postfix is refreshed inside the epoch loop; "1/1" itself depends on tqdm's redraw interval
     assert "train:" in err and "/1 [" in err
     assert "train=" in err and "val=" in err  # the epoch's train/validation losses

@@ -4,7 +4,9 @@ Each command group lives in its own module under :mod:`thunes.cli` and exposes `
 groups shared by several layers (``audit``) are created here so each module can add commands to them.
 
 Errors reach the user as one ``error: ...`` line on stderr (a settings error with several problems lists
-them below it), with secrets masked (:func:`thunes.core.redact.redact_text`), and a non-zero exit.
+them below it), with secrets masked (:func:`thunes.core.redact.redact_text`), and a non-zero exit. A module
+of an optional extra that is not installed names the extra to install (:mod:`thunes.core.extras`);
+Ctrl-C stops with exit status 130 after the command's own clean-up.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import click
 from thunes import __version__
 from thunes.config import LoadedSettings, is_secret_key, load_settings, parse_override
 from thunes.core.errors import ConfigError, ThunesError
+from thunes.core.extras import missing_extra_message
 from thunes.core.redact import MASK, redact_text
 from thunes.logs import setup_logging
 
@@ -28,8 +31,8 @@ __all__ = ["main", "root", "AppContext", "pass_app"]
 
 # Modules that contribute commands, in help order.
 _COMMAND_MODULES = (
-    "config", "data", "exchange", "features", "backtest", "optimize", "ml", "execution", "trader",
-    "bot", "telegram", "stream", "api",
+    "config", "data", "exchange", "features", "backtest", "strategies", "plot", "optimize", "ml", "execution",
+    "trader", "bot", "telegram", "stream", "api",
 )
 
 
@@ -103,6 +106,12 @@ def root(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]
 
     Settings come from defaults < config file < .env < THUNES_* environment < --set flags;
     `thunes config show` prints the effective values and where each came from.
+
+    \b
+    Examples:
+      thunes data import --sample BTC/USDT --timeframe 1h
+      thunes backtest --strategy sma_cross --sample
+      thunes --set risk.max_positions=2 config show
     """
     ctx.obj = AppContext(config_file, dict(parse_override(o) for o in overrides),
                          command=ctx.invoked_subcommand or "thunes")
@@ -110,7 +119,12 @@ def root(ctx: click.Context, config_file: str | None, overrides: tuple[str, ...]
 
 @root.group()
 def audit() -> None:
-    """Audits: look-ahead and leakage checks, audit-trail verification."""
+    """Audits: look-ahead and leakage checks, audit-trail verification.
+
+    \b
+    Example:
+      thunes audit lookahead sma_cross --sample
+    """
 
 
 def _register_all() -> None:
@@ -130,8 +144,9 @@ _register_all()
 def main(argv: list[str] | None = None) -> None:
     try:
         root.main(args=argv, prog_name="thunes", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C inside a command into Abort (after the command's own finally blocks ran)
+        click.echo("interrupted" if isinstance(exc.__cause__, KeyboardInterrupt) else "aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.message = redact_text(exc.message)  # a usage error may quote a URL the user typed
@@ -148,6 +163,15 @@ def main(argv: list[str] | None = None) -> None:
         # say which, in one line; the traceback goes to the log file for whoever debugs it.
         _log.info("command failed: %s: %s", type(exc).__name__, exc, exc_info=True)
         click.secho(f"error: {_error_line(exc)}", fg="red", err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        # An optional extra (ml, api, telegram, stream) that is not installed: say which one to install.
+        # Any other missing module is a broken install or a bug and keeps its traceback.
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        _log.info("command failed: %s", exc)
+        click.secho(f"error: {message}", fg="red", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -8,14 +8,28 @@ import pandas as pd
 from thunes.core.redact import redact_url
 from thunes.core.timeframes import parse_timeframe, utc_ms
 
-__all__ = ["load_candles", "parse_params", "candle_options"]
+__all__ = ["load_candles", "parse_params", "candle_options", "at_most_once"]
+
+
+def at_most_once(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str | None:
+    """Callback of an option declared ``multiple=True`` that the command takes once: click keeps the last
+    of a repeated ordinary option silently; this refuses the repetition instead, naming the option.
+    ``--symbol A --symbol A`` (the same value twice) is accepted."""
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) > 1:
+        name = param.opts[0] if param.opts else param.name
+        raise click.BadParameter(f"given {len(distinct)} times ({', '.join(distinct)}); this command takes one",
+                                 ctx=ctx, param=param, param_hint=name)
+    return distinct[0] if distinct else None
 
 
 def candle_options(fn):  # noqa: ANN001, ANN201
     """--symbol/--timeframe/--since/--until/--db/--csv/--sample options for commands that read candles."""
     options = [
-        click.option("--symbol", default="BTC/USDT", show_default=True, help="Unified symbol."),
-        click.option("--timeframe", default="1h", show_default=True, help="Candle timeframe."),
+        click.option("--symbol", default=("BTC/USDT",), multiple=True, callback=at_most_once, show_default=True,
+                     help="Unified symbol."),
+        click.option("--timeframe", default=("1h",), multiple=True, callback=at_most_once, show_default=True,
+                     help="Candle timeframe."),
         click.option("--since", default=None, help="Start date (UTC), e.g. 2022-01-01."),
         click.option("--until", default=None, help="End date (UTC, exclusive)."),
         click.option("--db", default=None, metavar="URL", help="Store URL (default: settings data.url)."),

@@ -16,14 +16,25 @@ __all__ = ["register"]
 
 @click.group("config")
 def config_group() -> None:
-    """Show and validate settings."""
+    """Show and validate settings.
+
+    \b
+    Example:
+      thunes config check thunes.toml
+    """
 
 
 @config_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def show(app, as_json: bool) -> None:  # noqa: ANN001
-    """Print the effective settings, the source of each value, secrets masked."""
+    """Print the effective settings, the source of each value, secrets masked.
+
+    \b
+    Examples:
+      thunes config show
+      thunes --config thunes.toml --set risk.max_positions=2 config show --json
+    """
     rows = app.loaded.show()
     if as_json:
         click.echo(json.dumps([{"key": k, "value": v, "source": s} for k, v, s in rows], indent=2))
@@ -37,7 +48,12 @@ def show(app, as_json: bool) -> None:  # noqa: ANN001
 @click.argument("file", type=click.Path(dir_okay=False), required=False)
 @click.pass_obj
 def check(app, file: str | None) -> None:  # noqa: ANN001
-    """Validate a config FILE (default: --config) with the environment; list every problem."""
+    """Validate a config FILE (default: --config) with the environment; list every problem.
+
+    \b
+    Example:
+      thunes config check thunes.toml
+    """
     try:
         load_settings(file or app.config_file, overrides=app.overrides)
     except ConfigError as exc:

@@ -12,7 +12,12 @@ __all__ = ["register"]
 
 @click.group("exchange")
 def exchange_group() -> None:
-    """The local exchange (Binance Spot compatible) for paper trading, demos and tests."""
+    """The local exchange (Binance Spot compatible) for paper trading, demos and tests.
+
+    \b
+    Example:
+      thunes exchange serve --port 8765
+    """
 
 
 @exchange_group.command("serve")

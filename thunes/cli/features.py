@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -22,21 +21,34 @@ def features_group() -> None:
     Every feature at row t uses candles up to t only (`thunes audit lookahead features` proves it),
     rows whose window spans missing candles are flagged in `gap_flag`, and each output records the
     feature set's name, version and hash.
+
+    \b
+    Examples:
+      thunes features list
+      thunes features compute --sample --timeframe 1h --out btc_1h_features.parquet
     """
 
 
 @features_group.command("list")
 @click.option("--set", "set_name", default=None, help="Show the columns of this feature set.")
-def list_cmd(set_name: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_cmd(set_name: str | None, as_json: bool) -> None:
     """List the feature sets (name, version, columns, warm-up, hash), or one set's columns.
 
     \b
     Examples:
       thunes features list
-      thunes features list --set default
+      thunes features list --set default --json
     """
     from thunes.features import describe_column, feature_set_names, get_feature_set
 
+    if as_json:
+        names = [set_name] if set_name else feature_set_names()
+        sets = [get_feature_set(n) for n in names]
+        click.echo(json.dumps([{"name": fs.name, "version": fs.version, "warmup": fs.warmup, "hash": fs.hash,
+                                "columns": [{"name": c, "description": describe_column(fs, c)} for c in fs.columns]}
+                               for fs in sets], indent=2, default=str))
+        return
     if set_name is None:
         click.echo(f"{'set':<12} {'version':>7} {'columns':>8} {'warm-up':>8}  hash")
         for name in feature_set_names():
@@ -74,6 +86,10 @@ def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_
     from thunes.core.timeframes import timeframe_ms
     from thunes.features import compute_features
 
+    if out and not out.endswith((".parquet", ".csv")):
+        raise click.BadParameter(f"{out!r}: the name must end in .parquet or .csv (the format follows the name)",
+                                 param_hint="--out")
+
     frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, since=since, until=until, db=db,
                                  csv_file=csv_file, sample=sample)
     cols = [c.strip() for c in columns.split(",")] if columns else None
@@ -95,20 +111,6 @@ def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_
             click.echo(feats.tail(5).to_string())
 
 
-def _resolve_strategy(name: str):  # noqa: ANN202
-    """A registered strategy name or ``package.module:Class`` for a user's own strategy."""
-    from thunes.strategies import get_strategy
-
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        sys.path.insert(0, str(Path.cwd()))
-        try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise click.BadParameter(f"cannot import {name}: {exc}", param_hint="STRATEGY") from None
-    return get_strategy(name)
-
-
 @click.command("lookahead")
 @click.argument("target")
 @candle_options
@@ -117,14 +119,17 @@ def _resolve_strategy(name: str):  # noqa: ANN202
               help="Random prefixes to compare (on top of one ending on each row where a signal fires or changes).")
 @click.option("--rows", default=3000, show_default=True, help="Use the last N candles.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random prefix lengths.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed) -> None:  # noqa: ANN001
+def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed,  # noqa: ANN001
+                  as_json) -> None:
     """Prove TARGET does not look ahead: recompute it on prefixes and compare values.
 
     A prefix ends on every row where a signal fires or a sparse column changes (so a leak acting on
     those rows is always found), plus --prefixes random ones; the output says what was checked.
 
-    TARGET is a strategy name (sma_cross), a user strategy as module:Class, or features[:SET].
+    TARGET is a strategy name (sma_cross, or one in your strategies folder), module:Class, file.py:Class,
+    or features[:SET].
     Exits 1 when any value at time t changes once later rows are appended, listing the column, the
     time and both values.
 
@@ -147,7 +152,9 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
 
         label = f"feature set {set_name}"
     else:
-        strategy = _resolve_strategy(target)(**parse_params(params))
+        from thunes.strategies.loader import resolve_strategy
+
+        strategy = resolve_strategy(target, folder=app.settings.trader.strategies_dir)(**parse_params(params))
 
         def fn(f: pd.DataFrame) -> pd.DataFrame:
             sig = strategy.signals(f)
@@ -156,7 +163,17 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
             return pd.DataFrame(cols, index=f.index)
 
         label = f"strategy {strategy!r}"
-    report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label, progress=True)
+    report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps({
+            "target": label, "candles": len(frame), "source": source, "prefixes": len(report.prefix_lengths), "checked": report.guarantee,
+            "ok": not (report.violations or report.errors), "errors": [str(e) for e in report.errors],
+            "violations": [{"column": v.column, "ts": str(v.ts), "prefix_len": v.prefix_len,
+                            "prefix_value": v.prefix_value, "full_value": v.full_value}
+                           for v in report.violations]}, indent=2, default=str))
+        if report.violations or report.errors:
+            sys.exit(1)
+        return
     click.echo(f"look-ahead audit of {label} on {len(frame):,} candles ({source}), "
                f"{len(report.prefix_lengths)} prefixes")
     click.echo(f"  checked: {report.guarantee}")
@@ -171,6 +188,21 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
     if report.violations or report.errors:
         sys.exit(1)
     click.echo("  ok: no value changed when the future was appended")
+
+
+def _read_scaler(path: str) -> dict:
+    """The --scaler JSON object, or one DataError line saying why it cannot be used."""
+    from thunes.core.errors import DataError
+
+    try:
+        scaler = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"--scaler {path} is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"--scaler {path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(scaler, dict):
+        raise DataError(f"--scaler {path}: expected a JSON object with feature_names, mean, scale")
+    return scaler
 
 
 @click.command("leakage")
@@ -200,10 +232,12 @@ def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_
     """
     from thunes.features.leakage import audit_leakage
 
-    data = pd.read_parquet(dataset) if dataset.endswith(".parquet") else pd.read_csv(dataset, index_col=0)
+    from thunes.data.io import read_table_file
+
+    data = read_table_file(dataset)
     if close_col not in data.columns:
         raise click.UsageError(f"{dataset} has no {close_col!r} column (use --close-col)")
-    scaler = json.loads(Path(scaler_file).read_text()) if scaler_file else None
+    scaler = _read_scaler(scaler_file) if scaler_file else None
     ohlcv = ["open", "high", "low", close_col, "volume"]
     candles = None
     if all(c in data.columns for c in ohlcv) and isinstance(data.index, pd.DatetimeIndex):

@@ -107,12 +107,14 @@ def _latest_model(root: Path, symbol: str | None, timeframe: str | None) -> Path
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Model folder (default: <ml.artifacts_dir>/<SYMBOL>_<tf>_<model>_<UTC time>).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until: str | None, source: str,
           db: str | None, model_type: str, feature_set: str, epochs: int | None, seq_len: int | None,
           horizon: int | None, hidden: int | None, layers: int | None, dropout: float, batch_size: int, lr: float,
           patience: int, val_frac: float, test_frac: float, purge: int | None, embargo: int, seed: int | None,
-          device: str | None, threads: int | None, allow_leakage: bool, no_onnx: bool, out_dir: str | None, quiet: bool) -> None:
+          device: str | None, threads: int | None, allow_leakage: bool, no_onnx: bool, out_dir: str | None, quiet: bool,
+          as_json: bool) -> None:
     """Train a return/volatility model on SYMBOL candles and save it in one folder.
 
     The leakage audit runs first and blocks training on a finding (unless --allow-leakage). The split is
@@ -143,9 +145,15 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     folder = Path(out_dir) if out_dir else Path(ml.artifacts_dir) / (
         f"{symbol.replace('/', '')}_{tf}_{model_type}_{stamp}")
-    result = train_model(candles, options, symbol=symbol, timeframe=tf, out_dir=folder, progress=not quiet)
+    result = train_model(candles, options, symbol=symbol, timeframe=tf, out_dir=folder, progress=not (quiet or as_json))
     meta = result.meta
     s = meta.samples
+    if as_json:
+        click.echo(json.dumps({"model": str(folder), "model_type": model_type, "symbol": symbol, "timeframe": tf,
+                               "samples": s, "leakage": meta.leakage, "metrics": meta.metrics,
+                               "epochs": len(result.history) if model_type == "lstm" else None,
+                               "train_seconds": result.train_seconds}, indent=2, default=str))
+        return
     click.echo(f"samples: train {s['train']}, val {s['val']}, test {s['test']} (purge {s['purge']}, embargo "
                f"{s['embargo']}; dropped: {s['dropped_gap']} gap, {s['dropped_warmup']} warm-up, "
                f"{s['purged']} purged)")
@@ -221,7 +229,13 @@ def forecast(app: Any, symbol: str, timeframe: str | None, since: str | None, un
 # ----------------------------------------------------------------------------------------------- ml …
 @click.group("ml")
 def ml_group() -> None:
-    """Machine-learning models: evaluate, inspect, export (train and forecast are top-level commands)."""
+    """Machine-learning models: evaluate, inspect, export (train and forecast are top-level commands).
+
+    \b
+    Examples:
+      thunes train --symbol BTC/USDT --timeframe 1h
+      thunes ml info artifacts/models/btc1h
+    """
 
 
 @ml_group.command("evaluate")
@@ -305,7 +319,12 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
 @ml_group.command("info")
 @click.argument("model_dir", type=click.Path(exists=True))
 def info(model_dir: str) -> None:
-    """Print a model folder's meta.json (feature set, shapes, date ranges, metrics, leakage audit)."""
+    """Print a model folder's meta.json (feature set, shapes, date ranges, metrics, leakage audit).
+
+    \b
+    Example:
+      thunes ml info artifacts/models/btc1h
+    """
     from thunes.ml.artifacts import load_meta
 
     click.echo(json.dumps(load_meta(model_dir).to_dict(), indent=2, default=str))
@@ -317,7 +336,12 @@ def info(model_dir: str) -> None:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="ONNX file (default: model.onnx beside the checkpoint).")
 def export_onnx_cmd(checkpoint: str, seq_len: int | None, out_path: str | None) -> None:
-    """Export an LSTM checkpoint (a model folder or a legacy .pt/.pth) to ONNX and check it against torch."""
+    """Export an LSTM checkpoint (a model folder or a legacy .pt/.pth) to ONNX and check it against torch.
+
+    \b
+    Example:
+      thunes ml export-onnx artifacts/models/btc1h --out artifacts/models/btc1h/model.onnx
+    """
     import numpy as np
 
     from thunes.ml.artifacts import load_model

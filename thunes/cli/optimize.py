@@ -4,6 +4,8 @@ parameters on recent data). Thin: parses, calls :mod:`thunes.optimize`, prints."
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from typing import Any
 
@@ -51,6 +53,18 @@ def _ranges(items: tuple[str, ...]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _interrupted(study_name: str, storage: str) -> None:
+    """Ctrl-C during a study: the finished trials are already stored; say so in one line and exit 130."""
+    from thunes.optimize.storage import is_memory, redact_url
+
+    if is_memory(storage):
+        kept = "the in-memory study is lost (use a sqlite:// storage to resume)"
+    else:
+        kept = f"finished trials are kept in {redact_url(storage)}; run the same command again to resume"
+    click.echo(f"interrupted: study {study_name!r} stopped; {kept}", err=True)
+    sys.exit(130)
+
+
 def _quiet_optuna() -> None:
     import optuna
 
@@ -58,7 +72,8 @@ def _quiet_optuna() -> None:
 
 
 @click.group("optimize", invoke_without_command=True)
-@click.option("--strategy", default=None, help="Registered strategy (default: settings trader.strategy).")
+@click.option("--strategy", default=None,
+              help="Strategy: a name (`thunes strategies list`), module:Class or file.py:Class (default: trader.strategy).")
 @click.option("--symbol", default=None, help="Symbol (default: settings trader.symbol).")
 @click.option("--timeframe", default=None, help="Timeframe (default: settings trader.timeframe).")
 @click.option("--trials", type=int, default=None,
@@ -89,7 +104,8 @@ def _quiet_optuna() -> None:
               help="Candles from the store (settings data.url), the sample data, or the store when it has them.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Sampler seed.")
 @click.option("--top", type=int, default=10, show_default=True, help="Rows in the results table.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars (they show only on a terminal anyway).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object (tables omitted).")
 @click.pass_context
 def optimize_group(ctx: click.Context, **kw: Any) -> None:
     """Optimise a strategy's parameters with Optuna, validate walk-forward, report DSR, PBO and a verdict.
@@ -118,16 +134,16 @@ def optimize_group(ctx: click.Context, **kw: Any) -> None:
 
 
 def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, storage, workers, study_name,  # noqa: ANN001, C901
-         walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, since, until, source, seed, top, no_progress) -> None:
+         walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, since, until, source, seed, top, no_progress,
+         as_json) -> None:
     from thunes.backtest import BacktestOptions
     from thunes.optimize import _evaluate
     from thunes.optimize._data import load_study_candles
-    from thunes.optimize.decay import deployed_path, write_deployed
-    from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table, write_artifacts
+    from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table
     from thunes.optimize.storage import is_memory, redact_url
     from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
     from thunes.optimize.walk_forward import run_walk_forward
-    from thunes.strategies import get_strategy
+    from thunes.strategies.loader import resolve_strategy, strategy_spec
 
     _quiet_optuna()
     settings = app.settings
@@ -140,7 +156,9 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     objs = parse_objectives(objectives or ("sharpe,max_drawdown" if sampler == "nsga2" else "sharpe"))
     if sampler == "tpe" and len(objs) > 1:
         raise click.UsageError("TPE here optimises one objective; use --sampler nsga2 for several")
-    cls = get_strategy(strategy)
+    cls = resolve_strategy(strategy, folder=settings.trader.strategies_dir)
+    # The study stores a spec its worker processes resolve without our settings; names use the class's name.
+    strategy_ref, strategy = strategy_spec(strategy, folder=settings.trader.strategies_dir), cls.name
     err = click.get_text_stream("stderr")
 
     sample_dir = settings.data.sample_dir
@@ -150,7 +168,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
                f"from {data.description}", file=err)
     options = BacktestOptions.from_settings(settings.backtest, settings.risk)
     spec = StudySpec(
-        strategy=strategy, symbol=symbol, timeframe=timeframe, objectives=objs, sampler=sampler, seed=seed,
+        strategy=strategy_ref, symbol=symbol, timeframe=timeframe, objectives=objs, sampler=sampler, seed=seed,
         fixed_params=_fixed_params(cls, params), ranges=_ranges(ranges),
         backtest=_evaluate.options_to_json(options),
     )
@@ -159,16 +177,24 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     click.echo(f"study {name!r} in {redact_url(storage)}: {trials} trials, sampler {sampler}, objectives "
                f"{', '.join(map(str, objs))}, {workers} worker(s)", file=err)
     where = {"store_url": settings.data.url if data.source.startswith("store:") else None, "sample_dir": sample_dir}
-    outcome = run_study(bound, data.frame, n_trials=trials, storage_url=storage, study_name=name, workers=workers,
-                        progress=not no_progress, desc="full sample", **where)
-    wf = None
-    if walk_forward != "none":
-        wf = run_walk_forward(spec, data.frame, data_source=data.source, scheme=walk_forward, n_folds=folds,
-                              is_oos_ratio=is_oos_ratio, gap_bars=gap_bars, n_trials=trials, storage_url=storage, study_name=name,
-                              workers=workers, progress=not no_progress, **where)
+    try:
+        outcome = run_study(bound, data.frame, n_trials=trials, storage_url=storage, study_name=name, workers=workers,
+                            progress=not no_progress, desc="full sample", **where)
+        wf = None
+        if walk_forward != "none":
+            wf = run_walk_forward(spec, data.frame, data_source=data.source, scheme=walk_forward, n_folds=folds,
+                                  is_oos_ratio=is_oos_ratio, gap_bars=gap_bars, n_trials=trials, storage_url=storage,
+                                  study_name=name, workers=workers, progress=not no_progress, **where)
+    except KeyboardInterrupt:
+        _interrupted(name, storage)
     rec = recommend(oos_sharpe=wf.oos_sharpe if wf else None, dsr=outcome.dsr.dsr if outcome.dsr else None,
                     min_sharpe=opt.deploy_min_sharpe, min_dsr=opt.deploy_min_dsr)
 
+    paths = None
+    if as_json:
+        paths = _write_all(outcome, wf, rec, opt, data, strategy, symbol, timeframe, name)
+        click.echo(json.dumps(_payload(outcome, wf, rec, name, storage, paths), indent=2, default=_jsonable))
+        return
     console = _console()
     console.print(results_table(outcome, top=top))
     if outcome.spec.multi_objective:
@@ -192,6 +218,18 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
                    f"total return {wf.oos_stats.get('total_return', float('nan')):.2%}, max drawdown "
                    f"{wf.oos_stats.get('max_drawdown', float('nan')):.2%}")
     click.secho(f"recommendation: {rec}", fg="green" if rec.deploy else "yellow", bold=True)
+    paths = _write_all(outcome, wf, rec, opt, data, strategy, symbol, timeframe, name)
+    for kind, path in paths.items():
+        click.echo(f"  {kind:<10} {path}")
+    if not is_memory(storage):
+        click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
+
+
+def _write_all(outcome, wf, rec, opt, data, strategy, symbol, timeframe, name) -> dict:  # noqa: ANN001
+    """The study's artifacts, and the deployed parameters when the verdict is DEPLOY."""
+    from thunes.optimize.decay import deployed_path, write_deployed
+    from thunes.optimize.report import write_artifacts
+
     paths = write_artifacts(outcome, wf, rec, opt.artifacts_dir, data_description=data.description)
     if rec.deploy:
         paths["deployed"] = write_deployed(
@@ -200,10 +238,40 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
             evidence={"oos_sharpe": wf.oos_sharpe if wf else None, "dsr": outcome.dsr.dsr if outcome.dsr else None,
                       "pbo": outcome.pbo.pbo if outcome.pbo else None},
         )
-    for kind, path in paths.items():
-        click.echo(f"  {kind:<10} {path}")
-    if not is_memory(storage):
-        click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
+    return paths
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _payload(outcome, wf, rec, name: str, storage: str, paths: dict) -> dict[str, Any]:  # noqa: ANN001
+    """What the text output says, as one JSON object (NaN/inf become null)."""
+    from thunes.optimize.storage import redact_url
+
+    return {
+        "study": name, "storage": redact_url(storage),
+        "trials": {"complete": outcome.n_complete, "distinct": outcome.n_distinct, "pruned": outcome.n_pruned,
+                   "failed": outcome.n_failed},
+        "best_params": outcome.best_params,
+        "in_sample": {k: _finite(v) for k, v in outcome.best_stats.items()},
+        "dsr": None if outcome.dsr is None else {"dsr": _finite(outcome.dsr.dsr), "sharpe": _finite(outcome.dsr.sharpe),
+                                                  "benchmark": _finite(outcome.dsr.sharpe_benchmark),
+                                                  "n_trials": outcome.dsr.n_trials},
+        "pbo": None if outcome.pbo is None else {"pbo": _finite(outcome.pbo.pbo), "splits": outcome.pbo.n_splits,
+                                                  "blocks": outcome.pbo.n_blocks},
+        "walk_forward": None if wf is None else {
+            "scheme": wf.scheme, "folds": len(wf.folds), "oos_sharpe": _finite(wf.oos_sharpe),
+            "oos": {k: _finite(v) for k, v in wf.oos_stats.items()}},
+        "recommendation": {"deploy": rec.deploy, "reasons": list(rec.reasons)},
+        "artifacts": {k: str(v) for k, v in paths.items()},
+    }
 
 
 @optimize_group.command("worker")
@@ -222,6 +290,10 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
 
     The study carries its own description (strategy, data window, backtest options); the worker loads
     the same candles and refuses to run when they differ from the study's fingerprint.
+
+    \b
+    Example:
+      thunes optimize worker --storage postgresql://user@db/optuna --study btc-sma --trials 20
     """
     from thunes.optimize.worker import run_worker
 
@@ -237,8 +309,9 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
 
 @optimize_group.command("studies")
 @click.option("--storage", default=None, metavar="URL", help="Storage URL (default: settings optimize.storage).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
+def studies_cmd(app, storage: str | None, as_json: bool) -> None:  # noqa: ANN001
     """List the studies in a storage with their trial counts.
 
     \b
@@ -249,6 +322,10 @@ def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
 
     _quiet_optuna()
     rows = list_studies(storage or app.settings.optimize.storage)
+    if as_json:
+        click.echo(json.dumps([{"study": s.study_name, "trials": s.n_trials,
+                                "directions": [d.name.lower() for d in s.directions]} for s in rows], indent=2))
+        return
     if not rows:
         click.echo("no studies")
     width = max((len(s.study_name) for s in rows), default=0)
@@ -269,9 +346,10 @@ def studies_cmd(app, storage: str | None) -> None:  # noqa: ANN001
 @click.option("--source", type=click.Choice(["auto", "store", "sample"]), default="auto", show_default=True)
 @click.option("--until", default=None, help="Check as of this date (UTC, exclusive); default: the newest candle.")
 @click.option("--fail-on-decay", is_flag=True, help="Exit with status 1 when decay is flagged (for schedulers).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sharpe, source, until,  # noqa: ANN001
-              fail_on_decay) -> None:
+              fail_on_decay, as_json) -> None:
     """Re-run the deployed parameters on recent data and flag when the rolling Sharpe falls too low.
 
     Writes <optimize.artifacts_dir>/decay/<strategy>_<SYMBOL>_<tf>.json (the flag alerts read).
@@ -283,14 +361,14 @@ def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sh
     from thunes.backtest import BacktestOptions
     from thunes.optimize._data import load_study_candles
     from thunes.optimize.decay import check_decay, decay_path, deployed_path, read_deployed, write_decay_flag
-    from thunes.strategies import get_strategy
+    from thunes.strategies.loader import resolve_strategy
 
     settings = app.settings
     opt = settings.optimize
-    strategy = strategy or settings.trader.strategy
+    cls = resolve_strategy(strategy or settings.trader.strategy, folder=settings.trader.strategies_dir)
+    strategy = cls.name
     symbol = symbol or settings.trader.symbol
     timeframe = timeframe or settings.trader.timeframe
-    cls = get_strategy(strategy)
     if params:
         chosen = _fixed_params(cls, params)
         origin = "command line"
@@ -307,6 +385,15 @@ def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sh
                          options=BacktestOptions.from_settings(settings.backtest, settings.risk),
                          symbol=symbol, timeframe=timeframe)
     out = write_decay_flag(report, decay_path(opt.artifacts_dir, strategy, symbol, timeframe))
+    if as_json:
+        click.echo(json.dumps({"strategy": strategy, "symbol": symbol, "timeframe": timeframe,
+                               "params": report.params, "params_from": origin, "bars": len(recent),
+                               "end": str(report.end), "window": window, "latest_sharpe": _finite(report.latest_sharpe),
+                               "worst_sharpe": _finite(report.worst_sharpe), "min_sharpe": report.min_sharpe,
+                               "decayed": report.decayed, "flag": str(out)}, indent=2, default=_jsonable))
+        if report.decayed and fail_on_decay:
+            sys.exit(1)
+        return
     click.echo(f"parameters {report.params} (from {origin}) on {len(recent)} bars to {report.end} ({data.description})")
     click.echo(f"rolling Sharpe over {window} bars: latest {report.latest_sharpe:.2f}, worst "
                f"{report.worst_sharpe:.2f}; threshold {report.min_sharpe:g}")

@@ -16,13 +16,13 @@ well within the 2x-of-Parquet target even on a busy machine.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from thunes.files import atomic_path
 
 __all__ = ["ColumnarCache"]
 
@@ -71,15 +71,9 @@ class ColumnarCache:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             table = pa.table({name: pa.array(arr) for name, arr in zip(_NAMES, arrays)})
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arrow", dir=folder)
-            os.close(fd)
-            try:
-                with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-                    writer.write_table(table)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, \
+                    pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
         except OSError as exc:  # a read-only or full disk must not break reads
             log.warning("could not write cache file %s: %s", path, exc)
             return

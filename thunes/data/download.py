@@ -6,7 +6,7 @@ the exchange's current time. The still-open candle (``open + timeframe > server 
 stored: it would be stored with partial values and then ignored by later insert-or-ignore writes.
 
 Every exchange call goes through a base URL that can point at a local server
-(``--base-url http://127.0.0.1:8765/api/v3``). Rate limits: ccxt's own throttle is on
+(``--base-url http://127.0.0.1:8765``: the exchange host, as everywhere; ``/api/v3`` may be appended). Rate limits: ccxt's own throttle is on
 (``enableRateLimit``); a 429/418 or a network failure is retried with exponential back-off, honouring
 ``Retry-After`` when the exchange sends it, up to ``max_retries`` times. ccxt errors are translated into
 the THUNES error tree here (``raise translate(e) from e``).
@@ -26,6 +26,7 @@ import pandas as pd
 from thunes.core.candles import candles_frame
 from thunes.core.errors import (
     AuthenticationError,
+    ConfigError,
     DataError,
     ExchangeError,
     ExchangeUnavailable,
@@ -66,7 +67,8 @@ def make_exchange(
     api_key: str | None = None,
     secret: str | None = None,
 ) -> ccxt.Exchange:
-    """A sync ccxt exchange, spot-only, rate-limited; ``base_url`` replaces the public/private REST base."""
+    """A sync ccxt exchange, spot-only, rate-limited; ``base_url`` (the exchange host, see
+    :mod:`thunes.core.urls`) replaces the public/private REST base with ``HOST/api/v3``."""
     cls = getattr(ccxt, exchange_id, None)
     if cls is None or not isinstance(cls, type):
         raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
@@ -81,7 +83,12 @@ def make_exchange(
         config["secret"] = secret
     exchange = cls(config)
     if base_url:
-        base = base_url.rstrip("/")
+        from thunes.core.urls import REST_PATH, rest_root
+
+        try:
+            base = rest_root(base_url) + REST_PATH
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         api = exchange.urls.get("api")
         if isinstance(api, dict):
             for key in ("public", "private"):

@@ -35,7 +35,7 @@ import pandas as pd
 from thunes.core.candles import OHLCV, ts_ms
 from thunes.core.errors import DataError
 from thunes.core.timeframes import index_ms, parse_timeframe
-from thunes.data.quality import format_ms, split_valid
+from thunes.data.quality import check_spacing, format_ms, split_valid
 from thunes.data.samples import load_sample_candles, sample_file
 from thunes.data.store import CandleStore, WriteMode, normalize_symbol
 
@@ -44,7 +44,9 @@ __all__ = [
     "FORMATS",
     "detect_format",
     "read_candle_file",
+    "read_table_file",
     "write_candle_file",
+    "export_format",
     "ImportResult",
     "import_file",
     "import_sample",
@@ -191,6 +193,31 @@ def read_candle_file(path: str | Path, fmt: FileFormat | None = None) -> pd.Data
     return table
 
 
+def read_table_file(path: str | Path, *, index_col: int | None = 0) -> pd.DataFrame:
+    """Any table a command reads (a feature set, a training dataset): Parquet (by its magic bytes) or
+    CSV (gzip detected), with the same one-line :class:`DataError` as :func:`read_candle_file` for a
+    file that cannot be read or holds no rows. ``index_col``: the CSV column that is the index."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    with open(path, "rb") as fh:
+        fmt = "parquet" if fh.read(4) == b"PAR1" else "csv"
+    if path.stat().st_size == 0:
+        raise DataError(f"cannot read {path} as {fmt}: the file is empty")
+    if fmt == "csv":
+        _check_text(path, fmt)
+    with _reading(path, fmt):
+        if fmt == "parquet":
+            table = pd.read_parquet(path)
+        else:
+            with open(path, "rb") as fh:
+                compression = "gzip" if fh.read(2) == _GZIP_MAGIC else None
+            table = pd.read_csv(path, index_col=index_col, compression=compression)
+    if table.empty:
+        raise DataError(f"{path}: no rows (only a header?)")
+    return table
+
+
 def _read_table(path: Path, fmt: FileFormat) -> pd.DataFrame:
     if fmt == "parquet":
         frame = pd.read_parquet(path)
@@ -228,6 +255,20 @@ def _require(frame: pd.DataFrame, path: Path) -> None:
         raise DataError(f"{path}: missing column(s) {missing}; expected a header ts,open,high,low,close,volume")
 
 
+EXPORT_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
+
+
+def export_format(path: str | Path) -> Literal["csv", "parquet"]:
+    """``csv`` or ``parquet`` from the file name; DataError for any other name (``btc.xlsx`` is not
+    written as CSV under an Excel name)."""
+    name = Path(path).name.lower()
+    for suffix, fmt in EXPORT_SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt  # type: ignore[return-value]
+    raise DataError(f"cannot export to {Path(path).name!r}: the name must end in "
+                    f"{', '.join(EXPORT_SUFFIXES)} (the format follows the name)")
+
+
 def write_candle_file(frame: pd.DataFrame, path: str | Path, fmt: Literal["csv", "parquet"] | None = None) -> int:
     """Write a canonical frame as CSV (``ts`` ms + OHLCV; gzip when the name ends in ``.gz``) or Parquet.
 
@@ -235,7 +276,7 @@ def write_candle_file(frame: pd.DataFrame, path: str | Path, fmt: Literal["csv",
     """
     path = Path(path)
     if fmt is None:
-        fmt = "parquet" if path.suffix == ".parquet" else "csv"
+        fmt = export_format(path)
     if fmt not in ("csv", "parquet"):
         raise DataError(f"export format must be csv or parquet, not {fmt!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,6 +326,8 @@ def import_file(
     fmt = fmt or detect_format(path)
     sym, tf = normalize_symbol(symbol), str(parse_timeframe(timeframe))
     table = read_candle_file(path, fmt)
+    # A wrong --timeframe first: it would otherwise read as rows misaligned to it, or as bars missing.
+    check_spacing(table["ts"].to_numpy(), tf, what=f"{path}: the rows")
     if not skip_bad_rows:
         refused = split_valid(table, tf, now_ms=now_ms).rejected
         if len(refused):

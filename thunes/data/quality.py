@@ -57,6 +57,8 @@ __all__ = [
     "BINANCE_LAUNCH_MS",
     "out_of_range",
     "format_ms",
+    "typical_step_ms",
+    "check_spacing",
 ]
 
 log = logging.getLogger(__name__)
@@ -308,6 +310,10 @@ def check_table(
         misaligned = np.zeros(n, dtype=bool)
         misaligned[in_range] = np.asarray(align_ms(ts[in_range], tf), dtype="int64") != ts[in_range]
         err("misaligned", misaligned, f"timestamp(s) not aligned to the {tf} timeframe")
+    step = None if tf.is_calendar else typical_step_ms(ts[in_range])
+    if step is not None and step != tf.ms:
+        errors.append(Issue(kind="timeframe", count=n, message=f"the rows are {_step_text(step)} apart, not {tf}: "
+                            f"the candles are {_step_text(step)} ones (use --timeframe {_step_text(step)})"))
     if n > 1:
         d = np.diff(ts)
         err("duplicate_ts", d == 0, "duplicate timestamp(s)", at=ts[1:])
@@ -466,3 +472,39 @@ def fill_gaps(frame: pd.DataFrame, timeframe: str | Timeframe, *, method: str = 
     fill_ts = np.concatenate(parts_ts)
     px = np.concatenate(parts_px)
     return candles_frame(fill_ts, px, px, px, px, np.zeros(len(px)))
+
+
+_STEP_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000))
+
+
+def _step_text(ms: int) -> str:
+    for unit, size in _STEP_UNITS:
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms} ms"
+
+
+def typical_step_ms(ts: np.ndarray) -> int | None:
+    """The most common spacing of the distinct timestamps (ms), or None when no spacing is shared by at
+    least two steps and half of them (too few rows, or scattered ones). Gaps do not move it: a series with
+    missing bars is still mostly spaced one bar apart."""
+    values = np.unique(np.asarray(ts, dtype="float64")[np.isfinite(np.asarray(ts, dtype="float64"))])
+    if len(values) < 3:
+        return None
+    steps, counts = np.unique(np.diff(values).astype("int64"), return_counts=True)
+    best = int(np.argmax(counts))
+    if counts[best] < 2 or 2 * counts[best] < counts.sum():
+        return None
+    return int(steps[best])
+
+
+def check_spacing(ts: np.ndarray, timeframe: str, *, what: str = "the rows") -> None:
+    """Refuse candles whose typical spacing contradicts ``timeframe`` (an hourly file imported as 1m
+    would otherwise be stored as a 1m series with 59 missing bars in every hour)."""
+    tf = parse_timeframe(timeframe)
+    if tf.is_calendar:  # months differ in length
+        return
+    step = typical_step_ms(ts)
+    if step is not None and step != tf.ms:
+        raise DataError(f"{what} are {_step_text(step)} apart, not {timeframe}: the file holds "
+                        f"{_step_text(step)} candles (pass --timeframe {_step_text(step)})")

@@ -88,11 +88,12 @@ class CcxtOptions:
 
     def rest_root(self) -> str | None:
         if self.base_url:
-            root = self.base_url.rstrip("/")
-            for suffix in ("/api/v3", "/api"):
-                if root.endswith(suffix):
-                    root = root[: -len(suffix)]
-            return root
+            from thunes.core.urls import rest_root
+
+            try:
+                return rest_root(self.base_url)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if self.mode == "local":
             return f"http://{self.local_host}:{self.local_port}"
         return None

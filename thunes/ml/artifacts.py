@@ -20,10 +20,8 @@ silently wrong predictions.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,10 +133,9 @@ def code_version() -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False, default=str)
-    os.replace(tmp, path)
+    from thunes.files import atomic_write
+
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
 def save_model(folder: str | Path, model: Any, meta: ModelMeta, scaler: FeatureScaler | None,

@@ -310,9 +310,9 @@ def walk_forward(
     rows, pooled = [], []
     iterator: Any = range(folds)
     if progress:
-        from tqdm.auto import tqdm
+        from thunes.progress import progress_bar
 
-        iterator = tqdm(iterator, desc="walk-forward", leave=False)
+        iterator = progress_bar(iterator, desc="walk-forward", unit="fold")
     for k in iterator:
         cut, stop = int(cuts[k]), int(cuts[k + 1])
         trained = train_model(candles.iloc[:cut], fold_options, symbol=symbol, timeframe=timeframe,

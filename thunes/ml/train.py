@@ -165,11 +165,11 @@ def run_leakage_audit(features: pd.DataFrame, close: pd.Series, *, horizon: int,
 
 # ------------------------------------------------------------------------------------------ training
 def _progress(iterable: Any, *, enabled: bool, desc: str, total: int | None = None) -> Any:
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
+    from thunes.progress import progress_bar, show_progress
 
-    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+    if not show_progress(enabled):
+        return iterable
+    return progress_bar(iterable, desc=desc, total=total)
 
 
 @contextlib.contextmanager

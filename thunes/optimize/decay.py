@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,13 +48,9 @@ def decay_path(artifacts_dir: str | Path, strategy: str, symbol: str, timeframe:
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
     """Write JSON via a temporary file and a rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; these files are meant to be read by other tools
-    os.replace(tmp, path)
-    return path
+    from thunes.files import atomic_write
+
+    return atomic_write(path, json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
 def write_deployed(path: Path, *, strategy: str, symbol: str, timeframe: str, params: Mapping[str, Any],

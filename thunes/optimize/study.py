@@ -29,6 +29,7 @@ batches of finished trials (:class:`_WriteBehind`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -57,7 +58,7 @@ from thunes.optimize.overfitting import (
     sharpe_per_period,
 )
 from thunes.optimize.storage import StorageOptions, fail_orphaned_trials, open_storage, redact_url
-from thunes.strategies import Strategy, get_strategy
+from thunes.strategies import Strategy
 
 __all__ = [
     "Objective",
@@ -222,7 +223,9 @@ class StudySpec:
         return len(self.objectives) > 1
 
     def strategy_class(self) -> type[Strategy]:
-        return get_strategy(self.strategy)
+        from thunes.strategies.loader import resolve_strategy
+
+        return resolve_strategy(self.strategy)
 
     def for_window(self, candles: pd.DataFrame, data_source: str) -> "StudySpec":
         """This spec bound to a candle window (recorded so workers can check they load the same)."""
@@ -589,12 +592,37 @@ def optimize_quota(
         if done >= quota:
             running.stop()
 
+    quiet = _QuietInterrupt()
+    # A logger's filters see only the records logged on it: Optuna reports trials from its _optimize module.
+    loggers = [logging.getLogger(name) for name in ("optuna.study._optimize", "optuna")]
+    for logger in loggers:
+        logger.addFilter(quiet)
     try:
         running.optimize(evaluator, n_trials=limit, callbacks=[count, *callbacks], catch=())
     finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
         if behind is not None:
-            behind.flush()
+            behind.flush()  # on Ctrl-C too: the finished trials are kept and the next run resumes them
     return done
+
+
+class _QuietInterrupt(logging.Filter):
+    """Drop Optuna's report of a trial stopped by Ctrl-C (a warning with the whole traceback, then "failed
+    with value None"): the trial is recorded as failed in the study, and the interrupt itself reaches
+    the caller, which says in one line what was kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._interrupted: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        message = record.getMessage()
+        if isinstance(exc, KeyboardInterrupt) or "KeyboardInterrupt" in message:
+            self._interrupted.add(message.split(" failed", 1)[0])
+            return False
+        return message.split(" failed", 1)[0] not in self._interrupted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -710,10 +738,9 @@ def _replace_outcome(outcome: StudyOutcome, **changes: Any) -> StudyOutcome:
 
 
 def _progress(total: int, initial: int, desc: str, *, enabled: bool):  # noqa: ANN202 - tqdm
-    from tqdm import tqdm
+    from thunes.progress import progress_bar
 
-    return tqdm(total=total, initial=min(initial, total), desc=desc, unit="trial", file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, leave=False)
+    return progress_bar(total=total, initial=min(initial, total), desc=desc, unit="trial", enabled=enabled)
 
 
 def _spawn_workers(storage_url: str, study_name: str, shares: Sequence[int], storage_options: StorageOptions | None,

@@ -1,0 +1,106 @@
+"""``--json`` on the commands that print results (issue 14, item 13): stdout is one JSON document, nothing
+else, so ``thunes ... --json | jq`` works; progress and notices stay on stderr."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from click.testing import CliRunner
+
+from thunes.cli import root
+
+
+def _json(*args: str):
+    result = CliRunner().invoke(root, list(args))
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_features_list_json():
+    sets = _json("features", "list", "--json")
+    assert {"name", "version", "warmup", "hash", "columns"} <= set(sets[0])
+    one = _json("features", "list", "--set", sets[0]["name"], "--json")
+    assert [s["name"] for s in one] == [sets[0]["name"]] and one[0]["columns"][0]["description"]
+
+
+def test_optimize_json_is_one_document_with_the_verdict(tmp_path, btc_1h):
+    since = (btc_1h.frame.index[-1] - pd.Timedelta(days=60)).strftime("%Y-%m-%d")
+    out = _json("--set", f"optimize.artifacts_dir={tmp_path}/art", "optimize", "--storage", "memory", "--trials", "3",
+                "--walk-forward", "none", "--source", "sample", "--since", since, "--json")
+    assert out["trials"]["complete"] == 3
+    assert set(out["best_params"]) >= {"fast", "slow"}
+    assert isinstance(out["recommendation"]["deploy"], bool) and out["recommendation"]["reasons"]
+    assert out["walk_forward"] is None and "summary" in " ".join(out["artifacts"])
+
+
+def test_optimize_studies_json(tmp_path, btc_1h):
+    storage = f"sqlite:///{tmp_path}/s.sqlite"
+    since = (btc_1h.frame.index[-1] - pd.Timedelta(days=60)).strftime("%Y-%m-%d")
+    _json("--set", f"optimize.artifacts_dir={tmp_path}/art", "optimize", "--storage", storage, "--trials", "2",
+          "--walk-forward", "none", "--source", "sample", "--since", since, "--study", "s1", "--json")
+    assert _json("optimize", "studies", "--storage", storage, "--json") == [
+        {"study": "s1", "trials": 2, "directions": ["maximize"]}]
+
+
+# Commands that print no result worth parsing: each with the reason. Commands in modules other engineers are
+# editing now are in JSON_NOT_YET; the lead adds --json there and clears the list.
+NO_RESULT = {
+    "thunes exchange serve": "a server: runs until stopped",
+    "thunes exchange faults": "a control command for the local exchange",
+    "thunes exchange clock": "a control command for the local exchange",
+    "thunes strategies new": "writes a template file and says where",
+    "thunes plot": "writes an HTML chart and says where",
+    "thunes ml info": "prints JSON always",
+    "thunes ml export-onnx": "writes an ONNX file and says where",
+    "thunes optimize worker": "a worker: one line when done",
+    "thunes config check": "ok or the list of problems, exit status says which",
+    "thunes features compute": "writes a data file (--out) or previews rows",
+    "thunes live": "a trading loop: runs until stopped",
+}
+JSON_NOT_YET = {
+    "thunes backtest sweep", "thunes backtest portfolio",  # thunes/cli/backtest.py
+    "thunes paper", "thunes parity",  # thunes/cli/trader.py
+    "thunes audit verify", "thunes risk kill-switch", "thunes risk orders", "thunes risk reduce-only",  # cli/execution.py
+}
+
+
+def test_every_command_that_prints_results_has_json():
+    import click
+
+    missing = []
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, f"{path} {name}")
+            if not cmd.invoke_without_command:
+                return
+        if path in NO_RESULT or path in JSON_NOT_YET:
+            return
+        if not any("--json" in p.opts for p in cmd.params):
+            missing.append(path)
+
+    walk(root, "thunes")
+    assert not missing, f"add --json (or a reason to NO_RESULT): {missing}"
+
+
+def test_data_import_and_export_json(tmp_path, btc_1h):
+    db = f"sqlite:///{tmp_path}/s.sqlite"
+    imported = _json("data", "import", "--sample", "BTC/USDT", "--timeframe", "1d", "--db", db, "--json")
+    assert imported["written"] > 0 and imported["symbol"] == "BTC/USDT" and imported["rejected"] == []
+    exported = _json("data", "export", "--symbol", "BTC/USDT", "--timeframe", "1d", "--db", db,
+                     "--out", str(tmp_path / "d.csv"), "--json")
+    assert exported["rows"] == imported["written"] and exported["out"].endswith("d.csv")
+
+
+def test_lookahead_json():
+    out = _json("audit", "lookahead", "sma_cross", "--sample", "--prefixes", "3", "--rows", "500", "--json")
+    assert out["ok"] is True and out["prefixes"] == 3 and out["violations"] == []
+
+
+def test_optimize_decay_json(tmp_path):
+    out = _json("--set", f"optimize.artifacts_dir={tmp_path}", "optimize", "decay", "--param", "fast=10",
+                "--param", "slow=50", "--window", "200", "--lookback", "600", "--source", "sample", "--json")
+    assert out["params"] == {"fast": 10, "slow": 50, "short": False} and isinstance(out["decayed"], bool)
+    assert out["flag"].startswith(str(tmp_path))
