@@ -18,7 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "thunes"
 # Modules whose code is only reached with an extra installed (they say which one when it is missing).
-EXTRA_AREAS = {"ml": ("thunes/ml/", "thunes/strategies/model_signal.py")}
+EXTRA_AREAS = {
+    "ml": ("thunes/ml/", "thunes/strategies/model_signal.py"),
+    "api": ("thunes/api/",),
+    "telegram": ("thunes/ops/telegram/",),
+    "stream": ("thunes/stream/",),
+}
 
 
 def _requirement_name(req: str) -> str:
