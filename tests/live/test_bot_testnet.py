@@ -34,9 +34,9 @@ def test_a_testnet_bot_trades_several_pairs_from_merged_websocket_feeds(tmp_path
         settings = BotSettings(exchange="testnet", pairs=list(frames), params={"fast": 3, "slow": 8},
                                timeframe="1m", quote_per_trade=Decimal("100"), state_dir=tmp_path / "bot",
                                jobs=JobSettings(reconcile_minutes=60))
-        result = run_bot(BotRunRequest(settings=settings, max_candles=120, duration_s=90, control=False), app)
+        result = run_bot(BotRunRequest(settings=settings, max_candles=240, duration_s=90, control=False), app)
     r = result.report
-    assert r.stop_reason == "120 candles processed", r.stop_reason
+    assert r.stop_reason == "240 candles processed", r.stop_reason
     log = events(result.state_dir)
     candles = [e for e in log if isinstance(e, CandleClosed)]
     assert {e.symbol for e in candles} == set(frames)
