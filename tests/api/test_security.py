@@ -162,3 +162,19 @@ def test_requests_are_logged_without_query_strings_or_tokens(api):
             h.close()
     assert "GET /api/v1/events/stream 400" in text and "GET /api/v1/version 200" in text
     assert token not in text and "boss-password" not in text and "Nope" not in text
+
+
+def test_metrics_count_requests_by_route_template_and_status_class_without_ids_or_tokens(api):
+    """GET /metrics serves the API's request counts and latency; labels are route templates (never an id or a
+    token) and status classes, so they stay bounded whatever the traffic."""
+    import httpx
+
+    with api.client("viewer") as c:
+        c.get("/version")
+        c.get("/trades/12345")  # an id in the path: counted under its template
+    c2 = httpx.get(f"{api.url.removesuffix('/api/v1')}/metrics", timeout=5)
+    assert c2.status_code == 200 and c2.headers["content-type"].startswith("text/plain")
+    text = c2.text
+    assert 'thunes_api_requests_total{method="GET",route="/version",status="2xx"}' in text
+    assert "12345" not in text and api.tokens["boss"] not in text
+    assert "thunes_api_request_duration_seconds_bucket" in text

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from thunes import __version__
@@ -39,6 +41,7 @@ from thunes.api.routes import ROUTERS
 from thunes.api.settings import is_loopback
 from thunes.core.errors import ConfigError, ExchangeError, RetryableError, ThunesError
 from thunes.live.control import BotNotRunning
+from thunes.ops.api_metrics import ApiMetrics
 from thunes.services.catalog import RunNotFound
 from thunes.services.history import TradeNotFound
 from thunes.services.runner import BotAlreadyRunning
@@ -101,9 +104,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(ctx.api.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
 
+    metrics = ApiMetrics()
+    app.state.metrics = metrics
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """The API's own request metrics in the Prometheus text format (no secrets, no ids: bounded labels)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
         response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(getattr(route, "path", None), request.method, response.status_code,
+                        time.perf_counter() - started)
         # Our own access log: method, path and status only (a query string may carry a token).
         log.info("%s %s %s", request.method, request.url.path, response.status_code,
                  extra={"fields": {"client": request.client.host if request.client else None,

@@ -54,6 +54,18 @@ def _until_signal(duration: float | None) -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
+def _metrics(port: int | None) -> tuple[Any, Any]:
+    """``(PipelineMetrics, its /metrics server)`` when a port is given, else ``(None, None)``."""
+    if port is None:
+        return None, None
+    from thunes.ops.pipeline_metrics import PipelineMetrics
+
+    metrics = PipelineMetrics()
+    server = metrics.serve(port=port)
+    click.echo(f"  metrics: {server.url}", err=True)
+    return metrics, server
+
+
 def _exchange(app: Any, symbols: tuple[str, ...], local_speed: float | None) -> tuple[Any, str, Any]:
     """(port for REST, websocket URL, local exchange started here or None)."""
     from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
@@ -91,10 +103,13 @@ def _exchange(app: Any, symbols: tuple[str, ...], local_speed: float | None) -> 
 @click.option("--local-speed", default=None, type=float,
               help="Start the local exchange in-process at this speed (market seconds per second).")
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--metrics-port", default=None, type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port); "
+                   "docs/observability.md.")
 @pass_app
 def run_cmd(app: Any, symbols: str, timeframes: str, bootstrap: str | None, topic: str, partitions: int,
             group: str, db: str | None, influx: str | None, lookback: int, local_speed: float | None,
-            duration: float | None) -> None:
+            duration: float | None, metrics_port: int | None) -> None:
     """Ingest closed candles of many symbols and timeframes from the exchange's websocket.
 
     \b
@@ -123,13 +138,15 @@ def run_cmd(app: Any, symbols: str, timeframes: str, bootstrap: str | None, topi
 
     reader = None
     transport: Any
+    metrics, metrics_server = _metrics(metrics_port)
     try:
         if bootstrap:
             from thunes.stream.kafka import KafkaPublisher
 
             ingestor_box: list[Any] = []
             transport = KafkaPublisher(bootstrap, topic=topic, partitions=partitions, confirm_group=group or None,
-                                       on_lost=lambda s, ts: ingestor_box[0].request_backfill(s, ts)).start()
+                                       on_lost=lambda s, ts: ingestor_box[0].request_backfill(s, ts),
+                                       metrics=metrics).start()
             reader = store() if db else None
             where = f"Kafka {bootstrap} topic {topic}"
         else:
@@ -140,7 +157,7 @@ def run_cmd(app: Any, symbols: str, timeframes: str, bootstrap: str | None, topi
                 from thunes.stream.influx import InfluxSink
 
                 extras = (InfluxSink(influx),)
-            transport = EmbeddedTransport(store, extras=extras).start()
+            transport = EmbeddedTransport(store, extras=extras, metrics=metrics).start()
             reader = store()
             where = f"store {reader!r}"
         resume = (lambda s: reader.last_ts(s.symbol, s.timeframe)) if reader is not None else None
@@ -162,6 +179,8 @@ def run_cmd(app: Any, symbols: str, timeframes: str, bootstrap: str | None, topi
             reader.close()
         if sim is not None:
             sim.stop()
+        if metrics_server is not None:
+            metrics_server.close()
 
 
 def _report(ingestor: Any, transport: Any, elapsed: float) -> None:
@@ -191,9 +210,13 @@ def _report(ingestor: Any, transport: Any, elapsed: float) -> None:
 @click.option("--session-timeout", default=6.0, show_default=True, type=float,
               help="Seconds without a heartbeat before a dead sink's partitions move to another member.")
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--metrics-port", default=None, type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port); "
+                   "docs/observability.md.")
 @pass_app
 def sink_cmd(app: Any, bootstrap: str, topic: str, group: str, db: str | None, replica: str | None,
-             influx: str | None, influx_db: str, batch: int, session_timeout: float, duration: float | None) -> None:
+             influx: str | None, influx_db: str, batch: int, session_timeout: float, duration: float | None,
+             metrics_port: int | None) -> None:
     """Write the candle topic into the store: batches, offsets committed after the database commit.
 
     \b
@@ -212,14 +235,19 @@ def sink_cmd(app: Any, bootstrap: str, topic: str, group: str, db: str | None, r
         from thunes.stream.influx import InfluxSink
 
         extras = (InfluxSink(influx, influx_db),)
+    metrics, metrics_server = _metrics(metrics_port)
     sink = KafkaSink(bootstrap, lambda: open_store(url, replica_url=replica_url), topic=topic, group=group,
                      exchange=app.settings.exchange.id, max_batch=batch, extras=extras,
-                     consumer_overrides=session_overrides(session_timeout))
+                     consumer_overrides=session_overrides(session_timeout), metrics=metrics)
     click.echo(f"sink {sink.member}: {bootstrap} topic {topic} group {group} -> {url}"
                f"{' + replica' if replica_url else ''}{' + InfluxDB' if influx else ''}; Ctrl-C stops", err=True)
-    with _until_signal(duration) as stop:
-        threading.Thread(target=lambda: (stop.wait(), sink.stop()), daemon=True).start()
-        stats = sink.run()
+    try:
+        with _until_signal(duration) as stop:
+            threading.Thread(target=lambda: (stop.wait(), sink.stop()), daemon=True).start()
+            stats = sink.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
     w = sink.writer.stats if sink.writer is not None else None
     click.echo(f"sink stopped: {stats.messages} messages in {stats.batches} batches, {stats.commits} commits"
                + (f", {w.written} rows written, {w.revised} revised" if w is not None else ""), err=True)

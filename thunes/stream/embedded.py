@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,8 +35,9 @@ class EmbeddedTransport:
 
     def __init__(self, store_factory: Callable[[], CandleStore], *, extras: tuple[ExtraSink, ...] = (),
                  max_batch: int = 200_000, linger_s: float = 0.02, max_queue_chunks: int = 100_000,
-                 retry_s: float = 1.0) -> None:
+                 retry_s: float = 1.0, metrics: Any = None) -> None:
         self._store_factory = store_factory
+        self.metrics = metrics  # a thunes.ops.PipelineMetrics (messages in from the feed, batches written)
         self._extras = extras
         self.max_batch = max_batch
         self.linger_s = linger_s
@@ -62,6 +63,8 @@ class EmbeddedTransport:
         if self._fatal is not None:
             raise StoreError(f"the embedded stream writer stopped: {self._fatal}") from self._fatal
         if len(candles):
+            if self.metrics is not None:
+                self.metrics.received("websocket", len(candles))
             self._queue.put((series, candles))
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -92,7 +95,7 @@ class EmbeddedTransport:
     def _run(self) -> None:
         try:
             self.writer = BatchWriter(self._store_factory(), extras=self._extras, on_commit=self.on_commit,
-                                      store_factory=self._store_factory)
+                                      store_factory=self._store_factory, metrics=self.metrics)
         except BaseException as exc:  # noqa: BLE001 - reported by start()
             self._fatal = exc
             self._ready.set()

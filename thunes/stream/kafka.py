@@ -110,8 +110,10 @@ class KafkaPublisher:
     def __init__(self, bootstrap: str, *, topic: str = DEFAULT_TOPIC, partitions: int = 6,
                  confirm_group: str | None = DEFAULT_GROUP,
                  on_lost: Callable[[SeriesKey, int], None] | None = None,
-                 confirm_interval_s: float = 1.0, producer_config: dict[str, Any] | None = None) -> None:
+                 confirm_interval_s: float = 1.0, producer_config: dict[str, Any] | None = None,
+                 metrics: Any = None) -> None:
         self.bootstrap = bootstrap
+        self.metrics = metrics  # a thunes.ops.PipelineMetrics (messages in from the feed, out to Kafka)
         self.topic = topic
         self.partitions = partitions
         self.confirm_group = confirm_group
@@ -204,6 +206,8 @@ class KafkaPublisher:
         key = self._keys.get(series)
         if key is None:
             key = self._keys.setdefault(series, series.encode())
+        if self.metrics is not None and len(candles):
+            self.metrics.received("websocket", len(candles))
         blob = candles.tobytes()
         size = candles.dtype.itemsize
         produce = self._producer.produce
@@ -243,10 +247,14 @@ class KafkaPublisher:
             if err.code() in (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC):
                 self._topic_missing.set()
             log.warning("candle %s %d not delivered: %s", key.decode(), ts, err.str())
+            if self.metrics is not None:
+                self.metrics.error("produce")
             self._lost(key, ts)
             return
         partition, offset = msg.partition(), msg.offset()
         self.stats.delivered += 1
+        if self.metrics is not None:
+            self.metrics.messages_out.labels("kafka").inc()
         if offset <= self._last_offset.get(partition, -1):
             self._reset(f"partition {partition} delivered offset {offset} after {self._last_offset[partition]}")
         self._last_offset[partition] = offset

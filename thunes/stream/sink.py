@@ -87,8 +87,9 @@ class KafkaSink:
     def __init__(self, bootstrap: str, store_factory: Callable[[], CandleStore], *, topic: str = DEFAULT_TOPIC,
                  group: str = DEFAULT_GROUP, exchange: str | None = "binance", max_batch: int = 50_000,
                  wait_s: float = 0.1, extras: tuple[ExtraSink, ...] = (), retry_s: float = 1.0,
-                 consumer_overrides: dict[str, Any] | None = None) -> None:
+                 consumer_overrides: dict[str, Any] | None = None, metrics: Any = None) -> None:
         self.bootstrap = bootstrap
+        self.metrics = metrics  # a thunes.ops.PipelineMetrics (messages in from Kafka, batches written)
         self.topic = topic
         self.group = group
         self.max_batch = max_batch
@@ -120,7 +121,7 @@ class KafkaSink:
         """Consume until :meth:`stop`, ``idle_exit_s`` seconds without a message, or ``max_messages``."""
         ck = kafka_module()
         self.writer = BatchWriter(self._store_factory(), exchange=self._exchange, extras=self._extras,
-                                  on_commit=self.on_commit, store_factory=self._store_factory)
+                                  on_commit=self.on_commit, store_factory=self._store_factory, metrics=self.metrics)
         self._consumer = ck.Consumer(consumer_config(self.bootstrap, self.group, **{"client.id": self.member},
                                                      **self._overrides))
         try:
@@ -134,6 +135,8 @@ class KafkaSink:
                 if self._resubscribe:
                     self._try_resubscribe()
                 msgs = self._consumer.consume(self.max_batch, self.wait_s)
+                if msgs and self.metrics is not None:
+                    self.metrics.received("kafka", len(msgs))
                 good = self._handle_errors(msgs)
                 if not good:
                     if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
@@ -81,8 +81,11 @@ class BatchWriter:
 
     def __init__(self, store: CandleStore, *, exchange: str | None = None, extras: Iterable[ExtraSink] = (),
                  on_commit: Callable[[dict[SeriesKey, np.ndarray], float], None] | None = None,
-                 store_factory: Callable[[], CandleStore] | None = None) -> None:
+                 store_factory: Callable[[], CandleStore] | None = None, metrics: Any = None,
+                 sink_name: str = "candle_store") -> None:
         self.store = store
+        self.metrics = metrics  # a thunes.ops.PipelineMetrics: batch size, sink latency, messages out
+        self.sink_name = sink_name
         self._store_factory = store_factory  # to reconnect after the database went away
         self.on_commit = on_commit  # called with the batch and the wall time of its commit (benchmarks)
         self.exchange = exchange.lower() if exchange else None
@@ -93,14 +96,23 @@ class BatchWriter:
     def write(self, chunks: Iterable[tuple[SeriesKey, np.ndarray]]) -> int:
         """Write one batch; returns rows inserted or changed. Raises ``StoreError`` when the store fails
         (the caller retries the whole batch: series already committed are upserted again, harmlessly)."""
+        merged = merge_chunks(chunks)
+        started = time.perf_counter()
         try:
-            return self._write(merge_chunks(chunks))
+            written = self._write(merged)
         except StoreError:
+            if self.metrics is not None:
+                self.metrics.error("store")
             raise
         except Exception as exc:
             if _is_database_error(exc):  # a read (last_ts, load) hit a dead connection: same as a failed write
+                if self.metrics is not None:
+                    self.metrics.error("store")
                 raise StoreError(f"the store failed: {type(exc).__name__}: {exc}") from exc
             raise
+        if self.metrics is not None:
+            self.metrics.wrote(self.sink_name, sum(len(a) for a in merged.values()), time.perf_counter() - started)
+        return written
 
     def reconnect(self) -> bool:
         """Close the store and open it again (after a database restart); False while that fails."""
