@@ -22,8 +22,10 @@ from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
 from thunes.exchange.types import OrderRequest
 from thunes.execution.ledger import read_ledger
-from thunes.execution.live_data import Candle
-from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, load_state
+from thunes.live.feed import Candle
+from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.state import load_state
+from thunes.live.trader import TraderOptions
 from thunes.strategies.sma_cross import SmaCross
 
 WARM = 40
@@ -319,7 +321,7 @@ def test_ctrl_c_stops_the_loop_between_candles_and_flushes_the_state(market, tmp
 
 def test_the_window_is_the_canonical_frame_of_the_last_candles_and_a_strategy_cannot_alter_it(tmp_path):
     from thunes.core.candles import validate_candles
-    from thunes.execution.trader import Trader
+    from thunes.live.trader import Trader
 
     frame = generate_candles(60, timeframe="1h", seed=2)
     options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),

@@ -59,7 +59,7 @@ def _stop_on_signals(trader: Any) -> Iterator[None]:
 
 def _echo_decision(d: Any) -> None:
     """One line per order decision: the signal bar (its close), the side, what filled and why."""
-    from thunes.execution.trader import ALREADY_PROCESSED
+    from thunes.live.trader import ALREADY_PROCESSED
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.bar_ts / 1000))
     if d.action in ("buy", "sell") and d.filled_qty > 0:
         click.echo(f"  signal bar {when}  {d.action.upper():4s} filled {d.filled_qty} @ {d.avg_price:.2f}  "
@@ -111,7 +111,7 @@ def _print_summary(stack: Any, report: Any, ledger_path: Path) -> None:
 
 def _trader_options(app: Any, symbol: str | None, timeframe: str | None, state_dir: Path,
                     quote: Decimal | None = None) -> Any:
-    from thunes.execution.trader import TraderOptions
+    from thunes.live.trader import TraderOptions
 
     t = app.settings.trader
     return TraderOptions(symbol=symbol or t.symbol, timeframe=timeframe or t.timeframe,
@@ -169,7 +169,7 @@ def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: f
     from thunes.exchange.ccxt_adapter import CcxtExchange
     from thunes.exchange.sim import LocalExchange
     from thunes.execution.risk import write_run_pointer
-    from thunes.execution.trader import ReplayClock, build_stack, feed_for
+    from thunes.live.assembly import ReplayClock, build_stack, feed_for
 
     if speed <= 0:
         raise click.BadParameter("must be > 0", param_hint="--replay-speed")
@@ -248,7 +248,7 @@ def _run_remote(app: Any, strategy: Any, *, mode: str, symbol: str | None, timef
     from thunes.core.candles import ts_ms
     from thunes.core.timeframes import parse_timeframe
     from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
-    from thunes.execution.trader import build_stack, feed_for
+    from thunes.live.assembly import build_stack, feed_for
 
     ex = app.settings.exchange
     if ex.api_key is None or ex.api_secret is None:

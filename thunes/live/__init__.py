@@ -2,7 +2,7 @@
 
 * :mod:`thunes.live.sources` - the :class:`CandleSource` protocol; websocket and lockstep replay sources.
 * :mod:`thunes.live.stack` - :func:`build_bot`: one safety core (risk, executor, journal, audit, ledger)
-  shared by one :class:`~thunes.execution.trader.Trader` per pair.
+  shared by one :class:`~thunes.live.trader.Trader` per pair.
 * :mod:`thunes.live.bot` - :class:`Bot`: one thread trading every pair's candles in the order they close.
 * :mod:`thunes.live.jobs` - scheduled jobs on APScheduler triggers, run between candles.
 * :mod:`thunes.live.control` - the local control socket (status, pause, resume, stop, force-exit).

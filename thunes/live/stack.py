@@ -8,7 +8,7 @@
         daily-loss kill-switch, cool-down) ────────────┘                    Trader(BTC) Trader(ETH) ...
     one AuditTrail, one Ledger, one Reconciler over every symbol, one EventBus
 
-Every trader is the unchanged :class:`~thunes.execution.trader.Trader` (the same class that paper- and
+Every trader is the unchanged :class:`~thunes.live.trader.Trader` (the same class that paper- and
 live-trades one pair and that parity tests against the backtester); only its executor is the shared
 one, wrapped by :class:`GatedExecutor`. All of them are driven by one thread (:class:`~thunes.live.bot.Bot`),
 so the ccxt client, which is not thread-safe, sees one call at a time, and the risk manager's checks are
@@ -188,7 +188,7 @@ def build_bot(
     from thunes.execution import TradeIntent
     from thunes.execution.account import open_account
     from thunes.execution.reconcile import Baseline, Reconciler
-    from thunes.execution.trader import RecordingPort, Trader, TraderOptions
+    from thunes.live.trader import RecordingPort, Trader, TraderOptions
     from thunes.strategies import get_strategy
 
     if not assignments:

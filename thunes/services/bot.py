@@ -29,11 +29,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from thunes.core.candles import ts_ms
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import AuthenticationError, ConfigError, InsufficientData
 from thunes.core.timeframes import parse_timeframe
 from thunes.core.events import DailySummary, EventBus
+from thunes.live.assembly import warm_up
 from thunes.live.bot import Bot, BotReport, BotStatus, read_bot_state
 from thunes.live.config import BotSettings
 from thunes.live.control import BotNotRunning, ControlServer, send_command
@@ -93,24 +93,6 @@ class _SteppedClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
-
-
-def warm_up(trader: Any, port: Any, now_ms: int) -> int:
-    """Seed a trader's window with the candles up to its last processed one (or up to now on a first start).
-
-    Stopping the history at the last processed candle is what makes a restart process every candle that
-    closed while the bot was down (the source hands them out next), instead of silently skipping them.
-    """
-    tf = trader.tf_ms
-    last = trader.state.last_bar_ts
-    end = last + tf if last is not None else (now_ms // tf) * tf
-    since = end - trader.window_bars * tf
-    frame = port.fetch_candles(trader.options.symbol, trader.options.timeframe, since=since,
-                               limit=min(1000, trader.window_bars))
-    if frame is None or frame.empty:
-        return 0
-    stamps = ts_ms(frame)
-    return trader.warm_up(frame[(stamps >= since) & (stamps < end)])
 
 
 @dataclass(slots=True, kw_only=True)
@@ -210,7 +192,7 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
                     "use a new state_dir, or serve the exchange in its own process (local.url) to resume")
             from thunes.exchange.ccxt_adapter import CcxtExchange
             from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange
-            from thunes.execution.trader import ReplayClock
+            from thunes.live.assembly import ReplayClock
             from thunes.live.local import replay_markets
 
             plan = replay_markets(assignments, warmups=_windows(assignments), bars=s.local.bars,
@@ -293,7 +275,7 @@ def _remote(request: BotRunRequest, app_settings: Any, assignments: Any, risk: A
             closers: list[Callable[[], None]]) -> tuple[Any, Callable[[Any], Any], Any, Any]:
     """Testnet or live: keys, the live safety rules, one websocket feed per pair."""
     from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
-    from thunes.execution.trader import feed_for
+    from thunes.live.assembly import feed_for
 
     s = request.settings
     mode = s.exchange
@@ -393,7 +375,7 @@ def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any, event
 
 def recent_candles(stack: BotStack, key: StreamKey, bars: int) -> Any:
     """The last ``bars`` closed candles of a pair from the exchange (call it on the bot's thread)."""
-    from thunes.execution.live_data import frame_from_candles
+    from thunes.live.feed import frame_from_candles
 
     tf = parse_timeframe(key.timeframe).ms
     end = stack.clock.now_ms() // tf * tf
