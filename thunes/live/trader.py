@@ -5,6 +5,7 @@ One closed candle drives one step (:meth:`Trader.on_candle`)::
     closed candle t ──> trailing window ──> strategy.signals(window) at bar t
         ──> TradeIntent ──> OrderExecutor: risk check ──> filters ──> journal (write-ahead) ──> order
         ──> fills ──> positions, ledger (CSV) and audit trail
+    ──> the loop then marks an open position at close t (risk.mark: the daily loss counts open positions)
 
 The order goes out as soon as bar t has closed, which *is* the open of bar t+1: the same rule as the
 backtester (a signal computed on bar t's close executes at bar t+1's open; strategies never shift).
@@ -476,6 +477,16 @@ class Trader:
         self.report.fills += written
         return written
 
+    def mark(self, candle: Candle) -> bool:
+        """Mark the open position at ``candle``'s close, so that the risk manager's daily loss counts what the
+        position has lost (its kill-switch trips on an open loss too, not only on realised ones). Returns
+        True when this tripped the switch. The multi-pair bot marks each pair the same way after its candle.
+        """
+        risk = getattr(self.executor, "risk", None)
+        if risk is None or self._position_qty() <= 0:
+            return False
+        return bool(risk.mark(self.options.symbol, Decimal(repr(float(candle.close)))))
+
     # -- the loop --------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
         """Ask the loop to stop after the current candle (safe from a signal handler or another thread)."""
@@ -552,6 +563,8 @@ class Trader:
                 decision = self.on_candle(candle, received_at=time.perf_counter())
                 if decision.reason != ALREADY_PROCESSED:
                     processed += 1  # max_bars counts the candles this run handles, not those it replays
+                if candle.ts_ms == self.state.last_bar_ts:
+                    self.mark(candle)
                 if on_decision is not None:
                     on_decision(decision)
                 if until_ts is not None and candle.ts_ms >= until_ts:
