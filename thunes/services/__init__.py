@@ -1,5 +1,9 @@
 """What a user can do, as typed functions: the one layer every edge (CLI, API, Telegram, scheduler) calls.
 
+* :mod:`thunes.services.trading` - one strategy on one pair: a paper run on the local exchange, a testnet
+  or live run (under :mod:`thunes.services.safety`).
+* :mod:`thunes.services.risk` - an account's risk status, order journal, kill-switch and reduce-only.
+* :mod:`thunes.services.audit` - verify an audit trail (HMAC chain, head file, anchors).
 * :mod:`thunes.services.bot` - run a multi-pair bot; status, pause, resume, stop, force-exit, reload, jobs,
   kill-switch of a running (or stopped) bot.
 * :mod:`thunes.services.reports` - trades (paged), profit, daily/weekly summaries, performance per pair.
@@ -9,9 +13,9 @@
 * :mod:`thunes.services.system` - versions, the tail of a log file, a bot's health checks.
 
 Requests and results are frozen dataclasses; errors are :mod:`thunes.core.errors` types with one-line
-messages. Backtest/optimise/data/ML/audit services are still the CLI modules' own code (to be moved).
+messages. Backtest/optimise/data/ML services are still the CLI modules' own code (to be moved).
 """
 
 from __future__ import annotations
 
-__all__ = ["bot", "optimize", "reports", "safety", "system"]
+__all__ = ["audit", "bot", "optimize", "reports", "risk", "safety", "system", "trading"]
