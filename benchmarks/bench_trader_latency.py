@@ -12,7 +12,7 @@ before the order leaves: the journal commit (one SQLite WAL fsync) and one audit
 decision and the order intent; the table counts the audit fsyncs seen at the send. The garbage-collector
 passes that fell inside the measured spans are listed per setting, and one full (generation-2) pass is
 timed with the heap as it is and frozen (``Trader.run`` freezes it around its loop:
-:func:`~thunes.execution.trader.frozen_heap`). Each total is split at the moment the trader hands its intent to the executor: the
+:func:`~thunes.live.trader.frozen_heap`). Each total is split at the moment the trader hands its intent to the executor: the
 trader's share (window, signals, position, decision) and the executor's (risk check and its audit record,
 filters, journal commits, the order-intent audit record).
 
@@ -38,9 +38,10 @@ from thunes.core.candles import ts_ms
 from thunes.data.samples import load_sample_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import AccountSpec, DEFAULT_API_KEY, DEFAULT_SECRET, LocalExchange
-from thunes.execution.live_data import Candle
+from thunes.live.feed import Candle
 from thunes.execution.orders import ExecutorOptions
-from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, frozen_heap
+from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.trader import TraderOptions, frozen_heap
 from thunes.strategies.base import Signals, Strategy
 from thunes.strategies.sma_cross import SmaCross
 from thunes.core.timeframes import index_ms

@@ -94,7 +94,7 @@ def test_trader_decisions_are_a_closed_set():
     """The trader's decision kinds are DecisionAction values (equal to their old strings), nothing else."""
     import pytest
 
-    from thunes.execution.trader import BarDecision
+    from thunes.live.trader import BarDecision
 
     d = BarDecision(bar_ts=0, action="buy")
     assert d.action is DecisionAction.BUY and d.action == "buy"

@@ -15,7 +15,8 @@ from thunes.core.candles import ts_ms
 from thunes.data.synthetic import generate_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
-from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, frozen_heap
+from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.trader import TraderOptions, frozen_heap
 from thunes.strategies.sma_cross import SmaCross
 
 

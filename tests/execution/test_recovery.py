@@ -21,10 +21,11 @@ from thunes.data.synthetic import generate_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
 from thunes.execution.ledger import read_ledger
-from thunes.execution.live_data import Candle
+from thunes.live.feed import Candle
 from thunes.execution.orders import intent_client_order_id
 from thunes.execution.risk import TradeIntent
-from thunes.execution.trader import ReplayClock, TraderOptions, build_stack as build_trading_stack
+from thunes.live.assembly import ReplayClock, build_stack as build_trading_stack
+from thunes.live.trader import TraderOptions
 from thunes.strategies.sma_cross import SmaCross
 from tests.execution.conftest import RECV_WINDOW_MS, build_stack
 

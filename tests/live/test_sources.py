@@ -10,7 +10,7 @@ from thunes.core.events import FeedReconnected
 from thunes.data.synthetic import generate_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
-from thunes.execution.trader import feed_for
+from thunes.live.assembly import feed_for
 from thunes.live.sources import CandleSource, ReplaySource, StreamKey, WebsocketSource, frame_fetch, port_fetch
 
 T0 = 1_704_067_200_000

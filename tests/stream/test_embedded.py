@@ -94,7 +94,7 @@ def test_a_combined_feed_is_one_connection_with_distinct_series():
     """Series of one combined feed share a connection, so they must share its URL; a series given twice
     is refused (it would be written twice)."""
     from thunes.core.errors import ConfigError
-    from thunes.execution.live_data import CandleFeed, FeedOptions
+    from thunes.live.feed import CandleFeed, FeedOptions
 
     def opts(url: str, symbol: str = "BTC/USDT") -> FeedOptions:
         return FeedOptions(ws_url=url, symbol=symbol, exchange_symbol=symbol.replace("/", ""), timeframe="1m")

@@ -32,7 +32,8 @@ from thunes.core.enums import Side
 from thunes.core.errors import ConfigError
 from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
 from thunes.execution.risk import TradeIntent, write_run_pointer
-from thunes.execution.trader import TraderOptions, build_stack
+from thunes.live.assembly import build_stack
+from thunes.live.trader import TraderOptions
 from thunes.strategies.sma_cross import SmaCross
 
 D = Decimal

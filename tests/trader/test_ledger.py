@@ -36,7 +36,7 @@ def test_the_same_fill_is_recorded_once_even_after_reopening(tmp_path):
         ledger.record(row("t1"))
         assert ledger.record(row("t1")) is False
     with Ledger(path) as ledger:
-        assert ("17", "t1") in ledger
+        assert ("BTC/USDT", "17", "t1") in ledger
         assert ledger.record(row("t1")) is False
         assert ledger.record(row("t2", side=Side.SELL, qty=Decimal("1E-5"))) is True
     rows = read_ledger(path)
@@ -58,3 +58,26 @@ def test_a_torn_last_line_is_ignored_and_a_wrong_header_refused(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="header"):
         read_ledger(bad)
+
+
+def test_fills_of_two_symbols_with_the_same_order_and_trade_ids_are_both_kept(tmp_path):
+    """Binance numbers orders and trades per symbol: BTC's order 17 / trade t1 and ETH's are two fills."""
+    path = tmp_path / "ledger.csv"
+    with Ledger(path) as ledger:
+        assert ledger.record(row("t1")) is True
+        assert ledger.record(row("t1", symbol="ETH/USDT", price=Decimal("2281.4"))) is True
+    with Ledger(path) as ledger:  # an existing file is read with the same key
+        assert ledger.record(row("t1", symbol="ETH/USDT", price=Decimal("2281.4"))) is False
+        assert ("ETH/USDT", "17", "t1") in ledger and len(ledger) == 2
+    assert [r.symbol for r in read_ledger(path)] == ["BTC/USDT", "ETH/USDT"]
+
+
+def test_listeners_see_each_newly_booked_row_and_a_failing_one_never_stops_booking(tmp_path):
+    seen = []
+    with Ledger(tmp_path / "ledger.csv") as ledger:
+        ledger.listeners.append(lambda r: 1 / 0)
+        ledger.listeners.append(seen.append)
+        assert ledger.record(row("t1")) is True
+        assert ledger.record(row("t1")) is False  # a duplicate is not booked, so not seen
+    assert seen == [row("t1")]
+    assert len(read_ledger(tmp_path / "ledger.csv")) == 1

@@ -9,7 +9,7 @@ import pytest
 
 from thunes.core.errors import ConfigError, ExchangeUnavailable
 from thunes.data.synthetic import generate_candles
-from thunes.execution.live_data import CandleFeed, FeedOptions, backoff_delay
+from thunes.live.feed import CandleFeed, FeedOptions, backoff_delay
 
 from ._ws_server import KlineServer
 

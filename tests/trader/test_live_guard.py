@@ -10,7 +10,7 @@ import ccxt
 import pytest
 from aiohttp import web
 
-from thunes.cli.trader import check_withdrawals_disabled
+from thunes.services.safety import check_withdrawals_disabled
 from thunes.core.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ from thunes.core.candles import ts_ms
 from thunes.data.synthetic import generate_candles
 from thunes.exchange.sim import LocalExchange
 from thunes.execution.ledger import read_ledger
-from thunes.execution.trader import load_state
+from thunes.live.state import load_state
 
 HISTORY = 300  # candles before the market clock's start: the trader's warm-up window is 259
 # 2000 candles after it: 100 s of market at 1200x, far more than both runs of a test need on a slow machine.

@@ -22,8 +22,11 @@ from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
 from thunes.exchange.types import OrderRequest
 from thunes.execution.ledger import read_ledger
-from thunes.execution.live_data import Candle
-from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, load_state
+from thunes.live.feed import Candle
+from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.state import load_state
+from thunes.live.trader import TraderOptions
+from thunes.strategies.base import Signals, Strategy
 from thunes.strategies.sma_cross import SmaCross
 
 WARM = 40
@@ -366,7 +369,7 @@ def test_ctrl_c_stops_the_loop_between_candles_and_flushes_the_state(market, tmp
 
 def test_the_window_is_the_canonical_frame_of_the_last_candles_and_a_strategy_cannot_alter_it(tmp_path):
     from thunes.core.candles import validate_candles
-    from thunes.execution.trader import Trader
+    from thunes.live.trader import Trader
 
     frame = generate_candles(60, timeframe="1h", seed=2)
     options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
@@ -420,3 +423,66 @@ def test_an_entry_whose_window_spans_a_gap_is_skipped_as_in_the_backtest(tmp_pat
     assert [ts for ts, d in decisions.items() if d.action == "buy"] == [int(stamps[18])]
     backtest = run_backtest(frame, cross, options=BacktestOptions(risk=None))
     assert backtest.trades.entry_ts.tolist() == [frame.index[19]] and backtest.stats["refused_gap"] == 1
+
+
+class SteppingFeed:
+    """Hands out the given candles in order, moving the market clock to each one's close first."""
+
+    running = False
+
+    def __init__(self, sim, items):
+        self.sim, self.items = sim, list(items)
+
+    def start(self, *, last_ts=None):
+        self.running = True
+        return self
+
+    def get(self, timeout=None):
+        if not self.items:
+            time.sleep(timeout or 0)
+            return None
+        c = self.items.pop(0)
+        self.sim.advance_to(c.ts_ms + 3_600_000)
+        return c
+
+    def stop(self, timeout=5.0):
+        self.running = False
+
+
+class BuyAndHold(Strategy):
+    """Enters on every bar, never exits: a position that stays open, whatever the price does."""
+
+    name = "buy_and_hold"
+
+    @property
+    def warmup(self) -> int:
+        return 1
+
+    def signals(self, candles: pd.DataFrame) -> Signals:
+        return Signals(entries=pd.Series(True, index=candles.index), exits=pd.Series(False, index=candles.index))
+
+
+def test_the_loop_marks_the_open_position_so_an_open_loss_trips_the_daily_kill_switch(market, tmp_path):
+    """The daily loss counts what open positions have lost: a candle closing 10 % under the entry of a
+    100-quote position loses 10, past a 5-quote daily limit, and the switch trips with nothing sold yet."""
+    from dataclasses import replace
+
+    sim, frame = market
+    i = WARM
+    options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                            state_dir=tmp_path / "state", window_bars=WARM)
+    stack = build_stack(CcxtExchange.for_local(sim), strategy=BuyAndHold(), options=options,
+                        risk_settings=RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("5")),
+                        audit_path=tmp_path / "audit.jsonl", ledger_path=tmp_path / "ledger.csv",
+                        clock=ReplayClock(sim.clock), audit_fsync="never")
+    stack.trader.warm_up(frame.iloc[i - WARM:i])
+    crash = replace(candle(frame, i + 1), close=candle(frame, i).close * 0.9)
+    try:
+        report = stack.trader.run(SteppingFeed(sim, [candle(frame, i), crash]), max_bars=2, deadline_s=30)
+        snap = stack.risk.state
+        held = stack.positions.position("BTC/USDT").qty
+    finally:
+        stack.close()
+    assert report.orders == 1 and held > 0  # bought, and nothing sold since
+    assert snap.kill_switch and snap.daily_pnl < Decimal("-5"), snap
+    assert str(snap.mode) == "HALTED"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 import pandas as pd
 
-from thunes.core.redact import redact_url
 from thunes.core.timeframes import parse_timeframe, utc_ms
 
 __all__ = ["load_candles", "parse_params", "candle_options", "at_most_once"]
@@ -49,7 +48,6 @@ def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, 
     store has nothing for the series, and saying so). A timeframe without a sample file of its own is
     resampled from a finer real file (see :func:`thunes.data.samples.load_sample_candles`)."""
     from thunes.core.candles import candles_frame, ts_ms
-    from thunes.data.samples import load_sample_candles
 
     tf = str(parse_timeframe(timeframe))
     start = utc_ms(since) if since else None
@@ -63,19 +61,10 @@ def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, 
         frame = candles_frame(t["ts"].to_numpy(), t["open"], t["high"], t["low"], t["close"], t["volume"])
         source = csv_file
     else:
-        frame, source = pd.DataFrame(), ""
-        if not sample:
-            from thunes.data.store import store_from_settings
+        from thunes.data.samples import stored_or_sample
 
-            with store_from_settings(app.settings.data, url=db) as store:
-                frame = store.load(symbol, tf, start, end)
-            source = f"store {redact_url(db or app.settings.data.url)}"
-        if frame.empty:
-            loaded = load_sample_candles(symbol, tf)
-            frame = loaded.frame
-            kind = "real" if loaded.real else "SYNTHETIC"
-            prefix = "" if sample else "nothing stored for this series; "
-            source = f"{prefix}sample {loaded.source} ({kind})"
+        frame, source = stored_or_sample(app.settings.data, symbol=symbol, timeframe=tf, url=db, sample=sample,
+                                         start_ms=start, end_ms=end)
     if start is not None or end is not None:
         ts = ts_ms(frame)
         keep = (ts >= (start if start is not None else ts.min())) & (ts < (end if end is not None else ts.max() + 1))

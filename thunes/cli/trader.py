@@ -1,10 +1,10 @@
-"""``thunes paper``, ``thunes live`` and ``thunes parity``: thin commands over :mod:`thunes.execution.trader`.
+"""``thunes paper``, ``thunes live`` and ``thunes parity``: thin commands over :mod:`thunes.services.trading`.
 
 Paper trading defaults to the local exchange started in-process, replaying real candles (the store or
 the sample files; synthetic when neither exists) at ``--replay-speed``; ``--testnet`` trades the
 Binance Spot Testnet instead. Live trading needs ``--live --i-understand-the-risks``, API keys from the
 environment, keys that cannot withdraw (checked where the exchange reports it) and runs with small
-position limits unless told otherwise.
+position limits unless told otherwise: the rules of :mod:`thunes.services.safety`, enforced by the service.
 
 Every run of a mode shares that mode's operator state, ``<trader.state_dir>/<mode>/risk_state.json``
 (kill-switch, reduce-only, what ``thunes risk`` writes), and the audit trail at settings ``audit.path``
@@ -28,12 +28,10 @@ import click
 
 from thunes.cli import pass_app
 from thunes.cli._common import load_candles, parse_params
-from thunes.core.errors import AuthenticationError, ConfigError, ExchangeError
+from thunes.core.errors import ConfigError
+from thunes.services.safety import LIVE_DEFAULT_MAX_QUOTE
 
 __all__ = ["register", "paper", "live", "parity"]
-
-_WS = {"testnet": "wss://stream.testnet.binance.vision/ws", "live": "wss://stream.binance.com:9443/ws"}
-LIVE_DEFAULT_MAX_QUOTE = Decimal("25")
 
 
 def _strategy(name: str, params: tuple[str, ...]) -> Any:
@@ -59,7 +57,7 @@ def _stop_on_signals(trader: Any) -> Iterator[None]:
 
 def _echo_decision(d: Any) -> None:
     """One line per order decision: the signal bar (its close), the side, what filled and why."""
-    from thunes.execution.trader import ALREADY_PROCESSED
+    from thunes.live.trader import ALREADY_PROCESSED
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.bar_ts / 1000))
     if d.action in ("buy", "sell") and d.filled_qty > 0:
         click.echo(f"  signal bar {when}  {d.action.upper():4s} filled {d.filled_qty} @ {d.avg_price:.2f}  "
@@ -79,44 +77,34 @@ def _console() -> Any:
     return console if console.is_terminal else Console(width=max(console.width, 120))
 
 
-def _print_summary(stack: Any, report: Any, ledger_path: Path) -> None:
+def _print_summary(result: Any) -> None:
     from rich.table import Table
 
-    from thunes.execution.ledger import read_ledger
-    from thunes.execution.parity import ledger_round_trips
-
     console = _console()
-    trips = ledger_round_trips(read_ledger(ledger_path)) if ledger_path.exists() else None
-    table = Table(title=f"round trips in {ledger_path} (fill times)")
+    table = Table(title=f"round trips in {result.ledger_path} (fill times)")
     for col in ("entry", "exit", "qty", "entry price", "exit price", "pnl (quote)", "return %"):
         table.add_column(col, justify="right")
     num = lambda v, digits: "-" if v != v else f"{v:.{digits}f}"  # noqa: E731 - NaN (open trade) prints "-"
-    if trips is not None:
-        for t in trips.itertuples():
+    if result.round_trips is not None:
+        for t in result.round_trips.itertuples():
             table.add_row(str(t.entry_ts)[:16], "open" if str(t.exit_ts) == "NaT" else str(t.exit_ts)[:16],
                           f"{t.qty:.6f}", f"{t.entry_price:.2f}", num(t.exit_price, 2), num(t.pnl, 4),
                           num(t.return_pct, 3))
     console.print(table)
+    report = result.report
     lat = sorted(report.latencies_s)
     lat_txt = (f"; candle->order p50 {lat[len(lat) // 2] * 1000:.2f} ms, max {lat[-1] * 1000:.2f} ms"
                if lat else "")
-    recon = stack.reconciler.last
     click.echo(f"bars {report.bars}, orders {report.orders}, fills {report.fills}, skipped {report.skipped}, "
-               f"reconciliations {report.reconciles} ({'ok' if recon is not None and recon.ok else 'see audit'})"
+               f"reconciliations {report.reconciles} ({'ok' if result.reconcile_ok else 'see audit'})"
                f"{lat_txt}; stopped: {report.stop_reason or 'end'}")
     if report.orders == 0 and report.bars:
         click.echo(f"no order in {report.bars} candles: the strategy gave no entry signal in this span; a shorter "
                    "--timeframe (5m: 360 candles in 3 minutes at 600x) or a longer --duration gives it more candles")
 
 
-def _trader_options(app: Any, symbol: str | None, timeframe: str | None, state_dir: Path,
-                    quote: Decimal | None = None) -> Any:
-    from thunes.execution.trader import TraderOptions
-
-    t = app.settings.trader
-    return TraderOptions(symbol=symbol or t.symbol, timeframe=timeframe or t.timeframe,
-                         quote_per_trade=quote if quote is not None else t.quote_per_trade, state_dir=state_dir,
-                         reconcile_every_s=float(t.reconcile_minutes) * 60)
+def _notify(line: str) -> None:
+    click.echo(line, err=True)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -152,158 +140,29 @@ def paper(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: 
     Every fill is printed and written to the ledger (CSV); Ctrl-C or SIGTERM stops after the current
     candle. THUNES_EXCHANGE__BASE_URL / THUNES_EXCHANGE__WS_URL point --testnet at another host.
     """
-    strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
-    if testnet:
-        _run_remote(app, strategy, mode="testnet", symbol=symbol, timeframe=timeframe, duration=duration,
-                    max_bars=max_bars, max_quote=None, db=db)
-        return
-    _run_local(app, strategy, symbol=symbol or app.settings.trader.symbol,
-               timeframe=timeframe or app.settings.trader.timeframe, speed=replay_speed, duration=duration,
-               max_bars=max_bars, db=db, out_dir=out_dir)
+    from thunes.services.trading import PaperRequest, RemoteRequest, run_paper, run_remote
 
-
-def _run_local(app: Any, strategy: Any, *, symbol: str, timeframe: str, speed: float, duration: float | None,
-               max_bars: int | None, db: str | None, out_dir: str | None) -> None:
-    from thunes.core.candles import ts_ms
-    from thunes.core.timeframes import parse_timeframe
-    from thunes.exchange.ccxt_adapter import CcxtExchange
-    from thunes.exchange.sim import LocalExchange
-    from thunes.execution.risk import write_run_pointer
-    from thunes.execution.trader import ReplayClock, build_stack, feed_for
-
-    if speed <= 0:
+    if replay_speed <= 0:
         raise click.BadParameter("must be > 0", param_hint="--replay-speed")
-    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, db=db)
-    tf = parse_timeframe(timeframe)
-    warm = max(4 * strategy.warmup, strategy.warmup + 250)
-    if len(frame) < warm + 10:
-        raise ConfigError(f"{source} has {len(frame)} candles; the replay needs at least {warm + 10}")
-    # Start late enough that the whole --duration fits in the data, early enough to have the warm-up.
-    # With --bars, keep 15 s of wall-clock slack ahead: the replay runs while the trader loads markets and
-    # warms up, and on a busy machine that start-up could otherwise eat the candles it was meant to trade.
-    slack = 5 + int(15 * speed / tf.seconds)
-    wanted = int((duration or 3600) * speed / tf.seconds) + 5 if max_bars is None else max_bars + slack
-    start = max(warm, len(frame) - wanted)
-    stamps = ts_ms(frame)
-    run_dir = Path(out_dir) if out_dir else Path("artifacts/paper") / time.strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    mode_dir = Path(app.settings.trader.state_dir) / "local"
-    audit_path = Path(app.settings.audit.path)
-    click.echo(f"local exchange replaying {symbol} {timeframe} from {source}, {len(frame) - start} bars ahead, "
-               f"{speed:g}x; strategy {strategy!r}; run folder {run_dir}; audit {audit_path}; "
-               f"kill-switch {mode_dir / 'risk_state.json'}", err=True)
-    sim = LocalExchange(candles={symbol: frame}, speed=speed, start_ms=int(stamps[start]),
-                        tick_s=min(0.25, max(0.02, tf.seconds / speed / 4))).start()
-    stack = None
-    try:
-        port, feed_port = CcxtExchange.for_local(sim), CcxtExchange.for_local(sim)
-        options = _trader_options(app, symbol, timeframe, run_dir / "state")
-        db_url = f"sqlite:///{(run_dir / 'state' / 'execution.sqlite').resolve()}"
-        stack = build_stack(port, strategy=strategy, options=options, risk_settings=app.settings.risk,
-                            audit_path=audit_path, ledger_path=run_dir / "ledger.csv",
-                            clock=ReplayClock(sim.clock), audit_fsync=app.settings.audit.fsync,
-                            db_url=db_url, risk_state_path=mode_dir / "risk_state.json", settings=app.settings,
-                            config_source=f"thunes paper (local replay, run {run_dir})")
-        write_run_pointer(mode_dir, db_url=db_url, audit_path=audit_path, clock="replay", run_dir=run_dir)
-        history = port.fetch_candles(symbol, timeframe, limit=min(1000, warm))
-        history = history[ts_ms(history) + tf.ms <= sim.now_ms()]
-        stack.trader.warm_up(history)
-        bar_wall_s = tf.seconds / speed
-        feed = feed_for(feed_port, ws_url=sim.ws_url, symbol=symbol, timeframe=timeframe,
-                        store_url=f"sqlite:///{(run_dir / 'candles.sqlite').resolve()}",
-                        stale_after_s=max(5.0, 3 * bar_wall_s))
-        with _stop_on_signals(stack.trader):
-            # The run ends at --duration, --bars or the end of the data; as a safety net it never outlives
-            # the replay by more than a minute (a feed that died quietly must not hang the command).
-            deadline = duration if duration is not None else (len(frame) - start) * bar_wall_s + 60.0
-            report = stack.trader.run(feed, max_bars=max_bars, deadline_s=deadline,
-                                      until_ts=int(stamps[-2]), on_decision=_echo_decision)
-        _print_summary(stack, report, run_dir / "ledger.csv")
-    finally:
-        if stack is not None:
-            stack.close()
-        sim.stop()
+    hooks = dict(notify=_notify, on_decision=_echo_decision, stop_hook=_stop_on_signals)
+    if testnet:
+        result = run_remote(app.settings, RemoteRequest(
+            mode="testnet", strategy=strategy_name, params=parse_params(params), symbol=symbol, timeframe=timeframe,
+            duration_s=duration, max_bars=max_bars, db=db), **hooks)
+    else:
+        symbol = symbol or app.settings.trader.symbol
+        timeframe = timeframe or app.settings.trader.timeframe
+        result = run_paper(app.settings, PaperRequest(
+            strategy=strategy_name, params=parse_params(params), symbol=symbol, timeframe=timeframe,
+            replay_speed=replay_speed, duration_s=duration, max_bars=max_bars, db=db,
+            out_dir=Path(out_dir) if out_dir else None),
+            candles=load_candles(app, symbol=symbol, timeframe=timeframe, db=db), **hooks)
+    _print_summary(result)
 
 
 # ------------------------------------------------------------------------------------------------------
 # testnet / live
 # ------------------------------------------------------------------------------------------------------
-def check_withdrawals_disabled(client: Any) -> str:
-    """'disabled' | 'unknown' (the exchange does not report it); raises ConfigError when enabled."""
-    fetch = getattr(client, "sapi_get_account_apirestrictions", None)
-    if fetch is None:
-        return "unknown"
-    try:
-        info = fetch()
-    except Exception:  # noqa: BLE001 - ccxt raises many kinds here (NotSupported on testnet, permissions)
-        return "unknown"
-    if str(info.get("enableWithdrawals", "false")).lower() == "true":
-        raise ConfigError("these API keys can withdraw funds; create trading-only keys (withdrawals disabled) "
-                          "before trading live")
-    return "disabled"
-
-
-def _run_remote(app: Any, strategy: Any, *, mode: str, symbol: str | None, timeframe: str | None,
-                duration: float | None, max_bars: int | None, max_quote: Decimal | None, db: str | None) -> None:
-    from thunes.core.candles import ts_ms
-    from thunes.core.timeframes import parse_timeframe
-    from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
-    from thunes.execution.trader import build_stack, feed_for
-
-    ex = app.settings.exchange
-    if ex.api_key is None or ex.api_secret is None:
-        raise ConfigError(f"{mode} trading needs API keys: set THUNES_EXCHANGE__API_KEY and "
-                          "THUNES_EXCHANGE__API_SECRET in the environment (or .env)")
-    base = CcxtOptions.from_settings(ex)
-    opts = CcxtOptions(exchange_id=base.exchange_id, mode=mode, base_url=ex.base_url, ws_url=ex.ws_url,  # type: ignore[arg-type]
-                       api_key=base.api_key, secret=base.secret, timeout_s=base.timeout_s)
-    port, feed_port = CcxtExchange(opts), CcxtExchange(opts)
-    if ex.base_url:
-        # A configured base URL takes every endpoint with it, the API-restrictions check included.
-        port.client.urls["api"]["sapi"] = f"{opts.rest_root()}/sapi/v1"
-    try:
-        port.fetch_balance()
-    except AuthenticationError as exc:
-        raise ConfigError(f"the {mode} exchange refused the API keys: {exc}") from exc
-    risk = app.settings.risk
-    quote = app.settings.trader.quote_per_trade
-    if mode == "live":
-        verdict = check_withdrawals_disabled(port.client)
-        click.echo(f"withdrawal permission of the keys: {verdict}", err=True)
-        cap = max_quote if max_quote is not None else LIVE_DEFAULT_MAX_QUOTE
-        risk = risk.model_copy(update={"max_position_quote": min(risk.max_position_quote, cap)})
-        quote = min(quote, cap)
-        click.echo(f"live limits: {quote} quote per trade, max position {risk.max_position_quote}", err=True)
-    symbol = symbol or app.settings.trader.symbol
-    timeframe = timeframe or app.settings.trader.timeframe
-    tf = parse_timeframe(timeframe)
-    state_dir = Path(app.settings.trader.state_dir) / mode
-    options = _trader_options(app, symbol, timeframe, state_dir, quote)
-    ledger_path = Path(app.settings.trader.ledger_path)
-    if mode != "live":
-        ledger_path = ledger_path.with_name(f"{ledger_path.stem}_{mode}{ledger_path.suffix}")
-    # The effective settings (live caps applied) are what the start's config record hashes.
-    effective = app.settings.model_copy(update={
-        "risk": risk, "trader": app.settings.trader.model_copy(update={"quote_per_trade": quote})})
-    stack = build_stack(port, strategy=strategy, options=options, risk_settings=risk, settings=effective,
-                        audit_path=Path(app.settings.audit.path), ledger_path=ledger_path,
-                        audit_fsync=app.settings.audit.fsync, config_source=f"thunes {'live' if mode == 'live' else 'paper --testnet'}")
-    try:
-        window = stack.trader.window_bars
-        history = port.fetch_candles(symbol, timeframe, limit=min(1000, window + 1))
-        history = history[ts_ms(history) + tf.ms <= int(time.time() * 1000)]
-        stack.trader.warm_up(history)
-        feed = feed_for(feed_port, ws_url=ex.ws_url or _WS[mode], symbol=symbol, timeframe=timeframe,
-                        store_url=db or app.settings.data.url)
-        click.echo(f"{mode}: trading {symbol} {timeframe} with {strategy!r}; Ctrl-C stops after the current candle",
-                   err=True)
-        with _stop_on_signals(stack.trader):
-            report = stack.trader.run(feed, max_bars=max_bars, deadline_s=duration, on_decision=_echo_decision)
-        _print_summary(stack, report, ledger_path)
-    finally:
-        stack.close()
-
-
 @click.command()
 @click.option("--live", "live_flag", is_flag=True, help="Required: trade real money on the real exchange.")
 @click.option("--i-understand-the-risks", "understood", is_flag=True, help="Required: you accept real losses.")
@@ -329,18 +188,22 @@ def live(app: Any, live_flag: bool, understood: bool, strategy_name: str | None,
     THUNES_EXCHANGE__WS_URL override the exchange's addresses (every endpoint follows them). Example:
       thunes live --live --i-understand-the-risks --strategy sma_cross --max-quote 20
     """
-    if not (live_flag and understood):
-        raise click.UsageError("live trading needs both --live and --i-understand-the-risks "
-                               "(try `thunes paper` or `thunes paper --testnet` first)")
-    strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
+    from thunes.services.safety import LiveConfirmation, require_live_confirmation
+    from thunes.services.trading import RemoteRequest, run_remote
+
+    confirmation = LiveConfirmation(live=live_flag, understood=understood)
+    try:
+        require_live_confirmation(confirmation)  # the service checks it again; here it is a usage error (exit 2)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
     cap = Decimal(max_quote) if max_quote is not None else None
     if cap is not None and cap <= 0:
         raise click.BadParameter("must be > 0", param_hint="--max-quote")
-    try:
-        _run_remote(app, strategy, mode="live", symbol=symbol, timeframe=timeframe, duration=duration,
-                    max_bars=max_bars, max_quote=cap, db=db)
-    except ExchangeError as exc:
-        raise ConfigError(f"live trading stopped: {exc}") from exc
+    result = run_remote(app.settings, RemoteRequest(
+        mode="live", strategy=strategy_name, params=parse_params(params), symbol=symbol, timeframe=timeframe,
+        duration_s=duration, max_bars=max_bars, db=db, confirmation=confirmation, max_quote=cap),
+        notify=_notify, on_decision=_echo_decision, stop_hook=_stop_on_signals)
+    _print_summary(result)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from thunes.core.errors import DataError
 from thunes.core.timeframes import parse_timeframe, resample
 from thunes.data.synthetic import generate_candles
 
-__all__ = ["find_sample_dir", "sample_file", "finer_sample_file", "load_sample_candles", "SampleCandles"]
+__all__ = ["find_sample_dir", "sample_file", "finer_sample_file", "load_sample_candles", "SampleCandles",
+           "stored_or_sample"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,3 +117,30 @@ def load_sample_candles(
         seed=seed + sum(map(ord, symbol)), price_decimals=decimals,
     )
     return SampleCandles(frame, False, f"synthetic(seed={seed}, rows={rows})")
+
+
+def stored_or_sample(data_settings: object, *, symbol: str, timeframe: str, url: str | None = None,
+                     sample: bool = False, start_ms: int | None = None,
+                     end_ms: int | None = None) -> tuple[pd.DataFrame, str]:
+    """A series from the candle store (``url``, default the settings' ``data.url``), else the sample.
+
+    Returns the candles and where they came from, said so that a reader sees a fallback: ``store <url>``,
+    or ``nothing stored for this series; sample <file> (real)`` (``SYNTHETIC`` when no real file exists).
+    ``sample=True`` skips the store; ``start_ms``/``end_ms`` bound what is read from the store (nothing there
+    in that range falls back to the sample, which the caller cuts).
+    """
+    from thunes.core.redact import redact_url
+    from thunes.data.store import store_from_settings
+
+    tf = str(parse_timeframe(timeframe))
+    frame, source = pd.DataFrame(), ""
+    if not sample:
+        with store_from_settings(data_settings, url=url) as store:
+            frame = store.load(symbol, tf, start_ms, end_ms)
+        source = f"store {redact_url(url or data_settings.url)}"  # type: ignore[attr-defined]
+    if frame.empty:
+        loaded = load_sample_candles(symbol, tf)
+        kind = "real" if loaded.real else "SYNTHETIC"
+        prefix = "" if sample else "nothing stored for this series; "
+        frame, source = loaded.frame, f"{prefix}sample {loaded.source} ({kind})"
+    return frame, source

@@ -2,7 +2,7 @@
 
 risk (decisions, kill-switch) -> filters (exchange rules) -> journal (write-ahead) -> exchange, with
 positions, the hash-chained audit trail, circuit breakers and the rate limiter around it. The trader
-(``thunes.execution.trader``) drives these; see docs/execution.md for the API.
+(``thunes.live.trader``) drives these; see docs/execution.md for the API.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The safety core of one trading account, opened in one place for every process that trades it.
 
-``thunes paper``/``thunes live`` (one pair, :func:`thunes.execution.trader.build_stack`) and the multi-pair
+``thunes paper``/``thunes live`` (one pair, :func:`thunes.live.assembly.build_stack`) and the multi-pair
 bot (:func:`thunes.live.stack.build_bot`) trade through the same core, opened here in this order::
 
     execution database ─> account lease (a second trading process on it is refused)

@@ -6,25 +6,37 @@ client_order_id, trade_id, strategy, reason``. Money columns are written from ``
 exchange's exact strings, never through a float.
 
 A row is flushed (and fsynced) before :meth:`Ledger.record` returns, so a crash never loses a fill that
-was already acknowledged. Re-recording a fill already in the file (same order id and trade id, as
-happens when a restart replays the fills of an order found by reconciliation) is a no-op: the ledger
-reads the keys already present when it opens.
+was already acknowledged. Re-recording a fill already in the file (same symbol, order id and trade id,
+as happens when a restart replays the fills of an order found by reconciliation) is a no-op: the ledger
+reads the keys already present when it opens. The symbol is part of the key because Binance (and the
+local exchange) numbers orders and trades per symbol: BTCUSDT's order 1001 and ETHUSDT's order 1001 are
+different orders, and a ledger shared by several pairs must keep both. (Every ledger file ever written
+has the symbol column, so old files read with the same key.)
+
+``listeners`` are called with every row newly booked (the bot's metrics count fills and fees there); a
+failing listener is logged and never stops the booking.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 from thunes.core.enums import Side
 from thunes.core.errors import DataError
 
-__all__ = ["LedgerRow", "Ledger", "LEDGER_COLUMNS", "read_ledger"]
+__all__ = ["LedgerRow", "Ledger", "LedgerKey", "LEDGER_COLUMNS", "read_ledger"]
+
+log = logging.getLogger(__name__)
+
+LedgerKey = tuple[str, str, str]
 
 LEDGER_COLUMNS = (
     "time", "symbol", "side", "qty", "price", "fee", "fee_asset",
@@ -50,8 +62,9 @@ class LedgerRow:
     reason: str
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.order_id, self.trade_id)
+    def key(self) -> LedgerKey:
+        """``(symbol, order_id, trade_id)``: order and trade ids are only unique within a symbol."""
+        return (self.symbol, self.order_id, self.trade_id)
 
     def to_csv(self) -> list[str]:
         iso = datetime.fromtimestamp(self.time_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
@@ -91,7 +104,7 @@ def _plain(value: Decimal) -> str:
 
 
 class Ledger:
-    """Append-only CSV ledger of fills. Thread-safe; idempotent per (order id, trade id)."""
+    """Append-only CSV ledger of fills. Thread-safe; idempotent per (symbol, order id, trade id)."""
 
     def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
         self.path = Path(path)
@@ -100,7 +113,8 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             _drop_torn_tail(self.path)
-        self._keys: set[tuple[str, str]] = {r.key for r in read_ledger(self.path)} if self.path.exists() else set()
+        self._keys: set[LedgerKey] = {r.key for r in read_ledger(self.path)} if self.path.exists() else set()
+        self.listeners: list[Callable[[LedgerRow], None]] = []
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         self._fh = open(self.path, "a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._fh)
@@ -121,9 +135,14 @@ class Ledger:
             self._writer.writerow(row.to_csv())
             self._flush()
             self._keys.add(row.key)
-            return True
+        for listener in self.listeners:
+            try:
+                listener(row)
+            except Exception:  # noqa: BLE001 - watching the ledger never stops booking
+                log.exception("ledger listener %s failed", listener)
+        return True
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
+    def __contains__(self, key: LedgerKey) -> bool:
         return key in self._keys
 
     def __len__(self) -> int:

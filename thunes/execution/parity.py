@@ -206,7 +206,8 @@ def paper_replay(
     from thunes.exchange.ccxt_adapter import CcxtExchange
     from thunes.exchange.sim import LocalExchange
     from thunes.execution.orders import min_settle_ms
-    from thunes.execution.trader import ReplayClock, TraderOptions, build_stack, feed_for
+    from thunes.live.assembly import ReplayClock, build_stack, feed_for
+    from thunes.live.trader import TraderOptions
 
     symbol, timeframe = spec.symbol, spec.timeframe
     tf_ms = parse_timeframe(timeframe).ms

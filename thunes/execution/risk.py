@@ -572,7 +572,7 @@ class RiskManager:
 
     def reduce_only(self, on: bool, reason: str, operator: str) -> RiskSnapshot:
         """REDUCING mode: exits only. Audited like the kill-switch."""
-        if not reason or not operator:
+        if not reason or not reason.strip() or not operator or not operator.strip():
             raise ConfigError("reduce-only change needs a reason and an operator")
         with self._lock:
             self._sync()

@@ -351,7 +351,7 @@ class Bot:
     def run(self, *, max_candles: int | None = None, deadline_s: float | None = None) -> BotReport:
         """Trade until a stop request, ``max_candles`` processed candles, ``deadline_s`` wall seconds, or the
         end of a replay."""
-        from thunes.execution.trader import frozen_heap
+        from thunes.live.trader import frozen_heap
 
         self._running = True
         self._set_state(BotState.STARTING, "start")
@@ -397,7 +397,7 @@ class Bot:
         Otherwise a crash before the first candle was handled would leave the pair without a resume
         point, and the restart would start from the exchange's *new* time, skipping what closed between.
         """
-        from thunes.execution.trader import save_state
+        from thunes.live.state import save_state
 
         for trader in self.stack.traders.values():
             if trader.state.last_bar_ts is None and trader.last_ts is not None:
@@ -405,7 +405,7 @@ class Bot:
                 save_state(trader.state_path, trader.state)
 
     def _on_candle(self, item: SourcedCandle) -> bool:
-        from thunes.execution.trader import ALREADY_PROCESSED
+        from thunes.live.trader import ALREADY_PROCESSED
 
         key, candle = item.key, item.candle
         trader = self.stack.traders.get(key)

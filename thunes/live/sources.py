@@ -10,7 +10,7 @@ they closed, one at a time, to a single trading thread::
 
 Implementations:
 
-* :class:`WebsocketSource` - one :class:`~thunes.execution.live_data.CandleFeed` per stream (websocket
+* :class:`WebsocketSource` - one :class:`~thunes.live.feed.CandleFeed` per stream (websocket
   with reconnect, staleness detection and REST backfill), fanned into one queue. Used for the Spot
   Testnet, live, and the local exchange running its clock in real time.
 * :class:`ReplaySource` - drives a local exchange's market clock itself: when every stream's closed
@@ -39,7 +39,7 @@ from thunes.core.candles import ts_ms
 from thunes.core.errors import ConfigError, ExchangeUnavailable, ThunesError
 from thunes.core.events import Event, FeedReconnected, FeedStale
 from thunes.core.timeframes import parse_timeframe
-from thunes.execution.live_data import Candle
+from thunes.live.feed import Candle
 
 __all__ = ["StreamKey", "SourcedCandle", "CandleSource", "WebsocketSource", "ReplaySource", "port_fetch",
            "frame_fetch", "remote_clock"]
@@ -240,7 +240,7 @@ class ReplaySource:
 class WebsocketSource:
     """One websocket :class:`CandleFeed` per stream, merged into one queue in arrival order.
 
-    ``feeds`` maps each stream to a feed that is not started yet (:func:`thunes.execution.trader.feed_for`
+    ``feeds`` maps each stream to a feed that is not started yet (:func:`thunes.live.assembly.feed_for`
     builds them). A pump thread per feed moves its candles into the shared queue and turns the feed's
     counters into :class:`FeedReconnected` / :class:`FeedStale` events (``on_event``).
     """

@@ -8,7 +8,7 @@
         daily-loss kill-switch, cool-down) ────────────┘                    Trader(BTC) Trader(ETH) ...
     one AuditTrail, one Ledger, one Reconciler over every symbol, one EventBus
 
-Every trader is the unchanged :class:`~thunes.execution.trader.Trader` (the same class that paper- and
+Every trader is the unchanged :class:`~thunes.live.trader.Trader` (the same class that paper- and
 live-trades one pair and that parity tests against the backtester); only its executor is the shared
 one, wrapped by :class:`GatedExecutor`. All of them are driven by one thread (:class:`~thunes.live.bot.Bot`),
 so the ccxt client, which is not thread-safe, sees one call at a time, and the risk manager's checks are
@@ -22,18 +22,18 @@ import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError
 from thunes.core.events import (
     EventBus, KillSwitchChanged, OrderFilled, OrderRejected, OrderSubmitted, RiskDenied,
 )
-from thunes.execution.ledger import Ledger, LedgerRow, read_ledger
+from thunes.execution.ledger import Ledger
 from thunes.live.config import Assignment
 from thunes.live.sources import StreamKey
 
-__all__ = ["GatedExecutor", "BotStack", "build_bot", "PAUSED_RULE", "PairLedger"]
+__all__ = ["GatedExecutor", "BotStack", "build_bot", "PAUSED_RULE"]
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -122,42 +122,6 @@ class GatedExecutor:
                                                operator=snap.kill_operator))
 
 
-class PairLedger(Ledger):
-    """The ledger, idempotent per (symbol, order id, trade id) instead of (order id, trade id).
-
-    Binance numbers orders and trades per symbol (so does the local exchange): BTCUSDT's order 1001 and
-    ETHUSDT's order 1001 are different orders, and a ledger shared by several pairs keyed without the
-    symbol would drop the second one's fills as duplicates. The fix belongs in ``LedgerRow.key``; until
-    then this subclass widens the key for the bot's shared ledger.
-
-    ``listeners`` are called with every row newly booked (the metrics count fills and fees there); a
-    failing listener is logged, never stops the booking.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        super().__init__(path)
-        self._keys = {(r.symbol, *r.key) for r in read_ledger(self.path)}  # type: ignore[assignment]
-        self.listeners: list[Callable[[LedgerRow], None]] = []
-
-    def record(self, row: LedgerRow) -> bool:
-        key = (row.symbol, *row.key)
-        with self._lock:
-            if key in self._keys:
-                return False
-            self._writer.writerow(row.to_csv())
-            self._flush()
-            self._keys.add(key)  # type: ignore[arg-type]
-        for listener in self.listeners:
-            try:
-                listener(row)
-            except Exception:  # noqa: BLE001 - watching the ledger never stops booking
-                log.exception("ledger listener %s failed", listener)
-        return True
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-
 @dataclass(slots=True, kw_only=True)
 class BotStack:
     """Everything the bot was built from (closed together by :meth:`close`)."""
@@ -224,7 +188,7 @@ def build_bot(
     from thunes.execution import TradeIntent
     from thunes.execution.account import open_account
     from thunes.execution.reconcile import Baseline, Reconciler
-    from thunes.execution.trader import RecordingPort, Trader, TraderOptions
+    from thunes.live.trader import RecordingPort, Trader, TraderOptions
     from thunes.strategies import get_strategy
 
     if not assignments:
@@ -252,7 +216,7 @@ def build_bot(
     db, journal, positions, audit, risk, inner = (account.db, account.journal, account.positions, account.audit,
                                                   account.risk, account.executor)
     executor = GatedExecutor(inner, bus=bus, clock=clock)
-    ledger = PairLedger(ledger_path or state_dir / "ledger.csv")
+    ledger = Ledger(ledger_path or state_dir / "ledger.csv")
     baseline = Baseline(state_dir / "baseline.json")
     tolerance = {}
     for a in assignments:

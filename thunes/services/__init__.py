@@ -1,5 +1,9 @@
 """What a user can do, as typed functions: the one layer every edge (CLI, API, Telegram, scheduler) calls.
 
+* :mod:`thunes.services.trading` - one strategy on one pair: a paper run on the local exchange, a testnet
+  or live run (under :mod:`thunes.services.safety`).
+* :mod:`thunes.services.risk` - an account's risk status, order journal, kill-switch and reduce-only.
+* :mod:`thunes.services.audit` - verify an audit trail (HMAC chain, head file, anchors).
 * :mod:`thunes.services.bot` - run a multi-pair bot; status, pause, resume, stop, force-exit, reload, jobs,
   kill-switch of a running (or stopped) bot.
 * :mod:`thunes.services.reports` - trades (paged), profit, daily/weekly summaries, performance per pair.
@@ -21,5 +25,5 @@ messages. The CLI's backtest/optimise/data/ML commands still carry their own cod
 
 from __future__ import annotations
 
-__all__ = ["bot", "catalog", "history", "monitor", "optimize", "reports", "research", "runner", "safety",
-           "system", "tasks"]
+__all__ = ["audit", "bot", "catalog", "history", "monitor", "optimize", "reports", "research", "risk", "runner",
+           "safety", "system", "tasks", "trading"]

@@ -29,11 +29,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from thunes.core.candles import ts_ms
 from thunes.core.clock import Clock, LiveClock
-from thunes.core.errors import AuthenticationError, ConfigError, InsufficientData
+from thunes.core.errors import ConfigError, InsufficientData
 from thunes.core.timeframes import parse_timeframe
 from thunes.core.events import DailySummary, EventBus
+from thunes.live.assembly import warm_up
 from thunes.live.bot import Bot, BotReport, BotStatus, read_bot_state
 from thunes.live.config import BotSettings
 from thunes.live.control import BotNotRunning, ControlServer, send_command
@@ -49,7 +49,6 @@ __all__ = ["BotRunRequest", "BotRunResult", "BotSession", "open_bot", "run_bot",
            "warm_up", "events", "recent_candles", "start_reoptimisation"]
 
 log = logging.getLogger(__name__)
-_WS = {"testnet": "wss://stream.testnet.binance.vision/ws", "live": "wss://stream.binance.com:9443/ws"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,24 +92,6 @@ class _SteppedClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
-
-
-def warm_up(trader: Any, port: Any, now_ms: int) -> int:
-    """Seed a trader's window with the candles up to its last processed one (or up to now on a first start).
-
-    Stopping the history at the last processed candle is what makes a restart process every candle that
-    closed while the bot was down (the source hands them out next), instead of silently skipping them.
-    """
-    tf = trader.tf_ms
-    last = trader.state.last_bar_ts
-    end = last + tf if last is not None else (now_ms // tf) * tf
-    since = end - trader.window_bars * tf
-    frame = port.fetch_candles(trader.options.symbol, trader.options.timeframe, since=since,
-                               limit=min(1000, trader.window_bars))
-    if frame is None or frame.empty:
-        return 0
-    stamps = ts_ms(frame)
-    return trader.warm_up(frame[(stamps >= since) & (stamps < end)])
 
 
 @dataclass(slots=True, kw_only=True)
@@ -210,7 +191,7 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
                     "use a new state_dir, or serve the exchange in its own process (local.url) to resume")
             from thunes.exchange.ccxt_adapter import CcxtExchange
             from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange
-            from thunes.execution.trader import ReplayClock
+            from thunes.live.assembly import ReplayClock
             from thunes.live.local import replay_markets
 
             plan = replay_markets(assignments, warmups=_windows(assignments), bars=s.local.bars,
@@ -292,27 +273,15 @@ def _bar_wall(s: BotSettings) -> float:
 def _remote(request: BotRunRequest, app_settings: Any, assignments: Any, risk: Any, bus: EventBus,
             closers: list[Callable[[], None]]) -> tuple[Any, Callable[[Any], Any], Any, Any]:
     """Testnet or live: keys, the live safety rules, one websocket feed per pair."""
-    from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
-    from thunes.execution.trader import feed_for
+    from thunes.live.assembly import feed_for
+    from thunes.services.trading import WS_URLS, connect_remote
 
     s = request.settings
     mode = s.exchange
     if mode == "live":
         require_live_confirmation(request.confirmation)
     ex = app_settings.exchange
-    if ex.api_key is None or ex.api_secret is None:
-        raise ConfigError(f"{mode} trading needs API keys: set THUNES_EXCHANGE__API_KEY and "
-                          "THUNES_EXCHANGE__API_SECRET in the environment (or .env)")
-    base = CcxtOptions.from_settings(ex)
-    opts = CcxtOptions(exchange_id=base.exchange_id, mode=mode, base_url=ex.base_url, ws_url=ex.ws_url,  # type: ignore[arg-type]
-                       api_key=base.api_key, secret=base.secret, timeout_s=base.timeout_s)
-    port, feed_port = CcxtExchange(opts), CcxtExchange(opts)
-    if ex.base_url:
-        port.client.urls["api"]["sapi"] = f"{opts.rest_root()}/sapi/v1"
-    try:
-        port.fetch_balance()
-    except AuthenticationError as exc:
-        raise ConfigError(f"the {mode} exchange refused the API keys: {exc}") from exc
+    port, feed_port = connect_remote(ex, mode)
     if mode == "live":
         verdict = check_withdrawals_disabled(port.client)
         log.warning("live: withdrawal permission of the keys: %s", verdict)
@@ -320,7 +289,7 @@ def _remote(request: BotRunRequest, app_settings: Any, assignments: Any, risk: A
         assignments = tuple(a.model_copy(update={"quote_per_trade": lim.quote_per_trade})
                             for a, lim in zip(assignments, limits))
         risk = limits[0].risk
-    ws = ex.ws_url or _WS[mode]
+    ws = ex.ws_url or WS_URLS[mode]
 
     def make_source(keys: Any) -> WebsocketSource:
         feeds = {k: feed_for(feed_port, ws_url=ws, symbol=k.symbol, timeframe=k.timeframe,
@@ -393,7 +362,7 @@ def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any, event
 
 def recent_candles(stack: BotStack, key: StreamKey, bars: int) -> Any:
     """The last ``bars`` closed candles of a pair from the exchange (call it on the bot's thread)."""
-    from thunes.execution.live_data import frame_from_candles
+    from thunes.live.feed import frame_from_candles
 
     tf = parse_timeframe(key.timeframe).ms
     end = stack.clock.now_ms() // tf * tf

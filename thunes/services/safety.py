@@ -4,8 +4,8 @@
 * :func:`check_withdrawals_disabled` - keys that can withdraw are refused (where the exchange tells).
 * :func:`live_limits` - the position and per-trade caps (``LIVE_DEFAULT_MAX_QUOTE`` unless raised).
 
-The same rules as ``thunes live`` (:mod:`thunes.cli.trader`, which still carries its own copy until the
-lead points it here).
+The one copy of these rules: the single-pair runs (:func:`thunes.services.trading.run_remote`, behind
+``thunes live``) and the bot (:func:`thunes.services.bot.open_bot`) both call them.
 """
 
 from __future__ import annotations

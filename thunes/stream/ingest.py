@@ -1,6 +1,6 @@
 """Ingestion: closed candles of many (symbol, timeframe) series from the exchange's websocket, without holes.
 
-:class:`~thunes.execution.live_data.CandleFeed` (the trader's websocket client, combined: up to
+:class:`~thunes.live.feed.CandleFeed` (the trader's websocket client, combined: up to
 ``streams_per_connection`` series on one connection) does the hard part it already does for the
 trader: reconnect with backoff (dropped sockets, ``serverShutdown``, the 24 h connection limit, silent
 stalls), only closed klines (``x=true``), and REST backfill of every gap, per series, on (re)connect or
@@ -32,7 +32,7 @@ import pandas as pd
 from thunes.core.candles import ts_ms
 from thunes.core.errors import ConfigError, RetryableError
 from thunes.core.timeframes import parse_timeframe
-from thunes.execution.live_data import CandleFeed, FeedOptions, backoff_delay
+from thunes.live.feed import CandleFeed, FeedOptions, backoff_delay
 from thunes.stream._codec import SeriesKey, frame_array
 
 __all__ = ["Ingestor", "IngestOptions", "IngestStats", "Publisher"]

@@ -12,8 +12,8 @@ the chosen (symbol, timeframe) pairs, each pair in time order and exactly once:
 Interface (kept small for the bot's ``CandleSource`` protocol):
 
 * ``start(last_ts=None)``; ``get(timeout) -> Candle | None`` for a single-pair source (the trader's
-  :class:`~thunes.execution.live_data.CandleFeed` interface: ``running``, ``stop()``, ``last_ts``);
-* ``candles()``: an iterator of :class:`~thunes.execution.live_data.Candle` (single pair);
+  :class:`~thunes.live.feed.CandleFeed` interface: ``running``, ``stop()``, ``last_ts``);
+* ``candles()``: an iterator of :class:`~thunes.live.feed.Candle` (single pair);
 * ``next(timeout) -> (symbol, timeframe, Candle) | None`` and iteration over the same triples for
   several pairs; iterations end after :meth:`stop`.
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from thunes.core.errors import ConfigError
 from thunes.core.timeframes import parse_timeframe
-from thunes.execution.live_data import Candle
+from thunes.live.feed import Candle
 from thunes.stream._codec import CANDLE_DTYPE, VALUE_SIZE, SeriesKey, source_name
 from thunes.stream.kafka import DEFAULT_TOPIC, _RDKAFKA_LOG, kafka_module
 

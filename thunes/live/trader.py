@@ -5,14 +5,15 @@ One closed candle drives one step (:meth:`Trader.on_candle`)::
     closed candle t ──> trailing window ──> strategy.signals(window) at bar t
         ──> TradeIntent ──> OrderExecutor: risk check ──> filters ──> journal (write-ahead) ──> order
         ──> fills ──> positions, ledger (CSV) and audit trail
+    ──> the loop then marks an open position at close t (risk.mark: the daily loss counts open positions)
 
 The order goes out as soon as bar t has closed, which *is* the open of bar t+1: the same rule as the
 backtester (a signal computed on bar t's close executes at bar t+1's open; strategies never shift).
 The strategy sees a trailing window of ``window_bars`` candles (several times its warm-up), so
 recursive indicators have converged and the signal at t equals the backtest's signal at t.
 
-:meth:`Trader.run` is the loop around it: closed candles come from :class:`~thunes.execution.live_data.
-CandleFeed` (websocket with reconnect and REST backfill), the account is reconciled at start and every
+:meth:`Trader.run` is the loop around it: closed candles come from :class:`~thunes.live.feed.CandleFeed`
+(websocket with reconnect and REST backfill), the account is reconciled at start and every
 ``reconcile_every_s`` (:mod:`thunes.execution.reconcile`), and a stop request (SIGINT/SIGTERM in the CLI)
 ends the loop between two candles: no new order after the request, the state file, ledger and audit
 trail flushed. A restart reads the state file and resumes after the last processed candle; the
@@ -26,16 +27,18 @@ traded only while their next bar is still young (``max_signal_age_bars``), becau
 old signal would not fill anywhere near the price the backtest assumes; skipped signals are audited.
 As in the backtest, an entry whose signal window (the strategy's ``warmup`` candles) spans a hole in
 the candles, or that the strategy vetoes (``Signals.refuse_entries``), is skipped; exits never are.
+
+Its restart state lives in :mod:`thunes.live.state`; :func:`thunes.live.assembly.build_stack` builds it
+around the safety core for one pair, :func:`thunes.live.stack.build_bot` one per pair around a shared one.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from contextlib import contextmanager
@@ -52,12 +55,12 @@ from thunes.core.events import DecisionAction
 from thunes.core.timeframes import parse_timeframe
 from thunes.exchange.types import OrderRequest, OrderResult
 from thunes.execution.ledger import Ledger, LedgerRow
-from thunes.execution.live_data import Candle, CandleFeed
-from thunes.execution.risk import write_risk_state as write_json_atomic  # the package's atomic JSON write
+from thunes.live.feed import Candle, CandleFeed
+from thunes.live.state import TraderState, load_state, save_state, state_path
 from thunes.strategies.base import Strategy
 
-__all__ = ["TraderOptions", "TraderState", "BarDecision", "TraderReport", "Trader", "RecordingPort", "load_state",
-           "save_state", "ReplayClock", "TradingStack", "build_stack", "feed_for", "frozen_heap"]
+__all__ = ["TraderOptions", "BarDecision", "TraderReport", "Trader", "RecordingPort", "frozen_heap",
+           "ALREADY_PROCESSED"]
 
 log = logging.getLogger(__name__)
 _OHLCV = pd.Index(OHLCV)
@@ -116,40 +119,6 @@ class TraderOptions:
             raise ConfigError(f"TraderOptions.window_bars must be >= 2, got {self.window_bars}")
         if self.reconcile_every_s <= 0:
             raise ConfigError(f"TraderOptions.reconcile_every_s must be > 0, got {self.reconcile_every_s}")
-
-
-@dataclass(slots=True, kw_only=True)
-class TraderState:
-    """What a restart needs, written atomically after every processed bar."""
-
-    symbol: str
-    timeframe: str
-    strategy: str
-    last_bar_ts: int | None = None
-    bars_processed: int = 0
-    orders_sent: int = 0
-    started_ms: int | None = None
-    stopped_ms: int | None = None
-    clean_stop: bool = False
-
-
-def _state_path(state_dir: Path, symbol: str, timeframe: str, strategy: str) -> Path:
-    return Path(state_dir) / f"trader_{strategy}_{symbol.replace('/', '')}_{timeframe}.json"
-
-
-def load_state(path: Path) -> TraderState | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return TraderState(**data)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"trader state file {path} is unreadable ({exc}); move it away to start fresh") from exc
-
-
-def save_state(path: Path, state: TraderState) -> None:
-    """Atomic write: temp file, fsync, rename. A crash leaves the previous state, never half a file."""
-    write_json_atomic(path, asdict(state))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,7 +199,7 @@ class Trader:
 
     The collaborators come from :mod:`thunes.execution` (``OrderExecutor`` with its ``RiskManager``,
     journal and ``PositionTracker``; ``AuditTrail``) and are built by the caller
-    (:func:`thunes.cli.trader.build_trader` does it from settings), so tests and the benchmark can
+    (:func:`thunes.live.assembly.build_stack` does it), so tests and the benchmark can
     assemble the same trader around the local exchange.
     """
 
@@ -274,7 +243,7 @@ class Trader:
         self.window_bars = options.window_bars or max(4 * strategy.warmup, strategy.warmup + 250)
         self._ts = np.zeros(0, dtype="int64")
         self._ohlcv = np.zeros((0, 5), dtype="float64")
-        self.state_path = _state_path(options.state_dir, options.symbol, options.timeframe, strategy.name)
+        self.state_path = state_path(options.state_dir, options.symbol, options.timeframe, strategy.name)
         self.state = load_state(self.state_path) or TraderState(
             symbol=options.symbol, timeframe=options.timeframe, strategy=strategy.name
         )
@@ -519,6 +488,16 @@ class Trader:
         self.report.fills += written
         return written
 
+    def mark(self, candle: Candle) -> bool:
+        """Mark the open position at ``candle``'s close, so that the risk manager's daily loss counts what the
+        position has lost (its kill-switch trips on an open loss too, not only on realised ones). Returns
+        True when this tripped the switch. The multi-pair bot marks each pair the same way after its candle.
+        """
+        risk = getattr(self.executor, "risk", None)
+        if risk is None or self._position_qty() <= 0:
+            return False
+        return bool(risk.mark(self.options.symbol, Decimal(repr(float(candle.close)))))
+
     # -- the loop --------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
         """Ask the loop to stop after the current candle (safe from a signal handler or another thread)."""
@@ -595,6 +574,8 @@ class Trader:
                 decision = self.on_candle(candle, received_at=time.perf_counter())
                 if decision.reason != ALREADY_PROCESSED:
                     processed += 1  # max_bars counts the candles this run handles, not those it replays
+                if candle.ts_ms == self.state.last_bar_ts:
+                    self.mark(candle)
                 if on_decision is not None:
                     on_decision(decision)
                 if until_ts is not None and candle.ts_ms >= until_ts:
@@ -619,143 +600,3 @@ class Trader:
                 "reason": self.report.stop_reason, "bars": self.report.bars, "orders": self.report.orders,
                 "last_bar_ts": self.state.last_bar_ts,
             })
-
-
-# ------------------------------------------------------------------------------------------------------
-# Assembly: one function builds the same trader for paper (local exchange / testnet), live, tests and
-# the benchmark, so no code path exists only in one of them.
-# ------------------------------------------------------------------------------------------------------
-class ReplayClock:
-    """Market time from the local exchange's simulated clock; waiting uses the wall clock.
-
-    Timestamps (journal, positions, risk cool-down, signal age) must be market time in a replay, but
-    a component that sleeps (the executor settling a lost order) must not move the market.
-    """
-
-    def __init__(self, market_clock: Clock) -> None:
-        self._market = market_clock
-
-    def now_ms(self) -> int:
-        return self._market.now_ms()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
-
-
-@dataclass(slots=True, kw_only=True)
-class TradingStack:
-    """A trader with every collaborator it was built from (closed together by :meth:`close`)."""
-
-    trader: Trader
-    exchange: RecordingPort
-    executor: Any
-    risk: Any
-    journal: Any
-    positions: Any
-    audit: Any
-    ledger: Ledger
-    reconciler: Any
-    db: Any
-    markets: dict[str, Any]
-    lease: Any = None  # the AccountLease held while this stack trades (None: an in-memory database)
-
-    def close(self) -> None:
-        for closer in (self.ledger.close, getattr(self.audit, "close", None), getattr(self.db, "close", None),
-                       getattr(self.lease, "release", None)):
-            if callable(closer):
-                try:
-                    closer()
-                except Exception:  # noqa: BLE001 - closing everything matters more than the first failure
-                    log.warning("closing %s failed", closer, exc_info=True)
-
-
-def build_stack(
-    exchange: Any,
-    *,
-    strategy: Strategy,
-    options: TraderOptions,
-    risk_settings: Any,
-    audit_path: Path,
-    ledger_path: Path,
-    clock: Clock | None = None,
-    audit_fsync: str = "always",
-    settle_ms: int | None = None,
-    db_url: str | None = None,
-    durable: bool = True,
-    risk_state_path: Path | None = None,
-    settings: Any = None,
-    config_source: str = "trader start",
-) -> TradingStack:
-    """Build journal, positions, risk manager, executor, audit trail, ledger, reconciler and trader.
-
-    The execution database (journal and positions) lives in ``options.state_dir`` unless ``db_url``
-    is given; so does the operator state (kill-switch, reduce-only: ``risk_state.json``) unless
-    ``risk_state_path`` is given. Before anything trades, the stack takes the account lease (a second
-    trading process on the same database is refused, see :class:`~thunes.execution.db.AccountLease`),
-    writes a ``config_change`` audit record of ``settings`` (the whole tree, else the risk section: the
-    effective settings' hash of every start), and restores every risk state that spans a day from the
-    database and the state file (:meth:`RiskManager.restore_from`): open positions, the day's realised
-    PnL, the cool-down of the last losing trade, the kill-switch, reduce-only and the manual-reset baseline.
-    """
-    from thunes.execution import TradeIntent
-    from thunes.execution.account import open_account
-    from thunes.execution.reconcile import Baseline, Reconciler
-
-    clock = clock or LiveClock()
-    state_dir = Path(options.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    port = exchange if isinstance(exchange, RecordingPort) else RecordingPort(exchange)
-    markets = port.load_markets()
-    if options.symbol not in markets:
-        raise ConfigError(f"the exchange has no market {options.symbol!r}")
-    account = open_account(port, markets, risk_settings=risk_settings,
-                           db_url=db_url or f"sqlite:///{(state_dir / 'execution.sqlite').resolve()}",
-                           audit_path=audit_path, risk_state_path=risk_state_path or state_dir / "risk_state.json",
-                           clock=clock, audit_fsync=audit_fsync, settle_ms=settle_ms, settings=settings,
-                           config_source=config_source, durable=durable)
-    db, lease, journal, positions = account.db, account.lease, account.journal, account.positions
-    audit, risk, executor = account.audit, account.risk, account.executor
-    ledger = Ledger(ledger_path)
-    market = markets[options.symbol]
-    baseline = Baseline(state_dir / f"baseline_{options.symbol.replace('/', '')}.json")
-    tolerance = market.filters.market_step_size if market.filters.market_step_size > 0 else market.filters.step_size
-    reconciler = Reconciler(port, journal=journal, positions=positions, symbols=[options.symbol], baseline=baseline,
-                            executor=executor, audit=audit, clock=clock, tolerance={options.symbol: tolerance})
-    trader = Trader(exchange=port, strategy=strategy, options=options, executor=executor, positions=positions,
-                    ledger=ledger, audit=audit, clock=clock, reconciler=reconciler, intent_factory=TradeIntent,
-                    dust_sink=lambda symbol, qty: baseline.add(symbol.split("/")[0], qty))
-    return TradingStack(trader=trader, exchange=port, executor=executor, risk=risk, journal=journal,
-                        positions=positions, audit=audit, ledger=ledger, reconciler=reconciler, db=db,
-                        markets=markets, lease=lease)
-
-
-def feed_for(exchange: Any, *, ws_url: str, symbol: str, timeframe: str, store_url: str | None = None,
-             stale_after_s: float = 60.0, seed: int | None = None, **feed_options: Any) -> CandleFeed:
-    """A :class:`CandleFeed` whose REST backfill goes through ``exchange`` (the port) and whose closed
-    candles are upserted into the candle store at ``store_url`` (opened in the feed thread)."""
-    from thunes.execution.live_data import FeedOptions
-
-    markets = exchange.load_markets()
-    market = markets.get(symbol)
-    if market is None:
-        raise ConfigError(f"the exchange has no market {symbol!r}")
-    fetch_lock = threading.Lock()
-
-    def fetch(since: int, limit: int) -> pd.DataFrame:
-        with fetch_lock:  # the ccxt client is not thread-safe; the trading thread uses it too
-            return exchange.fetch_candles(symbol, timeframe, since=since, limit=limit)
-
-    sink_factory = None
-    if store_url:
-        def sink_factory():  # noqa: ANN202 - CandleStore
-            from thunes.data.store import open_store
-
-            return open_store(store_url)
-
-    opts = FeedOptions(ws_url=ws_url, symbol=symbol, exchange_symbol=market.exchange_symbol, timeframe=timeframe,
-                       stale_after_s=stale_after_s, **feed_options)
-    return CandleFeed(opts, fetch=fetch, sink_factory=sink_factory, rng=np.random.default_rng(seed))
