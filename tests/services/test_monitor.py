@@ -48,7 +48,7 @@ def test_a_tampered_audit_trail_is_reported(tmp_path):
     path = state / "audit.jsonl"
     path.write_text(path.read_text().replace('"reason": "c"', '"reason": "X"').replace('"reason":"c"', '"reason":"X"'))
     res = monitor.audit_check(path)
-    assert not res.ok and "hash mismatch" in res.error
+    assert not res.ok and "HMAC mismatch" in res.error
 
 
 def test_log_tail_masks_secrets_filters_and_refuses_bad_names(tmp_path):

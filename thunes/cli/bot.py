@@ -325,7 +325,7 @@ def kill_switch_cmd(app: Any, state: str, reason: str, operator: str, config: st
     from thunes.services.bot import set_kill_switch
 
     snap = set_kill_switch(_state_dir(state_dir, config), state == "on", reason=reason, operator=operator,
-                           risk_settings=app.settings.risk)
+                           risk_settings=app.settings.risk, settings=app.settings)
     click.echo(f"kill-switch {'ON' if snap['kill_switch'] else 'off'} (mode {snap['mode']})")
 
 
@@ -341,7 +341,7 @@ def reduce_only_cmd(app: Any, state: str, reason: str, operator: str, config: st
     from thunes.services.bot import set_reduce_only
 
     snap = set_reduce_only(_state_dir(state_dir, config), state == "on", reason=reason, operator=operator,
-                           risk_settings=app.settings.risk)
+                           risk_settings=app.settings.risk, settings=app.settings)
     click.echo(f"reduce-only {'on' if snap['reduce_only'] else 'off'} (mode {snap['mode']})")
 
 

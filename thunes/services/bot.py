@@ -515,29 +515,21 @@ def bot_jobs(state_dir: Path) -> list[dict[str, Any]]:
 
 
 def set_kill_switch(state_dir: Path, on: bool, *, reason: str, operator: str, risk_settings: Any,
-                    audit_path: Path | None = None) -> dict[str, Any]:
+                    audit_path: Path | None = None, settings: Any = None) -> dict[str, Any]:
     """Switch the bot's kill-switch (audited). A running bot sees it before its next decision."""
-    from thunes.execution import AuditTrail, RiskManager
+    from thunes.services.risk import switch_bot
 
-    state_dir = Path(state_dir)
-    if not state_dir.exists():
-        raise ConfigError(f"{state_dir} is not a bot state folder (it does not exist)")
-    with AuditTrail(audit_path or state_dir / "audit.jsonl") as audit:
-        rm = RiskManager(risk_settings, audit=audit, state_path=state_dir / "risk_state.json")
-        return rm.kill_switch(on, reason, operator).to_json()
+    return switch_bot("kill", state_dir, on, reason=reason, operator=operator, risk_settings=risk_settings,
+                      settings=settings, audit_path=audit_path).to_json()
 
 
 def set_reduce_only(state_dir: Path, on: bool, *, reason: str, operator: str, risk_settings: Any,
-                    audit_path: Path | None = None) -> dict[str, Any]:
+                    audit_path: Path | None = None, settings: Any = None) -> dict[str, Any]:
     """Reduce-only (exits only, every pair), audited; a running bot sees it before its next decision."""
-    from thunes.execution import AuditTrail, RiskManager
+    from thunes.services.risk import switch_bot
 
-    state_dir = Path(state_dir)
-    if not state_dir.exists():
-        raise ConfigError(f"{state_dir} is not a bot state folder (it does not exist)")
-    with AuditTrail(audit_path or state_dir / "audit.jsonl") as audit:
-        rm = RiskManager(risk_settings, audit=audit, state_path=state_dir / "risk_state.json")
-        return rm.reduce_only(on, reason, operator).to_json()
+    return switch_bot("reduce", state_dir, on, reason=reason, operator=operator, risk_settings=risk_settings,
+                      settings=settings, audit_path=audit_path).to_json()
 
 
 def events(state_dir: Path, *, kinds: set[str] | None = None) -> list[Any]:

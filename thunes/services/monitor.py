@@ -138,16 +138,12 @@ def risk_state(state_dir: Path) -> dict[str, Any]:
 
 
 def set_reduce_only(state_dir: Path, on: bool, *, reason: str, operator: str, risk_settings: Any,
-                    audit_path: Path | None = None) -> dict[str, Any]:
+                    audit_path: Path | None = None, settings: Any = None) -> dict[str, Any]:
     """Switch reduce-only mode (exits only), audited. A running bot sees it before its next decision."""
-    from thunes.execution import AuditTrail, RiskManager
+    from thunes.services.risk import switch_bot
 
-    state_dir = Path(state_dir)
-    if not state_dir.exists():
-        raise ConfigError(f"{state_dir} is not a bot state folder (it does not exist)")
-    with AuditTrail(audit_path or state_dir / "audit.jsonl") as audit:
-        rm = RiskManager(risk_settings, audit=audit, state_path=state_dir / "risk_state.json")
-        return rm.reduce_only(on, reason, operator).to_json()
+    return switch_bot("reduce", state_dir, on, reason=reason, operator=operator, risk_settings=risk_settings,
+                      settings=settings, audit_path=audit_path).to_json()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,11 +178,19 @@ class AuditCheck:
     torn_tail: bool
 
 
-def audit_check(path: Path) -> AuditCheck:
-    """Verify every hash and link of an audit trail (see :func:`thunes.execution.audit.verify_audit`)."""
-    from thunes.execution.audit import verify_audit
+def audit_check(path: Path, *, settings: Any = None) -> AuditCheck:
+    """Verify a bot's audit trail as ``thunes audit verify`` does (:func:`thunes.services.audit.verify_trail`):
+    the keyed chain with the settings' key, the head file and the anchors in the execution database beside
+    it (``<folder>/execution.sqlite``)."""
+    from thunes.config import Settings
+    from thunes.services.audit import verify_trail
 
-    r = verify_audit(path)
+    path = Path(path)
+    if not path.exists():
+        return AuditCheck(path=str(path), ok=False, records=0, error=f"audit file {path} does not exist", line=None,
+                          torn_tail=False)
+    check = verify_trail(settings if settings is not None else Settings(), path=path, state_dir=path.parent)
+    r = check.result
     return AuditCheck(path=str(path), ok=r.ok, records=r.records, error=r.error, line=r.line, torn_tail=r.torn_tail)
 
 

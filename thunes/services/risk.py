@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from thunes.core.errors import ConfigError
+
 __all__ = ["account_folder", "execution_db_url", "RiskStatus", "risk_status", "OrderList", "list_orders",
            "SwitchResult", "set_kill_switch", "set_reduce_only"]
 
@@ -68,9 +70,11 @@ def _account_clock(state_dir: Path, tracker: Any) -> tuple[Any, str]:
 
 
 @contextmanager
-def _restored(settings: Any, state_dir: Path, db: str | None, *, audited: bool) -> Iterator[tuple[Any, Any, str]]:
+def _restored(settings: Any, state_dir: Path, db: str | None, *, audited: bool,
+              audit_path: Path | None = None, risk_settings: Any = None) -> Iterator[tuple[Any, Any, str]]:
     """A risk manager restored as a trader restores it: the switches from the state file, positions, the
-    day's PnL and the cool-down from the execution database. Yields ``(manager, tracker or None, day rule)``."""
+    day's PnL and the cool-down from the execution database. Yields ``(manager, tracker or None, day rule)``.
+    ``audit_path``/``risk_settings`` override the settings' (a bot keeps its own trail and limits)."""
     from thunes.execution.audit import AuditTrail
     from thunes.execution.db import Database
     from thunes.execution.positions import PositionTracker
@@ -80,13 +84,14 @@ def _restored(settings: Any, state_dir: Path, db: str | None, *, audited: bool) 
     if audited:
         # The trail refuses a path that keeps no record (a directory, /dev/null) before anything changes: a
         # safety decision is never taken without its audit record. The settings' key: one chain, one key.
-        audit = AuditTrail.from_settings(settings.audit)
+        audit = AuditTrail.from_settings(settings.audit, path=audit_path)
     url = execution_db_url(state_dir, db)
     database = Database.connect(url) if url is not None else None
     try:
         tracker = PositionTracker(database) if database is not None else None
         clock, day_rule = _account_clock(state_dir, tracker)
-        manager = RiskManager(settings.risk, clock=clock, audit=audit, state_path=state_dir / "risk_state.json")
+        manager = RiskManager(risk_settings if risk_settings is not None else settings.risk, clock=clock, audit=audit,
+                              state_path=state_dir / "risk_state.json")
         if tracker is not None:
             manager.restore_from(tracker)
         yield manager, tracker, day_rule
@@ -183,6 +188,25 @@ def _switch(kind: str, settings: Any, on: bool, *, reason: str, operator: str, m
         else:
             snap = manager.reduce_only(on, reason=reason, operator=operator)
     return SwitchResult(snapshot=snap, state_path=folder / "risk_state.json", audit_path=Path(settings.audit.path))
+
+
+def switch_bot(kind: str, state_dir: Path | str, on: bool, *, reason: str, operator: str, risk_settings: Any,
+               settings: Any = None, audit_path: Path | None = None) -> Any:
+    """The kill-switch (``kind="kill"``) or reduce-only (``"reduce"``) of a bot's state folder, restored like
+    the bot restores it (the day's loss included, so switching off sets the right baseline) and audited in
+    the bot's own trail (``<state_dir>/audit.jsonl`` unless ``audit_path``) with the settings' key. Returns the
+    risk snapshot; a running bot sees the change before its next decision."""
+    from thunes.config import Settings
+
+    folder = Path(state_dir)
+    if not folder.exists():
+        raise ConfigError(f"{folder} is not a bot state folder (it does not exist)")
+    settings = settings if settings is not None else Settings()
+    with _restored(settings, folder, None, audited=True, audit_path=audit_path or folder / "audit.jsonl",
+                   risk_settings=risk_settings) as (manager, _, _):
+        if kind == "kill":
+            return manager.kill_switch(on, reason=reason, operator=operator)
+        return manager.reduce_only(on, reason=reason, operator=operator)
 
 
 def set_kill_switch(settings: Any, on: bool, *, reason: str, operator: str, mode: str | None = None,

@@ -46,7 +46,7 @@ def logs(ctx: ApiContext = Depends(context), lines: int = Query(100, ge=1, le=10
 
 @router.get("/audit/verify", dependencies=[Depends(reader)], summary="Verify the bot's audit trail")
 def audit_verify(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
-    return plain(monitor.audit_check(ctx.state_dir / "audit.jsonl"))
+    return plain(monitor.audit_check(ctx.state_dir / "audit.jsonl", settings=ctx.settings))
 
 
 @router.get("/data", dependencies=[Depends(reader)], summary="Candle series in the store")
