@@ -1,0 +1,228 @@
+"""The live hot path (issue 19): candle close -> order sent with 1, 10 and 50 pairs on one bot, durable, with
+the strategy's signals recomputed on the window (batch) or streamed; and the cost per candle of streaming
+indicators against recomputing them on the window.
+
+Table 1, candle -> order. Every pair gets a closed candle at the same moment (the bar close) and a strategy
+that flips every bar, so every candle of every pair is an order. The pairs are N traders sharing one executor,
+one journal, one audit trail and one local exchange (the multi-pair bot is being built on another branch;
+this is the same work in one loop). Everything is durable: the journal commits with ``synchronous=FULL`` and
+the audit records of each order go into the journal's commit through the outbox (one fsync before each send);
+after each send the result is journaled and audited durably too, and that is part of the next pair's wait.
+Columns: the first pair's latency (candle -> its order sent), the last pair's (the whole bar), and the bar's
+cost per pair (last / N). ``batch``: the strategy's ``signals()`` on the trader's 300-bar window;
+``streamed``: the same strategy through :class:`~thunes.execution.incremental.LastBarStrategy`.
+
+Table 2, cost per candle on a 300-bar window: each batch indicator recomputed on the window against its
+streaming state advanced by one candle (:mod:`thunes.features.streaming`); and the default feature set
+(``compute_features`` on warm-up + 1 rows, what the model server computes per candle).
+
+Run: ``.venv/bin/python benchmarks/bench_hot_path.py [--bars 200] [--pairs 1,10,50]``. Timings on a shared
+machine are noisy; each case runs the same bars and the cases alternate in rounds, so compare rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from thunes.config import RiskSettings
+from thunes.core.candles import ts_ms
+from thunes.data.samples import load_sample_candles
+from thunes.exchange.ccxt_adapter import CcxtExchange
+from thunes.exchange.sim import AccountSpec, DEFAULT_API_KEY, DEFAULT_SECRET, LocalExchange
+from thunes.execution.incremental import BarSignals, LastBarStrategy
+from thunes.execution.ledger import Ledger
+from thunes.execution.live_data import Candle
+from thunes.execution.orders import ExecutorOptions
+from thunes.execution.trader import ReplayClock, Trader, TraderOptions, build_stack, frozen_heap
+from thunes.features import indicators as ind
+from thunes.features import streaming as st
+from thunes.features.feature_set import compute_features, get_feature_set
+from thunes.strategies.base import Signals, Strategy
+
+WINDOW = 300
+_INFO = Path(__file__).resolve().parents[1] / "thunes" / "exchange" / "sim" / "exchange_info.json"
+
+
+class FlipSma(Strategy):
+    """Enter on even hours, exit on odd ones (an order every candle), once two SMAs are known: the work of
+    a small real strategy (two moving averages over the window) and a decision every bar."""
+
+    name = "flip_sma"
+
+    @property
+    def warmup(self) -> int:
+        return 51
+
+    def signals(self, candles: pd.DataFrame) -> Signals:
+        fast, slow = ind.sma(candles.close, 10), ind.sma(candles.close, 50)
+        even = pd.Series((candles.index.asi8 // 3_600_000_000_000) % 2 == 0, index=candles.index)
+        known = fast.notna() & slow.notna()
+        return Signals(entries=even & known, exits=~even)
+
+    # the incremental protocol (thunes.execution.incremental.IncrementalStrategy)
+    def stream_init(self) -> dict[str, Any]:
+        return {"fast": st.StreamingSma(10), "slow": st.StreamingSma(50)}
+
+    def stream_advance(self, state: dict[str, Any], ts_ms: int, open: float, high: float, low: float,
+                       close: float, volume: float) -> BarSignals:
+        fast, slow = state["fast"].update(close), state["slow"].update(close)
+        even = (ts_ms // 3_600_000) % 2 == 0
+        return BarSignals(entry=even and fast == fast and slow == slow, exit=not even)
+
+
+def _symbols(n: int) -> list[str]:
+    return [f"P{i:02d}/USDT" for i in range(n)]
+
+
+def _sample_dir(tmp: Path, n: int) -> Path:
+    """A sample folder whose exchange info adds N pairs with BTC/USDT's rules (the local exchange reads it)."""
+    btc = next(s for s in json.loads(_INFO.read_text())["symbols"] if s["symbol"] == "BTCUSDT")
+    symbols = []
+    for sym in _symbols(n):
+        base = sym.split("/")[0]
+        symbols.append(dict(btc, symbol=f"{base}USDT", baseAsset=base))
+    folder = tmp / "samples"
+    folder.mkdir()
+    (folder / "binance_exchange_info.json").write_text(json.dumps({"symbols": symbols}))
+    with gzip.open(folder / "binance_P00USDT_1h.csv.gz", "wt") as fh:  # a sample folder is known by its files
+        fh.write("")
+    return folder
+
+
+def candle_to_order(frame: pd.DataFrame, pairs: int, bars: int, streamed: bool) -> dict[str, np.ndarray]:
+    """Per bar: ms from the bar close to the first pair's order, to the last pair's order."""
+    warm = WINDOW
+    symbols = _symbols(pairs)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        frames = {s: frame * (1 + i / 100) for i, s in enumerate(symbols)}
+        for f in frames.values():
+            f["volume"] = frame["volume"]
+        accounts = (AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET,
+                                balances={"USDT": "100000000"}),)
+        with LocalExchange(candles=frames, start_ms=int(ts_ms(frame)[warm]), accounts=accounts,
+                           sample_dir=str(_sample_dir(tmp, pairs)), orders_per_10s=10_000_000,
+                           weight_limit=100_000_000) as sim:
+            make = (lambda: LastBarStrategy(FlipSma())) if streamed else FlipSma
+            risk = RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("1000000"), max_positions=pairs + 1,
+                                max_position_quote=Decimal("1000"))
+            first = TraderOptions(symbol=symbols[0], timeframe="1h", quote_per_trade=Decimal("100"),
+                                  state_dir=tmp / "state", window_bars=WINDOW)
+            stack = build_stack(CcxtExchange.for_local(sim), strategy=make(), options=first, risk_settings=risk,
+                                audit_path=tmp / "audit.jsonl", ledger_path=tmp / "ledger.csv",
+                                clock=ReplayClock(sim.clock), audit_fsync="always", durable=True)
+            stack.executor.options = ExecutorOptions(settle_ms=6_000)
+            traders = [stack.trader]
+            for sym in symbols[1:]:
+                options = TraderOptions(symbol=sym, timeframe="1h", quote_per_trade=Decimal("100"),
+                                        state_dir=tmp / "state", window_bars=WINDOW)
+                traders.append(Trader(exchange=stack.exchange, strategy=make(), options=options,
+                                      executor=stack.executor, positions=stack.positions,
+                                      ledger=Ledger(tmp / "ledger.csv"), audit=stack.audit,
+                                      clock=stack.trader.clock))
+            for sym, trader in zip(symbols, traders):
+                trader.warm_up(frames[sym].iloc[:warm])
+            stamps = ts_ms(frame)
+            rows = {s: frames[s][["open", "high", "low", "close", "volume"]].to_numpy() for s in symbols}
+            first_ms, last_ms, fsyncs = [], [], []
+            try:
+                with frozen_heap():
+                    for i in range(warm, warm + bars):
+                        sim.advance_to(int(stamps[i + 1]))
+                        candles = [Candle(ts_ms=int(stamps[i]), open=float(r[0]), high=float(r[1]),
+                                          low=float(r[2]), close=float(r[3]), volume=float(r[4]))
+                                   for r in (rows[s][i] for s in symbols)]
+                        before = stack.audit.fsyncs
+                        t0 = time.perf_counter()
+                        sent = []
+                        for trader, c in zip(traders, candles):
+                            d = trader.on_candle(c, received_at=t0)
+                            if d.latency_s is not None:
+                                sent.append(d.latency_s)
+                        if len(sent) == pairs:
+                            first_ms.append(sent[0] * 1000)
+                            last_ms.append(sent[-1] * 1000)
+                            fsyncs.append(stack.audit.fsyncs - before)
+            finally:
+                stack.close()
+    return {"first": np.array(first_ms), "last": np.array(last_ms), "fsyncs": np.array(fsyncs)}
+
+
+def _cost(fn: Any, calls: int) -> np.ndarray:
+    fn()
+    out = np.empty(calls)
+    for k in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        out[k] = time.perf_counter() - t0
+    return out * 1e6
+
+
+def per_candle_costs(frame: pd.DataFrame, calls: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, batch µs, streaming µs) per candle."""
+    w = frame.iloc[-WINDOW:]
+    close, high, low = w.close, w.high, w.low
+    c, h, lo = float(close.iloc[-1]), float(high.iloc[-1]), float(low.iloc[-1])
+    cases = [
+        ("SMA(10) + SMA(50)", lambda: (ind.sma(close, 10), ind.sma(close, 50)),
+         (st.StreamingSma(10), st.StreamingSma(50)), lambda s: (s[0].update(c), s[1].update(c))),
+        ("EMA(12)", lambda: ind.ema(close, 12), (st.StreamingEma(12),), lambda s: s[0].update(c)),
+        ("RSI(14)", lambda: ind.rsi(close, 14), (st.StreamingRsi(14),), lambda s: s[0].update(c)),
+        ("ATR(14)", lambda: ind.atr(high, low, close, 14), (st.StreamingAtr(14),), lambda s: s[0].update(h, lo, c)),
+        ("Bollinger(20, 2)", lambda: ind.bollinger(close, 20, 2.0), (st.StreamingBollinger(20, 2.0),),
+         lambda s: s[0].update(c)),
+    ]
+    out = []
+    for name, batch, states, step in cases:
+        for s in states:
+            s.feed(*(x.to_numpy() for x in ((high, low, close) if name.startswith("ATR") else (close,))))
+        out.append((name, _cost(batch, calls), _cost(lambda: step(states), calls)))
+    fs = get_feature_set("default")
+    tail = frame.iloc[-(fs.warmup + 1):]
+    out.append((f"default feature set ({len(fs.columns)} cols, {len(tail)} rows)",
+                _cost(lambda: compute_features(tail, fs, timeframe_ms=3_600_000), max(50, calls // 10)),
+                np.array([np.nan])))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=200)
+    parser.add_argument("--pairs", default="1,10,50")
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    frame = load_sample_candles("BTC/USDT", "1h", limit=WINDOW + args.bars + 10).frame
+    print(f"data: {len(frame)} x 1h BTC/USDT; {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.1f}")
+    print("\ncandle close -> order sent, durable (journal FULL + audit outbox), every pair orders every bar")
+    print(f"{'pairs':>5s} {'signals':9s} {'bars':>5s} {'first p50':>10s} {'first p99':>10s} {'last p50':>9s} "
+          f"{'last p99':>9s} {'/pair p50':>10s} {'/pair p99':>10s} {'audit fsyncs/bar':>17s}")
+    for pairs in (int(p) for p in args.pairs.split(",")):
+        bars = args.bars if pairs == 1 else max(20, args.bars * 10 // pairs)
+        for streamed in (False, True):
+            r = candle_to_order(frame, pairs, bars, streamed)
+            f50, f99 = np.percentile(r["first"], [50, 99])
+            l50, l99 = np.percentile(r["last"], [50, 99])
+            print(f"{pairs:5d} {'streamed' if streamed else 'batch':9s} {len(r['first']):5d} {f50:10.2f} {f99:10.2f} "
+                  f"{l50:9.2f} {l99:9.2f} {l50 / pairs:10.2f} {l99 / pairs:10.2f} {np.mean(r['fsyncs']):17.2f}")
+    print("\ncost per candle, 300-bar window: batch recompute vs streaming step (µs)")
+    print(f"{'indicator':44s} {'batch p50':>10s} {'batch p99':>10s} {'stream p50':>11s} {'stream p99':>11s}")
+    for name, batch, stream in per_candle_costs(frame, args.calls):
+        b50, b99 = np.percentile(batch, [50, 99])
+        s50, s99 = np.percentile(stream, [50, 99]) if np.isfinite(stream).all() else (np.nan, np.nan)
+        print(f"{name:44s} {b50:10.1f} {b99:10.1f} {s50:11.2f} {s99:11.2f}")
+    print("\ntargets: p99 < 2 ms candle -> order with one pair; < 5 ms per pair with 50 pairs")
+
+
+if __name__ == "__main__":
+    main()
