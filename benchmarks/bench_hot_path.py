@@ -12,7 +12,10 @@ Columns: the first pair's latency (candle -> its order sent), the last pair's (t
 cost per pair (last / N). ``batch``: the strategy's ``signals()`` on the trader's 300-bar window;
 ``streamed``: the same strategy through :class:`~thunes.execution.incremental.LastBarStrategy`.
 
-Table 2, cost per candle on a 300-bar window: each batch indicator recomputed on the window against its
+Table 2, the audit outbox on and off on alternate bars of one single-pair stack (a fair comparison on a busy
+machine): the total and the executor's share (intent -> order sent: risk check, filters, the durable writes).
+
+Table 3, cost per candle on a 300-bar window: each batch indicator recomputed on the window against its
 streaming state advanced by one candle (:mod:`thunes.features.streaming`); and the default feature set
 (``compute_features`` on warm-up + 1 rows, what the model server computes per candle).
 
@@ -48,6 +51,7 @@ from thunes.execution.trader import ReplayClock, Trader, TraderOptions, build_st
 from thunes.features import indicators as ind
 from thunes.features import streaming as st
 from thunes.features.feature_set import compute_features, get_feature_set
+from thunes.features.streaming_set import StreamingFeatures
 from thunes.strategies.base import Signals, Strategy
 
 WINDOW = 300
@@ -159,6 +163,61 @@ def candle_to_order(frame: pd.DataFrame, pairs: int, bars: int, streamed: bool) 
     return {"first": np.array(first_ms), "last": np.array(last_ms), "fsyncs": np.array(fsyncs)}
 
 
+class _Stamped:
+    """The executor, passed through, noting when the trader hands it an intent."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.at = 0.0
+
+    def execute(self, intent: Any) -> Any:
+        self.at = time.perf_counter()
+        return self.inner.execute(intent)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def outbox_ab(frame: pd.DataFrame, bars: int) -> dict[str, dict[str, np.ndarray]]:
+    """One pair, one stack, the audit outbox on and off on alternate bars (same process, same disk moment):
+    ms from the intent to the order sent (the executor's share) and from the candle to the order sent."""
+    warm = WINDOW
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        accounts = (AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET, balances={"USDT": "100000000"}),)
+        with LocalExchange(candles={"BTC/USDT": frame}, start_ms=int(ts_ms(frame)[warm]), accounts=accounts,
+                           orders_per_10s=10_000_000, weight_limit=100_000_000) as sim:
+            options = TraderOptions(symbol="BTC/USDT", timeframe="1h", quote_per_trade=Decimal("100"),
+                                    state_dir=tmp / "state", window_bars=WINDOW)
+            stack = build_stack(CcxtExchange.for_local(sim), strategy=FlipSma(), options=options,
+                                risk_settings=RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("1000000")),
+                                audit_path=tmp / "audit.jsonl", ledger_path=tmp / "ledger.csv",
+                                clock=ReplayClock(sim.clock), audit_fsync="always", durable=True)
+            stack.trader.warm_up(frame.iloc[:warm])
+            stamped = _Stamped(stack.executor)
+            stack.trader.executor = stamped  # type: ignore[assignment]
+            stamps = ts_ms(frame)
+            out: dict[str, dict[str, list[float]]] = {"outbox": {"total": [], "executor": []},
+                                                      "no outbox": {"total": [], "executor": []}}
+            try:
+                with frozen_heap():
+                    for i in range(warm, warm + bars):
+                        mode = "outbox" if i % 2 == 0 else "no outbox"
+                        stack.executor.options = ExecutorOptions(settle_ms=6_000, audit_outbox=mode == "outbox")
+                        sim.advance_to(int(stamps[i + 1]))
+                        r = frame.iloc[i]
+                        c = Candle(ts_ms=int(stamps[i]), open=float(r.open), high=float(r.high), low=float(r.low),
+                                   close=float(r.close), volume=float(r.volume))
+                        t0 = time.perf_counter()
+                        d = stack.trader.on_candle(c, received_at=t0)
+                        if d.latency_s is not None:
+                            out[mode]["total"].append(d.latency_s * 1000)
+                            out[mode]["executor"].append((t0 + d.latency_s - stamped.at) * 1000)
+            finally:
+                stack.close()
+    return {m: {k: np.array(v) for k, v in parts.items()} for m, parts in out.items()}
+
+
 def _cost(fn: Any, calls: int) -> np.ndarray:
     fn()
     out = np.empty(calls)
@@ -188,11 +247,21 @@ def per_candle_costs(frame: pd.DataFrame, calls: int) -> list[tuple[str, np.ndar
         for s in states:
             s.feed(*(x.to_numpy() for x in ((high, low, close) if name.startswith("ATR") else (close,))))
         out.append((name, _cost(batch, calls), _cost(lambda: step(states), calls)))
-    fs = get_feature_set("default")
-    tail = frame.iloc[-(fs.warmup + 1):]
-    out.append((f"default feature set ({len(fs.columns)} cols, {len(tail)} rows)",
-                _cost(lambda: compute_features(tail, fs, timeframe_ms=3_600_000), max(50, calls // 10)),
-                np.array([np.nan])))
+    for fs in (get_feature_set("default"), get_feature_set("compact")):
+        tail = frame.iloc[-(fs.warmup + 1):]
+        batch = _cost(lambda: compute_features(tail, fs, timeframe_ms=3_600_000), max(50, calls // 10))
+        stream = StreamingFeatures(fs, timeframe_ms=3_600_000)
+        ts, values = ts_ms(frame), frame[["open", "high", "low", "close", "volume"]].to_numpy()
+        stream.feed(ts, values)
+        step = {"k": 0}
+
+        def advance() -> None:  # the next hour, with the values of a row of the frame
+            step["k"] += 1
+            row = values[step["k"] % len(values)]
+            stream.update(int(ts[-1]) + step["k"] * 3_600_000, *(float(x) for x in row))
+
+        streamed = _cost(advance, calls)
+        out.append((f"{fs.name} feature set ({len(fs.columns)} cols, {len(tail)} rows)", batch, streamed))
     return out
 
 
@@ -215,6 +284,13 @@ def main() -> None:
             l50, l99 = np.percentile(r["last"], [50, 99])
             print(f"{pairs:5d} {'streamed' if streamed else 'batch':9s} {len(r['first']):5d} {f50:10.2f} {f99:10.2f} "
                   f"{l50:9.2f} {l99:9.2f} {l50 / pairs:10.2f} {l99 / pairs:10.2f} {np.mean(r['fsyncs']):17.2f}")
+    ab = outbox_ab(frame, args.bars)
+    print("\none pair, audit outbox on/off on alternate bars (same stack): ms")
+    print(f"{'mode':10s} {'orders':>6s} {'total p50':>10s} {'total p99':>10s} {'executor p50':>13s} {'executor p99':>13s}")
+    for mode, parts in ab.items():
+        t50, t99 = np.percentile(parts["total"], [50, 99])
+        e50, e99 = np.percentile(parts["executor"], [50, 99])
+        print(f"{mode:10s} {len(parts['total']):6d} {t50:10.2f} {t99:10.2f} {e50:13.2f} {e99:13.2f}")
     print("\ncost per candle, 300-bar window: batch recompute vs streaming step (µs)")
     print(f"{'indicator':44s} {'batch p50':>10s} {'batch p99':>10s} {'stream p50':>11s} {'stream p99':>11s}")
     for name, batch, stream in per_candle_costs(frame, args.calls):
