@@ -17,7 +17,10 @@ machine): the total and the executor's share (intent -> order sent: risk check, 
 
 Table 3, cost per candle on a 300-bar window: each batch indicator recomputed on the window against its
 streaming state advanced by one candle (:mod:`thunes.features.streaming`); and the default feature set
-(``compute_features`` on warm-up + 1 rows, what the model server computes per candle).
+(``compute_features`` on warm-up + 1 rows) against :class:`~thunes.features.streaming_set.StreamingFeatures`.
+
+Table 4, one model prediction (the ml extra; a small LSTM of bench_ml's shape trained for one epoch):
+``Forecaster.predict_latest`` against :class:`~thunes.ml.streaming.StreamingForecaster.update`.
 
 Run: ``.venv/bin/python benchmarks/bench_hot_path.py [--bars 200] [--pairs 1,10,50]``. Timings on a shared
 machine are noisy; each case runs the same bars and the cases alternate in rounds, so compare rows of one run.
@@ -265,6 +268,51 @@ def per_candle_costs(frame: pd.DataFrame, calls: int) -> list[tuple[str, np.ndar
     return out
 
 
+def prediction_costs(calls: int) -> list[tuple[str, np.ndarray]] | None:
+    """Single prediction (ms): batch ``predict_latest`` (features on warm-up + 300 candles, scale, ONNX) against
+    the streamed path (one feature row, one scaled row, ONNX), and ONNX alone; None without the ml extra."""
+    try:
+        import onnxruntime  # noqa: F401
+        import torch
+
+        from thunes.ml.serving import Forecaster
+        from thunes.ml.streaming import StreamingForecaster
+        from thunes.ml.train import TrainOptions, train_model
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    candles = load_sample_candles("BTC/USDT", "1h", limit=4000).frame
+    # bench_ml's serving architecture (default set, seq 32, 2 x 64 LSTM); one epoch: latency does not need skill
+    options = TrainOptions(feature_set="default", seq_len=32, horizon=10, hidden=64, num_layers=2, epochs=1,
+                           patience=2, seed=1, threads=1)
+    with tempfile.TemporaryDirectory() as folder:
+        train_model(candles.iloc[:-calls - 1], options, symbol="BTC/USDT", timeframe="1h", out_dir=folder)
+        fc = Forecaster.load(folder, backend="onnx", threads=1)
+    history, live = candles.iloc[:-calls], candles.iloc[-calls:]
+    stream = StreamingForecaster(fc, timeframe_ms=3_600_000)
+    stream.warm_up(history)
+    batch, streamed, onnx = [], [], []
+    stamps, rows = ts_ms(live), live[["open", "high", "low", "close", "volume"]].to_numpy()
+    x = fc.scaler.transform_array(fc.latest_window(history))[None]  # type: ignore[union-attr]
+    for _ in range(20):
+        fc.predict_latest(history)
+    for k in range(calls):
+        window = candles.iloc[: len(history) + k + 1]
+        t0 = time.perf_counter()
+        fc.predict_latest(window)
+        t1 = time.perf_counter()
+        stream.update(int(stamps[k]), *rows[k])
+        t2 = time.perf_counter()
+        fc._predict(x)
+        t3 = time.perf_counter()
+        batch.append(t1 - t0)
+        streamed.append(t2 - t1)
+        onnx.append(t3 - t2)
+    return [(f"batch: predict_latest ({fc.history} candles, 69 features)", np.array(batch) * 1000),
+            ("streamed: one feature row + scale + ONNX", np.array(streamed) * 1000),
+            ("  of which ONNX inference alone", np.array(onnx) * 1000)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=200)
@@ -297,7 +345,17 @@ def main() -> None:
         b50, b99 = np.percentile(batch, [50, 99])
         s50, s99 = np.percentile(stream, [50, 99]) if np.isfinite(stream).all() else (np.nan, np.nan)
         print(f"{name:44s} {b50:10.1f} {b99:10.1f} {s50:11.2f} {s99:11.2f}")
-    print("\ntargets: p99 < 2 ms candle -> order with one pair; < 5 ms per pair with 50 pairs")
+    preds = prediction_costs(min(args.calls, 1000))
+    if preds is None:
+        print("\nsingle prediction: skipped (the ml extra, torch and onnxruntime, is not installed)")
+    else:
+        print("\nsingle prediction, 1 thread (ms)")
+        print(f"{'path':50s} {'calls':>6s} {'p50':>8s} {'p99':>8s}")
+        for name, lat in preds:
+            p50, p99 = np.percentile(lat, [50, 99])
+            print(f"{name:50s} {len(lat):6d} {p50:8.3f} {p99:8.3f}")
+    print("\ntargets: p99 < 2 ms candle -> order with one pair; < 5 ms per pair with 50 pairs; "
+          "prediction p99 < 1 ms")
 
 
 if __name__ == "__main__":
