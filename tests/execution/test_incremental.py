@@ -7,7 +7,6 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from thunes.config import RiskSettings
