@@ -38,9 +38,17 @@ CASES = [
      True),
     ("true_range", lambda: StreamingAtr(0), lambda f: ind.true_range(f.high, f.low, f.close),
      ("high", "low", "close"), True),
-    ("bollinger_20", lambda: StreamingBollinger(20, 2.0),
-     lambda f: np.column_stack([np.asarray(b) for b in ind.bollinger(f.close, 20, 2.0)]), ("close",), False),
+    ("bollinger_20", lambda: StreamingBollinger(20, 2.0), lambda f: _bands(ind.bollinger(f.close, 20, 2.0)),
+     ("close",), False),
 ]
+
+
+def _bands(result) -> np.ndarray:
+    """(upper, middle, lower) columns, read by name (``Bands``) or, from the older tuple (middle, upper,
+    lower), by position."""
+    upper, middle, lower = ((result.upper, result.middle, result.lower) if hasattr(result, "upper")
+                            else (result[1], result[0], result[2]))
+    return np.column_stack([np.asarray(upper), np.asarray(middle), np.asarray(lower)])
 
 
 def _assert_same(stream: np.ndarray, batch: np.ndarray, exact: bool) -> None:

@@ -97,7 +97,8 @@ def bollinger_state(n: int) -> np.ndarray:
 
 @_kernel
 def bollinger_step(st: np.ndarray, x: float, k: float) -> tuple[float, float, float]:
-    """(middle, upper, lower): SMA(n) -/+ k population standard deviations; NaN until n values were seen."""
+    """(upper, middle, lower), TA-Lib's order as :func:`~thunes.features.indicators.bollinger`'s: SMA(n) +/- k
+    population standard deviations; NaN until n values were seen."""
     n = int(st[2])
     if _push(st, x) < n:
         return np.nan, np.nan, np.nan
@@ -109,7 +110,7 @@ def bollinger_step(st: np.ndarray, x: float, k: float) -> tuple[float, float, fl
         v = 0.0
     mid = x + mu
     dev = math.sqrt(v) * k
-    return mid, mid + dev, mid - dev
+    return mid + dev, mid, mid - dev
 
 
 # --------------------------------------------------------------------------------------------- recurrences
