@@ -4,12 +4,12 @@ The real trader (trailing window, strategy signals, risk check with its audit re
 write-ahead journal commit, the order-intent audit record) runs against the local exchange; the clock
 starts when the closed candle is handed to ``Trader.on_candle`` and stops when the order reaches the
 exchange port (``RecordingPort.place_order``), before any byte is sent. A strategy that flips every bar
-makes every candle an order. Four durability settings are measured: everything fsynced (audit
-``fsync=always``, journal ``synchronous=FULL``; the default), the same with the two fsyncs done one after
-the other instead of at the same time (``ExecutorOptions(overlap_fsyncs=False)``, for comparison), audit
-``fsync=batch`` with the journal still durable, and no fsync at all. The durable path does two fsyncs
-before the order leaves: the journal commit (one SQLite WAL fsync) and one audit fsync covering the risk
-decision and the order intent; the table counts the audit fsyncs seen at the send. The garbage-collector
+makes every candle an order. Five durability settings are measured: everything durable (audit
+``fsync=always``, journal ``synchronous=FULL``; the default: the risk decision and order intent records go
+into the audit outbox in the journal's commit, one fsync before the send), the same without the outbox (the
+audit file fsynced while the journal commits: two fsyncs at the same time, ``ExecutorOptions(audit_outbox=
+False)``), those two fsyncs one after the other (``overlap_fsyncs=False``), audit ``fsync=batch`` with the
+journal still durable, and no fsync at all. The table counts the audit-file fsyncs seen at the send. The garbage-collector
 passes that fell inside the measured spans are listed per setting, and one full (generation-2) pass is
 timed with the heap as it is and frozen (``Trader.run`` freezes it around its loop:
 :func:`~thunes.live.trader.frozen_heap`). Each total is split at the moment the trader hands its intent to the executor: the
@@ -103,7 +103,7 @@ class GcPauses:
 
 
 def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = True, overlap: bool = True,
-            freeze: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, list[float]]:
+            freeze: bool = True, outbox: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, list[float]]:
     """Milliseconds per order: (candle -> order sent, candle -> executor, executor -> order sent), the mean
     number of audit fsyncs between the candle and the send, and the GC passes (ms) inside those spans."""
     warm = 300
@@ -118,7 +118,7 @@ def measure(frame: pd.DataFrame, bars: int, audit_fsync: str, durable: bool = Tr
                             risk_settings=RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("1000000")),
                             audit_path=Path(tmp) / "audit.jsonl", ledger_path=Path(tmp) / "ledger.csv",
                             clock=ReplayClock(sim.clock), audit_fsync=audit_fsync, durable=durable)
-        stack.executor.options = ExecutorOptions(settle_ms=6_000, overlap_fsyncs=overlap)
+        stack.executor.options = ExecutorOptions(settle_ms=6_000, overlap_fsyncs=overlap, audit_outbox=outbox)
         stack.trader.warm_up(frame.iloc[:warm])
         stamped = StampedExecutor(stack.executor)
         port, fsyncs_at_send = stack.exchange, []
@@ -163,20 +163,21 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=300)
     args = parser.parse_args()
     frame = load_sample_candles("BTC/USDT", "1h", limit=args.bars + 400).frame
-    print(f"{'durability':42s} {'orders':>7s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
-    cases = (("audit always + journal FULL (default)", "always", True, True, True),
-             ("  same, the two fsyncs one after other", "always", True, False, True),
-             ("audit fsync=batch, journal FULL", "batch", True, True, True),
-             ("no fsync (audit never, journal NORMAL)", "never", False, True, True))
+    print(f"{'durability':46s} {'orders':>7s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    cases = (("audit always + journal FULL, outbox (default)", "always", True, True, True, True),
+             ("  same, no outbox: 2 fsyncs at the same time", "always", True, True, True, False),
+             ("  same, no outbox: 2 fsyncs one after other", "always", True, False, True, False),
+             ("audit fsync=batch, journal FULL", "batch", True, True, True, True),
+             ("no fsync (audit never, journal NORMAL)", "never", False, True, True, True))
     audit_fsyncs, gc_notes = {}, []
-    for label, fsync, durable, overlap, freeze in cases:
+    for label, fsync, durable, overlap, freeze, outbox in cases:
         total, trader_part, executor_part, audit_fsyncs[label], pauses = measure(
-            frame, args.bars, fsync, durable, overlap, freeze)
+            frame, args.bars, fsync, durable, overlap, freeze, outbox)
         rows = ((label, total), ("  trader: candle -> intent", trader_part),
                 ("  executor: intent -> order sent", executor_part))
         for name, lat in rows if not label.startswith("  ") else rows[:1]:
             p50, p90, p99 = np.percentile(lat, [50, 90, 99])
-            print(f"{name:42s} {len(lat):7d} {p50:8.2f} {p90:8.2f} {p99:8.2f} {lat.max():8.2f}")
+            print(f"{name:46s} {len(lat):7d} {p50:8.2f} {p90:8.2f} {p99:8.2f} {lat.max():8.2f}")
         gc_notes.append(f"  {label.strip()}: {len(pauses)} GC passes inside the measured spans"
                         + (f", {sum(pauses):.1f} ms in all, longest {max(pauses):.1f} ms" if pauses else ""))
     window = frame.iloc[:300]
@@ -199,7 +200,8 @@ def main() -> None:
             fh.flush()
             os.fsync(fh.fileno())
     print(f"one fsync on this disk: {(time.perf_counter() - t0) / 50 * 1000:.2f} ms; before each send the durable "
-          f"path does 1 journal commit + {audit_fsyncs[cases[0][0]]:.2f} audit fsyncs (at the same time)")
+          f"path does 1 journal commit + {audit_fsyncs[cases[0][0]]:.2f} audit-file fsyncs (outbox), "
+          f"{audit_fsyncs[cases[1][0]]:.2f} without the outbox")
     t0 = time.perf_counter()
     gc.collect()
     full = time.perf_counter() - t0

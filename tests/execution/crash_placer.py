@@ -28,7 +28,7 @@ from thunes.config import RiskSettings
 from thunes.core.clock import LiveClock
 from thunes.core.enums import Side
 from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
-from thunes.execution.audit import AuditTrail
+from thunes.execution.audit import AuditAnchors, AuditTrail
 from thunes.execution.db import Database
 from thunes.execution.filters import MarketBook
 from thunes.execution.journal import OrderJournal
@@ -58,7 +58,10 @@ def life(cfg: dict, *, recover_only: bool = False, entry_ttl_ms: int | None = No
                                         secret=cfg["secret"], timeout_s=3.0, enable_rate_limit=False,
                                         recv_window_ms=int(cfg["recv_window_ms"])))
     db = Database.connect(cfg["db_url"])
-    audit = AuditTrail(cfg["audit_path"], fsync="always", clock=clock)
+    # Anchored in the journal's database, as build_stack does: the risk decision and the order intent go into
+    # the audit outbox in the journal's commit, and a life killed before the file was written has its records
+    # filled in by the next one.
+    audit = AuditTrail(cfg["audit_path"], fsync="always", clock=clock, anchors=AuditAnchors(db))
     journal = OrderJournal(db, clock=clock)
     positions = PositionTracker(db, clock=clock)
     risk = RiskManager(RiskSettings(max_daily_loss=Decimal("100000"), max_loss_per_trade=Decimal("1000"),

@@ -426,3 +426,62 @@ def test_anchors_on_postgresql_catch_a_cut_file(tmp_path, postgres_url):
         _save(path, _records(path)[:4])
         result = verify_audit(path, anchors=store)
         assert not result.ok and "anchor records seq 6" in result.error
+
+
+# -- the outbox ------------------------------------------------------------------------------------------------
+def _commit_and_die(path: str, db_url: str) -> None:
+    """Chain two records, commit them to the outbox, and die before the file is written (SIGKILL-like)."""
+    import os
+
+    database = Database.connect(db_url)
+    trail = AuditTrail(path, fsync="always", anchors=AuditAnchors(database), anchor_seconds=None)
+    with trail.outbox() as batch:
+        trail.append("risk_decision", {"i": 1})
+        trail.append("order_intent", {"i": 2})
+        with database.transaction():
+            batch.store()
+        batch.committed()
+        os._exit(0)  # the block's end (the file write) never runs
+
+
+def test_records_committed_in_the_outbox_but_not_written_are_reported_and_filled_at_the_next_open(tmp_path):
+    """A crash between the journal's commit and the file write: verify names the gap; the next writer fills it."""
+    # Arrange: one record in the file, then a process that commits two more to the outbox and dies
+    path = tmp_path / "audit.jsonl"
+    url = f"sqlite:///{tmp_path / 'state' / 'execution.sqlite'}"
+    with AuditTrail(path, fsync="always", anchors=AuditAnchors(Database.connect(url)), anchor_seconds=None) as t:
+        t.append("config_change", {})
+    proc = mp.get_context("fork").Process(target=_commit_and_die, args=(str(path), url))
+    proc.start()
+    proc.join(30)
+    database = Database.connect(url)
+    store = AuditAnchors(database)
+    # Act
+    before = verify_audit(path, anchors=store)
+    AuditTrail(path, fsync="always", anchors=store, anchor_seconds=None).close()
+    after = verify_audit(path, anchors=store)
+    # Assert
+    assert proc.exitcode == 0 and not before.ok and "seq 1 is in the outbox" in before.error
+    assert after.ok, after.error
+    assert [r.kind for r in AuditTrail.read(path)] == ["config_change", "risk_decision", "order_intent"]
+    database.close()
+
+
+def test_a_writer_without_the_database_that_forks_the_chain_over_outbox_rows_is_reported(tmp_path):
+    """After a crash left outbox rows unwritten, a writer without the execution database takes their seqs: its
+    keyed chain is valid on its own, but differs from the committed outbox copy, and verify says so."""
+    # Arrange: a process commits two records to the outbox and dies; then a writer without anchors appends
+    path = tmp_path / "audit.jsonl"
+    url = f"sqlite:///{tmp_path / 'state' / 'execution.sqlite'}"
+    proc = mp.get_context("fork").Process(target=_commit_and_die, args=(str(path), url))
+    proc.start()
+    proc.join(30)
+    with AuditTrail(path, fsync="always") as trail:
+        trail.append("kill_switch", {"on": True})
+    database = Database.connect(url)
+    # Act
+    alone = verify_audit(path)
+    result = verify_audit(path, anchors=AuditAnchors(database))
+    # Assert
+    assert alone.ok and not result.ok and "differs from its copy in the outbox" in result.error
+    database.close()

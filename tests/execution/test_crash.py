@@ -29,7 +29,7 @@ import pytest
 
 from thunes.core.clock import LiveClock
 from thunes.core.enums import OrderStatus, Side
-from thunes.execution.audit import verify_audit
+from thunes.execution.audit import AuditAnchors, verify_audit
 from thunes.execution.db import Database
 from thunes.execution.journal import OrderJournal
 from thunes.execution.positions import PositionTracker
@@ -191,9 +191,11 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
                and not (e.status is OrderStatus.EXPIRED and "entry expired" in (e.error or ""))
                and not (e.status is OrderStatus.CANCELED and "denied" in (e.error or ""))]
     assert dropped == []
-    # 6. the audit chain verifies
-    result = verify_audit(cfg["audit_path"])
+    # 6. the audit chain verifies, anchors included, and every record committed in the outbox with an order's
+    # journal row reached the file (a life killed between the commit and the file write is filled by the next)
+    result = verify_audit(cfg["audit_path"], anchors=AuditAnchors(db))
     assert result.ok, result.error
+    assert any(c.startswith("outbox") for c in result.checks)
     records = [json.loads(line) for line in Path(cfg["audit_path"]).read_text().splitlines() if line.strip()]
     resent = [r["payload"] for r in records if r["kind"] == "order_resend"]
     expired = [e for e in entries.values() if e.status is OrderStatus.EXPIRED]
@@ -206,7 +208,8 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
           f"journaled={len(entries)} filled={placed} exchange_orders={len(orders)} "
           f"resent={len(resent)} (exits {sum(1 for r in resent if r['is_exit'])}) expired={len(expired)} "
           f"denied={len(denied)} duplicates={len(duplicates)} discrepancies={len(discrepancies)} "
-          f"audit_records={result.records} buys={sum(1 for e in entries.values() if e.side is Side.BUY)}\n"
+          f"audit_records={result.records} lives_that_filled_the_audit_from_the_outbox="
+          f"{Path(cfg['log']).read_text().count('filled from the outbox')} buys={sum(1 for e in entries.values() if e.side is Side.BUY)}\n"
           f"delaying gateway: {armed} armed, {len(proxy.delivered)} delivered late; landed by delay "
           f"{dict(sorted(landed.items()))}, refused -1021 by delay {dict(sorted(stale.items()))}")
     assert len(proxy.delivered) >= 2 and all(d.code in (None, -1021) for d in proxy.delivered), proxy.delivered

@@ -332,3 +332,75 @@ def test_a_journal_write_that_fails_sends_nothing_and_says_so_in_the_audit(sim, 
     again = stack.executor.execute(intent)  # the slot was released (else: denied, duplicate symbol): placed once
     assert again.status is OrderStatus.FILLED
     assert len(_exchange_orders(stack, "BTC/USDT")) == 1
+
+
+def _outbox_stack(sim, tmp_path):
+    """A durable stack whose audit trail is anchored in the journal's database (as the trader builds it)."""
+    from thunes.execution.audit import AuditAnchors
+
+    s = build_stack(sim, tmp_path)
+    s.audit.close()
+    audit = AuditTrail(s.audit_path, fsync="always", anchors=AuditAnchors(s.db), anchor_seconds=None)
+    s.executor.audit = s.risk.audit = audit
+    return s, audit
+
+
+def test_with_the_outbox_one_commit_carries_the_journal_row_and_the_audit_records_before_the_send(
+        sim, tmp_path, monkeypatch):
+    """Issue 19: one fsync before the order leaves; the risk decision and the order intent are durable in the
+    journal's commit (audit outbox), and in the file before the send."""
+    import os
+
+    from thunes.execution.audit import AuditAnchors
+
+    # Arrange: count the audit file's fsyncs and the journal's COMMITs when the exchange gets the order
+    s, audit = _outbox_stack(sim, tmp_path)
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd) if fd == audit._fd else None, real_fsync(fd))[1])
+    statements: list[str] = []
+    s.db._conn.set_trace_callback(statements.append)
+    seen: dict[str, object] = {}
+
+    def on_event(event: dict) -> None:
+        if event.get("type") == "execution" and event["payload"]["x"] == "NEW" and not seen:
+            seen.update(commits=sum(1 for st in statements if st.strip().upper() == "COMMIT"),
+                        audit_fsyncs=len(fsyncs), kinds=[r.kind for r in AuditTrail.read(s.audit_path)],
+                        outbox=len(AuditAnchors(s.db).outbox_rows(s.audit_path)))
+
+    sim.engine.listeners.append(on_event)
+    # Act
+    out = s.executor.execute(_entry(sim))
+    # Assert: one commit, no audit fsync; the two records are in the outbox and in the file
+    assert out.status is OrderStatus.FILLED
+    assert seen == {"commits": 1, "audit_fsyncs": 0, "kinds": ["risk_decision", "order_intent"], "outbox": 2}
+    assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "fill",
+                                                                "order_result"]
+    audit.close()  # the closing anchor fsyncs the file and empties the outbox rows it covers
+    assert AuditAnchors(s.db).outbox_rows(s.audit_path) == []
+    assert verify_audit(s.audit_path, anchors=AuditAnchors(s.db)).ok
+
+
+def test_with_the_outbox_a_journal_write_that_fails_still_leaves_the_records_durable_in_the_file(
+        sim, tmp_path, monkeypatch):
+    import os
+
+    from thunes.core.errors import StoreError
+    from thunes.execution.audit import AuditAnchors
+
+    # Arrange: the journal insert fails, so the outbox rows roll back with it
+    s, audit = _outbox_stack(sim, tmp_path)
+    s.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON exec_orders BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END")
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd) if fd == audit._fd else None, real_fsync(fd))[1])
+    # Act
+    with pytest.raises(StoreError, match="disk full"):
+        s.executor.execute(_entry(sim))
+    # Assert: nothing sent; the records are in the file, fsynced there (the file is their only copy)
+    assert _exchange_orders(s, "BTC/USDT") == []
+    assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "risk_release",
+                                                                "order_not_sent"]
+    assert AuditAnchors(s.db).outbox_rows(s.audit_path) == [] and len(fsyncs) == 1 and audit._unsynced == 0
+    audit.close()
+    assert verify_audit(s.audit_path, anchors=AuditAnchors(s.db)).ok

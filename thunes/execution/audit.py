@@ -36,6 +36,18 @@ several records for one decision (the order path: risk decision, then order inte
 when the outermost ``with`` block of the calling thread ends. Periodic anchors are written by a helper
 thread, never on the appending thread.
 
+The outbox (one fsync per order): inside :meth:`AuditTrail.outbox` the records this thread appends are chained
+at once (seq, prev and HMAC fixed, the file locked so nobody else can take those seqs) but not yet written;
+:meth:`OutboxBatch.store` inserts them into the ``audit_outbox`` table of the anchors' database inside the
+caller's own transaction (the executor's: the same commit as the journal's SENT row), so the decision, the
+intent and the write-ahead row become durable together with one fsync. When the block ends the records are
+written to the file without an fsync (the outbox holds them); a record the caller did not store and commit
+is made durable in the file as before. A writer opening the file (and any writer that finds the file changed)
+first fills the file from outbox rows a crash left unwritten; an anchor fsyncs the file and then deletes the
+outbox rows it covers; :func:`verify_audit` with the anchors' database refuses an outbox row that is missing
+from the file or differs from it. A record staged but not committed when the process dies is lost with the
+transaction: its order was not journaled, so it was never sent.
+
 Crash safety: a record is written with one ``write`` of a complete line. A crash mid-write can leave a
 torn last line; the valid prefix still verifies (``torn_tail=True``), and the next writer to open the
 file cuts the torn bytes before appending. Writers in several threads and processes (the trader and the
@@ -76,7 +88,7 @@ if TYPE_CHECKING:
     from thunes.config import AuditSettings
     from thunes.execution.db import Database
 
-__all__ = ["AuditTrail", "AuditRecord", "AuditAnchors", "Anchor", "VerifyResult", "verify_audit", "audit_key",
+__all__ = ["AuditTrail", "AuditRecord", "AuditAnchors", "OutboxBatch", "Anchor", "VerifyResult", "verify_audit", "audit_key",
            "load_key", "key_id", "default_key_file", "redact", "record_config", "GENESIS", "ALG"]
 
 GENESIS = "0" * 64
@@ -272,6 +284,32 @@ class AuditAnchors:
                 ts_ms BIGINT NOT NULL,
                 PRIMARY KEY (trail, seq)
             )""")
+            db.execute(f"""CREATE TABLE IF NOT EXISTS {self.OUTBOX} (
+                trail TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                hash TEXT NOT NULL,
+                line TEXT NOT NULL,
+                PRIMARY KEY (trail, seq)
+            )""")
+
+    OUTBOX = "audit_outbox"
+
+    def outbox_put(self, path: str | Path, rows: Iterable[tuple[int, str, bytes]]) -> None:
+        """Insert ``(seq, hash, line)`` rows of the trail at ``path`` (call inside the caller's transaction)."""
+        trail = _trail_id(path)
+        for seq, digest, line in rows:
+            self.db.execute(f"INSERT INTO {self.OUTBOX} (trail, seq, hash, line) VALUES (?, ?, ?, ?)",
+                            (trail, seq, digest, line.rstrip(b"\n").decode()))
+
+    def outbox_rows(self, path: str | Path, *, from_seq: int = 0) -> list[tuple[int, str, str]]:
+        """``(seq, hash, line)`` of the outbox rows of the trail at ``path`` with seq >= ``from_seq``, in order."""
+        rows = self.db.execute(f"SELECT seq, hash, line FROM {self.OUTBOX} WHERE trail = ? AND seq >= ? "
+                               "ORDER BY seq", (_trail_id(path), int(from_seq)))
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def outbox_prune(self, path: str | Path, upto_seq: int) -> None:
+        """Forget the outbox rows up to ``upto_seq``: the file holding them was fsynced (by an anchor)."""
+        self.db.execute(f"DELETE FROM {self.OUTBOX} WHERE trail = ? AND seq <= ?", (_trail_id(path), int(upto_seq)))
 
     def record(self, anchor: Anchor) -> None:
         self.db.execute(f"INSERT INTO {self.TABLE} (trail, seq, hash, first_hash, ts_ms) VALUES (?, ?, ?, ?, ?) "
@@ -404,7 +442,9 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
     records present is an error). ``anchors``: an :class:`AuditAnchors` store (the anchors of this path;
     none found is a warning); ``expect``: anchors kept elsewhere, as :class:`Anchor` or ``"SEQ:HASH"``
     strings (the daily alert's :meth:`AuditAnchors.summary`). Each anchor's seq must be in the file with that
-    hash, so a file cut short (with its head) or replaced fails.
+    hash, so a file cut short (with its head) or replaced fails. With ``anchors``, every row of the outbox
+    (records committed with an order's journal row, see :meth:`AuditTrail.outbox`) must also be in the file
+    with the same hash: a missing one is a crash nobody restarted from yet, or a cut.
     ``check_head``: the head file must exist and name a record of the file (missing or garbage = error).
     ``allow_legacy``: accept a file of unkeyed SHA-256 records only (with a warning) instead of refusing it.
     A torn last line (crash mid-write) is not an error: the valid prefix is what was committed.
@@ -440,6 +480,7 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
         by_seq.setdefault(a.seq, []).append(a)
     prev = GENESIS
     count = keyed = legacy = 0
+    hashes: list[str] = []
     extra = dict(key_id=kid, torn_tail=torn)
 
     def fail(msg: str, line: int | None) -> VerifyResult:
@@ -484,6 +525,7 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
                 return fail(f"line {i}: record seq {count} differs from its anchor {a.short()} "
                             "(the file was rewritten or replaced)", i)
         prev = rec["hash"]
+        hashes.append(str(prev))
         count += 1
     if legacy and not keyed:
         msg = (f"unkeyed (legacy) chain of {legacy} records: its SHA-256 hashes cannot show a rewrite "
@@ -514,6 +556,16 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
                                 "its head update)")
     last_anchor = max(wanted, key=lambda a: a.seq, default=None)
     if anchors is not None:
+        outbox = anchors.outbox_rows(path)
+        checks.append(f"outbox ({len(outbox)} rows)")
+        for seq, digest, _line in outbox:
+            if seq >= count:
+                return fail(f"record seq {seq} is in the outbox of the execution database but not in the file: "
+                            "a crash before the file was written (open the trail, e.g. start the trader, to fill "
+                            "it) or records were removed from the end", count + 1)
+            if hashes[seq] != digest:
+                return fail(f"line {seq + 1}: record seq {seq} differs from its copy in the outbox (the file was "
+                            "rewritten, or written by a writer without the execution database)", seq + 1)
         checks.append(f"anchors ({len(stored)} stored)")
         if not stored:
             warnings.append(f"no anchor of {_trail_id(path)} in the database: a cut at the end cannot be seen")
@@ -577,6 +629,33 @@ def _open_regular(path: Path, what: str, flags: int) -> int:
     return fd
 
 
+class OutboxBatch:
+    """The records of one :meth:`AuditTrail.outbox` block: chained, not yet in the file.
+
+    The caller calls :meth:`store` inside the database transaction that must carry them (the executor's
+    journal commit), then :meth:`committed` once that transaction has committed.
+    """
+
+    __slots__ = ("trail", "pending", "stored", "durable")
+
+    def __init__(self, trail: "AuditTrail") -> None:
+        self.trail = trail
+        self.pending: list[tuple[int, str, bytes]] = []  # (seq, hash, line) chained but not in the file yet
+        self.stored = 0  # how many of ``pending`` were inserted into the outbox
+        self.durable = 0  # how many of ``pending`` are committed in the outbox
+
+    def store(self) -> None:
+        """Insert the records not stored yet into the outbox table; call it inside the caller's transaction."""
+        anchors = self.trail.anchors
+        assert anchors is not None  # AuditTrail.outbox refuses a trail without an anchor store
+        anchors.outbox_put(self.trail.path, self.pending[self.stored:])
+        self.stored = len(self.pending)
+
+    def committed(self) -> None:
+        """The transaction :meth:`store` wrote into has committed: those records need no fsync of the file."""
+        self.durable = self.stored
+
+
 class AuditTrail:
     """Append-only keyed hash-chained audit file. Thread-safe and multi-process safe (``flock``).
 
@@ -589,7 +668,9 @@ class AuditTrail:
     build trails from settings with :meth:`from_settings`.
 
     ``anchors``: where the head is copied (:class:`AuditAnchors`): at :meth:`close`, on :meth:`anchor`, and by
-    a helper thread once ``anchor_every`` records or ``anchor_seconds`` seconds (None: no timer) passed.
+    a helper thread once ``anchor_every`` records or ``anchor_seconds`` seconds (None: no timer) passed. Its
+    database also holds the outbox (:meth:`outbox`); opening the trail fills the file from outbox rows a crash
+    left unwritten.
     """
 
     def __init__(self, path: str | Path, *, fsync: FsyncPolicy = "always", clock: Clock | None = None,
@@ -610,7 +691,7 @@ class AuditTrail:
         self.anchors = anchors
         self.anchor_every = max(1, int(anchor_every))
         self.anchor_seconds = anchor_seconds
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: flush/sync/anchor may run inside this thread's outbox block
         self._fd = _open_regular(self.path, "audit file", os.O_APPEND)
         try:
             self._head_fd = _open_regular(_head_path(self.path), "audit head file", 0)
@@ -631,6 +712,8 @@ class AuditTrail:
         self._anchored_seq = -1
         self._anchored_at = time.monotonic()
         self.fsyncs = 0  # fsyncs of the record file so far (the benchmark and the tests count them)
+        if anchors is not None:
+            self._catch_up()  # records a crash left in the outbox reach the file before anything else
 
     @classmethod
     def from_settings(cls, settings: "AuditSettings", *, clock: Clock | None = None,
@@ -657,6 +740,107 @@ class AuditTrail:
             self._local.depth = depth
             if depth == 0 and self.fsync == "always":
                 self.sync()
+
+    @contextmanager
+    def outbox(self) -> Iterator[OutboxBatch]:
+        """Records this thread appends inside the block are chained at once but written to the file when it ends.
+
+        The caller stores them in its own transaction (:meth:`OutboxBatch.store`, then
+        :meth:`OutboxBatch.committed` after the commit): they are then durable through the database and are
+        written to the file without an fsync. Records not stored and committed are made durable in the file
+        as :meth:`append` would (``always``: fsync at the end of the block, or of the enclosing :meth:`group`).
+        The trail stays locked for the block (other threads and processes wait), so keep it short: no network.
+        A nested block joins the outer one.
+        """
+        if self.anchors is None:
+            raise StoreError(f"audit trail {self.path} has no anchor store: the outbox lives in its database")
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            yield batch
+            return
+        with self._lock:
+            if self._fd < 0:
+                raise StoreError(f"audit trail {self.path} is closed")
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(self._fd).st_size
+                if size != self._known_size:
+                    self._resync(size)
+                batch = OutboxBatch(self)
+                self._local.batch = batch
+                try:
+                    yield batch
+                finally:
+                    self._local.batch = None
+                    self._publish(batch)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _publish(self, batch: OutboxBatch) -> None:
+        """Write a batch's records to the file (called with the lock and the flock held)."""
+        if not batch.pending:
+            return
+        data = b"".join(line for _seq, _digest, line in batch.pending)
+        try:
+            written = os.write(self._fd, data)
+        except OSError as exc:
+            self._known_size = -1  # re-read the tail (and fill it from the outbox) before the next record
+            raise StoreError(f"cannot write audit file {self.path}: {exc.strerror or exc}") from None
+        if written != len(data):
+            self._known_size = -1
+            raise StoreError(f"short write to audit file {self.path}")
+        self._known_size += len(data)
+        loose = len(batch.pending) - batch.durable  # not committed in the outbox: the file is their only copy
+        last_seq, last_hash = batch.pending[-1][0], batch.pending[-1][1]
+        batch.pending, batch.stored, batch.durable = [], 0, 0
+        if loose:
+            self._unsynced += loose
+            deferred = getattr(self._local, "depth", 0) > 0
+            if (self.fsync == "always" and not deferred) or (
+                    self.fsync == "batch" and self._unsynced >= self.batch_size):
+                os.fsync(self._fd)
+                self.fsyncs += 1
+                self._unsynced = 0
+        os.pwrite(self._head_fd, f"{last_seq} {last_hash}\n".encode().ljust(96), 0)
+        self._maybe_anchor(last_seq)
+
+    def _catch_up(self) -> None:
+        """At open: take the file's tail, filling it from the outbox (see :meth:`_resync`)."""
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                self._resync(os.fstat(self._fd).st_size)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _fill_from_outbox(self) -> None:
+        """Write the outbox rows that continue the file (a crash between the commit and the file write)."""
+        assert self.anchors is not None
+        try:
+            rows = self.anchors.outbox_rows(self.path, from_seq=self._seq)
+        except Exception as exc:  # the database is down: appends go on; verify_audit reports a gap
+            _log.warning("audit outbox of %s could not be read: %s", self.path, exc)
+            return
+        filled: list[bytes] = []
+        for seq, digest, line in rows:
+            rec = json.loads(line)
+            if seq != self._seq or rec.get("prev") != self._prev or rec.get("hash") != digest:
+                _log.error("audit outbox row seq %d of %s does not continue the file (it ends at seq %d): the file "
+                           "was written by a writer without the execution database; thunes audit verify names it",
+                           seq, self.path, self._seq - 1)
+                break
+            filled.append(line.encode() + b"\n")
+            self._seq, self._prev = seq + 1, digest
+        if filled:
+            data = b"".join(filled)
+            if os.write(self._fd, data) != len(data):
+                raise StoreError(f"short write to audit file {self.path}")
+            os.fsync(self._fd)
+            self.fsyncs += 1
+            self._known_size += len(data)
+            os.pwrite(self._head_fd, f"{self._seq - 1} {self._prev}\n".encode().ljust(96), 0)
+            _log.warning("audit trail %s: %d records filled from the outbox (written before a crash)",
+                         self.path, len(filled))
 
     def sync_soon(self) -> Future[bool]:
         """Start :meth:`sync` on a helper thread and return at once; ``.result()`` waits for it (and raises
@@ -693,31 +877,48 @@ class AuditTrail:
             os.fsync(self._fd)
         if end == 0:
             self._seq, self._prev, self._known_size = 0, GENESIS, 0
-            return
-        start = _last_newline_end(self._fd, end - 1)
-        last = json.loads(os.pread(self._fd, end - 1 - start, start))
-        self._seq = int(last["seq"]) + 1
-        self._prev = str(last["hash"])
-        self._known_size = end
+        else:
+            start = _last_newline_end(self._fd, end - 1)
+            last = json.loads(os.pread(self._fd, end - 1 - start, start))
+            self._seq = int(last["seq"]) + 1
+            self._prev = str(last["hash"])
+            self._known_size = end
+        if self.anchors is not None:
+            self._fill_from_outbox()
+
+    def _chain(self, kind: str, clean: dict[str, Any], ts: int) -> tuple[AuditRecord, bytes]:
+        """The next record of the chain and its line; advances seq and prev (called with the lock held)."""
+        body = {"seq": self._seq, "ts": ts, "kind": str(kind), "payload": clean, "prev": self._prev,
+                "alg": ALG, "kid": self.key_id}
+        encoded = _canonical(body)
+        mac = self._mac.copy()
+        mac.update(encoded)
+        digest = mac.hexdigest()
+        # the verifier re-encodes the record without "hash": splice it in rather than encoding twice
+        line = b'{"hash":"' + digest.encode() + b'",' + encoded[1:] + b"\n"
+        record = AuditRecord(seq=body["seq"], ts=ts, kind=body["kind"], payload=clean, prev=body["prev"],
+                             hash=digest, alg=ALG, kid=self.key_id)
+        self._seq += 1
+        self._prev = digest
+        return record, line
 
     def append(self, kind: str, payload: Mapping[str, Any] | None = None) -> AuditRecord:
-        """Write one record and return it (after fsync when the policy is ``always``)."""
+        """Write one record and return it (after fsync when the policy is ``always``; inside this thread's
+        :meth:`outbox` block: chained now, written when the block ends)."""
         clean = redact(dict(payload or {}))
         ts = self.clock.now_ms()
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:  # this thread holds the lock and the flock for the block
+            record, line = self._chain(kind, clean, ts)
+            batch.pending.append((record.seq, record.hash, line))
+            return record
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 size = os.fstat(self._fd).st_size
                 if size != self._known_size:
                     self._resync(size)
-                body = {"seq": self._seq, "ts": ts, "kind": str(kind), "payload": clean, "prev": self._prev,
-                        "alg": ALG, "kid": self.key_id}
-                encoded = _canonical(body)
-                mac = self._mac.copy()
-                mac.update(encoded)
-                digest = mac.hexdigest()
-                # the verifier re-encodes the record without "hash": splice it in rather than encoding twice
-                line = b'{"hash":"' + digest.encode() + b'",' + encoded[1:] + b"\n"
+                record, line = self._chain(kind, clean, ts)
                 written = os.write(self._fd, line)
                 if written != len(line):
                     raise StoreError(f"short write to audit file {self.path}")
@@ -731,22 +932,21 @@ class AuditTrail:
                     self._unsynced = 0
                 # The head is written after the record and not fsynced per append: after a power cut it may
                 # lag the file (the verifier accepts head <= last record, with a warning) but never lead it.
-                head = f"{body['seq']} {digest}\n".encode().ljust(96)
-                os.pwrite(self._head_fd, head, 0)
-                record = AuditRecord(seq=body["seq"], ts=ts, kind=body["kind"], payload=clean,
-                                     prev=body["prev"], hash=digest, alg=ALG, kid=self.key_id)
-                self._seq += 1
-                self._prev = digest
-                pending = self._anchor_pending and self._anchorer_pid == os.getpid()  # a fork has no helper
-                if self.anchors is not None and not pending and (
-                        record.seq - self._anchored_seq >= self.anchor_every
-                        or (self.anchor_seconds is not None
-                            and time.monotonic() - self._anchored_at >= self.anchor_seconds)):
-                    self._anchor_pending = True
-                    self._anchor_soon()
+                os.pwrite(self._head_fd, f"{record.seq} {record.hash}\n".encode().ljust(96), 0)
+                self._maybe_anchor(record.seq)
                 return record
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _maybe_anchor(self, seq: int) -> None:
+        """Queue a periodic anchor when ``anchor_every`` records or ``anchor_seconds`` passed (lock held)."""
+        pending = self._anchor_pending and self._anchorer_pid == os.getpid()  # a fork has no helper
+        if self.anchors is not None and not pending and (
+                seq - self._anchored_seq >= self.anchor_every
+                or (self.anchor_seconds is not None
+                    and time.monotonic() - self._anchored_at >= self.anchor_seconds)):
+            self._anchor_pending = True
+            self._anchor_soon()
 
     # -- anchors -------------------------------------------------------------------------------------
     def _anchor_soon(self) -> None:
@@ -775,6 +975,7 @@ class AuditTrail:
         with self._lock:
             if self._fd < 0:
                 raise StoreError(f"audit trail {self.path} is closed")
+            self._publish_own_batch()
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 size = os.fstat(self._fd).st_size
@@ -792,12 +993,22 @@ class AuditTrail:
                                first_hash=self._first_hash, ts=self.clock.now_ms())
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self.anchors.record(point)
+        with self.anchors.db.transaction():
+            self.anchors.record(point)
+            self.anchors.outbox_prune(self.path, point.seq)  # the file holding them was just fsynced
         self._anchored_seq, self._anchored_at = point.seq, time.monotonic()
         return point
 
+    def _publish_own_batch(self) -> None:
+        """Inside this thread's outbox block, write what it chained so far (before an fsync or an anchor)."""
+        batch = getattr(self._local, "batch", None)
+        if batch is not None and batch.pending:
+            batch.durable = 0  # written now and fsynced by the caller: the file is what counts
+            self._publish(batch)
+
     def flush(self) -> None:
         with self._lock:
+            self._publish_own_batch()
             os.fsync(self._fd)
             self.fsyncs += 1
             os.fsync(self._head_fd)

@@ -7,7 +7,8 @@
       ├─ risk.check(intent)                 Denied -> outcome, nothing sent
       ├─ filters.prepare_*_order            FilterRejected -> slot released, nothing sent
       ├─ journal.record_sent: one commit before the request leaves (write-ahead); the risk decision and
-      │     the order intent are audited in one group, made durable by one fsync before the send
+      │     the order intent audit records go into the audit outbox in the same commit: one fsync in all
+      │     (without an outbox: audited in one group, fsynced while the journal commits)
       ├─ exchange.place_order(client_order_id=...)   through the circuit breaker and the rate limiter
       │     OrderRejected        -> REJECTED (a -1013 also reloads the market filters)
       │     retryable / unknown  -> look the order up by client order id; resend only if not found
@@ -63,7 +64,7 @@ from thunes.core.ids import client_order_id
 from thunes.core.markets import Market
 from thunes.exchange.port import ExchangePort
 from thunes.exchange.types import OrderRequest, OrderResult
-from thunes.execution.audit import AuditTrail
+from thunes.execution.audit import AuditTrail, OutboxBatch
 from thunes.execution.circuit_breaker import CircuitBreaker, CircuitOpen
 from thunes.core.markets import round_down_to_step
 from thunes.execution.filters import (
@@ -111,8 +112,12 @@ class ExecutorOptions:
     # An entry found never placed at recovery is sent again while now - bar_ts <= entry_ttl_ms (the trader sets
     # its signal-age rule here); None: such entries are closed as EXPIRED. Exits are always sent again.
     entry_ttl_ms: int | None = None
-    # Before the send, fsync the audit file on a helper thread while the journal commits (both durable before
-    # the order leaves, in about the time of one fsync); False: one after the other (the benchmark compares).
+    # The risk decision and order intent records are committed with the journal's SENT row, in the audit outbox
+    # (one fsync before the send), when the trail's anchors live in the journal's database; False: the file is
+    # fsynced itself (the benchmark compares).
+    audit_outbox: bool = True
+    # Without the outbox: fsync the audit file on a helper thread while the journal commits (both durable
+    # before the order leaves, in about the time of one fsync); False: one after the other.
     overlap_fsyncs: bool = True
 
 
@@ -216,6 +221,14 @@ class OrderExecutor:
         group = getattr(self.audit, "group", None)
         return group() if group is not None else nullcontext()
 
+    def _audit_outbox(self) -> AbstractContextManager[OutboxBatch | None]:
+        """The trail's outbox block when its anchors share the journal's database connection (one commit can
+        then carry the audit records and the journal row), else a block that yields None."""
+        anchors = getattr(self.audit, "anchors", None)
+        if not self.options.audit_outbox or anchors is None or getattr(anchors, "db", None) is not self.journal.db:
+            return nullcontext()
+        return self.audit.outbox()  # type: ignore[union-attr]
+
     def _audit_sync_soon(self) -> Future[bool] | None:
         """Start the audit fsync now (fsync=always only), to overlap it with the journal commit."""
         if self.audit is None or getattr(self.audit, "fsync", None) != "always" or \
@@ -285,9 +298,10 @@ class OrderExecutor:
         existing = self.journal.get(cid)
         if existing is not None:
             return OrderOutcome(intent=intent, client_order_id=cid, entry=existing, duplicate=True)
-        # Two fsyncs before the request leaves, at the same time: the journal commit (write-ahead) and one audit
-        # fsync covering the risk decision and the order intent (records of one group, see AuditTrail.group).
-        with self._audit_group():
+        # One fsync before the request leaves: the journal commit (write-ahead) carries the risk decision and the
+        # order intent records in the audit outbox (AuditTrail.outbox). Without an outbox, two at the same time:
+        # the journal commit and one audit fsync covering both records (one group, see AuditTrail.group).
+        with self._audit_group(), self._audit_outbox() as outbox:
             decision = self.risk.check(intent)
             if isinstance(decision, Denied):
                 return OrderOutcome(intent=intent, client_order_id=cid, decision=decision)
@@ -306,11 +320,16 @@ class OrderExecutor:
                                          "ref_price": str(prepared.ref_price), "decision_id": decision.decision_id,
                                          "strategy": intent.strategy, "bar_ts": intent.bar_ts,
                                          "reason": intent.reason})
-            audit_synced = self._audit_sync_soon() if self.options.overlap_fsyncs else None
+            audit_synced = self._audit_sync_soon() if outbox is None and self.options.overlap_fsyncs else None
             try:
-                entry, created = self.journal.record_sent(cid, prepared, strategy=intent.strategy,
-                                                          reason=intent.reason, bar_ts=intent.bar_ts,
-                                                          is_exit=intent.is_exit)
+                with self.journal.db.transaction():
+                    if outbox is not None:
+                        outbox.store()
+                    entry, created = self.journal.record_sent(cid, prepared, strategy=intent.strategy,
+                                                              reason=intent.reason, bar_ts=intent.bar_ts,
+                                                              is_exit=intent.is_exit)
+                if outbox is not None:
+                    outbox.committed()
             except StoreError as exc:
                 # Not journaled, so never sent: say so after the intent record, and free the slot.
                 if decision.reserved:
