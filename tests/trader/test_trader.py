@@ -235,7 +235,7 @@ def test_the_trader_marks_its_position_at_each_close_so_the_kill_switch_counts_u
     stack = build_stack(CcxtExchange.for_local(sim), strategy=SmaCross(fast=3, slow=8), options=options,
                         risk_settings=RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("5")),
                         audit_path=tmp_path / "audit.jsonl", ledger_path=tmp_path / "ledger.csv",
-                        clock=ReplayClock(sim.clock), audit_fsync="never", settle_ms=100)
+                        clock=ReplayClock(sim.clock), audit_fsync="never")
     stack.trader.warm_up(frame.iloc[i - WARM:i])
     try:
         bought = step(sim, stack, frame, i)
