@@ -48,9 +48,10 @@ from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import AccountSpec, DEFAULT_API_KEY, DEFAULT_SECRET, LocalExchange
 from thunes.execution.incremental import BarSignals, LastBarStrategy
 from thunes.execution.ledger import Ledger
-from thunes.execution.live_data import Candle
+from thunes.live.feed import Candle
 from thunes.execution.orders import ExecutorOptions
-from thunes.execution.trader import ReplayClock, Trader, TraderOptions, build_stack, frozen_heap
+from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.trader import Trader, TraderOptions, frozen_heap
 from thunes.features import indicators as ind
 from thunes.features import streaming as st
 from thunes.features.feature_set import compute_features, get_feature_set

@@ -13,7 +13,7 @@ advance a state by one candle instead.
   window (arrays) and feeds the state the rows it has not seen yet (normally one); a window that moved past
   the state (first call, a long outage) rebuilds it from the whole window, so the stream never depends on a
   candle the trader does not hold.
-* :class:`LastBarStrategy`: the adapter dressed as a strategy, for a :class:`~thunes.execution.trader.Trader`
+* :class:`LastBarStrategy`: the adapter dressed as a strategy, for a :class:`~thunes.live.trader.Trader`
   that does not know the protocol: its ``signals(window)`` answers the newest bar only (arrays of length 1; the
   trader reads ``[-1]``).
 * :class:`SmaCrossIncremental`: :class:`~thunes.strategies.sma_cross.SmaCross` with the protocol.
