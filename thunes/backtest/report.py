@@ -16,8 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from thunes.backtest.artifacts import _atomic_write, artifact_stem
+from thunes.backtest.artifacts import run_stem
 from thunes.backtest.engine import BacktestResult
+from thunes.files import atomic_write
 
 __all__ = ["monthly_returns", "figure", "render_report", "write_report"]
 
@@ -110,7 +111,8 @@ def _fmt(v: object) -> str:
 
 
 def write_report(result: BacktestResult, directory: str | Path) -> Path:
-    """Write ``report_<SYMBOL>_<tf>.html`` into ``directory`` and return its path."""
-    path = Path(directory) / f"report_{artifact_stem(result.symbol, result.timeframe)}.html"
-    _atomic_write(path, render_report(result))
+    """Write ``report_<stem>.html`` (stem: :func:`~thunes.backtest.artifacts.run_stem`, the name of the run's
+    other files) into ``directory`` and return its path."""
+    path = Path(directory) / f"report_{run_stem(result)}.html"
+    atomic_write(path, render_report(result))
     return path
