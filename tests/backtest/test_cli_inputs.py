@@ -14,8 +14,14 @@ import shlex
 import pytest
 from click.testing import CliRunner
 
-from thunes.backtest import (FixedQuote, FixedSlippage, FractionOfEquity, VolatilitySlippage, VolTarget,
-                             VolumeSlippage)
+from thunes.backtest import (
+    FixedQuote,
+    FixedSlippage,
+    FractionOfEquity,
+    VolatilitySlippage,
+    VolTarget,
+    VolumeSlippage,
+)
 from thunes.cli import root
 from thunes.core.errors import ConfigError
 

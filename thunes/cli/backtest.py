@@ -77,7 +77,7 @@ def _load_candles(app: Any, symbol: str, timeframe: str, since: str | None, unti
     return frame[mask], source
 
 
-def _parse_sizing(ctx: click.Context | None, param: click.Parameter | None, value: str | None):  # noqa: ARG001
+def _parse_sizing(ctx: click.Context | None, param: click.Parameter | None, value: str | None):
     """``--sizing fraction:F | quote:AMOUNT | vol:ANNUAL_VOL`` -> the engine's sizing, refused at parse time
     when nonsense (the engine's own checks: quote > 0, fraction in (0, 1], vol > 0)."""
     if value is None:
@@ -100,7 +100,7 @@ def _parse_sizing(ctx: click.Context | None, param: click.Parameter | None, valu
         raise click.BadParameter(f"{value!r}: {exc}", param_hint="--sizing") from None
 
 
-def _parse_slippage(ctx: click.Context | None, param: click.Parameter | None, value: str | None):  # noqa: ARG001
+def _parse_slippage(ctx: click.Context | None, param: click.Parameter | None, value: str | None):
     """``--slippage fixed:BPS | vol:BPS,K | volume:BPS,K`` -> the engine's slippage model; negative BPS or K
     is refused at parse time (the engine's own checks)."""
     if value is None:
