@@ -22,8 +22,10 @@ step "4. compute the default feature set (causal, gap-flagged)"
 $THUNES features compute --symbol BTC/USDT --timeframe 1h --out "$OUT/features_BTCUSDT_1h.parquet"
 
 step "5. backtest the SMA crossover (signals fill at the next bar's open; fees, slippage, filters and risk limits on)"
-$THUNES backtest --strategy sma_cross --symbol BTC/USDT --timeframe 1h --param fast=10 --param slow=50 \
-  --out "$OUT/backtest" --report
+# stderr (the "wrote KIND: PATH" lines) is also kept, so the summary below prints the paths the command wrote
+{ $THUNES backtest --strategy sma_cross --symbol BTC/USDT --timeframe 1h --param fast=10 --param slow=50 \
+  --out "$OUT/backtest" --report 2>&1 1>&3 | tee "$OUT/backtest.log" >&2; } 3>&1
+wrote() { sed -n "s/^wrote $1: //p" "$OUT/backtest.log"; }
 
 step "6. sweep 90 parameter pairs in one kernel call"
 $THUNES backtest sweep --strategy sma_cross --symbol BTC/USDT --timeframe 1h \
@@ -45,6 +47,6 @@ $THUNES bot profit --state-dir "$OUT/bot"
 $THUNES audit verify "$OUT/bot/audit.jsonl"
 
 step "done"
-echo "report:  $OUT/backtest/report_BTCUSDT_1h.html (open it in a browser; works offline)"
-echo "trades:  $OUT/backtest/trades_BTCUSDT_1h.csv, paper ledger: $OUT/paper/ledger.csv"
+echo "report:  $(wrote report) (open it in a browser; works offline)"
+echo "trades:  $(wrote trades), paper ledger: $OUT/paper/ledger.csv"
 echo "bot:     $OUT/bot (ledger.csv, events.jsonl, audit.jsonl; thunes bot status --state-dir $OUT/bot)"

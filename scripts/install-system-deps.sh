@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries, and
 # Prometheus + promtool (the observability tests run a real Prometheus on a private port), InfluxDB 1.x for the
-# streaming pipeline's optional sink (the tests start their own on a private port).
+# streaming pipeline's optional sink (the tests start their own on a private port), and Chromium, which the
+# browser tests drive headless through the playwright Python package (no browser download).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v influxd >/dev/null 2>&1 || need+=(influxdb)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system deps: present"
   exit 0

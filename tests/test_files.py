@@ -25,8 +25,6 @@ OWN_TEMP_FILES = {
     "config.py": "write_config_file: a config file may hold API keys, 0600 is right (secret)",
     "optimize/study.py": "worker log files in the system temp folder, private to the user",
     "execution/audit.py": "the audit trail (owner: execution; 0600 head file, 0640 trail by design)",
-    "execution/risk.py": "LEAD: risk state -> thunes.files.atomic_write (secret=False) once execution is free",
-    "backtest/artifacts.py": "LEAD: _atomic_write -> thunes.files.atomic_write once backtest is free",
 }
 
 
@@ -71,6 +69,23 @@ def test_artifacts_caches_and_model_metadata_are_not_0600(tmp_path, umask_027):
     written = [tmp_path / "meta.json", tmp_path / "decay.json", *(tmp_path / "cache").rglob("*.arrow")]
     assert len(written) == 3
     assert {p.name: _mode(p) for p in written} == {p.name: 0o640 for p in written}
+
+
+def test_backtest_artifacts_report_and_risk_state_get_the_umask(tmp_path, umask_027, btc_1h):
+    """Backtest artifacts, the HTML report and the risk state are for people and tools to read: 0640
+    under umask 027, not mkstemp's 0600; and no temporary file is left beside them."""
+    from thunes.backtest import run_backtest
+    from thunes.backtest.artifacts import write_artifacts
+    from thunes.backtest.report import write_report
+    from thunes.execution.risk import write_risk_state
+    from thunes.strategies import get_strategy
+
+    result = run_backtest(btc_1h.frame.tail(300), get_strategy("sma_cross")())
+    written = [*write_artifacts(result, tmp_path).values(), write_report(result, tmp_path)]
+    write_risk_state(tmp_path / "risk_state.json", {"kill_switch": False})
+    written.append(tmp_path / "risk_state.json")
+    assert {p.name: _mode(p) for p in written} == {p.name: 0o640 for p in written}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
 
 
 def test_no_module_makes_its_own_temporary_files_without_a_reason():

@@ -8,7 +8,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from thunes.backtest import run_backtest
-from thunes.backtest.artifacts import write_artifacts
+from thunes.backtest.artifacts import params_hash, write_artifacts
 from thunes.backtest.report import monthly_returns, render_report
 from thunes.cli import root
 from thunes.strategies import get_strategy
@@ -23,13 +23,29 @@ def test_backtest_command_writes_artifacts_and_report(tmp_path):
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
     assert stats["n_trades"] >= 1
+    stem = f"BTCUSDT_1h_sma_cross_{params_hash({'fast': 10, 'slow': 50, 'short': False})}"
     assert {p.name for p in out.iterdir()} == {
-        "stats_BTCUSDT_1h.csv", "trades_BTCUSDT_1h.csv", "equity_BTCUSDT_1h.csv", "run_BTCUSDT_1h.json",
-        "report_BTCUSDT_1h.html"}
-    run = json.loads((out / "run_BTCUSDT_1h.json").read_text())
+        f"stats_{stem}.csv", f"trades_{stem}.csv", f"equity_{stem}.csv", f"run_{stem}.json", f"report_{stem}.html"}
+    assert f"wrote report: {out / f'report_{stem}.html'}" in result.stderr  # the path the demo prints
+    run = json.loads((out / f"run_{stem}.json").read_text())
     assert run["params"] == {"fast": 10, "slow": 50, "short": False} and len(run["settings_hash"]) == 16
-    table = pd.read_csv(out / "stats_BTCUSDT_1h.csv")
+    table = pd.read_csv(out / f"stats_{stem}.csv")
     assert table.loc[0, "settings_hash"] == run["settings_hash"]
+
+
+def test_runs_of_other_strategies_or_parameters_do_not_overwrite_each_other(tmp_path):
+    """Artifacts are named by symbol, timeframe, strategy and a hash of the sorted parameters: three
+    different runs leave three sets of files; the same run again replaces its own."""
+    span = ["--sample", "--since", "2024-02-01", "--until", "2024-03-01", "--out", str(tmp_path)]
+    runs = [["-s", "sma_cross", "-p", "fast=5", "-p", "slow=30"], ["-s", "sma_cross", "-p", "slow=30", "-p", "fast=8"],
+            ["-s", "rsi_bollinger"], ["-s", "sma_cross", "-p", "slow=30", "-p", "fast=5"]]
+    for args in runs:
+        assert CliRunner().invoke(root, ["backtest", *args, *span]).exit_code == 0
+    names = sorted(p.name for p in tmp_path.glob("run_*.json"))
+    assert len(names) == 3 and sum("rsi_bollinger" in n for n in names) == 1
+    params = {tuple(sorted(json.loads((tmp_path / n).read_text())["params"].items())) for n in names}
+    assert len(params) == 3
+    assert params_hash({"a": 1, "b": 2}) == params_hash({"b": 2, "a": 1}) != params_hash({"a": 1, "b": 3})
 
 
 def test_bad_parameter_is_a_clear_error():
@@ -81,5 +97,6 @@ def test_portfolio_command_prints_stats_and_per_symbol_trades(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     assert "final_equity" in result.stdout and "BTC/USDT" in result.stdout and "ETH/USDT" in result.stdout
-    run = json.loads((tmp_path / "run_PORTFOLIO_1h.json").read_text())
+    (run_file,) = tmp_path.glob("run_PORTFOLIO_1h_sma_cross_*.json")
+    run = json.loads(run_file.read_text())
     assert set(run["params"]) == {"BTC/USDT", "ETH/USDT"} and len(run["settings_hash"]) == 16

@@ -60,12 +60,24 @@ def test_multi_symbol_sweep_has_a_row_per_symbol_and_combo():
             assert getattr(row, key) == pytest.approx(single[key], rel=1e-12, nan_ok=True), (row.symbol, key)
 
 
-def test_sweep_shows_a_progress_bar_on_stderr_only_when_asked(btc_1h, capsys):
+def test_sweep_shows_a_progress_bar_only_when_asked_and_on_a_terminal(btc_1h, capsys, monkeypatch):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
     candles = btc_1h.frame.tail(1000)
     grid = {"fast": [5, 10], "slow": [40]}
     run_sweep(candles, get_strategy("sma_cross"), grid, progress=True)
-    shown = capsys.readouterr()
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here: no bar
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    run_sweep(candles, get_strategy("sma_cross"), grid, progress=True)
     # tqdm draws the bar with its total at once; later redraws depend on timing, so only that is asserted.
-    assert "sweep:" in shown.err and "0/2" in shown.err and "combo" in shown.err and shown.out == ""
+    assert "sweep:" in tty.getvalue() and "0/2" in tty.getvalue() and "combo" in tty.getvalue()
+    quiet = Tty()
+    monkeypatch.setattr(sys, "stderr", quiet)
     run_sweep(candles, get_strategy("sma_cross"), grid, progress=False)
-    assert capsys.readouterr().err == ""
+    assert quiet.getvalue() == ""

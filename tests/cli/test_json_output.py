@@ -59,7 +59,6 @@ NO_RESULT = {
     "thunes live": "a trading loop: runs until stopped",
 }
 JSON_NOT_YET = {
-    "thunes backtest sweep", "thunes backtest portfolio",  # thunes/cli/backtest.py
     "thunes paper", "thunes parity",  # thunes/cli/trader.py
     "thunes audit verify", "thunes risk kill-switch", "thunes risk orders", "thunes risk reduce-only",  # cli/execution.py
 }
@@ -104,3 +103,15 @@ def test_optimize_decay_json(tmp_path):
                 "--param", "slow=50", "--window", "200", "--lookback", "600", "--source", "sample", "--json")
     assert out["params"] == {"fast": 10, "slow": 50, "short": False} and isinstance(out["decayed"], bool)
     assert out["flag"].startswith(str(tmp_path))
+
+
+def test_backtest_sweep_and_portfolio_json(tmp_path):
+    span = ["--sample", "--since", "2024-02-01", "--until", "2024-03-01", "--out", str(tmp_path)]
+    sweep = _json("backtest", "sweep", "-s", "sma_cross", "--grid", "fast=5,10", "--grid", "slow=30", "--top", "1",
+                  "--sort", "total_return", *span, "--json")
+    assert sweep["combinations"] == 2 and sweep["sort"] == "total_return" and len(sweep["top"]) == 1
+    assert {"fast", "slow", "sharpe", "total_return"} <= set(sweep["top"][0])
+    assert all(p.endswith(".csv") for p in sweep["sweeps"])
+    portfolio = _json("backtest", "portfolio", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT", *span, "--json")
+    assert portfolio["stats"]["bars"] > 0 and set(portfolio["by_symbol"]) <= {"BTC/USDT", "ETH/USDT"}
+    assert set(portfolio["artifacts"]) >= {"stats", "trades", "equity"}

@@ -39,9 +39,37 @@ def test_plot_draws_candles_volume_indicators_and_trades_offline(tmp_path, monke
 
 
 def test_plot_of_a_strategy_without_indicators_shows_candles_and_trades(tmp_path):
-    out = tmp_path / "sma.html"
-    result = CliRunner().invoke(root, ["plot", "--sample", "--strategy", "sma_cross", "--last", "300",
+    """``Strategy.indicators`` defaults to none: such a strategy still charts its candles and trades."""
+    (tmp_path / "bare.py").write_text(
+        "from thunes.strategies import Signals, Strategy\n\n\n"
+        "class Bare(Strategy):\n"
+        "    name = 'bare'\n\n"
+        "    def signals(self, candles):\n"
+        "        up = candles['close'] > candles['open']\n"
+        "        return Signals(entries=up, exits=~up)\n")
+    out = tmp_path / "bare.html"
+    result = CliRunner().invoke(root, ["plot", "--sample", "--strategy", f"{tmp_path}/bare.py:Bare", "--last", "300",
                                        "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = {t.get("name") for t in _traces(out.read_text())}
-    assert {"candles", "volume"} <= names
+    assert {"candles", "volume", "long entry"} <= names and "0 indicator(s)" in result.stderr
+
+
+def test_built_in_strategies_draw_their_indicators(tmp_path):
+    """sma_cross draws its two moving averages over the candles; rsi_bollinger its bands over the candles
+    and its RSI in a pane of its own."""
+    sma = tmp_path / "sma.html"
+    result = CliRunner().invoke(root, ["plot", "--sample", "--strategy", "sma_cross", "--param", "fast=10",
+                                       "--param", "slow=50", "--last", "300", "--out", str(sma)])
+    assert result.exit_code == 0, result.output
+    by_name = {t.get("name"): t for t in _traces(sma.read_text())}
+    assert by_name["sma_10"]["yaxis"] == by_name["sma_50"]["yaxis"] == by_name["candles"].get("yaxis", "y")
+    assert len(by_name["sma_50"]["x"]) == 300
+
+    bb = tmp_path / "bb.html"
+    result = CliRunner().invoke(root, ["plot", "--sample", "--strategy", "rsi_bollinger", "--last", "300",
+                                       "--out", str(bb)])
+    assert result.exit_code == 0, result.output
+    by_name = {t.get("name"): t for t in _traces(bb.read_text())}
+    assert {by_name[k]["yaxis"] for k in ("bb_upper", "bb_middle", "bb_lower")} == {"y"}
+    assert by_name["rsi"]["yaxis"] == "y2"

@@ -44,3 +44,27 @@ def test_optimize_logs_no_carriage_returns_when_stderr_is_not_a_terminal(tmp_pat
         assert exc.code in (0, None)
     err = capfd.readouterr().err
     assert "\r" not in err, repr(err[:300])
+
+
+def _sweep_and_lookahead(frame):
+    from thunes.backtest import BacktestOptions
+    from thunes.backtest.sweep import run_sweep
+    from thunes.features.lookahead import check_prefix_invariance
+    from thunes.strategies import get_strategy
+
+    run_sweep({"BTC/USDT": frame}, get_strategy("sma_cross"), {"fast": [5, 10], "slow": [30]}, BacktestOptions(),
+              timeframe="1h", progress=True)
+    check_prefix_invariance(lambda c: c[["close"]].rolling(5).mean(), frame, n_prefixes=3, progress=True)
+
+
+def test_sweep_and_lookahead_bars_draw_on_a_terminal_only(monkeypatch, btc_1h):
+    """The sweep and the look-ahead audit draw through progress_bar: nothing on a pipe or a log."""
+    frame = btc_1h.frame.tail(400)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    _sweep_and_lookahead(frame)
+    assert "\r" not in sys.stderr.getvalue(), repr(sys.stderr.getvalue()[:200])
+
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    _sweep_and_lookahead(frame)
+    assert "sweep" in tty.getvalue() and "look-ahead" in tty.getvalue()

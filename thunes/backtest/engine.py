@@ -48,12 +48,22 @@ TRADE_COLUMNS = (
 # ------------------------------------------------------------------------------------------------
 # Options
 # ------------------------------------------------------------------------------------------------
+def _require(ok: Any, message: str) -> None:
+    """Refuse a nonsense sizing/slippage value (NaN fails every comparison, so it is refused too)."""
+    if not ok:
+        raise ConfigError(message)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FixedQuote:
     """Spend ``amount`` of quote currency per entry (before fees)."""
 
     amount: float = 100.0
     kind: str = field(default="fixed_quote", init=False)
+
+    def __post_init__(self) -> None:
+        _require(self.amount > 0, f"FixedQuote amount must be > 0 (quote currency per entry), got {self.amount}")
+
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +72,10 @@ class FractionOfEquity:
 
     fraction: float = 1.0
     kind: str = field(default="fraction", init=False)
+
+    def __post_init__(self) -> None:
+        _require(0 < self.fraction <= 1, f"FractionOfEquity fraction must be in (0, 1], got {self.fraction}")
+
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +89,11 @@ class VolTarget:
     window: int = 100
     kind: str = field(default="vol_target", init=False)
 
+    def __post_init__(self) -> None:
+        _require(self.annual_vol > 0, f"VolTarget annual_vol must be > 0, got {self.annual_vol}")
+        _require(self.window >= 2, f"VolTarget window must be >= 2 bars, got {self.window}")
+
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FixedSlippage:
@@ -82,6 +101,10 @@ class FixedSlippage:
 
     bps: float = 5.0
     kind: str = field(default="fixed", init=False)
+
+    def __post_init__(self) -> None:
+        _require(self.bps >= 0, f"FixedSlippage bps must be >= 0, got {self.bps}")
+
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +116,12 @@ class VolatilitySlippage:
     window: int = 100
     kind: str = field(default="volatility", init=False)
 
+    def __post_init__(self) -> None:
+        _require(self.bps >= 0, f"VolatilitySlippage bps must be >= 0, got {self.bps}")
+        _require(self.k >= 0, f"VolatilitySlippage k must be >= 0, got {self.k}")
+        _require(self.window >= 2, f"VolatilitySlippage window must be >= 2 bars, got {self.window}")
+
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VolumeSlippage:
@@ -101,6 +130,11 @@ class VolumeSlippage:
     bps: float = 2.0
     k: float = 0.1
     kind: str = field(default="volume", init=False)
+
+    def __post_init__(self) -> None:
+        _require(self.bps >= 0, f"VolumeSlippage bps must be >= 0, got {self.bps}")
+        _require(self.k >= 0, f"VolumeSlippage k must be >= 0, got {self.k}")
+
 
 
 Sizing = FixedQuote | FractionOfEquity | VolTarget

@@ -16,8 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from thunes.backtest.artifacts import _atomic_write, artifact_stem
+from thunes.backtest.artifacts import run_stem
 from thunes.backtest.engine import BacktestResult
+from thunes.files import atomic_write
 
 __all__ = ["monthly_returns", "figure", "render_report", "write_report"]
 
@@ -33,6 +34,16 @@ def monthly_returns(equity: pd.Series, initial_cash: float) -> pd.DataFrame:
     table = rets.unstack(level=1)
     table.index.name, table.columns.name = "year", "month"
     return table.reindex(columns=range(1, 13))
+
+
+_HEAT_MARGIN = {"t": 50, "b": 40, "l": 60, "r": 20}
+
+
+def _heatmap_height(years: int) -> int:
+    """Pixel height of the monthly-returns heatmap: the margins plus 30 px a year, and at least 120 px of
+    plot area. (Plotly's default margins take 180 px: a fixed 150-180 px figure left the plot area
+    empty and Chromium drew nothing, 'Something went wrong with axis scaling'.)"""
+    return _HEAT_MARGIN["t"] + _HEAT_MARGIN["b"] + max(120, 30 * max(1, years))
 
 
 def _thin(series: pd.Series) -> pd.Series:
@@ -86,7 +97,11 @@ def render_report(result: BacktestResult) -> str:
         text=np.where(np.isnan(months.to_numpy()), "", np.round(months.to_numpy() * 100.0, 2).astype(str)),
         texttemplate="%{text}",
     ))
-    heat.update_layout(title="monthly returns (%)", height=120 + 30 * max(1, len(months)), template="plotly_white")
+    heat.update_layout(title="monthly returns (%)", height=_heatmap_height(len(months)), template="plotly_white",
+                       margin=_HEAT_MARGIN)
+    # Years and months are labels, not numbers: a numeric axis would put ticks at 2023.5.
+    heat.update_xaxes(type="category")
+    heat.update_yaxes(type="category", autorange="reversed")
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>"
                    for k, v in result.stats.items())
     return (
@@ -110,7 +125,8 @@ def _fmt(v: object) -> str:
 
 
 def write_report(result: BacktestResult, directory: str | Path) -> Path:
-    """Write ``report_<SYMBOL>_<tf>.html`` into ``directory`` and return its path."""
-    path = Path(directory) / f"report_{artifact_stem(result.symbol, result.timeframe)}.html"
-    _atomic_write(path, render_report(result))
+    """Write ``report_<stem>.html`` (stem: :func:`~thunes.backtest.artifacts.run_stem`, the name of the run's
+    other files) into ``directory`` and return its path."""
+    path = Path(directory) / f"report_{run_stem(result)}.html"
+    atomic_write(path, render_report(result))
     return path

@@ -23,7 +23,6 @@ from typing import Any, Mapping, Sequence
 import numba
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from thunes.backtest import _kernels as K
 from thunes.backtest.engine import (
@@ -34,6 +33,7 @@ from thunes.backtest.portfolio import _one_timeframe
 from thunes.backtest.metrics import stats_from_kernel
 from thunes.core.errors import ConfigError, StrategyError
 from thunes.core.markets import Market
+from thunes.progress import progress_bar
 from thunes.strategies.base import Strategy
 from thunes.strategies.sma_cross import SmaCross
 
@@ -96,7 +96,7 @@ def run_sweep(
         mkt = market.get(sym) if isinstance(market, Mapping) else market
         markets[sym] = mkt if mkt is not None else default_market(sym)
     rows: list[dict[str, Any]] = []
-    bar = tqdm(total=len(frames) * len(combos), desc="sweep", unit="combo", disable=not progress, leave=False)
+    bar = progress_bar(total=len(frames) * len(combos), desc="sweep", unit="combo", enabled=progress)
     try:
         if _fused_ma_cross(strategy_cls, combos):
             stats = _sweep_ma_cross(strategy_cls, frames, combos, options, timeframe, markets, bar)
@@ -117,7 +117,7 @@ def run_sweep(
 
 def _sweep_ma_cross(
     strategy_cls: type[Strategy], frames: Mapping[str, pd.DataFrame], combos: list[dict[str, Any]],
-    options: BacktestOptions, timeframe: str, markets: Mapping[str, Market | None], bar: tqdm,
+    options: BacktestOptions, timeframe: str, markets: Mapping[str, Market | None], bar: Any,
 ) -> dict[str, np.ndarray]:
     """Every (symbol, fast, slow) column in one kernel call; returns the statistics rows per symbol."""
     from thunes.strategies._indicators import sma
@@ -164,7 +164,7 @@ def _sweep_ma_cross(
 
 def _sweep_one(
     candles: pd.DataFrame, strategy_cls: type[Strategy], combos: list[dict[str, Any]], options: BacktestOptions,
-    timeframe: str, market: Market | None, bar: tqdm,
+    timeframe: str, market: Market | None, bar: Any,
 ) -> np.ndarray:
     inputs = prepare_inputs(candles, timeframe, options)
     p = options_vector(options, market, timeframe)

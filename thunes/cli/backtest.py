@@ -1,4 +1,4 @@
-"""``thunes backtest``, ``thunes backtest sweep``, ``thunes backtest portfolio``, ``thunes strategies list``.
+"""``thunes backtest``, ``thunes backtest sweep``, ``thunes backtest portfolio``.
 
 Thin: parses options, loads candles (store, ``--csv`` file or ``--sample``), calls
 :mod:`thunes.backtest`, prints a summary and writes artifacts to ``settings.backtest.artifacts_dir``.
@@ -23,6 +23,8 @@ __all__ = ["register"]
 SUMMARY_KEYS = ("start", "end", "bars", "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar",
                 "max_drawdown", "n_trades", "win_rate", "profit_factor", "exposure", "fees_paid", "refused_filters",
                 "refused_risk", "refused_gap")
+STRATEGY_HELP = ("Strategy: a name (`thunes strategies list`, built-in or in trader.strategies_dir), module:Class "
+                 "or file.py:Class (default: trader.strategy).")
 
 
 def _parse_kv(items: tuple[str, ...], what: str) -> dict[str, str]:
@@ -75,38 +77,77 @@ def _load_candles(app: Any, symbol: str, timeframe: str, since: str | None, unti
     return frame[mask], source
 
 
+def _parse_sizing(ctx: click.Context | None, param: click.Parameter | None, value: str | None):
+    """``--sizing fraction:F | quote:AMOUNT | vol:ANNUAL_VOL`` -> the engine's sizing, refused at parse time
+    when nonsense (the engine's own checks: quote > 0, fraction in (0, 1], vol > 0)."""
+    if value is None:
+        return None
+    from thunes.backtest import FixedQuote, FractionOfEquity, VolTarget
+
+    kind, _, number = value.partition(":")
+    makers = {"fraction": lambda v: FractionOfEquity(fraction=v), "quote": lambda v: FixedQuote(amount=v),
+              "vol": lambda v: VolTarget(annual_vol=v)}
+    try:
+        v = float(number)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected fraction:F, quote:AMOUNT or vol:ANNUAL_VOL",
+                                 param_hint="--sizing") from None
+    if kind not in makers:
+        raise click.BadParameter(f"{value!r}: kind must be fraction, quote or vol", param_hint="--sizing")
+    try:
+        return makers[kind](v)
+    except ConfigError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}", param_hint="--sizing") from None
+
+
+def _parse_slippage(ctx: click.Context | None, param: click.Parameter | None, value: str | None):
+    """``--slippage fixed:BPS | vol:BPS,K | volume:BPS,K`` -> the engine's slippage model; negative BPS or K
+    is refused at parse time (the engine's own checks)."""
+    if value is None:
+        return None
+    from thunes.backtest import FixedSlippage, VolatilitySlippage, VolumeSlippage
+
+    usage = f"{value!r}: expected fixed:BPS, vol:BPS,K or volume:BPS,K"
+    kind, _, rest = value.partition(":")
+    try:
+        nums = [float(x) for x in rest.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(usage, param_hint="--slippage") from None
+    try:
+        if kind == "fixed" and len(nums) == 1:
+            return FixedSlippage(bps=nums[0])
+        if kind == "vol" and len(nums) == 2:
+            return VolatilitySlippage(bps=nums[0], k=nums[1])
+        if kind == "volume" and len(nums) == 2:
+            return VolumeSlippage(bps=nums[0], k=nums[1])
+    except ConfigError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}", param_hint="--slippage") from None
+    raise click.BadParameter(usage, param_hint="--slippage")
+
+
 def _options(app: Any, stop_loss: float | None, take_profit: float | None, trailing_stop: float | None,
-             allow_short: bool, no_risk: bool, no_filters: bool, sizing: str | None, slippage: str | None):
-    from thunes.backtest import (BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, VolatilitySlippage,
-                                 VolTarget, VolumeSlippage)
+             allow_short: bool, no_risk: bool, no_filters: bool, sizing: Any, slippage: Any):
+    """Backtest options from the settings and the parsed flags (``sizing``/``slippage`` come parsed by
+    :func:`_parse_sizing` / :func:`_parse_slippage`)."""
+    from thunes.backtest import BacktestOptions
 
     changes: dict[str, Any] = {"stop_loss": stop_loss, "take_profit": take_profit, "trailing_stop": trailing_stop,
                                "allow_short": allow_short, "apply_filters": not no_filters}
     if no_risk:
         changes["risk"] = None
-    if sizing:
-        kind, _, value = sizing.partition(":")
-        try:
-            v = float(value)
-        except ValueError:
-            raise ConfigError(f"--sizing {sizing!r}: expected fraction:F, quote:AMOUNT or vol:ANNUAL_VOL") from None
-        makers = {"fraction": lambda: FractionOfEquity(fraction=v), "quote": lambda: FixedQuote(amount=v),
-                  "vol": lambda: VolTarget(annual_vol=v)}
-        if kind not in makers:
-            raise ConfigError(f"--sizing {sizing!r}: kind must be fraction, quote or vol")
-        changes["sizing"] = makers[kind]()
-    if slippage:
-        kind, _, rest = slippage.partition(":")
-        nums = [float(x) for x in rest.split(",") if x] if rest else []
-        if kind == "fixed" and len(nums) == 1:
-            changes["slippage"] = FixedSlippage(bps=nums[0])
-        elif kind == "vol" and len(nums) == 2:
-            changes["slippage"] = VolatilitySlippage(bps=nums[0], k=nums[1])
-        elif kind == "volume" and len(nums) == 2:
-            changes["slippage"] = VolumeSlippage(bps=nums[0], k=nums[1])
-        else:
-            raise ConfigError(f"--slippage {slippage!r}: expected fixed:BPS, vol:BPS,K or volume:BPS,K")
+    if sizing is not None:
+        changes["sizing"] = sizing
+    if slippage is not None:
+        changes["slippage"] = slippage
     return BacktestOptions.from_settings(app.settings.backtest, app.settings.risk, **changes)
+
+
+def _strategy_class(app: Any, name: str | None) -> type:
+    """The strategy class for ``--strategy``: a built-in name, one of the strategies folder, module:Class or
+    file.py:Class (the one resolver every command uses)."""
+    from thunes.strategies.loader import resolve_strategy
+
+    return resolve_strategy(name or app.settings.trader.strategy, folder=app.settings.trader.strategies_dir)
 
 
 def _common(f):  # noqa: ANN001, ANN202
@@ -123,8 +164,10 @@ def _common(f):  # noqa: ANN001, ANN202
         click.option("--no-risk", is_flag=True,
                      help="Research preset: no risk limits (default: the live limits of settings.risk)."),
         click.option("--no-filters", is_flag=True, help="Do not round orders through the exchange filters."),
-        click.option("--sizing", help="fraction:F (default fraction:1), quote:AMOUNT or vol:ANNUAL_VOL."),
-        click.option("--slippage", help="fixed:BPS (default: settings), vol:BPS,K or volume:BPS,K."),
+        click.option("--sizing", callback=_parse_sizing,
+                     help="fraction:F in (0, 1] (default fraction:1), quote:AMOUNT > 0 or vol:ANNUAL_VOL > 0."),
+        click.option("--slippage", callback=_parse_slippage,
+                     help="fixed:BPS (default: settings), vol:BPS,K or volume:BPS,K (BPS, K >= 0)."),
         click.option("--out", type=click.Path(file_okay=False), help="Artifacts folder (default: backtest.artifacts_dir)."),
     ]
     for o in reversed(opts):
@@ -133,7 +176,7 @@ def _common(f):  # noqa: ANN001, ANN202
 
 
 @click.group("backtest", invoke_without_command=True)
-@click.option("--strategy", "-s", default=None, help="Strategy name (see `thunes strategies list`; default trader.strategy).")
+@click.option("--strategy", "-s", default=None, help=STRATEGY_HELP)
 @click.option("--symbol", default=None, help="Symbol, e.g. BTC/USDT (default: trader.symbol).")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
 @_common
@@ -156,14 +199,12 @@ def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, sinc
     from thunes.backtest import run_backtest
     from thunes.backtest.artifacts import write_artifacts
     from thunes.backtest.report import write_report
-    from thunes.strategies import get_strategy
 
     app = ctx.obj
-    strategy = strategy or app.settings.trader.strategy
     symbol = (symbol or app.settings.trader.symbol).upper()
     given_timeframe = timeframe
     timeframe = timeframe or app.settings.trader.timeframe
-    strat = get_strategy(strategy)(**_parse_kv(params, "--param"))
+    strat = _strategy_class(app, strategy)(**_parse_kv(params, "--param"))
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
     candles, source = _load_candles(app, symbol, timeframe, since, until, csv, sample)
     if csv and given_timeframe is None and len(candles) > 1:  # a file says its own timeframe
@@ -177,8 +218,7 @@ def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, sinc
     if report:
         paths["report"] = write_report(result, directory)
     if as_json:
-        click.echo(json.dumps({k: (v if not hasattr(v, "isoformat") else v.isoformat())
-                               for k, v in result.stats.items()}, default=str, indent=2))
+        click.echo(json.dumps(_jsonable(result.stats), default=str, indent=2))
     else:
         for key in SUMMARY_KEYS:
             value = result.stats[key]
@@ -190,6 +230,18 @@ def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, sinc
         click.echo(f"wrote {kind}: {path}", err=True)
 
 
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as JSON values: timestamps as ISO text, numpy scalars as Python numbers."""
+    out = {}
+    for k, v in values.items():
+        if hasattr(v, "isoformat"):
+            v = v.isoformat()
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
+
+
 def _parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
     """``fast=5:50:5`` (start:stop:step, inclusive) or ``slow=20,50,100``."""
     grid: dict[str, list[str]] = {}
@@ -198,9 +250,14 @@ def _parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
             parts = spec.split(":")
             if len(parts) != 3:
                 raise ConfigError(f"--grid {name}={spec}: a range is START:STOP:STEP")
-            a, b, s = (float(x) for x in parts)
+            try:
+                a, b, s = (float(x) for x in parts)
+            except ValueError:
+                raise click.BadParameter(f"--grid {name}={spec}: START, STOP and STEP must be numbers") from None
             if s <= 0:
                 raise ConfigError(f"--grid {name}={spec}: STEP must be > 0")
+            if a > b:
+                raise click.BadParameter(f"--grid {name}={spec}: empty range (START > STOP)")
             vals = np.arange(a, b + s / 2, s)
             grid[name] = [str(int(v)) if float(v).is_integer() else repr(float(v)) for v in vals]
         else:
@@ -209,16 +266,18 @@ def _parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 @backtest_group.command("sweep")
-@click.option("--strategy", "-s", default=None, help="Strategy name (default trader.strategy).")
+@click.option("--strategy", "-s", default=None, help=STRATEGY_HELP)
 @click.option("--symbol", "symbols", multiple=True, help="Symbol; repeatable for several (default trader.symbol).")
 @click.option("--grid", "-g", "grid", multiple=True, required=True, metavar="NAME=SPEC",
               help="Parameter values: START:STOP:STEP (inclusive) or V1,V2,...; repeatable.")
 @_common
 @click.option("--top", default=10, show_default=True, help="Rows to print.")
 @click.option("--sort", "sort_by", default="sharpe", show_default=True, help="Metric to rank by (descending).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the top rows, the ranking and the sweep files as one JSON document.")
 @click.pass_obj
 def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample, stop_loss, take_profit,  # noqa: ANN001
-              trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, top, sort_by) -> None:
+              trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, top, sort_by, as_json) -> None:
     """Run a parameter grid as one parallel kernel call and print the top results.
 
     \b
@@ -227,9 +286,9 @@ def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample
     """
     from thunes.backtest.artifacts import write_sweep
     from thunes.backtest.sweep import run_sweep
-    from thunes.strategies import get_strategy
 
-    cls = get_strategy(strategy or app.settings.trader.strategy)
+    cls = _strategy_class(app, strategy)
+    values = _parse_grid(grid)
     timeframe = timeframe or app.settings.trader.timeframe
     symbols = [s.upper() for s in symbols] or [app.settings.trader.symbol]
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
@@ -237,13 +296,15 @@ def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample
     for sym in symbols:
         frames[sym], source = _load_candles(app, sym, timeframe, since, until, csv, sample)
         click.echo(f"{sym} {timeframe}: {len(frames[sym])} candles from {source}", err=True)
-    table = run_sweep(frames, cls, _parse_grid(grid), options, timeframe=timeframe, progress=True)
+    table = run_sweep(frames, cls, values, options, timeframe=timeframe, progress=True)
     click.echo(f"risk: {options.risk_description()} (per-combination counts in the sweep CSV)", err=True)
     if sort_by not in table.columns:
         raise ConfigError(f"--sort {sort_by!r} is not a metric; choose among {', '.join(table.columns)}")
     directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
+    written = []
     for sym in symbols:
         path = write_sweep(table[table.symbol == sym], directory, symbol=sym, timeframe=timeframe, strategy=cls.name)
+        written.append(str(path))
         click.echo(f"wrote sweep: {path}", err=True)
     if table.attrs.get("skipped"):
         click.echo(f"skipped {table.attrs['skipped']} invalid combination(s)", err=True)
@@ -252,19 +313,28 @@ def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample
     if sort_by not in cols:
         cols.append(sort_by)
     best = table.sort_values(sort_by, ascending=False).head(top)[cols]
+    if as_json:
+        click.echo(json.dumps({
+            "strategy": cls.name, "timeframe": timeframe, "symbols": symbols, "combinations": len(table),
+            "skipped": int(table.attrs.get("skipped", 0)), "sort": sort_by, "risk": options.risk_description(),
+            "top": [_jsonable(row) for row in best.to_dict(orient="records")], "sweeps": written,
+        }, default=str, indent=2))
+        return
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         click.echo(best.to_string(index=False))
 
 
 @backtest_group.command("portfolio")
-@click.option("--strategy", "-s", default=None, help="Strategy name (default trader.strategy).")
+@click.option("--strategy", "-s", default=None, help=STRATEGY_HELP)
 @click.option("--symbol", "symbols", multiple=True, required=True, help="Symbol; repeat for each one.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
 @_common
 @click.option("--report", is_flag=True, help="Also write the HTML report (equity, drawdown, monthly returns).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the metrics, the per-symbol trades and the files written as one JSON document.")
 @click.pass_obj
 def portfolio_cmd(app, strategy, symbols, params, timeframe, since, until, csv, sample, stop_loss, take_profit,  # noqa: ANN001
-                  trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, report) -> None:
+                  trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, report, as_json) -> None:
     """Backtest several symbols sharing one cash balance (risk limits count positions across them).
 
     \b
@@ -275,11 +345,10 @@ def portfolio_cmd(app, strategy, symbols, params, timeframe, since, until, csv, 
     from thunes.backtest.artifacts import write_artifacts
     from thunes.backtest.portfolio import run_portfolio
     from thunes.backtest.report import write_report
-    from thunes.strategies import get_strategy
 
     if csv:
         raise ConfigError("--csv holds one symbol; a portfolio loads from the store or --sample")
-    strat = get_strategy(strategy or app.settings.trader.strategy)(**_parse_kv(params, "--param"))
+    strat = _strategy_class(app, strategy)(**_parse_kv(params, "--param"))
     timeframe = timeframe or app.settings.trader.timeframe
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
     frames = {}
@@ -291,36 +360,24 @@ def portfolio_cmd(app, strategy, symbols, params, timeframe, since, until, csv, 
     paths = write_artifacts(result, directory)
     if report:
         paths["report"] = write_report(result, directory)
-    for key in SUMMARY_KEYS:
-        value = result.stats[key]
-        click.echo(f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}")
-    for line in result.risk_lines():
-        click.echo(line)
-    click.echo(result.trades.groupby("symbol").pnl.agg(["count", "sum"]).rename(
-        columns={"count": "trades", "sum": "pnl"}).to_string())
+    by_symbol = result.trades.groupby("symbol").pnl.agg(["count", "sum"]).rename(
+        columns={"count": "trades", "sum": "pnl"})
+    if as_json:
+        click.echo(json.dumps({
+            "stats": _jsonable(result.stats), "settings_hash": result.settings_hash, "risk": result.risk_lines(),
+            "by_symbol": {sym: {"trades": int(row.trades), "pnl": float(row.pnl)} for sym, row in by_symbol.iterrows()},
+            "artifacts": {kind: str(path) for kind, path in paths.items()},
+        }, default=str, indent=2))
+    else:
+        for key in SUMMARY_KEYS:
+            value = result.stats[key]
+            click.echo(f"{key:<22} {value:.6g}" if isinstance(value, float) else f"{key:<22} {value}")
+        for line in result.risk_lines():
+            click.echo(line)
+        click.echo(by_symbol.to_string())
     for kind, path in paths.items():
         click.echo(f"wrote {kind}: {path}", err=True)
 
 
-@click.group("strategies")
-def strategies_group() -> None:
-    """Strategies available to backtest, optimise and trade."""
-
-
-@strategies_group.command("list")
-def list_cmd() -> None:
-    """List strategies with their parameters (type, default, range)."""
-    from thunes.strategies import get_strategy, list_strategies
-
-    for name in list_strategies():
-        cls = get_strategy(name)
-        click.echo(name)
-        for pname, p in cls.param_space().items():
-            rng = f" [{p.low}, {p.high}]" if p.low is not None or p.high is not None else ""
-            choices = f" {list(p.choices)}" if p.choices else ""
-            click.echo(f"  {pname:<16} {p.type.__name__:<6} default={p.default!r}{rng}{choices}  {p.doc}")
-
-
 def register(root: click.Group) -> None:
     root.add_command(backtest_group)
-    root.add_command(strategies_group)

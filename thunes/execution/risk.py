@@ -42,8 +42,6 @@ consistent with this. Read-only tools restore from the shared database and so se
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,6 +56,7 @@ from thunes.core.errors import ConfigError, StoreError
 from thunes.execution.audit import AuditTrail
 from thunes.execution.circuit_breaker import BreakerRegistry, CircuitBreaker
 from thunes.execution.positions import Position
+from thunes.files import atomic_write
 
 if TYPE_CHECKING:
     from thunes.execution.positions import PositionTracker
@@ -185,20 +184,9 @@ def read_risk_state(path: str | Path) -> dict[str, Any]:
 
 
 def write_risk_state(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomic write (temp file, fsync, rename) so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Atomic write (temp file, fsync, rename: :func:`thunes.files.atomic_write`) so a reader never sees half
+    a file; the file gets the mode an ordinary ``open()`` would give it (it holds no secret)."""
+    atomic_write(path, json.dumps(state, indent=2, sort_keys=True))
 
 
 RUN_POINTER = "latest_run.json"

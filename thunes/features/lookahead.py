@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from thunes.core.errors import ConfigError, InsufficientData
+from thunes.progress import progress_bar
 
 __all__ = ["check_prefix_invariance", "LookaheadReport", "Violation"]
 
@@ -193,12 +194,7 @@ def check_prefix_invariance(
     errors: list[str] = []
     bad: dict[str, None] = {}
     used: list[int] = []
-    iterator = lengths
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(lengths, desc=f"look-ahead {label}", unit="prefix", leave=False)
-    for length in iterator:
+    for length in progress_bar(lengths, desc=f"look-ahead {label}", unit="prefix", enabled=progress):
         try:
             part = _as_frame(fn(frame.iloc[:length]), f"a {length}-row prefix")
         except InsufficientData:

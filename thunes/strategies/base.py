@@ -358,6 +358,12 @@ class Strategy:
     def signals(self, candles: pd.DataFrame) -> Signals:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement signals(candles)")
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """The series ``thunes plot`` draws, by name (each causal, on ``candles``' index): series on the
+        price scale (moving averages, bands) overlay the candles, others (RSI) get their own pane.
+        Default: none."""
+        return {}
+
     # -- dunder -----------------------------------------------------------------------------------
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self._values.items())

@@ -32,11 +32,17 @@ class RsiBollinger(Strategy):
     def warmup(self) -> int:
         return max(self.rsi_period + 1, self.bb_period)
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """The Bollinger bands (drawn over the candles by ``thunes plot``) and the RSI (its own pane)."""
+        close = candles["close"]
+        bands = bollinger(close, self.bb_period, self.bb_k)
+        return {"bb_upper": bands.upper, "bb_middle": bands.middle, "bb_lower": bands.lower,
+                "rsi": rsi(close, self.rsi_period)}
+
     def signals(self, candles: pd.DataFrame) -> Signals:
         close = candles["close"]
-        r = rsi(close, self.rsi_period)
-        bands = bollinger(close, self.bb_period, self.bb_k)
-        lower, mid, upper = bands.lower, bands.middle, bands.upper
+        ind = self.indicators(candles)
+        r, lower, mid, upper = ind["rsi"], ind["bb_lower"], ind["bb_middle"], ind["bb_upper"]
         entries = ((r < self.rsi_low) & (close < lower)).fillna(False)
         exits = ((close >= mid) | (r > self.rsi_high)).fillna(False)
         if not self.short:

@@ -29,8 +29,13 @@ class SmaCross(Strategy):
     def warmup(self) -> int:
         return self.slow + 1
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """The two moving averages (what ``thunes plot`` draws over the candles)."""
+        close = candles["close"]
+        return {f"sma_{self.fast}": sma(close, self.fast), f"sma_{self.slow}": sma(close, self.slow)}
+
     def signals(self, candles: pd.DataFrame) -> Signals:
-        fast, slow = sma(candles["close"], self.fast), sma(candles["close"], self.slow)
+        fast, slow = self.indicators(candles).values()  # fast < slow (check), so the keys differ
         up, down = crossed_above(fast, slow), crossed_below(fast, slow)
         if self.short:
             return Signals(entries=up, exits=down, short_entries=down, short_exits=up)

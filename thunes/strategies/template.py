@@ -21,6 +21,7 @@ TEMPLATE = '''"""{class_name}: a trend-following template written by `thunes str
 Edit it, then:
 
     thunes audit lookahead {name} --sample                # prove it does not look ahead
+    thunes backtest --strategy {name} --sample --report   # metrics, trades and an HTML report
     thunes plot --strategy {name} --sample                # candles, indicators and trades in a chart
     thunes optimize --strategy {name} --trials 25         # search the Param ranges, walk-forward
 
