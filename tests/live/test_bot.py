@@ -107,6 +107,7 @@ def test_each_pair_enters_and_exits_where_its_backtest_does(tmp_path, four_pairs
     on the bars of a backtest of that pair alone (the same rule as `thunes parity`)."""
     from thunes.backtest.engine import gap_flags, run_backtest
     from thunes.exchange.sim import EngineOptions
+    from thunes.config import RiskSettings
     from thunes.execution.parity import backtest_options_for, compare, ledger_round_trips
     from thunes.strategies import get_strategy
 
@@ -126,7 +127,7 @@ def test_each_pair_enters_and_exits_where_its_backtest_does(tmp_path, four_pairs
         span = frame.iloc[: end_idx + 1]
         strategy = get_strategy("sma_cross")(fast=5, slow=20)
         opts = backtest_options_for(Decimal("100"), taker_fee=engine.taker_fee, slippage_bps=engine.slippage_bps,
-                                    spread_bps=engine.spread_bps)
+                                    spread_bps=engine.spread_bps, risk_settings=RiskSettings(**LOOSE))
         bt = run_backtest(span, strategy, options=opts, symbol=sym, timeframe="5m")
         # A backtest trade still open when the bot starts flat has no counterpart: start after it.
         bt_trades = bt.trades
