@@ -27,9 +27,10 @@ def test_frozen_heap_freezes_the_live_objects_once_and_hands_them_back():
     with frozen_heap():
         frozen = gc.get_freeze_count()
         assert frozen > 1_000
+        # (the count may only shrink: a frozen object that another thread releases leaves the permanent set)
         with frozen_heap():
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen  # the inner block did not hand them back early
+            assert frozen // 2 < gc.get_freeze_count() <= frozen  # not frozen a second time
+        assert frozen // 2 < gc.get_freeze_count() <= frozen  # the inner block did not hand them back early
     assert gc.get_freeze_count() == 0
 
 
