@@ -31,6 +31,7 @@ from thunes.core.errors import ConfigError, DataError
 from thunes.ml.dataset import FeatureScaler
 
 __all__ = [
+    "export_onnx",
     "ModelMeta",
     "ModelCompatibilityError",
     "save_model",
@@ -160,8 +161,6 @@ def save_model(folder: str | Path, model: Any, meta: ModelMeta, scaler: FeatureS
                              "num_layers": meta.num_layers, "dropout": meta.dropout}},
                    folder / TORCH_FILE)
         if onnx:
-            from thunes.ml.serving import export_onnx
-
             export_onnx(model, folder / ONNX_FILE, seq_len=int(meta.seq_len or 1))
             meta.onnx = ONNX_FILE
     _write_json(folder / META_FILE, meta.to_dict())
@@ -397,3 +396,24 @@ def load_model(path: str | Path, *, check_features: bool = True, strict_hash: bo
             raise ModelCompatibilityError("scaler.json feature names differ from meta.json feature_cols")
     meta.scaler = scaler
     return model, meta
+
+
+def export_onnx(model: Any, path: str | Path, *, seq_len: int, opset: int = 17) -> Path:
+    """Export an ``LSTM2Head`` to ONNX (input ``x``: ``(batch, seq_len, features)``; outputs ``ret``, ``vol``)."""
+    import torch
+
+    path = Path(path)
+    was_training = model.training
+    model.eval()
+    dummy = torch.zeros((1, seq_len, model.arch.input_size), dtype=torch.float32)
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes about LSTM batch sizes: h0 is built from x
+        torch.onnx.export(
+            model, (dummy,), str(path), input_names=["x"], output_names=["ret", "vol"],
+            dynamic_axes={"x": {0: "batch"}, "ret": {0: "batch"}, "vol": {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    model.train(was_training)
+    return path

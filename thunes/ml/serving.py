@@ -1,6 +1,6 @@
-"""CPU serving: ONNX export, an onnxruntime predictor, input preparation, and the ``Forecaster``.
+"""CPU serving: an onnxruntime predictor, input preparation, and the ``Forecaster``.
 
-Live inference must not need torch: :func:`export_onnx` writes the LSTM once at training time and
+Live inference must not need torch: :func:`thunes.ml.artifacts.export_onnx` writes the LSTM once at training time and
 :class:`OnnxPredictor` runs it with onnxruntime on one thread (the trader's latency budget is a couple
 of milliseconds per bar, and one thread avoids fighting the event loop for cores).
 
@@ -28,34 +28,12 @@ from thunes.core.timeframes import index_ms
 from thunes.ml.dataset import SCALED_ATTR, FeatureScaler, gap_before, gather_windows, valid_window_ends
 
 __all__ = [
-    "export_onnx",
     "OnnxPredictor",
     "TorchPredictor",
     "prepare_input_for_model",
     "Forecast",
     "Forecaster",
 ]
-
-
-def export_onnx(model: Any, path: str | Path, *, seq_len: int, opset: int = 17) -> Path:
-    """Export an ``LSTM2Head`` to ONNX (input ``x``: ``(batch, seq_len, features)``; outputs ``ret``, ``vol``)."""
-    import torch
-
-    path = Path(path)
-    was_training = model.training
-    model.eval()
-    dummy = torch.zeros((1, seq_len, model.arch.input_size), dtype=torch.float32)
-    import warnings
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's notes about LSTM batch sizes: h0 is built from x
-        torch.onnx.export(
-            model, (dummy,), str(path), input_names=["x"], output_names=["ret", "vol"],
-            dynamic_axes={"x": {0: "batch"}, "ret": {0: "batch"}, "vol": {0: "batch"}},
-            opset_version=opset, dynamo=False,
-        )
-    model.train(was_training)
-    return path
 
 
 class OnnxPredictor:

@@ -335,10 +335,9 @@ def train_model(
     progress: bool = False,
 ) -> TrainResult:
     """Train one model on ``candles``; write it to ``out_dir`` when given. See the module docstring."""
-    from thunes.ml.artifacts import ModelMeta, save_model
-    from thunes.ml.evaluate import compare_to_baselines, prediction_metrics
-
     from thunes.features import compute_features, get_feature_set
+    from thunes.ml.artifacts import ModelMeta, save_model
+    from thunes.ml.metrics import compare_to_baselines, prediction_metrics
 
     spec = get_feature_set(options.feature_set)
     if features is None:
