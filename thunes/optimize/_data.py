@@ -15,9 +15,9 @@ import pandas as pd
 
 from thunes.core.candles import ts_ms
 from thunes.core.errors import DataError, InsufficientData
+from thunes.core.redact import redact_url
 from thunes.core.timeframes import utc_ms
 from thunes.data.samples import load_sample_candles
-from thunes.optimize.storage import redact_url
 
 __all__ = ["StudyData", "load_study_candles", "candles_fingerprint"]
 

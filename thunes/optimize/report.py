@@ -28,7 +28,9 @@ from optuna.trial import TrialState
 from rich.table import Table
 
 from thunes.optimize.decay import write_json_atomic
-from thunes.optimize.study import Recommendation, StudyOutcome, trial_result
+from thunes.optimize.summary import StudyOutcome
+from thunes.optimize.trials import trial_result
+from thunes.optimize.verdict import Recommendation
 from thunes.optimize.walk_forward import WalkForwardResult
 
 __all__ = [
@@ -64,7 +66,7 @@ def summary_dict(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recom
                  data_description: str | None = None) -> dict[str, Any]:
     """Everything the run reported, as JSON values; ``data_description`` says which candles were used
     (store, real sample file or synthetic)."""
-    from thunes.optimize.storage import redact_url
+    from thunes.core.redact import redact_url
 
     return {
         "study": outcome.name,

@@ -26,6 +26,7 @@ import optuna
 from sqlalchemy.engine import make_url
 
 from thunes.core.errors import ConfigError, StoreError
+from thunes.core.redact import redact_url
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -34,7 +35,6 @@ __all__ = [
     "is_sqlite",
     "is_memory",
     "MEMORY",
-    "redact_url",
     "open_storage",
     "fail_orphaned_trials",
     "list_studies",
@@ -77,11 +77,6 @@ def is_sqlite(url: str) -> bool:
 
 def is_memory(url: str) -> bool:
     return url.strip() == MEMORY
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print and to log)."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def _ensure_sqlite_folder(url: str) -> None:

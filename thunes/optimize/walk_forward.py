@@ -227,7 +227,8 @@ def run_walk_forward(
     ``strategy.warmup`` bars early for its indicators but opens no position before the window.
     """
     from thunes.optimize import _evaluate
-    from thunes.optimize.study import TrialEvaluator, run_study
+    from thunes.optimize.evaluator import TrialEvaluator
+    from thunes.optimize.study import run_study
 
     folds = walk_forward_folds(len(candles), n_folds=n_folds, scheme=scheme, is_oos_ratio=is_oos_ratio,
                                gap_bars=gap_bars)
@@ -263,7 +264,7 @@ def run_walk_forward(
     trades = pd.concat([r.oos_trades for r in results if len(r.oos_trades)] or [results[0].oos_trades],
                        ignore_index=True)
     stats = _evaluate.metrics(equity, trades, initial, spec.timeframe)
-    from thunes.optimize.study import search_space
+    from thunes.optimize.spec import search_space
 
     searched = tuple(search_space(spec.strategy_class(), fixed=spec.fixed_params, ranges=spec.ranges))
     return WalkForwardResult(scheme=scheme, folds=results, oos_returns=stitched, oos_equity=equity,
