@@ -85,7 +85,7 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
 
 
 def layer_of(module: str) -> str:
-    """The package a module belongs to: ``thunes.optimize.study`` -> ``optimize``; ``thunes`` -> ``thunes``."""
+    """The package a module belongs to: ``thunes.optimize.study`` -> ``optimize``; ``thunes`` -> itself."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "thunes"
 

@@ -13,7 +13,7 @@ import pandas as pd
 from thunes.core.errors import DataError
 from thunes.core.timeframes import index_ms
 
-__all__ = ["OHLCV", "candles_frame", "validate_candles", "ts_ms"]
+__all__ = ["OHLCV", "candles_frame", "ts_ms", "validate_candles"]
 
 OHLCV = ("open", "high", "low", "close", "volume")
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from thunes.core.errors import DataError
 
-__all__ = ["Timeframe", "parse_timeframe", "timeframe_seconds", "timeframe_ms", "align_ms", "resample", "index_ms"]
+__all__ = ["Timeframe", "align_ms", "index_ms", "parse_timeframe", "resample", "timeframe_ms", "timeframe_seconds"]
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000}
 _PATTERN = re.compile(r"^(\d+)([smhdwM])$")
@@ -144,7 +144,7 @@ def utc_ms(dt: datetime | str) -> int:
     if isinstance(dt, str):
         dt = pd.Timestamp(dt).to_pydatetime()
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 

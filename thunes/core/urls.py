@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["rest_root", "REST_PATH"]
+__all__ = ["REST_PATH", "rest_root"]
 
 REST_PATH = "/api/v3"
 _ACCEPTED_PATHS = ("", "/api", "/api/v3")

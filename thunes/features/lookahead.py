@@ -39,7 +39,7 @@ import pandas as pd
 
 from thunes.core.errors import ConfigError, InsufficientData
 
-__all__ = ["check_prefix_invariance", "LookaheadReport", "Violation"]
+__all__ = ["LookaheadReport", "Violation", "check_prefix_invariance"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

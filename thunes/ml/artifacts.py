@@ -22,30 +22,31 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from thunes.core.errors import ConfigError, DataError
 from thunes.ml.dataset import FeatureScaler
 
 __all__ = [
-    "export_onnx",
-    "ModelMeta",
-    "ModelCompatibilityError",
-    "save_model",
-    "load_model",
-    "load_meta",
-    "load_scaler",
-    "extract_state_dict",
-    "infer_lstm_arch",
-    "check_feature_compatibility",
-    "code_version",
     "META_FILE",
+    "ONNX_FILE",
     "SCALER_FILE",
     "TORCH_FILE",
-    "ONNX_FILE",
+    "ModelCompatibilityError",
+    "ModelMeta",
+    "check_feature_compatibility",
+    "code_version",
+    "export_onnx",
+    "extract_state_dict",
+    "infer_lstm_arch",
+    "load_meta",
+    "load_model",
+    "load_scaler",
+    "save_model",
 ]
 
 META_FILE = "meta.json"
@@ -98,7 +99,7 @@ class ModelMeta:
         return {**self.extra, **data}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelMeta":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelMeta:
         known = {f.name for f in fields(cls)} - {"extra", "scaler"}
         aliases = {"hidden_size": "hidden", "n_features": "input_size", "layers": "num_layers",
                    "sequence_length": "seq_len", "features": "feature_cols", "columns": "feature_cols"}
@@ -144,7 +145,7 @@ def save_model(folder: str | Path, model: Any, meta: ModelMeta, scaler: FeatureS
     """Write weights, scaler and ``meta.json`` (and ``model.onnx`` for an LSTM when ``onnx``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta.trained_at = meta.trained_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta.trained_at = meta.trained_at or datetime.now(UTC).isoformat(timespec="seconds")
     meta.code_version = meta.code_version or code_version()
     if scaler is not None:
         if meta.feature_cols and tuple(meta.feature_cols) != scaler.feature_names:

@@ -34,8 +34,17 @@ from thunes.core.errors import InsufficientData
 from thunes.ml.dataset import make_targets
 from thunes.ml.metrics import compare_to_baselines, format_comparison, non_overlapping, prediction_metrics
 
-__all__ = ["prediction_metrics", "evaluate_model", "EvaluationResult", "walk_forward", "WalkForwardResult",
-           "backtest_forecaster", "compare_to_baselines", "non_overlapping", "format_comparison"]
+__all__ = [
+    "EvaluationResult",
+    "WalkForwardResult",
+    "backtest_forecaster",
+    "compare_to_baselines",
+    "evaluate_model",
+    "format_comparison",
+    "non_overlapping",
+    "prediction_metrics",
+    "walk_forward",
+]
 
 
 def backtest_forecaster(candles: pd.DataFrame, forecaster: Any, *, threshold: float = 0.5,

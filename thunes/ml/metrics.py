@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["prediction_metrics", "compare_to_baselines", "non_overlapping", "format_comparison"]
+__all__ = ["compare_to_baselines", "format_comparison", "non_overlapping", "prediction_metrics"]
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
@@ -72,7 +72,8 @@ def non_overlapping(rows: np.ndarray, horizon: int) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def _block_bootstrap(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float, float, int]:
+def _block_bootstrap(values: np.ndarray, n_boot: int, rng: np.random.Generator
+                     ) -> tuple[float, float, float, int]:
     """Circular block bootstrap of the mean of each column: (standard error, 2.5 %, 97.5 %) per column
     and the block length (about n^(1/3), so that serial dependence inside a block is kept)."""
     n = values.shape[0]
@@ -81,7 +82,8 @@ def _block_bootstrap(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
     starts = rng.integers(0, n, size=(n_boot, n_blocks))
     idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_boot, -1)[:, :n] % n
     means = values[idx].mean(axis=1)
-    return means.std(ddof=1, axis=0), np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0), block
+    low, high = np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
+    return means.std(ddof=1, axis=0), low, high, block
 
 
 def compare_to_baselines(pred_ret: np.ndarray, true_ret: np.ndarray, past_ret: np.ndarray, *, horizon: int,
@@ -112,7 +114,8 @@ def compare_to_baselines(pred_ret: np.ndarray, true_ret: np.ndarray, past_ret: n
     comparisons = [
         # metric, baseline, model values per period, baseline values per period, higher is better
         ("directional accuracy", "always-long", hit, (y_m > 0).astype(float), True),
-        ("directional accuracy", "sign of the last return", hit, (np.sign(l_m) == np.sign(y_m)).astype(float), True),
+        ("directional accuracy", "sign of the last return", hit,
+         (np.sign(l_m) == np.sign(y_m)).astype(float), True),
         ("mean squared error", "zero-return forecast", (y - p) ** 2, y ** 2, False),
         ("return per period, long when the forecast is > 0", "always-long", np.where(p > 0, y, 0.0), y, True),
     ]

@@ -15,9 +15,10 @@ refuses windows with NaNs, gap-flagged rows or irregular timestamps, and names w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,11 @@ from thunes.core.timeframes import index_ms
 from thunes.ml.dataset import SCALED_ATTR, FeatureScaler, gap_before, gather_windows, valid_window_ends
 
 __all__ = [
+    "Forecast",
+    "Forecaster",
     "OnnxPredictor",
     "TorchPredictor",
     "prepare_input_for_model",
-    "Forecast",
-    "Forecaster",
 ]
 
 
@@ -161,7 +162,7 @@ class Forecaster:
         self._warmup: int | None = None
 
     @classmethod
-    def load(cls, folder: str | Path, *, backend: str = "auto", threads: int = 1) -> "Forecaster":
+    def load(cls, folder: str | Path, *, backend: str = "auto", threads: int = 1) -> Forecaster:
         """``backend``: ``onnx`` (torch-free), ``torch``, or ``auto`` (ONNX when the file exists)."""
         from thunes.ml.artifacts import ONNX_FILE, check_feature_compatibility, load_meta, load_scaler
 

@@ -34,8 +34,13 @@ from thunes.core.errors import ConfigError, DataError
 from thunes.ml.dataset import Dataset, DatasetOptions, build_dataset
 
 __all__ = [
-    "TrainOptions", "TrainResult", "LeakageDetected", "train_model", "run_leakage_audit", "pick_device",
+    "LeakageDetected",
+    "TrainOptions",
+    "TrainResult",
+    "pick_device",
     "resolve_threads",
+    "run_leakage_audit",
+    "train_model",
 ]
 
 

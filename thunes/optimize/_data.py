@@ -19,7 +19,7 @@ from thunes.core.redact import redact_url
 from thunes.core.timeframes import utc_ms
 from thunes.data.samples import load_sample_candles
 
-__all__ = ["StudyData", "load_study_candles", "candles_fingerprint"]
+__all__ = ["StudyData", "candles_fingerprint", "load_study_candles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,8 @@ def candles_fingerprint(frame: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def _from_store(url: str, symbol: str, timeframe: str, start: int | None, end: int | None) -> pd.DataFrame | None:
+def _from_store(url: str, symbol: str, timeframe: str, start: int | None, end: int | None
+                ) -> pd.DataFrame | None:
     if url.startswith("sqlite:"):
         # Only read an existing file: a study must not create an empty store as a side effect.
         path = url.split("sqlite:///", 1)[-1]

@@ -18,8 +18,9 @@ for the best parameters and the reports.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,8 +53,16 @@ from thunes.core.errors import ConfigError
 from thunes.strategies import Strategy
 
 __all__ = [
-    "options_to_json", "make_options", "run", "bar_returns", "metrics", "PreparedCandles", "prepare",
-    "QuickRun", "run_prepared", "bar_returns_array",
+    "PreparedCandles",
+    "QuickRun",
+    "bar_returns",
+    "bar_returns_array",
+    "make_options",
+    "metrics",
+    "options_to_json",
+    "prepare",
+    "run",
+    "run_prepared",
 ]
 
 _SIZING = {"fixed_quote": FixedQuote, "fraction": FractionOfEquity, "vol_target": VolTarget}
@@ -199,7 +208,8 @@ def run_prepared(prepared: PreparedCandles, strategy: Strategy) -> QuickRun:
         stats[K.S_GROSS_PROFIT] = float(pnl[pnl > 0].sum())
         stats[K.S_GROSS_LOSS] = float(-pnl[pnl <= 0].sum())
         stats[K.S_EXPOSURE_BARS] = stats[K.S_HOLD_BARS] = float(held.sum())
-    metrics = stats_from_kernel(stats, initial_cash=prepared.options.initial_cash, timeframe=prepared.timeframe)
+    metrics = stats_from_kernel(stats, initial_cash=prepared.options.initial_cash,
+                                timeframe=prepared.timeframe)
     return QuickRun(stats=metrics, equity=equity, n_trades=int(n_rec))
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -58,7 +59,8 @@ class TrialEvaluator:
     def prepared(self) -> _evaluate.PreparedCandles:
         """The candles validated and turned into kernel inputs once, for every trial of this evaluator."""
         if self._prepared is None:
-            self._prepared = _evaluate.prepare(self.candles, self.options, self.spec.symbol, self.spec.timeframe)
+            self._prepared = _evaluate.prepare(self.candles, self.options, self.spec.symbol,
+                                               self.spec.timeframe)
         return self._prepared
 
     def evaluate(self, params: Mapping[str, Any]) -> Evaluation:
@@ -124,7 +126,8 @@ class TrialEvaluator:
             "n_obs": int(returns.size),
             "n_trades": quick.n_trades,
             "backtest_s": round(elapsed, 6),
-            "stats": {k: float(v) for k, v in quick.stats.items() if is_number(v) and math.isfinite(float(v))},
+            "stats": {k: float(v) for k, v in quick.stats.items()
+                      if is_number(v) and math.isfinite(float(v))},
         }
         if returns.size >= self.spec.n_blocks:
             result["moments"] = block_moments(returns, self.spec.n_blocks).column(0)

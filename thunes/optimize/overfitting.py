@@ -40,17 +40,17 @@ from thunes.core.errors import ConfigError, InsufficientData
 
 __all__ = [
     "EULER_GAMMA",
-    "sharpe_per_period",
-    "expected_max_sharpe",
-    "probabilistic_sharpe_ratio",
+    "BlockMoments",
     "DeflatedSharpe",
+    "PBOResult",
+    "block_moments",
     "deflated_sharpe",
     "deflated_sharpe_from_returns",
-    "BlockMoments",
-    "block_moments",
-    "PBOResult",
-    "probability_of_backtest_overfitting",
+    "expected_max_sharpe",
     "pbo_from_block_moments",
+    "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
+    "sharpe_per_period",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -78,7 +78,8 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
         return 0.0
     n = float(n_trials)
     return math.sqrt(sharpe_variance) * (
-        (1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / n) + EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (n * math.e))
+        (1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / n)
+        + EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (n * math.e))
     )
 
 
@@ -176,10 +177,11 @@ class BlockMoments:
 
     def column(self, j: int) -> dict[str, list[float]]:
         """The moments of series ``j`` as JSON-ready lists (how a study stores them per trial)."""
-        return {"count": self.count.tolist(), "sum": self.total[:, j].tolist(), "sum_sq": self.total_sq[:, j].tolist()}
+        return {"count": self.count.tolist(), "sum": self.total[:, j].tolist(),
+                "sum_sq": self.total_sq[:, j].tolist()}
 
     @classmethod
-    def from_columns(cls, columns: list[dict[str, list[float]]]) -> "BlockMoments":
+    def from_columns(cls, columns: list[dict[str, list[float]]]) -> BlockMoments:
         """Inverse of :meth:`column` over several series (all must share the block counts)."""
         if not columns:
             raise InsufficientData("no series to assemble block moments from")

@@ -34,8 +34,15 @@ from thunes.optimize.verdict import Recommendation
 from thunes.optimize.walk_forward import WalkForwardResult
 
 __all__ = [
-    "trials_frame", "summary_dict", "results_table", "pareto_front_frame", "pareto_heading", "pareto_table", "folds_table",
-    "html_report", "write_artifacts",
+    "folds_table",
+    "html_report",
+    "pareto_front_frame",
+    "pareto_heading",
+    "pareto_table",
+    "results_table",
+    "summary_dict",
+    "trials_frame",
+    "write_artifacts",
 ]
 
 _KEY_STATS = ("sharpe", "total_return", "max_drawdown", "n_trades", "win_rate", "fees_paid")
@@ -105,7 +112,8 @@ def results_table(outcome: StudyOutcome, *, top: int = 10) -> Table:
     params = [c for c in frame.columns if c.startswith("param_")]
     value_cols = [c for c in frame.columns if c == "value" or c.startswith("value_")]
     objective_names = {o.metric for o in outcome.spec.objectives}
-    extra = [k for k in ("total_return", "max_drawdown", "n_trades") if k in frame and k not in objective_names]
+    extra = [k for k in ("total_return", "max_drawdown", "n_trades")
+             if k in frame and k not in objective_names]
     table = Table(title=f"{outcome.name}: top {len(frame)} of {outcome.n_distinct} distinct trials")
     for c in ["number", *params, *value_cols, *extra]:
         table.add_column(c.removeprefix("param_").removeprefix("value_") if c != "value" else first.metric,
@@ -203,9 +211,11 @@ def html_report(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recomm
         f"<p><b>{html.escape(str(rec))}</b></p><table>",
     ]
     facts = {
-        "strategy": outcome.spec.strategy, "symbol / timeframe": f"{outcome.spec.symbol} {outcome.spec.timeframe}",
+        "strategy": outcome.spec.strategy,
+        "symbol / timeframe": f"{outcome.spec.symbol} {outcome.spec.timeframe}",
         "objectives": ", ".join(str(o) for o in outcome.spec.objectives), "sampler": outcome.spec.sampler,
-        "trials (complete / distinct / pruned)": f"{outcome.n_complete} / {outcome.n_distinct} / {outcome.n_pruned}",
+        "trials (complete / distinct / pruned)":
+            f"{outcome.n_complete} / {outcome.n_distinct} / {outcome.n_pruned}",
         "best parameters": json.dumps(outcome.best_params),
         "best in-sample Sharpe": _fmt(outcome.best_stats.get("sharpe", math.nan)),
         "Deflated Sharpe Ratio": _fmt(outcome.dsr.dsr) if outcome.dsr else "n/a",
@@ -213,7 +223,8 @@ def html_report(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recomm
     }
     if wf is not None:
         facts["walk-forward OOS Sharpe"] = _fmt(wf.oos_sharpe)
-    parts += [f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()]
+    parts += [f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+              for k, v in facts.items()]
     parts.append("</table>")
     embedded = False
     for title, fig in _figures(outcome, wf):

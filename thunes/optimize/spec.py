@@ -10,8 +10,9 @@ storage URL and the study name evaluates exactly the same objective. The sampler
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import optuna
 import pandas as pd
@@ -42,7 +43,8 @@ _DIRECTIONS: dict[str, Direction] = {
     "sharpe": "maximize", "sortino": "maximize", "calmar": "maximize", "total_return": "maximize",
     "annual_return": "maximize", "annualized_return": "maximize", "cagr": "maximize", "win_rate": "maximize",
     "profit_factor": "maximize", "expectancy": "maximize", "final_equity": "maximize",
-    "max_drawdown": "minimize", "max_drawdown_duration": "minimize", "fees": "minimize", "fees_paid": "minimize",
+    "max_drawdown": "minimize", "max_drawdown_duration": "minimize", "fees": "minimize",
+    "fees_paid": "minimize",
     "turnover": "minimize", "exposure": "minimize",
 }
 
@@ -178,7 +180,7 @@ class StudySpec:
 
         return resolve_strategy(self.strategy)
 
-    def for_window(self, candles: pd.DataFrame, data_source: str) -> "StudySpec":
+    def for_window(self, candles: pd.DataFrame, data_source: str) -> StudySpec:
         """This spec bound to a candle window (recorded so workers can check they load the same)."""
         from thunes.core.candles import ts_ms
 
@@ -198,14 +200,15 @@ class StudySpec:
         }, sort_keys=True, default=str)
 
     @classmethod
-    def from_json(cls, text: str) -> "StudySpec":
+    def from_json(cls, text: str) -> StudySpec:
         d = json.loads(text)
         d["objectives"] = parse_objectives(d["objectives"])
         d["ranges"] = {k: tuple(v) for k, v in d.get("ranges", {}).items()}
         return cls(**d)
 
 
-def default_study_name(strategy: str, symbol: str, timeframe: str, sampler: str, objectives: Sequence[Objective]) -> str:
+def default_study_name(strategy: str, symbol: str, timeframe: str, sampler: str,
+                       objectives: Sequence[Objective]) -> str:
     metrics = "-".join(o.metric for o in objectives)
     return f"{strategy}_{symbol.replace('/', '').upper()}_{timeframe}_{sampler}_{metrics}"
 

@@ -37,9 +37,9 @@ keeps the names callers import from ``thunes.optimize.study``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import optuna
 import pandas as pd
@@ -116,8 +116,8 @@ def run_study(
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if workers > 1 and is_memory(storage_url):
-        raise ConfigError("--workers > 1 needs a server storage (postgresql://…): a 'memory' study lives in one "
-                          "process")
+        raise ConfigError("--workers > 1 needs a server storage (postgresql://…): a 'memory' study lives "
+                          "in one process")
     if workers > 1 and is_sqlite(storage_url):
         raise ConfigError("--workers > 1 needs a server storage (postgresql://…): SQLite allows one writer; "
                           "use --workers 1 or --storage postgresql://user@host/db")
@@ -152,7 +152,7 @@ def run_study(
         if procs:
             tick()
     finally:
-        for p, log in procs:
+        for p, _ in procs:
             if p.poll() is None:
                 p.terminate()
                 p.wait(timeout=30)
@@ -161,7 +161,8 @@ def run_study(
     if failed:
         p, log = failed[0]
         tail = Path(log).read_text(errors="replace")[-2000:]
-        raise ConfigError(f"{len(failed)} optimize worker(s) failed (exit {p.returncode}); last output:\n{tail}")
+        raise ConfigError(f"{len(failed)} optimize worker(s) failed (exit {p.returncode}); "
+                          f"last output:\n{tail}")
     for _, log in procs:
         Path(log).unlink(missing_ok=True)
     outcome = summarize_study(study, spec, evaluator, storage_url=storage_url, study_name=study_name)

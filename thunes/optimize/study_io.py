@@ -42,7 +42,8 @@ def create_or_load(spec: StudySpec, storage_url: str, study_name: str, storage_o
 
 def _spec_diff(old: StudySpec, new: StudySpec) -> str:
     a, b = json.loads(old.to_json()), json.loads(new.to_json())
-    return "; ".join(f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+    changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return "; ".join(f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in changed)
 
 
 def load_study(storage_url: str, study_name: str, *, storage_options: StorageOptions | None = None

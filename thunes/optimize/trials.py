@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -71,7 +72,8 @@ class EvaluatedParams:
             self._final.add(number)
             self._advance()
 
-    def add(self, number: int, params: Mapping[str, Any], values: Sequence[float], result: Mapping[str, Any]) -> None:
+    def add(self, number: int, params: Mapping[str, Any], values: Sequence[float],
+            result: Mapping[str, Any]) -> None:
         key = self._key(params)
         known = self._by_params.get(key)
         if known is None or number < known[0]:  # the earliest trial is the original
@@ -85,7 +87,8 @@ class EvaluatedParams:
                 self.add(t.number, t.params, t.values, trial_result(t))
             self.mark_final(t.number)
 
-    def find(self, trial: optuna.Trial, params: Mapping[str, Any]) -> tuple[int, list[float], dict[str, Any]] | None:
+    def find(self, trial: optuna.Trial, params: Mapping[str, Any]
+             ) -> tuple[int, list[float], dict[str, Any]] | None:
         if self._frontier < trial.number:
             self._refresh(trial.study)
         return self._by_params.get(self._key(params))

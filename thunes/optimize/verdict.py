@@ -1,4 +1,4 @@
-"""The deploy rule: deploy only when the out-of-sample Sharpe and the Deflated Sharpe Ratio clear their bars."""
+"""The deploy rule: deploy only when the out-of-sample Sharpe and the Deflated Sharpe Ratio pass."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ class Recommendation:
         return f"{verdict}: " + "; ".join(self.reasons)
 
 
-def recommend(*, oos_sharpe: float | None, dsr: float | None, min_sharpe: float, min_dsr: float) -> Recommendation:
+def recommend(*, oos_sharpe: float | None, dsr: float | None, min_sharpe: float, min_dsr: float
+              ) -> Recommendation:
     """Deploy only when the out-of-sample Sharpe exceeds ``min_sharpe`` and the DSR reaches ``min_dsr``."""
     reasons = []
     ok = True

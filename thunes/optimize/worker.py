@@ -20,9 +20,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -61,7 +61,8 @@ def spec_candles(spec: StudySpec, *, store_url: str | None = None, sample_dir: s
                               since=spec.start_ms, until=spec.end_ms, sample_dir=sample_dir)
     if spec.fingerprint is not None and candles_fingerprint(data.frame) != spec.fingerprint:
         raise DataError(
-            f"this machine's {spec.symbol} {spec.timeframe} candles ({data.description}, {len(data.frame)} rows) "
+            f"this machine's {spec.symbol} {spec.timeframe} candles ({data.description}, "
+            f"{len(data.frame)} rows) "
             f"differ from the ones the study was created on (fingerprint {spec.fingerprint}); "
             "import the same data before joining"
         )
@@ -91,7 +92,8 @@ def run_worker(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m thunes.optimize.worker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m thunes.optimize.worker",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--storage", required=True, help="storage URL of the study (postgresql://…)")
     parser.add_argument("--study", required=True, help="study name")
     parser.add_argument("--trials", type=int, required=True, help="trials this worker completes")
@@ -106,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        report = run_worker(args.storage, args.study, args.trials, worker_id=local_worker_id(args.worker_index),
-                            worker_index=args.worker_index, store_url=args.store_url, sample_dir=args.sample_dir,
+        report = run_worker(args.storage, args.study, args.trials,
+                            worker_id=local_worker_id(args.worker_index), worker_index=args.worker_index,
+                            store_url=args.store_url, sample_dir=args.sample_dir,
                             storage_options=StorageOptions(heartbeat_interval_s=args.heartbeat,
                                                            grace_period_s=args.grace))
     except ThunesError as exc:
@@ -118,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def spawn_workers(storage_url: str, study_name: str, shares: Sequence[int], storage_options: StorageOptions | None,
-                   *, store_url: str | None = None, sample_dir: str | Path | None = None
-                   ) -> list[tuple[subprocess.Popen, str]]:
+def spawn_workers(storage_url: str, study_name: str, shares: Sequence[int],
+                  storage_options: StorageOptions | None, *, store_url: str | None = None,
+                  sample_dir: str | Path | None = None) -> list[tuple[subprocess.Popen, str]]:
     """Start one worker process (:func:`main`, this module's command line) per positive share of trials,
     with indexes 1, 2, ...; each writes its output to a log file of its own in the system temp folder,
     returned beside the process."""
@@ -130,8 +133,8 @@ def spawn_workers(storage_url: str, study_name: str, shares: Sequence[int], stor
         if share <= 0:
             continue
         fd, log = tempfile.mkstemp(prefix="thunes-optimize-worker-", suffix=".log")
-        cmd = [sys.executable, "-m", "thunes.optimize.worker", "--storage", storage_url, "--study", study_name,
-               "--trials", str(share), "--worker-index", str(i),
+        cmd = [sys.executable, "-m", "thunes.optimize.worker", "--storage", storage_url,
+               "--study", study_name, "--trials", str(share), "--worker-index", str(i),
                "--heartbeat", str(opts.heartbeat_interval_s), "--grace", str(opts.grace_period_s)]
         if store_url:
             cmd += ["--store-url", store_url]

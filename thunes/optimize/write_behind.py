@@ -59,9 +59,9 @@ class WriteBehind:
         in_file = len(self.target._storage.get_all_trials(self.target._study_id, deepcopy=False))
         if in_file != self.flushed:
             raise StoreError(
-                f"study {self.target.study_name!r}: another process added {in_file - self.flushed} trial(s) to "
-                f"the SQLite file while this one ran; SQLite studies take one worker (use PostgreSQL with "
-                f"--workers N to share a study); this run's last {len(pending)} trial(s) were not saved"
+                f"study {self.target.study_name!r}: another process added {in_file - self.flushed} "
+                f"trial(s) to the SQLite file while this one ran; SQLite studies take one worker "
+                f"(use PostgreSQL with --workers N to share a study); this run's last {len(pending)} trial(s) were not saved"
             )
         self.target.add_trials(pending)
         self.flushed += len(pending)
@@ -71,4 +71,5 @@ class WriteBehind:
 def writes_behind(study: optuna.Study) -> bool:
     """True for a study in a SQLite file (one writer: see :class:`WriteBehind`)."""
     backend = getattr(study._storage, "_backend", study._storage)
-    return isinstance(backend, optuna.storages.RDBStorage) and backend.engine.url.get_backend_name() == "sqlite"
+    return (isinstance(backend, optuna.storages.RDBStorage)
+            and backend.engine.url.get_backend_name() == "sqlite")
