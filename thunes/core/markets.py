@@ -74,7 +74,8 @@ class SymbolFilters:
         for f in filters:
             kind = f.get("filterType")
             if kind == "PRICE_FILTER":
-                kw.update(tick_size=_d(f["tickSize"]), min_price=_d(f["minPrice"]), max_price=_d(f["maxPrice"]))
+                kw.update(tick_size=_d(f["tickSize"]), min_price=_d(f["minPrice"]),
+                          max_price=_d(f["maxPrice"]))
             elif kind == "LOT_SIZE":
                 kw.update(step_size=_d(f["stepSize"]), min_qty=_d(f["minQty"]), max_qty=_d(f["maxQty"]))
             elif kind == "MARKET_LOT_SIZE":

@@ -29,5 +29,6 @@ def rest_root(url: str) -> str:
         raise ValueError(f"base URL {text!r} must not have a query or fragment; expected e.g. {_EXAMPLE}")
     path = parts.path.rstrip("/")
     if path not in _ACCEPTED_PATHS:
-        raise ValueError(f"base URL {text!r} has the path {parts.path!r}; expected the exchange host, e.g. {_EXAMPLE}")
+        raise ValueError(f"base URL {text!r} has the path {parts.path!r}; expected the exchange host, "
+                         f"e.g. {_EXAMPLE}")
     return f"{parts.scheme}://{parts.netloc}"

@@ -139,10 +139,11 @@ def compare_to_baselines(pred_ret: np.ndarray, true_ret: np.ndarray, past_ret: n
 
 def format_comparison(comparison: dict[str, Any]) -> list[str]:
     """Printable lines: the baseline table (non-overlapping periods, block-bootstrap errors) and verdicts."""
-    lines = [f"baselines on {comparison.get('n_periods', 0)} non-overlapping {comparison.get('horizon', '?')}-bar "
-             f"periods (block bootstrap, block {comparison.get('block', '-')}):"]
+    lines = [f"baselines on {comparison.get('n_periods', 0)} non-overlapping "
+             f"{comparison.get('horizon', '?')}-bar periods "
+             f"(block bootstrap, block {comparison.get('block', '-')}):"]
     for r in comparison.get("rows", []):
-        lines.append(f"  {r['metric']:<48} model {r['model']:<10.4g} {r['baseline']:<24} {r['baseline_value']:<10.4g}"
-                     f" diff {r['diff']:+.4g} ± {r['se']:.2g}")
+        lines.append(f"  {r['metric']:<48} model {r['model']:<10.4g} {r['baseline']:<24} "
+                     f"{r['baseline_value']:<10.4g} diff {r['diff']:+.4g} ± {r['se']:.2g}")
     lines += [f"  verdict: {v}" for v in comparison.get("verdicts", [])]
     return lines

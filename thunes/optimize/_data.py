@@ -88,8 +88,8 @@ def load_study_candles(
             return StudyData(frame, f"store:{redact_url(store_url)}", f"candle store ({len(frame)} rows)")
         if source == "store":
             raise InsufficientData(
-                f"the candle store {redact_url(store_url)} has no {symbol} {timeframe} candles in the requested "
-                f"range; fill it with {_fill_hint(symbol, timeframe)}, or use --source sample"
+                f"the candle store {redact_url(store_url)} has no {symbol} {timeframe} candles in the "
+                f"requested range; fill it with {_fill_hint(symbol, timeframe)}, or use --source sample"
             )
     sample = load_sample_candles(symbol, timeframe, sample_dir=sample_dir)
     frame = sample.frame

@@ -159,8 +159,8 @@ def prepare(candles: pd.DataFrame, options: BacktestOptions, symbol: str, timefr
     inputs = prepare_inputs(candles, timeframe, options)  # validates; refuses fewer than 2 candles
     p = options_vector(options, default_market(symbol), timeframe)
     records = np.empty((len(inputs.close) + 1, K.N_REC), dtype=np.float64)
-    return PreparedCandles(candles=candles, symbol=symbol, timeframe=timeframe, options=options, inputs=inputs,
-                           p=p, lean=K.is_lean(p), records=records, gaps={})
+    return PreparedCandles(candles=candles, symbol=symbol, timeframe=timeframe, options=options,
+                           inputs=inputs, p=p, lean=K.is_lean(p), records=records, gaps={})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,8 +191,8 @@ def run_prepared(prepared: PreparedCandles, strategy: Strategy) -> QuickRun:
     n_rec = K.simulate(
         inp.open, inp.high, inp.low, inp.close, inp.volume, inp.vol, gap, inp.ts,
         arrays.entries, arrays.exits, arrays.short_entries, arrays.short_exits,
-        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), prepared.p, prepared.records, equity, stats,
-        prepared.lean,
+        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), prepared.p, prepared.records, equity,
+        stats, prepared.lean,
     )
     rec = prepared.records[:n_rec]
     if n_rec:

@@ -66,8 +66,8 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
 def write_deployed(path: Path, *, strategy: str, symbol: str, timeframe: str, params: Mapping[str, Any],
                    study: str, evidence: Mapping[str, Any]) -> Path:
     return write_json_atomic(path, {
-        "strategy": strategy, "symbol": symbol, "timeframe": timeframe, "params": dict(params), "study": study,
-        "deployed_at": datetime.now(UTC).isoformat(), "evidence": dict(evidence),
+        "strategy": strategy, "symbol": symbol, "timeframe": timeframe, "params": dict(params),
+        "study": study, "deployed_at": datetime.now(UTC).isoformat(), "evidence": dict(evidence),
     })
 
 
@@ -111,8 +111,9 @@ class DecayReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "strategy": self.strategy, "symbol": self.symbol, "timeframe": self.timeframe, "params": self.params,
-            "window_bars": self.window_bars, "min_sharpe": self.min_sharpe, "latest_sharpe": self.latest_sharpe,
+            "strategy": self.strategy, "symbol": self.symbol, "timeframe": self.timeframe,
+            "params": self.params, "window_bars": self.window_bars, "min_sharpe": self.min_sharpe,
+            "latest_sharpe": self.latest_sharpe,
             "worst_sharpe": self.worst_sharpe, "decayed": self.decayed, "start": self.start.isoformat(),
             "end": self.end.isoformat(), "checked_at": self.checked_at,
         }

@@ -117,7 +117,8 @@ class DeflatedSharpe:
         return {
             "dsr": self.dsr, "sharpe_per_period": self.sharpe, "sharpe_benchmark": self.sharpe_benchmark,
             "z": self.z, "n_obs": self.n_obs, "n_trials": self.n_trials,
-            "trials_sharpe_variance": self.trials_sharpe_variance, "skew": self.skew, "kurtosis": self.kurtosis,
+            "trials_sharpe_variance": self.trials_sharpe_variance, "skew": self.skew,
+            "kurtosis": self.kurtosis,
         }
 
 
@@ -134,7 +135,8 @@ def deflated_sharpe(
     sr0 = expected_max_sharpe(n_trials, trials_sharpe_variance)
     dsr, z = probabilistic_sharpe_ratio(sharpe, benchmark=sr0, n_obs=n_obs, skew=skew, kurtosis=kurtosis)
     return DeflatedSharpe(
-        dsr=dsr, sharpe=float(sharpe), sharpe_benchmark=float(sr0), z=z, n_obs=int(n_obs), n_trials=int(n_trials),
+        dsr=dsr, sharpe=float(sharpe), sharpe_benchmark=float(sr0), z=z, n_obs=int(n_obs),
+        n_trials=int(n_trials),
         trials_sharpe_variance=float(trials_sharpe_variance), skew=float(skew), kurtosis=float(kurtosis),
     )
 

@@ -54,7 +54,8 @@ def trials_frame(outcome: StudyOutcome) -> pd.DataFrame:
     for t in outcome.study.get_trials(deepcopy=False):
         r = trial_result(t)
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        for o, v in zip(outcome.spec.objectives, t.values or [math.nan] * len(outcome.spec.objectives)):
+        for o, v in zip(outcome.spec.objectives, t.values or [math.nan] * len(outcome.spec.objectives),
+                        strict=True):
             row[o.metric if len(outcome.spec.objectives) == 1 else f"value_{o.metric}"] = v
         if len(outcome.spec.objectives) == 1:
             row["value"] = row.pop(outcome.spec.objectives[0].metric)
@@ -129,7 +130,7 @@ def pareto_front_frame(outcome: StudyOutcome) -> pd.DataFrame:
     """The Pareto-optimal trials (multi-objective), one row each: number, objective values, parameters;
     sorted by the first objective, best first. This is what ``pareto.csv`` holds."""
     objectives = outcome.spec.objectives
-    rows = [{"number": t.number, **{o.metric: v for o, v in zip(objectives, t.values)}, **t.params}
+    rows = [{"number": t.number, **{o.metric: v for o, v in zip(objectives, t.values, strict=True)}, **t.params}
             for t in outcome.pareto]
     frame = pd.DataFrame(rows, columns=["number", *[o.metric for o in objectives],
                                         *sorted({k for t in outcome.pareto for k in t.params})])

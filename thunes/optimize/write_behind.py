@@ -61,7 +61,8 @@ class WriteBehind:
             raise StoreError(
                 f"study {self.target.study_name!r}: another process added {in_file - self.flushed} "
                 f"trial(s) to the SQLite file while this one ran; SQLite studies take one worker "
-                f"(use PostgreSQL with --workers N to share a study); this run's last {len(pending)} trial(s) were not saved"
+                f"(use PostgreSQL with --workers N to share a study); this run's last {len(pending)} "
+                f"trial(s) were not saved"
             )
         self.target.add_trials(pending)
         self.flushed += len(pending)
