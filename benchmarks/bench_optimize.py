@@ -20,10 +20,11 @@ from pathlib import Path
 import optuna
 
 from thunes.backtest import _kernels as K
-from thunes.optimize import _evaluate
 from thunes.data.samples import load_sample_candles
+from thunes.optimize import _evaluate
+from thunes.optimize.spec import make_sampler
 from thunes.optimize.storage import open_storage
-from thunes.optimize.study import StudySpec, TrialEvaluator, _make_sampler, optimize_quota
+from thunes.optimize.study import StudySpec, TrialEvaluator, optimize_quota
 
 
 class Timer:
@@ -54,7 +55,7 @@ class Timer:
 
 
 def run(label: str, storage: optuna.storages.BaseStorage | None, spec: StudySpec, candles, trials: int) -> dict:  # noqa: ANN001
-    study = optuna.create_study(storage=storage, sampler=_make_sampler(spec), directions=spec.directions,
+    study = optuna.create_study(storage=storage, sampler=make_sampler(spec), directions=spec.directions,
                                 study_name=f"bench-{label}-{time.time_ns()}")
     evaluator = TrialEvaluator(spec, candles, worker_id=f"bench-{label}")
     statements = [0]

@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "thunes"
 OWN_TEMP_FILES = {
     "files.py": "the helper itself",
     "config.py": "write_config_file: a config file may hold API keys, 0600 is right (secret)",
-    "optimize/study.py": "worker log files in the system temp folder, private to the user",
+    "optimize/worker.py": "worker log files in the system temp folder, private to the user",
     "execution/audit.py": "the audit trail (owner: execution; 0600 head file, 0640 trail by design)",
 }
 

@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 
 from thunes.cli import root
 from thunes.core.errors import DataError
-from thunes.optimize.storage import normalize_storage_url, redact_url
+from thunes.core.redact import redact_url
+from thunes.optimize.storage import normalize_storage_url
 from thunes.optimize.study import StudySpec, load_study, run_study, trial_result
 from thunes.optimize.worker import run_worker
 

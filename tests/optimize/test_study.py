@@ -219,13 +219,14 @@ def test_a_repeat_of_another_workers_trial_is_found_and_the_storage_is_asked_onl
         tmp_path, candles) -> None:  # noqa: ANN001
     import optuna
 
+    from thunes.optimize.spec import make_sampler
     from thunes.optimize.storage import open_storage
-    from thunes.optimize.study import _make_sampler, optimize_quota
+    from thunes.optimize.study import optimize_quota
 
     # Two parameter sets only (fast 5, slow 20 or 21); two evaluators stand for two workers on one study.
     spec = StudySpec(strategy="sma_cross", ranges={"fast": (5, 5), "slow": (20, 21)}).for_window(candles, "s")
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/g.sqlite"), study_name="g",
-                                sampler=_make_sampler(spec))
+                                sampler=make_sampler(spec))
     first, second = TrialEvaluator(spec, candles, worker_id="a"), TrialEvaluator(spec, candles, worker_id="b")
 
     optimize_quota(study, first, 3)

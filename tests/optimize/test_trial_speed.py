@@ -24,8 +24,9 @@ from thunes.backtest import (
 )
 from thunes.core.errors import StoreError
 from thunes.optimize import _evaluate
+from thunes.optimize.spec import make_sampler
 from thunes.optimize.storage import open_storage
-from thunes.optimize.study import StudySpec, TrialEvaluator, _make_sampler, optimize_quota, trial_result
+from thunes.optimize.study import StudySpec, TrialEvaluator, optimize_quota, trial_result
 from thunes.strategies import get_strategy
 
 OPTIONS = {
@@ -64,7 +65,7 @@ def test_the_prepared_path_gives_run_backtests_metrics_bit_for_bit(candles, labe
 def test_a_trial_stores_the_metrics_of_a_full_backtest(candles) -> None:  # noqa: ANN001
     spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "s")
     evaluator = TrialEvaluator(spec, candles)
-    study = optuna.create_study(sampler=_make_sampler(spec), direction="maximize")
+    study = optuna.create_study(sampler=make_sampler(spec), direction="maximize")
 
     optimize_quota(study, evaluator, 3)
 
@@ -81,7 +82,7 @@ def test_a_sqlite_study_runs_in_memory_and_lands_in_the_file_under_the_same_numb
         tmp_path, candles) -> None:  # noqa: ANN001
     url = f"sqlite:///{tmp_path}/wb.sqlite"
     spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "s")
-    study = optuna.create_study(storage=open_storage(url), study_name="wb", sampler=_make_sampler(spec))
+    study = optuna.create_study(storage=open_storage(url), study_name="wb", sampler=make_sampler(spec))
     seen: dict[int, tuple[str, dict, float | None]] = {}
 
     def record(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -99,7 +100,7 @@ def test_a_sqlite_study_runs_in_memory_and_lands_in_the_file_under_the_same_numb
 def test_a_second_writer_on_the_sqlite_study_is_detected_not_mixed_in(tmp_path, candles) -> None:  # noqa: ANN001
     url = f"sqlite:///{tmp_path}/two.sqlite"
     spec = StudySpec(strategy="sma_cross", ranges={"fast": (3, 30), "slow": (20, 120)}).for_window(candles, "s")
-    study = optuna.create_study(storage=open_storage(url), study_name="two", sampler=_make_sampler(spec))
+    study = optuna.create_study(storage=open_storage(url), study_name="two", sampler=make_sampler(spec))
     other = optuna.load_study(study_name="two", storage=open_storage(url))  # as another process would
 
     def intrude(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

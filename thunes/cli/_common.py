@@ -74,12 +74,15 @@ def load_candles(app, *, symbol: str, timeframe: str, since: str | None = None, 
     return frame, source
 
 
-def parse_params(items: tuple[str, ...]) -> dict[str, str]:
-    """``("fast=10", "slow=50")`` -> ``{"fast": "10", "slow": "50"}`` (the strategy validates types)."""
+def parse_params(items: tuple[str, ...], param_hint: str = "--param") -> dict[str, str]:
+    """``("fast=10", "slow=50")`` -> ``{"fast": "10", "slow": "50"}`` (the strategy validates types).
+
+    The one parser of repeated ``NAME=VALUE`` options (``--param``, ``--range``, ``--grid``); ``param_hint``
+    names the option in the error."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--param")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=param_hint)
         out[key.strip()] = value.strip()
     return out

@@ -344,8 +344,8 @@ def export_onnx_cmd(checkpoint: str, seq_len: int | None, out_path: str | None) 
     """
     import numpy as np
 
-    from thunes.ml.artifacts import load_model
-    from thunes.ml.serving import OnnxPredictor, TorchPredictor, export_onnx
+    from thunes.ml.artifacts import export_onnx, load_model
+    from thunes.ml.serving import OnnxPredictor, TorchPredictor
 
     model, meta = load_model(checkpoint, check_features=False)
     length = seq_len or meta.seq_len

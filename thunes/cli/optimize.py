@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from thunes.cli._common import parse_params
+
 __all__ = ["register"]
 
 
@@ -20,18 +22,8 @@ def _console():  # noqa: ANN202
     return Console(soft_wrap=False, width=140)
 
 
-def _split_kv(items: tuple[str, ...], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=what)
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _fixed_params(strategy_cls, items: tuple[str, ...]) -> dict[str, Any]:  # noqa: ANN001
-    raw = _split_kv(items, "--param")
+    raw = parse_params(items)
     space = strategy_cls.param_space()
     for name in raw:
         if name not in space:
@@ -41,7 +33,7 @@ def _fixed_params(strategy_cls, items: tuple[str, ...]) -> dict[str, Any]:  # no
 
 def _ranges(items: tuple[str, ...]) -> dict[str, tuple[float, float]]:
     out = {}
-    for name, value in _split_kv(items, "--range").items():
+    for name, value in parse_params(items, "--range").items():
         low, sep, high = value.partition(":")
         try:
             out[name] = (float(low), float(high))
@@ -55,7 +47,8 @@ def _ranges(items: tuple[str, ...]) -> dict[str, tuple[float, float]]:
 
 def _interrupted(study_name: str, storage: str) -> None:
     """Ctrl-C during a study: the finished trials are already stored; say so in one line and exit 130."""
-    from thunes.optimize.storage import is_memory, redact_url
+    from thunes.core.redact import redact_url
+    from thunes.optimize.storage import is_memory
 
     if is_memory(storage):
         kept = "the in-memory study is lost (use a sqlite:// storage to resume)"
@@ -137,10 +130,11 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
          walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, since, until, source, seed, top, no_progress,
          as_json) -> None:
     from thunes.backtest import BacktestOptions
+    from thunes.core.redact import redact_url
     from thunes.optimize import _evaluate
     from thunes.optimize._data import load_study_candles
     from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table
-    from thunes.optimize.storage import is_memory, redact_url
+    from thunes.optimize.storage import is_memory
     from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
     from thunes.optimize.walk_forward import run_walk_forward
     from thunes.strategies.loader import resolve_strategy, strategy_spec
@@ -253,7 +247,7 @@ def _finite(value: Any) -> Any:
 
 def _payload(outcome, wf, rec, name: str, storage: str, paths: dict) -> dict[str, Any]:  # noqa: ANN001
     """What the text output says, as one JSON object (NaN/inf become null)."""
-    from thunes.optimize.storage import redact_url
+    from thunes.core.redact import redact_url
 
     return {
         "study": name, "storage": redact_url(storage),
@@ -295,6 +289,7 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
     Example:
       thunes optimize worker --storage postgresql://user@db/optuna --study btc-sma --trials 20
     """
+    from thunes.optimize.trials import worker_id
     from thunes.optimize.worker import run_worker
 
     _quiet_optuna()
@@ -302,7 +297,7 @@ def worker_cmd(app, storage: str, study_name: str, trials: int, store_url: str |
 
     index = worker_index if worker_index is not None else 1000 + os.getpid() % 100_000
     report = run_worker(storage, study_name, trials, worker_index=index, store_url=store_url,
-                        worker_id=f"{os.uname().nodename}:{os.getpid()}:{index}",
+                        worker_id=worker_id(index),
                         sample_dir=app.settings.data.sample_dir)
     click.echo(f"worker {report.worker_id}: completed {report.completed} trial(s) of {report.study}")
 

@@ -7,7 +7,15 @@ from thunes.core.errors import *  # noqa: F403 - the error tree is part of the c
 from thunes.core.errors import __all__ as _errors_all
 from thunes.core.ids import client_order_id
 from thunes.core.markets import Market, SymbolFilters, parse_exchange_info, round_down_to_step, round_to_tick
-from thunes.core.timeframes import Timeframe, align_ms, parse_timeframe, resample, timeframe_ms, timeframe_seconds, utc_ms
+from thunes.core.timeframes import (
+    Timeframe,
+    align_ms,
+    parse_timeframe,
+    resample,
+    timeframe_ms,
+    timeframe_seconds,
+    utc_ms,
+)
 
 __all__ = [
     "OHLCV", "candles_frame", "ts_ms", "validate_candles",

@@ -13,7 +13,7 @@ import pandas as pd
 from thunes.core.errors import DataError
 from thunes.core.timeframes import index_ms
 
-__all__ = ["OHLCV", "candles_frame", "validate_candles", "ts_ms"]
+__all__ = ["OHLCV", "candles_frame", "ts_ms", "validate_candles"]
 
 OHLCV = ("open", "high", "low", "close", "volume")
 
@@ -24,7 +24,8 @@ def candles_frame(ts: np.ndarray, open_, high, low, close, volume) -> pd.DataFra
     The index is ``datetime64[ns, UTC]`` on every pandas version (pandas 3 would otherwise pick
     microseconds): one canonical unit, and :func:`ts_ms` for every conversion back to milliseconds.
     """
-    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="ms", utc=True), name="ts").as_unit("ns")
+    stamps = pd.to_datetime(np.asarray(ts, dtype="int64"), unit="ms", utc=True)
+    index = pd.DatetimeIndex(stamps, name="ts").as_unit("ns")
     return pd.DataFrame(
         {
             "open": np.asarray(open_, dtype="float64"),
@@ -64,4 +65,5 @@ def validate_candles(frame: pd.DataFrame, *, require_finite: bool = True) -> Non
             nonfinite = np.flatnonzero(~np.isfinite(values))
             if nonfinite.size:
                 i = int(nonfinite[0])
-                raise DataError(f"non-finite value {values[i]} in column '{col}' at row {i} ({frame.index[i]})")
+                raise DataError(f"non-finite value {values[i]} in column '{col}' at row {i} "
+                                f"({frame.index[i]})")

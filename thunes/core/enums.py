@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Side", "OrderType", "TimeInForce", "OrderStatus", "TradingMode", "check_transition"]
+__all__ = ["OrderStatus", "OrderType", "Side", "TimeInForce", "TradingMode", "check_transition"]
 
 
 class Side(StrEnum):
@@ -12,7 +12,7 @@ class Side(StrEnum):
     SELL = "SELL"
 
     @property
-    def opposite(self) -> "Side":
+    def opposite(self) -> Side:
         return Side.SELL if self is Side.BUY else Side.BUY
 
 

@@ -27,24 +27,24 @@ Retries catch only :class:`RetryableError`.
 from __future__ import annotations
 
 __all__ = [
-    "ThunesError",
+    "AuthenticationError",
     "ConfigError",
     "DataError",
-    "InsufficientData",
-    "StoreError",
-    "ExchangeError",
-    "RetryableError",
-    "RateLimited",
-    "ExchangeUnavailable",
-    "RequestTimeout",
-    "AuthenticationError",
-    "OrderRejected",
-    "InsufficientFunds",
-    "FilterRejected",
     "DuplicateOrder",
+    "ExchangeError",
+    "ExchangeUnavailable",
+    "FilterRejected",
+    "InsufficientData",
+    "InsufficientFunds",
     "OrderNotFound",
+    "OrderRejected",
+    "RateLimited",
+    "RequestTimeout",
+    "RetryableError",
     "RiskDenied",
+    "StoreError",
     "StrategyError",
+    "ThunesError",
 ]
 
 

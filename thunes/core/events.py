@@ -31,16 +31,36 @@ import dataclasses
 import logging
 import queue
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any
 
 __all__ = [
-    "Event", "DecisionAction", "BotState", "CandleClosed", "SignalDecided", "OrderSubmitted", "OrderFilled",
-    "OrderRejected", "RiskDenied", "KillSwitchChanged", "PositionOpened", "PositionClosed",
-    "ReconcileMismatch", "FeedReconnected", "FeedStale", "JobRan", "BotStateChanged", "DailySummary",
-    "EVENT_TYPES", "event_from_json", "EventBus", "Subscription", "QueuedSubscriber",
+    "EVENT_TYPES",
+    "BotState",
+    "BotStateChanged",
+    "CandleClosed",
+    "DailySummary",
+    "DecisionAction",
+    "Event",
+    "EventBus",
+    "FeedReconnected",
+    "FeedStale",
+    "JobRan",
+    "KillSwitchChanged",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderSubmitted",
+    "PositionClosed",
+    "PositionOpened",
+    "QueuedSubscriber",
+    "ReconcileMismatch",
+    "RiskDenied",
+    "SignalDecided",
+    "Subscription",
+    "event_from_json",
 ]
 
 log = logging.getLogger(__name__)

@@ -8,13 +8,14 @@ only holds the rules and the two roundings every layer needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from thunes.core.errors import DataError
 
-__all__ = ["SymbolFilters", "Market", "round_down_to_step", "round_to_tick", "parse_exchange_info"]
+__all__ = ["Market", "SymbolFilters", "parse_exchange_info", "round_down_to_step", "round_to_tick"]
 
 ZERO = Decimal(0)
 
@@ -68,12 +69,13 @@ class SymbolFilters:
     raw: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
-    def from_binance(cls, filters: list[Mapping[str, Any]]) -> "SymbolFilters":
+    def from_binance(cls, filters: list[Mapping[str, Any]]) -> SymbolFilters:
         kw: dict[str, Any] = {}
         for f in filters:
             kind = f.get("filterType")
             if kind == "PRICE_FILTER":
-                kw.update(tick_size=_d(f["tickSize"]), min_price=_d(f["minPrice"]), max_price=_d(f["maxPrice"]))
+                kw.update(tick_size=_d(f["tickSize"]), min_price=_d(f["minPrice"]),
+                          max_price=_d(f["maxPrice"]))
             elif kind == "LOT_SIZE":
                 kw.update(step_size=_d(f["stepSize"]), min_qty=_d(f["minQty"]), max_qty=_d(f["maxQty"]))
             elif kind == "MARKET_LOT_SIZE":
@@ -143,7 +145,7 @@ class Market:
         return round_to_tick(price, self.filters.tick_size, up=up)
 
     @classmethod
-    def from_binance(cls, info: Mapping[str, Any]) -> "Market":
+    def from_binance(cls, info: Mapping[str, Any]) -> Market:
         try:
             base, quote = str(info["baseAsset"]), str(info["quoteAsset"])
             return cls(

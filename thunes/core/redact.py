@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MASK", "redact_url", "redact_text", "is_secret_name"]
+__all__ = ["MASK", "is_secret_name", "redact_text", "redact_url"]
 
 MASK = "***"
 

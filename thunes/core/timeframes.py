@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from thunes.core.errors import DataError
 
-__all__ = ["Timeframe", "parse_timeframe", "timeframe_seconds", "timeframe_ms", "align_ms", "resample", "index_ms"]
+__all__ = [
+    "Timeframe",
+    "align_ms",
+    "index_ms",
+    "parse_timeframe",
+    "resample",
+    "timeframe_ms",
+    "timeframe_seconds",
+]
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000}
 _PATTERN = re.compile(r"^(\d+)([smhdwM])$")
@@ -47,7 +55,7 @@ class Timeframe:
 
 
 def parse_timeframe(text: str | Timeframe) -> Timeframe:
-    """Parse ``"1m"``, ``"4h"``, ``"1M"`` … into a :class:`Timeframe`; raise ``DataError`` on anything else."""
+    """Parse ``"1m"``, ``"4h"``, ``"1M"`` … into a :class:`Timeframe`; ``DataError`` on anything else."""
     if isinstance(text, Timeframe):
         return text
     match = _PATTERN.match(str(text).strip())
@@ -105,7 +113,8 @@ def align_ms(ts_ms: int | np.ndarray, timeframe: str | Timeframe) -> int | np.nd
     return (arr - offset) // step * step + offset
 
 
-def resample(candles: pd.DataFrame, timeframe: str | Timeframe, *, drop_incomplete_last: bool = True) -> pd.DataFrame:
+def resample(candles: pd.DataFrame, timeframe: str | Timeframe, *, drop_incomplete_last: bool = True
+             ) -> pd.DataFrame:
     """Resample a canonical candle frame to a higher timeframe.
 
     First open, max high, min low, last close, summed volume. Buckets with no source candle are
@@ -144,7 +153,7 @@ def utc_ms(dt: datetime | str) -> int:
     if isinstance(dt, str):
         dt = pd.Timestamp(dt).to_pydatetime()
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 

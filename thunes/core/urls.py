@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["rest_root", "REST_PATH"]
+__all__ = ["REST_PATH", "rest_root"]
 
 REST_PATH = "/api/v3"
 _ACCEPTED_PATHS = ("", "/api", "/api/v3")
@@ -29,5 +29,6 @@ def rest_root(url: str) -> str:
         raise ValueError(f"base URL {text!r} must not have a query or fragment; expected e.g. {_EXAMPLE}")
     path = parts.path.rstrip("/")
     if path not in _ACCEPTED_PATHS:
-        raise ValueError(f"base URL {text!r} has the path {parts.path!r}; expected the exchange host, e.g. {_EXAMPLE}")
+        raise ValueError(f"base URL {text!r} has the path {parts.path!r}; expected the exchange host, "
+                         f"e.g. {_EXAMPLE}")
     return f"{parts.scheme}://{parts.netloc}"

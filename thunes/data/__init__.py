@@ -9,12 +9,12 @@ from thunes.data.store import CandleStore, SeriesInfo, WriteResult, open_store, 
 
 __all__ = [
     "CandleStore",
+    "QualityReport",
     "SeriesInfo",
     "WriteResult",
-    "open_store",
-    "store_from_settings",
-    "QualityReport",
     "check_candles",
-    "split_valid",
     "fill_gaps",
+    "open_store",
+    "split_valid",
+    "store_from_settings",
 ]

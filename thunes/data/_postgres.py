@@ -10,15 +10,15 @@ cache) run in one REPEATABLE READ transaction.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from thunes.core.errors import StoreError
 from thunes.core.redact import redact_url
-from thunes.data.store import BATCH_ROWS, Arrays, CandleStore, SeriesInfo, WriteMode, _empty_arrays
+from thunes.data._base import BATCH_ROWS, Arrays, CandleStore, SeriesInfo, WriteMode, _empty_arrays
 
-__all__ = ["PostgresStore", "encode_copy_binary", "decode_copy_binary"]
+__all__ = ["PostgresStore", "decode_copy_binary", "encode_copy_binary"]
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS ohlcv (

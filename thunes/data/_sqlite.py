@@ -11,14 +11,14 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from thunes.core.errors import StoreError
-from thunes.data.store import BATCH_ROWS, Arrays, CandleStore, SeriesInfo, WriteMode, _empty_arrays
+from thunes.data._base import BATCH_ROWS, Arrays, CandleStore, SeriesInfo, WriteMode, _empty_arrays
 
 __all__ = ["SQLiteStore", "sqlite_path"]
 

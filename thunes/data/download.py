@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ccxt
 import numpy as np
@@ -37,7 +38,7 @@ from thunes.core.errors import (
 from thunes.core.timeframes import parse_timeframe
 from thunes.data.store import CandleStore, normalize_symbol
 
-__all__ = ["DownloadResult", "make_exchange", "download_candles", "translate_ccxt_error", "SPOT_OPTIONS"]
+__all__ = ["SPOT_OPTIONS", "DownloadResult", "download_candles", "make_exchange", "translate_ccxt_error"]
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -40,16 +41,16 @@ from thunes.data.samples import load_sample_candles, sample_file
 from thunes.data.store import CandleStore, WriteMode, normalize_symbol
 
 __all__ = [
-    "FileFormat",
     "FORMATS",
+    "FileFormat",
+    "ImportResult",
     "detect_format",
+    "export_format",
+    "import_file",
+    "import_sample",
     "read_candle_file",
     "read_table_file",
     "write_candle_file",
-    "export_format",
-    "ImportResult",
-    "import_file",
-    "import_sample",
 ]
 
 log = logging.getLogger(__name__)

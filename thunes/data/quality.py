@@ -43,22 +43,22 @@ from thunes.core.errors import DataError
 from thunes.core.timeframes import Timeframe, align_ms, index_ms, parse_timeframe
 
 __all__ = [
+    "BINANCE_LAUNCH_MS",
+    "DEFAULT_JUMP_SIGMAS",
+    "EARLIEST_CANDLE_MS",
     "Issue",
     "QualityReport",
     "ValidationResult",
     "check_candles",
+    "check_spacing",
     "check_table",
-    "split_valid",
-    "valid_rows",
     "fill_gaps",
     "find_gaps",
-    "DEFAULT_JUMP_SIGMAS",
-    "EARLIEST_CANDLE_MS",
-    "BINANCE_LAUNCH_MS",
-    "out_of_range",
     "format_ms",
+    "out_of_range",
+    "split_valid",
     "typical_step_ms",
-    "check_spacing",
+    "valid_rows",
 ]
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from thunes.core.errors import DataError
 from thunes.core.timeframes import parse_timeframe, resample
 from thunes.data.synthetic import generate_candles
 
-__all__ = ["find_sample_dir", "sample_file", "finer_sample_file", "load_sample_candles", "SampleCandles",
+__all__ = ["SampleCandles", "find_sample_dir", "finer_sample_file", "load_sample_candles", "sample_file",
            "stored_or_sample"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import ccxt
 
 from thunes.core import errors as E
 
-__all__ = ["translate", "binance_error"]
+__all__ = ["binance_error", "translate"]
 
 _BODY = re.compile(r"\{.*\}", re.S)
 _FILTER = re.compile(r"Filter failure: ([A-Z_]+)")

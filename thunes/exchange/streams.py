@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import ccxt
 import pandas as pd
@@ -32,7 +33,7 @@ from thunes.exchange.types import OrderResult
 if TYPE_CHECKING:  # pragma: no cover
     from thunes.exchange.sim import LocalExchange
 
-__all__ = ["StreamOptions", "CcxtStreams"]
+__all__ = ["CcxtStreams", "StreamOptions"]
 
 log = logging.getLogger("thunes.exchange.streams")
 
@@ -56,7 +57,7 @@ class CcxtStreams:
         self._closed = False
 
     @classmethod
-    def for_local(cls, sim: "LocalExchange", stream_options: StreamOptions | None = None) -> "CcxtStreams":
+    def for_local(cls, sim: LocalExchange, stream_options: StreamOptions | None = None) -> CcxtStreams:
         return cls(CcxtOptions(mode="local", base_url=sim.base_url, api_key=sim.api_key, secret=sim.secret,
                                timeout_s=5, enable_rate_limit=False), stream_options)
 
@@ -75,7 +76,7 @@ class CcxtStreams:
         while not self._closed:
             try:
                 result = await asyncio.wait_for(call(), opts.stale_after_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("stream silent for %.1fs: reconnecting", opts.stale_after_s)
                 self.reconnects += 1
                 await self._reset_connections()
@@ -117,7 +118,7 @@ class CcxtStreams:
         self._closed = True
         await self.client.close()
 
-    async def __aenter__(self) -> "CcxtStreams":
+    async def __aenter__(self) -> CcxtStreams:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from thunes.core.enums import OrderStatus, OrderType, Side, TimeInForce
 from thunes.core.errors import ConfigError
 
-__all__ = ["OrderRequest", "Fill", "OrderResult", "Balance", "Ticker", "Trade"]
+__all__ = ["Balance", "Fill", "OrderRequest", "OrderResult", "Ticker", "Trade"]
 
 ZERO = Decimal(0)
 

@@ -42,6 +42,7 @@ from thunes.core.errors import ConfigError, DataError
 from thunes.core.timeframes import parse_timeframe
 from thunes.execution.ledger import LedgerRow, read_ledger
 from thunes.strategies.base import Strategy
+from thunes.strategies.window import trailing_window
 
 __all__ = [
     "ReplaySpec", "PaperRun", "TradeDiff", "ParityReport", "paper_replay", "ledger_round_trips", "compare",
@@ -54,7 +55,8 @@ class ReplaySpec:
     """What a replay trades, with which settings and over which span (the same for paper and backtest).
 
     The trader's window is warmed with the first ``start_bar`` candles (default: the strategy's
-    ``max(4 × warmup, warmup + 250)``); then ``bars`` closed candles are traded (default: all the rest).
+    ``max(4 × warmup, warmup + 250)``, :func:`thunes.strategies.window.trailing_window`); then ``bars``
+    closed candles are traded (default: all the rest).
     """
 
     symbol: str
@@ -212,7 +214,7 @@ def paper_replay(
     symbol, timeframe = spec.symbol, spec.timeframe
     tf_ms = parse_timeframe(timeframe).ms
     stamps = ts_ms(candles)
-    warm = spec.start_bar if spec.start_bar is not None else max(4 * strategy.warmup, strategy.warmup + 250)
+    warm = spec.start_bar if spec.start_bar is not None else trailing_window(strategy)
     if warm < strategy.warmup or warm >= len(candles) - 1:
         raise DataError(f"paper replay: start_bar {warm} must be >= warm-up {strategy.warmup} and < {len(candles) - 1}")
     n = spec.bars if spec.bars is not None else len(candles) - warm - 1

@@ -33,8 +33,14 @@ from thunes.features import _kernels as K
 from thunes.features.gaps import gap_flags, infer_step_ms
 
 __all__ = [
-    "FeatureBlock", "FeatureSet", "compute_features", "get_feature_set", "feature_set_names",
-    "describe_column", "GAP_COLUMN", "KERNEL_VERSION",
+    "GAP_COLUMN",
+    "KERNEL_VERSION",
+    "FeatureBlock",
+    "FeatureSet",
+    "compute_features",
+    "describe_column",
+    "feature_set_names",
+    "get_feature_set",
 ]
 
 GAP_COLUMN = "gap_flag"

@@ -13,7 +13,7 @@ import numpy as np
 from thunes.core.errors import ConfigError, DataError
 from thunes.features import _kernels as K
 
-__all__ = ["gap_flags", "infer_step_ms", "gap_positions"]
+__all__ = ["gap_flags", "gap_positions", "infer_step_ms"]
 
 
 def gap_flags(ts_ms: np.ndarray, timeframe_ms: int, window: int) -> np.ndarray:

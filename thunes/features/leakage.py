@@ -43,7 +43,7 @@ import pandas as pd
 
 from thunes.core.errors import ConfigError, DataError
 
-__all__ = ["audit_leakage", "LeakageReport", "LeakageFinding", "SUSPICIOUS_NAME", "IC_THRESHOLD", "rank_ic"]
+__all__ = ["IC_THRESHOLD", "SUSPICIOUS_NAME", "LeakageFinding", "LeakageReport", "audit_leakage", "rank_ic"]
 
 IC_THRESHOLD = 0.2
 IC_MIN_Z = 5.0  # and the IC must be this many standard errors from 0 (short samples: no chance findings)

@@ -40,7 +40,7 @@ import pandas as pd
 from thunes.core.errors import ConfigError, InsufficientData
 from thunes.progress import progress_bar
 
-__all__ = ["check_prefix_invariance", "LookaheadReport", "Violation"]
+__all__ = ["LookaheadReport", "Violation", "check_prefix_invariance"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

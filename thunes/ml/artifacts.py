@@ -22,29 +22,31 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from thunes.core.errors import ConfigError, DataError
 from thunes.ml.dataset import FeatureScaler
 
 __all__ = [
-    "ModelMeta",
-    "ModelCompatibilityError",
-    "save_model",
-    "load_model",
-    "load_meta",
-    "load_scaler",
-    "extract_state_dict",
-    "infer_lstm_arch",
-    "check_feature_compatibility",
-    "code_version",
     "META_FILE",
+    "ONNX_FILE",
     "SCALER_FILE",
     "TORCH_FILE",
-    "ONNX_FILE",
+    "ModelCompatibilityError",
+    "ModelMeta",
+    "check_feature_compatibility",
+    "code_version",
+    "export_onnx",
+    "extract_state_dict",
+    "infer_lstm_arch",
+    "load_meta",
+    "load_model",
+    "load_scaler",
+    "save_model",
 ]
 
 META_FILE = "meta.json"
@@ -97,7 +99,7 @@ class ModelMeta:
         return {**self.extra, **data}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelMeta":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelMeta:
         known = {f.name for f in fields(cls)} - {"extra", "scaler"}
         aliases = {"hidden_size": "hidden", "n_features": "input_size", "layers": "num_layers",
                    "sequence_length": "seq_len", "features": "feature_cols", "columns": "feature_cols"}
@@ -143,7 +145,7 @@ def save_model(folder: str | Path, model: Any, meta: ModelMeta, scaler: FeatureS
     """Write weights, scaler and ``meta.json`` (and ``model.onnx`` for an LSTM when ``onnx``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta.trained_at = meta.trained_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta.trained_at = meta.trained_at or datetime.now(UTC).isoformat(timespec="seconds")
     meta.code_version = meta.code_version or code_version()
     if scaler is not None:
         if meta.feature_cols and tuple(meta.feature_cols) != scaler.feature_names:
@@ -160,8 +162,6 @@ def save_model(folder: str | Path, model: Any, meta: ModelMeta, scaler: FeatureS
                              "num_layers": meta.num_layers, "dropout": meta.dropout}},
                    folder / TORCH_FILE)
         if onnx:
-            from thunes.ml.serving import export_onnx
-
             export_onnx(model, folder / ONNX_FILE, seq_len=int(meta.seq_len or 1))
             meta.onnx = ONNX_FILE
     _write_json(folder / META_FILE, meta.to_dict())
@@ -397,3 +397,24 @@ def load_model(path: str | Path, *, check_features: bool = True, strict_hash: bo
             raise ModelCompatibilityError("scaler.json feature names differ from meta.json feature_cols")
     meta.scaler = scaler
     return model, meta
+
+
+def export_onnx(model: Any, path: str | Path, *, seq_len: int, opset: int = 17) -> Path:
+    """Export an ``LSTM2Head`` to ONNX (input ``x``: ``(batch, seq_len, features)``; outputs ``ret``, ``vol``)."""
+    import torch
+
+    path = Path(path)
+    was_training = model.training
+    model.eval()
+    dummy = torch.zeros((1, seq_len, model.arch.input_size), dtype=torch.float32)
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes about LSTM batch sizes: h0 is built from x
+        torch.onnx.export(
+            model, (dummy,), str(path), input_names=["x"], output_names=["ret", "vol"],
+            dynamic_axes={"x": {0: "batch"}, "ret": {0: "batch"}, "vol": {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    model.train(was_training)
+    return path

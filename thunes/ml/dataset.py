@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,19 +34,19 @@ from thunes.core.candles import ts_ms, validate_candles
 from thunes.core.errors import ConfigError, DataError, InsufficientData
 
 __all__ = [
-    "TARGET_COLUMNS",
-    "make_targets",
-    "Split",
-    "temporal_split",
-    "FeatureScaler",
     "SCALED_ATTR",
-    "gap_before",
-    "valid_window_ends",
-    "WindowCounts",
-    "gather_windows",
-    "DatasetOptions",
+    "TARGET_COLUMNS",
     "Dataset",
+    "DatasetOptions",
+    "FeatureScaler",
+    "Split",
+    "WindowCounts",
     "build_dataset",
+    "gap_before",
+    "gather_windows",
+    "make_targets",
+    "temporal_split",
+    "valid_window_ends",
 ]
 
 TARGET_COLUMNS = ("target_ret", "target_vol")
@@ -174,7 +175,7 @@ class FeatureScaler:
         return list(self.feature_names)
 
     @classmethod
-    def fit(cls, features: pd.DataFrame, rows: np.ndarray | slice | None = None) -> "FeatureScaler":
+    def fit(cls, features: pd.DataFrame, rows: np.ndarray | slice | None = None) -> FeatureScaler:
         """Fit on ``features.iloc[rows]`` (all rows when None); NaN rows are ignored column by column."""
         part = features if rows is None else features.iloc[rows]
         if part.empty:
@@ -191,7 +192,7 @@ class FeatureScaler:
         if isinstance(part.index, pd.DatetimeIndex):
             start, end = part.index[0].isoformat(), part.index[-1].isoformat()
         return cls(feature_names=tuple(str(c) for c in part.columns), mean=mean, scale=std,
-                   fit_rows=int(len(part)), fit_start=start, fit_end=end)
+                   fit_rows=len(part), fit_start=start, fit_end=end)
 
     @property
     def fingerprint(self) -> str:
@@ -231,7 +232,7 @@ class FeatureScaler:
                 "fit_start": self.fit_start, "fit_end": self.fit_end}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FeatureScaler":
+    def from_dict(cls, data: dict[str, Any]) -> FeatureScaler:
         names = tuple(data["feature_names"])
         mean = np.asarray(data["mean"], dtype="float64")
         scale = np.asarray(data["scale"], dtype="float64")

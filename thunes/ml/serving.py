@@ -1,6 +1,6 @@
-"""CPU serving: ONNX export, an onnxruntime predictor, input preparation, and the ``Forecaster``.
+"""CPU serving: an onnxruntime predictor, input preparation, and the ``Forecaster``.
 
-Live inference must not need torch: :func:`export_onnx` writes the LSTM once at training time and
+Live inference must not need torch: :func:`thunes.ml.artifacts.export_onnx` writes the LSTM once at training time and
 :class:`OnnxPredictor` runs it with onnxruntime on one thread (the trader's latency budget is a couple
 of milliseconds per bar, and one thread avoids fighting the event loop for cores).
 
@@ -15,9 +15,10 @@ refuses windows with NaNs, gap-flagged rows or irregular timestamps, and names w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,34 +29,12 @@ from thunes.core.timeframes import index_ms
 from thunes.ml.dataset import SCALED_ATTR, FeatureScaler, gap_before, gather_windows, valid_window_ends
 
 __all__ = [
-    "export_onnx",
+    "Forecast",
+    "Forecaster",
     "OnnxPredictor",
     "TorchPredictor",
     "prepare_input_for_model",
-    "Forecast",
-    "Forecaster",
 ]
-
-
-def export_onnx(model: Any, path: str | Path, *, seq_len: int, opset: int = 17) -> Path:
-    """Export an ``LSTM2Head`` to ONNX (input ``x``: ``(batch, seq_len, features)``; outputs ``ret``, ``vol``)."""
-    import torch
-
-    path = Path(path)
-    was_training = model.training
-    model.eval()
-    dummy = torch.zeros((1, seq_len, model.arch.input_size), dtype=torch.float32)
-    import warnings
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's notes about LSTM batch sizes: h0 is built from x
-        torch.onnx.export(
-            model, (dummy,), str(path), input_names=["x"], output_names=["ret", "vol"],
-            dynamic_axes={"x": {0: "batch"}, "ret": {0: "batch"}, "vol": {0: "batch"}},
-            opset_version=opset, dynamo=False,
-        )
-    model.train(was_training)
-    return path
 
 
 class OnnxPredictor:
@@ -183,7 +162,7 @@ class Forecaster:
         self._warmup: int | None = None
 
     @classmethod
-    def load(cls, folder: str | Path, *, backend: str = "auto", threads: int = 1) -> "Forecaster":
+    def load(cls, folder: str | Path, *, backend: str = "auto", threads: int = 1) -> Forecaster:
         """``backend``: ``onnx`` (torch-free), ``torch``, or ``auto`` (ONNX when the file exists)."""
         from thunes.ml.artifacts import ONNX_FILE, check_feature_compatibility, load_meta, load_scaler
 

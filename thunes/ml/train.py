@@ -34,8 +34,13 @@ from thunes.core.errors import ConfigError, DataError
 from thunes.ml.dataset import Dataset, DatasetOptions, build_dataset
 
 __all__ = [
-    "TrainOptions", "TrainResult", "LeakageDetected", "train_model", "run_leakage_audit", "pick_device",
+    "LeakageDetected",
+    "TrainOptions",
+    "TrainResult",
+    "pick_device",
     "resolve_threads",
+    "run_leakage_audit",
+    "train_model",
 ]
 
 
@@ -335,10 +340,9 @@ def train_model(
     progress: bool = False,
 ) -> TrainResult:
     """Train one model on ``candles``; write it to ``out_dir`` when given. See the module docstring."""
-    from thunes.ml.artifacts import ModelMeta, save_model
-    from thunes.ml.evaluate import compare_to_baselines, prediction_metrics
-
     from thunes.features import compute_features, get_feature_set
+    from thunes.ml.artifacts import ModelMeta, save_model
+    from thunes.ml.metrics import compare_to_baselines, prediction_metrics
 
     spec = get_feature_set(options.feature_set)
     if features is None:

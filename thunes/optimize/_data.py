@@ -15,11 +15,11 @@ import pandas as pd
 
 from thunes.core.candles import ts_ms
 from thunes.core.errors import DataError, InsufficientData
+from thunes.core.redact import redact_url
 from thunes.core.timeframes import utc_ms
 from thunes.data.samples import load_sample_candles
-from thunes.optimize.storage import redact_url
 
-__all__ = ["StudyData", "load_study_candles", "candles_fingerprint"]
+__all__ = ["StudyData", "candles_fingerprint", "load_study_candles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,8 @@ def candles_fingerprint(frame: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def _from_store(url: str, symbol: str, timeframe: str, start: int | None, end: int | None) -> pd.DataFrame | None:
+def _from_store(url: str, symbol: str, timeframe: str, start: int | None, end: int | None
+                ) -> pd.DataFrame | None:
     if url.startswith("sqlite:"):
         # Only read an existing file: a study must not create an empty store as a side effect.
         path = url.split("sqlite:///", 1)[-1]
@@ -87,8 +88,8 @@ def load_study_candles(
             return StudyData(frame, f"store:{redact_url(store_url)}", f"candle store ({len(frame)} rows)")
         if source == "store":
             raise InsufficientData(
-                f"the candle store {redact_url(store_url)} has no {symbol} {timeframe} candles in the requested "
-                f"range; fill it with {_fill_hint(symbol, timeframe)}, or use --source sample"
+                f"the candle store {redact_url(store_url)} has no {symbol} {timeframe} candles in the "
+                f"requested range; fill it with {_fill_hint(symbol, timeframe)}, or use --source sample"
             )
     sample = load_sample_candles(symbol, timeframe, sample_dir=sample_dir)
     frame = sample.frame

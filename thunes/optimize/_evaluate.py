@@ -18,8 +18,9 @@ for the best parameters and the reports.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,8 +53,16 @@ from thunes.core.errors import ConfigError
 from thunes.strategies import Strategy
 
 __all__ = [
-    "options_to_json", "make_options", "run", "bar_returns", "metrics", "PreparedCandles", "prepare",
-    "QuickRun", "run_prepared", "bar_returns_array",
+    "PreparedCandles",
+    "QuickRun",
+    "bar_returns",
+    "bar_returns_array",
+    "make_options",
+    "metrics",
+    "options_to_json",
+    "prepare",
+    "run",
+    "run_prepared",
 ]
 
 _SIZING = {"fixed_quote": FixedQuote, "fraction": FractionOfEquity, "vol_target": VolTarget}
@@ -150,8 +159,8 @@ def prepare(candles: pd.DataFrame, options: BacktestOptions, symbol: str, timefr
     inputs = prepare_inputs(candles, timeframe, options)  # validates; refuses fewer than 2 candles
     p = options_vector(options, default_market(symbol), timeframe)
     records = np.empty((len(inputs.close) + 1, K.N_REC), dtype=np.float64)
-    return PreparedCandles(candles=candles, symbol=symbol, timeframe=timeframe, options=options, inputs=inputs,
-                           p=p, lean=K.is_lean(p), records=records, gaps={})
+    return PreparedCandles(candles=candles, symbol=symbol, timeframe=timeframe, options=options,
+                           inputs=inputs, p=p, lean=K.is_lean(p), records=records, gaps={})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,8 +191,8 @@ def run_prepared(prepared: PreparedCandles, strategy: Strategy) -> QuickRun:
     n_rec = K.simulate(
         inp.open, inp.high, inp.low, inp.close, inp.volume, inp.vol, gap, inp.ts,
         arrays.entries, arrays.exits, arrays.short_entries, arrays.short_exits,
-        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), prepared.p, prepared.records, equity, stats,
-        prepared.lean,
+        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), prepared.p, prepared.records, equity,
+        stats, prepared.lean,
     )
     rec = prepared.records[:n_rec]
     if n_rec:
@@ -199,7 +208,8 @@ def run_prepared(prepared: PreparedCandles, strategy: Strategy) -> QuickRun:
         stats[K.S_GROSS_PROFIT] = float(pnl[pnl > 0].sum())
         stats[K.S_GROSS_LOSS] = float(-pnl[pnl <= 0].sum())
         stats[K.S_EXPOSURE_BARS] = stats[K.S_HOLD_BARS] = float(held.sum())
-    metrics = stats_from_kernel(stats, initial_cash=prepared.options.initial_cash, timeframe=prepared.timeframe)
+    metrics = stats_from_kernel(stats, initial_cash=prepared.options.initial_cash,
+                                timeframe=prepared.timeframe)
     return QuickRun(stats=metrics, equity=equity, n_trades=int(n_rec))
 
 

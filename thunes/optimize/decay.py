@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,17 @@ from thunes.optimize import _evaluate
 from thunes.strategies import Strategy
 
 __all__ = [
-    "DecayReport", "rolling_sharpe", "check_decay", "series_key", "deployed_path", "decay_path",
-    "write_json_atomic", "write_deployed", "read_deployed", "write_decay_flag", "read_decay_flag",
+    "DecayReport",
+    "check_decay",
+    "decay_path",
+    "deployed_path",
+    "read_decay_flag",
+    "read_deployed",
+    "rolling_sharpe",
+    "series_key",
+    "write_decay_flag",
+    "write_deployed",
+    "write_json_atomic",
 ]
 
 
@@ -56,8 +66,8 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
 def write_deployed(path: Path, *, strategy: str, symbol: str, timeframe: str, params: Mapping[str, Any],
                    study: str, evidence: Mapping[str, Any]) -> Path:
     return write_json_atomic(path, {
-        "strategy": strategy, "symbol": symbol, "timeframe": timeframe, "params": dict(params), "study": study,
-        "deployed_at": datetime.now(timezone.utc).isoformat(), "evidence": dict(evidence),
+        "strategy": strategy, "symbol": symbol, "timeframe": timeframe, "params": dict(params),
+        "study": study, "deployed_at": datetime.now(UTC).isoformat(), "evidence": dict(evidence),
     })
 
 
@@ -101,8 +111,9 @@ class DecayReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "strategy": self.strategy, "symbol": self.symbol, "timeframe": self.timeframe, "params": self.params,
-            "window_bars": self.window_bars, "min_sharpe": self.min_sharpe, "latest_sharpe": self.latest_sharpe,
+            "strategy": self.strategy, "symbol": self.symbol, "timeframe": self.timeframe,
+            "params": self.params, "window_bars": self.window_bars, "min_sharpe": self.min_sharpe,
+            "latest_sharpe": self.latest_sharpe,
             "worst_sharpe": self.worst_sharpe, "decayed": self.decayed, "start": self.start.isoformat(),
             "end": self.end.isoformat(), "checked_at": self.checked_at,
         }
@@ -135,7 +146,7 @@ def check_decay(
         strategy=strategy.name, symbol=symbol, timeframe=timeframe, params=strategy.params,
         window_bars=window_bars, min_sharpe=float(min_sharpe), latest_sharpe=latest,
         worst_sharpe=float(roll.min()), decayed=bool(latest < min_sharpe), start=candles.index[0],
-        end=candles.index[-1], checked_at=datetime.now(timezone.utc).isoformat(), rolling=roll,
+        end=candles.index[-1], checked_at=datetime.now(UTC).isoformat(), rolling=roll,
     )
 
 

@@ -40,17 +40,17 @@ from thunes.core.errors import ConfigError, InsufficientData
 
 __all__ = [
     "EULER_GAMMA",
-    "sharpe_per_period",
-    "expected_max_sharpe",
-    "probabilistic_sharpe_ratio",
+    "BlockMoments",
     "DeflatedSharpe",
+    "PBOResult",
+    "block_moments",
     "deflated_sharpe",
     "deflated_sharpe_from_returns",
-    "BlockMoments",
-    "block_moments",
-    "PBOResult",
-    "probability_of_backtest_overfitting",
+    "expected_max_sharpe",
     "pbo_from_block_moments",
+    "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
+    "sharpe_per_period",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -78,7 +78,8 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
         return 0.0
     n = float(n_trials)
     return math.sqrt(sharpe_variance) * (
-        (1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / n) + EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (n * math.e))
+        (1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / n)
+        + EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (n * math.e))
     )
 
 
@@ -116,7 +117,8 @@ class DeflatedSharpe:
         return {
             "dsr": self.dsr, "sharpe_per_period": self.sharpe, "sharpe_benchmark": self.sharpe_benchmark,
             "z": self.z, "n_obs": self.n_obs, "n_trials": self.n_trials,
-            "trials_sharpe_variance": self.trials_sharpe_variance, "skew": self.skew, "kurtosis": self.kurtosis,
+            "trials_sharpe_variance": self.trials_sharpe_variance, "skew": self.skew,
+            "kurtosis": self.kurtosis,
         }
 
 
@@ -133,7 +135,8 @@ def deflated_sharpe(
     sr0 = expected_max_sharpe(n_trials, trials_sharpe_variance)
     dsr, z = probabilistic_sharpe_ratio(sharpe, benchmark=sr0, n_obs=n_obs, skew=skew, kurtosis=kurtosis)
     return DeflatedSharpe(
-        dsr=dsr, sharpe=float(sharpe), sharpe_benchmark=float(sr0), z=z, n_obs=int(n_obs), n_trials=int(n_trials),
+        dsr=dsr, sharpe=float(sharpe), sharpe_benchmark=float(sr0), z=z, n_obs=int(n_obs),
+        n_trials=int(n_trials),
         trials_sharpe_variance=float(trials_sharpe_variance), skew=float(skew), kurtosis=float(kurtosis),
     )
 
@@ -176,10 +179,11 @@ class BlockMoments:
 
     def column(self, j: int) -> dict[str, list[float]]:
         """The moments of series ``j`` as JSON-ready lists (how a study stores them per trial)."""
-        return {"count": self.count.tolist(), "sum": self.total[:, j].tolist(), "sum_sq": self.total_sq[:, j].tolist()}
+        return {"count": self.count.tolist(), "sum": self.total[:, j].tolist(),
+                "sum_sq": self.total_sq[:, j].tolist()}
 
     @classmethod
-    def from_columns(cls, columns: list[dict[str, list[float]]]) -> "BlockMoments":
+    def from_columns(cls, columns: list[dict[str, list[float]]]) -> BlockMoments:
         """Inverse of :meth:`column` over several series (all must share the block counts)."""
         if not columns:
             raise InsufficientData("no series to assemble block moments from")

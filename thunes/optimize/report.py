@@ -28,12 +28,21 @@ from optuna.trial import TrialState
 from rich.table import Table
 
 from thunes.optimize.decay import write_json_atomic
-from thunes.optimize.study import Recommendation, StudyOutcome, trial_result
+from thunes.optimize.summary import StudyOutcome
+from thunes.optimize.trials import trial_result
+from thunes.optimize.verdict import Recommendation
 from thunes.optimize.walk_forward import WalkForwardResult
 
 __all__ = [
-    "trials_frame", "summary_dict", "results_table", "pareto_front_frame", "pareto_heading", "pareto_table", "folds_table",
-    "html_report", "write_artifacts",
+    "folds_table",
+    "html_report",
+    "pareto_front_frame",
+    "pareto_heading",
+    "pareto_table",
+    "results_table",
+    "summary_dict",
+    "trials_frame",
+    "write_artifacts",
 ]
 
 _KEY_STATS = ("sharpe", "total_return", "max_drawdown", "n_trades", "win_rate", "fees_paid")
@@ -45,7 +54,8 @@ def trials_frame(outcome: StudyOutcome) -> pd.DataFrame:
     for t in outcome.study.get_trials(deepcopy=False):
         r = trial_result(t)
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        for o, v in zip(outcome.spec.objectives, t.values or [math.nan] * len(outcome.spec.objectives)):
+        for o, v in zip(outcome.spec.objectives, t.values or [math.nan] * len(outcome.spec.objectives),
+                        strict=True):
             row[o.metric if len(outcome.spec.objectives) == 1 else f"value_{o.metric}"] = v
         if len(outcome.spec.objectives) == 1:
             row["value"] = row.pop(outcome.spec.objectives[0].metric)
@@ -64,7 +74,7 @@ def summary_dict(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recom
                  data_description: str | None = None) -> dict[str, Any]:
     """Everything the run reported, as JSON values; ``data_description`` says which candles were used
     (store, real sample file or synthetic)."""
-    from thunes.optimize.storage import redact_url
+    from thunes.core.redact import redact_url
 
     return {
         "study": outcome.name,
@@ -103,7 +113,8 @@ def results_table(outcome: StudyOutcome, *, top: int = 10) -> Table:
     params = [c for c in frame.columns if c.startswith("param_")]
     value_cols = [c for c in frame.columns if c == "value" or c.startswith("value_")]
     objective_names = {o.metric for o in outcome.spec.objectives}
-    extra = [k for k in ("total_return", "max_drawdown", "n_trades") if k in frame and k not in objective_names]
+    extra = [k for k in ("total_return", "max_drawdown", "n_trades")
+             if k in frame and k not in objective_names]
     table = Table(title=f"{outcome.name}: top {len(frame)} of {outcome.n_distinct} distinct trials")
     for c in ["number", *params, *value_cols, *extra]:
         table.add_column(c.removeprefix("param_").removeprefix("value_") if c != "value" else first.metric,
@@ -119,7 +130,7 @@ def pareto_front_frame(outcome: StudyOutcome) -> pd.DataFrame:
     """The Pareto-optimal trials (multi-objective), one row each: number, objective values, parameters;
     sorted by the first objective, best first. This is what ``pareto.csv`` holds."""
     objectives = outcome.spec.objectives
-    rows = [{"number": t.number, **{o.metric: v for o, v in zip(objectives, t.values)}, **t.params}
+    rows = [{"number": t.number, **{o.metric: v for o, v in zip(objectives, t.values, strict=True)}, **t.params}
             for t in outcome.pareto]
     frame = pd.DataFrame(rows, columns=["number", *[o.metric for o in objectives],
                                         *sorted({k for t in outcome.pareto for k in t.params})])
@@ -201,9 +212,11 @@ def html_report(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recomm
         f"<p><b>{html.escape(str(rec))}</b></p><table>",
     ]
     facts = {
-        "strategy": outcome.spec.strategy, "symbol / timeframe": f"{outcome.spec.symbol} {outcome.spec.timeframe}",
+        "strategy": outcome.spec.strategy,
+        "symbol / timeframe": f"{outcome.spec.symbol} {outcome.spec.timeframe}",
         "objectives": ", ".join(str(o) for o in outcome.spec.objectives), "sampler": outcome.spec.sampler,
-        "trials (complete / distinct / pruned)": f"{outcome.n_complete} / {outcome.n_distinct} / {outcome.n_pruned}",
+        "trials (complete / distinct / pruned)":
+            f"{outcome.n_complete} / {outcome.n_distinct} / {outcome.n_pruned}",
         "best parameters": json.dumps(outcome.best_params),
         "best in-sample Sharpe": _fmt(outcome.best_stats.get("sharpe", math.nan)),
         "Deflated Sharpe Ratio": _fmt(outcome.dsr.dsr) if outcome.dsr else "n/a",
@@ -211,7 +224,8 @@ def html_report(outcome: StudyOutcome, wf: WalkForwardResult | None, rec: Recomm
     }
     if wf is not None:
         facts["walk-forward OOS Sharpe"] = _fmt(wf.oos_sharpe)
-    parts += [f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()]
+    parts += [f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+              for k, v in facts.items()]
     parts.append("</table>")
     embedded = False
     for title, fig in _figures(outcome, wf):

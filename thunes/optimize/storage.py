@@ -26,18 +26,18 @@ import optuna
 from sqlalchemy.engine import make_url
 
 from thunes.core.errors import ConfigError, StoreError
+from thunes.core.redact import redact_url
 
 __all__ = [
     "DEFAULT_STORAGE",
-    "StorageOptions",
-    "normalize_storage_url",
-    "is_sqlite",
-    "is_memory",
     "MEMORY",
-    "redact_url",
-    "open_storage",
+    "StorageOptions",
     "fail_orphaned_trials",
+    "is_memory",
+    "is_sqlite",
     "list_studies",
+    "normalize_storage_url",
+    "open_storage",
 ]
 
 DEFAULT_STORAGE = "sqlite:///artifacts/optuna/studies.sqlite"
@@ -66,8 +66,8 @@ def normalize_storage_url(url: str) -> str:
     if url.startswith(("sqlite:", "postgresql+", "mysql")):
         return url
     raise ConfigError(
-        f"unsupported optimize storage URL {redact_url(url)!r}: use sqlite:///PATH, postgresql://user@host/db "
-        f"or {MEMORY!r}"
+        f"unsupported optimize storage URL {redact_url(url)!r}: use sqlite:///PATH, "
+        f"postgresql://user@host/db or {MEMORY!r}"
     )
 
 
@@ -77,11 +77,6 @@ def is_sqlite(url: str) -> bool:
 
 def is_memory(url: str) -> bool:
     return url.strip() == MEMORY
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print and to log)."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def _ensure_sqlite_folder(url: str) -> None:
@@ -164,7 +159,8 @@ def fail_orphaned_trials(study: optuna.Study, grace_period_s: float) -> list[int
         return []
     session = backend.scoped_session()
     try:
-        silent = [t for t in candidates if models.TrialHeartbeatModel.where_trial_id(t._trial_id, session) is None]
+        silent = [t for t in candidates
+                  if models.TrialHeartbeatModel.where_trial_id(t._trial_id, session) is None]
     finally:
         session.close()
     failed = []

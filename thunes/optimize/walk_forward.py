@@ -29,8 +29,13 @@ import pandas as pd
 from thunes.core.errors import ConfigError, InsufficientData
 
 __all__ = [
-    "Fold", "WalkForwardScheme", "walk_forward_folds", "FoldResult", "WalkForwardResult", "run_walk_forward",
+    "Fold",
+    "FoldResult",
+    "WalkForwardResult",
+    "WalkForwardScheme",
+    "run_walk_forward",
     "trading_from",
+    "walk_forward_folds",
 ]
 
 WalkForwardScheme = Literal["rolling", "anchored"]
@@ -96,7 +101,8 @@ def walk_forward_folds(
     if is_bars < min_bars or oos_bars < min_bars:
         raise InsufficientData(
             f"walk-forward over {n_bars} bars with {n_folds} folds gives in-sample {is_bars} and "
-            f"out-of-sample {oos_bars} bars per fold; need at least {min_bars} each (use fewer folds or more data)"
+            f"out-of-sample {oos_bars} bars per fold; need at least {min_bars} each "
+            "(use fewer folds or more data)"
         )
     needed = is_bars + gap_bars + n_folds * oos_bars
     if needed > n_bars:
@@ -227,7 +233,8 @@ def run_walk_forward(
     ``strategy.warmup`` bars early for its indicators but opens no position before the window.
     """
     from thunes.optimize import _evaluate
-    from thunes.optimize.study import TrialEvaluator, run_study
+    from thunes.optimize.evaluator import TrialEvaluator
+    from thunes.optimize.study import run_study
 
     folds = walk_forward_folds(len(candles), n_folds=n_folds, scheme=scheme, is_oos_ratio=is_oos_ratio,
                                gap_bars=gap_bars)
@@ -238,14 +245,15 @@ def run_walk_forward(
         name = f"{study_name}.wf-{scheme}-{n_folds}folds-ratio{is_oos_ratio:g}-gap{gap_bars}-{fold.index}"
         outcome = run_study(fold_spec, is_frame, n_trials=n_trials, storage_url=storage_url, study_name=name,
                             workers=workers, progress=progress, storage_options=storage_options,
-                            desc=f"fold {fold.index + 1}/{len(folds)}", store_url=store_url, sample_dir=sample_dir)
+                            desc=f"fold {fold.index + 1}/{len(folds)}", store_url=store_url,
+                            sample_dir=sample_dir)
         strategy = spec.strategy_class()(**{**dict(spec.fixed_params), **outcome.best_params})
         warm_from = max(0, fold.oos_start - int(strategy.warmup))
         oos_frame = candles.iloc[warm_from:fold.oos_end]
         oos_start_ts = candles.index[fold.oos_start]
         evaluator = TrialEvaluator(spec, oos_frame)
-        stats, equity, trades = _evaluate.run(oos_frame, trading_from(strategy, oos_start_ts), evaluator.options,
-                                              spec.symbol, spec.timeframe)
+        stats, equity, trades = _evaluate.run(oos_frame, trading_from(strategy, oos_start_ts),
+                                              evaluator.options, spec.symbol, spec.timeframe)
         returns = _evaluate.bar_returns(equity, float(stats["initial_cash"])).loc[oos_start_ts:]
         oos_equity = equity.loc[oos_start_ts:]
         oos_trades = trades
@@ -255,7 +263,8 @@ def run_walk_forward(
             is_stats=outcome.best_stats, oos_stats=oos_stats, oos_returns=returns, oos_trades=oos_trades,
             is_period=(candles.index[fold.is_start], candles.index[fold.is_end - 1]),
             oos_period=(oos_start_ts, candles.index[fold.oos_end - 1]), n_trials=outcome.n_complete,
-            is_dsr=outcome.dsr.dsr if outcome.dsr else math.nan, is_pbo=outcome.pbo.pbo if outcome.pbo else math.nan,
+            is_dsr=outcome.dsr.dsr if outcome.dsr else math.nan,
+            is_pbo=outcome.pbo.pbo if outcome.pbo else math.nan,
         ))
     stitched = pd.concat([r.oos_returns for r in results])
     initial = float(results[0].oos_stats.get("initial_cash", 10_000.0)) if results else 10_000.0
@@ -263,7 +272,7 @@ def run_walk_forward(
     trades = pd.concat([r.oos_trades for r in results if len(r.oos_trades)] or [results[0].oos_trades],
                        ignore_index=True)
     stats = _evaluate.metrics(equity, trades, initial, spec.timeframe)
-    from thunes.optimize.study import search_space
+    from thunes.optimize.spec import search_space
 
     searched = tuple(search_space(spec.strategy_class(), fixed=spec.fixed_params, ranges=spec.ranges))
     return WalkForwardResult(scheme=scheme, folds=results, oos_returns=stitched, oos_equity=equity,

@@ -17,18 +17,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from thunes.core.errors import ConfigError, DataError, ThunesError
+from thunes.core.redact import redact_url
 from thunes.optimize._data import candles_fingerprint, load_study_candles
-from thunes.optimize.storage import StorageOptions, fail_orphaned_trials, redact_url
-from thunes.optimize.study import StudySpec, TrialEvaluator, load_study, optimize_quota, reseed
+from thunes.optimize.evaluator import TrialEvaluator
+from thunes.optimize.quota import optimize_quota
+from thunes.optimize.spec import StudySpec, reseed
+from thunes.optimize.storage import StorageOptions, fail_orphaned_trials
+from thunes.optimize.study_io import load_study
+from thunes.optimize.trials import worker_id as local_worker_id
 
-__all__ = ["WorkerReport", "spec_candles", "run_worker", "main"]
+__all__ = ["WorkerReport", "main", "run_worker", "spawn_workers", "spec_candles"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +61,8 @@ def spec_candles(spec: StudySpec, *, store_url: str | None = None, sample_dir: s
                               since=spec.start_ms, until=spec.end_ms, sample_dir=sample_dir)
     if spec.fingerprint is not None and candles_fingerprint(data.frame) != spec.fingerprint:
         raise DataError(
-            f"this machine's {spec.symbol} {spec.timeframe} candles ({data.description}, {len(data.frame)} rows) "
+            f"this machine's {spec.symbol} {spec.timeframe} candles ({data.description}, "
+            f"{len(data.frame)} rows) "
             f"differ from the ones the study was created on (fingerprint {spec.fingerprint}); "
             "import the same data before joining"
         )
@@ -83,7 +92,8 @@ def run_worker(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m thunes.optimize.worker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m thunes.optimize.worker",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--storage", required=True, help="storage URL of the study (postgresql://…)")
     parser.add_argument("--study", required=True, help="study name")
     parser.add_argument("--trials", type=int, required=True, help="trials this worker completes")
@@ -97,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    worker_id = f"{os.uname().nodename}:{os.getpid()}:{args.worker_index}"
     try:
-        report = run_worker(args.storage, args.study, args.trials, worker_id=worker_id,
-                            worker_index=args.worker_index, store_url=args.store_url, sample_dir=args.sample_dir,
+        report = run_worker(args.storage, args.study, args.trials,
+                            worker_id=local_worker_id(args.worker_index), worker_index=args.worker_index,
+                            store_url=args.store_url, sample_dir=args.sample_dir,
                             storage_options=StorageOptions(heartbeat_interval_s=args.heartbeat,
                                                            grace_period_s=args.grace))
     except ThunesError as exc:
@@ -109,6 +119,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"worker {report.worker_id}: completed {report.completed} trial(s) of {report.study} "
           f"on {redact_url(args.storage)}")
     return 0
+
+
+def spawn_workers(storage_url: str, study_name: str, shares: Sequence[int],
+                  storage_options: StorageOptions | None, *, store_url: str | None = None,
+                  sample_dir: str | Path | None = None) -> list[tuple[subprocess.Popen, str]]:
+    """Start one worker process (:func:`main`, this module's command line) per positive share of trials,
+    with indexes 1, 2, ...; each writes its output to a log file of its own in the system temp folder,
+    returned beside the process."""
+    procs = []
+    opts = storage_options or StorageOptions()
+    for i, share in enumerate(shares, start=1):
+        if share <= 0:
+            continue
+        fd, log = tempfile.mkstemp(prefix="thunes-optimize-worker-", suffix=".log")
+        cmd = [sys.executable, "-m", "thunes.optimize.worker", "--storage", storage_url,
+               "--study", study_name, "--trials", str(share), "--worker-index", str(i),
+               "--heartbeat", str(opts.heartbeat_interval_s), "--grace", str(opts.grace_period_s)]
+        if store_url:
+            cmd += ["--store-url", store_url]
+        if sample_dir:
+            cmd += ["--sample-dir", str(sample_dir)]
+        procs.append((subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT), log))
+        os.close(fd)
+    return procs
 
 
 if __name__ == "__main__":

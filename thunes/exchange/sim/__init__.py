@@ -22,10 +22,11 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -39,8 +40,18 @@ from thunes.exchange.sim._faults import Faults, FaultState
 from thunes.exchange.sim._feed import MarketFeed
 from thunes.exchange.sim._rules import SymbolSpec
 
-__all__ = ["LocalExchange", "SimOptions", "AccountSpec", "EngineOptions", "Faults", "FaultState",
-           "DEFAULT_API_KEY", "DEFAULT_SECRET", "load_symbol_specs", "derived_symbol_info"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_SECRET",
+    "AccountSpec",
+    "EngineOptions",
+    "FaultState",
+    "Faults",
+    "LocalExchange",
+    "SimOptions",
+    "derived_symbol_info",
+    "load_symbol_specs",
+]
 
 DEFAULT_API_KEY = "thunes-local-api-key"
 DEFAULT_SECRET = "thunes-local-secret"
@@ -195,7 +206,7 @@ class LocalExchange:
         return out
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> "LocalExchange":
+    def start(self) -> LocalExchange:
         if self._thread is not None:
             return self
         ready = threading.Event()
@@ -274,7 +285,7 @@ class LocalExchange:
         self._thread = None
         self._loop = None
 
-    def __enter__(self) -> "LocalExchange":
+    def __enter__(self) -> LocalExchange:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ from thunes.core.candles import ts_ms, validate_candles
 from thunes.core.errors import DataError
 from thunes.core.timeframes import timeframe_ms
 
-__all__ = ["MarketFeed", "KlineRow"]
+__all__ = ["KlineRow", "MarketFeed"]
 
 # (open_ms, open, high, low, close, volume, close_ms, quote_volume, trades, is_closed)
 KlineRow = tuple[int, float, float, float, float, float, int, float, int, bool]

@@ -33,16 +33,38 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from thunes.exchange.sim._rules import Rejection
 
 __all__ = [
-    "SimReject", "reject", "INT_RANGE", "DECIMAL_RANGE", "CLIENT_ID_RANGE", "SYMBOL_RANGE", "SYMBOLS_RANGE",
-    "INTERVALS", "RECV_WINDOW_MAX_MS", "parse_query", "int_param", "decimal_param", "bool_param",
-    "enum_param", "symbol_param", "symbols_param", "client_id_param", "timestamp_param", "recv_window_param",
-    "ws_value", "ENDPOINT_PARAMS", "NOT_IMPLEMENTED", "STP_MODES", "check_names", "order_extras",
+    "CLIENT_ID_RANGE",
+    "DECIMAL_RANGE",
+    "ENDPOINT_PARAMS",
+    "INTERVALS",
+    "INT_RANGE",
+    "NOT_IMPLEMENTED",
+    "RECV_WINDOW_MAX_MS",
+    "STP_MODES",
+    "SYMBOLS_RANGE",
+    "SYMBOL_RANGE",
+    "SimReject",
+    "bool_param",
+    "check_names",
+    "client_id_param",
+    "decimal_param",
+    "enum_param",
+    "int_param",
+    "order_extras",
+    "parse_query",
+    "recv_window_param",
+    "reject",
+    "symbol_param",
+    "symbols_param",
+    "timestamp_param",
+    "ws_value",
 ]
 
 # The legal ranges exactly as Binance writes them in its -1100 messages.

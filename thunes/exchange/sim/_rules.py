@@ -9,11 +9,12 @@ PRICE_FILTER, PERCENT_PRICE(_BY_SIDE), LOT_SIZE, MARKET_LOT_SIZE, MIN_NOTIONAL/N
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["SymbolSpec", "Rejection", "check_filters", "decimals_of"]
+__all__ = ["Rejection", "SymbolSpec", "check_filters", "decimals_of"]
 
 ZERO = Decimal(0)
 
@@ -38,7 +39,7 @@ class SymbolSpec:
     quote_precision: int = 8
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any]) -> "SymbolSpec":
+    def from_info(cls, info: Mapping[str, Any]) -> SymbolSpec:
         return cls(
             symbol=str(info["symbol"]),
             base=str(info["baseAsset"]),

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LSTM2Head", "LSTMArch", "two_head_loss", "VOL_FLOOR"]
+__all__ = ["VOL_FLOOR", "LSTM2Head", "LSTMArch", "two_head_loss"]
 
 # Smallest volatility the head can output (in scaled units): keeps the Gaussian NLL finite.
 VOL_FLOOR = 1e-4
@@ -53,7 +53,7 @@ class LSTM2Head(nn.Module):
         self.vol_head = nn.Linear(hidden, 1)
 
     @classmethod
-    def from_arch(cls, arch: LSTMArch) -> "LSTM2Head":
+    def from_arch(cls, arch: LSTMArch) -> LSTM2Head:
         return cls(arch.input_size, arch.hidden, arch.num_layers, arch.dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from thunes.core.errors import ConfigError, DataError
 
-__all__ = ["XGBTwoHead", "XGBOptions", "aggregate_windows", "xgb_device"]
+__all__ = ["XGBOptions", "XGBTwoHead", "aggregate_windows", "xgb_device"]
 
 _FILES = ("xgb_ret.json", "xgb_vol.json")
 
@@ -74,7 +74,7 @@ class XGBTwoHead:
         val_vol: np.ndarray | None = None,
         *,
         options: XGBOptions = XGBOptions(),
-    ) -> "XGBTwoHead":
+    ) -> XGBTwoHead:
         import xgboost
 
         if np.any(np.asarray(train_vol) <= 0):
@@ -119,7 +119,7 @@ class XGBTwoHead:
         self.vol_model.save_model(folder / _FILES[1])  # type: ignore[attr-defined]
 
     @classmethod
-    def load(cls, folder: str | Path) -> "XGBTwoHead":
+    def load(cls, folder: str | Path) -> XGBTwoHead:
         import xgboost
 
         folder = Path(folder)
