@@ -25,6 +25,7 @@ OWN_TEMP_FILES = {
     "config.py": "write_config_file: a config file may hold API keys, 0600 is right (secret)",
     "optimize/worker.py": "worker log files in the system temp folder, private to the user",
     "execution/audit.py": "the audit trail (owner: execution; 0600 head file, 0640 trail by design)",
+    "execution/db.py": "the account lease: a lock file held open with flock, not a file written and renamed",
 }
 
 

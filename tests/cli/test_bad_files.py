@@ -44,10 +44,7 @@ REPORTS = {"thunes audit verify"}
 
 # Files the commands above still answer with a traceback, each owned by a module outside this change.
 # The lead clears an entry once its owner fixes it (the xfail is strict: a fixed entry fails until removed).
-KNOWN_TRACEBACKS = {
-    # thunes/execution/audit.py reads the trail with Path.read_text(): random bytes -> UnicodeDecodeError
-    ("thunes audit verify", "file", "random.bin"),
-}
+KNOWN_TRACEBACKS: set[tuple[str, str, str]] = set()
 
 
 def _input_file_params() -> list[tuple[str, str]]:

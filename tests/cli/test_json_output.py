@@ -46,6 +46,26 @@ def test_optimize_studies_json(tmp_path, btc_1h):
 # Commands that print no result worth parsing: each with the reason. Commands in modules other engineers are
 # editing now are in JSON_NOT_YET; the lead adds --json there and clears the list.
 NO_RESULT = {
+    "thunes bot run": "a long-running bot: its results are `thunes bot status/trades/profit/jobs --json`",
+    "thunes bot pause": "a control command: prints the new state in one line",
+    "thunes bot resume": "a control command: prints the new state in one line",
+    "thunes bot stop": "a control command: prints the new state in one line",
+    "thunes bot force-exit": "a control command: prints the order's outcome in one line",
+    "thunes bot reload": "a control command: prints what was reloaded in one line",
+    "thunes bot kill-switch": "a control command: prints the new mode in one line",
+    "thunes bot reduce-only": "a control command: prints the new mode in one line",
+    "thunes telegram serve": "a long-running chat bot",
+    "thunes stream run": "a long-running ingestion: progress lines until stopped",
+    "thunes stream sink": "a long-running consumer: progress lines until stopped",
+    "thunes stream broker": "a server: runs until stopped",
+    "thunes api serve": "a server: runs until stopped",
+    "thunes api secret": "prints one secret, nothing to parse",
+    "thunes api user add": "a control command: prints one confirmation line",
+    "thunes api user remove": "a control command: prints one confirmation line",
+    "thunes api user list": "one line per user (name, role)",
+    "thunes api token create": "prints the new token once, nothing else",
+    "thunes api token list": "one line per token (id, name, role, created)",
+    "thunes api token revoke": "a control command: prints one confirmation line",
     "thunes exchange serve": "a server: runs until stopped",
     "thunes exchange faults": "a control command for the local exchange",
     "thunes exchange clock": "a control command for the local exchange",
@@ -95,7 +115,8 @@ def test_data_import_and_export_json(tmp_path, btc_1h):
 
 def test_lookahead_json():
     out = _json("audit", "lookahead", "sma_cross", "--sample", "--prefixes", "3", "--rows", "500", "--json")
-    assert out["ok"] is True and out["prefixes"] == 3 and out["violations"] == []
+    # 3 random prefixes on top of one ending on each row where a signal fires or changes
+    assert out["ok"] is True and out["prefixes"] > 3 and out["violations"] == [] and out["checked"]
 
 
 def test_optimize_decay_json(tmp_path):

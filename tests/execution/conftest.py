@@ -23,12 +23,12 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 RECV_WINDOW_MS = 500
 
 
-def make_sim():
+def make_sim(**options):
     from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange
 
     account = AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET,
                           balances={"USDT": "1000000", "BTC": "0", "ETH": "0", "SOL": "0"})
-    return LocalExchange(symbols=SYMBOLS, synthetic_bars=2000, accounts=(account,))
+    return LocalExchange(symbols=SYMBOLS, synthetic_bars=2000, accounts=(account,), **options)
 
 
 @pytest.fixture()

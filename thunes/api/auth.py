@@ -30,6 +30,7 @@ from typing import Any
 import jwt
 
 from thunes.core.errors import ConfigError
+from thunes.files import atomic_write
 
 __all__ = ["Role", "Principal", "AuthError", "hash_password", "verify_password", "UserStore", "TokenService",
            "LoginLimiter"]
@@ -105,11 +106,7 @@ class UserStore:
 
     def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(data, indent=2), secret=True)  # password hashes and token hashes
 
     def set_user(self, name: str, password: str, role: Role) -> None:
         if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():

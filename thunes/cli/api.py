@@ -36,7 +36,13 @@ def _api_settings(app: Any, **overrides: Any) -> Any:
 
 @click.group("api")
 def api_group() -> None:
-    """The REST API (watch and steer a bot from a browser or a phone): serve it, manage users and tokens."""
+    """The REST API (watch and steer a bot from a browser or a phone): serve it, manage users and tokens.
+
+    \b
+    Example:
+      thunes api user add alice --role trader
+      thunes api serve
+    """
 
 
 @api_group.command("serve")
@@ -72,13 +78,23 @@ def serve_cmd(app: Any, host: str | None, port: int | None, state_dir: str | Non
 
 @api_group.command("secret")
 def secret_cmd() -> None:
-    """Print a fresh random secret for THUNES_API__SECRET."""
+    """Print a fresh random secret for THUNES_API__SECRET.
+
+    \b
+    Example:
+      export THUNES_API__SECRET=$(thunes api secret)
+    """
     click.echo(secrets.token_urlsafe(48))
 
 
 @api_group.group("user")
 def user_group() -> None:
-    """Users who log in with a password (POST /api/v1/auth/login)."""
+    """Users who log in with a password (POST /api/v1/auth/login).
+
+    \b
+    Example:
+      thunes api user list
+    """
 
 
 @user_group.command("add")
@@ -88,7 +104,12 @@ def user_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
 @pass_app
 def user_add_cmd(app: Any, name: str, role: str, password_stdin: bool) -> None:
-    """Add a user (or change an existing user's password and role)."""
+    """Add a user (or change an existing user's password and role).
+
+    \b
+    Example:
+      thunes api user add alice --role trader
+    """
     from thunes.api.auth import Role, UserStore
 
     if password_stdin:
@@ -106,7 +127,12 @@ def user_add_cmd(app: Any, name: str, role: str, password_stdin: bool) -> None:
 @click.argument("name")
 @pass_app
 def user_remove_cmd(app: Any, name: str) -> None:
-    """Remove a user; their access tokens stop working at once."""
+    """Remove a user; their access tokens stop working at once.
+
+    \b
+    Example:
+      thunes api user remove alice
+    """
     from thunes.api.auth import UserStore
 
     api = _api_settings(app)
@@ -117,6 +143,12 @@ def user_remove_cmd(app: Any, name: str) -> None:
 @user_group.command("list")
 @pass_app
 def user_list_cmd(app: Any) -> None:
+    """List the users and their roles.
+
+    \b
+    Example:
+      thunes api user list
+    """
     from thunes.api.auth import UserStore
 
     api = _api_settings(app)
@@ -129,7 +161,12 @@ def user_list_cmd(app: Any) -> None:
 
 @api_group.group("token")
 def token_group() -> None:
-    """Long-lived API tokens for scripts (revocable)."""
+    """Long-lived API tokens for scripts (revocable).
+
+    \b
+    Example:
+      thunes api token create --name grafana --role read
+    """
 
 
 @token_group.command("create")
@@ -137,7 +174,12 @@ def token_group() -> None:
 @click.option("--role", type=click.Choice(["read", "trader"]), required=True)
 @pass_app
 def token_create_cmd(app: Any, name: str, role: str) -> None:
-    """Create an API token and print it once (it is not stored, only its id)."""
+    """Create an API token and print it once (it is not stored, only its id).
+
+    \b
+    Example:
+      thunes api token create --name ci --role read
+    """
     from thunes.api import ApiContext
     from thunes.api.auth import Role
 
@@ -155,6 +197,12 @@ def token_create_cmd(app: Any, name: str, role: str) -> None:
 @token_group.command("list")
 @pass_app
 def token_list_cmd(app: Any) -> None:
+    """List the API tokens (ids, names, roles, creation time; never the tokens).
+
+    \b
+    Example:
+      thunes api token list
+    """
     import time
 
     from thunes.api.auth import UserStore
@@ -172,6 +220,12 @@ def token_list_cmd(app: Any) -> None:
 @click.argument("token_id")
 @pass_app
 def token_revoke_cmd(app: Any, token_id: str) -> None:
+    """Revoke the API token TOKEN_ID: calls with it are refused at once.
+
+    \b
+    Example:
+      thunes api token revoke 3f2a9c1e
+    """
     from thunes.api.auth import UserStore
 
     api = _api_settings(app)

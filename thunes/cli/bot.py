@@ -8,6 +8,7 @@ is not running, read its state folder. See docs/bot.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -49,7 +50,13 @@ def _where(fn):  # noqa: ANN001, ANN201 - click decorator
 
 @click.group("bot")
 def bot_group() -> None:
-    """A long-running multi-pair trading bot: run it, watch it, steer it (docs/bot.md)."""
+    """A long-running multi-pair trading bot: run it, watch it, steer it (docs/bot.md).
+
+    \b
+    Example:
+      thunes bot run --bars 300
+      thunes bot status
+    """
 
 
 def _on_signal(bot: Any) -> Any:
@@ -227,12 +234,22 @@ def _echo_json(value: Any) -> None:
 
 @bot_group.command("status")
 @_where
-def status_cmd(config: str | None, state_dir: str | None) -> None:
-    """Positions, open orders, balances, PnL today/total, risk state of the bot."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def status_cmd(config: str | None, state_dir: str | None, as_json: bool) -> None:
+    """Positions, open orders, balances, PnL today/total, risk state of the bot.
+
+    \b
+    Example:
+      thunes bot status
+      thunes bot status --state-dir artifacts/bot/20261205-0800 --json
+    """
     from thunes.services.bot import bot_status
 
     where = _state_dir(state_dir, config)
     res = bot_status(where)
+    if as_json:
+        _echo_json({"state_dir": str(where), "running": res.running, **res.status})
+        return
     s = res.status
     click.echo(f"bot {where}: {'RUNNING' if res.running else 'not running'}, state {s.get('state')}"
                f"{' (paused: exits only)' if s.get('paused') else ''}")
@@ -269,9 +286,10 @@ def _simple(name: str, help_text: str, call: str, **extra: Any):  # noqa: ANN202
     return cmd
 
 
-_simple("pause", "Stop opening positions (exits still go out); a stopped bot will start paused.", "pause_bot")
-_simple("resume", "Open positions again after a pause.", "resume_bot")
-_simple("stop", "Stop the running bot after its current candle.", "stop_bot")
+_simple("pause", "Stop opening positions (exits still go out); a stopped bot will start paused.\n\n\b\nExample:\n"
+        "  thunes bot pause --reason \"news at 14:30\"", "pause_bot")
+_simple("resume", "Open positions again after a pause.\n\n\b\nExample:\n  thunes bot resume", "resume_bot")
+_simple("stop", "Stop the running bot after its current candle.\n\n\b\nExample:\n  thunes bot stop", "stop_bot")
 
 
 @bot_group.command("force-exit")
@@ -279,7 +297,12 @@ _simple("stop", "Stop the running bot after its current candle.", "stop_bot")
 @_where
 @click.option("--reason", default="force exit by operator", show_default=True)
 def force_exit_cmd(symbol: str, config: str | None, state_dir: str | None, reason: str) -> None:
-    """Sell the whole position in SYMBOL at market now (through risk, filters, journal and audit)."""
+    """Sell the whole position in SYMBOL at market now (through risk, filters, journal and audit).
+
+    \b
+    Example:
+      thunes bot force-exit ETH/USDT --reason "manual exit"
+    """
     from thunes.services.bot import force_exit
 
     r = force_exit(_state_dir(state_dir, config), symbol, reason)
@@ -290,7 +313,12 @@ def force_exit_cmd(symbol: str, config: str | None, state_dir: str | None, reaso
 @bot_group.command("reload")
 @_where
 def reload_cmd(config: str | None, state_dir: str | None) -> None:
-    """Reload the exchange's market filters and the risk switch file (pairs need a restart)."""
+    """Reload the exchange's market filters and the risk switch file (pairs need a restart).
+
+    \b
+    Example:
+      thunes bot reload
+    """
     from thunes.services.bot import reload_bot
 
     r = reload_bot(_state_dir(state_dir, config))
@@ -299,12 +327,21 @@ def reload_cmd(config: str | None, state_dir: str | None) -> None:
 
 @bot_group.command("jobs")
 @_where
-def jobs_cmd(config: str | None, state_dir: str | None) -> None:
-    """Scheduled jobs with their last and next run and outcome."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def jobs_cmd(config: str | None, state_dir: str | None, as_json: bool) -> None:
+    """Scheduled jobs with their last and next run and outcome.
+
+    \b
+    Example:
+      thunes bot jobs
+    """
     from thunes.services.bot import bot_jobs
 
     fmt = lambda ms: "-" if not ms else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))  # noqa: E731
     rows = bot_jobs(_state_dir(state_dir, config))
+    if as_json:
+        _echo_json(rows)
+        return
     if not rows:
         click.echo("no job has been scheduled yet (the bot never ran here)")
     for j in rows:
@@ -321,7 +358,12 @@ def jobs_cmd(config: str | None, state_dir: str | None) -> None:
 @pass_app
 def kill_switch_cmd(app: Any, state: str, reason: str, operator: str, config: str | None,
                     state_dir: str | None) -> None:
-    """Switch the bot's kill-switch: ON refuses every new order across all pairs."""
+    """Switch the bot's kill-switch: ON refuses every new order across all pairs.
+
+    \b
+    Example:
+      thunes bot kill-switch on --reason "exchange incident" --operator alice
+    """
     from thunes.services.bot import set_kill_switch
 
     snap = set_kill_switch(_state_dir(state_dir, config), state == "on", reason=reason, operator=operator,
@@ -337,7 +379,12 @@ def kill_switch_cmd(app: Any, state: str, reason: str, operator: str, config: st
 @pass_app
 def reduce_only_cmd(app: Any, state: str, reason: str, operator: str, config: str | None,
                     state_dir: str | None) -> None:
-    """Reduce-only mode: exits only, on every pair, until switched off."""
+    """Reduce-only mode: exits only, on every pair, until switched off.
+
+    \b
+    Example:
+      thunes bot reduce-only on --reason "end of month" --operator bob
+    """
     from thunes.services.bot import set_reduce_only
 
     snap = set_reduce_only(_state_dir(state_dir, config), state == "on", reason=reason, operator=operator,
@@ -350,11 +397,21 @@ def reduce_only_cmd(app: Any, state: str, reason: str, operator: str, config: st
 @click.option("--page", default=1, show_default=True, type=int)
 @click.option("--per-page", default=20, show_default=True, type=int)
 @click.option("--symbol", default=None)
-def trades_cmd(config: str | None, state_dir: str | None, page: int, per_page: int, symbol: str | None) -> None:
-    """Round trips from the bot's ledger, newest first."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def trades_cmd(config: str | None, state_dir: str | None, page: int, per_page: int, symbol: str | None,
+               as_json: bool) -> None:
+    """Round trips from the bot's ledger, newest first.
+
+    \b
+    Example:
+      thunes bot trades --symbol ETH/USDT --per-page 50
+    """
     from thunes.services.reports import trades
 
     res = trades(_state_dir(state_dir, config) / "ledger.csv", page=page, per_page=per_page, symbol=symbol)
+    if as_json:
+        _echo_json(dataclasses.asdict(res))
+        return
     fmt = lambda ms: "open" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))  # noqa: E731
     click.echo(f"page {res.page}/{res.pages} ({res.total} trades)")
     for t in res.trades:
@@ -367,12 +424,25 @@ def trades_cmd(config: str | None, state_dir: str | None, page: int, per_page: i
 @_where
 @click.option("--daily", "days", default=None, type=int, help="Also show the last N days.")
 @click.option("--weekly", "weeks", default=None, type=int, help="Also show the last N weeks.")
-def profit_cmd(config: str | None, state_dir: str | None, days: int | None, weeks: int | None) -> None:
-    """Profit summary, per pair, and optionally per day/week (by trade exit, UTC)."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def profit_cmd(config: str | None, state_dir: str | None, days: int | None, weeks: int | None,
+               as_json: bool) -> None:
+    """Profit summary, per pair, and optionally per day/week (by trade exit, UTC).
+
+    \b
+    Example:
+      thunes bot profit --daily 7 --weekly 4
+    """
     from thunes.services.reports import daily, performance, profit, weekly
 
     ledger = _state_dir(state_dir, config) / "ledger.csv"
     p = profit(ledger)
+    if as_json:
+        now = p.last_ms or int(time.time() * 1000)
+        _echo_json({"profit": dataclasses.asdict(p), "pairs": [dataclasses.asdict(x) for x in performance(ledger)],
+                    "daily": [dataclasses.asdict(x) for x in daily(ledger, days=days, now_ms=now)] if days else [],
+                    "weekly": [dataclasses.asdict(x) for x in weekly(ledger, weeks=weeks, now_ms=now)] if weeks else []})
+        return
     win = "-" if p.win_rate is None else f"{p.win_rate * 100:.1f} %"
     click.echo(f"closed {p.closed_trades} (open {p.open_trades}), wins {p.wins}, losses {p.losses}, win rate {win}, "
                f"realised {p.realised_pnl:.4f}, fees {p.fees:.4f}")

@@ -44,7 +44,13 @@ def register(root: click.Group) -> None:
 
     @root.group()
     def risk() -> None:
-        """Risk manager: status, kill-switch, reduce-only mode, order journal."""
+        """Risk manager: status, kill-switch, reduce-only mode, order journal.
+
+        \b
+        Example:
+          thunes risk status
+          thunes risk kill-switch on --reason "exchange incident" --operator alice
+        """
 
     @risk.command("status")
     @_state_options

