@@ -21,7 +21,7 @@ from thunes.data.store import open_store
 from thunes.execution.audit import verify_audit
 from thunes.execution.journal import OrderJournal
 from thunes.execution.db import Database
-from thunes.execution.parity import ReplaySpec, paper_replay
+from thunes.live.parity import ReplaySpec, paper_replay
 from thunes.strategies.sma_cross import SmaCross
 
 FAULTS = {

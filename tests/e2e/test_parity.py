@@ -15,7 +15,7 @@ import pandas as pd
 from thunes.core.candles import ts_ms
 from thunes.data.samples import load_sample_candles
 from thunes.execution.audit import verify_audit
-from thunes.execution.parity import ReplaySpec, run_parity
+from thunes.live.parity import ReplaySpec, run_parity
 from thunes.strategies.sma_cross import SmaCross
 
 

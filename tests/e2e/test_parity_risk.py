@@ -19,7 +19,7 @@ from thunes.config import RiskSettings
 from thunes.core.candles import ts_ms
 from thunes.core.timeframes import parse_timeframe
 from thunes.data.samples import load_sample_candles
-from thunes.execution.parity import ReplaySpec, run_parity
+from thunes.live.parity import ReplaySpec, run_parity
 from thunes.strategies.sma_cross import SmaCross
 
 BARS = 300

@@ -108,7 +108,7 @@ def test_each_pair_enters_and_exits_where_its_backtest_does(tmp_path, four_pairs
     from thunes.backtest.engine import gap_flags, run_backtest
     from thunes.exchange.sim import EngineOptions
     from thunes.config import RiskSettings
-    from thunes.execution.parity import backtest_options_for, compare, ledger_round_trips
+    from thunes.live.parity import backtest_options_for, compare, ledger_round_trips
     from thunes.strategies import get_strategy
 
     bars = 150

@@ -10,7 +10,7 @@ import pytest
 
 from thunes.core.enums import Side
 from thunes.execution.ledger import LedgerRow
-from thunes.execution.parity import compare, ledger_round_trips
+from thunes.live.parity import compare, ledger_round_trips
 
 H = pd.Timedelta(hours=1)
 T0 = pd.Timestamp("2024-03-01 00:00", tz="UTC")

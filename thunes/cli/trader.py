@@ -233,7 +233,7 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
     from rich.table import Table
     from tqdm import tqdm
 
-    from thunes.execution.parity import ReplaySpec, run_parity
+    from thunes.live.parity import ReplaySpec, run_parity
 
     strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
     symbol = symbol or app.settings.trader.symbol

@@ -1,7 +1,7 @@
 """Trades and profit reports from the ledger: paged trades, profit summary, daily/weekly, per pair.
 
 The ledger (CSV of fills, one row per exchange trade) is the record of what was really traded; round
-trips are rebuilt from it per symbol (:func:`thunes.execution.parity.ledger_round_trips`, long-only:
+trips are rebuilt from it per symbol (:func:`thunes.live.parity.ledger_round_trips`, long-only:
 buys open, sells close, fees converted to quote). Every function takes the ledger path (or its rows)
 and returns frozen values; the CLI, the API and the Telegram bot print them.
 """

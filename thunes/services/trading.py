@@ -109,7 +109,7 @@ def _options(settings: Any, symbol: str, timeframe: str, state_dir: Path, quote:
 
 def _result(stack: Any, report: Any, ledger_path: Path, **kw: Any) -> TradingResult:
     from thunes.execution.ledger import read_ledger
-    from thunes.execution.parity import ledger_round_trips
+    from thunes.live.parity import ledger_round_trips
 
     trips = ledger_round_trips(read_ledger(ledger_path)) if ledger_path.exists() else None
     last = stack.reconciler.last
