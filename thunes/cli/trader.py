@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import click
 
 from thunes.cli import pass_app
-from thunes.cli._common import load_candles, parse_params
+from thunes.cli._common import at_most_once, load_candles, parse_params
 from thunes.core.errors import ConfigError
 from thunes.services.safety import LIVE_DEFAULT_MAX_QUOTE
 
@@ -113,12 +113,16 @@ def _notify(line: str) -> None:
 @click.command()
 @click.option("--strategy", "strategy_name", default=None, help="Strategy name (default: settings trader.strategy).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
-@click.option("--symbol", default=None, help="Unified symbol (default: settings trader.symbol).")
-@click.option("--timeframe", default=None, help="Candle timeframe (default: settings trader.timeframe).")
+@click.option("--symbol", default=None, multiple=True, callback=at_most_once,
+              help="Unified symbol (default: settings trader.symbol); one symbol (several pairs: thunes bot run).")
+@click.option("--timeframe", default=None, multiple=True, callback=at_most_once,
+              help="Candle timeframe (default: settings trader.timeframe).")
 @click.option("--replay-speed", default=600.0, show_default=True, type=float,
               help="Local exchange only: market seconds per wall second (600: a 1h bar every 6 s).")
-@click.option("--duration", default=None, type=float, help="Stop after this many wall seconds.")
-@click.option("--bars", "max_bars", default=None, type=int, help="Stop after this many closed candles.")
+@click.option("--duration", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many wall seconds.")
+@click.option("--bars", "max_bars", default=None, type=click.IntRange(min=1),
+              help="Stop after this many closed candles.")
 @click.option("--testnet", is_flag=True, help="Trade the Binance Spot Testnet (keys from THUNES_EXCHANGE__API_KEY/"
                                               "THUNES_EXCHANGE__API_SECRET) instead of the local exchange.")
 @click.option("--db", default=None, metavar="URL", help="Candle store to read history from (default: settings).")
@@ -168,12 +172,16 @@ def paper(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: 
 @click.option("--i-understand-the-risks", "understood", is_flag=True, help="Required: you accept real losses.")
 @click.option("--strategy", "strategy_name", default=None, help="Strategy name (default: settings trader.strategy).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
-@click.option("--symbol", default=None, help="Unified symbol (default: settings trader.symbol).")
-@click.option("--timeframe", default=None, help="Candle timeframe (default: settings trader.timeframe).")
+@click.option("--symbol", default=None, multiple=True, callback=at_most_once,
+              help="Unified symbol (default: settings trader.symbol); one symbol (several pairs: thunes bot run).")
+@click.option("--timeframe", default=None, multiple=True, callback=at_most_once,
+              help="Candle timeframe (default: settings trader.timeframe).")
 @click.option("--max-quote", default=None, type=str,
               help=f"Cap on quote per trade and position size (default {LIVE_DEFAULT_MAX_QUOTE}).")
-@click.option("--duration", default=None, type=float, help="Stop after this many wall seconds.")
-@click.option("--bars", "max_bars", default=None, type=int, help="Stop after this many closed candles.")
+@click.option("--duration", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many wall seconds.")
+@click.option("--bars", "max_bars", default=None, type=click.IntRange(min=1),
+              help="Stop after this many closed candles.")
 @click.option("--db", default=None, metavar="URL", help="Candle store for the streamed candles (default: settings).")
 @pass_app
 def live(app: Any, live_flag: bool, understood: bool, strategy_name: str | None, params: tuple[str, ...],
@@ -212,9 +220,11 @@ def live(app: Any, live_flag: bool, understood: bool, strategy_name: str | None,
 @click.command()
 @click.option("--strategy", "strategy_name", default=None, help="Strategy name (default: settings trader.strategy).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Strategy parameter; repeatable.")
-@click.option("--symbol", default=None, help="Unified symbol (default: settings trader.symbol).")
-@click.option("--timeframe", default=None, help="Candle timeframe (default: settings trader.timeframe).")
-@click.option("--bars", default=300, show_default=True, type=int, help="Closed candles to replay.")
+@click.option("--symbol", default=None, multiple=True, callback=at_most_once,
+              help="Unified symbol (default: settings trader.symbol); one symbol (several pairs: thunes bot run).")
+@click.option("--timeframe", default=None, multiple=True, callback=at_most_once,
+              help="Candle timeframe (default: settings trader.timeframe).")
+@click.option("--bars", default=300, show_default=True, type=click.IntRange(min=1), help="Closed candles to replay.")
 @click.option("--db", default=None, metavar="URL", help="Candle store (default: settings; sample data as fallback).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Keep ledger, audit and journal here (default: a temporary folder; a previous replay's "
