@@ -80,7 +80,6 @@ NO_RESULT = {
 }
 JSON_NOT_YET = {
     "thunes paper", "thunes parity",  # thunes/cli/trader.py
-    "thunes audit verify", "thunes risk kill-switch", "thunes risk orders", "thunes risk reduce-only",  # cli/execution.py
 }
 
 
@@ -136,3 +135,16 @@ def test_backtest_sweep_and_portfolio_json(tmp_path):
     portfolio = _json("backtest", "portfolio", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT", *span, "--json")
     assert portfolio["stats"]["bars"] > 0 and set(portfolio["by_symbol"]) <= {"BTC/USDT", "ETH/USDT"}
     assert set(portfolio["artifacts"]) >= {"stats", "trades", "equity"}
+
+
+def test_risk_and_audit_json(tmp_path):
+    """risk kill-switch / reduce-only / orders and audit verify print one JSON object each."""
+    env = ("--set", f"trader.state_dir={tmp_path / 'state'}", "--set", f"audit.path={tmp_path / 'audit.jsonl'}")
+    why = ("--reason", "test", "--operator", "alice")
+    on = _json(*env, "risk", "kill-switch", "on", *why, "--json")
+    assert on["kill_switch"] is True and on["mode"] == "HALTED"
+    off = _json(*env, "risk", "reduce-only", "on", *why, "--json")
+    assert off["reduce_only"] is True
+    assert _json(*env, "risk", "orders", "--json")["total"] == 0
+    verified = _json(*env, "audit", "verify", "--json")
+    assert verified["ok"] is True and verified["records"] >= 2 and verified["checks"]

@@ -101,9 +101,10 @@ def register(root: click.Group) -> None:
                   help="Execution database (default: the latest run's, else <state-dir>/execution.sqlite).")
     @click.option("--all", "show_all", is_flag=True, help="Every journaled order, not only the unfinished ones.")
     @click.option("--limit", default=50, show_default=True, help="Show at most this many (newest last).")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
     @pass_app
     def orders(app: Any, mode: str | None, state_dir: str | None, db: str | None, show_all: bool,
-               limit: int) -> None:
+               limit: int, as_json: bool) -> None:
         """List the order journal: unfinished orders (PENDING, SENT, NEW, PARTIALLY_FILLED) or --all.
 
         A PENDING or SENT order is one whose outcome is not known yet; the trader resolves it at its
@@ -117,6 +118,12 @@ def register(root: click.Group) -> None:
         from thunes.services.risk import list_orders
 
         listed = list_orders(app.settings, mode=mode, state_dir=state_dir, db=db, show_all=show_all, limit=limit)
+        if as_json:
+            click.echo(json.dumps({"state_dir": str(listed.state_dir), "total": listed.total, "orders": [
+                {"client_order_id": e.client_order_id, "symbol": e.symbol, "side": str(e.side), "status": str(e.status),
+                 "qty": str(e.qty), "filled_qty": str(e.filled_qty), "cum_quote": str(e.cum_quote),
+                 "created_ms": e.created_ms, "error": e.error} for e in listed.entries]}, indent=2))
+            return
         if not listed.has_db:
             click.echo(f"no execution database in {listed.state_dir}")
             return
@@ -136,14 +143,19 @@ def register(root: click.Group) -> None:
         @click.option("--operator", required=True, help="Who (written to the audit trail).")
         @click.option("--db", default=None, metavar="URL",
                       help="Execution database (default: the latest run's, else <state-dir>/execution.sqlite).")
+        @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
         @pass_app
         def command(app: Any, state: str, reason: str, operator: str, mode: str | None,
-                    state_dir: str | None, db: str | None) -> None:
+                    state_dir: str | None, db: str | None, as_json: bool) -> None:
             from thunes.services.risk import set_kill_switch, set_reduce_only
 
             switch = set_kill_switch if kind == "kill" else set_reduce_only
             done = switch(app.settings, state == "on", reason=reason, operator=operator, mode=mode,
                           state_dir=state_dir, db=db)
+            if as_json:
+                click.echo(json.dumps({**done.snapshot.to_json(), "state_path": str(done.state_path),
+                                       "audit_path": str(done.audit_path)}, indent=2))
+                return
             click.echo(f"{'kill-switch' if kind == 'kill' else 'reduce-only'} {state}; mode {done.snapshot.mode} "
                        f"(state {done.state_path}, audited in {done.audit_path})")
 
@@ -178,9 +190,10 @@ def register(root: click.Group) -> None:
                   help="An anchor kept elsewhere (the daily summary's 'audit:SEQ:HASH'); repeatable.")
     @click.option("--allow-legacy", is_flag=True,
                   help="Accept an unkeyed (pre-HMAC) file, with a warning, instead of refusing it.")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
     @pass_app
     def verify(app: Any, file: str | None, mode: str | None, state_dir: str | None, db: str | None,
-               expect: tuple[str, ...], allow_legacy: bool) -> None:
+               expect: tuple[str, ...], allow_legacy: bool, as_json: bool) -> None:
         """Verify an audit trail (default: settings audit.path): HMAC chain, head file and anchors.
 
         Checks every record's HMAC-SHA256 under the settings' key (audit.key, else audit.key_file, else
@@ -201,6 +214,14 @@ def register(root: click.Group) -> None:
         checked = verify_trail(app.settings, path=file, mode=mode, state_dir=state_dir, db=db, expect=expect,
                                allow_legacy=allow_legacy)
         result, done = checked.result, checked.checks
+        if as_json:
+            click.echo(json.dumps({"verdict": checked.verdict, "ok": result.ok, "records": result.records,
+                                   "error": result.error, "line": result.line, "torn_tail": result.torn_tail,
+                                   "last_hash": result.last_hash, "checks": list(done),
+                                   "warnings": list(result.warnings)}, indent=2))
+            if not result.ok:
+                raise SystemExit(1)
+            return
         if result.ok:
             tail = " (torn last line ignored: a write was interrupted)" if result.torn_tail else ""
             click.echo(f"ok: {result.records} records, chain intact{tail}; last hash {result.last_hash[:16]}…")
