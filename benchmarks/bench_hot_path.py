@@ -57,6 +57,7 @@ from thunes.features import streaming as st
 from thunes.features.feature_set import compute_features, get_feature_set
 from thunes.features.streaming_set import StreamingFeatures
 from thunes.strategies.base import Signals, Strategy
+from thunes.core.timeframes import index_ms
 
 WINDOW = 300
 _INFO = Path(__file__).resolve().parents[1] / "thunes" / "exchange" / "sim" / "exchange_info.json"
@@ -74,7 +75,7 @@ class FlipSma(Strategy):
 
     def signals(self, candles: pd.DataFrame) -> Signals:
         fast, slow = ind.sma(candles.close, 10), ind.sma(candles.close, 50)
-        even = pd.Series((candles.index.asi8 // 3_600_000_000_000) % 2 == 0, index=candles.index)
+        even = pd.Series((index_ms(candles.index) // 3_600_000) % 2 == 0, index=candles.index)
         known = fast.notna() & slow.notna()
         return Signals(entries=even & known, exits=~even)
 

@@ -36,6 +36,7 @@ import pandas as pd
 from thunes.features.streaming import StreamingSma
 from thunes.strategies.base import SignalArrays
 from thunes.strategies.sma_cross import SmaCross
+from thunes.core.timeframes import index_ms
 
 __all__ = ["BarSignals", "IncrementalStrategy", "StreamingSignals", "LastBarStrategy", "SmaCrossIncremental"]
 
@@ -118,7 +119,7 @@ class LastBarStrategy:
         return getattr(self.inner, name)
 
     def signals(self, candles: pd.DataFrame) -> _LastBar:
-        ts = candles.index.asi8 // 1_000_000  # ns -> ms
+        ts = index_ms(candles.index)
         return _LastBar(self.stream.sync(ts, candles[_OHLCV].to_numpy(dtype="float64")))
 
 
