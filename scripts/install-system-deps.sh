@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries.
+# Installs the Debian packages the test suite needs (idempotent): PostgreSQL server binaries, and Chromium
+# for the dashboard's browser tests (driven by Python Playwright through /usr/bin/chromium: no browser download).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system deps: present"
   exit 0

@@ -97,6 +97,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
+    _mount_dashboard(app)
     if ctx.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(ctx.api.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
@@ -107,6 +108,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.url.path.startswith("/ui"):
+            # The dashboard loads only its own files (vendored, no CDN); a run's HTML report is shown in a
+            # sandboxed srcdoc frame, so frames may be same-origin documents only.
+            response.headers.setdefault("Content-Security-Policy",
+                                        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+                                        "frame-src 'self' about: blob:; connect-src 'self'; object-src 'none'")
         return response
 
     @app.exception_handler(AuthError)
@@ -136,6 +143,22 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return _error(500, "internal error (logged on the server)")
 
     return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """The web dashboard (``thunes/api/static``, plain ES modules: no build step) at ``/``; it calls the API only."""
+    from pathlib import Path
+
+    from fastapi.responses import RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(__file__).with_name("static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard_root() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    app.mount("/ui", StaticFiles(directory=static, html=True), name="dashboard")
 
 
 def check_bind(ctx: ApiContext) -> None:

@@ -32,6 +32,10 @@ class RsiBollinger(Strategy):
     def warmup(self) -> int:
         return max(self.rsi_period + 1, self.bb_period)
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        lower, mid, upper = bollinger(candles["close"], self.bb_period, self.bb_k)
+        return {"BB lower": lower, "BB mid": mid, "BB upper": upper}
+
     def signals(self, candles: pd.DataFrame) -> Signals:
         close = candles["close"]
         r = rsi(close, self.rsi_period)

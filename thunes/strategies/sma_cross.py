@@ -29,6 +29,9 @@ class SmaCross(Strategy):
     def warmup(self) -> int:
         return self.slow + 1
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        return {f"SMA {self.fast}": sma(candles["close"], self.fast), f"SMA {self.slow}": sma(candles["close"], self.slow)}
+
     def signals(self, candles: pd.DataFrame) -> Signals:
         fast, slow = sma(candles["close"], self.fast), sma(candles["close"], self.slow)
         up, down = crossed_above(fast, slow), crossed_below(fast, slow)

@@ -1,0 +1,97 @@
+"""What a chart draws: the candles of a pair/timeframe with a strategy's indicator lines, and the trades and
+equity of a backtest run (the dashboard's Chart and Backtest pages; the API's ``GET /candles`` and
+``GET /runs/backtest/{id}/trades``).
+
+Candles come from the same loader as a backtest or a study (:func:`thunes.optimize._data.load_study_candles`:
+the store, else the sample files, synthetic when absent), so a chart shows the very bars a run used. Prices
+are floats here: a chart draws them, nothing is ordered from them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thunes.core.errors import ConfigError
+
+__all__ = ["ChartCandles", "chart_candles", "run_trades", "MAX_CANDLES"]
+
+#: The most candles one response carries (a year of 1h candles is 8,760).
+MAX_CANDLES = 50_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChartCandles:
+    symbol: str
+    timeframe: str
+    source: str  # "store" / "sample" and what it was (real or synthetic)
+    time_ms: list[int]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    indicators: dict[str, list[float | None]]  # name -> one value per candle (None during warm-up)
+
+
+def _floats(values: Any) -> list[float | None]:
+    return [None if not math.isfinite(v) else round(float(v), 10) for v in values]
+
+
+def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "auto", since: str | None = None,
+                  until: str | None = None, limit: int | None = None, strategy: str | None = None,
+                  params: dict[str, Any] | None = None) -> ChartCandles:
+    """The last ``limit`` candles of ``symbol``/``timeframe`` (all when None, at most :data:`MAX_CANDLES`), with
+    ``strategy``'s indicator lines computed on them (the strategy's parameters validated as for a run)."""
+    from thunes.optimize._data import load_study_candles
+    from thunes.strategies import get_strategy
+
+    if limit is not None and not 1 <= limit <= MAX_CANDLES:
+        raise ConfigError(f"limit must be between 1 and {MAX_CANDLES}, got {limit}")
+    strat = get_strategy(strategy)(**(params or {})) if strategy else None
+    data = load_study_candles(symbol.upper(), timeframe, source=source, store_url=settings.data.url, since=since,
+                              until=until, sample_dir=settings.data.sample_dir)
+    frame = data.frame.iloc[-(limit or MAX_CANDLES):]
+    lines: dict[str, list[float | None]] = {}
+    if strat is not None:
+        # Computed on the whole loaded window, then cut: the first drawn values are not warm-up artefacts.
+        for name, series in strat.indicators(data.frame).items():
+            lines[name] = _floats(series.reindex(frame.index).to_numpy(dtype=float))
+    times = (frame.index.asi8 // 1_000_000).tolist()
+    return ChartCandles(symbol=symbol.upper(), timeframe=timeframe, source=data.description, time_ms=times,
+                        open=_floats(frame["open"].to_numpy(dtype=float)),
+                        high=_floats(frame["high"].to_numpy(dtype=float)),
+                        low=_floats(frame["low"].to_numpy(dtype=float)),
+                        close=_floats(frame["close"].to_numpy(dtype=float)),
+                        volume=_floats(frame["volume"].to_numpy(dtype=float)), indicators=lines)
+
+
+def run_trades(settings: Any, run_id: str) -> dict[str, Any]:
+    """A backtest run's trades and equity curve (the CSVs written next to its ``run_*.json``)."""
+    import pandas as pd
+
+    from thunes.services.catalog import RunNotFound, _resolve
+
+    run_json = _resolve(settings, "backtest", run_id)
+    stem = run_json.stem.removeprefix("run_")
+    trades_csv = run_json.with_name(f"trades_{stem}.csv")
+    equity_csv = run_json.with_name(f"equity_{stem}.csv")
+    if not trades_csv.is_file():
+        raise RunNotFound(f"the backtest run {run_id!r} has no trades file")
+    trades = pd.read_csv(trades_csv) if trades_csv.stat().st_size else pd.DataFrame()
+    for col in ("entry_ts", "exit_ts"):
+        if col in trades.columns:
+            stamps = pd.to_datetime(trades[col], utc=True)
+            trades[col.replace("_ts", "_ms")] = [None if pd.isna(t) else int(t.value // 1_000_000) for t in stamps]
+    rows = []
+    for rec in trades.to_dict("records"):
+        rows.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rec.items()})
+    equity: dict[str, list[Any]] = {"time_ms": [], "equity": []}
+    if equity_csv.is_file():
+        eq = pd.read_csv(equity_csv, index_col=0, parse_dates=True)
+        if len(eq.columns):
+            equity = {"time_ms": (pd.DatetimeIndex(eq.index).asi8 // 1_000_000).tolist(),
+                      "equity": _floats(eq.iloc[:, 0].to_numpy(dtype=float))}
+    return {"run_id": run_id, "trades": rows, "equity": equity, "file": str(Path(trades_csv).name)}
