@@ -107,13 +107,20 @@ def create_app(ctx: ApiContext) -> FastAPI:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.url.path.startswith("/ui"):
-            # The dashboard loads only its own files (vendored, no CDN); a run's HTML report is shown in a
-            # sandboxed srcdoc frame, so frames may be same-origin documents only.
+        if request.url.path == "/ui/report.html":
+            # A run's report (plotly, inline scripts) in a sandboxed frame: scripts run, nothing is fetched or sent.
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+                "img-src data: blob:; font-src data:")
+            response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        else:
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.url.path.startswith("/ui") and request.url.path != "/ui/report.html":
+            # The dashboard loads only its own files (vendored, no CDN) and talks to this API only.
             response.headers.setdefault("Content-Security-Policy",
                                         "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-                                        "frame-src 'self' about: blob:; connect-src 'self'; object-src 'none'")
+                                        "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                                        "frame-ancestors 'none'")
         return response
 
     @app.exception_handler(AuthError)
