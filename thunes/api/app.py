@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -39,6 +40,7 @@ from thunes.api.routes import ROUTERS
 from thunes.api.settings import is_loopback
 from thunes.core.errors import ConfigError, ExchangeError, RetryableError, ThunesError
 from thunes.live.control import BotNotRunning
+from thunes.services import chart
 from thunes.services.catalog import RunNotFound
 from thunes.services.history import TradeNotFound
 from thunes.services.runner import BotAlreadyRunning
@@ -81,6 +83,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if ctx.runner.state_dir is None:
             events_file = ctx.state_dir / "events.jsonl"
         ctx.hub.start(asyncio.get_running_loop(), events_file)
+        # The dashboard's first chart should not pay for the loaders' imports and kernel compilation.
+        threading.Thread(target=chart.warm_up, name="thunes-api-warm-up", daemon=True).start()
         try:
             yield
         finally:

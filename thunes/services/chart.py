@@ -16,7 +16,7 @@ from typing import Any
 
 from thunes.core.errors import ConfigError
 
-__all__ = ["ChartCandles", "chart_candles", "run_trades", "MAX_CANDLES"]
+__all__ = ["ChartCandles", "chart_candles", "run_trades", "warm_up", "MAX_CANDLES"]
 
 #: The most candles one response carries (a year of 1h candles is 8,760).
 MAX_CANDLES = 50_000
@@ -37,7 +37,13 @@ class ChartCandles:
 
 
 def _floats(values: Any) -> list[float | None]:
-    return [None if not math.isfinite(v) else round(float(v), 10) for v in values]
+    import numpy as np
+
+    arr = np.round(np.asarray(values, dtype=float), 10)
+    out: list[float | None] = arr.tolist()
+    for i in np.flatnonzero(~np.isfinite(arr)).tolist():  # warm-up NaNs: JSON has no NaN
+        out[i] = None
+    return out
 
 
 def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "auto", since: str | None = None,
@@ -56,8 +62,9 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
     frame = data.frame.iloc[-(limit or MAX_CANDLES):]
     lines: dict[str, list[float | None]] = {}
     if strat is not None:
-        # Computed on the whole loaded window, then cut: the first drawn values are not warm-up artefacts.
-        for name, series in strat.indicators(data.frame).items():
+        # Computed from `warmup` bars before the first drawn one: its first values are not warm-up artefacts.
+        start = max(0, len(data.frame) - len(frame) - 2 * strat.warmup)
+        for name, series in strat.indicators(data.frame.iloc[start:]).items():
             lines[name] = _floats(series.reindex(frame.index).to_numpy(dtype=float))
     times = (frame.index.asi8 // 1_000_000).tolist()
     return ChartCandles(symbol=symbol.upper(), timeframe=timeframe, source=data.description, time_ms=times,
@@ -66,6 +73,26 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
                         low=_floats(frame["low"].to_numpy(dtype=float)),
                         close=_floats(frame["close"].to_numpy(dtype=float)),
                         volume=_floats(frame["volume"].to_numpy(dtype=float)), indicators=lines)
+
+
+def warm_up() -> None:
+    """Import the candle loaders and compile the indicator kernels, so that the first chart a server draws
+    after its start is as fast as the next ones (the imports alone take seconds; a server calls this on a
+    background thread at start-up)."""
+    import numpy as np
+    import pandas as pd
+
+    from thunes.optimize import _data  # noqa: F401 - the import is the work
+    from thunes.strategies import get_strategy, list_strategies
+
+    index = pd.date_range("2024-01-01", periods=600, freq="h", tz="UTC")
+    close = pd.Series(np.linspace(100.0, 110.0, len(index)), index=index)
+    candles = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1.0})
+    for name in list_strategies():
+        try:
+            get_strategy(name)().indicators(candles)
+        except Exception:  # noqa: BLE001 - a strategy that needs a model or other inputs simply is not warmed
+            continue
 
 
 def run_trades(settings: Any, run_id: str) -> dict[str, Any]:

