@@ -119,12 +119,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
             response.headers["X-Frame-Options"] = "SAMEORIGIN"
         else:
             response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.url.path.startswith("/ui") and request.url.path != "/ui/report.html":
+        if request.url.path.startswith("/ui/") and request.url.path != "/ui/report.html":
             # The dashboard loads only its own files (vendored, no CDN) and talks to this API only.
-            response.headers.setdefault("Content-Security-Policy",
-                                        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-                                        "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-                                        "frame-ancestors 'none'")
+            response.headers.setdefault(
+                "Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; "
+                "style-src 'self' 'unsafe-inline'; frame-src 'self'; connect-src 'self'; object-src 'none'; "
+                "base-uri 'none'; frame-ancestors 'none'")
         return response
 
     @app.exception_handler(AuthError)

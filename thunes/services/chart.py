@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thunes.core.errors import ConfigError
+from thunes.core.errors import ConfigError, DataError
 
 __all__ = ["ChartCandles", "chart_candles", "run_trades", "warm_up", "MAX_CANDLES"]
 
@@ -51,14 +51,20 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
                   params: dict[str, Any] | None = None) -> ChartCandles:
     """The last ``limit`` candles of ``symbol``/``timeframe`` (all when None, at most :data:`MAX_CANDLES`), with
     ``strategy``'s indicator lines computed on them (the strategy's parameters validated as for a run)."""
+    from pandas.errors import OutOfBoundsDatetime
+
     from thunes.optimize._data import load_study_candles
     from thunes.strategies import get_strategy
 
     if limit is not None and not 1 <= limit <= MAX_CANDLES:
         raise ConfigError(f"limit must be between 1 and {MAX_CANDLES}, got {limit}")
     strat = get_strategy(strategy)(**(params or {})) if strategy else None
-    data = load_study_candles(symbol.upper(), timeframe, source=source, store_url=settings.data.url, since=since,
-                              until=until, sample_dir=settings.data.sample_dir)
+    try:
+        data = load_study_candles(symbol.upper(), timeframe, source=source, store_url=settings.data.url,
+                                  since=since, until=until, sample_dir=settings.data.sample_dir)
+    except (OverflowError, OutOfBoundsDatetime) as exc:  # e.g. synthetic 7M candles run past the year 2262
+        raise DataError(f"cannot chart {symbol.upper()} {timeframe}: its candles run past the dates pandas "
+                        f"can hold ({exc})") from exc
     frame = data.frame.iloc[-(limit or MAX_CANDLES):]
     lines: dict[str, list[float | None]] = {}
     if strat is not None:

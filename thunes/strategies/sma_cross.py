@@ -30,7 +30,8 @@ class SmaCross(Strategy):
         return self.slow + 1
 
     def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
-        return {f"SMA {self.fast}": sma(candles["close"], self.fast), f"SMA {self.slow}": sma(candles["close"], self.slow)}
+        close = candles["close"]
+        return {f"SMA {self.fast}": sma(close, self.fast), f"SMA {self.slow}": sma(close, self.slow)}
 
     def signals(self, candles: pd.DataFrame) -> Signals:
         fast, slow = sma(candles["close"], self.fast), sma(candles["close"], self.slow)

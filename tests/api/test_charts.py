@@ -1,0 +1,65 @@
+"""What the dashboard's charts read: candles with a strategy's indicators, a backtest run's trades and equity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tests.api.conftest import wait_for
+from thunes.optimize._data import load_study_candles
+
+
+def test_candles_are_the_last_n_bars_with_indicators_equal_to_the_full_series(api):
+    """`limit` keeps the last bars; the indicator lines equal the SMA computed on all the candles (the window the
+    server computes them on starts early enough that no warm-up artefact is drawn)."""
+    full = load_study_candles("BTC/USDT", "1h", source="sample").frame
+    with api.client("viewer") as c:
+        r = c.get("/candles", params={"symbol": "BTC/USDT", "timeframe": "1h", "source": "sample", "limit": 500,
+                                      "strategy": "sma_cross", "params": json.dumps({"fast": 7, "slow": 60})})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    tail = full.iloc[-500:]
+    assert data["time_ms"] == (tail.index.asi8 // 1_000_000).tolist()
+    assert data["close"] == np.round(tail["close"].to_numpy(), 10).tolist()
+    assert set(data["indicators"]) == {"SMA 7", "SMA 60"}
+    expected = full["close"].rolling(60).mean().iloc[-500:].to_numpy()
+    np.testing.assert_allclose(np.array(data["indicators"]["SMA 60"], dtype=float), expected, rtol=1e-9)
+    assert None not in data["indicators"]["SMA 60"]
+
+
+def test_candles_refuse_bad_requests_with_one_line(api):
+    with api.client("viewer") as c:
+        r = c.get("/candles", params={"strategy": "nope", "source": "sample"})
+        assert r.status_code == 400 and "nope" in r.json()["error"]
+        r = c.get("/candles", params={"strategy": "sma_cross", "params": "{not json", "source": "sample"})
+        assert r.status_code == 400 and "JSON" in r.json()["error"]
+        r = c.get("/candles", params={"strategy": "sma_cross", "params": '{"fastt": 3}', "source": "sample"})
+        assert r.status_code == 400 and "did you mean" in r.json()["error"]
+        assert c.get("/candles", params={"limit": 0}).status_code == 422
+        assert c.get("/candles", params={"source": "store"}).status_code == 400  # the store is empty
+        assert c.get("/runs/backtest/nope/trades").status_code == 404
+    with api.client() as anonymous:
+        assert anonymous.get("/candles").status_code == 401
+
+
+def test_a_backtest_runs_trades_and_equity_are_served_for_the_chart(api):
+    """The run's trades (with entry/exit times in ms) and its equity curve, as written by the backtest."""
+    with api.client("boss") as c:
+        r = c.post("/tasks/backtest", json={"strategy": "sma_cross", "params": {"fast": 10, "slow": 30},
+                                            "symbol": "BTC/USDT", "timeframe": "1h", "source": "sample",
+                                            "since": "2024-01-01", "until": "2024-03-01"})
+        info = wait_for(lambda: (lambda t: t if t["state"] not in ("queued", "running") else None)(
+            c.get(f"/tasks/{r.json()['id']}").json()), what="the backtest task")
+        assert info["state"] == "done", info
+        run_id = info["result"]["run_id"]
+        got = c.get(f"/runs/backtest/{run_id}/trades").json()
+    folder = Path(api.ctx.settings.backtest.artifacts_dir, run_id).parent
+    trades = pd.read_csv(next(folder.glob("trades_*.csv")))
+    assert len(got["trades"]) == len(trades) == info["result"]["stats"]["n_trades"] > 0
+    first = got["trades"][0]
+    assert first["entry_ms"] == pd.Timestamp(trades["entry_ts"].iloc[0]).value // 1_000_000
+    assert first["exit_ms"] > first["entry_ms"] and first["entry_price"] == trades["entry_price"].iloc[0]
+    assert len(got["equity"]["time_ms"]) == len(got["equity"]["equity"]) == info["result"]["candles"]
