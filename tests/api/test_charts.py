@@ -41,6 +41,11 @@ def test_candles_refuse_bad_requests_with_one_line(api):
         assert c.get("/candles", params={"limit": 0}).status_code == 422
         assert c.get("/candles", params={"source": "store"}).status_code == 400  # the store is empty
         assert c.get("/runs/backtest/nope/trades").status_code == 404
+        r = c.get("/forecast")
+        assert r.status_code == 400 and "no trained model" in r.json()["error"]
+        assert c.get("/forecast", params={"model": "../etc"}).status_code == 422
+        r = c.get("/forecast", params={"model": ".."})  # the folder above the models: refused
+        assert r.status_code == 400 and "no trained model" in r.json()["error"]
     with api.client() as anonymous:
         assert anonymous.get("/candles").status_code == 401
 

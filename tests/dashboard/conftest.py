@@ -23,6 +23,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests 
 from tests.api.conftest import PASSWORDS, make_ctx, start_api, wait_for  # noqa: E402
 from tests.live.conftest import PAIRS, ROWS, bot_settings  # noqa: E402
 from thunes.data.samples import load_sample_candles  # noqa: E402
+from thunes.data.store import store_from_settings  # noqa: E402
 from thunes.live.config import LocalReplaySettings  # noqa: E402
 from thunes.live.control import control_file  # noqa: E402
 from thunes.services.bot import BotRunRequest, open_bot  # noqa: E402
@@ -31,6 +32,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parents[2]
+STORED_1H = 9000  # a year of 1h candles and a bit
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +60,8 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     settings = bot_settings(tmp / "bot", bars=600, risk={"cool_down_minutes": 0})
     settings = settings.model_copy(update={"local": LocalReplaySettings(bars=600, speed=2000)})
     ctx = make_ctx(tmp, login_attempts=1000)  # every test signs in from 127.0.0.1
+    with store_from_settings(ctx.settings.data) as store:  # 1h candles in the store: Prepare, Train, Forecast
+        store.insert("BTC/USDT", "1h", load_sample_candles("BTC/USDT", "1h").frame.iloc[-STORED_1H:])
     session = open_bot(BotRunRequest(settings=settings, audit_fsync="never"), ctx.settings, frames=frames)
     ctx.runner.attach(session)
     api = start_api(ctx)

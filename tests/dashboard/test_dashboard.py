@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.api.conftest import wait_for
 from tests.dashboard.conftest import ROOT
 
-PAGES = ("bot", "chart", "trades", "performance", "backtest", "prepare", "train", "config", "audit")
+PAGES = ("bot", "chart", "trades", "performance", "backtest", "prepare", "train", "forecast", "config", "audit")
 
 
 def _closed_trade(dash) -> dict:
@@ -88,6 +88,30 @@ def test_a_backtest_started_from_the_page_shows_its_result(tab):
     tab.page.wait_for_selector("iframe.report[data-loaded]")
     report = tab.page.frame_locator("iframe.report")
     expect(report.locator(".plotly-graph-div").first).to_be_visible(timeout=20_000)
+
+
+def test_a_model_trained_from_the_page_gives_a_forecast_with_its_interval(tab, dash):
+    """Train (XGBoost, one round, on the store's 1h candles) from the Train page; the model is listed with its
+    metrics, and the Forecast page shows its return and volatility forecast and draws the interval (the
+    same numbers as the API's)."""
+    tab.login("boss")
+    tab.page.wait_for_selector("#page-bot[data-ready]")
+    tab.open("prepare")
+    expect(tab.page.locator("#page-prepare tbody tr")).to_have_count(1)
+    tab.open("train")
+    form = tab.page.locator("#train-form")
+    form.locator("input[name=epochs]").fill("1")
+    form.locator("button[type=submit]").click()
+    expect(tab.page.locator("#train-task")).to_contain_text("done", timeout=80_000)
+    expect(tab.page.locator("#models tbody tr")).to_have_count(1)
+    tab.open("forecast")
+    expect(tab.page.locator("#forecast-return")).to_contain_text("%")
+    tab.page.wait_for_selector("#forecast-chart[data-band]")
+    with dash.client("viewer") as c:
+        f = c.get("/forecast").json()
+    low, high = (float(x) for x in tab.page.locator("#forecast-chart").get_attribute("data-band").split(","))
+    assert (low, high) == (f["band_2s"][0], f["band_2s"][1]) and low < f["price"] < high
+    assert tab.errors == []
 
 
 def test_pause_asks_for_confirmation_and_the_state_changes(tab, dash):

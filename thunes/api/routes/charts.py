@@ -1,4 +1,5 @@
-"""What the dashboard's charts draw: candles with a strategy's indicators, and a backtest run's trades and equity."""
+"""What the dashboard's charts draw: candles with a strategy's indicators, a backtest run's trades and equity,
+a model's latest forecast with its interval."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from thunes.api.context import ApiContext, plain
 from thunes.api.deps import context, reader
 from thunes.core.errors import ConfigError
-from thunes.services import chart
+from thunes.services import chart, forecast
 
 router = APIRouter(tags=["charts"], dependencies=[Depends(reader)])
 
@@ -43,3 +44,14 @@ def candles(ctx: ApiContext = Depends(context),
 def run_trades(run_id: str = Path(pattern=r"^[A-Za-z0-9_.\-/]{1,300}$"),
                ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     return plain(chart.run_trades(ctx.settings, run_id))
+
+
+@router.get("/forecast", summary="A trained model's latest return and volatility forecast with its price interval")
+def latest_forecast(ctx: ApiContext = Depends(context),
+                    model: str | None = Query(None, pattern=r"^[A-Za-z0-9_.\-]{1,200}$",
+                                              description="model folder name (GET /models); default: the newest"),
+                    symbol: str | None = Query(None, pattern=r"^[A-Za-z0-9]{1,20}/[A-Za-z0-9]{1,20}$"),
+                    timeframe: str | None = Query(None, pattern=r"^\d{1,3}[mhdwM]$"),
+                    source: Literal["auto", "store", "sample"] = "auto") -> dict[str, Any]:
+    return plain(forecast.latest_forecast(ctx.settings, model=model, symbol=symbol, timeframe=timeframe,
+                                          source=source))

@@ -11,11 +11,12 @@ const PAGES = {
   backtest: () => import("./pages/backtest.js"),
   prepare: () => import("./pages/prepare.js"),
   train: () => import("./pages/train.js"),
+  forecast: () => import("./pages/forecast.js"),
   config: () => import("./pages/config.js"),
   audit: () => import("./pages/audit.js"),
 };
 const LABELS = { bot: "Bot", chart: "Chart", trades: "Trades", performance: "Performance", backtest: "Backtest",
-                 prepare: "Prepare", train: "Train", config: "Config", audit: "Audit" };
+                 prepare: "Prepare", train: "Train", forecast: "Forecast", config: "Config", audit: "Audit" };
 
 let session = null;   // {name, role, canWrite}
 let cleanup = null;

@@ -39,5 +39,7 @@ export async function render(root) {
 
 function columnsOf(rows) {
   const keys = Object.keys(rows[0] || {});
-  return keys.map((k) => [k.replace(/_/g, " "), (r) => (/pnl|profit/.test(k) ? signed(r[k]) : typeof r[k] === "number" ? num(r[k], 4) : r[k])]);
+  const format = (k, v) => (/pnl|profit/.test(k) ? signed(v) : /^(trades|wins|losses)$/.test(k) ? String(v)
+    : v !== null && v !== "" && Number.isFinite(Number(v)) ? num(v, 4) : v);
+  return keys.map((k) => [k.replace(/_/g, " "), (r) => format(k, r[k])]);
 }
