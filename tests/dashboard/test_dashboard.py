@@ -90,7 +90,7 @@ def test_a_backtest_started_from_the_page_shows_its_result(tab):
     expect(report.locator(".plotly-graph-div").first).to_be_visible(timeout=20_000)
 
 
-def test_a_model_trained_from_the_page_gives_a_forecast_with_its_interval(tab, dash):
+def test_a_model_trained_from_the_page_gives_a_forecast_with_its_interval(tab, dash, shots):
     """Train (XGBoost, one round, on the store's 1h candles) from the Train page; the model is listed with its
     metrics, and the Forecast page shows its return and volatility forecast and draws the interval (the
     same numbers as the API's)."""
@@ -111,6 +111,7 @@ def test_a_model_trained_from_the_page_gives_a_forecast_with_its_interval(tab, d
         f = c.get("/forecast").json()
     low, high = (float(x) for x in tab.page.locator("#forecast-chart").get_attribute("data-band").split(","))
     assert (low, high) == (f["band_2s"][0], f["band_2s"][1]) and low < f["price"] < high
+    tab.page.screenshot(path=str(shots / "forecast.png"), full_page=True)
     assert tab.errors == []
 
 

@@ -89,3 +89,10 @@ export function downloadCsv(filename, rows) {
   const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: filename });
   document.body.append(a); a.click(); a.remove();
 }
+
+// A price with the decimals its size needs (64,919.36; 2,387.58; 0.6327; 0.00001234).
+export const px = (v) => {
+  if (v === null || v === undefined || v === "") return "–";
+  const a = Math.abs(Number(v));
+  return num(v, a >= 100 ? 2 : a >= 1 ? 4 : 8);
+};

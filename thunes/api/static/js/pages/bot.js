@@ -1,7 +1,7 @@
 // Bot: state, pairs, open positions with unrealised PnL, open orders, today's PnL, risk state, the switches
 // (each asks for confirmation; shown to traders only) and the live events as they arrive.
 import { get, post, events } from "../api.js";
-import { h, card, kv, table, num, signed, when, confirmAction, errorLine } from "../ui.js";
+import { h, card, kv, table, num, px, signed, when, confirmAction } from "../ui.js";
 
 export const title = "Bot";
 
@@ -52,8 +52,8 @@ export async function render(root, session) {
     ]));
     const pos = st.positions || [];
     positions.replaceChildren(table([
-      ["symbol", (p) => p.symbol], ["qty", (p) => p.qty], ["avg price", (p) => num(p.avg_price, 6)],
-      ["mark", (p) => num(p.mark, 6)], ["cost", (p) => num(p.cost)], ["unrealised", (p) => signed(p.unrealised)],
+      ["symbol", (p) => p.symbol], ["qty", (p) => p.qty], ["avg price", (p) => px(p.avg_price)],
+      ["mark", (p) => px(p.mark)], ["cost", (p) => num(p.cost)], ["unrealised", (p) => signed(p.unrealised)],
       ...(session.canWrite ? [["", (p) => h("button", { class: "danger write", onclick: () => act(
         `Sell the whole ${p.symbol} position now?`, "/bot/force-exit", { symbol: p.symbol }, "force exit by operator") }, "Force exit")]] : []),
     ], pos, "no open position"));

@@ -2,7 +2,7 @@
 // indicator lines; the entries and exits of the bot's own trades or of a backtest run drawn on the candles.
 // Pan with a drag, zoom with the wheel or a pinch (TradingView Lightweight Charts, vendored).
 import { get } from "../api.js";
-import { h, card, errorLine, num } from "../ui.js";
+import { h, card, errorLine, num, px } from "../ui.js";
 import { createChart, CrosshairMode } from "../../vendor/lightweight-charts/lightweight-charts.standalone.production.mjs";
 
 export const title = "Chart";
@@ -51,10 +51,10 @@ export function tradeMarkers(times, trades) {
     const short = tr.side === "short";
     const e = bar(tr.entry_ms);
     if (e !== null) out.push({ time: e, position: short ? "aboveBar" : "belowBar", color: "#3fa7ff", shape: short ? "arrowDown" : "arrowUp",
-                               text: `${short ? "short" : "buy"} ${num(tr.entry_price, 6)}` });
+                               text: `${short ? "short" : "buy"} ${px(tr.entry_price)}` });
     const x = tr.exit_ms ? bar(tr.exit_ms) : null;
     if (x !== null) out.push({ time: x, position: short ? "belowBar" : "aboveBar", color: Number(tr.pnl) >= 0 ? "#26a69a" : "#ef5350",
-                               shape: short ? "arrowUp" : "arrowDown", text: `exit ${num(tr.exit_price, 6)} (${num(tr.pnl)})` });
+                               shape: short ? "arrowUp" : "arrowDown", text: `exit ${px(tr.exit_price)} (${num(tr.pnl)})` });
   }
   return out.sort((a, b) => a.time - b.time);
 }

@@ -1,7 +1,7 @@
 // Forecast: a trained model's latest return and volatility forecast, its price interval (±1σ, ±2σ) drawn after
 // the newest candles.
 import { get } from "../api.js";
-import { h, card, kv, num, when, errorLine } from "../ui.js";
+import { h, card, kv, num, px, when, errorLine } from "../ui.js";
 import { candleChart, drawCandles } from "./chart.js";
 
 export const title = "Forecast";
@@ -32,12 +32,12 @@ export async function render(root) {
         ["predicted return", h("span", { class: f.pred_return >= 0 ? "pos" : "neg", id: "forecast-return" },
                                `${num(f.pred_return_pct, 3)} %`)],
         ["predicted volatility", `${num(100 * f.pred_vol, 3)} %`],
-        ["price: last → expected", `${num(f.last_close, 6)} → ${num(f.price, 6)}`],
-        ["interval ±1σ", `${num(f.band_1s[0], 6)} – ${num(f.band_1s[1], 6)}`],
-        ["interval ±2σ", `${num(f.band_2s[0], 6)} – ${num(f.band_2s[1], 6)}`],
+        ["price: last → expected", `${px(f.last_close)} → ${px(f.price)}`],
+        ["interval ±1σ", `${px(f.band_1s[0])} – ${px(f.band_1s[1])}`],
+        ["interval ±2σ", `${px(f.band_2s[0])} – ${px(f.band_2s[1])}`],
         ["model", `${f.model} (${f.backend}), trained ${f.model_trained_at || "?"} on data up to ${f.model_data_until || "?"}`],
         ["candles", f.candles_source]]));
-      const data = await get(`/candles?${new URLSearchParams({ symbol: f.symbol, timeframe: f.timeframe, limit: 300,
+      const data = await get(`/candles?${new URLSearchParams({ symbol: f.symbol, timeframe: f.timeframe, limit: 120,
                                                                until: new Date(f.as_of_ms + 86_400_000).toISOString().slice(0, 10) })}`);
       drawCandles(c, data);
       for (const s of extra) c.chart.removeSeries(s);

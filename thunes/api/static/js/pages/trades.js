@@ -1,6 +1,6 @@
 // Trades: the bot's round trips, newest first: filter by pair, page through, export as CSV.
 import { get } from "../api.js";
-import { h, card, table, num, signed, when, downloadCsv, errorLine } from "../ui.js";
+import { h, card, table, num, px, signed, when, downloadCsv, errorLine } from "../ui.js";
 
 export const title = "Trades";
 
@@ -28,7 +28,7 @@ export async function render(root) {
       const r = await get(query(page, perPage.value));
       body.replaceChildren(table([
         ["#", (t) => t.id], ["pair", (t) => t.symbol], ["entry", (t) => when(t.entry_ms)], ["exit", (t) => when(t.exit_ms)],
-        ["qty", (t) => t.qty], ["entry price", (t) => num(t.entry_price, 6)], ["exit price", (t) => num(t.exit_price, 6)],
+        ["qty", (t) => t.qty], ["entry price", (t) => px(t.entry_price)], ["exit price", (t) => px(t.exit_price)],
         ["fees", (t) => num(t.fees, 4)], ["PnL", (t) => (t.pnl === null ? h("span", { class: "muted" }, "open") : signed(t.pnl))],
         ["return %", (t) => (t.return_pct === null ? "–" : signed(t.return_pct))],
       ], r.trades, "no trade"));
