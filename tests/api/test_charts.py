@@ -39,6 +39,8 @@ def test_candles_refuse_bad_requests_with_one_line(api):
         r = c.get("/candles", params={"strategy": "sma_cross", "params": '{"fastt": 3}', "source": "sample"})
         assert r.status_code == 400 and "did you mean" in r.json()["error"]
         assert c.get("/candles", params={"limit": 0}).status_code == 422
+        r = c.get("/candles", params={"until": "0000-00-00"})
+        assert r.status_code == 400 and "until" in r.json()["error"]
         assert c.get("/candles", params={"source": "store"}).status_code == 400  # the store is empty
         assert c.get("/runs/backtest/nope/trades").status_code == 404
         r = c.get("/forecast")

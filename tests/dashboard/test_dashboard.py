@@ -65,8 +65,15 @@ def test_the_chart_shows_candles_and_the_bots_trade_markers(tab, dash):
     assert tab.errors == []
 
 
+def _finished(tab) -> None:
+    state = tab.page.locator("#task-state:not([data-state=queued]):not([data-state=running])")
+    state.wait_for(timeout=60_000)
+    assert state.get_attribute("data-state") == "done", state.inner_text()
+
+
 def test_a_backtest_started_from_the_page_shows_its_result(tab):
-    """Run backtest: the task's progress, then its statistics and the run in the list."""
+    """Run backtest: the task's progress, then its statistics and the run in the list; then a study, with its
+    overfitting statistics; then the study's HTML report."""
     tab.login("boss")
     tab.page.wait_for_selector("#page-bot[data-ready]")
     tab.open("backtest")
@@ -76,11 +83,20 @@ def test_a_backtest_started_from_the_page_shows_its_result(tab):
     form.locator("input[name=until]").fill("2024-03-01")
     form.locator("select[name=source]").select_option("sample")
     tab.page.click("#run-backtest")
-    tab.page.wait_for_selector("#task-state[data-state=done]", timeout=60_000)
+    _finished(tab)
     stats = tab.page.locator("#run-stats")
     stats.wait_for()
     assert "sharpe" in stats.inner_text().lower()
     assert tab.page.locator("#runs tbody tr").count() >= 1
+    assert tab.errors == []
+
+    # A small study from the same form: its overfitting statistics and recommendation.
+    form.locator("input[name=params]").fill("")  # search every parameter
+    form.locator("input[name=trials]").fill("4")
+    tab.page.click("#run-optimize")
+    _finished(tab)
+    expect(tab.page.locator("#study-stats")).to_contain_text("recommendation")
+    assert tab.page.locator("#runs tbody tr").count() >= 2
     assert tab.errors == []
     # The run's own HTML report in its sandboxed frame: its scripts run (plotly draws). Its console is not
     # checked: the report itself throws a plotly "axis scaling" error on short runs, also when opened directly.

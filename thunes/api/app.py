@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -83,8 +82,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if ctx.runner.state_dir is None:
             events_file = ctx.state_dir / "events.jsonl"
         ctx.hub.start(asyncio.get_running_loop(), events_file)
-        # The dashboard's first chart should not pay for the loaders' imports and kernel compilation.
-        threading.Thread(target=chart.warm_up, name="thunes-api-warm-up", daemon=True).start()
+        # The dashboard's first chart should not pay for the loader's import and the kernels' compilation.
+        await asyncio.to_thread(chart.warm_up)
         try:
             yield
         finally:

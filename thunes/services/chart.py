@@ -2,9 +2,10 @@
 equity of a backtest run (the dashboard's Chart and Backtest pages; the API's ``GET /candles`` and
 ``GET /runs/backtest/{id}/trades``).
 
-Candles come from the same loader as a backtest or a study (:func:`thunes.optimize._data.load_study_candles`:
-the store, else the sample files, synthetic when absent), so a chart shows the very bars a run used. Prices
-are floats here: a chart draws them, nothing is ordered from them.
+Candles come from :func:`thunes.ml.candles.load_candles`: the store (resampled from a finer stored timeframe
+when needed), else the sample files, else synthetic ones (said so in ``source``); the store and the sample
+files give the same bars as a backtest or a study reads. Prices are floats here: a chart draws them,
+nothing is ordered from them.
 """
 
 from __future__ import annotations
@@ -53,15 +54,22 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
     ``strategy``'s indicator lines computed on them (the strategy's parameters validated as for a run)."""
     from pandas.errors import OutOfBoundsDatetime
 
-    from thunes.optimize._data import load_study_candles
+    from thunes.core.timeframes import utc_ms
+    from thunes.ml.candles import load_candles
     from thunes.strategies import get_strategy
 
     if limit is not None and not 1 <= limit <= MAX_CANDLES:
         raise ConfigError(f"limit must be between 1 and {MAX_CANDLES}, got {limit}")
     strat = get_strategy(strategy)(**(params or {})) if strategy else None
+    for name, day in (("since", since), ("until", until)):
+        try:
+            if day is not None:
+                utc_ms(day)
+        except ValueError as exc:
+            raise DataError(f"cannot read {name}={day!r} as a date (use e.g. 2024-01-31)") from exc
     try:
-        data = load_study_candles(symbol.upper(), timeframe, source=source, store_url=settings.data.url,
-                                  since=since, until=until, sample_dir=settings.data.sample_dir)
+        data = load_candles(symbol.upper(), timeframe, data_settings=settings.data, source=source, since=since,
+                            until=until, allow_synthetic=True)
     except (OverflowError, OutOfBoundsDatetime) as exc:  # e.g. synthetic 7M candles run past the year 2262
         raise DataError(f"cannot chart {symbol.upper()} {timeframe}: its candles run past the dates pandas "
                         f"can hold ({exc})") from exc
@@ -73,7 +81,8 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
         for name, series in strat.indicators(data.frame.iloc[start:]).items():
             lines[name] = _floats(series.reindex(frame.index).to_numpy(dtype=float))
     times = (frame.index.asi8 // 1_000_000).tolist()
-    return ChartCandles(symbol=symbol.upper(), timeframe=timeframe, source=data.description, time_ms=times,
+    where = data.source if data.real else f"SYNTHETIC candles (no stored or sample data): {data.source}"
+    return ChartCandles(symbol=symbol.upper(), timeframe=timeframe, source=where, time_ms=times,
                         open=_floats(frame["open"].to_numpy(dtype=float)),
                         high=_floats(frame["high"].to_numpy(dtype=float)),
                         low=_floats(frame["low"].to_numpy(dtype=float)),
@@ -82,13 +91,13 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
 
 
 def warm_up() -> None:
-    """Import the candle loaders and compile the indicator kernels, so that the first chart a server draws
-    after its start is as fast as the next ones (the imports alone take seconds; a server calls this on a
-    background thread at start-up)."""
+    """Import the candle loader and compile the indicator kernels (about a second, once per process), so that
+    the first chart a server draws is as fast as the next ones; the API server calls it at start-up, before it
+    accepts requests (importing on a side thread while requests import the same modules is not safe)."""
     import numpy as np
     import pandas as pd
 
-    from thunes.optimize import _data  # noqa: F401 - the import is the work
+    from thunes.ml import candles  # noqa: F401 - the import is the work
     from thunes.strategies import get_strategy, list_strategies
 
     index = pd.date_range("2024-01-01", periods=600, freq="h", tz="UTC")

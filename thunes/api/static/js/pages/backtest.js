@@ -72,6 +72,7 @@ export async function render(root, session) {
             ...(taskResult?.recommendation ? [["recommendation", taskResult.recommendation]] : [])]),
         h("div", { id: "run-stats" }, table([["statistic", (r) => r[0]], ["value", (r) => (typeof r[1] === "number" ? num(r[1], 4) : String(r[1]))]],
           Object.entries(stats).filter(([, v]) => v !== null && typeof v !== "object")))];
+      if (kind === "optimize") parts.push(...studyParts(detail));
       if (kind === "backtest") parts.push(h("p", {}, h("a", { href: `#/chart?run=${encodeURIComponent(id)}&symbol=${encodeURIComponent(detail.symbol)}&timeframe=${detail.timeframe}&strategy=${detail.strategy}&params=${encodeURIComponent(JSON.stringify(detail.params || {}))}&limit=50000` }, "Trades on the chart")));
       const report = h("div");
       parts.push(h("button", { onclick: async () => {
@@ -102,4 +103,23 @@ export async function render(root, session) {
     session.canWrite ? card("New run", form, taskBox) : null, card("Result", result), card("Runs", runsBox));
   await loadRuns();
   return () => clearInterval(timer);
+}
+
+// A study's overfitting statistics, recommendation, Pareto front and walk-forward folds (its summary.json).
+function studyParts(d) {
+  const out = [];
+  const stat = (x) => (x && typeof x === "object" ? Object.entries(x).filter(([, v]) => typeof v !== "object")
+    .map(([k, v]) => `${k} ${typeof v === "number" ? num(v, 4) : v}`).join(" · ") : "–");
+  out.push(h("h2", {}, "Overfitting and recommendation"), h("div", { id: "study-stats" }, kv([
+    ["trials", stat(d.trials)], ["deflated Sharpe (DSR)", stat(d.dsr)], ["PBO", stat(d.pbo)],
+    ["recommendation", d.recommendation ? h("span", { class: `badge ${d.recommendation.deploy ? "ok" : "warn"}` },
+      d.recommendation.deploy ? "deploy" : "do not deploy") : "–"],
+    ["reasons", (d.recommendation?.reasons || []).join("; ") || "–"], ["data", d.data || "–"]])));
+  if ((d.pareto || []).length > 1) out.push(h("h2", {}, "Pareto front"), table([["trial", (t) => t.number],
+    ["values", (t) => (t.values || []).map((v) => num(v, 4)).join(" / ")], ["params", (t) => JSON.stringify(t.params)]], d.pareto));
+  if (d.walk_forward) out.push(h("h2", {}, `Walk-forward (${d.walk_forward.scheme})`),
+    table(Object.keys(d.walk_forward.folds[0] || {}).map((k) => [k, (r) => (typeof r[k] === "number" ? num(r[k], 4) : String(r[k] ?? "–"))]),
+          d.walk_forward.folds, "no fold"),
+    h("p", {}, "out-of-sample: ", stat(d.walk_forward.oos_stats)));
+  return out;
 }
