@@ -117,6 +117,7 @@ def test_a_model_trained_from_the_page_gives_a_forecast_with_its_interval(tab, d
     tab.open("train")
     form = tab.page.locator("#train-form")
     form.locator("input[name=epochs]").fill("1")
+    form.locator("input[name=since]").fill("2023-12-01")  # the last ~3,400 stored candles: a quick fit
     form.locator("button[type=submit]").click()
     expect(tab.page.locator("#train-task")).to_contain_text("done", timeout=80_000)
     expect(tab.page.locator("#models tbody tr")).to_have_count(1)
@@ -200,3 +201,26 @@ def test_the_chart_of_a_year_of_1h_candles_loads_fast(tab, dash):
     print(f"chart of 8760 1h candles drawn in {elapsed:.2f} s")
     assert elapsed < 2.0, elapsed
     assert tab.errors == []
+
+
+def test_with_no_bot_every_page_still_renders(browser, tmp_path, shots):
+    """`thunes api serve` before any bot ran: the Bot page says so in one line; every other page renders."""
+    from tests.api.conftest import make_ctx, start_api
+    from tests.dashboard.conftest import Page as Tab
+
+    api = start_api(make_ctx(tmp_path, login_attempts=1000))
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    try:
+        tab = Tab(context.new_page(), api.url.removesuffix("/api/v1"))
+        tab.login("viewer")
+        tab.page.wait_for_selector("#page-bot[data-ready]")
+        expect(tab.page.locator("#bot-message")).to_contain_text("not a bot state folder")
+        tab.page.screenshot(path=str(shots / "no-bot.png"), full_page=True)
+        for name in PAGES[1:]:
+            root = tab.open(name)
+            assert root.get_attribute("data-ready") == "1", (name, root.inner_text())
+        # Only the Bot page's refused reads are in the console (the browser logs every 4xx answer).
+        assert all("400" in e for e in tab.errors), tab.errors
+    finally:
+        context.close()
+        api.server.stop()

@@ -73,7 +73,9 @@ const day = (ms) => new Date(ms).toISOString().slice(0, 10);
 
 export async function render(root) {
   const q = new URLSearchParams(location.hash.split("?")[1] || "");
-  const [status, runs, series] = await Promise.all([get("/bot/status"), get("/runs?kind=backtest"), get("/data")]);
+  // No bot yet (`thunes api serve` before any run): the chart still works, without the bot's pairs.
+  const [status, runs, series] = await Promise.all([get("/bot/status").catch(() => ({})), get("/runs?kind=backtest"),
+                                                    get("/data")]);
   const botPairs = (status.pairs || []);
   const first = botPairs[0] || {};
   const form = h("form", { class: "row", id: "chart-form" },
@@ -102,7 +104,7 @@ export async function render(root) {
     try {
       let trades = [];
       let range = {};
-      if (mode === "bot") {
+      if (mode === "bot" && status.state_dir) {
         trades = await botTrades(symbol);
         if (trades.length) {  // the candles around the bot's trades, whatever their age
           const t0 = Math.min(...trades.map((t) => t.entry_ms)), t1 = Math.max(...trades.map((t) => t.exit_ms || t.entry_ms));

@@ -20,13 +20,16 @@ export async function render(root, session) {
     h("label", {}, "Timeframe", h("input", { name: "timeframe", value: "1h", size: 4 })),
     h("label", {}, "Model", h("select", { name: "model" }, h("option", { value: "xgb" }, "XGBoost"), h("option", { value: "lstm" }, "LSTM"))),
     h("label", {}, "Epochs", h("input", { name: "epochs", type: "number", value: 5, min: 1, max: 1000, size: 4 })),
+    h("label", {}, "Since", h("input", { name: "since", placeholder: "YYYY-MM-DD", size: 10 })),
+    h("label", {}, "Until", h("input", { name: "until", placeholder: "YYYY-MM-DD", size: 10 })),
     h("button", { type: "submit", class: "write" }, "Train"));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = new FormData(form);
     try {
       const t = await post("/tasks/train", { symbol: f.get("symbol").toUpperCase(), timeframe: f.get("timeframe"),
-                                             model: f.get("model"), epochs: Number(f.get("epochs")) });
+                                             model: f.get("model"), epochs: Number(f.get("epochs")),
+                                             since: f.get("since") || null, until: f.get("until") || null });
       clearInterval(timer);
       timer = setInterval(async () => {
         const s = await get(`/tasks/${t.id}`);
