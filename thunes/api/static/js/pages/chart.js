@@ -122,6 +122,12 @@ export async function render(root) {
       const markers = tradeMarkers(data.time_ms, trades);
       c.candles.setMarkers(markers);
       c.chart.timeScale().fitContent();
+      if (markers.length && mode === "bot") {  // zoom onto the bot's trades (pan or zoom out for the rest)
+        const t0 = markers[0].time, t1 = markers[markers.length - 1].time;
+        const bar = data.time_ms.length > 1 ? (data.time_ms[1] - data.time_ms[0]) / 1000 : 60;
+        const pad = Math.max((t1 - t0) * 0.4, 60 * bar);
+        c.chart.timeScale().setVisibleRange({ from: t0 - pad, to: t1 + pad });
+      }
       el.dataset.candles = data.time_ms.length;
       el.dataset.markers = markers.length;
       info.textContent = `${data.symbol} ${data.timeframe}: ${data.time_ms.length} candles from ${data.source}; ` +
