@@ -70,3 +70,28 @@ def test_a_backtest_runs_trades_and_equity_are_served_for_the_chart(api):
     assert first["entry_ms"] == pd.Timestamp(trades["entry_ts"].iloc[0]).value // 1_000_000
     assert first["exit_ms"] > first["entry_ms"] and first["entry_price"] == trades["entry_price"].iloc[0]
     assert len(got["equity"]["time_ms"]) == len(got["equity"]["equity"]) == info["result"]["candles"]
+
+
+def test_the_lookahead_audit_passes_a_causal_strategy_and_catches_one_that_peeks(api):
+    """sma_cross is causal; a strategy whose entries read the next close is caught, with the column and values."""
+    from thunes.strategies import _REGISTRY, register_strategy
+    from thunes.strategies.base import Signals, Strategy
+
+    class Peeks(Strategy):
+        name = "test_peeks"
+
+        def signals(self, candles: pd.DataFrame) -> Signals:
+            up = (candles["close"].shift(-1) > candles["close"]).fillna(False)
+            return Signals(entries=up, exits=~up)
+
+    register_strategy(Peeks)
+    try:
+        with api.client("viewer") as c:
+            ok = c.get("/audit/lookahead", params={"target": "sma_cross", "source": "sample", "rows": 1000}).json()
+            bad = c.get("/audit/lookahead", params={"target": "test_peeks", "source": "sample", "rows": 1000}).json()
+            assert c.get("/audit/lookahead", params={"target": "a:b"}).status_code == 422  # never imports code
+    finally:
+        _REGISTRY.pop("test_peeks", None)
+    assert ok["ok"] is True and ok["columns"] == ["entries", "exits"] and ok["n_violations"] == 0
+    assert bad["ok"] is False and set(bad["bad_columns"]) == {"entries", "exits"} and bad["n_violations"] > 0
+    assert bad["violations"][0]["prefix_value"] != bad["violations"][0]["full_value"]

@@ -156,6 +156,17 @@ def test_pause_asks_for_confirmation_and_the_state_changes(tab, dash):
     assert tab.errors == []
 
 
+def test_the_audit_page_verifies_the_trail_and_runs_a_lookahead_audit(tab):
+    """The bot's audit trail is verified intact; the look-ahead audit of the strategy finds none."""
+    tab.login("viewer")
+    tab.page.wait_for_selector("#page-bot[data-ready]")
+    tab.open("audit")
+    expect(tab.page.locator("#audit-verdict")).to_have_text("intact")
+    tab.page.click("#lookahead-run")
+    expect(tab.page.locator("#lookahead-verdict")).to_have_text("no look-ahead")
+    assert tab.errors == []
+
+
 def test_a_viewer_sees_no_write_button(tab, shots):
     """A viewer reads every page but is shown no button that changes something (and the API refuses them)."""
     tab.login("viewer")

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from thunes import __version__
 from thunes.api.context import ApiContext, plain
 from thunes.api.deps import context, reader
-from thunes.services import catalog, monitor
+from thunes.core.errors import ConfigError
+from thunes.services import audits, catalog, monitor
 
 router = APIRouter(tags=["system"])
 
@@ -47,6 +48,28 @@ def logs(ctx: ApiContext = Depends(context), lines: int = Query(100, ge=1, le=10
 @router.get("/audit/verify", dependencies=[Depends(reader)], summary="Verify the bot's audit trail")
 def audit_verify(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     return plain(monitor.audit_check(ctx.state_dir / "audit.jsonl"))
+
+
+@router.get("/audit/lookahead", dependencies=[Depends(reader)],
+            summary="Look-ahead audit of a strategy's signals or a feature set (prefix invariance)")
+def audit_lookahead(ctx: ApiContext = Depends(context),
+                    target: str = Query("sma_cross", pattern=r"^(features(:[a-z0-9_]{1,64})?|[a-z0-9_]{1,64})$"),
+                    symbol: str = Query("BTC/USDT", pattern=r"^[A-Za-z0-9]{1,20}/[A-Za-z0-9]{1,20}$"),
+                    timeframe: str = Query("1h", pattern=r"^\d{1,3}[mhdwM]$"),
+                    source: Literal["auto", "store", "sample"] = "auto",
+                    params: str | None = Query(None, max_length=2000, description="JSON object"),
+                    prefixes: int = Query(20, ge=1, le=audits.MAX_PREFIXES),
+                    rows: int = Query(3000, ge=50, le=audits.MAX_ROWS)) -> dict[str, Any]:
+    import json
+
+    try:
+        values = json.loads(params) if params else {}
+    except ValueError as exc:
+        raise ConfigError(f"params must be a JSON object: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError("params must be a JSON object")
+    return plain(audits.lookahead_audit(ctx.settings, target=target, symbol=symbol, timeframe=timeframe,
+                                        source=source, params=values, prefixes=prefixes, rows=rows))
 
 
 @router.get("/data", dependencies=[Depends(reader)], summary="Candle series in the store")
