@@ -95,3 +95,18 @@ def test_the_lookahead_audit_passes_a_causal_strategy_and_catches_one_that_peeks
     assert ok["ok"] is True and ok["columns"] == ["entries", "exits"] and ok["n_violations"] == 0
     assert bad["ok"] is False and set(bad["bad_columns"]) == {"entries", "exits"} and bad["n_violations"] > 0
     assert bad["violations"][0]["prefix_value"] != bad["violations"][0]["full_value"]
+
+
+def test_the_quality_report_of_a_stored_series_shows_its_gap(api):
+    """A stored series with five bars taken out: the report lists that gap with its five missing bars."""
+    from thunes.data.store import store_from_settings
+
+    frame = load_study_candles("ETH/USDT", "1h", source="sample").frame.iloc[:500]
+    with store_from_settings(api.ctx.settings.data) as store:
+        store.insert("ETH/USDT", "1h", frame.drop(frame.index[200:205]))
+    with api.client("viewer") as c:
+        q = c.get("/data/quality", params={"symbol": "ETH/USDT", "timeframe": "1h"}).json()
+        missing = c.get("/data/quality", params={"symbol": "SOL/USDT", "timeframe": "1h"})
+    hole = [g for g in q["gaps"] if g["before_ms"] == frame.index[199].value // 1_000_000]
+    assert q["rows"] == 495 and len(hole) == 1 and hole[0]["missing_bars"] == 5
+    assert missing.status_code == 400 and "nothing stored" in missing.json()["error"]

@@ -33,6 +33,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parents[2]
 STORED_1H = 9000  # a year of 1h candles and a bit
+GAP_AT = 4000
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +62,8 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     settings = settings.model_copy(update={"local": LocalReplaySettings(bars=600, speed=2000)})
     ctx = make_ctx(tmp, login_attempts=1000)  # every test signs in from 127.0.0.1
     with store_from_settings(ctx.settings.data) as store:  # 1h candles in the store: Prepare, Train, Forecast
-        store.insert("BTC/USDT", "1h", load_sample_candles("BTC/USDT", "1h").frame.iloc[-STORED_1H:])
+        hourly = load_sample_candles("BTC/USDT", "1h").frame.iloc[-STORED_1H:]
+        store.insert("BTC/USDT", "1h", hourly.drop(hourly.index[GAP_AT:GAP_AT + 5]))  # a known 5-bar gap
     session = open_bot(BotRunRequest(settings=settings, audit_fsync="never"), ctx.settings, frames=frames)
     ctx.runner.attach(session)
     api = start_api(ctx)

@@ -115,6 +115,8 @@ def test_a_model_trained_from_the_page_gives_a_forecast_with_its_interval(tab, d
     tab.page.wait_for_selector("#page-bot[data-ready]")
     tab.open("prepare")
     expect(tab.page.locator("#page-prepare tbody tr")).to_have_count(1)
+    tab.page.click(".quality-check")  # the stored series has a 5-bar hole made by the fixture
+    expect(tab.page.locator("#quality-gaps")).to_contain_text("5")
     tab.open("train")
     form = tab.page.locator("#train-form")
     form.locator("input[name=epochs]").fill("1")

@@ -12,6 +12,7 @@ from thunes.api.context import ApiContext, plain
 from thunes.api.deps import context, reader
 from thunes.core.errors import ConfigError
 from thunes.services import audits, catalog, monitor
+from thunes.services import data as data_svc
 
 router = APIRouter(tags=["system"])
 
@@ -75,6 +76,14 @@ def audit_lookahead(ctx: ApiContext = Depends(context),
 @router.get("/data", dependencies=[Depends(reader)], summary="Candle series in the store")
 def data(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     return {"series": plain(catalog.data_summary(ctx.settings.data))}
+
+
+@router.get("/data/quality", dependencies=[Depends(reader)],
+            summary="Quality report of a stored series: gaps, duplicates, bad OHLC, flat runs, jumps")
+def data_quality(ctx: ApiContext = Depends(context),
+                 symbol: str = Query(pattern=r"^[A-Za-z0-9]{1,20}/[A-Za-z0-9]{1,20}$"),
+                 timeframe: str = Query(pattern=r"^\d{1,3}[smhdwM]$")) -> dict[str, Any]:
+    return plain(data_svc.series_quality(ctx.settings.data, symbol, timeframe))
 
 
 @router.get("/models", dependencies=[Depends(reader)], summary="Trained model artifacts")
