@@ -110,3 +110,25 @@ def test_the_quality_report_of_a_stored_series_shows_its_gap(api):
     hole = [g for g in q["gaps"] if g["before_ms"] == frame.index[199].value // 1_000_000]
     assert q["rows"] == 495 and len(hole) == 1 and hole[0]["missing_bars"] == 5
     assert missing.status_code == 400 and "nothing stored" in missing.json()["error"]
+
+
+def test_a_settings_file_is_checked_with_every_problem_or_its_values_and_sources(api, monkeypatch):
+    """Two mistakes give two problems (nothing written); a valid file gives its values with their sources,
+    URL passwords masked; a JSON file is read as JSON."""
+    monkeypatch.setenv("THUNES_RISK__MAX_DAILY_LOSS", "40")
+    with api.client("viewer") as c:
+        bad = c.post("/config/check", json={"text": '[risk]\nmax_positions = -1\n[exchange]\nmode = "nope"\n'}).json()
+        good = c.post("/config/check", json={"text": '[risk]\nmax_positions = 2\n[data]\n'
+                                                     'url = "postgresql://u:hunter2@db/thunes"\n'}).json()
+        broken = c.post("/config/check", json={"text": "not toml ==="}).json()
+        as_json = c.post("/config/check", json={"text": '{"risk": {"max_positions": 4}}', "format": "json"}).json()
+        assert c.post("/config/check", json={"text": "", "format": "yaml"}).status_code == 422
+    assert bad["ok"] is False and len(bad["problems"]) == 2
+    assert any("risk.max_positions" in p for p in bad["problems"]) and any("exchange.mode" in p for p in bad["problems"])
+    rows = {r["key"]: r for r in good["rows"]}
+    assert good["ok"] is True and rows["risk.max_positions"] == {"key": "risk.max_positions", "value": "2",
+                                                                 "source": "file"}
+    assert rows["risk.max_daily_loss"]["source"] == "env" and rows["risk.max_daily_loss"]["value"] == "40"
+    assert "hunter2" not in rows["data.url"]["value"] and rows["data.url"]["value"].endswith("@db/thunes")
+    assert broken["ok"] is False and "not valid TOML" in broken["problems"][0] and "/tmp" not in broken["problems"][0]
+    assert as_json["ok"] is True and {r["key"]: r["value"] for r in as_json["rows"]}["risk.max_positions"] == "4"

@@ -169,6 +169,23 @@ def test_the_audit_page_verifies_the_trail_and_runs_a_lookahead_audit(tab):
     assert tab.errors == []
 
 
+def test_the_config_page_checks_a_settings_file(tab):
+    """A wrong value is listed as a problem; once fixed, the file is valid and its value shown from the file."""
+    tab.login("viewer")
+    tab.page.wait_for_selector("#page-bot[data-ready]")
+    tab.open("config")
+    expect(tab.page.locator("#config-table")).to_contain_text("risk.max_positions")
+    tab.page.fill("#config-text", "[risk]\nmax_positions = 0\n")
+    tab.page.click("#config-validate")
+    expect(tab.page.locator("#config-verdict")).to_have_text("1 problem(s)")
+    expect(tab.page.locator("#config-check")).to_contain_text("risk.max_positions")
+    tab.page.fill("#config-text", "[risk]\nmax_positions = 2\n")
+    tab.page.click("#config-validate")
+    expect(tab.page.locator("#config-verdict")).to_have_text("valid")
+    expect(tab.page.locator("#config-check tbody")).to_contain_text("file")
+    assert tab.errors == []
+
+
 def test_a_viewer_sees_no_write_button(tab, shots):
     """A viewer reads every page but is shown no button that changes something (and the API refuses them)."""
     tab.login("viewer")

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from thunes import __version__
 from thunes.api.context import ApiContext, plain
 from thunes.api.deps import context, reader
 from thunes.core.errors import ConfigError
 from thunes.services import audits, catalog, monitor
+from thunes.services import config as config_svc
 from thunes.services import data as data_svc
 
 router = APIRouter(tags=["system"])
@@ -36,6 +38,18 @@ def health(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
 @router.get("/settings", dependencies=[Depends(reader)], summary="Effective settings, secrets masked")
 def settings(ctx: ApiContext = Depends(context)) -> dict[str, Any]:
     return monitor.masked_settings(ctx.settings, api=ctx.api)
+
+
+class ConfigText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=config_svc.MAX_TEXT, description="the settings file's content")
+    format: Literal["toml", "json"] = "toml"
+
+
+@router.post("/config/check", dependencies=[Depends(reader)],
+             summary="Validate a settings file's text (changes nothing): every problem, or the values with sources")
+def config_check(body: ConfigText) -> dict[str, Any]:
+    return config_svc.check_settings_text(body.text, fmt=body.format)
 
 
 @router.get("/logs", dependencies=[Depends(reader)], summary="The last lines of the JSON logs")
