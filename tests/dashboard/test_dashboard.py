@@ -137,7 +137,7 @@ def test_a_model_trained_from_the_page_gives_a_forecast_with_its_interval(tab, d
 
 def test_pause_asks_for_confirmation_and_the_state_changes(tab, dash):
     """Pause opens a confirmation; Cancel changes nothing; Confirm pauses the bot (seen by the API and the page);
-    Resume brings it back."""
+    Resume brings it back. The kill-switch refuses an empty reason, then goes ON and OFF."""
     tab.login("boss")
     tab.page.wait_for_selector("#page-bot[data-ready]")
     badge = tab.page.locator("#bot-state-badge")
@@ -155,6 +155,23 @@ def test_pause_asks_for_confirmation_and_the_state_changes(tab, dash):
         tab.page.click("#resume")
         tab.page.click("#confirm-ok")
         wait_for(lambda: c.get("/bot/status").json()["paused"] is False, what="resumed")
+
+        # The kill-switch needs a reason (audited with the user's name); ON is seen by the API and the page.
+        tab.page.click("#kill")
+        tab.page.fill("#confirm-reason", "")
+        tab.page.click("#confirm-ok")
+        expect(tab.page.locator("#bot-action-message")).to_have_text("a reason is required")
+        assert c.get("/bot/risk").json()["kill_switch"] is False
+        tab.page.click("#kill")
+        tab.page.fill("#confirm-reason", "dashboard drill")
+        tab.page.click("#confirm-ok")
+        expect(tab.page.locator("#kill-state")).to_contain_text("ON")
+        risk = c.get("/bot/risk").json()
+        assert risk["kill_switch"] is True and "dashboard drill" in risk["kill_reason"]
+        assert risk["kill_operator"] == "api:boss"
+        tab.page.click("#kill")
+        tab.page.click("#confirm-ok")
+        wait_for(lambda: c.get("/bot/risk").json()["kill_switch"] is False, what="the kill-switch off")
     assert tab.errors == []
 
 

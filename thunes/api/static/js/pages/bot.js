@@ -11,10 +11,11 @@ export async function render(root, session) {
   const controls = h("div", { class: "row", id: "bot-controls" });
   const positions = h("div", { id: "bot-positions" });
   const pairs = h("div", { id: "bot-pairs" });
-  const message = h("p", { class: "error", role: "alert", id: "bot-message" });
+  const message = h("p", { class: "error", role: "alert", id: "bot-message" });  // the last refresh's error
+  const actionMsg = h("p", { class: "error", role: "alert", id: "bot-action-message" });  // the last action's
   const live = h("span", { class: "badge", id: "events-state" }, "connecting");
   const log = h("div", { id: "events" });
-  root.append(h("h1", {}, "Bot"), message,
+  root.append(h("h1", {}, "Bot"), message, actionMsg,
     h("div", { class: "grid" }, card("State", state), card("Risk", risk, session.canWrite ? controls : null)),
     card("Open positions", positions), card("Pairs", pairs),
     card(h("span", {}, "Live events ", live), log));
@@ -83,11 +84,12 @@ export async function render(root, session) {
   async function act(question, path, body, defaultReason, reasonRequired = false) {
     const reason = await confirmAction(question, defaultReason);
     if (reason === null) return;
-    if (reasonRequired && !reason) { message.textContent = "a reason is required"; return; }
+    actionMsg.textContent = "";
+    if (reasonRequired && !reason) { actionMsg.textContent = "a reason is required"; return; }
     try {
       await post(path, { ...body, reason: reason || undefined });
       await refresh();
-    } catch (err) { message.textContent = err.message; }
+    } catch (err) { actionMsg.textContent = err.message; }
   }
 
   await refresh();
