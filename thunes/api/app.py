@@ -83,7 +83,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
             events_file = ctx.state_dir / "events.jsonl"
         ctx.hub.start(asyncio.get_running_loop(), events_file)
         # The dashboard's first chart should not pay for the loader's import and the kernels' compilation.
-        await asyncio.to_thread(chart.warm_up)
+        try:
+            await asyncio.to_thread(chart.warm_up)
+        except Exception as exc:  # noqa: BLE001 - a slower first chart is no reason not to serve
+            log.warning("chart warm-up failed (the first chart will be slower): %s: %s", type(exc).__name__, exc)
         try:
             yield
         finally:
