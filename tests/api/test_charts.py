@@ -117,6 +117,8 @@ def test_a_settings_file_is_checked_with_every_problem_or_its_values_and_sources
     URL passwords masked; a JSON file is read as JSON."""
     monkeypatch.setenv("THUNES_RISK__MAX_DAILY_LOSS", "40")
     with api.client("viewer") as c:
+        assert c.post("/config/check", json={"text": ""}).status_code == 403  # a POST: the trader role
+    with api.client("boss") as c:
         bad = c.post("/config/check", json={"text": '[risk]\nmax_positions = -1\n[exchange]\nmode = "nope"\n'}).json()
         good = c.post("/config/check", json={"text": '[risk]\nmax_positions = 2\n[data]\n'
                                                      'url = "postgresql://u:hunter2@db/thunes"\n'}).json()

@@ -188,7 +188,7 @@ def test_the_audit_page_verifies_the_trail_and_runs_a_lookahead_audit(tab):
 
 def test_the_config_page_checks_a_settings_file(tab):
     """A wrong value is listed as a problem; once fixed, the file is valid and its value shown from the file."""
-    tab.login("viewer")
+    tab.login("boss")
     tab.page.wait_for_selector("#page-bot[data-ready]")
     tab.open("config")
     expect(tab.page.locator("#config-table")).to_contain_text("risk.max_positions")
@@ -209,7 +209,8 @@ def test_a_viewer_sees_no_write_button(tab, shots):
     tab.page.wait_for_selector("#page-bot[data-ready]")
     for name in PAGES:
         root = tab.open(name)
-        assert root.locator("button.write, #pause, #kill, #stop, #backtest-form, #train-form").count() == 0, name
+        assert root.locator("button.write, #pause, #kill, #stop, #backtest-form, #train-form, #config-check-form"
+                            ).count() == 0, name
     tab.page.screenshot(path=str(shots / "viewer-train.png"), full_page=True)
     assert tab.errors == []
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from thunes import __version__
 from thunes.api.context import ApiContext, plain
-from thunes.api.deps import context, reader
+from thunes.api.deps import context, reader, trader
 from thunes.core.errors import ConfigError
 from thunes.services import audits, catalog, monitor
 from thunes.services import config as config_svc
@@ -46,7 +46,8 @@ class ConfigText(BaseModel):
     format: Literal["toml", "json"] = "toml"
 
 
-@router.post("/config/check", dependencies=[Depends(reader)],
+# The trader role, as for every POST (the API's rule, checked over the whole schema), though it changes nothing.
+@router.post("/config/check", dependencies=[Depends(trader)],
              summary="Validate a settings file's text (changes nothing): every problem, or the values with sources")
 def config_check(body: ConfigText) -> dict[str, Any]:
     return config_svc.check_settings_text(body.text, fmt=body.format)

@@ -5,7 +5,7 @@ import { h, card, table, errorLine } from "../ui.js";
 
 export const title = "Config";
 
-export async function render(root) {
+export async function render(root, session) {
   const settings = await get("/settings");
   const rows = [];
   const walk = (prefix, v) => {
@@ -40,6 +40,6 @@ export async function render(root) {
   root.append(h("h1", {}, "Config"),
     card(null, h("p", { class: "muted" }, "The effective settings (file, THUNES_* environment, defaults), secrets masked. ",
                  "Change them in the settings file or the environment and restart."), filter, body),
-    card("Check a settings file", h("p", { class: "muted" }, "Paste a settings file: it is validated with this server's ",
+    session.canWrite && card("Check a settings file", h("p", { class: "muted" }, "Paste a settings file: it is validated with this server's ",
                  ".env and THUNES_* environment, as `thunes config check FILE` does. Nothing is written."), checkForm));
 }
