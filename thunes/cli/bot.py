@@ -149,7 +149,7 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
             api_server.server.config.app.state.ctx.runner.attach(session)
             api_server.start()
             base = f"http://{api_server.server.config.host}:{api_server.port}"
-            click.echo(f"  dashboard on {base}/ui/ (API: {base}/api/v1)", err=True)
+            click.echo(f"  API on {base}/api/v1, dashboard on {base}/ui/", err=True)
         on_session = on_session_with_api  # noqa: F811
     try:
         result = run_bot(request, app.settings, on_session=on_session)
