@@ -42,6 +42,7 @@ from thunes.api.settings import is_loopback
 from thunes.core.errors import ConfigError, ExchangeError, RetryableError, ThunesError
 from thunes.live.control import BotNotRunning
 from thunes.ops.api_metrics import ApiMetrics
+from thunes.services import chart
 from thunes.services.catalog import RunNotFound
 from thunes.services.history import TradeNotFound
 from thunes.services.runner import BotAlreadyRunning
@@ -84,6 +85,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if ctx.runner.state_dir is None:
             events_file = ctx.state_dir / "events.jsonl"
         ctx.hub.start(asyncio.get_running_loop(), events_file)
+        # The dashboard's first chart should not pay for the loader's import and the kernels' compilation.
+        try:
+            await asyncio.to_thread(chart.warm_up)
+        except Exception as exc:  # noqa: BLE001 - a slower first chart is no reason not to serve
+            log.warning("chart warm-up failed (the first chart will be slower): %s: %s", type(exc).__name__, exc)
         try:
             yield
         finally:
@@ -100,6 +106,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
+    _mount_dashboard(app)
     if ctx.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(ctx.api.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
@@ -125,7 +132,20 @@ def create_app(ctx: ApiContext) -> FastAPI:
                                    "status": response.status_code}})
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.url.path == "/ui/report.html":
+            # A run's report (plotly, inline scripts) in a sandboxed frame: scripts run, nothing is fetched or sent.
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+                "img-src data: blob:; font-src data:")
+            response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        else:
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.url.path.startswith("/ui/") and request.url.path != "/ui/report.html":
+            # The dashboard loads only its own files (vendored, no CDN) and talks to this API only.
+            response.headers.setdefault(
+                "Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; "
+                "style-src 'self' 'unsafe-inline'; frame-src 'self'; connect-src 'self'; object-src 'none'; "
+                "base-uri 'none'; frame-ancestors 'none'")
         return response
 
     @app.exception_handler(AuthError)
@@ -155,6 +175,22 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return _error(500, "internal error (logged on the server)")
 
     return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """The web dashboard (``thunes/api/static``, plain ES modules: no build step) at ``/``; it calls the API only."""
+    from pathlib import Path
+
+    from fastapi.responses import RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(__file__).with_name("static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard_root() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    app.mount("/ui", StaticFiles(directory=static, html=True), name="dashboard")
 
 
 def check_bind(ctx: ApiContext) -> None:

@@ -66,7 +66,7 @@ def serve_cmd(app: Any, host: str | None, port: int | None, state_dir: str | Non
     ctx = ApiContext(app.settings, api)
     server = build_server(ctx)
     users = ctx.tokens.users.users() if ctx.tokens else {}
-    click.echo(f"THUNES API on http://{api.host}:{api.port}/api/v1 (docs: /api/v1/docs); bot folder "
+    click.echo(f"THUNES dashboard on http://{api.host}:{api.port}/ui/, API on /api/v1 (docs: /api/v1/docs); bot folder "
                f"{ctx.state_dir}; {len(users)} user(s) in {api.users_file}", err=True)
     if ctx.ephemeral_secret:
         click.echo("no THUNES_API__SECRET: tokens are signed with a random key and end with this process; "

@@ -176,7 +176,8 @@ def run_cmd(app: Any, config: str | None, pairs: str | None, strategy_name: str 
             _inner(session)
             api_server.server.config.app.state.ctx.runner.attach(session)
             api_server.start()
-            click.echo(f"  API on http://{api_server.server.config.host}:{api_server.port}/api/v1", err=True)
+            base = f"http://{api_server.server.config.host}:{api_server.port}"
+            click.echo(f"  API on {base}/api/v1, dashboard on {base}/ui/", err=True)
         on_session = on_session_with_api  # noqa: F811
     try:
         result = run_bot(request, app.settings, on_session=on_session)

@@ -58,22 +58,9 @@ def _fmt(value: Any) -> str:
 
 
 def _latest_model(root: Path, symbol: str | None, timeframe: str | None) -> Path:
-    candidates = []
-    for meta_path in root.glob("*/meta.json"):
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if symbol and meta.get("symbol") not in (None, symbol):
-            continue
-        if timeframe and meta.get("timeframe") not in (None, timeframe):
-            continue
-        candidates.append((str(meta.get("trained_at") or ""), meta_path.parent))
-    if not candidates:
-        what = " ".join(x for x in (symbol, timeframe) if x)
-        raise ConfigError(f"no trained model {('for ' + what + ' ') if what else ''}under {root}; run `thunes train` "
-                          "or pass --model DIR")
-    return max(candidates)[1]
+    from thunes.services.forecast import latest_model
+
+    return latest_model(root, symbol, timeframe)
 
 
 # ---------------------------------------------------------------------------------------------- train

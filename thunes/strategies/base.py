@@ -355,6 +355,10 @@ class Strategy:
         """
         return 1
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """The lines a chart draws over the candles (name -> series on the candles' index); none by default."""
+        return {}
+
     def signals(self, candles: pd.DataFrame) -> Signals:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement signals(candles)")
 

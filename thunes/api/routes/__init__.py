@@ -1,7 +1,8 @@
 """Routers by area, all mounted under /api/v1 by :func:`thunes.api.app.create_app`."""
 
-from thunes.api.routes import auth, bot, events, reports, research, system
+from thunes.api.routes import auth, bot, charts, events, reports, research, system
 
-__all__ = ["auth", "bot", "events", "reports", "research", "system", "ROUTERS"]
+__all__ = ["auth", "bot", "charts", "events", "reports", "research", "system", "ROUTERS"]
 
-ROUTERS = (auth.router, system.router, bot.router, reports.router, research.router, events.router)
+# charts before research: /runs/backtest/{id}/trades must match before /runs/{kind}/{id:path}.
+ROUTERS = (auth.router, system.router, bot.router, reports.router, charts.router, research.router, events.router)
