@@ -26,10 +26,10 @@ def test_candles_are_the_last_n_bars_with_indicators_equal_to_the_full_series(ap
     tail = full.iloc[-500:]
     assert data["time_ms"] == (tail.index.asi8 // 1_000_000).tolist()
     assert data["close"] == np.round(tail["close"].to_numpy(), 10).tolist()
-    assert set(data["indicators"]) == {"SMA 7", "SMA 60"}
+    assert set(data["indicators"]) == {"sma_7", "sma_60"}
     expected = full["close"].rolling(60).mean().iloc[-500:].to_numpy()
-    np.testing.assert_allclose(np.array(data["indicators"]["SMA 60"], dtype=float), expected, rtol=1e-9)
-    assert None not in data["indicators"]["SMA 60"]
+    np.testing.assert_allclose(np.array(data["indicators"]["sma_60"], dtype=float), expected, rtol=1e-9)
+    assert None not in data["indicators"]["sma_60"]
 
 
 def test_candles_refuse_bad_requests_with_one_line(api):
