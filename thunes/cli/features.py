@@ -152,17 +152,11 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
 
         label = f"feature set {set_name}"
     else:
+        from thunes.services.audits import signal_columns
         from thunes.strategies.loader import resolve_strategy
 
         strategy = resolve_strategy(target, folder=app.settings.trader.strategies_dir)(**parse_params(params))
-
-        def fn(f: pd.DataFrame) -> pd.DataFrame:
-            sig = strategy.signals(f)
-            cols = {k: getattr(sig, k) for k in ("entries", "exits", "short_entries", "short_exits", "target")
-                    if getattr(sig, k) is not None}
-            return pd.DataFrame(cols, index=f.index)
-
-        label = f"strategy {strategy!r}"
+        fn, label = signal_columns(strategy), f"strategy {strategy!r}"
     report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label, progress=not as_json)
     if as_json:
         click.echo(json.dumps({
