@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import json
+from typing import Any, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from thunes.api.auth import AuthError, Principal, Role
 from thunes.api.context import ApiContext
+from thunes.core.errors import ConfigError
 
 __all__ = ["bearer", "context", "require", "reader", "trader", "principal_from_token"]
 
@@ -38,3 +40,14 @@ def require(needed: Role) -> Callable[..., Principal]:
 
 reader = require(Role.READ)
 trader = require(Role.TRADER)
+
+
+def json_params(params: str | None) -> dict[str, Any]:
+    """Strategy parameters given in a query string as one JSON object (``{"fast": 5}``); a 4xx otherwise."""
+    try:
+        values = json.loads(params) if params else {}
+    except ValueError as exc:
+        raise ConfigError(f"params must be a JSON object: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError("params must be a JSON object")
+    return values

@@ -3,15 +3,13 @@ a model's latest forecast with its interval."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from thunes.api.context import ApiContext, plain
-from thunes.api.deps import context, reader
-from thunes.core.errors import ConfigError
+from thunes.api.deps import context, json_params, reader
 from thunes.services import chart, forecast
 
 router = APIRouter(tags=["charts"], dependencies=[Depends(reader)])
@@ -28,12 +26,7 @@ def candles(ctx: ApiContext = Depends(context),
             strategy: str | None = Query(None, pattern=r"^[a-z0-9_]{1,64}$"),
             params: str | None = Query(None, max_length=2000, description='JSON object, e.g. {"fast": 5}')
             ) -> JSONResponse:
-    try:
-        values = json.loads(params) if params else {}
-    except ValueError as exc:
-        raise ConfigError(f"params must be a JSON object: {exc}") from exc
-    if not isinstance(values, dict):
-        raise ConfigError("params must be a JSON object")
+    values = json_params(params)
     data = plain(chart.chart_candles(ctx.settings, symbol=symbol, timeframe=timeframe, source=source, since=since,
                                      until=until, limit=limit, strategy=strategy, params=values))
     # Tens of thousands of plain floats: encoded once by json, not walked by FastAPI's encoder (3x faster).

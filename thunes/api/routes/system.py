@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from thunes import __version__
 from thunes.api.context import ApiContext, plain
-from thunes.api.deps import context, reader, trader
-from thunes.core.errors import ConfigError
+from thunes.api.deps import context, json_params, reader, trader
 from thunes.services import audits, catalog, monitor
 from thunes.services import config as config_svc
 from thunes.services import data as data_svc
@@ -76,14 +75,7 @@ def audit_lookahead(ctx: ApiContext = Depends(context),
                     params: str | None = Query(None, max_length=2000, description="JSON object"),
                     prefixes: int = Query(20, ge=1, le=audits.MAX_PREFIXES),
                     rows: int = Query(3000, ge=50, le=audits.MAX_ROWS)) -> dict[str, Any]:
-    import json
-
-    try:
-        values = json.loads(params) if params else {}
-    except ValueError as exc:
-        raise ConfigError(f"params must be a JSON object: {exc}") from exc
-    if not isinstance(values, dict):
-        raise ConfigError("params must be a JSON object")
+    values = json_params(params)
     return plain(audits.lookahead_audit(ctx.settings, target=target, symbol=symbol, timeframe=timeframe,
                                         source=source, params=values, prefixes=prefixes, rows=rows))
 
