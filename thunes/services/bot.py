@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +32,7 @@ from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError, InsufficientData
 from thunes.core.timeframes import parse_timeframe
 from thunes.core.events import DailySummary, EventBus
-from thunes.live.assembly import warm_up
+from thunes.live.assembly import ReplayClock, warm_up
 from thunes.live.bot import Bot, BotReport, BotStatus, read_bot_state
 from thunes.live.config import BotSettings
 from thunes.live.control import BotNotRunning, ControlServer, send_command
@@ -72,8 +71,9 @@ class BotRunResult:
     sources: dict[str, str]
 
 
-class _SteppedClock:
-    """Market time of a local exchange that only this bot moves: read once, then kept by the source's steps."""
+class _SteppedClock(ReplayClock):
+    """Market time of a local exchange that only this bot moves: read once, then kept by the source's steps.
+    Waiting uses the wall clock, as for any replay (:class:`~thunes.live.assembly.ReplayClock`)."""
 
     def __init__(self, now_ms: int, advance: Callable[[int], None]) -> None:
         self._now = now_ms
@@ -85,13 +85,6 @@ class _SteppedClock:
     def advance_to(self, t: int) -> None:
         self._advance(t)
         self._now = max(self._now, int(t))
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -191,7 +184,6 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
                     "use a new state_dir, or serve the exchange in its own process (local.url) to resume")
             from thunes.exchange.ccxt_adapter import CcxtExchange
             from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange
-            from thunes.live.assembly import ReplayClock
             from thunes.live.local import replay_markets
 
             plan = replay_markets(assignments, warmups=_windows(assignments), bars=s.local.bars,
