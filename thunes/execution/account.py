@@ -28,7 +28,7 @@ from thunes.execution.orders import ExecutorOptions, OrderExecutor
 from thunes.execution.positions import PositionTracker
 from thunes.execution.risk import RiskManager
 
-__all__ = ["Account", "open_account"]
+__all__ = ["Account", "close_all", "open_account"]
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,19 @@ class Account:
     executor: OrderExecutor
 
     def close(self) -> None:
-        for closer in (self.audit.close, self.db.close, getattr(self.lease, "release", None)):
-            if closer is None:
-                continue
-            try:
-                closer()
-            except Exception:  # noqa: BLE001 - closing everything matters more than the first failure
-                log.warning("closing %s failed", closer, exc_info=True)
+        close_all(self.audit.close, self.db.close, getattr(self.lease, "release", None))
+
+
+def close_all(*closers: Any) -> None:
+    """Call every closer in order (None is skipped); a failing one is logged and the rest still run, because
+    closing everything (the audit trail before its database, the lease last) matters more than the first error."""
+    for closer in closers:
+        if not callable(closer):
+            continue
+        try:
+            closer()
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.warning("closing %s failed", closer, exc_info=True)
 
 
 def open_account(

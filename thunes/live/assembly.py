@@ -26,6 +26,7 @@ import pandas as pd
 from thunes.core.candles import ts_ms
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError
+from thunes.execution.account import close_all
 from thunes.execution.ledger import Ledger
 from thunes.live.feed import CandleFeed
 from thunes.live.trader import RecordingPort, Trader, TraderOptions
@@ -75,13 +76,8 @@ class TradingStack:
     lease: Any = None  # the AccountLease held while this stack trades (None: an in-memory database)
 
     def close(self) -> None:
-        for closer in (self.ledger.close, getattr(self.audit, "close", None), getattr(self.db, "close", None),
-                       getattr(self.lease, "release", None)):
-            if callable(closer):
-                try:
-                    closer()
-                except Exception:  # noqa: BLE001 - closing everything matters more than the first failure
-                    log.warning("closing %s failed", closer, exc_info=True)
+        close_all(self.ledger.close, getattr(self.audit, "close", None), getattr(self.db, "close", None),
+                  getattr(self.lease, "release", None))
 
 
 def build_stack(

@@ -32,6 +32,7 @@ from thunes.core.events import (
 from thunes.execution.ledger import Ledger
 from thunes.live.config import Assignment
 from thunes.live.sources import StreamKey
+from thunes.execution.account import close_all
 
 __all__ = ["GatedExecutor", "BotStack", "build_bot", "PAUSED_RULE"]
 
@@ -152,13 +153,8 @@ class BotStack:
         raise ConfigError(f"the bot does not trade {symbol!r}; it trades {sorted(k.symbol for k in self.traders)}")
 
     def close(self) -> None:
-        for closer in [*self.closers, self.ledger.close, getattr(self.audit, "close", None),
-                       getattr(self.db, "close", None), getattr(self.lease, "release", None)]:
-            if callable(closer):
-                try:
-                    closer()
-                except Exception:  # noqa: BLE001 - closing everything matters more than the first failure
-                    log.warning("closing %s failed", closer, exc_info=True)
+        close_all(*self.closers, self.ledger.close, getattr(self.audit, "close", None), getattr(self.db, "close", None),
+                  getattr(self.lease, "release", None))
 
 
 def build_bot(
