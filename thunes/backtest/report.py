@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,28 @@ def _heatmap_height(years: int) -> int:
     return _HEAT_MARGIN["t"] + _HEAT_MARGIN["b"] + max(120, 30 * max(1, years))
 
 
+def add_trade_markers(fig: Any, trades: pd.DataFrame, *, trace: Any = None, entry_size: int = 10,
+                      exit_size: int = 8, row: int = 1) -> None:
+    """Entry markers (long: green triangle up, short: red triangle down) and exit crosses with their reason and
+    PnL, drawn on the price pane of ``fig`` (``trace``: ``go.Scatter``, or ``go.Scattergl`` for many points)."""
+    trace = trace or go.Scatter
+    if not len(trades):
+        return
+    for side, label, symbol, color in (("long", "long entry", "triangle-up", "green"),
+                                       ("short", "short entry", "triangle-down", "red")):
+        frame = trades[trades.side == side]
+        if len(frame):
+            fig.add_trace(trace(x=frame.entry_ts, y=frame.entry_price, mode="markers", name=label,
+                                marker={"symbol": symbol, "color": color, "size": entry_size}), row=row, col=1)
+    closed = trades[trades.exit_reason != "open"]
+    if len(closed):
+        fig.add_trace(trace(
+            x=closed.exit_ts, y=closed.exit_price, mode="markers", name="exit",
+            marker={"symbol": "x", "color": "black", "size": exit_size},
+            text=closed.exit_reason + " pnl " + closed.pnl.round(2).astype(str), hoverinfo="text+x+y",
+        ), row=row, col=1)
+
+
 def _thin(series: pd.Series) -> pd.Series:
     step = max(1, math.ceil(len(series) / _MAX_POINTS))
     return series.iloc[::step] if step > 1 else series
@@ -60,22 +83,7 @@ def figure(result: BacktestResult) -> go.Figure:
     if result.candles is not None:
         close = _thin(result.candles["close"])
         fig.add_trace(go.Scattergl(x=close.index, y=close.values, name="close", line={"width": 1}), row=1, col=1)
-    t = result.trades
-    if len(t):
-        longs = t[t.side == "long"]
-        shorts = t[t.side == "short"]
-        for frame, label, symbol, color in ((longs, "long entry", "triangle-up", "green"),
-                                            (shorts, "short entry", "triangle-down", "red")):
-            if len(frame):
-                fig.add_trace(go.Scattergl(x=frame.entry_ts, y=frame.entry_price, mode="markers", name=label,
-                                           marker={"symbol": symbol, "color": color, "size": 8}), row=1, col=1)
-        closed = t[t.exit_reason != "open"]
-        if len(closed):
-            fig.add_trace(go.Scattergl(
-                x=closed.exit_ts, y=closed.exit_price, mode="markers", name="exit",
-                marker={"symbol": "x", "color": "black", "size": 7},
-                text=closed.exit_reason + " pnl " + closed.pnl.round(2).astype(str), hoverinfo="text+x+y",
-            ), row=1, col=1)
+    add_trade_markers(fig, result.trades, trace=go.Scattergl, entry_size=8, exit_size=7)
     eq = _thin(equity)
     fig.add_trace(go.Scattergl(x=eq.index, y=eq.values, name="equity", line={"width": 1}), row=2, col=1)
     dd = _thin(pd.Series(drawdown, index=equity.index))

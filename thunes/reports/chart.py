@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from thunes.backtest.report import add_trade_markers
 from thunes.core.errors import StrategyError
 from thunes.files import atomic_write
 
@@ -82,19 +83,7 @@ def render_chart(candles: pd.DataFrame, *, title: str, trades: pd.DataFrame | No
 def _add_trades(fig: go.Figure, trades: pd.DataFrame, index: pd.Index) -> None:
     start, end = index[0], index[-1]
     shown = trades[(trades.entry_ts >= start) & (trades.entry_ts <= end)]
-    for side, label, symbol, color in (("long", "long entry", "triangle-up", "green"),
-                                       ("short", "short entry", "triangle-down", "red")):
-        frame = shown[shown.side == side]
-        if len(frame):
-            fig.add_trace(go.Scatter(x=frame.entry_ts, y=frame.entry_price, mode="markers", name=label,
-                                     marker={"symbol": symbol, "color": color, "size": 10}), row=1, col=1)
-    closed = shown[shown.exit_reason != "open"]
-    if len(closed):
-        fig.add_trace(go.Scatter(
-            x=closed.exit_ts, y=closed.exit_price, mode="markers", name="exit",
-            marker={"symbol": "x", "color": "black", "size": 8},
-            text=closed.exit_reason + " pnl " + closed.pnl.round(2).astype(str), hoverinfo="text+x+y",
-        ), row=1, col=1)
+    add_trade_markers(fig, shown)
 
 
 def write_chart(path: str | Path, html_text: str) -> Path:
