@@ -44,7 +44,7 @@ step "9. a multi-pair bot: BTC, ETH, SOL, XRP traded in one process with one ris
 $THUNES bot run --pairs BTC/USDT,ETH/USDT,SOL/USDT,XRP/USDT --timeframe 5m --param fast=5 --param slow=20 \
   --bars 200 --state-dir "$OUT/bot" --quiet
 $THUNES bot profit --state-dir "$OUT/bot"
-$THUNES audit verify "$OUT/bot/audit.jsonl"
+$THUNES audit verify "$OUT/bot/audit.jsonl" --db "sqlite:///$OUT/bot/execution.sqlite"  # the anchors are in the bot's own database
 
 step "done"
 echo "report:  $(wrote report) (open it in a browser; works offline)"
