@@ -43,8 +43,10 @@ def shots() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped on purpose: while sync_playwright() is open its event loop counts as running in the main
+    thread, so a session-scoped browser breaks every later test that calls asyncio.run()."""
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium: run scripts/install-system-deps.sh (Debian package chromium)")
     with sync_api.sync_playwright() as pw:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thunes.core.errors import ConfigError, DataError
+from thunes.core.timeframes import index_ms
 
 __all__ = ["ChartCandles", "chart_candles", "run_trades", "warm_up", "MAX_CANDLES"]
 
@@ -80,7 +81,7 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
         start = max(0, len(data.frame) - len(frame) - 2 * strat.warmup)
         for name, series in strat.indicators(data.frame.iloc[start:]).items():
             lines[name] = _floats(series.reindex(frame.index).to_numpy(dtype=float))
-    times = (frame.index.asi8 // 1_000_000).tolist()
+    times = index_ms(frame.index).tolist()
     where = data.source if data.real else f"SYNTHETIC candles (no stored or sample data): {data.source}"
     return ChartCandles(symbol=symbol.upper(), timeframe=timeframe, source=where, time_ms=times,
                         open=_floats(frame["open"].to_numpy(dtype=float)),
@@ -134,6 +135,6 @@ def run_trades(settings: Any, run_id: str) -> dict[str, Any]:
     if equity_csv.is_file():
         eq = pd.read_csv(equity_csv, index_col=0, parse_dates=True)
         if len(eq.columns):
-            equity = {"time_ms": (pd.DatetimeIndex(eq.index).asi8 // 1_000_000).tolist(),
+            equity = {"time_ms": index_ms(pd.DatetimeIndex(eq.index)).tolist(),
                       "equity": _floats(eq.iloc[:, 0].to_numpy(dtype=float))}
     return {"run_id": run_id, "trades": rows, "equity": equity, "file": str(Path(trades_csv).name)}
