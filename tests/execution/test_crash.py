@@ -94,8 +94,9 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_an_order(tmp_path):
     rnd = random.Random(20261123)
     # Each life re-reads the markets and polls lost orders every 50 ms: far more request weight per minute than
     # a trader spends (its default poll is 0.5 s), and the exchange's IP ban is not what this test is about
-    # (tests/execution/test_rate_limiter.py is). Raise the weight limit so a slow machine is not banned.
-    sim = make_sim(weight_limit=600_000).start()
+    # (tests/execution/test_rate_limiter.py is). Raise the weight and order-count limits so a slow machine is not
+    # banned, nor its late-delivered orders refused with -1015.
+    sim = make_sim(weight_limit=600_000, orders_per_10s=100_000).start()
     proxy = DelayProxy(sim.base_url).start()
     cfg = {"base_url": proxy.base_url, "api_key": sim.api_key, "secret": sim.secret,
            "db_url": f"sqlite:///{tmp_path}/exec.sqlite", "audit_path": str(tmp_path / "audit.jsonl"),

@@ -10,6 +10,7 @@ position with the balance.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -130,3 +131,45 @@ def test_the_settle_time_derives_from_the_signed_window_and_a_shorter_one_is_ref
     with pytest.raises(ConfigError, match="settle_ms=6000 is below"):
         _executor(sim, proxy, tmp_path, recv_window_ms=10_000, options=ExecutorOptions(settle_ms=6_000))
     assert _executor(sim, proxy, tmp_path, options=ExecutorOptions(settle_ms=9_000)).settle_ms == 9_000
+
+
+def test_no_new_order_on_a_symbol_while_an_earlier_order_there_has_an_unknown_outcome(sim, proxy, tmp_path):
+    """An exit whose answer was lost and whose lookups fail stays SENT with its outcome unknown: it may still
+    land. A second exit on the symbol now could sell the same coins twice (on spot: the user's other coins), so
+    every new intent on the symbol is denied (rule ``order_outcome_unknown``), in this process and in the next
+    one (the hold is rebuilt from the journal). Once the exchange answers again and the settle time has passed,
+    the next intent resolves the old order first (here: never placed, so the exit is sent again) and only then
+    is decided on: one sell at the exchange, never two."""
+    first = _executor(sim, proxy, tmp_path)
+    price = sim.last_price("BTC/USDT")
+    assert first.execute(_entry(sim, bar_ts=10)).status is OrderStatus.FILLED
+
+    def exit_at(bar_ts: int) -> TradeIntent:
+        return TradeIntent(symbol="BTC/USDT", side=Side.SELL, price=price, is_exit=True, strategy="lost",
+                           bar_ts=bar_ts, reason="lost-answer test exit")
+
+    sim.faults.set(http_error=503, paths=["/api/v3/order"])  # the sell is refused unseen, its lookups fail
+    lost = first.execute(exit_at(11))
+    assert lost.entry.status is OrderStatus.SENT and "outcome unknown" in lost.entry.error
+    assert first.risk.unknown_orders("BTC/USDT") == {lost.client_order_id}
+
+    held = first.execute(exit_at(12))
+    assert held.decision is not None and held.decision.rule == "order_outcome_unknown"
+    assert held.entry is None  # never journaled, never sent
+
+    restarted = _executor(sim, proxy, tmp_path)  # a new process on the same journal
+    restarted.restore_risk()
+    assert restarted.risk.unknown_orders("BTC/USDT") == {lost.client_order_id}
+    assert restarted.execute(exit_at(13)).decision.rule == "order_outcome_unknown"
+
+    sim.faults.clear()
+    time.sleep(restarted.settle_ms / 1000 + 0.1)
+    after = restarted.execute(exit_at(14))
+    assert restarted.journal.get(lost.client_order_id).status is OrderStatus.FILLED  # re-decided: sent again
+    assert after.decision.rule == "no_position"  # decided on the resolved book: nothing left to sell
+    direct = CcxtExchange.for_local(sim)
+    try:
+        sells = [o for o in direct.client.fetch_orders("BTC/USDT", limit=1000) if o["side"] == "sell"]
+    finally:
+        direct.close()
+    assert [o["clientOrderId"] for o in sells] == [lost.client_order_id]

@@ -37,6 +37,12 @@ because of a crash), an entry is sent again while its bar is younger than ``entr
 closed as EXPIRED with its risk slot released; either goes through the risk manager first (a denial closes
 the row as CANCELED, audited). The resend uses the same client order id: the original can no longer be
 accepted, and the exchange refuses only ids of open orders. Open orders are refreshed.
+
+**While an outcome is unknown, the symbol is held.** An order left SENT (its answer lost and its lookups
+failing, or found so by :meth:`OrderExecutor.restore_risk` after a restart) may still land. Until it is resolved
+the risk manager denies every new intent on its symbol (rule ``order_outcome_unknown``): a second exit could
+sell the same coins twice, a second entry buy past the position cap. Each new intent on a held symbol first
+tries once more to resolve it (:meth:`OrderExecutor.resolve_unknown`).
 """
 
 from __future__ import annotations
@@ -272,8 +278,11 @@ class OrderExecutor:
 
     def restore_risk(self) -> None:
         """Rebuild the risk manager's state from the database after a restart (dust is not a position):
-        the one restore path, :meth:`RiskManager.restore_from`, on the risk manager's own clock."""
+        the one restore path, :meth:`RiskManager.restore_from`, on the risk manager's own clock. Orders the
+        journal cannot place (PENDING, SENT) hold their symbol until :meth:`recover` resolves them."""
         self.risk.restore_from(self.positions, is_dust=lambda p: self._is_dust(p.symbol, p.qty, p.avg_price))
+        for entry in self.journal.unresolved():
+            self.risk.order_outcome_unknown(entry.symbol, entry.client_order_id)
 
     def _prepare(self, intent: TradeIntent, approved: Approved) -> PreparedOrder:
         market = self._market(intent.symbol)
@@ -298,6 +307,8 @@ class OrderExecutor:
         existing = self.journal.get(cid)
         if existing is not None:
             return OrderOutcome(intent=intent, client_order_id=cid, entry=existing, duplicate=True)
+        if self.risk.unknown_orders(intent.symbol):
+            self.resolve_unknown(intent.symbol)  # one lookup each; what is still unknown denies the intent below
         # One fsync before the request leaves: the journal commit (write-ahead) carries the risk decision and the
         # order intent records in the audit outbox (AuditTrail.outbox). Without an outbox, two at the same time:
         # the journal commit and one audit fsync covering both records (one group, see AuditTrail.group).
@@ -356,6 +367,7 @@ class OrderExecutor:
 
     def _close_unsent(self, entry: JournalEntry, status: OrderStatus, error: str) -> JournalEntry:
         _, new = self.journal.apply_update(entry.client_order_id, status, error=error)
+        self.risk.order_outcome_known(entry.client_order_id)
         if not entry.is_exit:
             self.risk.release(entry.symbol)
         self._audit("order_result", {"client_order_id": entry.client_order_id, "status": str(status),
@@ -405,6 +417,7 @@ class OrderExecutor:
                     break  # cannot tell: leave it SENT for recover()
         _, new = self.journal.apply_update(entry.client_order_id, OrderStatus.SENT,
                                            error=f"outcome unknown: {last_error}")
+        self.risk.order_outcome_unknown(entry.symbol, entry.client_order_id)
         self._audit("order_unknown", {"client_order_id": entry.client_order_id, "error": last_error})
         return new
 
@@ -483,6 +496,7 @@ class OrderExecutor:
             return self._apply_result(entry, result)
 
     def _apply_result(self, entry: JournalEntry, result: OrderResult) -> JournalEntry:
+        self.risk.order_outcome_known(entry.client_order_id)
         db = self.journal.db
         with db.transaction():
             old, new = self.journal.apply_update(
@@ -516,8 +530,39 @@ class OrderExecutor:
 
         ``wait=False`` does not wait for the settle time: rows still missing before it stay unresolved.
         """
+        report = self._resolve(self.journal.unresolved(), wait=wait)
+        for entry in self.journal.open_orders():
+            if entry.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+                found, _known = self._lookup(entry)
+                if found is not None:
+                    self._apply(entry, found)
+                    report.refreshed.append(entry.client_order_id)
+        self._audit_recovery(report)
+        return report
+
+    def resolve_unknown(self, symbol: str) -> RecoveryReport:
+        """Try once more to resolve the orders of unknown outcome on ``symbol`` (without waiting for their
+        settle time): what is found is applied, what is proven never placed is re-decided, the rest stays
+        unknown and keeps holding the symbol (see :meth:`RiskManager.order_outcome_unknown`)."""
+        entries = [e for e in self.journal.unresolved() if e.symbol == symbol]
+        if not entries:  # resolved elsewhere (another executor on the same journal, or by hand)
+            for cid in self.risk.unknown_orders(symbol):
+                self.risk.order_outcome_known(cid)
+            return RecoveryReport()
+        report = self._resolve(entries, wait=False)
+        if report.resolved or report.not_found or report.never_sent:
+            self._audit_recovery(report)
+        return report
+
+    def _audit_recovery(self, report: RecoveryReport) -> None:
+        self._audit("recovery", {"resolved": report.resolved, "never_sent": report.never_sent,
+                                 "not_found": report.not_found, "resent": report.resent, "expired": report.expired,
+                                 "denied": report.denied, "refreshed": report.refreshed,
+                                 "unresolved": report.unresolved})
+
+    def _resolve(self, entries: list[JournalEntry], *, wait: bool) -> RecoveryReport:
         report = RecoveryReport()
-        for entry in self.journal.unresolved():
+        for entry in entries:
             if entry.status is OrderStatus.PENDING:
                 report.never_sent.append(entry.client_order_id)
                 self._redecide(entry, report, "never sent (process stopped before the request)")
@@ -529,25 +574,17 @@ class OrderExecutor:
                 report.resolved.append(entry.client_order_id)
             elif not known:
                 report.unresolved.append(entry.client_order_id)
+                self.risk.order_outcome_unknown(entry.symbol, entry.client_order_id)
             else:
                 report.not_found.append(entry.client_order_id)
                 self._unknown_since.pop(entry.client_order_id, None)
                 self._redecide(entry, report, "not found at the exchange after the settle time: never placed")
-        for entry in self.journal.open_orders():
-            if entry.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
-                found, _known = self._lookup(entry)
-                if found is not None:
-                    self._apply(entry, found)
-                    report.refreshed.append(entry.client_order_id)
-        self._audit("recovery", {"resolved": report.resolved, "never_sent": report.never_sent,
-                                 "not_found": report.not_found, "resent": report.resent, "expired": report.expired,
-                                 "denied": report.denied, "refreshed": report.refreshed,
-                                 "unresolved": report.unresolved})
         return report
 
     def _redecide(self, entry: JournalEntry, report: RecoveryReport, why: str) -> None:
         """An intent that never reached the exchange: send it again or close it with the reason, never drop it."""
         cid = entry.client_order_id
+        self.risk.order_outcome_known(cid)  # proven never placed: it no longer holds the symbol
         age_ms = self.clock.now_ms() - entry.bar_ts
         ttl = self.options.entry_ttl_ms
         if not entry.is_exit and (ttl is None or age_ms > ttl):

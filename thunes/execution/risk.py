@@ -227,6 +227,8 @@ class RiskManager:
         self.state_path = Path(state_path) if state_path is not None else None
         self._lock = threading.RLock()
         self._slots: dict[str, str] = {}  # symbol -> "reserved" | "open"
+        # symbol -> client order ids whose outcome at the exchange is unknown (answer lost, not settled yet)
+        self._unknown_orders: dict[str, set[str]] = {}
         self._books: dict[str, _Book] = {}
         self._day = self.clock.now_ms() // DAY_MS
         self._realised_today = ZERO
@@ -383,6 +385,13 @@ class RiskManager:
         open_breakers = self._open_breakers()
         if open_breakers:
             return self._deny(intent, "circuit_open", f"circuit breaker open: {', '.join(open_breakers)}")
+        unknown = self._unknown_orders.get(intent.symbol)
+        if unknown:
+            # A request whose answer was lost may still land: a second order now could sell the same coins
+            # twice or buy past the position cap. Wait until the executor has resolved it.
+            return self._deny(intent, "order_outcome_unknown",
+                              f"the outcome of {', '.join(sorted(unknown))} on {intent.symbol} is not known yet; "
+                              "no new order on this symbol until it is resolved")
         book = self._books.get(intent.symbol)
         if intent.is_exit:
             if intent.side is not Side.SELL:
@@ -440,6 +449,27 @@ class RiskManager:
         return decision
 
     reserve = check
+
+    def order_outcome_unknown(self, symbol: str, client_order_id: str) -> None:
+        """An order on ``symbol`` whose outcome is unknown (its answer was lost, or a previous process died
+        waiting for it): every new intent on the symbol is denied until :meth:`order_outcome_known`."""
+        with self._lock:
+            self._unknown_orders.setdefault(symbol, set()).add(client_order_id)
+
+    def order_outcome_known(self, client_order_id: str) -> None:
+        """The order is resolved (found, refused, or proven never placed): lift its hold on the symbol."""
+        if not self._unknown_orders:
+            return
+        with self._lock:
+            for symbol, cids in list(self._unknown_orders.items()):
+                cids.discard(client_order_id)
+                if not cids:
+                    del self._unknown_orders[symbol]
+
+    def unknown_orders(self, symbol: str) -> frozenset[str]:
+        """Client order ids on ``symbol`` whose outcome is unknown."""
+        with self._lock:
+            return frozenset(self._unknown_orders.get(symbol, ()))
 
     def release(self, symbol: str) -> bool:
         """Free a reserved slot (its order was not placed or did not fill). Open positions are kept."""
