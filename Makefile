@@ -16,7 +16,7 @@ help:
 	@echo "make paper     paper-trade a strategy against the local exchange (accelerated replay)"
 	@echo "make optimize  run a 25-trial Optuna study of the SMA crossover on BTC/USDT 1h"
 	@echo "make bench     run every benchmark in benchmarks/"
-	@echo "make lint      ruff check (rules in pyproject.toml, known findings in ruff-baseline.toml)"
+	@echo "make lint      ruff (known findings in ruff-baseline.toml) and mypy (strict, packages in pyproject.toml)"
 
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,9 +57,11 @@ paper: install
 optimize: install
 	$(THUNES) optimize --strategy sma_cross --symbol BTC/USDT --timeframe 1h --trials 25
 
-# Known findings are listed per file in ruff-baseline.toml (scripts/lint_baseline.py): the list only shrinks.
+# ruff: known findings are listed per file in ruff-baseline.toml (scripts/lint_baseline.py), the list only shrinks.
+# mypy: strict on the packages [tool.mypy] lists in pyproject.toml.
 lint: install-dev
 	$(PY) -m ruff check thunes tests benchmarks scripts
+	$(PY) -m mypy
 
 bench: install-dev install-oracle
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(ORACLE_PY) $$f || exit 1; done

@@ -8,6 +8,7 @@ kernels take the columns as float64 arrays and the index as int64 epoch millisec
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from thunes.core.errors import DataError
@@ -18,7 +19,8 @@ __all__ = ["OHLCV", "candles_frame", "ts_ms", "validate_candles"]
 OHLCV = ("open", "high", "low", "close", "volume")
 
 
-def candles_frame(ts: np.ndarray, open_, high, low, close, volume) -> pd.DataFrame:
+def candles_frame(ts: npt.ArrayLike, open_: npt.ArrayLike, high: npt.ArrayLike, low: npt.ArrayLike,
+                  close: npt.ArrayLike, volume: npt.ArrayLike) -> pd.DataFrame:
     """Build the canonical frame from epoch-ms timestamps and five float arrays.
 
     The index is ``datetime64[ns, UTC]`` on every pandas version (pandas 3 would otherwise pick
@@ -38,7 +40,7 @@ def candles_frame(ts: np.ndarray, open_, high, low, close, volume) -> pd.DataFra
     )
 
 
-def ts_ms(frame: pd.DataFrame) -> np.ndarray:
+def ts_ms(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
     """Epoch milliseconds of a candle frame's index as int64."""
     index = frame.index
     if not isinstance(index, pd.DatetimeIndex):

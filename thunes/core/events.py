@@ -282,7 +282,8 @@ class EventBus:
     published: int = 0
 
     def subscribe(self, handler: Handler, *types: type[Event], name: str | None = None) -> Subscription:
-        sub = Subscription(name or getattr(handler, "__qualname__", repr(handler)), handler, tuple(types))
+        label = name or str(getattr(handler, "__qualname__", repr(handler)))
+        sub = Subscription(label, handler, tuple(types))
         with self._lock:
             self._subs = (*self._subs, sub)  # copy-on-write: publish iterates a snapshot without the lock
         return sub

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from thunes.core.errors import DataError
@@ -75,7 +76,7 @@ def timeframe_ms(text: str | Timeframe) -> int:
     return parse_timeframe(text).ms
 
 
-def index_ms(index: pd.Index) -> np.ndarray:
+def index_ms(index: pd.Index) -> npt.NDArray[np.int64]:
     """Epoch milliseconds of a DatetimeIndex as int64, whatever its unit (ns, us, ms, s) and time zone.
 
     pandas 3 builds indexes in microseconds where pandas 2 used nanoseconds, so ``index.asi8`` has no
@@ -87,7 +88,7 @@ def index_ms(index: pd.Index) -> np.ndarray:
     return np.asarray(index.as_unit("ms").asi8, dtype="int64")
 
 
-def align_ms(ts_ms: int | np.ndarray, timeframe: str | Timeframe) -> int | np.ndarray:
+def align_ms(ts_ms: int | npt.NDArray[np.int64], timeframe: str | Timeframe) -> int | npt.NDArray[np.int64]:
     """Floor epoch-millisecond timestamps to the start of their candle.
 
     Weeks align to Monday 00:00 UTC (as Binance does); months to the 1st at 00:00 UTC.
@@ -107,7 +108,7 @@ def align_ms(ts_ms: int | np.ndarray, timeframe: str | Timeframe) -> int | np.nd
     offset = 0
     if tf.unit == "w":
         offset = 4 * 86_400_000  # 1970-01-01 was a Thursday; Binance weeks start on Monday
-    if np.isscalar(ts_ms):
+    if not isinstance(ts_ms, np.ndarray):
         return int((int(ts_ms) - offset) // step * step + offset)
     arr = np.asarray(ts_ms, dtype="int64")
     return (arr - offset) // step * step + offset
@@ -150,11 +151,10 @@ def resample(candles: pd.DataFrame, timeframe: str | Timeframe, *, drop_incomple
 
 def utc_ms(dt: datetime | str) -> int:
     """Epoch milliseconds of a datetime (naive means UTC) or an ISO date string."""
-    if isinstance(dt, str):
-        dt = pd.Timestamp(dt).to_pydatetime()
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    when = pd.Timestamp(dt).to_pydatetime() if isinstance(dt, str) else dt
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
 
 
 __all__.append("utc_ms")

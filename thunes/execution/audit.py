@@ -481,11 +481,11 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
     prev = GENESIS
     count = keyed = legacy = 0
     hashes: list[str] = []
-    extra = dict(key_id=kid, torn_tail=torn)
 
     def fail(msg: str, line: int | None) -> VerifyResult:
         return VerifyResult(ok=False, records=count, line=line, error=msg, keyed_records=keyed,
-                            legacy_records=legacy, checks=tuple(checks), warnings=tuple(warnings), **extra)
+                            legacy_records=legacy, checks=tuple(checks), warnings=tuple(warnings), key_id=kid,
+                            torn_tail=torn)
 
     for i, raw in enumerate(complete, start=1):
         try:
@@ -580,7 +580,7 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
                         count + 1)
     return VerifyResult(ok=True, records=count, last_hash=prev, keyed_records=keyed, legacy_records=legacy,
                         head_seq=head_seq, anchors_checked=len(wanted), last_anchor=last_anchor,
-                        checks=tuple(checks), warnings=tuple(warnings), **extra)
+                        checks=tuple(checks), warnings=tuple(warnings), key_id=kid, torn_tail=torn)
 
 
 def record_config(trail: "AuditTrail", settings: Any, *, source: str, operator: str | None = None) -> "AuditRecord":
@@ -890,8 +890,8 @@ class AuditTrail:
 
     def _chain(self, kind: str, clean: dict[str, Any], ts: int) -> tuple[AuditRecord, bytes]:
         """The next record of the chain and its line; advances seq and prev (called with the lock held)."""
-        body = {"seq": self._seq, "ts": ts, "kind": str(kind), "payload": clean, "prev": self._prev,
-                "alg": ALG, "kid": self.key_id}
+        body: dict[str, Any] = {"seq": self._seq, "ts": ts, "kind": str(kind), "payload": clean,
+                                "prev": self._prev, "alg": ALG, "kid": self.key_id}
         encoded = _canonical(body)
         mac = self._mac.copy()
         mac.update(encoded)

@@ -22,7 +22,7 @@ import functools
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, Iterator, ParamSpec, TypeVar
+from typing import Any, Callable, Iterator, Literal, ParamSpec, TypeVar
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError, ExchangeUnavailable, RetryableError
@@ -203,7 +203,8 @@ class CircuitBreaker:
         self.before_call()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+                 ) -> Literal[False]:
         if exc is None:
             self.record_success()
         elif self._counts(exc):

@@ -263,8 +263,8 @@ class AccountLease:
         except Exception as exc:  # psycopg.OperationalError and friends
             raise StoreError(f"cannot connect to PostgreSQL at {_mask(url)}: {exc}") from exc
         try:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_PG_LEASE_KEY,)).fetchone()[0]
-            if not got:
+            lock_row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_PG_LEASE_KEY,)).fetchone()
+            if not (lock_row and lock_row[0]):
                 row = conn.execute("SELECT holder FROM exec_lease WHERE id = 1").fetchone()
                 conn.close()
                 raise self._refused(row[0] if row else None)

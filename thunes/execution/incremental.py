@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from thunes.features.streaming import StreamingSma
@@ -76,7 +77,7 @@ class StreamingSignals:
         self.last = BarSignals()
         self.rebuilds = 0  # how often the window had moved past the state (1 = the warm-up)
 
-    def sync(self, ts: np.ndarray, ohlcv: np.ndarray) -> BarSignals:
+    def sync(self, ts: npt.NDArray[np.int64], ohlcv: npt.NDArray[np.float64]) -> BarSignals:
         """Advance over the rows of the window (``ts`` in ms, ``ohlcv`` n x 5) newer than the last one seen."""
         if len(ts) == 0:
             return self.last

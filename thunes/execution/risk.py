@@ -176,7 +176,8 @@ class _SwitchState:
 def read_risk_state(path: str | Path) -> dict[str, Any]:
     """The persisted switch state (``{}`` when the file does not exist)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        state: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+        return state
     except FileNotFoundError:
         return {}
     except (json.JSONDecodeError, OSError) as exc:

@@ -158,7 +158,7 @@ def feed_for(exchange: Any, *, ws_url: str, symbol: str, timeframe: str, store_u
 
     sink_factory = None
     if store_url:
-        def sink_factory():  # noqa: ANN202 - CandleStore
+        def sink_factory() -> Any:  # a CandleStore
             from thunes.data.store import open_store
 
             return open_store(store_url)
@@ -184,4 +184,5 @@ def warm_up(trader: Any, port: Any, now_ms: int) -> int:
     if frame is None or frame.empty:
         return 0
     stamps = ts_ms(frame)
-    return trader.warm_up(frame[(stamps >= since) & (stamps < end)])
+    kept: int = trader.warm_up(frame[(stamps >= since) & (stamps < end)])
+    return kept

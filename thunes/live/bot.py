@@ -102,7 +102,7 @@ class BotStatus:
     orders: int
 
     def to_json(self) -> dict[str, Any]:
-        def plain(v: Any) -> Any:
+        def plain(v: Any) -> Any:  # Decimal -> str, tuple -> list, dataclass -> dict, recursively
             if isinstance(v, Decimal):
                 return str(v)
             if isinstance(v, tuple):
@@ -110,7 +110,8 @@ class BotStatus:
             if hasattr(v, "__dataclass_fields__"):
                 return {k: plain(getattr(v, k)) for k in v.__dataclass_fields__}
             return v
-        return plain(self)
+        out: dict[str, Any] = plain(self)
+        return out
 
 
 def read_bot_state(state_dir: Path) -> dict[str, Any]:
@@ -118,7 +119,8 @@ def read_bot_state(state_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return state
     except ValueError as exc:
         raise ConfigError(f"bot state {path} is unreadable ({exc}); move it away to start fresh") from exc
 

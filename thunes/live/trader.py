@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from thunes.core.candles import OHLCV, ts_ms
@@ -172,12 +173,12 @@ class RecordingPort:
     def place_order(self, request: OrderRequest) -> OrderResult:
         self.sent_at.setdefault(request.client_order_id, self._clock())
         self.orders_sent += 1
-        result = self._inner.place_order(request)
+        result: OrderResult = self._inner.place_order(request)
         self.results[request.client_order_id] = result
         return result
 
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult:
-        result = self._inner.fetch_order(symbol, client_order_id)
+        result: OrderResult = self._inner.fetch_order(symbol, client_order_id)
         previous = self.results.get(client_order_id)
         if previous is None or len(result.fills) >= len(previous.fills):
             self.results[client_order_id] = result
@@ -193,6 +194,9 @@ class _Executor(Protocol):
 
 class _Positions(Protocol):
     def position(self, symbol: str) -> Any: ...
+
+    def apply_fill(self, symbol: str, side: Side, qty: Decimal, quote: Decimal, *, client_order_id: str,
+                   ts_ms: int) -> Any: ...
 
 
 class Trader:
@@ -245,8 +249,8 @@ class Trader:
             executor.options = replace(  # type: ignore[attr-defined]
                 executor_options, entry_ttl_ms=int(self.tf_ms * (1 + options.max_signal_age_bars)))
         self.window_bars = options.window_bars or max(4 * strategy.warmup, strategy.warmup + 250)
-        self._ts = np.zeros(0, dtype="int64")
-        self._ohlcv = np.zeros((0, 5), dtype="float64")
+        self._ts: npt.NDArray[np.int64] = np.zeros(0, dtype="int64")
+        self._ohlcv: npt.NDArray[np.float64] = np.zeros((0, 5), dtype="float64")
         self.state_path = state_path(options.state_dir, options.symbol, options.timeframe, strategy.name)
         self.state = load_state(self.state_path) or TraderState(
             symbol=options.symbol, timeframe=options.timeframe, strategy=strategy.name
@@ -299,9 +303,9 @@ class Trader:
             if self.state.last_bar_ts is not None and candle.ts_ms <= self.state.last_bar_ts:
                 if newer:  # handled before a restart: the window needs it for the next signals, no decision
                     self._append(candle)
-                return BarDecision(bar_ts=candle.ts_ms, action="skip", reason=ALREADY_PROCESSED)
+                return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason=ALREADY_PROCESSED)
             if not newer:
-                return BarDecision(bar_ts=candle.ts_ms, action="skip", reason="older than the window")
+                return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason="older than the window")
             self._append(candle)
             self._mark(candle)
             decision = self._decide(candle, received_at)
@@ -337,11 +341,12 @@ class Trader:
 
     def _decide(self, candle: Candle, received_at: float) -> BarDecision:
         if len(self._ts) < self.strategy.warmup:
-            return BarDecision(bar_ts=candle.ts_ms, action="warmup",
+            return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.WARMUP,
                                reason=f"{len(self._ts)}/{self.strategy.warmup} bars")
         if self._stream is not None:
             bar = self._stream.sync(self._ts, self._ohlcv)
-            entry, exit_, refuse = bar.entry, bar.exit, np.array([bar.refuse_entry])
+            refuse: npt.NDArray[np.bool_] | None = np.array([bar.refuse_entry])
+            entry, exit_ = bar.entry, bar.exit
         else:
             frame = self.window()
             arrays = self.strategy.signals(frame).arrays(frame.index)
@@ -358,13 +363,13 @@ class Trader:
             if gap is not None:
                 return self._skip(candle, f"{reason} refused: {gap}")
         else:
-            return BarDecision(bar_ts=candle.ts_ms, action="hold")
+            return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.HOLD)
         age_bars = (self.clock.now_ms() - (candle.ts_ms + self.tf_ms)) / self.tf_ms
         if age_bars > self.options.max_signal_age_bars:
             return self._skip(candle, f"{reason} is {age_bars:.2f} bars old (max {self.options.max_signal_age_bars})")
         return self._order(candle, side, reason, qty, received_at)
 
-    def _entry_gap(self, refuse: np.ndarray | None) -> str | None:
+    def _entry_gap(self, refuse: npt.NDArray[np.bool_] | None) -> str | None:
         """Why the last bar's entry is refused by the backtester's gap rule, or None.
 
         The same rule as :func:`thunes.backtest.engine.gap_flags` with the strategy's ``warmup``: the
@@ -384,7 +389,7 @@ class Trader:
         if self.audit is not None:
             self.audit.append("trader_skip", {"symbol": self.options.symbol, "bar_ts": candle.ts_ms, "reason": reason})
         log.info("bar %s: %s", candle.ts_ms, reason)  # a decision, printed by the caller; not a warning
-        return BarDecision(bar_ts=candle.ts_ms, action="skip", reason=reason)
+        return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason=reason)
 
     def _order(self, candle: Candle, side: Side, reason: str, qty: Decimal, received_at: float) -> BarDecision:
         price = Decimal(repr(float(candle.close)))
@@ -405,7 +410,7 @@ class Trader:
             log.error("bar %s: %s order failed: %s", candle.ts_ms, side, exc)
             if self.audit is not None:
                 self.audit.append("trader_order_error", {"bar_ts": candle.ts_ms, "side": str(side), "error": str(exc)})
-            return BarDecision(bar_ts=candle.ts_ms, action=side.value.lower(), reason=f"{reason}; error: {exc}")
+            return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction(side.value.lower()), reason=f"{reason}; error: {exc}")
         cid = getattr(outcome, "client_order_id", None)
         status = getattr(outcome, "status", None)
         sent = self.exchange.sent_at.get(cid) if cid else None
@@ -426,7 +431,7 @@ class Trader:
         if side is Side.SELL and filled > 0:
             self.write_off_dust(price)
         return BarDecision(
-            bar_ts=candle.ts_ms, action=side.value.lower(), reason=reason, client_order_id=cid,
+            bar_ts=candle.ts_ms, action=DecisionAction(side.value.lower()), reason=reason, client_order_id=cid,
             status=str(status) if status is not None else None, filled_qty=filled,
             avg_price=(quote / filled) if filled > 0 else None, latency_s=latency,
         )
@@ -470,7 +475,7 @@ class Trader:
         f = market.filters
         sellable = market.round_qty(qty, market_order=True)
         min_qty = f.market_min_qty if f.market_min_qty > 0 else f.min_qty
-        return sellable <= 0 or sellable < min_qty or (f.min_notional > 0 and sellable * price < f.min_notional)
+        return bool(sellable <= 0 or sellable < min_qty or (f.min_notional > 0 and sellable * price < f.min_notional))
 
     def record_fills(self, client_order_id: str, reason: str) -> int:
         """Write the fills of an order to the ledger (idempotent); returns rows written."""
