@@ -79,7 +79,9 @@ def test_sigkill_at_random_moments_never_doubles_an_order_nor_skips_a_candle(tmp
     start = int(stamps[300])
     end = start + BARS * TF
     accounts = (AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET, balances={"USDT": "10000"}),)
-    with LocalExchange(candles=four_pairs, start_ms=start, accounts=accounts) as sim:
+    # 30 lives re-read markets and warm up four pairs each: more request weight per minute than a bot spends;
+    # the exchange's rate limit is not what this test is about (the replay backs off on a 429, see test_sources).
+    with LocalExchange(candles=four_pairs, start_ms=start, accounts=accounts, weight_limit=600_000) as sim:
         state = tmp_path / "bot"
         settings = bot_settings(state, bars=BARS, risk={"cool_down_minutes": 0, "max_positions": 3},
                                 jobs=JobSettings(reconcile_minutes=30))

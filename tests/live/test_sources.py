@@ -119,3 +119,34 @@ def test_websocket_source_merges_two_live_streams_and_reports_reconnects():
         bars = [i.candle.ts_ms for i in got if i.key.symbol == sym]
         assert bars == sorted(bars) and len(set(bars)) == len(bars)
     assert {e.symbol for e in seen if isinstance(e, FeedReconnected)} == set(frames)
+
+
+def test_a_rate_limited_replay_waits_the_retry_after_and_skips_no_candle_nor_repeats_one():
+    """A 429 while the replay fetches candles (here, the second pair of a step) does not end the bot: what was
+    fetched is handed out, the rest is fetched again after the exchange's Retry-After, from where it stopped."""
+    frames = {("BTC/USDT", "5m"): generate_candles(400, timeframe="5m", start=T0, seed=1),
+              ("ETH/USDT", "5m"): generate_candles(400, timeframe="5m", start=T0, start_price=2000, seed=2)}
+    with LocalExchange(candles={s: f for (s, _), f in frames.items()}, start_ms=T0 + 300 * M5) as sim:
+        port = CcxtExchange.for_local(sim)
+        keys = [StreamKey(s, tf) for s, tf in frames]
+        src = ReplaySource(keys, fetch=port_fetch(port), now_ms=sim.now_ms, advance_to=sim.advance_to,
+                           end_ms=T0 + 310 * M5).start({k: T0 + 299 * M5 for k in keys})
+        got = _drain(src, n=4)  # two steps
+        calls = {"n": 0}
+        inner = src._fetch
+
+        def fetch(*args):  # the next step's second fetch meets a 429 storm with Retry-After: 1
+            calls["n"] += 1
+            if calls["n"] == 2:
+                sim.faults.set(storm_status=429, storm_count=1, storm_retry_after=1, paths=["/api/v3/klines"])
+            return inner(*args)
+
+        src._fetch = fetch
+        started = time.monotonic()
+        while not src.exhausted and time.monotonic() - started < 30:
+            item = src.get(timeout=0.2)
+            if item is not None:
+                got.append(item)
+    assert src.fetch_retries == 1 and time.monotonic() - started >= 1.0
+    assert sorted((i.key.symbol, i.candle.ts_ms) for i in got) == sorted(
+        (k.symbol, T0 + b * M5) for k in keys for b in range(300, 310))

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 from thunes.core.candles import ts_ms
-from thunes.core.errors import ConfigError, ExchangeUnavailable, ThunesError
+from thunes.core.errors import ConfigError, ExchangeUnavailable, RateLimited, RetryableError, ThunesError
 from thunes.core.events import Event, FeedReconnected, FeedStale
 from thunes.core.timeframes import parse_timeframe
 from thunes.live.feed import Candle
@@ -168,8 +168,11 @@ class ReplaySource:
         self._started = False
         self._exhausted = False
         self._last_step = 0.0
+        self._unfinished: int | None = None  # a collect cut short by a retryable error: its target
+        self._retry_at = 0.0  # monotonic time before which it is not tried again
         self.steps = 0
         self.handed_out = 0
+        self.fetch_retries = 0
 
     def start(self, last_ts: Mapping[StreamKey, int | None]) -> "ReplaySource":
         now = self._now()
@@ -193,22 +196,34 @@ class ReplaySource:
         self._started = False
 
     def _collect(self, now: int) -> None:
-        """Queue every stream's candles closed by ``now`` and newer than what was handed out, by close time."""
+        """Queue every stream's candles closed by ``now`` and newer than what was handed out, by close time.
+
+        A retryable error (429, 5xx, timeout) does not end the replay: what was fetched is queued, the rest
+        is fetched again by :meth:`get` after the exchange's ``Retry-After`` (or 1 s), from where each stream
+        stopped, so no candle is skipped or handed out twice."""
         batch: list[SourcedCandle] = []
-        for k in self.keys:
-            tf = self._tf[k]
-            last = self._last[k]
-            since = (last + tf) if last is not None else 0
-            until = (now // tf) * tf  # open time of the forming candle: everything before it has closed
-            if until <= since:
-                continue
-            candles = self._fetch(k.symbol, k.timeframe, since, until)
-            stamp = time.perf_counter()
-            batch.extend(SourcedCandle(k, c, stamp) for c in candles)
-            if candles:
-                self._last[k] = candles[-1].ts_ms
-        batch.sort(key=lambda s: (s.candle.ts_ms + self._tf[s.key], s.key))
-        self._pending.extend(batch)
+        self._unfinished = None
+        try:
+            for k in self.keys:
+                tf = self._tf[k]
+                last = self._last[k]
+                since = (last + tf) if last is not None else 0
+                until = (now // tf) * tf  # open time of the forming candle: everything before it has closed
+                if until <= since:
+                    continue
+                candles = self._fetch(k.symbol, k.timeframe, since, until)
+                stamp = time.perf_counter()
+                batch.extend(SourcedCandle(k, c, stamp) for c in candles)
+                if candles:
+                    self._last[k] = candles[-1].ts_ms
+        except RetryableError as exc:
+            wait = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else 1.0
+            self._unfinished, self._retry_at = now, time.monotonic() + min(wait, 60.0)
+            self.fetch_retries += 1
+            log.warning("replay: fetching candles failed (%s); trying again in %.1f s", exc, min(wait, 60.0))
+        finally:
+            batch.sort(key=lambda s: (s.candle.ts_ms + self._tf[s.key], s.key))
+            self._pending.extend(batch)
 
     def _next_close(self, now: int) -> int:
         return min((now // tf + 1) * tf for tf in self._tf.values())
@@ -216,6 +231,14 @@ class ReplaySource:
     def get(self, timeout: float | None = None) -> SourcedCandle | None:
         if not self._started:
             return None
+        if self._unfinished is not None and not self._pending:
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, timeout if timeout is not None else wait))
+                return None
+            self._collect(self._unfinished)
+            if self._unfinished is not None or not self._pending:
+                return None
         if not self._pending and not self._exhausted:
             target = self._next_close(self._now())
             if self.end_ms is not None and target > self.end_ms:
