@@ -10,7 +10,7 @@ from thunes.config import RiskSettings, Settings
 from thunes.core.errors import ConfigError
 from thunes.live.control import BotNotRunning
 from thunes.services import monitor
-from thunes.services.bot import BotRunRequest, run_bot
+from thunes.services.bot import BotRunRequest, run_bot, set_reduce_only
 
 from tests.live.conftest import app_settings, bot_settings, four_pairs  # noqa: F401 - fixture
 
@@ -31,20 +31,20 @@ def test_a_stopped_bot_is_unhealthy_and_has_no_live_balance(tmp_path, four_pairs
 def test_reduce_only_is_written_audited_and_read_back(tmp_path):
     state = tmp_path / "bot"
     state.mkdir()
-    snap = monitor.set_reduce_only(state, True, reason="winding down", operator="ops", risk_settings=RiskSettings())
+    snap = set_reduce_only(state, True, reason="winding down", operator="ops", risk_settings=RiskSettings())
     assert snap["reduce_only"] is True and snap["mode"] == "REDUCING"
     assert monitor.risk_state(state)["reduce_only"] is True
     audit = [json.loads(x) for x in (state / "audit.jsonl").read_text().splitlines()]
     assert audit[-1]["kind"] == "reduce_only" and audit[-1]["payload"]["operator"] == "ops"
     with pytest.raises(ConfigError, match="does not exist"):
-        monitor.set_reduce_only(tmp_path / "nope", True, reason="x", operator="y", risk_settings=RiskSettings())
+        set_reduce_only(tmp_path / "nope", True, reason="x", operator="y", risk_settings=RiskSettings())
 
 
 def test_a_tampered_audit_trail_is_reported(tmp_path):
     state = tmp_path / "bot"
     state.mkdir()
-    monitor.set_reduce_only(state, True, reason="a", operator="b", risk_settings=RiskSettings())
-    monitor.set_reduce_only(state, False, reason="c", operator="d", risk_settings=RiskSettings())
+    set_reduce_only(state, True, reason="a", operator="b", risk_settings=RiskSettings())
+    set_reduce_only(state, False, reason="c", operator="d", risk_settings=RiskSettings())
     path = state / "audit.jsonl"
     path.write_text(path.read_text().replace('"reason": "c"', '"reason": "X"').replace('"reason":"c"', '"reason":"X"'))
     res = monitor.audit_check(path)

@@ -21,7 +21,7 @@ Two choices worth knowing:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, TypeVar
 
@@ -191,9 +191,11 @@ class CcxtExchange:
     def for_local(cls, sim: "LocalExchange", *, api_key: str | None = None, secret: str | None = None,
                   timeout_s: float = 10.0, recv_window_ms: int | None = None) -> "CcxtExchange":
         """An adapter on a started :class:`~thunes.exchange.sim.LocalExchange` (its first account by default)."""
-        extra = {} if recv_window_ms is None else {"recv_window_ms": recv_window_ms}
-        return cls(CcxtOptions(mode="local", base_url=sim.base_url, api_key=api_key or sim.api_key,
-                               secret=secret or sim.secret, timeout_s=timeout_s, enable_rate_limit=False, **extra))
+        options = CcxtOptions(mode="local", base_url=sim.base_url, api_key=api_key or sim.api_key,
+                              secret=secret or sim.secret, timeout_s=timeout_s, enable_rate_limit=False)
+        if recv_window_ms is not None:
+            options = replace(options, recv_window_ms=recv_window_ms)
+        return cls(options)
 
     @property
     def recv_window_ms(self) -> int:
@@ -219,7 +221,8 @@ class CcxtExchange:
         if self._markets is None:
             self.load_markets()
         try:
-            return self.client.market(symbol)
+            market: dict[str, Any] = self.client.market(symbol)
+            return market
         except ccxt.BaseError as exc:
             raise translate(exc) from exc
 

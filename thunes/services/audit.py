@@ -48,8 +48,9 @@ def verify_trail(settings: Any, *, path: Path | str | None = None, mode: str | N
     file is a ``ConfigError``; a broken one is a result whose ``ok`` is False and whose ``result.error``
     names the first problem.
     """
+    from thunes.core.redact import redact_url
     from thunes.execution.audit import AuditAnchors, audit_key, default_key_file, verify_audit
-    from thunes.execution.db import Database, _mask
+    from thunes.execution.db import Database
 
     audit = settings.audit
     path = Path(path) if path else Path(audit.path)
@@ -70,7 +71,7 @@ def verify_trail(settings: Any, *, path: Path | str | None = None, mode: str | N
     checks.append(f"head file (seq {result.head_seq})" if result.head_seq is not None else "head file")
     if database is not None:
         last = f", latest {result.last_anchor.short()}" if result.last_anchor else ""
-        checks.append(f"anchors: {result.anchors_checked} ({_mask(url)}{last})")
+        checks.append(f"anchors: {result.anchors_checked} ({redact_url(url or '')}{last})")
     else:
         checks.append("anchors from the database: not checked (no execution database; pass --db)")
     if expect:

@@ -109,7 +109,8 @@ class BotSession:
             self.metrics_server = self.metrics.serve(port=int(self.request.metrics_port or 0),
                                                      host=self.request.metrics_host)
             self.closers.append(self.metrics_server.close)
-        return self.metrics_server.url
+        url: str | None = self.metrics_server.url
+        return url
 
     def run(self) -> BotRunResult:
         self.serve_metrics()
@@ -197,10 +198,10 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
                                 orders_per_10s=100_000, accounts=(
                 AccountSpec(api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET, balances=dict(s.local.balances)),)).start()
             closers.append(sim.stop)
-            port = CcxtExchange.for_local(sim)
+            port: Any = CcxtExchange.for_local(sim)  # a CcxtExchange, instrumented below when metrics are on
             clock = ReplayClock(sim.clock)
             fetch = frame_fetch({(a.symbol, a.timeframe): plan.frames[a.symbol] for a in assignments})
-            make_source = lambda keys: ReplaySource(  # noqa: E731
+            make_source: Callable[[Any], Any] = lambda keys: ReplaySource(  # noqa: E731
                 keys, fetch=fetch, now_ms=sim.now_ms, advance_to=sim.advance_to, end_ms=plan.end_ms,
                 bar_wall_s=_bar_wall(s))
         elif s.exchange == "local":
@@ -210,8 +211,8 @@ def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, 
             url = str(s.local.url).rstrip("/")
             port = CcxtExchange(CcxtOptions(mode="local", base_url=url, api_key=DEFAULT_API_KEY, secret=DEFAULT_SECRET,
                                             enable_rate_limit=False))
-            now, advance = remote_clock(url)
-            stepped = _SteppedClock(now(), advance)
+            read_clock, advance = remote_clock(url)
+            stepped = _SteppedClock(read_clock(), advance)
             clock = stepped
             sources = {a.symbol: f"local exchange at {url}" for a in assignments}
             make_source = lambda keys: ReplaySource(  # noqa: E731
@@ -498,12 +499,14 @@ def reload_bot(state_dir: Path) -> Any:
 def bot_jobs(state_dir: Path) -> list[dict[str, Any]]:
     """Jobs with their last/next run and outcome (from the running bot, else its jobs.json)."""
     try:
-        return send_command(state_dir, "jobs")
+        jobs: list[dict[str, Any]] = send_command(state_dir, "jobs")
+        return jobs
     except BotNotRunning:
         path = Path(state_dir) / "jobs.json"
         if not path.exists():
             return []
-        return list(json.loads(path.read_text(encoding="utf-8")).values())
+        saved: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+        return list(saved.values())
 
 
 def set_kill_switch(state_dir: Path, on: bool, *, reason: str, operator: str, risk_settings: Any,
@@ -511,8 +514,10 @@ def set_kill_switch(state_dir: Path, on: bool, *, reason: str, operator: str, ri
     """Switch the bot's kill-switch (audited). A running bot sees it before its next decision."""
     from thunes.services.risk import switch_bot
 
-    return switch_bot("kill", state_dir, on, reason=reason, operator=operator, risk_settings=risk_settings,
-                      settings=settings, audit_path=audit_path).to_json()
+    snapshot: dict[str, Any] = switch_bot("kill", state_dir, on, reason=reason, operator=operator,
+                                          risk_settings=risk_settings, settings=settings,
+                                          audit_path=audit_path).to_json()
+    return snapshot
 
 
 def set_reduce_only(state_dir: Path, on: bool, *, reason: str, operator: str, risk_settings: Any,
@@ -520,8 +525,10 @@ def set_reduce_only(state_dir: Path, on: bool, *, reason: str, operator: str, ri
     """Reduce-only (exits only, every pair), audited; a running bot sees it before its next decision."""
     from thunes.services.risk import switch_bot
 
-    return switch_bot("reduce", state_dir, on, reason=reason, operator=operator, risk_settings=risk_settings,
-                      settings=settings, audit_path=audit_path).to_json()
+    snapshot: dict[str, Any] = switch_bot("reduce", state_dir, on, reason=reason, operator=operator,
+                                          risk_settings=risk_settings, settings=settings,
+                                          audit_path=audit_path).to_json()
+    return snapshot
 
 
 def events(state_dir: Path, *, kinds: set[str] | None = None) -> list[Any]:

@@ -119,7 +119,8 @@ def runs(settings: Any, *, kind: RunKind | None = None) -> list[RunSummary]:
     if kind in (None, "optimize") and roots["optimize"].exists():
         for f in roots["optimize"].rglob("summary.json"):
             data = _safe(f)
-            spec = data.get("spec") if isinstance(data.get("spec"), dict) else data
+            nested = data.get("spec")
+            spec: dict[str, Any] = nested if isinstance(nested, dict) else data
             out.append(RunSummary(kind="optimize", id=str(f.parent.relative_to(roots["optimize"])),
                                   created_ms=int(f.stat().st_mtime * 1000), strategy=spec.get("strategy"),
                                   symbol=spec.get("symbol"), timeframe=spec.get("timeframe"),

@@ -6,7 +6,6 @@ The reads every remote surface (the REST API, later Telegram) needs beyond :mod:
   (overdue jobs) and whether the exchange answered the last balance request.
 * :func:`balance`, :func:`risk_state` - from the running bot, else from its state folder.
 * :func:`orders` - the order journal: unfinished orders (or every one), newest last.
-* :func:`set_reduce_only` - exits only, audited; the twin of :func:`thunes.services.bot.set_kill_switch`.
 * :func:`audit_check` - :func:`thunes.execution.audit.verify_audit` on the bot's (or any) audit trail.
 * :func:`tail_logs` - the last lines of the JSON log files, secrets masked once more.
 * :func:`masked_settings` - the effective settings with every secret and URL password masked.
@@ -24,10 +23,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from thunes.core.errors import ConfigError
+from thunes.core.redact import redact_url
 from thunes.core.timeframes import parse_timeframe
 
 __all__ = ["OrdersResult", "orders", "PairHealth", "JobHealth", "HealthResult", "health", "BalanceResult", "balance", "risk_state",
-           "set_reduce_only", "AuditCheck", "audit_check", "LogLine", "tail_logs", "masked_settings", "MASK"]
+           "AuditCheck", "audit_check", "LogLine", "tail_logs", "masked_settings", "MASK"]
 
 MASK = "**********"
 #: A pair is stale when its last closed candle is older than this many candle periods (bot clock).
@@ -135,15 +135,6 @@ def risk_state(state_dir: Path) -> dict[str, Any]:
     from thunes.services.bot import bot_status
 
     return dict(bot_status(state_dir).status.get("risk") or {})
-
-
-def set_reduce_only(state_dir: Path, on: bool, *, reason: str, operator: str, risk_settings: Any,
-                    audit_path: Path | None = None, settings: Any = None) -> dict[str, Any]:
-    """Switch reduce-only mode (exits only), audited. A running bot sees it before its next decision."""
-    from thunes.services.risk import switch_bot
-
-    return switch_bot("reduce", state_dir, on, reason=reason, operator=operator, risk_settings=risk_settings,
-                      settings=settings, audit_path=audit_path).to_json()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,7 +249,6 @@ def tail_logs(log_dir: Path, *, lines: int = 100, component: str | None = None,
 
 
 _SECRET_KEY = re.compile(r"(?i)(secret|token|password|api_key|passphrase|private)")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@\s]*@")
 
 
 def _mask(node: Any, key: str = "") -> Any:
@@ -269,7 +259,7 @@ def _mask(node: Any, key: str = "") -> Any:
     if _SECRET_KEY.search(key) and node not in (None, ""):
         return MASK
     if isinstance(node, str):
-        return _URL_PASSWORD.sub(r"\1:***@", node)
+        return redact_url(node)
     return node
 
 
@@ -279,5 +269,6 @@ def masked_settings(settings: Any, **sections: Any) -> dict[str, Any]:
     tree = settings.model_dump(mode="json")
     for name, section in sections.items():
         tree[name] = section.model_dump(mode="json") if hasattr(section, "model_dump") else dict(section)
-    return _mask(tree)
+    masked: dict[str, Any] = _mask(tree)
+    return masked
 

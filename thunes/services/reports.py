@@ -9,10 +9,10 @@ and returns frozen values; the CLI, the API and the Telegram bot print them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from thunes.core.errors import ConfigError
 from thunes.execution.ledger import LedgerRow, read_ledger
@@ -111,9 +111,9 @@ def _fee_quote(r: LedgerRow) -> Decimal:
 
 def _trips(symbol: str, rows: list[LedgerRow]) -> list[Trade]:
     trades: list[Trade] = []
-    cur: dict | None = None
+    cur: dict[str, Any] | None = None
 
-    def close(t: dict) -> Trade:
+    def close(t: dict[str, Any]) -> Trade:
         done = t["exit_ms"] is not None
         entry_px = t["cost"] / t["qty"] if t["qty"] else ZERO
         exit_px = t["proceeds"] / t["sold"] if t["sold"] else None
@@ -168,7 +168,7 @@ def profit(ledger: Path | Iterable[LedgerRow]) -> ProfitSummary:
     )
 
 
-def _periods(ledger: Path | Iterable[LedgerRow], key, starts: list[str]) -> list[PeriodProfit]:  # noqa: ANN001
+def _periods(ledger: Path | Iterable[LedgerRow], key: Callable[[date], str], starts: list[str]) -> list[PeriodProfit]:
     buckets: dict[str, list[Trade]] = {s: [] for s in starts}
     for t in round_trips(ledger):
         if t.exit_ms is None:

@@ -115,7 +115,7 @@ class RiskStatus:
     open_orders: tuple[Any, ...]  # unfinished JournalEntry rows
 
     def to_json(self) -> dict[str, Any]:
-        out = self.snapshot.to_json()
+        out: dict[str, Any] = self.snapshot.to_json()
         out["day"] = self.day
         out["day_rule"] = self.day_rule
         out["limits"] = json.loads(self.limits.model_dump_json())

@@ -108,7 +108,8 @@ def _last_event(state_dir: Path) -> dict[str, Any] | None:
         return None
     for raw in reversed(_tail_bytes(path, 64 * 1024)):
         try:
-            return json.loads(raw)
+            event: dict[str, Any] = json.loads(raw)
+            return event
         except ValueError:
             continue
     return None

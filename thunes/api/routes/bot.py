@@ -136,8 +136,8 @@ def kill_switch(body: SwitchBody, ctx: ApiContext = Depends(context),
 @router.post("/reduce-only", summary="ON lets only exits out (audited)")
 def reduce_only(body: SwitchBody, ctx: ApiContext = Depends(context),
                 who: Principal = Depends(trader)) -> dict[str, Any]:
-    return plain(monitor.set_reduce_only(ctx.state_dir, body.on, reason=body.reason, operator=f"api:{who.name}",
-                                         risk_settings=ctx.settings.risk, settings=ctx.settings))
+    return plain(svc.set_reduce_only(ctx.state_dir, body.on, reason=body.reason, operator=f"api:{who.name}",
+                                     risk_settings=ctx.settings.risk, settings=ctx.settings))
 
 
 @router.post("/reload", summary="Reload market filters and the risk switch file")
