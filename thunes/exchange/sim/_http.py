@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from thunes.exchange.sim import _params as P
 from thunes.exchange.sim._faults import SERVER_ERRORS
-from thunes.exchange.sim._limits import request_weight
+from thunes.exchange.sim._limits import BAN_ADVICE, request_weight
 from thunes.exchange.sim._params import SimReject
 from thunes.exchange.sim._rules import Rejection
 
@@ -56,7 +56,6 @@ RAW_BODY: web.RequestKey[str] = web.RequestKey("raw_body", str)  # the body as s
 
 # Always fullmatch: "$" also matches before a trailing newline (see _params.py)
 _KEY_FORMAT = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_BAN_ADVICE = "Please use WebSocket Streams for live updates to avoid bans."
 _INTERNAL_ERROR = Rejection(-1000, "An unknown error occurred while processing the request.", 500)
 _HTTP_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
@@ -184,7 +183,7 @@ async def _injected_fault(ctx: ServerContext, state: FaultState) -> web.Response
     if status == 418:
         until = ctx.auth_now() + retry * 1000
         return error_response(Rejection(-1003, f"Way too much request weight used; IP banned until {until}. "
-                                               + _BAN_ADVICE, 418), {"Retry-After": str(retry)})
+                                               + BAN_ADVICE, 418), {"Retry-After": str(retry)})
     code = faults.take_error_code()
     if code:
         status, msg = SERVER_ERRORS[code]

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from thunes.exchange.sim import _params as P
 from thunes.exchange.sim._rules import Rejection
 
-__all__ = ["RateLimiter", "request_weight"]
+__all__ = ["BAN_ADVICE", "RateLimiter", "request_weight"]
+
+BAN_ADVICE = "Please use WebSocket Streams for live updates to avoid bans."  # the end of every 418 message
 
 
 def request_weight(method: str, path: str, params: Mapping[str, str]) -> int:
@@ -60,7 +62,7 @@ class RateLimiter:
         until = self._banned_until.get(ip, 0.0)
         if until > now:
             return Rejection(-1003, f"Way too much request weight used; IP banned until {int(until * 1000)}. "
-                                    "Please use WebSocket Streams for live updates to avoid bans.", 418), \
+                                    + BAN_ADVICE, 418), \
                 int(until - now) + 1
         minute = int(now // 60)
         if self._weights[(ip, minute)] + weight > self.weight_limit:
