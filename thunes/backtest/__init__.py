@@ -8,6 +8,7 @@ option objects. See docs/backtest.md.
 """
 
 from thunes.backtest.engine import (
+    RISK_PRESETS,
     BacktestOptions,
     BacktestResult,
     FixedQuote,
@@ -17,7 +18,6 @@ from thunes.backtest.engine import (
     VolatilitySlippage,
     VolTarget,
     VolumeSlippage,
-    RISK_PRESETS,
     default_market,
     infer_timeframe,
     risk_preset,
@@ -28,7 +28,22 @@ from thunes.backtest.prepared import PreparedBacktest, run_backtest
 from thunes.backtest.sweep import run_sweep
 
 __all__ = [
-    "BacktestOptions", "BacktestResult", "FixedQuote", "FixedSlippage", "FractionOfEquity", "RiskLimits",
-    "VolatilitySlippage", "VolTarget", "VolumeSlippage", "default_market", "run_backtest", "compute_metrics",
-    "run_portfolio", "run_sweep", "RISK_PRESETS", "risk_preset", "infer_timeframe", "PreparedBacktest",
+    "RISK_PRESETS",
+    "BacktestOptions",
+    "BacktestResult",
+    "FixedQuote",
+    "FixedSlippage",
+    "FractionOfEquity",
+    "PreparedBacktest",
+    "RiskLimits",
+    "VolTarget",
+    "VolatilitySlippage",
+    "VolumeSlippage",
+    "compute_metrics",
+    "default_market",
+    "infer_timeframe",
+    "risk_preset",
+    "run_backtest",
+    "run_portfolio",
+    "run_sweep",
 ]

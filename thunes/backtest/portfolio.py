@@ -11,7 +11,7 @@ exactly the same result as :func:`run_backtest`.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,8 @@ from thunes.backtest.engine import BacktestOptions, BacktestResult, records_to_t
 from thunes.backtest.metrics import compute_metrics, risk_counts_from_kernel
 from thunes.backtest.prepared import options_vector, prepare_symbols, signal_window
 from thunes.core.errors import ConfigError
-from thunes.core.timeframes import index_ms
 from thunes.core.markets import Market
+from thunes.core.timeframes import index_ms
 from thunes.strategies.base import Strategy
 
 __all__ = ["run_portfolio"]
@@ -67,7 +67,8 @@ def run_portfolio(
     n, k = len(index), len(symbols)
     shape = (n, k)
     cols = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close", "volume", "vol")}
-    bools = {name: np.zeros(shape, dtype=np.bool_) for name in ("gap", "entries", "exits", "short_entries", "short_exits")}
+    bools = {name: np.zeros(shape, dtype=np.bool_)
+             for name in ("gap", "entries", "exits", "short_entries", "short_exits")}
     scale = np.ones(shape)
     filt = np.zeros((k, 4))
     for j, s in enumerate(symbols):

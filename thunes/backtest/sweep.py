@@ -22,8 +22,9 @@ spans missing candles.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numba
 import numpy as np
@@ -38,12 +39,14 @@ from thunes.core.markets import Market
 from thunes.progress import progress_bar
 from thunes.strategies.base import CrossGrid, Strategy
 
-__all__ = ["run_sweep", "expand_grid"]
+__all__ = ["expand_grid", "run_sweep"]
 
 _CHUNK_BYTES = 256 * 1024 * 1024
 
 
-def expand_grid(strategy_cls: type[Strategy], grid: Mapping[str, Sequence[Any]]) -> tuple[list[dict[str, Any]], int]:
+def expand_grid(
+    strategy_cls: type[Strategy], grid: Mapping[str, Sequence[Any]],
+) -> tuple[list[dict[str, Any]], int]:
     """Valid parameter dicts of the grid's cartesian product (in grid order) and how many were invalid.
 
     Unknown parameter names fail at once (with "did you mean"); combinations the strategy rejects
@@ -51,11 +54,11 @@ def expand_grid(strategy_cls: type[Strategy], grid: Mapping[str, Sequence[Any]])
     """
     if not grid:
         raise ConfigError("a sweep needs a non-empty grid, e.g. {'fast': [5, 10], 'slow': [50, 100]}")
-    strategy_cls(**{k: list(v)[0] for k, v in grid.items() if len(list(v))})  # names + first values
+    strategy_cls(**{k: next(iter(v)) for k, v in grid.items() if len(list(v))})  # names + first values
     keys = list(grid)
     combos, skipped = [], 0
     for values in itertools.product(*(list(grid[k]) for k in keys)):
-        params = dict(zip(keys, values))
+        params = dict(zip(keys, values, strict=True))
         try:
             combos.append(strategy_cls(**params).params)
         except StrategyError:
@@ -83,7 +86,8 @@ def run_sweep(
     options = options or BacktestOptions()
     combos, skipped = expand_grid(strategy_cls, grid)
     if not combos:
-        raise ConfigError(f"no valid parameter combination in the grid ({skipped} rejected by {strategy_cls.name})")
+        raise ConfigError(
+            f"no valid parameter combination in the grid ({skipped} rejected by {strategy_cls.name})")
     frames = dict(candles) if isinstance(candles, Mapping) else {symbol: candles}
     markets = {sym: market.get(sym) if isinstance(market, Mapping) else market for sym in frames}
     prepared = prepare_symbols(frames, options, timeframe=timeframe, markets=markets)
@@ -98,8 +102,8 @@ def run_sweep(
             stats = _sweep_cross(cross, list(prepared.values()), windows, bar)
         else:
             stats = [_sweep_columns(p, strategy_cls, combos, windows, bar) for p in prepared.values()]
-        for sym, table in zip(prepared, stats):
-            for params, row in zip(combos, table):
+        for sym, table in zip(prepared, stats, strict=True):
+            for params, row in zip(combos, table, strict=True):
                 metrics = stats_from_kernel(row, initial_cash=options.initial_cash, timeframe=timeframe)
                 rows.append({"symbol": sym, **params, **metrics})
     finally:
@@ -110,7 +114,9 @@ def run_sweep(
     return out
 
 
-def _sweep_cross(grid: CrossGrid, symbols: list[PreparedBacktest], windows: list[int], bar: Any) -> list[np.ndarray]:
+def _sweep_cross(
+    grid: CrossGrid, symbols: list[PreparedBacktest], windows: list[int], bar: Any,
+) -> list[np.ndarray]:
     """Every (symbol, parameter set) column of a :class:`CrossGrid` in one kernel call; returns the
     statistics rows per symbol."""
     bounds = np.zeros(len(symbols) + 1, dtype=np.int64)
@@ -150,8 +156,8 @@ def _sweep_cross(grid: CrossGrid, symbols: list[PreparedBacktest], windows: list
 
 
 def _sweep_columns(
-    prepared: PreparedBacktest, strategy_cls: type[Strategy], combos: list[dict[str, Any]], windows: list[int],
-    bar: Any,
+    prepared: PreparedBacktest, strategy_cls: type[Strategy], combos: list[dict[str, Any]],
+    windows: list[int], bar: Any,
 ) -> np.ndarray:
     """Each parameter set's ``signals()`` in Python, a chunk of columns per kernel call."""
     n, m = prepared.n_bars, len(combos)
@@ -171,8 +177,8 @@ def _sweep_columns(
             entries[j], exits[j], s_entries[j], s_exits[j], scale[j] = (
                 a.entries, a.exits, a.short_entries, a.short_exits, a.size_scale)
             gap[j] = prepared.entry_gaps(a, windows[lo + j])
-        K.sweep_columns(prepared.open, prepared.high, prepared.low, prepared.close, prepared.volume, prepared.vol,
-                        gap, prepared.ts, entries, exits, s_entries, s_exits, scale, prepared.params,
-                        out[lo:lo + k], prepared.lean)
+        K.sweep_columns(prepared.open, prepared.high, prepared.low, prepared.close, prepared.volume,
+                        prepared.vol, gap, prepared.ts, entries, exits, s_entries, s_exits, scale,
+                        prepared.params, out[lo:lo + k], prepared.lean)
         bar.update(k)
     return out
