@@ -298,11 +298,7 @@ class PreparedBacktest:
     def run(self, strategy: Strategy | None = None, *, signals: Signals | None = None) -> BacktestResult:
         """The full result of ``strategy`` (or of precomputed ``signals``: with a strategy they must come
         from it on these candles; without one they are all the run needs, with a one-bar signal window)."""
-        if strategy is None and signals is None:
-            raise StrategyError("a backtest needs a strategy or signals=")
-        if strategy is not None and not isinstance(strategy, Strategy):
-            raise StrategyError(f"a backtest needs a Strategy instance, got {strategy!r}")
-        window = signal_window(strategy) if strategy is not None else 1
+        window = _run_window(strategy, signals)
         index = self.candles.index
         arrays = signals.arrays(index) if signals is not None else self.signal_arrays(strategy)
         run = self.simulate(arrays, window)
@@ -322,6 +318,17 @@ class PreparedBacktest:
             stats={k: stats[k] for k in METRIC_NAMES}, settings_hash=run_hash(payload), market=market,
             candles=self.candles,
         )
+
+
+def _run_window(strategy: Strategy | None, signals: Signals | None) -> int:
+    """The signal window of a run of ``strategy`` or of bare ``signals`` (one bar), the arguments checked."""
+    if strategy is None and signals is None:
+        raise StrategyError("run_backtest needs a strategy or signals=")
+    if strategy is None:
+        return 1
+    if not isinstance(strategy, Strategy):
+        raise StrategyError(f"run_backtest needs a Strategy instance, got {strategy!r}")
+    return signal_window(strategy)
 
 
 def prepare_symbols(
@@ -364,12 +371,7 @@ def run_backtest(
     signal window (``strategy.warmup`` bars) or fill spans a hole in the candles are refused
     (``refused_gap``). The same as ``PreparedBacktest.from_candles(...).run(strategy)``.
     """
-    if strategy is None and signals is None:
-        raise StrategyError("run_backtest needs a strategy or signals=")
-    if strategy is not None and not isinstance(strategy, Strategy):
-        raise StrategyError(f"run_backtest needs a Strategy instance, got {strategy!r}")
-    if strategy is not None:
-        signal_window(strategy)  # a bad warmup is refused before any work
+    _run_window(strategy, signals)  # the arguments are refused before any work
     prepared = PreparedBacktest.from_candles(candles, options, symbol=symbol, timeframe=timeframe,
                                              market=market)
     return prepared.run(strategy, signals=signals)
