@@ -20,8 +20,8 @@ from pathlib import Path
 import optuna
 
 from thunes.backtest import _kernels as K
+from thunes.backtest import prepared
 from thunes.data.samples import load_sample_candles
-from thunes.optimize import _evaluate
 from thunes.optimize.spec import make_sampler
 from thunes.optimize.storage import open_storage
 from thunes.optimize.study import StudySpec, TrialEvaluator, optimize_quota
@@ -67,7 +67,7 @@ def run(label: str, storage: optuna.storages.BaseStorage | None, spec: StudySpec
             statements[0] += 1
 
         event.listen(engine, "before_cursor_execute", count)
-    with Timer(K, "simulate") as kt, Timer(_evaluate, "strategy_arrays") as st:
+    with Timer(K, "simulate") as kt, Timer(prepared, "strategy_arrays") as st:
         t0 = time.perf_counter()
         done = optimize_quota(study, evaluator, trials)
         wall = time.perf_counter() - t0

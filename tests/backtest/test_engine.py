@@ -346,18 +346,19 @@ def test_lean_compiled_variant_gives_the_full_engines_results(btc_1h):
     # Research runs (no risk limits, stops or shorts) use a variant compiled without that code; it
     # must produce the very same trades, curve and statistics.
     from thunes.backtest import _kernels as K
-    from thunes.backtest.engine import options_vector, prepare_inputs
+    from thunes.backtest.prepared import PreparedBacktest, options_vector
 
     candles = btc_1h.frame.tail(5000)
     options = BacktestOptions(risk=None)
-    inputs = prepare_inputs(candles, "1h", options)
+    inputs = PreparedBacktest.from_candles(candles, options, timeframe="1h")
     p = options_vector(options, default_market("BTC/USDT"), "1h")
+    np.testing.assert_array_equal(inputs.params, p)
     assert K.is_lean(p) is True and K.is_lean(options_vector(BacktestOptions(risk="live"), None, "1h")) is None
     a = get_strategy("sma_cross")(fast=8, slow=40).signals(candles).arrays(candles.index)
     out = {}
     for lean in (None, True):
         records, equity, stats = np.empty((len(candles) + 1, K.N_REC)), np.empty(len(candles)), np.zeros(K.N_STATS)
-        k = K.simulate(inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap,
+        k = K.simulate(inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, inputs.gap_flags(1),
                        inputs.ts, a.entries, a.exits, a.short_entries, a.short_exits, a.size_scale, p, records,
                        equity, stats, lean)
         out[lean] = (records[:k], equity, stats)

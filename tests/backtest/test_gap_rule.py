@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from thunes.backtest import BacktestOptions, FixedQuote, FixedSlippage, run_backtest, run_portfolio, run_sweep
-from thunes.backtest.engine import gap_flags
+from thunes.backtest.prepared import gap_flags
 from thunes.core.candles import candles_frame, ts_ms
 from thunes.core.errors import ConfigError, StrategyError
 from thunes.strategies import Signals

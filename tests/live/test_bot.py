@@ -105,7 +105,7 @@ def test_the_kill_switch_stops_new_entries_on_every_pair(tmp_path, four_pairs):
 def test_each_pair_enters_and_exits_where_its_backtest_does(tmp_path, four_pairs):
     """Parity per pair: with limits that never bind, each pair's round trips in the shared bot start and end
     on the bars of a backtest of that pair alone (the same rule as `thunes parity`)."""
-    from thunes.backtest.engine import gap_flags, run_backtest
+    from thunes.backtest.prepared import gap_flags, run_backtest
     from thunes.exchange.sim import EngineOptions
     from thunes.config import RiskSettings
     from thunes.live.parity import backtest_options_for, compare, ledger_round_trips

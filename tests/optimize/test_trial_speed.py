@@ -17,13 +17,13 @@ from optuna.trial import TrialState
 from thunes.backtest import (
     BacktestOptions,
     FixedQuote,
+    PreparedBacktest,
     RiskLimits,
     VolatilitySlippage,
     VolTarget,
     run_backtest,
 )
 from thunes.core.errors import StoreError
-from thunes.optimize import _evaluate
 from thunes.optimize.spec import make_sampler
 from thunes.optimize.storage import open_storage
 from thunes.optimize.study import StudySpec, TrialEvaluator, optimize_quota, trial_result
@@ -47,11 +47,11 @@ def test_the_prepared_path_gives_run_backtests_metrics_bit_for_bit(candles, labe
     # A hole in the data (12 bars removed): the gap-refusal rule must act on both paths alike.
     holed = candles.drop(candles.index[1500:1512])
     short = label.startswith("shorts")
-    prepared = _evaluate.prepare(holed, options, "BTC/USDT", "1h")
+    prepared = PreparedBacktest.from_candles(holed, options, symbol="BTC/USDT", timeframe="1h")
 
     for fast, slow in ((5, 20), (12, 60), (40, 200)):
         strategy = get_strategy("sma_cross")(fast=fast, slow=slow, short=short)
-        quick = _evaluate.run_prepared(prepared, strategy)
+        quick = prepared.quick(strategy)
         full = run_backtest(holed, strategy, options=options, symbol="BTC/USDT", timeframe="1h")
 
         numeric = {k: v for k, v in full.stats.items() if k not in ("start", "end")}

@@ -42,7 +42,7 @@ Conventions (documented in docs/backtest.md and tested in tests/backtest):
   (``Signals.refuse_entries``). Exits are never refused.
 
 Parameters travel in one float64 vector ``p`` (indices ``P_*``) to keep signatures short; the
-Python side (engine.py) builds it from ``BacktestOptions``.
+Python side (prepared.py, :func:`options_vector`) builds it from ``BacktestOptions``.
 """
 
 from __future__ import annotations
@@ -851,13 +851,14 @@ def cross_signals(fast, slow, entries, exits):
 
 
 @njit(cache=True, parallel=True)
-def sweep_ma_cross(open_, high, low, close, volume, vol, gaps, ts, bounds, table, sym_idx, fast_idx, slow_idx,
-                   gap_idx, p, out_stats, threads, lean=None):
-    """One column per (symbol, fast, slow): the whole grid of every symbol in one parallel call.
+def sweep_cross(open_, high, low, close, volume, vol, gaps, ts, bounds, table, sym_idx, fast_idx, slow_idx,
+                gap_idx, p, out_stats, threads, lean=None):
+    """One column per (symbol, fast line, slow line): a line-crossing grid (``CrossGrid``) of every
+    symbol in one parallel call.
 
     The symbols' bars are concatenated: symbol ``s`` holds rows ``bounds[s]:bounds[s + 1]`` of the
-    bar arrays, of ``table`` (one moving average per distinct period, each computed on that
-    symbol's own closes) and of ``gaps`` (the refused-entry flags of one signal window length per
+    bar arrays, of ``table`` (one line per row, e.g. a moving average per distinct period, each
+    computed on that symbol's own closes) and of ``gaps`` (the refused-entry flags of one signal window length per
     row, column ``c`` using row ``gap_idx[c]``), and ``p[s]`` is its parameter vector (its exchange
     filters). Each worker
     builds its columns' crossing signals in two boolean buffers allocated once and reused, so memory

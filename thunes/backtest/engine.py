@@ -1,10 +1,11 @@
-"""Backtest orchestration: options, the run, and its result.
+"""Backtest declarations: the options, the built-in markets, the timeframe check, and the result.
 
-:func:`run_backtest` validates the candles, asks the strategy for its signals (computed at each
-bar's close), and hands numpy arrays to the numba kernel (:mod:`thunes.backtest._kernels`), which
-executes them at the *next* bar's open with fees, slippage, sizing, stops, exchange-filter rounding
-and the live risk limits. Everything the run depended on (options, strategy parameters, market
-filters, data span) is hashed into ``settings_hash`` and stored with the result.
+A run itself goes through :class:`thunes.backtest.prepared.PreparedBacktest` (:func:`run_backtest`
+lives there): it validates the candles, asks the strategy for its signals (computed at each bar's
+close), and hands numpy arrays to the numba kernel (:mod:`thunes.backtest._kernels`), which executes
+them at the *next* bar's open with fees, slippage, sizing, stops, exchange-filter rounding and the
+live risk limits. Everything the run depended on (options, strategy parameters, market filters, data
+span) is hashed into ``settings_hash`` and stored with the :class:`BacktestResult`.
 
 Options are grouped in small frozen objects so that one name never means two things: sizing is
 :class:`FixedQuote`, :class:`FractionOfEquity` or :class:`VolTarget`; slippage is
@@ -24,19 +25,15 @@ import numpy as np
 import pandas as pd
 
 from thunes.backtest import _kernels as K
-from thunes.backtest.metrics import bars_per_year, compute_metrics, risk_counts_from_kernel
 from thunes.config import BacktestSettings, RiskSettings
-from thunes.core.candles import OHLCV, ts_ms, validate_candles
-from thunes.core.errors import ConfigError, DataError, InsufficientData, StrategyError
+from thunes.core.errors import ConfigError, DataError
 from thunes.core.markets import Market, SymbolFilters
 from thunes.core.timeframes import index_ms, parse_timeframe
-from thunes.strategies.base import SignalArrays, Signals, Strategy
 
 __all__ = [
     "BacktestOptions", "BacktestResult", "FixedQuote", "FractionOfEquity", "VolTarget", "FixedSlippage",
-    "VolatilitySlippage", "VolumeSlippage", "RiskLimits", "run_backtest", "default_market", "gap_flags",
-    "entry_gaps", "prepare_inputs", "options_vector", "TRADE_COLUMNS", "RISK_PRESETS", "risk_preset",
-    "infer_timeframe", "resolve_timeframe",
+    "VolatilitySlippage", "VolumeSlippage", "RiskLimits", "default_market", "TRADE_COLUMNS", "RISK_PRESETS",
+    "risk_preset", "infer_timeframe", "resolve_timeframe", "records_to_trades", "run_hash",
 ]
 
 TRADE_COLUMNS = (
@@ -202,7 +199,7 @@ class BacktestOptions:
     ``apply_filters`` rounds quantities/prices through the market's filters like live trading;
     ``refuse_gap_entries`` refuses an entry whose signal window (the strategy's ``warmup`` bars up to
     the signal bar) or fill bar spans a hole in the data, or that the strategy's
-    ``Signals.refuse_entries`` vetoes (see :func:`entry_gaps`).
+    ``Signals.refuse_entries`` vetoes (see :func:`thunes.backtest.prepared.entry_gaps`).
 
     ``fee_in_base`` charges a buy's fee in the base asset, as Binance spot does without BNB fees: the
     position holds ``qty × (1 - fee)`` coins, the exit sells them rounded down to the lot step and
@@ -331,7 +328,7 @@ def default_market(symbol: str) -> Market | None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Inputs
+# Timeframe
 # ------------------------------------------------------------------------------------------------
 _UNITS_MS = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000))
 
@@ -366,105 +363,6 @@ def resolve_timeframe(candles: pd.DataFrame, timeframe: str | None) -> str:
         raise DataError(f"timeframe={timeframe!r} but the candles are {inferred} apart; pass timeframe="
                         f"{inferred!r} (or leave it out: it is inferred from the index)")
     return timeframe
-
-
-def gap_flags(ts: np.ndarray, timeframe: str, window: int = 1) -> np.ndarray:
-    """True on bar i when bars i-window .. i are not consecutive candles (a hole lies among them).
-
-    ``window=1``: bar i follows a hole. With a strategy's ``warmup`` as ``window``, bar i is flagged
-    when an entry filled at its open would act on a signal (computed at bar i-1 from bars
-    i-warmup .. i-1) whose window, or whose step to the fill, spans missing candles. Near the start
-    the window is cut at bar 0. O(bars): on sorted, unique candles bars lo..i are consecutive
-    exactly when ``ts[i] - ts[lo] == (i - lo) * timeframe``.
-    """
-    if window < 1:
-        raise ConfigError(f"gap window must be >= 1 bar, got {window}")
-    return K.window_gap_flags(np.ascontiguousarray(ts, dtype=np.int64), int(window),
-                              int(parse_timeframe(timeframe).ms))
-
-
-def entry_gaps(gap: np.ndarray, arrays: SignalArrays, options: BacktestOptions) -> np.ndarray:
-    """The kernel's ``gap`` argument: entries refused at bar i (the window rule of :func:`gap_flags`,
-    or bar i-1's ``refuse_entries`` veto). All False when ``options.refuse_gap_entries`` is off."""
-    if not options.refuse_gap_entries:
-        return np.zeros(gap.shape[0], dtype=np.bool_)
-    if arrays.refuse_entries is None or not arrays.refuse_entries.any():
-        return gap
-    out = gap.copy()
-    out[1:] |= arrays.refuse_entries[:-1]
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedInputs:
-    """Candle arrays as the kernels take them."""
-
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    vol: np.ndarray
-    gap: np.ndarray
-    ts: np.ndarray
-
-
-def prepare_inputs(
-    candles: pd.DataFrame, timeframe: str, options: BacktestOptions, warmup: int = 1,
-) -> PreparedInputs:
-    """Candle arrays for the kernels; ``gap`` flags the fill bars whose ``warmup``-bar signal window
-    spans a hole (:func:`gap_flags`; all False when ``options.refuse_gap_entries`` is off)."""
-    validate_candles(candles)
-    if len(candles) < 2:
-        raise InsufficientData(f"a backtest needs at least 2 candles, got {len(candles)}")
-    cols = {c: np.ascontiguousarray(candles[c].to_numpy(dtype=np.float64)) for c in OHLCV}
-    ts = ts_ms(candles)
-    needs_vol = isinstance(options.sizing, VolTarget) or isinstance(options.slippage, VolatilitySlippage)
-    vol = K.rolling_return_std(cols["close"], options.vol_window) if needs_vol else np.full(len(ts), np.nan)
-    gap = (gap_flags(ts, timeframe, warmup) if options.refuse_gap_entries
-           else np.zeros(len(ts), dtype=np.bool_))
-    return PreparedInputs(cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], vol, gap, ts)
-
-
-def options_vector(options: BacktestOptions, market: Market | None, timeframe: str) -> np.ndarray:
-    """The kernel's float64 parameter vector (indices ``P_*`` in ``_kernels``)."""
-    p = np.zeros(K.N_PARAMS, dtype=np.float64)
-    p[K.P_INIT_CASH] = options.initial_cash
-    p[K.P_TAKER] = options.taker_fee_bps / 1e4
-    p[K.P_MAKER] = options.maker_fee_bps / 1e4
-    slip = options.slippage
-    p[K.P_SLIP_KIND] = {"fixed": 0, "volatility": 1, "volume": 2}[slip.kind]
-    p[K.P_SLIP_BASE] = slip.bps / 1e4
-    p[K.P_SLIP_K] = getattr(slip, "k", 0.0)
-    sizing = options.sizing
-    p[K.P_SIZE_KIND] = {"fixed_quote": 0, "fraction": 1, "vol_target": 2}[sizing.kind]
-    p[K.P_SIZE_VALUE] = {"fixed_quote": getattr(sizing, "amount", 0), "fraction": getattr(sizing, "fraction", 0),
-                         "vol_target": getattr(sizing, "annual_vol", 0)}[sizing.kind]
-    p[K.P_SL] = options.stop_loss or 0.0
-    p[K.P_TP] = options.take_profit or 0.0
-    p[K.P_TSL] = options.trailing_stop or 0.0
-    p[K.P_ALLOW_SHORT] = float(options.allow_short)
-    risk = options.risk
-    if risk is not None:
-        p[K.P_RISK_ON] = 1.0
-        p[K.P_MAX_POS_QUOTE] = risk.max_position_quote
-        p[K.P_MAX_DAILY_LOSS] = risk.max_daily_loss
-        p[K.P_MAX_LOSS_TRADE] = risk.max_loss_per_trade
-        p[K.P_COOLDOWN_MS] = risk.cool_down_minutes * 60_000.0
-        p[K.P_MAX_POSITIONS] = risk.max_positions
-        p[K.P_RISK_STOP] = options.sizing_stop or 0.0
-    if options.apply_filters and market is not None:
-        f = market.filters
-        step = f.market_step_size if f.market_step_size > 0 else f.step_size
-        p[K.P_STEP] = float(step)
-        p[K.P_MIN_QTY] = float(max(f.min_qty, f.market_min_qty))
-        p[K.P_MIN_NOTIONAL] = float(f.min_notional) if f.apply_min_to_market else 0.0
-        p[K.P_TICK] = float(f.tick_size)
-    p[K.P_GAP_REFUSE] = float(options.refuse_gap_entries)
-    p[K.P_FEE_IN_BASE] = float(options.fee_in_base)
-    p[K.P_BARS_PER_YEAR] = bars_per_year(timeframe)
-    p[K.P_TF_MS] = float(parse_timeframe(timeframe).ms)
-    return p
 
 
 def run_hash(payload: Mapping[str, Any]) -> str:
@@ -564,82 +462,3 @@ def records_to_trades(records: np.ndarray, index: pd.DatetimeIndex, symbols: lis
         "entry_bar": entry_bar,
         "exit_bar": exit_bar,
     })
-
-
-def strategy_warmup(strategy: Strategy) -> int:
-    """The strategy's signal window in bars (its ``warmup``, at least the signal bar itself), checked:
-    the gap rule depends on it."""
-    w = strategy.warmup
-    if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 0:
-        raise StrategyError(
-            f"{type(strategy).__name__}.warmup must be a number of bars (int >= 0), got {w!r}")
-    return max(1, int(w))
-
-
-def strategy_arrays(strategy: Strategy, candles: pd.DataFrame) -> SignalArrays:
-    signals = strategy.signals(candles)
-    if not isinstance(signals, Signals):
-        raise StrategyError(f"{type(strategy).__name__}.signals() must return Signals, got {type(signals).__name__}")
-    return signals.arrays(candles.index)
-
-
-def run_backtest(
-    candles: pd.DataFrame,
-    strategy: Strategy | None = None,
-    *,
-    options: BacktestOptions | None = None,
-    symbol: str = "BTC/USDT",
-    timeframe: str | None = None,
-    market: Market | None = None,
-    signals: Signals | None = None,
-) -> BacktestResult:
-    """Backtest ``strategy`` on one symbol's candles; signals at bar t's close fill at bar t+1's open.
-
-    ``timeframe`` is inferred from the candles' index when left out, and checked against it when given
-    (:func:`resolve_timeframe`). ``options`` default to ``BacktestOptions()``: the research preset, no
-    risk limits (``risk="live"`` for the live risk manager's). ``market`` supplies the exchange filters
-    (default: :func:`default_market` of ``symbol``; an unknown symbol runs without filter rounding).
-    ``signals`` are precomputed signals: with a ``strategy`` they must come from it on these candles;
-    without one they are all the run needs (a one-bar signal window for the gap rule). Entries whose
-    signal window (``strategy.warmup`` bars) or fill spans a hole in the candles are refused
-    (``refused_gap``).
-    """
-    if strategy is None and signals is None:
-        raise StrategyError("run_backtest needs a strategy or signals=")
-    if strategy is not None and not isinstance(strategy, Strategy):
-        raise StrategyError(f"run_backtest needs a Strategy instance, got {strategy!r}")
-    options = options or BacktestOptions()
-    timeframe = resolve_timeframe(candles, timeframe)
-    market = market if market is not None else default_market(symbol)
-    warmup = strategy_warmup(strategy) if strategy is not None else 1
-    inputs = prepare_inputs(candles, timeframe, options, warmup)
-    arrays = signals.arrays(candles.index) if signals is not None else strategy_arrays(strategy, candles)
-    gap = entry_gaps(inputs.gap, arrays, options)
-    p = options_vector(options, market, timeframe)
-    n = len(inputs.close)
-    records = np.empty((n + 1, K.N_REC), dtype=np.float64)
-    equity = np.empty(n, dtype=np.float64)
-    stats = np.zeros(K.N_STATS, dtype=np.float64)
-    n_rec = K.simulate(
-        inputs.open, inputs.high, inputs.low, inputs.close, inputs.volume, inputs.vol, gap, inputs.ts,
-        arrays.entries, arrays.exits, arrays.short_entries, arrays.short_exits,
-        np.ascontiguousarray(arrays.size_scale, dtype=np.float64), p, records, equity, stats, K.is_lean(p),
-    )
-    trades = records_to_trades(records[:n_rec], candles.index, [symbol])
-    equity_s = pd.Series(equity, index=candles.index, name="equity")
-    metrics = compute_metrics(
-        equity_s, trades, initial_cash=options.initial_cash, timeframe=timeframe,
-        refused_filters=int(stats[K.S_REFUSED_FILTERS]), refused_risk=int(stats[K.S_REFUSED_RISK]),
-        refused_gap=int(stats[K.S_REFUSED_GAP]), risk_counts=risk_counts_from_kernel(stats),
-    )
-    name, params = (strategy.name, strategy.params) if strategy is not None else ("signals", {})
-    payload = {
-        "strategy": name, "params": params, "options": options.to_dict(), "symbol": symbol,
-        "timeframe": timeframe, "market": repr(market.filters) if market is not None else None,
-        "start": str(candles.index[0]), "end": str(candles.index[-1]), "bars": n,
-    }
-    return BacktestResult(
-        symbol=symbol, timeframe=timeframe, strategy=name, params=params, options=options,
-        trades=trades, equity=equity_s, stats=metrics, settings_hash=run_hash(payload), market=market,
-        candles=candles,
-    )

@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from thunes.backtest.engine import BacktestOptions, BacktestResult, RiskLimits, run_backtest
+from thunes.backtest.engine import BacktestOptions, BacktestResult, RiskLimits
+from thunes.backtest.prepared import run_backtest
 from thunes.core.errors import StrategyError
 from thunes.strategies.base import Strategy
 

@@ -1,8 +1,11 @@
 """Performance metrics of a backtest, from its equity curve and trade list.
 
-One definition shared by single runs, portfolios and sweeps (:func:`stats_from_kernel` turns the
-kernel's streaming sums into the same numbers), so an optimiser ranking a sweep and a report
-showing one run agree. Conventions: simple per-bar returns, the first measured against the
+One definition shared by single runs, portfolios, sweeps and optimiser trials, so an optimiser ranking
+a sweep and a report showing one run agree: every metric is computed from a few sums by one function
+(``_finish``); :func:`stats_from_kernel` reads the sums from the kernel's statistics row (and a run's
+trade records: every prepared backtest, :mod:`thunes.backtest.prepared`), :func:`compute_metrics` from
+an equity curve and a trade list (portfolios, stitched walk-forward windows), both with the kernel's
+own per-bar equity step and one reduction over trades (``_trade_sums``). Conventions: simple per-bar returns, the first measured against the
 initial cash; Sharpe and Sortino are annualised with ``sqrt(bars_per_year)`` (crypto trades
 365 days a year), zero risk-free rate, sample standard deviation (ddof=1); Sortino's downside
 deviation is ``sqrt(sum(min(r, 0)^2) / N)``; drawdowns are fractions of the running peak (the
@@ -58,6 +61,26 @@ def _equity_sums(equity, initial_cash):
     for i in range(equity.shape[0]):
         state = K.mark_equity(state, equity[i], i)
     return state[3], state[4], state[5], state[6], state[7]
+
+
+_NO_TRADES: dict[str, Any] = dict(n_trades=0, n_closed=0, n_wins=0, gross_profit=0.0, gross_loss=0.0, fees=0.0,
+                                  exposure_bars=0.0, hold_bars=0.0, turnover=0.0)
+
+
+def _trade_sums(*, qty: np.ndarray, entry_price: np.ndarray, exit_price: np.ndarray, pnl: np.ndarray,
+                fees: np.ndarray, is_open: np.ndarray, held: np.ndarray) -> dict[str, Any]:
+    """The sums over trades that the metrics need, from one array per trade field (a trade list's columns
+    or the kernel's records: the same reductions, so the same bits). ``held``: bars from the entry bar up
+    to, not including, the exit bar (the end of the data for the open trade)."""
+    closed = ~is_open
+    won = pnl[closed]
+    entry_notional = qty * entry_price
+    exit_notional = qty[closed] * exit_price[closed]
+    return dict(
+        n_trades=int(qty.shape[0]), n_closed=int(closed.sum()), n_wins=int((won > 0).sum()),
+        gross_profit=float(won[won > 0].sum()), gross_loss=float(-won[won <= 0].sum()), fees=float(fees.sum()),
+        exposure_bars=float(held.sum()), hold_bars=float(held.sum()),
+        turnover=float(entry_notional.sum() + exit_notional.sum()))
 
 
 def _finish(
@@ -130,53 +153,69 @@ def compute_metrics(
     n = values.size
     sum_r, sum_r2, sum_d2, max_dd, max_dd_bars = _equity_sums(values, float(initial_cash))
     final = float(values[-1]) if n else float(initial_cash)
-    is_open = trades["exit_reason"].to_numpy() == "open" if len(trades) else np.zeros(0, bool)
-    closed = trades[~is_open]
-    pnl = closed["pnl"].to_numpy(dtype=np.float64)
     idx = equity.index
     if len(trades):
         # DatetimeIndex against DatetimeIndex: int64 search (``Series.to_numpy()`` of tz-aware stamps
         # builds Timestamp objects, which cost two thirds of a 1M-bar run).
+        is_open = trades["exit_reason"].to_numpy() == "open"
         start = idx.searchsorted(pd.DatetimeIndex(trades["entry_ts"]))
         exit_ts = trades["exit_ts"]
         stop = np.where(exit_ts.isna().to_numpy(), n, idx.searchsorted(pd.DatetimeIndex(exit_ts.fillna(idx[-1]))))
-        held = (stop - start).astype(np.float64)
-        entry_notional = trades["qty"].to_numpy() * trades["entry_price"].to_numpy()
-        exit_notional = closed["qty"].to_numpy() * closed["exit_price"].to_numpy()
-        turnover = float(entry_notional.sum() + exit_notional.sum())
-        fees = float(trades["fees"].sum())
+        sums = _trade_sums(
+            qty=trades["qty"].to_numpy(), entry_price=trades["entry_price"].to_numpy(),
+            exit_price=trades["exit_price"].to_numpy(), pnl=trades["pnl"].to_numpy(dtype=np.float64),
+            fees=trades["fees"].to_numpy(), is_open=is_open, held=(stop - start).astype(np.float64))
     else:
-        held = np.zeros(0)
-        turnover = fees = 0.0
+        sums = _NO_TRADES
     out: dict[str, Any] = {
         "start": idx[0] if n else None,
         "end": idx[-1] if n else None,
     }
     out.update(_finish(
         n=n, bpy=bpy, initial_cash=float(initial_cash), final=final, sum_r=sum_r, sum_r2=sum_r2,
-        sum_d2=sum_d2, max_dd=max_dd, max_dd_bars=max_dd_bars, n_trades=len(trades), n_closed=len(closed),
-        n_wins=int((pnl > 0).sum()), gross_profit=float(pnl[pnl > 0].sum()),
-        gross_loss=float(-pnl[pnl <= 0].sum()), fees=fees, exposure_bars=float(held.sum()),
-        hold_bars=float(held.sum()), turnover=turnover, tf_hours=tf.seconds / 3600.0,
+        sum_d2=sum_d2, max_dd=max_dd, max_dd_bars=max_dd_bars, tf_hours=tf.seconds / 3600.0,
         refused_filters=refused_filters, refused_risk=refused_risk, refused_gap=refused_gap,
-        risk_counts=risk_counts,
+        risk_counts=risk_counts, **sums,
     ))
     return {k: out[k] for k in METRIC_NAMES}
 
 
-def stats_from_kernel(stats: np.ndarray, *, initial_cash: float, timeframe: str) -> dict[str, Any]:
-    """Metrics (without start/end) from one row of the kernel's streaming statistics."""
+def stats_from_kernel(
+    stats: np.ndarray, *, initial_cash: float, timeframe: str, records: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Metrics (without start/end) from one row of the kernel's streaming statistics.
+
+    With the run's trade ``records`` (``R_*`` rows, the open trade included), the sums over trades
+    (fees, turnover, gross profit and loss, bars held) are taken from them with the reductions
+    :func:`compute_metrics` applies to the trade list, so the metrics equal those of the trade list and
+    equity curve bit for bit (the kernel's running sums add them in another order: last-bit
+    differences). Without records (a sweep keeps none) the kernel's sums are used.
+    """
     tf = parse_timeframe(timeframe)
     s = stats
-    n_trades = int(s[K.S_N_CLOSED] + s[K.S_OPEN_TRADE])
+    n = int(s[K.S_N_BARS])
+    if records is None:
+        sums = dict(
+            n_trades=int(s[K.S_N_CLOSED] + s[K.S_OPEN_TRADE]), n_closed=int(s[K.S_N_CLOSED]),
+            n_wins=int(s[K.S_N_WINS]), gross_profit=float(s[K.S_GROSS_PROFIT]),
+            gross_loss=float(s[K.S_GROSS_LOSS]), fees=float(s[K.S_FEES]),
+            exposure_bars=float(s[K.S_EXPOSURE_BARS]), hold_bars=float(s[K.S_HOLD_BARS]),
+            turnover=float(s[K.S_TURNOVER]))
+    elif records.shape[0] == 0:
+        sums = _NO_TRADES
+    else:
+        is_open = records[:, K.R_REASON] == float(K.REASON_NAMES.index("open"))
+        stop = np.where(is_open, n, records[:, K.R_EXIT_BAR].astype(np.int64))
+        sums = _trade_sums(
+            qty=records[:, K.R_QTY], entry_price=records[:, K.R_ENTRY_PRICE],
+            exit_price=records[:, K.R_EXIT_PRICE], pnl=records[:, K.R_PNL],
+            fees=records[:, K.R_ENTRY_FEE] + records[:, K.R_EXIT_FEE], is_open=is_open,
+            held=(stop - records[:, K.R_ENTRY_BAR].astype(np.int64)).astype(np.float64))
     return _finish(
-        n=int(s[K.S_N_BARS]), bpy=365.0 * 86400.0 / tf.seconds, initial_cash=initial_cash,
+        n=n, bpy=365.0 * 86400.0 / tf.seconds, initial_cash=initial_cash,
         final=float(s[K.S_FINAL_EQUITY]), sum_r=float(s[K.S_SUM_R]), sum_r2=float(s[K.S_SUM_R2]),
         sum_d2=float(s[K.S_SUM_DOWN_R2]), max_dd=float(s[K.S_MAX_DD]), max_dd_bars=float(s[K.S_MAX_DD_BARS]),
-        n_trades=n_trades, n_closed=int(s[K.S_N_CLOSED]), n_wins=int(s[K.S_N_WINS]),
-        gross_profit=float(s[K.S_GROSS_PROFIT]), gross_loss=float(s[K.S_GROSS_LOSS]), fees=float(s[K.S_FEES]),
-        exposure_bars=float(s[K.S_EXPOSURE_BARS]), hold_bars=float(s[K.S_HOLD_BARS]),
-        turnover=float(s[K.S_TURNOVER]), tf_hours=tf.seconds / 3600.0,
-        refused_filters=int(s[K.S_REFUSED_FILTERS]), refused_risk=int(s[K.S_REFUSED_RISK]),
-        refused_gap=int(s[K.S_REFUSED_GAP]), risk_counts=risk_counts_from_kernel(s),
+        tf_hours=tf.seconds / 3600.0, refused_filters=int(s[K.S_REFUSED_FILTERS]),
+        refused_risk=int(s[K.S_REFUSED_RISK]), refused_gap=int(s[K.S_REFUSED_GAP]),
+        risk_counts=risk_counts_from_kernel(s), **sums,
     )

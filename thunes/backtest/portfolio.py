@@ -11,20 +11,18 @@ exactly the same result as :func:`run_backtest`.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from thunes.backtest import _kernels as K
-from thunes.backtest.engine import (
-    BacktestOptions, BacktestResult, default_market, entry_gaps, options_vector, prepare_inputs,
-    records_to_trades, resolve_timeframe, run_hash, strategy_arrays, strategy_warmup,
-)
+from thunes.backtest.engine import BacktestOptions, BacktestResult, records_to_trades, run_hash
 from thunes.backtest.metrics import compute_metrics, risk_counts_from_kernel
-from thunes.core.errors import ConfigError, DataError
-from thunes.core.timeframes import index_ms
+from thunes.backtest.prepared import options_vector, prepare_symbols, signal_window
+from thunes.core.errors import ConfigError
 from thunes.core.markets import Market
+from thunes.core.timeframes import index_ms
 from thunes.strategies.base import Strategy
 
 __all__ = ["run_portfolio"]
@@ -39,13 +37,6 @@ def _filters(market: Market | None, apply: bool) -> np.ndarray:
         out[K.F_MIN_NOTIONAL] = float(f.min_notional) if f.apply_min_to_market else 0.0
         out[K.F_TICK] = float(f.tick_size)
     return out
-
-
-def _one_timeframe(candles: Mapping[str, pd.DataFrame], timeframe: str | None) -> str:
-    found = {sym: resolve_timeframe(frame, timeframe) for sym, frame in candles.items()}
-    if len(set(found.values())) > 1:
-        raise DataError(f"the symbols' candles have different timeframes: {found}")
-    return next(iter(found.values()))
 
 
 def run_portfolio(
@@ -65,7 +56,9 @@ def run_portfolio(
     if not candles:
         raise ConfigError("run_portfolio needs at least one symbol")
     options = options or BacktestOptions()
-    timeframe = _one_timeframe(candles, timeframe)
+    # Each symbol prepared as a single run (its own candles: its own gap rule, its own volatility).
+    prepared = prepare_symbols(candles, options, timeframe=timeframe, markets=markets)
+    timeframe = prepared[next(iter(prepared))].timeframe
     symbols = list(candles)
     strategies = {s: (strategy[s] if isinstance(strategy, Mapping) else strategy) for s in symbols}
     index = candles[symbols[0]].index
@@ -74,22 +67,22 @@ def run_portfolio(
     n, k = len(index), len(symbols)
     shape = (n, k)
     cols = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close", "volume", "vol")}
-    bools = {name: np.zeros(shape, dtype=np.bool_) for name in ("gap", "entries", "exits", "short_entries", "short_exits")}
+    bools = {name: np.zeros(shape, dtype=np.bool_)
+             for name in ("gap", "entries", "exits", "short_entries", "short_exits")}
     scale = np.ones(shape)
     filt = np.zeros((k, 4))
     for j, s in enumerate(symbols):
         frame = candles[s]
         rows = index.get_indexer(frame.index)
-        inputs = prepare_inputs(frame, timeframe, options, strategy_warmup(strategies[s]))
+        one = prepared[s]
         for name in cols:
-            cols[name][rows, j] = getattr(inputs, name)
-        arrays = strategy_arrays(strategies[s], frame)
-        bools["gap"][rows, j] = entry_gaps(inputs.gap, arrays, options)
+            cols[name][rows, j] = getattr(one, name)
+        arrays = one.signal_arrays(strategies[s])
+        bools["gap"][rows, j] = one.entry_gaps(arrays, signal_window(strategies[s]))
         for name in ("entries", "exits", "short_entries", "short_exits"):
             bools[name][rows, j] = getattr(arrays, name)
         scale[rows, j] = arrays.size_scale
-        market = (markets or {}).get(s) or default_market(s)
-        filt[j] = _filters(market, options.apply_filters)
+        filt[j] = _filters(one.market, options.apply_filters)
     p = options_vector(options, None, timeframe)
     ts = index_ms(index)
     records = np.empty((n + k + 1, K.N_REC))

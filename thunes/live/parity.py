@@ -398,7 +398,7 @@ def run_parity(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[ParityReport, PaperRun, pd.DataFrame]:
     """Paper replay and backtest of the same span; returns (report, paper run, backtest trades)."""
-    from thunes.backtest.engine import gap_flags, run_backtest
+    from thunes.backtest.prepared import gap_flags, run_backtest
     from thunes.exchange.sim import EngineOptions
 
     engine = EngineOptions()

@@ -372,7 +372,7 @@ class Trader:
     def _entry_gap(self, refuse: npt.NDArray[np.bool_] | None) -> str | None:
         """Why the last bar's entry is refused by the backtester's gap rule, or None.
 
-        The same rule as :func:`thunes.backtest.engine.gap_flags` with the strategy's ``warmup``: the
+        The same rule as :func:`thunes.backtest.prepared.gap_flags` with the strategy's ``warmup``: the
         signal's window, the last ``warmup`` candles, must be consecutive (a backfill can leave a hole
         that the exchange has no candles for), and the strategy may veto the bar (``refuse_entries``).
         The backtest's other half, a hole between the signal bar and the fill, is the signal-age rule here.

@@ -3,9 +3,9 @@
 Each trial builds the strategy, runs the backtester (fees, slippage and risk limits on, exactly as
 ``thunes backtest`` runs it) and returns the requested metrics: one objective for TPE, several for
 NSGA-II. Speed (issue 8: a trial's time should go to the backtest, not to overhead): trials backtest
-through a prepared handle (:func:`thunes.optimize._evaluate.prepare`, built once per evaluator:
-validated candles, kernel inputs, option vector) and take their metrics from the kernel's statistics,
-with the same numbers as ``run_backtest``.
+through the backtester's prepared handle (:class:`thunes.backtest.PreparedBacktest`, built once per
+evaluator: validated candles, kernel inputs, option vector, gap flags per signal window) and take their
+metrics from the kernel's statistics and trade records, with the same numbers as ``run_backtest``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from thunes.backtest import PreparedBacktest
 from thunes.core.errors import ConfigError, StrategyError
 from thunes.optimize import _evaluate
 from thunes.optimize.overfitting import block_moments, sharpe_per_period
@@ -51,16 +52,16 @@ class TrialEvaluator:
         self.options = _evaluate.make_options(spec.backtest)
         self.worker_id = worker_id or local_worker_id()
         self._seen = EvaluatedParams()
-        self._prepared: _evaluate.PreparedCandles | None = None
+        self._prepared: PreparedBacktest | None = None
         self.backtest_seconds = 0.0  # time spent inside the backtester by this process (benchmark)
         self.trial_seconds = 0.0
 
     @property
-    def prepared(self) -> _evaluate.PreparedCandles:
+    def prepared(self) -> PreparedBacktest:
         """The candles validated and turned into kernel inputs once, for every trial of this evaluator."""
         if self._prepared is None:
-            self._prepared = _evaluate.prepare(self.candles, self.options, self.spec.symbol,
-                                               self.spec.timeframe)
+            self._prepared = PreparedBacktest.from_candles(
+                self.candles, self.options, symbol=self.spec.symbol, timeframe=self.spec.timeframe)
         return self._prepared
 
     def evaluate(self, params: Mapping[str, Any]) -> Evaluation:
@@ -114,7 +115,7 @@ class TrialEvaluator:
         # parameter-independent inputs, the trade DataFrame and the equity Series on every trial.
         prepared = self.prepared
         t0 = time.perf_counter()
-        quick = _evaluate.run_prepared(prepared, strategy)
+        quick = prepared.quick(strategy)
         elapsed = time.perf_counter() - t0
         self.backtest_seconds += elapsed
         returns = _evaluate.bar_returns_array(quick.equity, self.options.initial_cash)

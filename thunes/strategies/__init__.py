@@ -11,10 +11,18 @@ import difflib
 import importlib
 
 from thunes.core.errors import StrategyError
-from thunes.strategies.base import Param, SignalArrays, Signals, Strategy, crossed_above, crossed_below
+from thunes.strategies.base import (
+    CrossGrid,
+    Param,
+    SignalArrays,
+    Signals,
+    Strategy,
+    crossed_above,
+    crossed_below,
+)
 
 __all__ = [
-    "Param", "Signals", "SignalArrays", "Strategy", "crossed_above", "crossed_below",
+    "CrossGrid", "Param", "Signals", "SignalArrays", "Strategy", "crossed_above", "crossed_below",
     "get_strategy", "list_strategies", "register_strategy",
 ]
 

@@ -6,11 +6,15 @@ crosses below also open shorts (``short=True``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
 import pandas as pd
 
 from thunes.core.errors import StrategyError
 from thunes.strategies._indicators import sma
-from thunes.strategies.base import Param, Signals, Strategy, crossed_above, crossed_below
+from thunes.strategies.base import CrossGrid, Param, Signals, Strategy, crossed_above, crossed_below
 
 __all__ = ["SmaCross"]
 
@@ -40,3 +44,18 @@ class SmaCross(Strategy):
         if self.short:
             return Signals(entries=up, exits=down, short_entries=down, short_exits=up)
         return Signals(entries=up, exits=down)
+
+    @classmethod
+    def signal_grid(cls, combos: Sequence[Mapping[str, Any]]) -> CrossGrid | None:
+        """A long-only grid as crossings of one SMA per distinct period (a sweep computes each once, on the
+        bare closes: the same SMA as :meth:`signals`, without the Series wrapper that cost 3x the kernel
+        on 1M bars). None with shorts, or for a subclass that changes the signals or their lines."""
+        if cls.signals is not SmaCross.signals or cls.indicators is not SmaCross.indicators:
+            return None
+        if any(c["short"] for c in combos):
+            return None
+        periods = sorted({c["fast"] for c in combos} | {c["slow"] for c in combos})
+        row = {period: i for i, period in enumerate(periods)}
+        return CrossGrid(lines=tuple(partial(sma, period=period) for period in periods),
+                         fast=tuple(row[c["fast"]] for c in combos),
+                         slow=tuple(row[c["slow"]] for c in combos))
