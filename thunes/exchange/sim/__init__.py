@@ -121,7 +121,9 @@ def derived_symbol_info(symbol: str, price: float) -> dict[str, Any]:
     tick = Decimal(10) ** (math.floor(math.log10(price)) - 4)
     step = Decimal(10) ** math.floor(math.log10(0.5 / price))
     max_price = (Decimal(repr(price)) * 1000 // tick) * tick
-    fmt = lambda d: f"{d:.8f}"  # noqa: E731
+    def fmt(d: Decimal | float) -> str:
+        return f"{d:.8f}"
+
     return {
         "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8, "quoteAsset": quote,
         "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
@@ -198,7 +200,8 @@ class LocalExchange:
             spec = specs.get(sym.upper())
             if spec is None:
                 raise ConfigError(f"the local exchange has no rules for {sym!r}; known symbols: {sorted(specs)}")
-            decimals = max(0, -spec.tick.normalize().as_tuple().exponent) if spec.tick > 0 else 2
+            exponent = spec.tick.normalize().as_tuple().exponent
+            decimals = max(0, -exponent) if spec.tick > 0 and isinstance(exponent, int) else 2
             out[sym.upper()] = generate_candles(
                 opts.synthetic_bars, timeframe=opts.timeframe, start=int(start),
                 start_price=_START_PRICE.get(spec.base, 100.0), seed=opts.seed + sum(map(ord, sym.upper())),
@@ -240,14 +243,17 @@ class LocalExchange:
 
         app = build_app(self)
         loop = asyncio.get_running_loop()
-        self.engine.listeners.append(lambda ev: loop.call_soon_threadsafe(self._hub.dispatch, ev))
+        def to_hub(event: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(self._hub.dispatch, event)
+
+        self.engine.listeners.append(to_hub)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
         await site.start()
         server = site._server
         assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self._stop = asyncio.Event()
         driver = loop.create_task(self._drive()) if self.options.speed is not None else None
         ready.set()

@@ -101,7 +101,7 @@ class _Order:
     working_time: int = -1
     locked_asset: str = ""
     locked: Decimal = ZERO
-    fills: list[dict[str, str | int]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
     last_fill: dict[str, Any] | None = None
 
     @property
@@ -384,7 +384,8 @@ class Engine:
         return max(self._tick_round(spec, price * (1 - k), up=False), spec.tick)
 
     def _place_market(self, acct: _Account, spec: SymbolSpec, side: str, qty: Decimal | None,
-                      quote_qty: Decimal | None, client_id: str, now: int, bids: list, asks: list,
+                      quote_qty: Decimal | None, client_id: str, now: int, bids: list[tuple[Decimal, Decimal]],
+                      asks: list[tuple[Decimal, Decimal]],
                       ) -> tuple[_Order, list[dict[str, Any]]]:
         levels = asks if side == "BUY" else bids
         plan = [(self._slip(spec, side, p), q) for p, q in self._walk(spec, side, levels, qty=qty, quote=quote_qty,
@@ -424,7 +425,8 @@ class Engine:
         return fills
 
     def _place_limit(self, acct: _Account, spec: SymbolSpec, side: str, otype: str, tif: str | None,
-                     qty: Decimal, price: Decimal, client_id: str, now: int, bids: list, asks: list,
+                     qty: Decimal, price: Decimal, client_id: str, now: int, bids: list[tuple[Decimal, Decimal]],
+                      asks: list[tuple[Decimal, Decimal]],
                      ) -> tuple[_Order, list[dict[str, Any]]]:
         levels = asks if side == "BUY" else bids
         crosses = bool(levels) and ((side == "BUY" and price >= levels[0][0]) or

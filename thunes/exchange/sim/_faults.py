@@ -126,7 +126,7 @@ class Faults:
     def _take_switch(self, name: str, count: str) -> int:
         """The value of switch ``name`` (0: off), spending one of ``count`` (-1: until cleared)."""
         with self._lock:
-            value = getattr(self._state, name)
+            value: int = getattr(self._state, name)
             if value and getattr(self._state, count) > 0:
                 left = getattr(self._state, count) - 1
                 setattr(self._state, count, left)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from thunes.core.candles import ts_ms, validate_candles
@@ -47,7 +49,7 @@ class MarketFeed:
         self.low = frame["low"].to_numpy(dtype="float64")
         self.close = frame["close"].to_numpy(dtype="float64")
         self.volume = frame["volume"].to_numpy(dtype="float64")
-        self._resampled: dict[int, tuple[np.ndarray, ...]] = {}
+        self._resampled: dict[int, tuple[npt.NDArray[Any], ...]] = {}
 
     # -- the price path --------------------------------------------------------------------------------
     @property
@@ -129,7 +131,7 @@ class MarketFeed:
             return price
         return max(math.floor(price / self.tick + 0.5), 1) * self.tick
 
-    def _bars(self, interval_ms: int) -> tuple[np.ndarray, ...]:
+    def _bars(self, interval_ms: int) -> tuple[npt.NDArray[Any], ...]:
         if interval_ms == self.tf_ms:
             return self.ts, self.open, self.high, self.low, self.close, self.volume
         cached = self._resampled.get(interval_ms)

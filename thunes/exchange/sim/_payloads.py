@@ -26,13 +26,13 @@ def interval_ms(interval: str) -> int:
     return int(m.group(1)) * _UNIT_MS[m.group(2)]
 
 
-def kline_row(row: tuple) -> list[Any]:
+def kline_row(row: tuple[Any, ...]) -> list[Any]:
     """One ``/klines`` array; the taker-buy volumes are half the volumes (the feed has no side)."""
     t, o, h, low, c, v, close_ms, qv, n, _ = row
     return [t, fmt(o), fmt(h), fmt(low), fmt(c), fmt(v), close_ms, fmt(qv), n, fmt(v / 2), fmt(qv / 2), "0"]
 
 
-def kline_event(symbol: str, interval: str, row: tuple, now: int) -> dict[str, Any]:
+def kline_event(symbol: str, interval: str, row: tuple[Any, ...], now: int) -> dict[str, Any]:
     """One ``kline`` stream event sent at market time ``now``."""
     t, o, h, low, c, v, close_ms, qv, n, closed = row
     return {"e": "kline", "E": now, "s": symbol, "k": {
