@@ -42,6 +42,7 @@ from thunes.core.events import (
 from thunes.execution.risk import write_risk_state as write_json_atomic
 from thunes.live.sources import CandleSource, SourcedCandle, StreamKey
 from thunes.live.stack import BotStack
+from thunes.strategies.window import trailing_window
 
 __all__ = ["Bot", "BotReport", "PairStatus", "PositionStatus", "BotStatus", "read_bot_state"]
 
@@ -259,7 +260,7 @@ class Bot:
             if strategy != trader.strategy.name:
                 raise ConfigError(f"{symbol} trades {trader.strategy.name}, not {strategy}")
             new = get_strategy(strategy)(**params)
-            need = 4 * new.warmup  # the Trader's window holds several warm-ups, for recursive indicators to converge
+            need = trailing_window(new)  # the window a Trader of the new parameters would keep
             if need <= trader.window_bars:
                 trader.strategy = new
                 applied = "applied now"

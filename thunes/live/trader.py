@@ -58,6 +58,7 @@ from thunes.exchange.types import OrderRequest, OrderResult
 from thunes.execution.incremental import IncrementalStrategy, StreamingSignals
 from thunes.execution.ledger import Ledger, LedgerRow
 from thunes.live.feed import Candle, CandleFeed
+from thunes.strategies.window import trailing_window
 from thunes.live.state import TraderState, load_state, save_state, state_path
 from thunes.strategies.base import Strategy
 
@@ -248,7 +249,7 @@ class Trader:
         if executor_options is not None and getattr(executor_options, "entry_ttl_ms", 0) is None:
             executor.options = replace(  # type: ignore[attr-defined]
                 executor_options, entry_ttl_ms=int(self.tf_ms * (1 + options.max_signal_age_bars)))
-        self.window_bars = options.window_bars or max(4 * strategy.warmup, strategy.warmup + 250)
+        self.window_bars = options.window_bars or trailing_window(strategy)
         self._ts: npt.NDArray[np.int64] = np.zeros(0, dtype="int64")
         self._ohlcv: npt.NDArray[np.float64] = np.zeros((0, 5), dtype="float64")
         self.state_path = state_path(options.state_dir, options.symbol, options.timeframe, strategy.name)

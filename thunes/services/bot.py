@@ -156,12 +156,9 @@ def _with_deployed(assignments: Any, state_dir: Path) -> tuple[Any, ...]:
 
 def _windows(assignments: Any) -> dict[str, int]:
     from thunes.strategies import get_strategy
+    from thunes.strategies.window import trailing_window
 
-    out = {}
-    for a in assignments:
-        warmup = get_strategy(a.strategy)(**a.params).warmup
-        out[a.symbol] = max(4 * warmup, warmup + 250)  # the Trader's default window
-    return out
+    return {a.symbol: trailing_window(get_strategy(a.strategy)(**a.params)) for a in assignments}
 
 
 def open_bot(request: BotRunRequest, app_settings: Any, *, frames: Mapping[str, Any] | None = None) -> BotSession:
