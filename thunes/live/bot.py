@@ -42,7 +42,7 @@ from thunes.core.events import (
 from thunes.execution.risk import write_risk_state as write_json_atomic
 from thunes.live.sources import CandleSource, SourcedCandle, StreamKey
 from thunes.live.stack import BotStack
-from thunes.strategies.window import trailing_window
+from thunes.strategies.window import CONVERGENCE_WARMUPS
 
 __all__ = ["Bot", "BotReport", "PairStatus", "PositionStatus", "BotStatus", "read_bot_state"]
 
@@ -260,7 +260,9 @@ class Bot:
             if strategy != trader.strategy.name:
                 raise ConfigError(f"{symbol} trades {trader.strategy.name}, not {strategy}")
             new = get_strategy(strategy)(**params)
-            need = trailing_window(new)  # the window a Trader of the new parameters would keep
+            # The running window suffices when it holds the warm-ups recursive indicators need to converge (the
+            # extra 250 bars of a fresh window are a floor for short warm-ups, not a need of the new parameters).
+            need = CONVERGENCE_WARMUPS * new.warmup
             if need <= trader.window_bars:
                 trader.strategy = new
                 applied = "applied now"
