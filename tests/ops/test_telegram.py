@@ -10,6 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("telegram", reason="the Telegram tests need the telegram extra: pip install -e '.[telegram]'")
+
 from click.testing import CliRunner
 
 from thunes.cli import root
