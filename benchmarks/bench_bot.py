@@ -1,7 +1,8 @@
 """The multi-pair bot: candle -> order latency and throughput as the number of pairs grows.
 
 One process, one thread, one risk manager; the local exchange replays real 5m candles of N pairs in lockstep
-(synthetic when ../shared/data is absent). Latency is the trader's own figure: candle handed out by the
+(synthetic when ../shared/data is absent). Beyond the six sample pairs, synthetic pairs (``P07/USDT`` ...,
+exchange rules derived from their price) make up 10 and 50 pairs. Latency is the trader's own figure: candle handed out by the
 source -> order handed to the exchange port (audit fsync "always", journal durable; network is loopback).
 
     python benchmarks/bench_bot.py [BARS]
@@ -16,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from thunes.config import Settings
+from thunes.core.candles import ts_ms
+from thunes.data.synthetic import generate_candles
 from thunes.data.samples import load_sample_candles
 from thunes.live.config import BotSettings, JobSettings, LocalReplaySettings
 from thunes.services.bot import BotRunRequest, open_bot
@@ -32,14 +35,19 @@ def main() -> None:
         loaded = load_sample_candles(sym, "5m")
         frames[sym] = loaded.frame.iloc[: 300 + bars + 20]
         real &= loaded.real
-    print(f"data: {'real' if real else 'SYNTHETIC'} 5m candles, {bars} bars per pair, sma_cross 5/20")
+    start = int(ts_ms(frames[PAIRS[0]])[0])
+    pairs = list(PAIRS) + [f"P{i:02d}/USDT" for i in range(len(PAIRS) + 1, 51)]
+    for i, sym in enumerate(pairs[len(PAIRS):], start=len(PAIRS) + 1):
+        frames[sym] = generate_candles(300 + bars + 20, timeframe="5m", start=start, start_price=10.0 * i, seed=i)
+    print(f"data: {'real' if real else 'SYNTHETIC'} 5m candles for {len(PAIRS)} pairs, synthetic beyond; {bars} bars "
+          "per pair, sma_cross 5/20")
     print(f"{'pairs':>5} {'candles':>8} {'orders':>7} {'wall s':>7} {'candles/s':>10} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7}")
-    for n in (1, 1, 2, 4, 6):  # the first run warms imports, numba caches and the decay check's scipy: not shown
+    for n in (1, 1, 2, 4, 6, 10, 50):  # the first run warms imports, numba caches and the decay check's scipy: not shown
         tmp = Path(tempfile.mkdtemp(prefix="bench-bot-"))
-        settings = BotSettings(pairs=list(PAIRS[:n]), params={"fast": 5, "slow": 20}, timeframe="5m",
+        settings = BotSettings(pairs=pairs[:n], params={"fast": 5, "slow": 20}, timeframe="5m",
                                quote_per_trade=Decimal("100"), state_dir=tmp / "bot",
-                               risk={"max_positions": 6, "cool_down_minutes": 0},
+                               risk={"max_positions": 50, "cool_down_minutes": 0},
                                local=LocalReplaySettings(bars=bars), jobs=JobSettings(reconcile_minutes=60))
         app = Settings(data={"url": f"sqlite:///{tmp / 'c.sqlite'}"})
         with open_bot(BotRunRequest(settings=settings, control=False), app, frames=frames) as session:
