@@ -18,8 +18,8 @@ from pathlib import Path
 
 from thunes.config import Settings
 from thunes.core.candles import ts_ms
-from thunes.data.synthetic import generate_candles
 from thunes.data.samples import load_sample_candles
+from thunes.data.synthetic import generate_candles
 from thunes.live.config import BotSettings, JobSettings, LocalReplaySettings
 from thunes.services.bot import BotRunRequest, open_bot
 
