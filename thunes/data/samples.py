@@ -27,13 +27,17 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def find_sample_dir(explicit: str | Path | None = None) -> Path | None:
-    """The sample data folder: explicit > ``$THUNES_SAMPLE_DIR`` > ``../shared/data`` (repo or cwd)."""
-    candidates = []
-    if explicit:
-        candidates.append(Path(explicit))
-    if os.environ.get("THUNES_SAMPLE_DIR"):
-        candidates.append(Path(os.environ["THUNES_SAMPLE_DIR"]))
-    candidates += [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    """The sample data folder: explicit (``data.sample_dir``) > ``$THUNES_SAMPLE_DIR`` > ``../shared/data``
+    (beside the repository or the working directory).
+
+    A folder named explicitly or by the variable is the only one looked at: an empty one means "no sample
+    files" (how a test or a user sees what a fresh clone without ``../shared`` does).
+    """
+    named = explicit or os.environ.get("THUNES_SAMPLE_DIR")
+    if named:
+        candidates = [Path(named)]
+    else:
+        candidates = [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for path in candidates:
         if path.is_dir() and any(path.glob("binance_*USDT_*.csv.gz")):
             return path

@@ -115,12 +115,13 @@ def _store_exists(url: str) -> bool:
 def _from_store(query: CandleQuery, tf: str, url: str, data_settings: Any, start: int | None,
                 end: int | None) -> tuple[pd.DataFrame, str] | None:
     from thunes.core.redact import redact_url
-    from thunes.data.store import normalize_symbol, store_from_settings
+    from thunes.data.store import normalize_symbol, open_store
 
     if not _store_exists(url):
         return None
     symbol = normalize_symbol(query.symbol)
-    with store_from_settings(data_settings, url=url) as store:
+    # Reading needs no replica; the read cache is the settings' (beside an SQLite file without settings).
+    with open_store(url, cache_dir=getattr(data_settings, "cache_dir", "auto")) as store:
         stored = [s.timeframe for s in store.series() if s.symbol == symbol and s.rows > 0]
         # The timeframe itself first, then the coarsest one dividing it (fewest rows to read, same bars).
         usable = sorted((t for t in stored if _divides(t, tf)), key=lambda t: -parse_timeframe(t).ms)
@@ -166,10 +167,11 @@ def no_data_message(symbol: str, timeframe: str, store: str) -> str:
             "without them) or --source synthetic")
 
 
-def load_candles(query: CandleQuery, data_settings: Any) -> LoadedCandles:
+def load_candles(query: CandleQuery, data_settings: Any = None) -> LoadedCandles:
     """The candles ``query`` asks for, by the rule of the module docstring.
 
-    ``data_settings`` is ``settings.data`` (``url``, ``cache_dir``, ``replica_url``, ``sample_dir``).
+    ``data_settings`` is ``settings.data`` (``url``, ``cache_dir``, ``sample_dir``); without it, the store
+    is ``query.store_url`` and the sample folder the default one.
     Raises :class:`InsufficientData` when the allowed sources hold nothing in the range, and
     :class:`DataError` for an unknown source or an unreadable date or file.
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -49,10 +50,9 @@ def load_study_candles(
     """Candles ``since <= ts < until`` by the rule of :func:`thunes.data.sources.load_candles` (``source``
     auto, store, sample or synthetic; ``file`` a CSV/Parquet file), with the source a worker reloads them
     from: ``store:<url>`` (password masked), ``file:<path>``, ``sample`` or ``synthetic``."""
-    from thunes.config import DataSettings
     from thunes.data.sources import CandleQuery, Origin, load_candles
 
-    data_settings = DataSettings(url=store_url or "sqlite:///:memory:", sample_dir=sample_dir, cache_dir=None)
+    data_settings = SimpleNamespace(url=store_url, sample_dir=sample_dir, cache_dir="auto")
     query = CandleQuery(symbol=symbol, timeframe=timeframe, since=since, until=until, source=source,  # type: ignore[arg-type]
                         file=Path(file).resolve() if file else None, store_url=store_url)
     loaded = load_candles(query, data_settings)
@@ -66,4 +66,5 @@ def load_study_candles(
         return StudyData(loaded.frame, "sample", f"real sample data: {loaded.source}")
     # Synthetic candles from --sample (no real file) are reloaded the same way, and equal those of a
     # "synthetic" source; the study records which one was asked.
-    return StudyData(loaded.frame, "synthetic" if source == "synthetic" else "sample", loaded.source, real=False)
+    kind = "synthetic" if source == "synthetic" else "sample"
+    return StudyData(loaded.frame, kind, loaded.source, real=False)

@@ -59,7 +59,8 @@ def spec_candles(spec: StudySpec, *, store_url: str | None = None, sample_dir: s
     elif spec.data_source.startswith("file:"):
         source, file = "auto", spec.data_source.split(":", 1)[1]
     elif spec.data_source not in ("sample", "synthetic"):
-        raise ConfigError(f"the study's candles come from {spec.data_source!r}, which this version cannot reload")
+        raise ConfigError(f"the study's candles come from {spec.data_source!r}, which this version cannot "
+                          "reload")
     data = load_study_candles(spec.symbol, spec.timeframe, source=source, store_url=url, file=file,
                               since=spec.start_ms, until=spec.end_ms, sample_dir=sample_dir)
     if spec.fingerprint is not None and candles_fingerprint(data.frame) != spec.fingerprint:
