@@ -24,4 +24,5 @@ def test_ctrl_c_in_any_command_is_one_line_and_130(capfd, monkeypatch):
         code = exc.code
     err = capfd.readouterr().err
     assert code == 130
-    assert [line for line in err.splitlines() if line.strip()] == ["interrupted"]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[0].startswith("candles: BTC/USDT 1d") and lines[1:] == ["interrupted"]  # where from, then Ctrl-C

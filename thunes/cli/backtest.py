@@ -303,7 +303,7 @@ def portfolio_cmd(app, strategy, symbols, params, timeframe, candles, stop_loss,
     from thunes.backtest.report import write_report
 
     if candles.csv_file:
-        raise click.UsageError("--csv holds one symbol; a portfolio loads from the store or --sample")
+        raise ConfigError("--csv holds one symbol; a portfolio loads from the store or --sample")
     strat = _strategy_class(app, strategy)(**_parse_kv(params, "--param"))
     timeframe = timeframe or app.settings.trader.timeframe
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)

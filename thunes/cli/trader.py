@@ -137,7 +137,7 @@ def _summary_json(result: Any, audit_path: Path, candles_source: str | None) -> 
         "candles": candles_source, "bars": report.bars, "orders": report.orders, "fills": report.fills,
         "skipped": report.skipped, "reconciliations": report.reconciles, "reconcile_ok": result.reconcile_ok,
         "stopped": report.stop_reason or "end", "trades": len(rows), "closed_trades": len(closed),
-        "pnl": sum(r["pnl"] or 0.0 for r in closed), "round_trips": rows,
+        "pnl": float(sum(r["pnl"] or 0.0 for r in closed)), "round_trips": rows,
         "latency_ms": {"p50": lat[len(lat) // 2] * 1000, "max": lat[-1] * 1000} if lat else None,
         "run_dir": None if result.run_dir is None else str(result.run_dir), "ledger": str(result.ledger_path),
         "audit": str(audit_path),
