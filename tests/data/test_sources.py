@@ -87,7 +87,7 @@ def test_auto_falls_back_to_the_real_sample_files_and_says_so_without_creating_a
 
     assert loaded.origin is Origin.SAMPLE and loaded.real
     assert loaded.source.startswith("sample ") and loaded.source.endswith(
-        "binance_FOOUSDT_5m.csv.gz resampled to 1h (real)")
+        "binance_FOOUSDT_5m.csv.gz resampled to 1h (real; nothing stored for this series)")
     assert len(loaded.frame) == 100
     assert not (tmp_path / "candles.sqlite").exists()  # looking did not create an empty store
 

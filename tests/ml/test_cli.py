@@ -143,7 +143,7 @@ def test_a_fresh_clone_without_any_candles_is_told_which_command_to_run(tmp_path
 
     assert isinstance(result.exception, InsufficientData)  # `thunes` prints "error: ..." and exits 2
     message = str(result.exception)
-    assert f"the candle store sqlite:///{empty} has none" in message
+    assert f"in the candle store sqlite:///{empty} and no sample file" in message
     assert "thunes data download --symbol BTC/USDT --timeframe 30m --since 2024-01-01" in message
     assert "--source synthetic" in message
     assert not empty.exists()  # looking did not create an empty store

@@ -209,7 +209,8 @@ def load_candles(query: CandleQuery, data_settings: Any = None) -> LoadedCandles
             raise InsufficientData(no_data_message(query.symbol, tf, redact_url(url) or "(none)"))
         frame = _cut(sample.frame, start, end)
         if sample.real:
-            where, origin = f"sample {sample.source} (real)", Origin.SAMPLE
+            nothing_stored = "; nothing stored for this series" if query.source == "auto" and url else ""
+            where, origin = f"sample {sample.source} (real{nothing_stored})", Origin.SAMPLE
         else:
             where = f"sample: no real sample file, SYNTHETIC candles {sample.source}"
             origin = Origin.SYNTHETIC

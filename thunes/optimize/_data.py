@@ -58,12 +58,11 @@ def load_study_candles(
     loaded = load_candles(query, data_settings)
     if loaded.origin is Origin.STORE:
         # The source is stored in the study: never with a password (workers are given the URL).
-        return StudyData(loaded.frame, f"store:{redact_url(loaded.store_url or '')}",
-                         f"candle store ({len(loaded.frame)} rows)")
+        return StudyData(loaded.frame, f"store:{redact_url(loaded.store_url or '')}", loaded.source)
     if loaded.origin is Origin.FILE:
         return StudyData(loaded.frame, f"file:{query.file}", loaded.source)
     if loaded.real:
-        return StudyData(loaded.frame, "sample", f"real sample data: {loaded.source}")
+        return StudyData(loaded.frame, "sample", loaded.source)
     # Synthetic candles from --sample (no real file) are reloaded the same way, and equal those of a
     # "synthetic" source; the study records which one was asked.
     kind = "synthetic" if source == "synthetic" else "sample"
