@@ -19,7 +19,8 @@ FLAGS = ("since", "until", "db", "csv_file", "sample", "source")
 # are covered by the flag check only.
 COMMANDS: dict[str, list[str]] = {
     "backtest": ["backtest", "--out", "{tmp}/bt"],
-    "backtest sweep": ["backtest", "sweep", "--grid", "fast=5,10", "--grid", "slow=30", "--out", "{tmp}/sweep"],
+    "backtest sweep": ["backtest", "sweep", "--grid", "fast=5,10", "--grid", "slow=30", "--out",
+                       "{tmp}/sweep"],
     "backtest portfolio": ["backtest", "portfolio", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT", "--out",
                            "{tmp}/portfolio"],
     "features compute": ["features", "compute"],
@@ -33,8 +34,8 @@ COMMANDS: dict[str, list[str]] = {
     "train": ["train", "--model", "xgb", "--out", "{tmp}/model"],
 }
 # Cheap enough to run end to end on synthetic candles here (paper: tests/trader/test_json_summaries.py).
-SYNTHETIC_RUNS = ("backtest", "backtest sweep", "backtest portfolio", "features compute", "audit lookahead", "plot",
-                  "parity", "optimize decay")
+SYNTHETIC_RUNS = ("backtest", "backtest sweep", "backtest portfolio", "features compute", "audit lookahead",
+                  "plot", "parity", "optimize decay")
 
 
 def _commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
@@ -99,7 +100,7 @@ def test_without_data_the_default_source_stops_with_one_line_naming_what_to_run(
 def test_source_synthetic_runs_every_command_and_says_so(command, fresh_clone, capfd):
     argv = [a.format(tmp=fresh_clone) for a in COMMANDS[command]]
 
-    code, out, err = _run([*argv, "--source", "synthetic", "--until", "2024-03-01"], capfd)
+    code, _, err = _run([*argv, "--source", "synthetic", "--until", "2024-03-01"], capfd)
 
     assert code in (0, 1), err  # parity and the audit exit 1 on a finding: the command ran
     assert "from SYNTHETIC candles (--source synthetic" in err

@@ -25,4 +25,5 @@ def test_ctrl_c_in_any_command_is_one_line_and_130(capfd, monkeypatch):
     err = capfd.readouterr().err
     assert code == 130
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines[0].startswith("candles: BTC/USDT 1d") and lines[1:] == ["interrupted"]  # where from, then Ctrl-C
+    # The line saying where the candles came from, then the one line of Ctrl-C.
+    assert lines[0].startswith("candles: BTC/USDT 1d") and lines[1:] == ["interrupted"]

@@ -22,9 +22,16 @@ from thunes.data.synthetic import generate_candles
 MINUTES = generate_candles(6_000, timeframe="1m", start="2024-01-01", seed=11)
 
 
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
 def _write_sample(folder, name, frame):
-    pd.DataFrame({"ts": ts_ms(frame), **{c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}}
-                 ).to_csv(folder / name, index=False, compression="gzip")
+    table = pd.DataFrame({"ts": ts_ms(frame), **{c: frame[c].to_numpy() for c in OHLCV}})
+    table.to_csv(folder / name, index=False, compression="gzip")
+
+
+def _foo(**kw) -> CandleQuery:
+    return _foo(**kw)
 
 
 @pytest.fixture()
@@ -47,7 +54,8 @@ def no_samples(tmp_path, monkeypatch):
 
 
 def _settings(tmp_path, sample_dir=None) -> DataSettings:
-    return DataSettings(url=f"sqlite:///{tmp_path}/candles.sqlite", cache_dir=tmp_path / "cache", sample_dir=sample_dir)
+    return DataSettings(url=f"sqlite:///{tmp_path}/candles.sqlite", cache_dir=tmp_path / "cache",
+                        sample_dir=sample_dir)
 
 
 def _store(data: DataSettings, timeframe: str, frame: pd.DataFrame, symbol: str = "FOO/USDT") -> None:
@@ -60,7 +68,7 @@ def test_auto_takes_the_store_before_the_sample_files(tmp_path, samples):
     stored = resample(MINUTES, "1h").iloc[:50]
     _store(data, "1h", stored)
 
-    loaded = load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h"), data)
+    loaded = load_candles(_foo(timeframe="1h"), data)
 
     assert loaded.origin is Origin.STORE and loaded.real
     assert loaded.source == f"store sqlite:///{tmp_path}/candles.sqlite"
@@ -72,7 +80,7 @@ def test_a_timeframe_not_stored_is_resampled_from_the_coarsest_finer_stored_one(
     _store(data, "1m", MINUTES)
     _store(data, "5m", resample(MINUTES, "5m"))
 
-    loaded = load_candles(CandleQuery(symbol="FOO/USDT", timeframe="30m", source="store"), data)
+    loaded = load_candles(_foo(timeframe="30m", source="store"), data)
 
     assert loaded.origin is Origin.STORE
     assert loaded.source.endswith(" 5m resampled to 30m")
@@ -83,7 +91,7 @@ def test_a_timeframe_not_stored_is_resampled_from_the_coarsest_finer_stored_one(
 def test_auto_falls_back_to_the_real_sample_files_and_says_so_without_creating_a_store(tmp_path, samples):
     data = _settings(tmp_path, samples)
 
-    loaded = load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h"), data)
+    loaded = load_candles(_foo(timeframe="1h"), data)
 
     assert loaded.origin is Origin.SAMPLE and loaded.real
     assert loaded.source.startswith("sample ") and loaded.source.endswith(
@@ -94,7 +102,7 @@ def test_auto_falls_back_to_the_real_sample_files_and_says_so_without_creating_a
 
 def test_auto_never_gives_synthetic_candles_it_names_what_to_run(tmp_path, no_samples):
     with pytest.raises(InsufficientData) as err:
-        load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h"), _settings(tmp_path))
+        load_candles(_foo(timeframe="1h"), _settings(tmp_path))
 
     message = str(err.value)
     assert "\n" not in message
@@ -104,7 +112,7 @@ def test_auto_never_gives_synthetic_candles_it_names_what_to_run(tmp_path, no_sa
 
 
 def test_sample_without_real_files_gives_synthetic_candles_labelled_synthetic(tmp_path, no_samples):
-    loaded = load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h", source="sample"), _settings(tmp_path))
+    loaded = load_candles(_foo(timeframe="1h", source="sample"), _settings(tmp_path))
 
     assert not loaded.real and loaded.origin is Origin.SYNTHETIC
     assert "SYNTHETIC" in loaded.source
@@ -115,18 +123,18 @@ def test_sample_skips_the_store(tmp_path, samples):
     data = _settings(tmp_path, samples)
     _store(data, "1h", resample(MINUTES, "1h").iloc[:10])
 
-    loaded = load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h", source="sample"), data)
+    loaded = load_candles(_foo(timeframe="1h", source="sample"), data)
 
     assert loaded.origin is Origin.SAMPLE and len(loaded.frame) == 100
 
 
 def test_store_only_refuses_an_empty_store_even_with_sample_files(tmp_path, samples):
     with pytest.raises(InsufficientData, match=r"has no FOO/USDT 1h candles .*thunes data download"):
-        load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h", source="store"), _settings(tmp_path, samples))
+        load_candles(_foo(timeframe="1h", source="store"), _settings(tmp_path, samples))
 
 
 def test_synthetic_gives_generated_candles_even_where_real_ones_exist(tmp_path, samples):
-    loaded = load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h", source="synthetic", synthetic_rows=300),
+    loaded = load_candles(_foo(timeframe="1h", source="synthetic", synthetic_rows=300),
                           _settings(tmp_path, samples))
 
     assert not loaded.real and loaded.origin is Origin.SYNTHETIC and len(loaded.frame) == 300
@@ -136,10 +144,9 @@ def test_synthetic_gives_generated_candles_even_where_real_ones_exist(tmp_path, 
 def test_a_file_is_read_whatever_the_source_would_say(tmp_path, no_samples):
     path = tmp_path / "candles.csv"
     hours = resample(MINUTES, "1h")
-    pd.DataFrame({"ts": ts_ms(hours), **{c: hours[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}}
-                 ).to_csv(path, index=False)
+    pd.DataFrame({"ts": ts_ms(hours), **{c: hours[c].to_numpy() for c in OHLCV}}).to_csv(path, index=False)
 
-    loaded = load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h", file=path, until="2024-01-02"),
+    loaded = load_candles(_foo(timeframe="1h", file=path, until="2024-01-02"),
                           _settings(tmp_path))
 
     assert loaded.origin is Origin.FILE and loaded.source == f"file {path}"
@@ -148,7 +155,7 @@ def test_a_file_is_read_whatever_the_source_would_say(tmp_path, no_samples):
 
 def test_since_and_until_keep_exactly_since_to_until_exclusive_on_the_index_pandas_builds(tmp_path, samples):
     """pandas 3 builds microsecond indexes (pandas 2: nanoseconds): the cut reads epoch ms via index_ms."""
-    query = CandleQuery(symbol="FOO/USDT", timeframe="5m", since="2024-01-01T02:00", until="2024-01-02")
+    query = _foo(timeframe="5m", since="2024-01-01T02:00", until="2024-01-02")
 
     loaded = load_candles(query, _settings(tmp_path, samples))
 
@@ -161,6 +168,6 @@ def test_since_and_until_keep_exactly_since_to_until_exclusive_on_the_index_pand
 def test_a_range_with_no_candles_and_an_unknown_source_are_errors(tmp_path, samples):
     data = _settings(tmp_path, samples)
     with pytest.raises(InsufficientData, match="between 2030-01-01 and the end"):
-        load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h", since="2030-01-01"), data)
+        load_candles(_foo(timeframe="1h", since="2030-01-01"), data)
     with pytest.raises(DataError, match="unknown candle source 'web'"):
-        load_candles(CandleQuery(symbol="FOO/USDT", timeframe="1h", source="web"), data)  # type: ignore[arg-type]
+        load_candles(_foo(timeframe="1h", source="web"), data)  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ def test_parity_json_gives_the_verdict_the_trade_counts_and_the_differences(work
                            "--param", "slow=20", "--out", "parity", "--json"], capfd)
 
     report = json.loads(out)
-    assert code == (0 if report["match"] else 1), err  # the exit status follows the verdict, as without --json
+    assert code == (0 if report["match"] else 1), err  # the exit status follows the verdict, as in text
     assert report["verdict"] == ("PARITY OK" if report["match"] else "PARITY BROKEN")
     assert report["backtest_trades"] > 0 and report["paper_trades"] > 0
     assert len(report["round_trips"]) >= max(report["backtest_trades"], report["paper_trades"])
