@@ -31,7 +31,7 @@ def _write_sample(folder, name, frame):
 
 
 def _foo(**kw) -> CandleQuery:
-    return _foo(**kw)
+    return CandleQuery(symbol="FOO/USDT", **kw)
 
 
 @pytest.fixture()
