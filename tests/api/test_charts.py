@@ -90,8 +90,8 @@ def test_the_lookahead_audit_passes_a_causal_strategy_and_catches_one_that_peeks
     register_strategy(Peeks)
     try:
         with api.client("viewer") as c:
-            ok = c.get("/audit/lookahead", params={"target": "sma_cross", "rows": 1000}).json()
-            bad = c.get("/audit/lookahead", params={"target": "test_peeks", "rows": 1000}).json()
+            ok = c.get("/audit/lookahead", params={"target": "sma_cross", "rows": 1000, "source": "sample"}).json()
+            bad = c.get("/audit/lookahead", params={"target": "test_peeks", "rows": 1000, "source": "sample"}).json()
             assert c.get("/audit/lookahead", params={"target": "a:b"}).status_code == 422  # never imports code
     finally:
         _REGISTRY.pop("test_peeks", None)
