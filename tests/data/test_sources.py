@@ -171,3 +171,15 @@ def test_a_range_with_no_candles_and_an_unknown_source_are_errors(tmp_path, samp
         load_candles(_foo(timeframe="1h", since="2030-01-01"), data)
     with pytest.raises(DataError, match="unknown candle source 'web'"):
         load_candles(_foo(timeframe="1h", source="web"), data)  # type: ignore[arg-type]
+
+
+def test_a_window_resampled_from_a_finer_store_holds_whole_bars(tmp_path, no_samples):
+    """since/until inside a 30m bar: the bars kept are built from all their 5m candles, as in the full series."""
+    data = _settings(tmp_path)
+    _store(data, "5m", resample(MINUTES, "5m"))
+    full = load_candles(_foo(timeframe="30m"), data).frame
+
+    cut = load_candles(_foo(timeframe="30m", since="2024-01-01T01:10", until="2024-01-01T03:20"), data).frame
+
+    assert [str(t.time()) for t in cut.index] == ["01:30:00", "02:00:00", "02:30:00", "03:00:00"]
+    pd.testing.assert_frame_equal(cut, full.loc[cut.index], check_freq=False)

@@ -126,11 +126,17 @@ def _from_store(query: CandleQuery, tf: str, url: str, data_settings: Any, start
         # The timeframe itself first, then the coarsest one dividing it (fewest rows to read, same bars).
         usable = sorted((t for t in stored if _divides(t, tf)), key=lambda t: -parse_timeframe(t).ms)
         for chosen in usable:
-            frame = store.load(symbol, chosen, start, end)
+            finer = str(parse_timeframe(chosen)) != tf
+            lo, hi = start, end
+            if finer:  # whole target bars: from the one holding `since` to the end of the one before `until`
+                step = parse_timeframe(tf).ms
+                lo = None if start is None else start - start % step
+                hi = None if end is None else -(-end // step) * step
+            frame = store.load(symbol, chosen, lo, hi)
             if frame.empty:
                 continue
             where = f"store {redact_url(url)}"
-            if str(parse_timeframe(chosen)) != tf:
+            if finer:
                 frame = resample(frame, tf)
                 where += f" {chosen} resampled to {tf}"
             return frame, where
@@ -185,7 +191,7 @@ def load_candles(query: CandleQuery, data_settings: Any = None) -> LoadedCandles
     if query.file is not None:
         frame = _cut(_from_file(Path(query.file)), start, end)
         if frame.empty:
-            raise InsufficientData(f"no candles in {query.file}{span if start or end else ''}")
+            raise InsufficientData(f"no candles in {query.file}{span if (start, end) != (None, None) else ''}")
         return LoadedCandles(frame=frame, source=f"file {query.file}", real=True, origin=Origin.FILE)
 
     url = str(query.store_url or getattr(data_settings, "url", "") or "")
@@ -200,7 +206,7 @@ def load_candles(query: CandleQuery, data_settings: Any = None) -> LoadedCandles
     if query.source == "store":
         raise InsufficientData(
             f"the candle store {redact_url(url) or '(none)'} has no {query.symbol} {tf} candles (nor at a "
-            f"finer timeframe dividing it){span if start or end else ''}; load some with "
+            f"finer timeframe dividing it){span if (start, end) != (None, None) else ''}; load some with "
             f"{_load_hint(query.symbol, tf)}")
 
     if query.source in ("auto", "sample"):
