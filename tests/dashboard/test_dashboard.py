@@ -268,8 +268,7 @@ def test_with_no_bot_every_page_still_renders(browser, tmp_path, shots):
         expect(tab.page.locator("#bot-message")).to_contain_text("not a bot state folder")
         tab.page.screenshot(path=str(shots / "no-bot.png"), full_page=True)
         for name in PAGES[1:]:
-            # The bot replays the sample files (synthetic candles on a fresh clone): the chart reads the same.
-        root = tab.open(name, "?source=sample" if name == "chart" else "")
+            root = tab.open(name)
             assert root.get_attribute("data-ready") == "1", (name, root.inner_text())
         # Only the Bot page's refused reads are in the console (the browser logs every 4xx answer).
         assert all("400" in e for e in tab.errors), tab.errors

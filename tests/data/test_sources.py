@@ -174,7 +174,7 @@ def test_a_range_with_no_candles_and_an_unknown_source_are_errors(tmp_path, samp
 
 
 def test_a_window_resampled_from_a_finer_store_holds_whole_bars(tmp_path, no_samples):
-    """since/until inside a 30m bar: the bars kept are built from all their 5m candles, as in the full series."""
+    """since/until inside a 30m bar: the bars kept are built from all their 5m candles, as in the full one."""
     data = _settings(tmp_path)
     _store(data, "5m", resample(MINUTES, "5m"))
     full = load_candles(_foo(timeframe="30m"), data).frame

@@ -188,10 +188,11 @@ def load_candles(query: CandleQuery, data_settings: Any = None) -> LoadedCandles
     tf = str(parse_timeframe(query.timeframe))
     start, end = _as_ms(query.since, "since"), _as_ms(query.until, "until")
     span = f" between {query.since or 'the start'} and {query.until or 'the end'}"
+    ranged = (start, end) != (None, None)
     if query.file is not None:
         frame = _cut(_from_file(Path(query.file)), start, end)
         if frame.empty:
-            raise InsufficientData(f"no candles in {query.file}{span if (start, end) != (None, None) else ''}")
+            raise InsufficientData(f"no candles in {query.file}{span if ranged else ''}")
         return LoadedCandles(frame=frame, source=f"file {query.file}", real=True, origin=Origin.FILE)
 
     url = str(query.store_url or getattr(data_settings, "url", "") or "")
@@ -206,7 +207,7 @@ def load_candles(query: CandleQuery, data_settings: Any = None) -> LoadedCandles
     if query.source == "store":
         raise InsufficientData(
             f"the candle store {redact_url(url) or '(none)'} has no {query.symbol} {tf} candles (nor at a "
-            f"finer timeframe dividing it){span if (start, end) != (None, None) else ''}; load some with "
+            f"finer timeframe dividing it){span if ranged else ''}; load some with "
             f"{_load_hint(query.symbol, tf)}")
 
     if query.source in ("auto", "sample"):
