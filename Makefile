@@ -52,10 +52,10 @@ demo: install
 	bash scripts/demo.sh
 
 paper: install
-	$(THUNES) paper --timeframe 5m --replay-speed 600 --duration 180
+	$(THUNES) paper --sample --timeframe 5m --replay-speed 600 --duration 180
 
 optimize: install
-	$(THUNES) optimize --strategy sma_cross --symbol BTC/USDT --timeframe 1h --trials 25
+	$(THUNES) optimize --sample --strategy sma_cross --symbol BTC/USDT --timeframe 1h --trials 25
 
 # ruff: known findings are listed per file in ruff-baseline.toml (scripts/lint_baseline.py), the list only shrinks.
 # mypy: strict on the packages [tool.mypy] lists in pyproject.toml.

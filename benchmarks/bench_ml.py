@@ -48,11 +48,12 @@ def main() -> None:
 
     import torch
 
-    from thunes.ml.candles import load_candles
+    from thunes.config import DataSettings
+    from thunes.data.sources import CandleQuery, load_candles
     from thunes.ml.serving import Forecaster
     from thunes.ml.train import TrainOptions, train_model
 
-    loaded = load_candles("BTC/USDT", "30m")
+    loaded = load_candles(CandleQuery(symbol="BTC/USDT", timeframe="30m", source="sample"), DataSettings())
     candles = loaded.frame
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, "
           f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")

@@ -15,11 +15,12 @@ from thunes.optimize._data import load_study_candles
 def test_candles_are_the_last_n_bars_with_indicators_equal_to_the_full_series(api):
     """`limit` keeps the last bars; the indicator lines equal the SMA computed on all the candles (the window the
     server computes them on starts early enough that no warm-up artefact is drawn)."""
-    from thunes.ml.candles import load_candles
+    from thunes.data.sources import CandleQuery, load_candles
 
-    full = load_candles("BTC/USDT", "1h", source="auto", allow_synthetic=True).frame  # real or synthetic
+    # The sample: real files when present, synthetic otherwise (the API's store is empty).
+    full = load_candles(CandleQuery(symbol="BTC/USDT", timeframe="1h", source="sample"), api.ctx.settings.data).frame
     with api.client("viewer") as c:
-        r = c.get("/candles", params={"symbol": "BTC/USDT", "timeframe": "1h", "source": "auto", "limit": 500,
+        r = c.get("/candles", params={"symbol": "BTC/USDT", "timeframe": "1h", "source": "sample", "limit": 500,
                                       "strategy": "sma_cross", "params": json.dumps({"fast": 7, "slow": 60})})
     assert r.status_code == 200, r.text
     data = r.json()
@@ -89,8 +90,8 @@ def test_the_lookahead_audit_passes_a_causal_strategy_and_catches_one_that_peeks
     register_strategy(Peeks)
     try:
         with api.client("viewer") as c:
-            ok = c.get("/audit/lookahead", params={"target": "sma_cross", "rows": 1000}).json()
-            bad = c.get("/audit/lookahead", params={"target": "test_peeks", "rows": 1000}).json()
+            ok = c.get("/audit/lookahead", params={"target": "sma_cross", "rows": 1000, "source": "sample"}).json()
+            bad = c.get("/audit/lookahead", params={"target": "test_peeks", "rows": 1000, "source": "sample"}).json()
             assert c.get("/audit/lookahead", params={"target": "a:b"}).status_code == 422  # never imports code
     finally:
         _REGISTRY.pop("test_peeks", None)

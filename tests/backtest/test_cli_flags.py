@@ -34,6 +34,8 @@ FLAG_ARGS: dict[str, list[str]] = {
     "--until": ["--until", "2024-02-20"],
     "--csv": ["--csv", "candles.csv"],
     "--sample": ["--sample"],
+    "--db": ["--db", "sqlite:///other.sqlite"],  # with --sample: the store is not read (nor created)
+    "--source": ["--source", "sample"],
     "--stop-loss": ["--stop-loss", "0.03"],
     "--take-profit": ["--take-profit", "0.05"],
     "--trailing-stop": ["--trailing-stop", "0.04"],
@@ -121,7 +123,7 @@ def _declared(command: str) -> set[str]:
 def test_each_flag_on_each_command(command, flag, workdir):
     """The flag alone on top of the command's minimal line, on the sample data."""
     if command == "portfolio" and flag == "--csv":  # refused with a clear error: one file holds one symbol
-        result = CliRunner().invoke(root, [*BASE[command], "--sample", *FLAG_ARGS[flag]])
+        result = CliRunner().invoke(root, [*BASE[command], *FLAG_ARGS[flag]])
         assert result.exit_code != 0 and "--csv holds one symbol" in str(result.exception)
         return
     args = [*BASE[command], *FLAG_ARGS[flag]]

@@ -78,11 +78,12 @@ def test_since_and_until_select_the_same_candles_whatever_the_unit(unit, command
 
 
 def test_ml_candles_resampled_from_a_microsecond_index_keep_their_dates():
-    """The ML loader resamples a sample to the asked timeframe; a µs index must not become 1970."""
+    """The candle loader's 30m candles keep their dates; a µs index must not become 1970 (the resampling
+    from a stored finer timeframe on a µs index: tests/data/test_sources.py)."""
     from thunes.config import DataSettings
-    from thunes.ml.candles import load_candles
+    from thunes.data.sources import CandleQuery, load_candles
 
-    loaded = load_candles("BTC/USDT", "30m", data_settings=DataSettings(), source="synthetic")
+    loaded = load_candles(CandleQuery(symbol="BTC/USDT", timeframe="30m", source="synthetic"), DataSettings())
     assert len(loaded.frame) > 1000
     assert loaded.frame.index[0].year >= 2017
     steps = set(pd.Series(ts_ms(loaded.frame)).diff().dropna().astype(int).unique())

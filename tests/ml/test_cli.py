@@ -55,8 +55,8 @@ def trained_dir(tmp_path_factory, candles_args):
 def test_train_resamples_trains_and_reports(trained_dir):
     folder, output = trained_dir
 
-    assert "BTC/USDT 1h, resampled to 2h" in output  # the store has 1h candles only
-    assert "(2024-01-01 00:00 → 2024-03-31 22:00 UTC)" in output
+    assert " 1h resampled to 2h" in output  # the store has 1h candles only
+    assert "candles: BTC/USDT 2h, 1,092 bars 2024-01-01 00:00 → 2024-03-31 22:00 UTC from store" in output
     assert "leakage audit: clean" in output
     assert "samples/s on cpu (1 thread(s))" in output and f"model saved to {folder}" in output
     meta = json.loads((folder / "meta.json").read_text())
@@ -143,7 +143,7 @@ def test_a_fresh_clone_without_any_candles_is_told_which_command_to_run(tmp_path
 
     assert isinstance(result.exception, InsufficientData)  # `thunes` prints "error: ..." and exits 2
     message = str(result.exception)
-    assert f"the candle store sqlite:///{empty} has none" in message
+    assert f"in the candle store sqlite:///{empty} and no sample file" in message
     assert "thunes data download --symbol BTC/USDT --timeframe 30m --since 2024-01-01" in message
     assert "--source synthetic" in message
     assert not empty.exists()  # looking did not create an empty store

@@ -21,7 +21,7 @@ def test_the_trading_core_and_the_cli_import_without_torch_xgboost_or_onnxruntim
     loaded = _run(
         "import json, sys\n"
         "import thunes, thunes.cli, thunes.strategies, thunes.backtest, thunes.execution\n"
-        "import thunes.ml, thunes.ml.candles, thunes.ml.evaluate, thunes.ml.artifacts, thunes.ml.serving\n"
+        "import thunes.ml, thunes.data.sources, thunes.ml.evaluate, thunes.ml.artifacts, thunes.ml.serving\n"
         "import thunes.strategies.model_signal\n"
         "from thunes.strategies import get_strategy, list_strategies\n"
         "assert 'model' in list_strategies() and get_strategy('model').name == 'model'\n"

@@ -29,13 +29,14 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
     thresholds = ("--set", "optimize.deploy_min_sharpe=-1000", "--set", "optimize.deploy_min_dsr=0",
                   "--set", "backtest.taker_fee_bps=12", "--set", "risk.max_position_quote=250")
 
-    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--folds", "2",
+    result = _invoke(tmp_path, "--sample", "--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3",
+                     "--folds", "2",
                      "--study", "cli", "--range", "fast=5:30", "--range", "slow=40:150", "--no-progress",
                      "--gap-bars", "24", settings=thresholds)
 
     assert result.exit_code == 0, result.output
-    # The store is empty (a fresh checkout): the first line on stderr says the sample data is used instead.
-    assert "from real sample data (the candle store has none)" in result.stderr or "SYNTHETIC data" in result.stderr
+    # The first line on stderr says where the candles came from: the sample (real, else SYNTHETIC).
+    assert "from sample /" in result.stderr or "SYNTHETIC candles" in result.stderr
     for text in ("top 3 of 3 distinct trials", "Deflated Sharpe Ratio:", "Probability of Backtest Overfitting",
                  "walk-forward (rolling, 2 folds) out-of-sample", "recommendation: DEPLOY: out-of-sample Sharpe",
                  "> -1000; DSR"):
@@ -45,7 +46,7 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
     assert summary["trials"]["complete"] == 3 and len(summary["walk_forward"]["folds"]) == 2
     assert 0 <= summary["dsr"]["dsr"] <= 1 and 0 <= summary["pbo"]["pbo"] <= 1
     assert summary["recommendation"]["deploy"] is True
-    assert summary["data"].startswith(("real sample data (the candle store has none)", "SYNTHETIC data"))
+    assert summary["data"].startswith("sample") and ("(real)" in summary["data"] or "SYNTHETIC" in summary["data"])
     assert summary["spec"]["backtest"]["taker_fee_bps"] == 12.0
     assert summary["spec"]["backtest"]["slippage"] == {"kind": "fixed", "bps": 5.0}
     assert summary["spec"]["backtest"]["risk"]["max_position_quote"] == 250.0
@@ -64,7 +65,7 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
     deployed = json.loads((tmp_path / "art" / "deployed" / "sma_cross_BTCUSDT_1h.json").read_text())
     assert deployed["params"] == summary["best"]["params"] and deployed["study"] == "cli"
 
-    decay = _invoke(tmp_path, "decay", "--window", "200", "--lookback", "600")
+    decay = _invoke(tmp_path, "decay", "--sample", "--window", "200", "--lookback", "600")
 
     assert decay.exit_code == 0, decay.output
     assert f"(from {tmp_path}/art/deployed/sma_cross_BTCUSDT_1h.json)" in decay.output
@@ -73,7 +74,8 @@ def test_optimize_deploys_past_configured_thresholds_and_decay_reads_the_deploye
 
 
 def test_nsga2_prints_and_writes_the_pareto_front(tmp_path, btc_1h) -> None:  # noqa: ANN001
-    result = _invoke(tmp_path, "--since", _recent(btc_1h), "--sampler", "nsga2", "--objectives", "sharpe,max_drawdown",
+    result = _invoke(tmp_path, "--sample", "--since", _recent(btc_1h), "--sampler", "nsga2", "--objectives",
+                     "sharpe,max_drawdown",
                      "--trials", "4", "--walk-forward", "none", "--study", "mo", "--range", "fast=5:30",
                      "--range", "slow=40:150")
 
@@ -107,12 +109,12 @@ def test_an_empty_store_with_source_store_says_which_command_fills_it(tmp_path) 
     # `thunes` prints a ThunesError as "error: <message>" and exits 2; the runner hands back the error.
     assert isinstance(result.exception, InsufficientData)
     assert "has no BTC/USDT 1h candles" in str(result.exception)
-    assert "thunes data import --sample BTC/USDT --timeframe 1h" in str(result.exception)
+    assert "thunes data download --symbol BTC/USDT --timeframe 1h" in str(result.exception)
     assert not (tmp_path / "none.sqlite").exists()  # looking did not create an empty store
 
 
 def test_decay_command_writes_the_flag(tmp_path) -> None:  # noqa: ANN001
-    result = _invoke(tmp_path, "decay", "--param", "fast=10", "--param", "slow=50", "--window", "200",
+    result = _invoke(tmp_path, "decay", "--sample", "--param", "fast=10", "--param", "slow=50", "--window", "200",
                      "--lookback", "600", "--min-sharpe", "1000", "--fail-on-decay")
 
     assert result.exit_code == 1, result.output
@@ -133,7 +135,7 @@ def test_a_run_that_fails_while_writing_its_report_leaves_the_previous_artifacts
     """The report is rendered before anything is replaced: a failure keeps the earlier run's files."""
     import thunes.optimize.report as report
 
-    args = ("--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--walk-forward", "none",
+    args = ("--sample", "--since", _recent(btc_1h), "--strategy", "sma_cross", "--trials", "3", "--walk-forward", "none",
             "--study", "keep", "--range", "fast=5:30", "--range", "slow=40:150", "--no-progress",
             "--storage", "memory")
     first = _invoke(tmp_path, *args)

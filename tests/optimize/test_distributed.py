@@ -33,7 +33,7 @@ def test_two_workers_share_one_postgres_study(postgres_url: str, btc_1h, tmp_pat
     result = CliRunner().invoke(root, [
         "--set", f"optimize.artifacts_dir={tmp_path}", "--set", f"data.url=sqlite:///{tmp_path}/none.sqlite",
         "optimize", "--storage", postgres_url, "--workers", "2", "--study", "shared", "--trials", "10",
-        "--since", since, "--walk-forward", "none", "--range", "fast=3:60", "--range", "slow=20:300", "--no-progress",
+        "--sample", "--since", since, "--walk-forward", "none", "--range", "fast=3:60", "--range", "slow=20:300", "--no-progress",
     ], catch_exceptions=False)
 
     assert result.exit_code == 0, result.output

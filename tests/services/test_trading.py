@@ -12,6 +12,7 @@ from thunes.config import AuditSettings, DataSettings, ExchangeSettings, RiskSet
 from thunes.core.candles import ts_ms
 from thunes.core.errors import ConfigError
 from thunes.data.synthetic import generate_candles
+from thunes.data.sources import LoadedCandles, Origin
 from thunes.exchange.sim import LocalExchange
 from thunes.execution.ledger import read_ledger
 from thunes.execution.risk import read_run_pointer
@@ -31,12 +32,16 @@ def _settings(tmp_path, **exchange) -> Settings:
                     risk=RiskSettings(cool_down_minutes=0), exchange=ExchangeSettings(**exchange))
 
 
+def _loaded(frame, source: str) -> LoadedCandles:
+    return LoadedCandles(frame=frame, source=source, real=False, origin=Origin.SYNTHETIC)
+
+
 def test_a_paper_run_replays_the_candles_trades_and_reports_its_round_trips(tmp_path):
     frame = generate_candles(HISTORY + 400, timeframe="1m", seed=5, start_price=40_000.0)
     lines, decisions = [], []
     result = run_paper(_settings(tmp_path), PaperRequest(strategy="sma_cross", params=SMA, timeframe="1m",
                                                          replay_speed=1200, max_bars=60, out_dir=tmp_path / "run"),
-                       candles=(frame, "synthetic"), notify=lines.append, on_decision=decisions.append)
+                       candles=_loaded(frame, "synthetic"), notify=lines.append, on_decision=decisions.append)
     assert result.mode == "local" and result.report.bars == 60 and result.report.stop_reason == "60 bars processed"
     assert result.report.orders >= 2 and result.reconcile_ok is True
     fills = read_ledger(tmp_path / "run" / "ledger.csv")
@@ -52,9 +57,9 @@ def test_a_paper_run_refuses_too_few_candles_and_a_stopped_replay(tmp_path):
     frame = generate_candles(100, timeframe="1m", seed=5, start_price=40_000.0)
     with pytest.raises(ConfigError, match="the replay needs at least"):
         run_paper(_settings(tmp_path), PaperRequest(params=SMA, timeframe="1m", out_dir=tmp_path / "r"),
-                  candles=(frame, "short"))
+                  candles=_loaded(frame, "short"))
     with pytest.raises(ConfigError, match="replay speed must be > 0"):
-        run_paper(_settings(tmp_path), PaperRequest(replay_speed=0), candles=(frame, "short"))
+        run_paper(_settings(tmp_path), PaperRequest(replay_speed=0), candles=_loaded(frame, "short"))
 
 
 @pytest.fixture()

@@ -35,7 +35,7 @@ def test_every_trading_command_explains_itself(command):
 
 def test_parity_prints_a_table_per_trade_and_fails_when_the_exchange_refuses_the_orders(tmp_path):
     env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200"}  # sample data
-    args = ("parity", "--param", "fast=3", "--param", "slow=8", "--bars", "30")
+    args = ("parity", "--sample", "--param", "fast=3", "--param", "slow=8", "--bars", "30")
     same = invoke(*args, "--out", str(tmp_path / "same"), env=env)
     # 20 000 USDT per trade with the position caps lifted: the local exchange's account holds 10 000 USDT
     # and refuses every entry; the backtest, whose cash is the same 10 000, buys what the cash allows.
@@ -61,7 +61,8 @@ def test_parity_prints_a_table_per_trade_and_fails_when_the_exchange_refuses_the
 def test_a_paper_run_without_a_signal_says_so_and_how_to_get_more_candles(tmp_path):
     env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200",
            "THUNES_TRADER__STATE_DIR": str(tmp_path / "trader"), "THUNES_AUDIT__PATH": str(tmp_path / "audit.jsonl")}
-    result = invoke("paper", "--bars", "3", "--replay-speed", "36000", "--out", str(tmp_path / "run"), env=env)
+    result = invoke("paper", "--sample", "--bars", "3", "--replay-speed", "36000", "--out", str(tmp_path / "run"),
+                    env=env)
     assert result.exit_code == 0, result.output
     assert "bars 3, orders 0, fills 0" in result.output and "stopped: 3 bars processed" in result.output
     assert "no order in 3 candles" in result.output and "--timeframe (5m" in result.output
@@ -82,7 +83,7 @@ def test_the_kill_switch_audit_trail_and_todays_pnl_are_shared_by_every_paper_ru
     env = {"THUNES_DATA__URL": f"sqlite:///{tmp_path / 'empty.sqlite'}", "COLUMNS": "200",
            "THUNES_TRADER__STATE_DIR": str(tmp_path / "trader"), "THUNES_AUDIT__PATH": str(tmp_path / "audit.jsonl"),
            "THUNES_RISK__COOL_DOWN_MINUTES": "0"}
-    paper = ("paper", "--param", "fast=3", "--param", "slow=8", "--bars", "60", "--replay-speed", "36000")
+    paper = ("paper", "--sample", "--param", "fast=3", "--param", "slow=8", "--bars", "60", "--replay-speed", "36000")
     on = invoke("risk", "kill-switch", "on", "--reason", "incident", "--operator", "alice", env=env)
     assert on.exit_code == 0, on.output
 

@@ -161,7 +161,7 @@ def test_reconciliation_flags_foreign_orders_and_unexplained_balances(market, tm
 def test_paper_prints_its_trades_and_sigterm_stops_it_cleanly(tmp_path):
     env = dict(os.environ, THUNES_TRADER__STATE_DIR=str(tmp_path / "state"), COLUMNS="200")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "thunes.cli", "paper", "--timeframe", "5m", "--replay-speed", "3000",
+        [sys.executable, "-m", "thunes.cli", "paper", "--sample", "--timeframe", "5m", "--replay-speed", "3000",
          "--param", "fast=3", "--param", "slow=8", "--duration", "60", "--out", str(tmp_path / "run")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = tmp_path / "run" / "state" / "trader_sma_cross_BTCUSDT_5m.json"

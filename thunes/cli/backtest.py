@@ -1,6 +1,7 @@
 """``thunes backtest``, ``thunes backtest sweep``, ``thunes backtest portfolio``.
 
-Thin: parses options, loads candles (store, ``--csv`` file or ``--sample``), calls
+Thin: parses options, loads candles (:func:`thunes.cli._common.load_candles`: the store, else the sample files;
+``--csv``, ``--sample``, ``--source``), calls
 :mod:`thunes.backtest`, prints a summary and writes artifacts to ``settings.backtest.artifacts_dir``.
 """
 
@@ -14,9 +15,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from thunes.core.candles import candles_frame, ts_ms
-from thunes.core.errors import ConfigError, DataError
-from thunes.core.timeframes import utc_ms
+from thunes.cli._common import candle_source_options, load_candles
+from thunes.core.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -35,46 +35,6 @@ def _parse_kv(items: tuple[str, ...], what: str) -> dict[str, str]:
             raise ConfigError(f"{what} {item!r} must look like name=value")
         out[key.strip()] = value.strip()
     return out
-
-
-def _load_candles(app: Any, symbol: str, timeframe: str, since: str | None, until: str | None,
-                  csv: str | None, sample: bool) -> tuple[pd.DataFrame, str]:
-    start = utc_ms(since) if since else None
-    end = utc_ms(until) if until else None
-    if csv:
-        from thunes.data.io import read_candle_file
-
-        raw = read_candle_file(csv).dropna().drop_duplicates("ts").sort_values("ts")
-        frame = candles_frame(raw.ts.to_numpy(dtype="int64"), raw.open, raw.high, raw.low, raw.close, raw.volume)
-        source = f"file {csv}"
-    elif sample:
-        from thunes.data.samples import load_sample_candles
-
-        loaded = load_sample_candles(symbol, timeframe)
-        frame, source = loaded.frame, f"sample {loaded.source}" + ("" if loaded.real else " (synthetic)")
-    else:
-        from thunes.core.redact import redact_url
-        from thunes.data.store import open_store
-
-        url = app.settings.data.url
-        store = open_store(url)
-        try:
-            frame = store.load(symbol, timeframe, start, end)
-        finally:
-            close = getattr(store, "close", None)
-            if close is not None:
-                close()
-        if frame.empty:
-            raise DataError(f"no {symbol} {timeframe} candles in the store {redact_url(url)}; import some with "
-                            "`thunes data import` or use --sample / --csv FILE")
-        return frame, f"store {redact_url(url)}"
-    ts = ts_ms(frame)
-    mask = np.ones(len(frame), dtype=bool)
-    if start is not None:
-        mask &= ts >= start
-    if end is not None:
-        mask &= ts < end
-    return frame[mask], source
 
 
 def _parse_sizing(ctx: click.Context | None, param: click.Parameter | None, value: str | None):
@@ -153,10 +113,6 @@ def _strategy_class(app: Any, name: str | None) -> type:
 def _common(f):  # noqa: ANN001, ANN202
     opts = [
         click.option("--timeframe", "-t", default=None, help="Candle timeframe (default: trader.timeframe, 1h)."),
-        click.option("--since", help="First candle (ISO date, UTC), e.g. 2023-01-01."),
-        click.option("--until", help="End (exclusive, ISO date, UTC)."),
-        click.option("--csv", type=click.Path(exists=True, dir_okay=False), help="Load candles from a CSV/Parquet file."),
-        click.option("--sample", is_flag=True, help="Use the sample data (../shared/data, else synthetic)."),
         click.option("--stop-loss", type=float, help="Stop-loss as a fraction (0.02 = 2 %)."),
         click.option("--take-profit", type=float, help="Take-profit as a fraction."),
         click.option("--trailing-stop", type=float, help="Trailing stop as a fraction."),
@@ -170,6 +126,7 @@ def _common(f):  # noqa: ANN001, ANN202
                      help="fixed:BPS (default: settings), vol:BPS,K or volume:BPS,K (BPS, K >= 0)."),
         click.option("--out", type=click.Path(file_okay=False), help="Artifacts folder (default: backtest.artifacts_dir)."),
     ]
+    f = candle_source_options(f)
     for o in reversed(opts):
         f = o(f)
     return f
@@ -183,7 +140,7 @@ def _common(f):  # noqa: ANN001, ANN202
 @click.option("--report", is_flag=True, help="Also write the HTML report (plotly, works offline).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.pass_context
-def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, since, until, csv, sample, stop_loss,  # noqa: ANN001
+def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, candles, stop_loss,  # noqa: ANN001
                    take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, report,
                    as_json) -> None:
     """Backtest one strategy on one symbol; signals fill at the next bar's open.
@@ -206,13 +163,13 @@ def backtest_group(ctx: click.Context, strategy, symbol, params, timeframe, sinc
     timeframe = timeframe or app.settings.trader.timeframe
     strat = _strategy_class(app, strategy)(**_parse_kv(params, "--param"))
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
-    candles, source = _load_candles(app, symbol, timeframe, since, until, csv, sample)
-    if csv and given_timeframe is None and len(candles) > 1:  # a file says its own timeframe
+    frame = load_candles(app, candles, symbol=symbol, timeframe=timeframe).frame
+    if candles.csv_file and given_timeframe is None and len(frame) > 1:  # a file says its own timeframe
         from thunes.backtest.engine import infer_timeframe
 
-        timeframe = infer_timeframe(candles.index)
-    click.echo(f"{strat!r} on {symbol} {timeframe}: {len(candles)} candles from {source}", err=True)
-    result = run_backtest(candles, strat, options=options, symbol=symbol, timeframe=timeframe)
+        timeframe = infer_timeframe(frame.index)
+    click.echo(f"{strat!r} on {symbol} {timeframe}", err=True)
+    result = run_backtest(frame, strat, options=options, symbol=symbol, timeframe=timeframe)
     directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
     paths = write_artifacts(result, directory)
     if report:
@@ -276,7 +233,7 @@ def _parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the top rows, the ranking and the sweep files as one JSON document.")
 @click.pass_obj
-def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample, stop_loss, take_profit,  # noqa: ANN001
+def sweep_cmd(app, strategy, symbols, grid, timeframe, candles, stop_loss, take_profit,  # noqa: ANN001
               trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, top, sort_by, as_json) -> None:
     """Run a parameter grid as one parallel kernel call and print the top results.
 
@@ -294,8 +251,7 @@ def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
     frames = {}
     for sym in symbols:
-        frames[sym], source = _load_candles(app, sym, timeframe, since, until, csv, sample)
-        click.echo(f"{sym} {timeframe}: {len(frames[sym])} candles from {source}", err=True)
+        frames[sym] = load_candles(app, candles, symbol=sym, timeframe=timeframe).frame
     table = run_sweep(frames, cls, values, options, timeframe=timeframe, progress=True)
     click.echo(f"risk: {options.risk_description()} (per-combination counts in the sweep CSV)", err=True)
     if sort_by not in table.columns:
@@ -333,7 +289,7 @@ def sweep_cmd(app, strategy, symbols, grid, timeframe, since, until, csv, sample
 @click.option("--json", "as_json", is_flag=True,
               help="Print the metrics, the per-symbol trades and the files written as one JSON document.")
 @click.pass_obj
-def portfolio_cmd(app, strategy, symbols, params, timeframe, since, until, csv, sample, stop_loss, take_profit,  # noqa: ANN001
+def portfolio_cmd(app, strategy, symbols, params, timeframe, candles, stop_loss, take_profit,  # noqa: ANN001
                   trailing_stop, allow_short, no_risk, no_filters, sizing, slippage, out, report, as_json) -> None:
     """Backtest several symbols sharing one cash balance (risk limits count positions across them).
 
@@ -346,15 +302,14 @@ def portfolio_cmd(app, strategy, symbols, params, timeframe, since, until, csv, 
     from thunes.backtest.portfolio import run_portfolio
     from thunes.backtest.report import write_report
 
-    if csv:
+    if candles.csv_file:
         raise ConfigError("--csv holds one symbol; a portfolio loads from the store or --sample")
     strat = _strategy_class(app, strategy)(**_parse_kv(params, "--param"))
     timeframe = timeframe or app.settings.trader.timeframe
     options = _options(app, stop_loss, take_profit, trailing_stop, allow_short, no_risk, no_filters, sizing, slippage)
     frames = {}
     for sym in (s.upper() for s in symbols):
-        frames[sym], source = _load_candles(app, sym, timeframe, since, until, None, sample)
-        click.echo(f"{sym} {timeframe}: {len(frames[sym])} candles from {source}", err=True)
+        frames[sym] = load_candles(app, candles, symbol=sym, timeframe=timeframe).frame
     result = run_portfolio(frames, strat, options=options, timeframe=timeframe)
     directory = Path(out) if out else Path(app.settings.backtest.artifacts_dir)
     paths = write_artifacts(result, directory)

@@ -71,7 +71,7 @@ def list_cmd(set_name: str | None, as_json: bool) -> None:
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Write the features (with close) to .parquet or .csv (default: print the last rows).")
 @click.pass_obj
-def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_name, columns, out) -> None:  # noqa: ANN001
+def compute_cmd(app, symbol, timeframe, candles, set_name, columns, out) -> None:  # noqa: ANN001
     """Compute a feature set on candles and write or show the result.
 
     Without --out the last rows are printed. With --out the features and the close go to a Parquet or
@@ -90,8 +90,8 @@ def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_
         raise click.BadParameter(f"{out!r}: the name must end in .parquet or .csv (the format follows the name)",
                                  param_hint="--out")
 
-    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, since=since, until=until, db=db,
-                                 csv_file=csv_file, sample=sample)
+    loaded = load_candles(app, candles, symbol=symbol, timeframe=timeframe)
+    frame, source = loaded.frame, loaded.source
     cols = [c.strip() for c in columns.split(",")] if columns else None
     feats = compute_features(frame, set_name, columns=cols, timeframe_ms=timeframe_ms(timeframe))
     click.echo(f"{symbol} {timeframe}: {len(frame):,} candles from {source}; {feats.shape[1] - 1} feature columns "
@@ -121,7 +121,7 @@ def compute_cmd(app, symbol, timeframe, since, until, db, csv_file, sample, set_
 @click.option("--seed", default=0, show_default=True, help="Seed of the random prefix lengths.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sample, params, prefixes, rows, seed,  # noqa: ANN001
+def lookahead_cmd(app, target, symbol, timeframe, candles, params, prefixes, rows, seed,  # noqa: ANN001
                   as_json) -> None:
     """Prove TARGET does not look ahead: recompute it on prefixes and compare values.
 
@@ -141,8 +141,8 @@ def lookahead_cmd(app, target, symbol, timeframe, since, until, db, csv_file, sa
     """
     from thunes.features import check_prefix_invariance, compute_features
 
-    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, since=since, until=until, db=db,
-                                 csv_file=csv_file, sample=sample)
+    loaded = load_candles(app, candles, symbol=symbol, timeframe=timeframe)
+    frame, source = loaded.frame, loaded.source
     frame = frame.iloc[-rows:]
     if target == "features" or target.startswith("features:"):
         set_name = target.partition(":")[2] or "default"

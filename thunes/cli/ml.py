@@ -11,44 +11,27 @@ from typing import Any
 
 import click
 
+from thunes.cli._common import CandleSourceArgs, candle_source_options, load_candles
 from thunes.core.errors import ConfigError
 
 __all__ = ["register", "train", "forecast", "ml_group"]
 
 
 def _candle_source_options(fn):  # noqa: ANN001, ANN201
+    """--symbol/--timeframe (the timeframe defaults to the model's) plus the shared candle-source flags."""
     options = [
         click.option("--symbol", default="BTC/USDT", show_default=True, help="Unified symbol, e.g. ETH/USDT."),
         click.option("--timeframe", default=None, help="Candle timeframe (train default: 1h; forecast/evaluate: "
                      "the model's). Missing timeframes are resampled from a finer stored one (30m from 5m)."),
-        click.option("--since", default=None, help="First candle (UTC date), e.g. 2024-01-01."),
-        click.option("--until", default=None, help="End (UTC date, exclusive)."),
-        click.option("--source", type=click.Choice(["auto", "store", "sample", "synthetic"]), default="auto",
-                     show_default=True, help="auto: the candle store if it has the symbol, else the sample files "
-                     "in ../shared/data; without either the command stops and names the `thunes data` command "
-                     "to run first. synthetic: generated candles (for trying the commands)."),
-        click.option("--db", default=None, metavar="URL", help="Candle store URL (default: settings data.url)."),
     ]
+    fn = candle_source_options(fn)
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _load(app: Any, symbol: str, timeframe: str, since: str | None, until: str | None, source: str,
-          db: str | None) -> Any:
-    from thunes.ml.candles import load_candles
-
-    data = app.settings.data
-    if db:
-        data = data.model_copy(update={"url": db})
-    loaded = load_candles(symbol, timeframe, data_settings=data, source=source, since=since, until=until,
-                          allow_synthetic=False)
-    click.echo(f"candles: {len(loaded.frame)} x {timeframe} {symbol} from {loaded.source} "
-               f"({loaded.frame.index[0]:%Y-%m-%d %H:%M} → {loaded.frame.index[-1]:%Y-%m-%d %H:%M} UTC)", err=True)
-    if not loaded.real:
-        click.secho("warning: --source synthetic: these are SYNTHETIC candles, not market data", fg="yellow",
-                    err=True)
-    return loaded.frame
+def _load(app: Any, symbol: str, timeframe: str, candles: CandleSourceArgs) -> Any:
+    return load_candles(app, candles, symbol=symbol, timeframe=timeframe).frame
 
 
 def _fmt(value: Any) -> str:
@@ -96,8 +79,8 @@ def _latest_model(root: Path, symbol: str | None, timeframe: str | None) -> Path
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until: str | None, source: str,
-          db: str | None, model_type: str, feature_set: str, epochs: int | None, seq_len: int | None,
+def train(app: Any, symbol: str, timeframe: str | None, candles: CandleSourceArgs, model_type: str, feature_set: str,
+          epochs: int | None, seq_len: int | None,
           horizon: int | None, hidden: int | None, layers: int | None, dropout: float, batch_size: int, lr: float,
           patience: int, val_frac: float, test_frac: float, purge: int | None, embargo: int, seed: int | None,
           device: str | None, threads: int | None, allow_leakage: bool, no_onnx: bool, out_dir: str | None, quiet: bool,
@@ -128,11 +111,11 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
         test_frac=test_frac, purge=purge, embargo=embargo, seed=ml.seed if seed is None else seed,
         device=device, threads=threads, allow_leakage=allow_leakage, onnx=not no_onnx,
     )
-    candles = _load(app, symbol, tf, since, until, source, db)
+    frame = _load(app, symbol, tf, candles)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     folder = Path(out_dir) if out_dir else Path(ml.artifacts_dir) / (
         f"{symbol.replace('/', '')}_{tf}_{model_type}_{stamp}")
-    result = train_model(candles, options, symbol=symbol, timeframe=tf, out_dir=folder, progress=not (quiet or as_json))
+    result = train_model(frame, options, symbol=symbol, timeframe=tf, out_dir=folder, progress=not (quiet or as_json))
     meta = result.meta
     s = meta.samples
     if as_json:
@@ -176,8 +159,8 @@ def train(app: Any, symbol: str, timeframe: str | None, since: str | None, until
               help="auto uses model.onnx (no torch needed) when present.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def forecast(app: Any, symbol: str, timeframe: str | None, since: str | None, until: str | None, source: str,
-             db: str | None, model_dir: str | None, backend: str, as_json: bool) -> None:
+def forecast(app: Any, symbol: str, timeframe: str | None, candles: CandleSourceArgs, model_dir: str | None,
+             backend: str, as_json: bool) -> None:
     """Predict the next-horizon return and volatility from the latest candles.
 
     Prints the predicted log return over the model's horizon (and in %), the predicted volatility, the
@@ -195,8 +178,8 @@ def forecast(app: Any, symbol: str, timeframe: str | None, since: str | None, un
     tf = timeframe or forecaster.meta.timeframe or "1h"
     if forecaster.meta.timeframe and tf != forecaster.meta.timeframe:
         raise ConfigError(f"model {folder} was trained on {forecaster.meta.timeframe} candles, not {tf}")
-    candles = _load(app, symbol, tf, since, until, source, db)
-    fc = forecaster.predict_latest(candles)
+    frame = _load(app, symbol, tf, candles)
+    fc = forecaster.predict_latest(frame)
     payload = {
         "symbol": symbol, "timeframe": tf, "as_of": fc.as_of.isoformat(), "horizon_bars": fc.horizon,
         "pred_return": fc.ret, "pred_return_pct": (math.exp(fc.ret) - 1) * 100, "pred_vol": fc.vol,
@@ -239,8 +222,8 @@ def ml_group() -> None:
 @click.option("--no-backtest", is_flag=True, help="Prediction metrics only.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, until: str | None, source: str,
-             db: str | None, model_dir: str | None, threshold: float, exit_threshold: float, folds: int,
+def evaluate(app: Any, symbol: str, timeframe: str | None, candles: CandleSourceArgs, model_dir: str | None,
+             threshold: float, exit_threshold: float, folds: int,
              epochs: int | None, no_backtest: bool, as_json: bool) -> None:
     """Out-of-sample metrics of a model, a backtest of its strategy, optionally walk-forward retraining.
 
@@ -260,8 +243,8 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
     folder = Path(model_dir) if model_dir else _latest_model(Path(app.settings.ml.artifacts_dir), symbol, timeframe)
     forecaster = Forecaster.load(folder)
     tf = timeframe or forecaster.meta.timeframe or "1h"
-    candles = _load(app, symbol, tf, since, until, source, db)
-    result = evaluate_model(forecaster, candles, backtest=not no_backtest, threshold=threshold,
+    frame = _load(app, symbol, tf, candles)
+    result = evaluate_model(forecaster, frame, backtest=not no_backtest, threshold=threshold,
                             exit_threshold=exit_threshold, symbol=symbol, timeframe=tf)
     out: dict[str, Any] = {"model": str(folder), "out_of_sample_from": str(result.start), "metrics": result.metrics,
                            "baselines": result.baselines}
@@ -270,7 +253,7 @@ def evaluate(app: Any, symbol: str, timeframe: str | None, since: str | None, un
         opts = TrainOptions(**{k: v for k, v in (forecaster.meta.options or {}).items() if k in known})
         if epochs:
             opts = replace(opts, epochs=epochs)
-        wf = walk_forward(candles, opts, folds=folds, timeframe=tf, symbol=symbol, backtest=not no_backtest,
+        wf = walk_forward(frame, opts, folds=folds, timeframe=tf, symbol=symbol, backtest=not no_backtest,
                           threshold=threshold, progress=not as_json)
         out["walk_forward"] = {"folds": json.loads(wf.folds.to_json(orient="records", date_format="iso")),
                                "summary": wf.summary, "baselines": wf.baselines}

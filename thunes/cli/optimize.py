@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from thunes.cli._common import parse_params
+from thunes.cli._common import CandleSourceArgs, candle_source_options, parse_params
 
 __all__ = ["register"]
 
@@ -91,10 +91,7 @@ def _quiet_optuna() -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Fix a parameter (not searched).")
 @click.option("--range", "ranges", multiple=True, metavar="NAME=LOW:HIGH",
               help="Narrow a parameter's search range, e.g. --range fast=5:50.")
-@click.option("--since", default=None, help="First candle (UTC date).")
-@click.option("--until", default=None, help="End (UTC date, exclusive).")
-@click.option("--source", type=click.Choice(["auto", "store", "sample"]), default="auto", show_default=True,
-              help="Candles from the store (settings data.url), the sample data, or the store when it has them.")
+@candle_source_options
 @click.option("--seed", type=int, default=42, show_default=True, help="Sampler seed.")
 @click.option("--top", type=int, default=10, show_default=True, help="Rows in the results table.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars (they show only on a terminal anyway).")
@@ -127,12 +124,11 @@ def optimize_group(ctx: click.Context, **kw: Any) -> None:
 
 
 def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, storage, workers, study_name,  # noqa: ANN001, C901
-         walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, since, until, source, seed, top, no_progress,
+         walk_forward, folds, is_oos_ratio, gap_bars, params, ranges, candles, seed, top, no_progress,
          as_json) -> None:
     from thunes.backtest import BacktestOptions
     from thunes.core.redact import redact_url
     from thunes.optimize import _evaluate
-    from thunes.optimize._data import load_study_candles
     from thunes.optimize.report import folds_table, pareto_heading, pareto_table, results_table
     from thunes.optimize.storage import is_memory
     from thunes.optimize.study import StudySpec, default_study_name, parse_objectives, recommend, run_study
@@ -156,10 +152,7 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     err = click.get_text_stream("stderr")
 
     sample_dir = settings.data.sample_dir
-    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, since=since, until=until,
-                              sample_dir=sample_dir)
-    click.echo(f"data: {symbol} {timeframe}, {len(data.frame)} bars {data.frame.index[0]} → {data.frame.index[-1]} "
-               f"from {data.description}", file=err)
+    data = _study_candles(settings, candles, symbol, timeframe)
     options = BacktestOptions.from_settings(settings.backtest, settings.risk)
     spec = StudySpec(
         strategy=strategy_ref, symbol=symbol, timeframe=timeframe, objectives=objs, sampler=sampler, seed=seed,
@@ -170,7 +163,8 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
     bound = spec.for_window(data.frame, data.source)
     click.echo(f"study {name!r} in {redact_url(storage)}: {trials} trials, sampler {sampler}, objectives "
                f"{', '.join(map(str, objs))}, {workers} worker(s)", file=err)
-    where = {"store_url": settings.data.url if data.source.startswith("store:") else None, "sample_dir": sample_dir}
+    where = {"store_url": (candles.db or settings.data.url) if data.source.startswith("store:") else None,
+             "sample_dir": sample_dir}
     try:
         outcome = run_study(bound, data.frame, n_trials=trials, storage_url=storage, study_name=name, workers=workers,
                             progress=not no_progress, desc="full sample", **where)
@@ -217,6 +211,22 @@ def _run(app, *, strategy, symbol, timeframe, trials, sampler, objectives, stora
         click.echo(f"  {kind:<10} {path}")
     if not is_memory(storage):
         click.echo("browse live (if installed): optuna-dashboard " + redact_url(storage))
+
+
+def _study_candles(settings: Any, candles: CandleSourceArgs, symbol: str, timeframe: str) -> Any:
+    """The study's candles (:func:`thunes.optimize._data.load_study_candles`, the one loader's rule) and the
+    stderr line saying where they came from."""
+    from thunes.optimize._data import load_study_candles
+
+    data = load_study_candles(symbol, timeframe, source=candles.source, store_url=candles.db or settings.data.url,
+                              since=candles.since, until=candles.until, sample_dir=settings.data.sample_dir,
+                              file=candles.csv_file)
+    frame = data.frame
+    click.echo(f"candles: {symbol} {timeframe}, {len(frame):,} bars {frame.index[0]:%Y-%m-%d %H:%M} → "
+               f"{frame.index[-1]:%Y-%m-%d %H:%M} UTC from {data.description}", err=True)
+    if not data.real:
+        click.secho("warning: these are SYNTHETIC candles, not market data", fg="yellow", err=True)
+    return data
 
 
 def _write_all(outcome, wf, rec, opt, data, strategy, symbol, timeframe, name) -> dict:  # noqa: ANN001
@@ -338,12 +348,11 @@ def studies_cmd(app, storage: str | None, as_json: bool) -> None:  # noqa: ANN00
 @click.option("--window", type=int, default=720, show_default=True, help="Rolling Sharpe window (bars).")
 @click.option("--lookback", type=int, default=2160, show_default=True, help="Recent bars re-run (plus warm-up).")
 @click.option("--min-sharpe", type=float, default=None, help="Flag below this (default: optimize.decay_min_sharpe).")
-@click.option("--source", type=click.Choice(["auto", "store", "sample"]), default="auto", show_default=True)
-@click.option("--until", default=None, help="Check as of this date (UTC, exclusive); default: the newest candle.")
+@candle_source_options
 @click.option("--fail-on-decay", is_flag=True, help="Exit with status 1 when decay is flagged (for schedulers).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sharpe, source, until,  # noqa: ANN001
+def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sharpe, candles,  # noqa: ANN001
               fail_on_decay, as_json) -> None:
     """Re-run the deployed parameters on recent data and flag when the rolling Sharpe falls too low.
 
@@ -354,7 +363,6 @@ def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sh
       thunes optimize decay --strategy sma_cross --symbol BTC/USDT --timeframe 1h --param fast=10 --param slow=50
     """
     from thunes.backtest import BacktestOptions
-    from thunes.optimize._data import load_study_candles
     from thunes.optimize.decay import check_decay, decay_path, deployed_path, read_deployed, write_decay_flag
     from thunes.strategies.loader import resolve_strategy
 
@@ -372,8 +380,7 @@ def decay_cmd(app, strategy, symbol, timeframe, params, window, lookback, min_sh
         chosen = read_deployed(path)["params"]
         origin = str(path)
     strat = cls(**chosen)
-    data = load_study_candles(symbol, timeframe, source=source, store_url=settings.data.url, until=until,
-                              sample_dir=settings.data.sample_dir)
+    data = _study_candles(settings, candles, symbol, timeframe)
     recent = data.frame.iloc[-(lookback + int(strat.warmup)):]
     report = check_decay(recent, strat, window_bars=window,
                          min_sharpe=opt.decay_min_sharpe if min_sharpe is None else min_sharpe,

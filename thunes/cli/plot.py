@@ -25,7 +25,7 @@ __all__ = ["register"]
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="HTML file to write (default: <backtest.artifacts_dir>/chart_<strategy>_<SYMBOL>_<tf>.html).")
 @click.pass_obj
-def plot_cmd(app: Any, symbol, timeframe, since, until, db, csv_file, sample, strategy, params, last,  # noqa: ANN001
+def plot_cmd(app: Any, symbol, timeframe, candles, strategy, params, last,  # noqa: ANN001
              no_trades, out) -> None:
     """Chart candlesticks with volume, the strategy's indicators and its trades, as a self-contained HTML
     page (plotly embedded: opens offline in any browser).
@@ -43,8 +43,8 @@ def plot_cmd(app: Any, symbol, timeframe, since, until, db, csv_file, sample, st
     settings = app.settings
     cls = resolve_strategy(strategy or settings.trader.strategy, folder=settings.trader.strategies_dir)
     strat = cls(**parse_params(params))
-    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, since=since, until=until, db=db,
-                                 csv_file=csv_file, sample=sample)
+    loaded = load_candles(app, candles, symbol=symbol, timeframe=timeframe)
+    frame, source = loaded.frame, loaded.source
     trades = None
     if not no_trades:
         options = BacktestOptions.from_settings(settings.backtest, settings.risk)

@@ -1,7 +1,8 @@
 """``thunes paper``, ``thunes live`` and ``thunes parity``: thin commands over :mod:`thunes.services.trading`.
 
-Paper trading defaults to the local exchange started in-process, replaying real candles (the store or
-the sample files; synthetic when neither exists) at ``--replay-speed``; ``--testnet`` trades the
+Paper trading defaults to the local exchange started in-process, replaying candles at ``--replay-speed``:
+the store, else the real sample files (the rule of :mod:`thunes.data.sources`; ``--sample`` or ``--source
+synthetic`` to run without data); ``--testnet`` trades the
 Binance Spot Testnet instead. Live trading needs ``--live --i-understand-the-risks``, API keys from the
 environment, keys that cannot withdraw (checked where the exchange reports it) and runs with small
 position limits unless told otherwise: the rules of :mod:`thunes.services.safety`, enforced by the service.
@@ -15,6 +16,7 @@ in its run folder (each replay is a fresh exchange account) and records that fol
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import tempfile
@@ -27,7 +29,13 @@ from typing import Any, Iterator
 import click
 
 from thunes.cli import pass_app
-from thunes.cli._common import at_most_once, load_candles, parse_params
+from thunes.cli._common import (
+    CandleSourceArgs,
+    at_most_once,
+    candle_source_options,
+    load_candles,
+    parse_params,
+)
 from thunes.core.errors import ConfigError
 from thunes.services.safety import LIVE_DEFAULT_MAX_QUOTE
 
@@ -55,18 +63,29 @@ def _stop_on_signals(trader: Any) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _echo_decision(d: Any) -> None:
-    """One line per order decision: the signal bar (its close), the side, what filled and why."""
+def _echo_decision(d: Any, *, err: bool = False) -> None:
+    """One line per order decision: the signal bar (its close), the side, what filled and why (on stderr
+    when stdout carries JSON)."""
     from thunes.live.trader import ALREADY_PROCESSED
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.bar_ts / 1000))
     if d.action in ("buy", "sell") and d.filled_qty > 0:
         click.echo(f"  signal bar {when}  {d.action.upper():4s} filled {d.filled_qty} @ {d.avg_price:.2f}  "
-                   f"[{d.status}] {d.reason}")
+                   f"[{d.status}] {d.reason}", err=err)
     elif d.action in ("buy", "sell"):
         state = f"[{d.status}] " if d.status is not None else ""
-        click.echo(f"  signal bar {when}  {d.action.upper():4s} not filled: {state}{d.reason}")
+        click.echo(f"  signal bar {when}  {d.action.upper():4s} not filled: {state}{d.reason}", err=err)
     elif d.action == "skip" and d.reason != ALREADY_PROCESSED:
-        click.echo(f"  signal bar {when}  skipped: {d.reason}")
+        click.echo(f"  signal bar {when}  skipped: {d.reason}", err=err)
+
+
+def _echo_json(value: Any) -> None:
+    """One JSON object on stdout (the only thing there with --json; progress and logs go to stderr)."""
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _number(value: Any) -> float | None:
+    """A float for JSON; NaN (an open trade's exit) becomes null."""
+    return None if value is None or value != value else float(value)
 
 
 def _console() -> Any:
@@ -103,6 +122,28 @@ def _print_summary(result: Any) -> None:
                    "--timeframe (5m: 360 candles in 3 minutes at 600x) or a longer --duration gives it more candles")
 
 
+def _summary_json(result: Any, audit_path: Path, candles_source: str | None) -> dict[str, Any]:
+    """What :func:`_print_summary` prints, as one JSON object."""
+    report = result.report
+    lat = sorted(report.latencies_s)
+    trips = result.round_trips
+    rows = [] if trips is None else [
+        {"entry_ts": str(t.entry_ts), "exit_ts": None if str(t.exit_ts) == "NaT" else str(t.exit_ts),
+         "qty": _number(t.qty), "entry_price": _number(t.entry_price), "exit_price": _number(t.exit_price),
+         "pnl": _number(t.pnl), "return_pct": _number(t.return_pct)} for t in trips.itertuples()]
+    closed = [r for r in rows if r["exit_ts"] is not None]
+    return {
+        "mode": result.mode, "symbol": result.symbol, "timeframe": result.timeframe, "strategy": result.strategy,
+        "candles": candles_source, "bars": report.bars, "orders": report.orders, "fills": report.fills,
+        "skipped": report.skipped, "reconciliations": report.reconciles, "reconcile_ok": result.reconcile_ok,
+        "stopped": report.stop_reason or "end", "trades": len(rows), "closed_trades": len(closed),
+        "pnl": float(sum(r["pnl"] or 0.0 for r in closed)), "round_trips": rows,
+        "latency_ms": {"p50": lat[len(lat) // 2] * 1000, "max": lat[-1] * 1000} if lat else None,
+        "run_dir": None if result.run_dir is None else str(result.run_dir), "ledger": str(result.ledger_path),
+        "audit": str(audit_path),
+    }
+
+
 def _notify(line: str) -> None:
     click.echo(line, err=True)
 
@@ -125,20 +166,26 @@ def _notify(line: str) -> None:
               help="Stop after this many closed candles.")
 @click.option("--testnet", is_flag=True, help="Trade the Binance Spot Testnet (keys from THUNES_EXCHANGE__API_KEY/"
                                               "THUNES_EXCHANGE__API_SECRET) instead of the local exchange.")
-@click.option("--db", default=None, metavar="URL", help="Candle store to read history from (default: settings).")
+@candle_source_options
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Local runs: folder for ledger, journal, candles (default: artifacts/paper/<time>); the audit "
                    "trail is settings audit.path and the kill-switch <trader.state_dir>/local, shared by every run.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run's summary (orders, fills, round trips, PnL, files) as one JSON object on stdout.")
 @pass_app
 def paper(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: str | None, timeframe: str | None,
-          replay_speed: float, duration: float | None, max_bars: int | None, testnet: bool, db: str | None,
-          out_dir: str | None) -> None:
-    """Paper-trade a strategy: the local exchange (default) replaying real data, or the Spot Testnet.
+          replay_speed: float, duration: float | None, max_bars: int | None, testnet: bool, candles: CandleSourceArgs,
+          out_dir: str | None, as_json: bool) -> None:
+    """Paper-trade a strategy: the local exchange (default) replaying candles, or the Spot Testnet.
+
+    The local exchange replays the candle store, else the real sample files (--sample: synthetic candles
+    where there is none; --source synthetic: always).
 
     \b
     Examples:
       thunes paper --timeframe 5m --replay-speed 600 --duration 180   # 360 candles in 3 minutes
-      thunes paper --strategy sma_cross --param fast=5 --param slow=20 --timeframe 5m --bars 300
+      thunes paper --strategy sma_cross --param fast=5 --param slow=20 --timeframe 5m --bars 300 --sample
+      thunes paper --sample --bars 50 --replay-speed 36000 --json      # the summary as JSON
       thunes paper --testnet                                          # Spot Testnet, until Ctrl-C
 
     Every fill is printed and written to the ledger (CSV); Ctrl-C or SIGTERM stops after the current
@@ -148,20 +195,30 @@ def paper(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: 
 
     if replay_speed <= 0:
         raise click.BadParameter("must be > 0", param_hint="--replay-speed")
-    hooks = dict(notify=_notify, on_decision=_echo_decision, stop_hook=_stop_on_signals)
+    decision = (lambda d: _echo_decision(d, err=True)) if as_json else _echo_decision
+    hooks = dict(notify=_notify, on_decision=decision, stop_hook=_stop_on_signals)
+    source = None
     if testnet:
+        if candles != CandleSourceArgs(db=candles.db):
+            raise click.UsageError("--testnet trades the exchange's own candles: --since, --until, --csv, --sample "
+                                   "and --source are for the local exchange")
         result = run_remote(app.settings, RemoteRequest(
             mode="testnet", strategy=strategy_name, params=parse_params(params), symbol=symbol, timeframe=timeframe,
-            duration_s=duration, max_bars=max_bars, db=db), **hooks)
+            duration_s=duration, max_bars=max_bars, db=candles.db), **hooks)
     else:
         symbol = symbol or app.settings.trader.symbol
         timeframe = timeframe or app.settings.trader.timeframe
+        loaded = load_candles(app, candles, symbol=symbol, timeframe=timeframe)
+        source = loaded.source
         result = run_paper(app.settings, PaperRequest(
             strategy=strategy_name, params=parse_params(params), symbol=symbol, timeframe=timeframe,
-            replay_speed=replay_speed, duration_s=duration, max_bars=max_bars, db=db,
+            replay_speed=replay_speed, duration_s=duration, max_bars=max_bars, db=candles.db,
             out_dir=Path(out_dir) if out_dir else None),
-            candles=load_candles(app, symbol=symbol, timeframe=timeframe, db=db), **hooks)
-    _print_summary(result)
+            candles=loaded, **hooks)
+    if as_json:
+        _echo_json(_summary_json(result, Path(app.settings.audit.path), source))
+    else:
+        _print_summary(result)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -225,20 +282,24 @@ def live(app: Any, live_flag: bool, understood: bool, strategy_name: str | None,
 @click.option("--timeframe", default=None, multiple=True, callback=at_most_once,
               help="Candle timeframe (default: settings trader.timeframe).")
 @click.option("--bars", default=300, show_default=True, type=click.IntRange(min=1), help="Closed candles to replay.")
-@click.option("--db", default=None, metavar="URL", help="Candle store (default: settings; sample data as fallback).")
+@candle_source_options
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Keep ledger, audit and journal here (default: a temporary folder; a previous replay's "
                    "files there are replaced).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the verdict, both trade counts and every round trip as one JSON object on stdout.")
 @pass_app
 def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol: str | None, timeframe: str | None,
-           bars: int, db: str | None, out_dir: str | None) -> None:
+           bars: int, candles: CandleSourceArgs, out_dir: str | None, as_json: bool) -> None:
     """Replay the last --bars candles through the paper trader and the backtester; compare trade by trade.
 
     \b
     Prints one row per round trip: entry/exit times, both returns, their difference and its cause
     (identical, fees, slippage, signal timing, rejected, missed, data gap). Exit code 1 when entries or
-    exits differ or a return differs by more than the modelled costs. Example:
+    exits differ or a return differs by more than the modelled costs. Candles: the store, else the real
+    sample files (--sample, --source synthetic, --csv FILE to choose). Examples:
       thunes parity --strategy sma_cross --param fast=5 --param slow=20 --bars 400
+      thunes parity --sample --bars 200 --json
     """
     from rich.table import Table
     from tqdm import tqdm
@@ -248,7 +309,8 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
     strategy = _strategy(strategy_name or app.settings.trader.strategy, params)
     symbol = symbol or app.settings.trader.symbol
     timeframe = timeframe or app.settings.trader.timeframe
-    frame, source = load_candles(app, symbol=symbol, timeframe=timeframe, db=db)
+    loaded = load_candles(app, candles, symbol=symbol, timeframe=timeframe)
+    frame, source = loaded.frame, loaded.source
     warm = max(4 * strategy.warmup, strategy.warmup + 250)
     frame = frame.iloc[-(warm + bars + 1):]
     if len(frame) < warm + 2:
@@ -260,6 +322,23 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
                           risk_settings=app.settings.risk, start_bar=warm)
         report, paper_run, _ = run_parity(frame, strategy, spec, workdir=workdir,
                                           progress=lambda done, total: bar.update(done - bar.n))
+    verdict = "PARITY OK" if report.ok else "PARITY BROKEN"
+    if as_json:
+        rows = [{"entry_ts": None if r.entry_ts is None else str(r.entry_ts),
+                 "exit_ts": None if r.exit_ts is None or str(r.exit_ts) == "NaT" else str(r.exit_ts),
+                 "backtest_return_pct": _number(r.bt_return), "paper_return_pct": _number(r.paper_return),
+                 "diff_pct": None if r.bt_return is None or r.paper_return is None
+                 else float(r.paper_return - r.bt_return),
+                 "cause": r.cause, "within_tolerance": bool(r.within_tolerance)} for r in report.rows]
+        _echo_json({"match": report.ok, "verdict": verdict, "timing_identical": report.timing_identical,
+                    "backtest_trades": report.backtest_trades, "paper_trades": report.paper_trades,
+                    "tolerance_pct": report.tolerance, "symbol": symbol, "timeframe": timeframe,
+                    "strategy": repr(strategy), "bars": len(frame) - warm - 1, "candles": source,
+                    "differences": [r for r in rows if r["cause"] != "identical"],
+                    "round_trips": rows, "workdir": str(workdir)})
+        if not report.ok:
+            sys.exit(1)
+        return
     table = Table(title=f"backtest vs paper ({report.backtest_trades} vs {report.paper_trades} trades; "
                         f"tolerance {report.tolerance:.3f} % per trade)")
     for col in ("entry", "exit", "backtest %", "paper %", "diff %", "cause", "ok"):
@@ -270,7 +349,6 @@ def parity(app: Any, strategy_name: str | None, params: tuple[str, ...], symbol:
         table.add_row(str(r.entry_ts)[:16], "-" if r.exit_ts is None or str(r.exit_ts) == "NaT" else str(r.exit_ts)[:16],
                       fmt(r.bt_return), fmt(r.paper_return), fmt(diff), r.cause, "yes" if r.within_tolerance else "NO")
     _console().print(table)
-    verdict = "PARITY OK" if report.ok else "PARITY BROKEN"
     click.echo(f"{verdict}: entries/exits identical: {report.timing_identical}; ledger and audit in {workdir}")
     if not report.ok:
         sys.exit(1)

@@ -3,7 +3,8 @@
 The real files (``binance_BTCUSDT_1h.csv.gz`` …) sit in ``../shared/data`` beside the repository. A
 timeframe without its own file is resampled from the coarsest finer file that divides it (30m from 5m,
 4h from 1h), so it is still real data. A fresh clone may not have the folder; then callers get synthetic
-candles and are told so via ``SampleCandles.real`` and ``SampleCandles.source``.
+candles and are told so via ``SampleCandles.real`` and ``SampleCandles.source``. Commands do not call this
+directly: they go through :func:`thunes.data.sources.load_candles`, whose rule says when samples are used.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ from thunes.core.timeframes import parse_timeframe, resample
 from thunes.data.synthetic import generate_candles
 
 __all__ = ["SampleCandles", "find_sample_dir", "finer_sample_file", "load_sample_candles", "sample_file",
-           "stored_or_sample"]
+           "synthetic_candles"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def find_sample_dir(explicit: str | Path | None = None) -> Path | None:
-    """The sample data folder: explicit > ``$THUNES_SAMPLE_DIR`` > ``../shared/data`` (repo or cwd)."""
-    candidates = []
-    if explicit:
-        candidates.append(Path(explicit))
-    if os.environ.get("THUNES_SAMPLE_DIR"):
-        candidates.append(Path(os.environ["THUNES_SAMPLE_DIR"]))
-    candidates += [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    """The sample data folder: explicit (``data.sample_dir``) > ``$THUNES_SAMPLE_DIR`` > ``../shared/data``
+    (beside the repository or the working directory).
+
+    A folder named explicitly or by the variable is the only one looked at: an empty one means "no sample
+    files" (how a test or a user sees what a fresh clone without ``../shared`` does).
+    """
+    named = explicit or os.environ.get("THUNES_SAMPLE_DIR")
+    if named:
+        candidates = [Path(named)]
+    else:
+        candidates = [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for path in candidates:
         if path.is_dir() and any(path.glob("binance_*USDT_*.csv.gz")):
             return path
@@ -110,37 +115,16 @@ def load_sample_candles(
             frame = frame.iloc[-limit:]
         return SampleCandles(frame, True, f"{finer} resampled to {parse_timeframe(timeframe)}")
     rows = limit or synthetic_rows
-    base = symbol.split("/")[0].upper()
-    decimals = 2 if _START_PRICE.get(base, 100.0) >= 10 else 5
-    frame = generate_candles(
-        rows, timeframe=str(parse_timeframe(timeframe)), start_price=_START_PRICE.get(base, 100.0),
-        seed=seed + sum(map(ord, symbol)), price_decimals=decimals,
-    )
+    frame = synthetic_candles(symbol, timeframe, rows=rows, seed=seed)
     return SampleCandles(frame, False, f"synthetic(seed={seed}, rows={rows})")
 
 
-def stored_or_sample(data_settings: object, *, symbol: str, timeframe: str, url: str | None = None,
-                     sample: bool = False, start_ms: int | None = None,
-                     end_ms: int | None = None) -> tuple[pd.DataFrame, str]:
-    """A series from the candle store (``url``, default the settings' ``data.url``), else the sample.
-
-    Returns the candles and where they came from, said so that a reader sees a fallback: ``store <url>``,
-    or ``nothing stored for this series; sample <file> (real)`` (``SYNTHETIC`` when no real file exists).
-    ``sample=True`` skips the store; ``start_ms``/``end_ms`` bound what is read from the store (nothing there
-    in that range falls back to the sample, which the caller cuts).
-    """
-    from thunes.core.redact import redact_url
-    from thunes.data.store import store_from_settings
-
-    tf = str(parse_timeframe(timeframe))
-    frame, source = pd.DataFrame(), ""
-    if not sample:
-        with store_from_settings(data_settings, url=url) as store:
-            frame = store.load(symbol, tf, start_ms, end_ms)
-        source = f"store {redact_url(url or data_settings.url)}"  # type: ignore[attr-defined]
-    if frame.empty:
-        loaded = load_sample_candles(symbol, tf)
-        kind = "real" if loaded.real else "SYNTHETIC"
-        prefix = "" if sample else "nothing stored for this series; "
-        frame, source = loaded.frame, f"{prefix}sample {loaded.source} ({kind})"
-    return frame, source
+def synthetic_candles(symbol: str, timeframe: str, *, rows: int = 20_000, seed: int = 7) -> pd.DataFrame:
+    """``rows`` generated candles of ``symbol`` from 2024-01-01, at a plausible price for its base asset; the
+    same symbol, timeframe, rows and seed give the same candles."""
+    base = symbol.split("/")[0].upper()
+    decimals = 2 if _START_PRICE.get(base, 100.0) >= 10 else 5
+    return generate_candles(
+        rows, timeframe=str(parse_timeframe(timeframe)), start_price=_START_PRICE.get(base, 100.0),
+        seed=seed + sum(map(ord, symbol)), price_decimals=decimals,
+    )

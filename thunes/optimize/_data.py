@@ -1,4 +1,4 @@
-"""Candles for a study: the candle store when it has the series, the sample data otherwise.
+"""Candles for a study, by the one rule of :func:`thunes.data.sources.load_candles`.
 
 A study records where its candles came from and a fingerprint of them, so a worker that joins the study
 later (another process or another machine) loads the same window and refuses to run on different data.
@@ -9,15 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from thunes.core.candles import ts_ms
-from thunes.core.errors import DataError, InsufficientData
 from thunes.core.redact import redact_url
-from thunes.core.timeframes import utc_ms
-from thunes.data.samples import load_sample_candles
 
 __all__ = ["StudyData", "candles_fingerprint", "load_study_candles"]
 
@@ -25,8 +23,9 @@ __all__ = ["StudyData", "candles_fingerprint", "load_study_candles"]
 @dataclass(frozen=True, slots=True)
 class StudyData:
     frame: pd.DataFrame
-    source: str  # "store:<url>" or "sample"
+    source: str  # "store:<url>", "file:<path>", "sample" or "synthetic": where a worker reloads them from
     description: str  # for people: the file or store and whether the data is real
+    real: bool = True  # False for synthetic candles
 
 
 def candles_fingerprint(frame: pd.DataFrame) -> str:
@@ -35,33 +34,6 @@ def candles_fingerprint(frame: pd.DataFrame) -> str:
     h.update(ts_ms(frame).tobytes())
     h.update(np.ascontiguousarray(frame["close"].to_numpy(dtype="float64")).tobytes())
     return h.hexdigest()[:16]
-
-
-def _from_store(url: str, symbol: str, timeframe: str, start: int | None, end: int | None
-                ) -> pd.DataFrame | None:
-    if url.startswith("sqlite:"):
-        # Only read an existing file: a study must not create an empty store as a side effect.
-        path = url.split("sqlite:///", 1)[-1]
-        if not path or path == ":memory:" or not Path(path).exists():
-            return None
-    try:
-        from thunes.data.store import open_store
-    except ImportError:  # pragma: no cover - the data layer is part of every build
-        return None
-    with open_store(url) as store:
-        frame = store.load(symbol, timeframe, start, end)
-    return frame if len(frame) else None
-
-
-def _as_ms(value: str | int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return utc_ms(value)
-    except ValueError as exc:
-        raise DataError(f"cannot read {value!r} as a date (use e.g. 2024-01-31 or 2024-01-31T12:00)") from exc
 
 
 def load_study_candles(
@@ -73,41 +45,25 @@ def load_study_candles(
     since: str | int | None = None,
     until: str | int | None = None,
     sample_dir: str | Path | None = None,
+    file: str | Path | None = None,
 ) -> StudyData:
-    """Candles ``since <= ts < until`` from ``source``: ``auto`` (store if it has rows, else the samples),
-    ``store`` (the store only) or ``sample`` (real sample files in ``sample_dir`` or ``../shared/data``,
-    synthetic when absent)."""
-    start = _as_ms(since)
-    end = _as_ms(until)
-    if source not in ("auto", "store", "sample"):
-        raise DataError(f"data source must be auto, store or sample, not {source!r}")
-    if source in ("auto", "store") and store_url:
-        frame = _from_store(store_url, symbol, timeframe, start, end)
-        if frame is not None:
-            # The source is stored in the study: never with a password (workers are given the URL).
-            return StudyData(frame, f"store:{redact_url(store_url)}", f"candle store ({len(frame)} rows)")
-        if source == "store":
-            raise InsufficientData(
-                f"the candle store {redact_url(store_url)} has no {symbol} {timeframe} candles in the "
-                f"requested range; fill it with {_fill_hint(symbol, timeframe)}, or use --source sample"
-            )
-    sample = load_sample_candles(symbol, timeframe, sample_dir=sample_dir)
-    frame = sample.frame
-    if start is not None:
-        frame = frame[frame.index >= pd.Timestamp(start, unit="ms", tz="UTC")]
-    if end is not None:
-        frame = frame[frame.index < pd.Timestamp(end, unit="ms", tz="UTC")]
-    if not len(frame):
-        raise InsufficientData(f"no {symbol} {timeframe} sample candles in the requested range")
-    empty_store = source != "sample" and bool(store_url)
-    if sample.real:
-        note = " (the candle store has none)" if empty_store else ""
-        return StudyData(frame, "sample", f"real sample data{note}: {sample.source}")
-    where = "no sample file and no candles in the store" if empty_store else "no sample file"
-    return StudyData(frame, "sample", f"SYNTHETIC data ({where}; for real candles run "
-                                      f"{_fill_hint(symbol, timeframe)}): {sample.source}")
+    """Candles ``since <= ts < until`` by the rule of :func:`thunes.data.sources.load_candles` (``source``
+    auto, store, sample or synthetic; ``file`` a CSV/Parquet file), with the source a worker reloads them
+    from: ``store:<url>`` (password masked), ``file:<path>``, ``sample`` or ``synthetic``."""
+    from thunes.data.sources import CandleQuery, Origin, load_candles
 
-
-def _fill_hint(symbol: str, timeframe: str) -> str:
-    return (f"`thunes data import --sample {symbol} --timeframe {timeframe}` or "
-            f"`thunes data download --symbol {symbol} --timeframe {timeframe}`")
+    data_settings = SimpleNamespace(url=store_url, sample_dir=sample_dir, cache_dir="auto")
+    query = CandleQuery(symbol=symbol, timeframe=timeframe, since=since, until=until, source=source,  # type: ignore[arg-type]
+                        file=Path(file).resolve() if file else None, store_url=store_url)
+    loaded = load_candles(query, data_settings)
+    if loaded.origin is Origin.STORE:
+        # The source is stored in the study: never with a password (workers are given the URL).
+        return StudyData(loaded.frame, f"store:{redact_url(loaded.store_url or '')}", loaded.source)
+    if loaded.origin is Origin.FILE:
+        return StudyData(loaded.frame, f"file:{query.file}", loaded.source)
+    if loaded.real:
+        return StudyData(loaded.frame, "sample", loaded.source)
+    # Synthetic candles from --sample (no real file) are reloaded the same way, and equal those of a
+    # "synthetic" source; the study records which one was asked.
+    kind = "synthetic" if source == "synthetic" else "sample"
+    return StudyData(loaded.frame, kind, loaded.source, real=False)

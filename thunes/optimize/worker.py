@@ -50,14 +50,18 @@ def spec_candles(spec: StudySpec, *, store_url: str | None = None, sample_dir: s
                  ) -> pd.DataFrame:
     """The candle window a study was created on, checked against its fingerprint. ``store_url`` overrides
     the store recorded in the study (which is stored without its password)."""
-    source = "sample"
-    url = store_url
+    source, url, file = spec.data_source, store_url, None
     if spec.data_source.startswith("store:"):
         source, url = "store", store_url or spec.data_source.split(":", 1)[1]
         if ":***@" in url:
             raise ConfigError(f"the study's candles come from {url}, stored without its password: give the "
                               "candle store URL with --store-url")
-    data = load_study_candles(spec.symbol, spec.timeframe, source=source, store_url=url,
+    elif spec.data_source.startswith("file:"):
+        source, file = "auto", spec.data_source.split(":", 1)[1]
+    elif spec.data_source not in ("sample", "synthetic"):
+        raise ConfigError(f"the study's candles come from {spec.data_source!r}, which this version cannot "
+                          "reload")
+    data = load_study_candles(spec.symbol, spec.timeframe, source=source, store_url=url, file=file,
                               since=spec.start_ms, until=spec.end_ms, sample_dir=sample_dir)
     if spec.fingerprint is not None and candles_fingerprint(data.frame) != spec.fingerprint:
         raise DataError(

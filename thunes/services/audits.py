@@ -36,8 +36,8 @@ def lookahead_audit(settings: Any, *, target: str, symbol: str = "BTC/USDT", tim
                     source: str = "auto", params: dict[str, Any] | None = None, prefixes: int = 20,
                     rows: int = 3000, seed: int = 0) -> dict[str, Any]:
     """Audit ``target`` (a registered strategy name, or ``features[:SET]``) on the last ``rows`` candles."""
+    from thunes.data.sources import CandleQuery, load_candles
     from thunes.features import check_prefix_invariance, compute_features
-    from thunes.ml.candles import load_candles
     from thunes.strategies import get_strategy
 
     if not 1 <= prefixes <= MAX_PREFIXES or not 50 <= rows <= MAX_ROWS:
@@ -52,8 +52,8 @@ def lookahead_audit(settings: Any, *, target: str, symbol: str = "BTC/USDT", tim
     else:
         strategy = get_strategy(target)(**(params or {}))
         fn, label = signal_columns(strategy), f"strategy {strategy!r}"
-    loaded = load_candles(symbol.upper(), timeframe, data_settings=settings.data, source=source,
-                          allow_synthetic=True)
+    query = CandleQuery(symbol=symbol.upper(), timeframe=timeframe, source=source)  # type: ignore[arg-type]
+    loaded = load_candles(query, settings.data)
     frame = loaded.frame.iloc[-rows:]
     report = check_prefix_invariance(fn, frame, n_prefixes=prefixes, seed=seed, name=label)
     return {"target": label, "ok": report.ok, "rows": report.rows, "prefixes": len(report.prefix_lengths),
@@ -62,4 +62,4 @@ def lookahead_audit(settings: Any, *, target: str, symbol: str = "BTC/USDT", tim
                             "prefix_value": str(v.prefix_value), "full_value": str(v.full_value)}
                            for v in report.violations[:50]],
             "n_violations": len(report.violations), "errors": list(report.errors),
-            "candles": loaded.source if loaded.real else f"SYNTHETIC candles: {loaded.source}"}
+            "candles": loaded.source}

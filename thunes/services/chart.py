@@ -2,9 +2,10 @@
 equity of a backtest run (the dashboard's Chart and Backtest pages; the API's ``GET /candles`` and
 ``GET /runs/backtest/{id}/trades``).
 
-Candles come from :func:`thunes.ml.candles.load_candles`: the store (resampled from a finer stored timeframe
-when needed), else the sample files, else synthetic ones (said so in ``source``); the store and the sample
-files give the same bars as a backtest or a study reads. Prices are floats here: a chart draws them,
+Candles come from :func:`thunes.data.sources.load_candles`, the loader every command uses: the store
+(resampled from a finer stored timeframe when needed), else the real sample files (``source="sample"``:
+synthetic ones where there is none, said so in ``source``); a chart shows the same bars a backtest or a
+study reads. Prices are floats here: a chart draws them,
 nothing is ordered from them.
 """
 
@@ -56,7 +57,7 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
     from pandas.errors import OutOfBoundsDatetime
 
     from thunes.core.timeframes import utc_ms
-    from thunes.ml.candles import load_candles
+    from thunes.data.sources import CandleQuery, load_candles
     from thunes.strategies import get_strategy
 
     if limit is not None and not 1 <= limit <= MAX_CANDLES:
@@ -69,8 +70,8 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
         except ValueError as exc:
             raise DataError(f"cannot read {name}={day!r} as a date (use e.g. 2024-01-31)") from exc
     try:
-        data = load_candles(symbol.upper(), timeframe, data_settings=settings.data, source=source, since=since,
-                            until=until, allow_synthetic=True)
+        data = load_candles(CandleQuery(symbol=symbol.upper(), timeframe=timeframe, source=source, since=since,
+                                        until=until), settings.data)
     except (OverflowError, OutOfBoundsDatetime) as exc:  # e.g. synthetic 7M candles run past the year 2262
         raise DataError(f"cannot chart {symbol.upper()} {timeframe}: its candles run past the dates pandas "
                         f"can hold ({exc})") from exc
@@ -82,8 +83,7 @@ def chart_candles(settings: Any, *, symbol: str, timeframe: str, source: str = "
         for name, series in strat.indicators(data.frame.iloc[start:]).items():
             lines[name] = _floats(series.reindex(frame.index).to_numpy(dtype=float))
     times = index_ms(frame.index).tolist()
-    where = data.source if data.real else f"SYNTHETIC candles (no stored or sample data): {data.source}"
-    return ChartCandles(symbol=symbol.upper(), timeframe=timeframe, source=where, time_ms=times,
+    return ChartCandles(symbol=symbol.upper(), timeframe=timeframe, source=data.source, time_ms=times,
                         open=_floats(frame["open"].to_numpy(dtype=float)),
                         high=_floats(frame["high"].to_numpy(dtype=float)),
                         low=_floats(frame["low"].to_numpy(dtype=float)),
@@ -98,7 +98,7 @@ def warm_up() -> None:
     import numpy as np
     import pandas as pd
 
-    from thunes.ml import candles  # noqa: F401 - the import is the work
+    from thunes.data import sources  # noqa: F401 - the import is the work
     from thunes.strategies import get_strategy, list_strategies
 
     index = pd.date_range("2024-01-01", periods=600, freq="h", tz="UTC")

@@ -74,7 +74,7 @@ def latest_forecast(settings: Any, *, model: str | None = None, symbol: str | No
     """Load the model (by folder name under ``ml.artifacts_dir``, else the newest for the pair/timeframe) and
     forecast from the newest candles of its pair and timeframe."""
     from thunes.core.timeframes import timeframe_ms
-    from thunes.ml.candles import load_candles
+    from thunes.data.sources import CandleQuery, load_candles
     from thunes.ml.serving import Forecaster
 
     root = Path(settings.ml.artifacts_dir)
@@ -84,7 +84,7 @@ def latest_forecast(settings: Any, *, model: str | None = None, symbol: str | No
     tf = timeframe or forecaster.meta.timeframe or "1h"
     if forecaster.meta.timeframe and tf != forecaster.meta.timeframe:
         raise ConfigError(f"model {folder.name} was trained on {forecaster.meta.timeframe} candles, not {tf}")
-    loaded = load_candles(sym, tf, data_settings=settings.data, source=source, allow_synthetic=False)
+    loaded = load_candles(CandleQuery(symbol=sym, timeframe=tf, source=source), settings.data)
     fc = forecaster.predict_latest(loaded.frame)
     close = float(loaded.frame["close"].iloc[-1])
     as_of = int(fc.as_of.value // 1_000_000)

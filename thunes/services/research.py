@@ -160,13 +160,13 @@ class TrainJob:
 
 
 def _train_in_child(job: TrainJob, data_settings: Any, ml: Any, folder: str) -> dict[str, Any]:
-    from thunes.ml.candles import load_candles
+    from thunes.data.sources import CandleQuery, load_candles
     from thunes.ml.train import TrainOptions, train_model
 
     options = TrainOptions(model=job.model, seq_len=ml.seq_len, horizon=ml.horizon, hidden=ml.hidden,
                            num_layers=ml.num_layers, epochs=job.epochs, seed=ml.seed, device="cpu")
-    loaded = load_candles(job.symbol, job.timeframe, data_settings=data_settings, source=job.source,
-                          since=job.since, until=job.until, allow_synthetic=False)
+    loaded = load_candles(CandleQuery(symbol=job.symbol, timeframe=job.timeframe, source=job.source,
+                                      since=job.since, until=job.until), data_settings)
     result = train_model(loaded.frame, options, symbol=job.symbol, timeframe=job.timeframe, out_dir=folder)
     return {"model": Path(folder).name, "path": folder, "samples": dict(result.meta.samples),
             "train_seconds": result.train_seconds}

@@ -1,7 +1,7 @@
 """Trading services: one strategy on one pair, on the local exchange (paper), the Spot Testnet or live.
 
-* :func:`run_paper` - the local exchange started in-process, replaying real candles (the store, else the
-  sample files, else synthetic) at ``replay_speed``; a fresh account every run, its journal, ledger and
+* :func:`run_paper` - the local exchange started in-process, replaying candles (given, or by the rule of
+  :func:`thunes.data.sources.load_candles`: the store, else the real sample files) at ``replay_speed``; a fresh account every run, its journal, ledger and
   candles in the run folder.
 * :func:`run_remote` - the Spot Testnet (``mode="testnet"``) or real money (``mode="live"``). Live runs
   obey :mod:`thunes.services.safety` here, whatever the edge: both confirmations, API keys that cannot
@@ -27,13 +27,16 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 import pandas as pd
 
 from thunes.core.errors import AuthenticationError, ConfigError, ExchangeError
 from thunes.services.safety import LiveConfirmation, LiveLimits, check_withdrawals_disabled, live_limits, \
     require_live_confirmation
+
+if TYPE_CHECKING:
+    from thunes.data.sources import LoadedCandles
 
 __all__ = ["PaperRequest", "RemoteRequest", "TradingResult", "run_paper", "run_remote", "connect_remote",
            "WS_URLS"]
@@ -121,11 +124,12 @@ def _quiet(_: str) -> None:
     return None
 
 
-def run_paper(settings: Any, request: PaperRequest, *, candles: tuple[pd.DataFrame, str] | None = None,
+def run_paper(settings: Any, request: PaperRequest, *, candles: LoadedCandles | None = None,
               notify: Notify = _quiet, on_decision: Callable[[Any], None] | None = None,
               stop_hook: StopHook | None = None) -> TradingResult:
-    """Paper-trade on the local exchange replaying ``candles`` (frame, where from; default: the store,
-    else the sample). See the module docstring."""
+    """Paper-trade on the local exchange replaying ``candles`` (default: :func:`thunes.data.sources.load_candles`
+    of the symbol and timeframe from the store ``request.db``, else the real sample files). See the module
+    docstring."""
     from thunes.core.candles import ts_ms
     from thunes.core.timeframes import parse_timeframe
     from thunes.exchange.ccxt_adapter import CcxtExchange
@@ -141,10 +145,10 @@ def run_paper(settings: Any, request: PaperRequest, *, candles: tuple[pd.DataFra
     timeframe = request.timeframe or settings.trader.timeframe
     tf = parse_timeframe(timeframe)
     if candles is None:
-        from thunes.data.samples import stored_or_sample
+        from thunes.data.sources import CandleQuery, load_candles
 
-        candles = stored_or_sample(settings.data, symbol=symbol, timeframe=timeframe, url=request.db)
-    frame, source = candles
+        candles = load_candles(CandleQuery(symbol=symbol, timeframe=timeframe, store_url=request.db), settings.data)
+    frame, source = candles.frame, candles.source
     warm = max(4 * strategy.warmup, strategy.warmup + 250)
     if len(frame) < warm + 10:
         raise ConfigError(f"{source} has {len(frame)} candles; the replay needs at least {warm + 10}")

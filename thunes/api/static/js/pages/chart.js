@@ -90,6 +90,10 @@ export async function render(root) {
     h("label", {}, "Strategy", h("input", { name: "strategy", value: q.get("strategy") || first.strategy || "sma_cross", size: 10 })),
     h("label", {}, "Params (JSON)", h("input", { name: "params", value: q.get("params") || JSON.stringify(withoutDefaults(first.params)), size: 16 })),
     h("label", {}, "Candles", h("input", { name: "limit", type: "number", value: q.get("limit") || 8760, min: 10, max: 50000, size: 6 })),
+    // Where from (the rule of every command): auto = the store, else the real sample files; sample = the sample
+    // files, synthetic candles (said so) without them, as a bot replaying samples on a fresh clone trades.
+    h("label", {}, "Source", h("select", { name: "source" },
+      ["auto", "store", "sample"].map((s) => h("option", { value: s, selected: (q.get("source") || "auto") === s }, s)))),
     h("button", { type: "submit" }, "Show"));
   const info = h("p", { class: "muted", id: "chart-info" });
   const err = h("div");
@@ -114,7 +118,8 @@ export async function render(root) {
         const r = await get(`/runs/backtest/${mode.slice(4)}/trades`);
         trades = r.trades.filter((t) => !t.symbol || t.symbol === symbol);
       }
-      const params = new URLSearchParams({ symbol, timeframe, limit: f.get("limit") || 8760, ...range });
+      const params = new URLSearchParams({ symbol, timeframe, limit: f.get("limit") || 8760, source: f.get("source") || "auto",
+                                           ...range });
       if (f.get("strategy")) params.set("strategy", f.get("strategy").trim());
       if (f.get("params")) params.set("params", f.get("params"));
       const data = await get(`/candles?${params}`);
