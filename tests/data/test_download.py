@@ -62,10 +62,11 @@ def test_first_download_needs_a_start(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_make_exchange_points_spot_rest_at_the_base_url() -> None:
-    exchange = make_exchange("binance", base_url="http://127.0.0.1:8765/api/v3/")
-    assert exchange.urls["api"]["public"] == exchange.urls["api"]["private"] == "http://127.0.0.1:8765/api/v3"
-    assert exchange.options["fetchMarkets"]["types"] == ["spot"]
-    assert exchange.options["fetchCurrencies"] is False and exchange.options["fetchMargins"] is False
+    client = make_exchange("binance", base_url="http://127.0.0.1:8765/api/v3/").client
+    assert client.urls["api"]["public"] == client.urls["api"]["private"] == "http://127.0.0.1:8765/api/v3"
+    assert client.options["fetchMarkets"]["types"] == ["spot"]
+    assert client.options["fetchCurrencies"] is False and client.options["fetchMargins"] is False
+    assert client.enableRateLimit is True
 
 
 def test_cli_download_with_base_url(kline_server, tmp_path) -> None:  # noqa: ANN001

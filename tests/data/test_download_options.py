@@ -44,7 +44,7 @@ def test_the_host_form_of_the_base_url_downloads_like_the_api_v3_form(kline_serv
     result = _download(f"sqlite:///{tmp_path}/s.sqlite", host, "BTC/USDT")
     assert result.exit_code == 0, result.output
     assert "24 candles" in result.output
-    assert make_exchange("binance", base_url=host).urls["api"]["public"] == f"{host}/api/v3"
+    assert make_exchange("binance", base_url=host).client.urls["api"]["public"] == f"{host}/api/v3"
     assert CcxtOptions(base_url=host).rest_root() == CcxtOptions(base_url=f"{host}/api/v3/").rest_root() == host
 
 

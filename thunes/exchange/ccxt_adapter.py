@@ -263,6 +263,10 @@ class CcxtExchange:
         cols = list(zip(*rows))
         return candles_frame(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5])
 
+    def fetch_time(self) -> int:
+        """The exchange's clock (epoch ms): a candle is closed once its whole interval lies before it."""
+        return int(self._call(self.client.fetch_time))
+
     def fetch_ticker(self, symbol: str) -> Ticker:
         t = self._call(self.client.fetch_ticker, symbol)
         info = t.get("info") or {}
