@@ -5,11 +5,11 @@ stored one, whichever is later), writes each page through the store's validation
 the exchange's current time. The still-open candle (``open + timeframe > server time``) is never
 stored: it would be stored with partial values and then ignored by later insert-or-ignore writes.
 
-Every exchange call goes through :class:`~thunes.exchange.ccxt_adapter.CcxtExchange`, which translates
-ccxt errors into the THUNES error tree (the one place that does). The base URL can point at a local
-server (``--base-url http://127.0.0.1:8765``: the exchange host, as everywhere; ``/api/v3`` may be
-appended). Rate limits: ccxt's own throttle is on (``enableRateLimit``); a 429/418 or a network failure
-is retried with :func:`thunes.core.backoff.retry_call` (exponential back-off from 1 s, capped at 60 s,
+Every exchange call goes through the exchange adapter (:class:`~thunes.exchange.ccxt_adapter.CcxtExchange`,
+a :class:`KlineSource`), which translates ccxt errors into the THUNES error tree (the one place that does).
+The base URL can point at a local server (``--base-url http://127.0.0.1:8765``: the exchange host, as
+everywhere; ``/api/v3`` may be appended). Rate limits: ccxt's own throttle is on (``enableRateLimit``);
+a 429/418 or a network failure is retried with :func:`thunes.core.backoff.retry_call` (exponential back-off from 1 s, capped at 60 s,
 never shorter than the exchange's ``Retry-After``), up to ``max_retries`` times.
 """
 
@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -29,9 +30,8 @@ from thunes.core.candles import ts_ms
 from thunes.core.errors import DataError, ExchangeError
 from thunes.core.timeframes import parse_timeframe
 from thunes.data.store import CandleStore, normalize_symbol
-from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
 
-__all__ = ["DownloadResult", "download_candles", "make_exchange"]
+__all__ = ["DownloadResult", "KlineSource", "download_candles"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,24 +51,24 @@ class DownloadResult:
     server_time: int
 
 
-def make_exchange(
-    exchange_id: str = "binance",
-    *,
-    base_url: str | None = None,
-    timeout_s: float = 10.0,
-    api_key: str | None = None,
-    secret: str | None = None,
-) -> CcxtExchange:
-    """The exchange adapter for downloads: spot-only, rate-limited. ``base_url`` (the exchange host, see
-    :mod:`thunes.core.urls`; a malformed one is a ``ConfigError``) replaces the REST base with
-    ``HOST/api/v3``; without it the exchange's own public API is used."""
-    return CcxtExchange(CcxtOptions(exchange_id=exchange_id, mode="live", base_url=base_url,
-                                    timeout_s=timeout_s, api_key=api_key, secret=secret))
+class KlineSource(Protocol):
+    """What a download needs of the exchange: :class:`thunes.exchange.ccxt_adapter.CcxtExchange` (built by
+    the caller: this layer does not import the exchange package, which imports the data package)."""
+
+    @property
+    def exchange_id(self) -> str: ...
+
+    def load_markets(self) -> Mapping[str, Any]: ...
+
+    def fetch_time(self) -> int: ...
+
+    def fetch_candles(self, symbol: str, timeframe: str, since: int | None = None,
+                      limit: int | None = None) -> pd.DataFrame: ...
 
 
 def download_candles(
     store: CandleStore,
-    exchange: CcxtExchange,
+    exchange: KlineSource,
     symbol: str,
     timeframe: str,
     *,
@@ -115,10 +115,11 @@ def download_candles(
     log.info("downloading %s %s from %s (%s)", sym, tf, pd.Timestamp(start, unit="ms", tz="UTC"),
              "resuming after the last stored candle" if resumed else "as asked")
 
-    source = f"download:{exchange.options.exchange_id}"
+    source = f"download:{exchange.exchange_id}"
     cursor, fetched, written, rejected, pages, last = start, 0, 0, 0, 0, last_stored
     while cursor < end:
-        page = call(lambda: exchange.fetch_candles(sym, str(tf), since=cursor, limit=limit), f"klines {sym} {tf}")
+        fetch = partial(exchange.fetch_candles, sym, str(tf), since=cursor, limit=limit)
+        page = call(fetch, f"klines {sym} {tf}")
         pages += 1
         if page.empty:
             break

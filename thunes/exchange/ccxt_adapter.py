@@ -198,6 +198,11 @@ class CcxtExchange:
         return cls(options)
 
     @property
+    def exchange_id(self) -> str:
+        """The ccxt exchange id (``binance``), e.g. for a stored candle's ``source``."""
+        return self.options.exchange_id
+
+    @property
     def recv_window_ms(self) -> int:
         """The ``recvWindow`` the client signs requests with (Binance's default, 5000, when it sends none)."""
         value = self.client.options.get("recvWindow")
