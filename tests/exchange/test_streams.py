@@ -153,9 +153,11 @@ def test_streaming_port_reports_typed_order_updates_through_fill_and_cancel(sim)
 
 def test_the_order_stream_reconnects_after_a_dropped_socket_and_keeps_reporting(sim):
     """A dropped websocket rejects ccxt.pro's pending watch with a NetworkError; CcxtStreams translates it
-    (a retryable ExchangeUnavailable), waits by its backoff, watches again, and the next order update arrives."""
+    (a retryable ExchangeUnavailable), waits by its backoff, watches again, and the next update arrives."""
+    stream_options = StreamOptions(stale_after_s=5, initial_backoff_s=0.05)
+
     async def scenario():
-        async with CcxtStreams.for_local(sim, StreamOptions(stale_after_s=5, initial_backoff_s=0.05)) as streams:
+        async with CcxtStreams.for_local(sim, stream_options) as streams:
             rest = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3, pro=True)
             seen: list = []
 
