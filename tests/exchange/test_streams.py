@@ -190,4 +190,4 @@ def test_the_order_stream_reconnects_after_a_dropped_socket_and_keeps_reporting(
 
     reconnects, seen = _run(scenario())
     assert reconnects >= 1
-    assert [o.status for o in seen if o.client_order_id == "wsp-drop"][0] is OrderStatus.NEW
+    assert next(o.status for o in seen if o.client_order_id == "wsp-drop") is OrderStatus.NEW
