@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
 from thunes.core.errors import DataError, RateLimited
-from thunes.data.download import download_candles, make_exchange
+from thunes.data.download import download_candles
 from thunes.data.store import open_store
+from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
+
+
+def make_exchange(exchange_id: str, *, base_url: str) -> CcxtExchange:
+    """The adapter as ``thunes data download`` builds it (public data, rate-limited, the given host)."""
+    return CcxtExchange(CcxtOptions(exchange_id=exchange_id, mode="live", base_url=base_url))
 
 HOUR = 3_600_000
 KLINE_START = 1_704_067_200_000  # the kline server's first candle (see conftest.KlineServer)
@@ -62,10 +70,11 @@ def test_first_download_needs_a_start(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_make_exchange_points_spot_rest_at_the_base_url() -> None:
-    exchange = make_exchange("binance", base_url="http://127.0.0.1:8765/api/v3/")
-    assert exchange.urls["api"]["public"] == exchange.urls["api"]["private"] == "http://127.0.0.1:8765/api/v3"
-    assert exchange.options["fetchMarkets"]["types"] == ["spot"]
-    assert exchange.options["fetchCurrencies"] is False and exchange.options["fetchMargins"] is False
+    client = make_exchange("binance", base_url="http://127.0.0.1:8765/api/v3/").client
+    assert client.urls["api"]["public"] == client.urls["api"]["private"] == "http://127.0.0.1:8765/api/v3"
+    assert client.options["fetchMarkets"]["types"] == ["spot"]
+    assert client.options["fetchCurrencies"] is False and client.options["fetchMargins"] is False
+    assert client.enableRateLimit is True
 
 
 def test_cli_download_with_base_url(kline_server, tmp_path) -> None:  # noqa: ANN001
@@ -79,3 +88,37 @@ def test_cli_download_with_base_url(kline_server, tmp_path) -> None:  # noqa: AN
                                        "--base-url", kline_server.base_url, "--db", db], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "48 candles" in result.output
+
+
+def test_cli_download_from_the_local_exchange_rides_out_a_429_storm_through_the_adapter(tmp_path) -> None:  # noqa: ANN001
+    """``thunes data download`` talks to the exchange through ``CcxtExchange``: two 429 answers (with
+    ``Retry-After: 1``) on the klines path become ``RateLimited`` there, are waited out, and the download
+    completes with every closed candle stored exactly once."""
+    from click.testing import CliRunner
+
+    from thunes.cli import root
+    from thunes.data.synthetic import generate_candles
+    from thunes.exchange.sim import LocalExchange, SimOptions
+
+    frame = generate_candles(120, timeframe="1h", start=KLINE_START, seed=11)
+    db = f"sqlite:///{tmp_path}/s.sqlite"
+    with LocalExchange(SimOptions(history_bars=60), candles={"BTC/USDT": frame}) as sim:
+        sim.faults.set(storm_status=429, storm_count=2, storm_retry_after=1, paths=["/api/v3/klines"])
+        result = CliRunner().invoke(root, ["data", "download", "--symbol", "BTC/USDT", "--timeframe", "1h",
+                                           "--since", "2024-01-01", "--base-url", sim.base_url, "--db", db,
+                                           "--json"])
+        storms_left = sim.faults.state.storm_count
+        now = sim.now_ms()
+    assert result.exit_code == 0, result.output
+    assert storms_left == 0  # both 429s were served, so both were retried
+    with open_store(db) as store:
+        stored = store.load("BTC/USDT", "1h")
+    closed = [int(t) for t in range(KLINE_START, now - HOUR + 1, HOUR)]
+    assert len(closed) >= 59
+    stamps = [int(t.value // 1_000_000) for t in stored.index]
+    assert len(set(stamps)) == len(stamps)  # each candle once
+    assert stamps[:len(closed)] == closed  # none of the closed candles missing
+    # The local exchange's /time is the wall clock, not its market clock, so the candle that opens at the
+    # market's "now" also counts as closed here (at most that one more).
+    assert len(stamps) - len(closed) <= 1
+    assert json.loads(result.stdout)[0]["written"] == len(stamps)

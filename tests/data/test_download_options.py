@@ -17,9 +17,8 @@ from click.testing import CliRunner
 from thunes.cli import root
 from thunes.config import load_settings
 from thunes.core.errors import ConfigError
-from thunes.data.download import make_exchange
 from thunes.data.store import open_store
-from thunes.exchange.ccxt_adapter import CcxtOptions
+from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
 
 
 def _download(db: str, base_url: str, *symbols: str, extra: tuple[str, ...] = ()):
@@ -44,7 +43,7 @@ def test_the_host_form_of_the_base_url_downloads_like_the_api_v3_form(kline_serv
     result = _download(f"sqlite:///{tmp_path}/s.sqlite", host, "BTC/USDT")
     assert result.exit_code == 0, result.output
     assert "24 candles" in result.output
-    assert make_exchange("binance", base_url=host).urls["api"]["public"] == f"{host}/api/v3"
+    assert CcxtExchange(CcxtOptions(mode="live", base_url=host)).client.urls["api"]["public"] == f"{host}/api/v3"
     assert CcxtOptions(base_url=host).rest_root() == CcxtOptions(base_url=f"{host}/api/v3/").rest_root() == host
 
 

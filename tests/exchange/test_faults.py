@@ -11,14 +11,15 @@ from decimal import Decimal
 
 import aiohttp
 import ccxt
+import numpy as np
 import pytest
 
 from thunes.core.enums import OrderStatus, OrderType, Side
 from thunes.core.errors import ConfigError, ExchangeUnavailable, RequestTimeout
 from thunes.exchange.ccxt_adapter import CcxtExchange, make_local_exchange_client
 from thunes.exchange.sim import LocalExchange, SimOptions
-from thunes.exchange.streams import CcxtStreams, StreamOptions
 from thunes.exchange.types import OrderRequest
+from thunes.live.feed import CandleFeed, FeedOptions
 
 
 def _run(coro, timeout: float = 15.0):
@@ -114,34 +115,44 @@ def test_malformed_frames_are_sent_then_streams_recover(sim):
     assert json.loads(good)["e"] == "kline"
 
 
-def test_a_malformed_frame_stalls_bare_ccxt_pro_but_the_stream_wrapper_recovers(sim):
-    # Known ccxt.pro 4.5.90 behaviour: an unparsable frame kills its receive loop silently, so the pending
-    # watch never resolves. CcxtStreams notices the silence and reconnects.
-    async def pump(fut):
-        """Keep the market moving (one candle per 0.1 s) until ``fut`` resolves."""
-        loop = asyncio.get_running_loop()
-        for _ in range(100):
-            if fut.done():
-                break
-            await asyncio.sleep(0.1)
-            await loop.run_in_executor(None, sim.step)
-        return await asyncio.wait_for(fut, 5)
+def test_the_candle_feed_skips_a_malformed_frame_and_misses_no_closed_candle(sim):
+    """The one websocket kline client (``thunes.live.feed.CandleFeed``; ccxt.pro's ``watch_ohlcv`` is not
+    used for candles: an unparsable frame silently kills its receive loop) counts and skips the local
+    exchange's mangled frame, and still hands out every closed candle once, in order (the one whose
+    closing kline was mangled comes from the REST backfill through the adapter)."""
+    exchange = CcxtExchange.for_local(sim, timeout_s=3)
 
-    async def scenario():
-        async with CcxtStreams.for_local(sim, StreamOptions(stale_after_s=1.0)) as streams:
-            updates = streams.candles("BTC/USDT", "1h")
-            await pump(asyncio.ensure_future(updates.__anext__()))
-            before = streams.reconnects
-            sim.faults.set(malformed_frames=1)
-            frame = await pump(asyncio.ensure_future(updates.__anext__()))
-            if streams.reconnects == before:  # the mangled frame was the closed bar; wait for the stall
-                frame = await pump(asyncio.ensure_future(updates.__anext__()))
-            await updates.aclose()
-            return frame, streams.reconnects - before
+    def fetch(since: int, limit: int):  # noqa: ANN202
+        return exchange.fetch_candles("BTC/USDT", "1h", since=since, limit=limit)
 
-    frame, reconnects = _run(scenario(), 30)
-    assert reconnects >= 1
-    assert len(frame) >= 1 and (frame["high"] >= frame["low"]).all()
+    opts = FeedOptions(ws_url=sim.ws_url, symbol="BTC/USDT", exchange_symbol="BTCUSDT", timeframe="1h",
+                       stale_after_s=5.0, backoff_initial_s=0.05, backoff_max_s=0.2)
+    start = sim.now_ms() - 3_600_000  # the last closed candle: the feed starts right after it
+    feed = CandleFeed(opts, fetch=fetch, rng=np.random.default_rng(1)).start(last_ts=start - 3_600_000)
+    got = []
+    try:
+        assert feed.wait_connected(5)
+        deadline = time.monotonic() + 5
+        while sim.stream_counts()["market_streams"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sim.step()
+        sim.faults.set(malformed_frames=1)
+        for _ in range(4):
+            sim.step()
+            time.sleep(0.1)
+        end = sim.now_ms() - 3_600_000  # the newest closed candle
+        deadline = time.monotonic() + 10
+        while (not got or got[-1].ts_ms < end) and time.monotonic() < deadline:
+            candle = feed.get(timeout=0.2)
+            if candle is not None:
+                got.append(candle)
+    finally:
+        feed.stop()
+        exchange.close()
+    stamps = [c.ts_ms for c in got]
+    assert feed.stats.malformed >= 1
+    assert stamps == list(range(start, end + 1, 3_600_000))
+    assert all(c.high >= c.low for c in got)
 
 
 def test_server_pings_and_drops_a_client_that_never_pongs():

@@ -149,3 +149,45 @@ def test_streaming_port_reports_typed_order_updates_through_fill_and_cancel(sim)
     assert mine[0].status is OrderStatus.NEW
     assert mine[-1].status is OrderStatus.CANCELED
     assert mine[-1].qty == Decimal("0.001")
+
+
+def test_the_order_stream_reconnects_after_a_dropped_socket_and_keeps_reporting(sim):
+    """A dropped websocket rejects ccxt.pro's pending watch with a NetworkError; CcxtStreams translates it
+    (a retryable ExchangeUnavailable), waits by its backoff, watches again, and the next update arrives."""
+    stream_options = StreamOptions(stale_after_s=5, initial_backoff_s=0.05)
+
+    async def scenario():
+        async with CcxtStreams.for_local(sim, stream_options) as streams:
+            rest = make_local_exchange_client(sim.base_url, sim.api_key, sim.secret, timeout_s=3, pro=True)
+            seen: list = []
+
+            async def collect():
+                async for batch in streams.orders("BTC/USDT"):
+                    seen.extend(batch)
+
+            async def until(predicate):
+                for _ in range(100):
+                    if predicate():
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"condition not met; seen {seen}, reconnects {streams.reconnects}")
+
+            collector = asyncio.ensure_future(collect())
+            try:
+                await rest.load_markets()
+                await until(lambda: sim.stream_counts()["user_subscriptions"] > 0)
+                sim.faults.drop_ws()
+                await until(lambda: streams.reconnects >= 1 and sim.stream_counts()["user_subscriptions"] > 0)
+                price = float((sim.last_price("BTC/USDT") * Decimal("0.5")).quantize(Decimal("0.01")))
+                await rest.create_order("BTC/USDT", "limit", "buy", 0.001, price,
+                                        params={"newClientOrderId": "wsp-drop"})
+                await until(lambda: any(o.client_order_id == "wsp-drop" for o in seen))
+                return streams.reconnects, seen
+            finally:
+                collector.cancel()
+                await rest.cancel_order(None, "BTC/USDT", params={"origClientOrderId": "wsp-drop"})
+                await rest.close()
+
+    reconnects, seen = _run(scenario())
+    assert reconnects >= 1
+    assert next(o.status for o in seen if o.client_order_id == "wsp-drop") is OrderStatus.NEW

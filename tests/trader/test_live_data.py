@@ -7,9 +7,10 @@ import time
 import numpy as np
 import pytest
 
+from thunes.core.backoff import Backoff
 from thunes.core.errors import ConfigError, ExchangeUnavailable
 from thunes.data.synthetic import generate_candles
-from thunes.live.feed import CandleFeed, FeedOptions, backoff_delay
+from thunes.live.feed import CandleFeed, FeedOptions
 
 from ._ws_server import KlineServer
 
@@ -48,10 +49,11 @@ def options(url: str, **kw) -> FeedOptions:
 
 
 def test_backoff_grows_exponentially_caps_and_jitters_downwards():
-    kw = dict(initial=0.5, maximum=8.0, factor=2.0, jitter=0.5)
-    assert [backoff_delay(a, u=0.0, **kw) for a in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
-    assert backoff_delay(3, u=0.5, **kw) == pytest.approx(4.0 * 0.75)
-    assert backoff_delay(3, u=0.999, **kw) == pytest.approx(4.0 * (1 - 0.4995))
+    policy = options("ws://127.0.0.1:9/ws", backoff_initial_s=0.5, backoff_max_s=8.0, backoff_factor=2.0, jitter=0.5).backoff()
+    assert [policy.delay(a, u=0.0) for a in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert policy.delay(3, u=0.5) == pytest.approx(4.0 * 0.75)
+    assert policy.delay(3, u=0.999) == pytest.approx(4.0 * (1 - 0.4995))
+    assert isinstance(policy, Backoff) and policy.retries is None  # the feed holds on until stopped
 
 
 def test_feed_options_refuse_bad_values():

@@ -277,12 +277,16 @@ def download_cmd(app, exchange_id: str, symbols: tuple[str, ...], timeframe: str
     Several --symbol options download the pairs one after the other, each resuming after its own last
     stored candle; a failure stops the run, and the pairs already done stay stored (their lines say so).
     """
-    from thunes.data.download import download_candles, make_exchange
+    from thunes.data.download import download_candles
+    from thunes.exchange.ccxt_adapter import CcxtExchange, CcxtOptions
 
     ex_settings = app.settings.exchange
-    exchange = make_exchange(exchange_id, base_url=base_url or ex_settings.base_url, timeout_s=ex_settings.timeout_s)
+    # Public market data: no keys; without a base URL, the exchange's own API (whatever exchange.mode says).
+    options = CcxtOptions(exchange_id=exchange_id, mode="live", base_url=base_url or ex_settings.base_url,
+                          timeout_s=ex_settings.timeout_s)
+    exchange = CcxtExchange(options)
     results = []
-    with _open(app, db) as store:
+    with exchange, _open(app, db) as store:
         for symbol in dict.fromkeys(normalize_symbol(s) for s in symbols):
             bar = _progress_bar(None, f"download {symbol} {timeframe}")
 

@@ -1,49 +1,40 @@
-"""Download closed candles from an exchange through ccxt into the store, resumably.
+"""Download closed candles from an exchange into the store, resumably, through the exchange adapter.
 
-``download_candles`` pages ``fetch_ohlcv`` forward from ``since`` (or from the candle after the last
+``download_candles`` pages ``fetch_candles`` forward from ``since`` (or from the candle after the last
 stored one, whichever is later), writes each page through the store's validation gate, and stops at
 the exchange's current time. The still-open candle (``open + timeframe > server time``) is never
 stored: it would be stored with partial values and then ignored by later insert-or-ignore writes.
 
-Every exchange call goes through a base URL that can point at a local server
-(``--base-url http://127.0.0.1:8765``: the exchange host, as everywhere; ``/api/v3`` may be appended). Rate limits: ccxt's own throttle is on
-(``enableRateLimit``); a 429/418 or a network failure is retried with exponential back-off, honouring
-``Retry-After`` when the exchange sends it, up to ``max_retries`` times. ccxt errors are translated into
-the THUNES error tree here (``raise translate(e) from e``).
+Every exchange call goes through the exchange adapter (:class:`~thunes.exchange.ccxt_adapter.CcxtExchange`,
+a :class:`KlineSource`), which translates ccxt errors into the THUNES error tree (the one place that does).
+The base URL can point at a local server (``--base-url http://127.0.0.1:8765``: the exchange host, as
+everywhere; ``/api/v3`` may be appended). Rate limits: ccxt's own throttle is on (``enableRateLimit``);
+a 429/418 or a network failure is retried with :func:`thunes.core.backoff.retry_call` (exponential back-off from 1 s, capped at 60 s,
+never shorter than the exchange's ``Retry-After``), up to ``max_retries`` times.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
-import ccxt
-import numpy as np
 import pandas as pd
 
-from thunes.core.candles import candles_frame
-from thunes.core.errors import (
-    AuthenticationError,
-    ConfigError,
-    DataError,
-    ExchangeError,
-    ExchangeUnavailable,
-    RateLimited,
-    RequestTimeout,
-    RetryableError,
-)
+from thunes.core.backoff import Backoff, retry_call
+from thunes.core.candles import ts_ms
+from thunes.core.errors import DataError, ExchangeError
 from thunes.core.timeframes import parse_timeframe
 from thunes.data.store import CandleStore, normalize_symbol
 
-__all__ = ["SPOT_OPTIONS", "DownloadResult", "download_candles", "make_exchange", "translate_ccxt_error"]
+__all__ = ["DownloadResult", "KlineSource", "download_candles"]
 
 log = logging.getLogger(__name__)
-
-#: Keep ``load_markets`` to a single ``GET /api/v3/exchangeInfo`` (no sapi/fapi/dapi calls).
-SPOT_OPTIONS: dict[str, Any] = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,96 +51,24 @@ class DownloadResult:
     server_time: int
 
 
-def make_exchange(
-    exchange_id: str = "binance",
-    *,
-    base_url: str | None = None,
-    timeout_s: float = 10.0,
-    api_key: str | None = None,
-    secret: str | None = None,
-) -> ccxt.Exchange:
-    """A sync ccxt exchange, spot-only, rate-limited; ``base_url`` (the exchange host, see
-    :mod:`thunes.core.urls`) replaces the public/private REST base with ``HOST/api/v3``."""
-    cls = getattr(ccxt, exchange_id, None)
-    if cls is None or not isinstance(cls, type):
-        raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
-    config: dict[str, Any] = {
-        "enableRateLimit": True,
-        "timeout": int(timeout_s * 1000),
-        "options": dict(SPOT_OPTIONS),
-    }
-    if api_key:
-        config["apiKey"] = api_key
-    if secret:
-        config["secret"] = secret
-    exchange = cls(config)
-    if base_url:
-        from thunes.core.urls import REST_PATH, rest_root
+class KlineSource(Protocol):
+    """What a download needs of the exchange: :class:`thunes.exchange.ccxt_adapter.CcxtExchange` (built by
+    the caller: this layer does not import the exchange package, which imports the data package)."""
 
-        try:
-            base = rest_root(base_url) + REST_PATH
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        api = exchange.urls.get("api")
-        if isinstance(api, dict):
-            for key in ("public", "private"):
-                api[key] = base
-        else:
-            exchange.urls["api"] = base
-    return exchange
+    @property
+    def exchange_id(self) -> str: ...
 
+    def load_markets(self) -> Mapping[str, Any]: ...
 
-def translate_ccxt_error(exc: Exception) -> Exception:
-    """Map a ccxt exception onto the THUNES error tree (retryable branch first)."""
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
-        return RateLimited(text)
-    if isinstance(exc, ccxt.RequestTimeout):
-        return RequestTimeout(text)
-    if isinstance(exc, ccxt.NetworkError):  # ExchangeNotAvailable, OnMaintenance, connection errors
-        return ExchangeUnavailable(text)
-    if isinstance(exc, ccxt.AuthenticationError):
-        return AuthenticationError(text)
-    if isinstance(exc, ccxt.BadSymbol):
-        return DataError(text)
-    return ExchangeError(text)
+    def fetch_time(self) -> int: ...
 
-
-def _retry_after(exchange: ccxt.Exchange) -> float | None:
-    """Seconds from the last response's ``Retry-After`` header (Binance sends it with 429/418)."""
-    headers = getattr(exchange, "last_response_headers", None) or {}
-    value = None
-    for key, val in dict(headers).items():
-        if str(key).lower() == "retry-after":
-            value = val
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _call(fn: Callable[[], Any], *, exchange: ccxt.Exchange, what: str, max_retries: int,
-          sleep: Callable[[float], None]) -> Any:
-    """Run one exchange call, retrying only the retryable branch with exponential back-off."""
-    delay = 1.0
-    for attempt in range(max_retries + 1):
-        try:
-            return fn()
-        except ccxt.BaseError as exc:
-            err = translate_ccxt_error(exc)
-            if not isinstance(err, RetryableError) or attempt == max_retries:
-                raise err from exc
-            retry_after = _retry_after(exchange) if isinstance(err, RateLimited) else None
-            wait = retry_after if retry_after is not None else delay
-            log.warning("%s failed (%s); retry %d/%d in %.1fs", what, err, attempt + 1, max_retries, wait)
-            sleep(wait)
-            delay = min(delay * 2, 60.0)
-    raise AssertionError("unreachable")  # pragma: no cover
+    def fetch_candles(self, symbol: str, timeframe: str, since: int | None = None,
+                      limit: int | None = None) -> pd.DataFrame: ...
 
 
 def download_candles(
     store: CandleStore,
-    exchange: ccxt.Exchange,
+    exchange: KlineSource,
     symbol: str,
     timeframe: str,
     *,
@@ -158,12 +77,14 @@ def download_candles(
     limit: int = 1000,
     max_retries: int = 5,
     progress: Callable[[int, int], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
+    rng: random.Random | None = None,
 ) -> DownloadResult:
     """Fetch closed candles ``[start, until)`` page by page and insert them; see the module docstring.
 
     ``start`` is ``since``, moved forward to the candle after the last stored one when that is later
-    (resume). ``progress(done_bars, total_bars)`` is called after every page.
+    (resume). ``progress(done_bars, total_bars)`` is called after every page. ``sleep`` and ``rng`` are
+    the retry waits' clock and jitter draw (inject them for deterministic tests).
     """
     sym = normalize_symbol(symbol)
     tf = parse_timeframe(timeframe)
@@ -177,33 +98,36 @@ def download_candles(
         start, resumed = last_stored + step, True
     start = -(-start // step) * step if not tf.is_calendar else start  # first whole candle at or after start
 
-    _call(exchange.load_markets, exchange=exchange, what="load_markets", max_retries=max_retries, sleep=sleep)
+    policy = Backoff(initial_s=1.0, max_s=60.0, retries=max_retries)
+
+    def call(fn: Callable[[], T], what: str) -> T:
+        return retry_call(fn, policy, what=what, sleep=sleep, rng=rng)
+
+    call(exchange.load_markets, "load_markets")
     try:
-        server_time = int(_call(exchange.fetch_time, exchange=exchange, what="fetch_time",
-                                max_retries=max_retries, sleep=sleep))
+        server_time = call(exchange.fetch_time, "fetch_time")
     except ExchangeError as exc:
         log.warning("server time unavailable (%s); using the local clock", exc)
-        server_time = int(exchange.milliseconds())
+        server_time = int(time.time() * 1000)
     # A candle is closed once its whole interval lies in the past of the exchange's clock.
     end = server_time - step + 1 if until is None else min(until, server_time - step + 1)
     total = max(0, (end - start + step - 1) // step)
     log.info("downloading %s %s from %s (%s)", sym, tf, pd.Timestamp(start, unit="ms", tz="UTC"),
              "resuming after the last stored candle" if resumed else "as asked")
 
+    source = f"download:{exchange.exchange_id}"
     cursor, fetched, written, rejected, pages, last = start, 0, 0, 0, 0, last_stored
     while cursor < end:
-        rows = _call(lambda: exchange.fetch_ohlcv(sym, str(tf), since=cursor, limit=limit),
-                     exchange=exchange, what=f"fetch_ohlcv {sym} {tf}", max_retries=max_retries, sleep=sleep)
+        fetch = partial(exchange.fetch_candles, sym, str(tf), since=cursor, limit=limit)
+        page = call(fetch, f"klines {sym} {tf}")
         pages += 1
-        if not rows:
+        if page.empty:
             break
-        arr = np.asarray([r[:6] for r in rows], dtype="float64")
-        ts = arr[:, 0].astype("int64")
+        ts = ts_ms(page)
         keep = (ts >= cursor) & (ts < end)
         fetched += int(keep.sum())
         if keep.any():
-            frame = candles_frame(ts[keep], *(arr[keep, i] for i in range(1, 6)))
-            result = store.write(sym, str(tf), frame, mode="insert", source=f"download:{exchange.id}")
+            result = store.write(sym, str(tf), page[keep], mode="insert", source=source)
             written += result.written
             rejected += result.n_rejected
             last = int(ts[keep].max())

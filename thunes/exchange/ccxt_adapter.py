@@ -198,6 +198,11 @@ class CcxtExchange:
         return cls(options)
 
     @property
+    def exchange_id(self) -> str:
+        """The ccxt exchange id (``binance``), e.g. for a stored candle's ``source``."""
+        return self.options.exchange_id
+
+    @property
     def recv_window_ms(self) -> int:
         """The ``recvWindow`` the client signs requests with (Binance's default, 5000, when it sends none)."""
         value = self.client.options.get("recvWindow")
@@ -262,6 +267,10 @@ class CcxtExchange:
             return candles_frame([], [], [], [], [], [])
         cols = list(zip(*rows))
         return candles_frame(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5])
+
+    def fetch_time(self) -> int:
+        """The exchange's clock (epoch ms): a candle is closed once its whole interval lies before it."""
+        return int(self._call(self.client.fetch_time))
 
     def fetch_ticker(self, symbol: str) -> Ticker:
         t = self._call(self.client.fetch_ticker, symbol)

@@ -7,7 +7,7 @@ the trader through a queue.
 
 How the guarantees are kept:
 
-* **Reconnect** with exponential backoff and jitter (:func:`backoff_delay`); after every reconnect the
+* **Reconnect** with exponential backoff and jitter (:class:`thunes.core.backoff.Backoff`, the one retry rule); after every reconnect the
   kline stream is subscribed again (Binance ``SUBSCRIBE`` on ``/ws``).
 * **Heartbeat / staleness**: the client pings (aiohttp heartbeat) and also treats a connection that
   delivers no message for ``stale_after_s`` as dead, which catches a server that answers pings but
@@ -42,6 +42,7 @@ import aiohttp
 import numpy as np
 import pandas as pd
 
+from thunes.core.backoff import Backoff
 from thunes.core.candles import candles_frame, ts_ms
 from thunes.core.errors import ConfigError, RetryableError, ThunesError
 from thunes.core.timeframes import parse_timeframe
@@ -52,7 +53,6 @@ __all__ = [
     "FeedStats",
     "CandleFeed",
     "CandleSink",
-    "backoff_delay",
     "frame_from_candles",
 ]
 
@@ -112,6 +112,11 @@ class FeedOptions:
                 f"backoff_initial_s (got {self.stale_after_s}, {self.backoff_initial_s}, {self.backoff_max_s})"
             )
 
+    def backoff(self) -> Backoff:
+        """The reconnect and backfill-retry waits (no retry limit: the feed holds on until stopped)."""
+        return Backoff(initial_s=self.backoff_initial_s, max_s=self.backoff_max_s, factor=self.backoff_factor,
+                       jitter=self.jitter, retries=None)
+
     @property
     def stream_name(self) -> str:
         return f"{self.exchange_symbol.lower()}@kline_{self.timeframe}"
@@ -141,17 +146,6 @@ class CandleSink(Protocol):
 
 # fetch(since_ms, limit) -> candle frame, as ExchangePort.fetch_candles bound to symbol/timeframe.
 Fetch = Callable[[int, int], pd.DataFrame]
-
-
-def backoff_delay(attempt: int, *, initial: float, maximum: float, factor: float, jitter: float, u: float) -> float:
-    """Delay before reconnect attempt ``attempt`` (0-based): ``min(maximum, initial·factor^attempt)``
-    scaled by a jitter factor drawn uniformly from ``[1 - jitter, 1]`` (``u`` in [0, 1) is the draw).
-
-    Jitter spreads the reconnects of many clients after an exchange-wide drop, so they do not all hit
-    the exchange at the same instant.
-    """
-    base = min(maximum, initial * factor ** max(0, attempt))
-    return base * (1.0 - jitter * u)
 
 
 class _Stop(Exception):
@@ -322,12 +316,8 @@ class CandleFeed:
                 except Exception:  # noqa: BLE001 - closing on the way out must not mask the cause
                     log.warning("closing the candle sink failed", exc_info=True)
 
-    def _delay(self, attempt: int) -> float:
-        o = self.options
-        return backoff_delay(
-            attempt, initial=o.backoff_initial_s, maximum=o.backoff_max_s, factor=o.backoff_factor,
-            jitter=o.jitter, u=float(self._rng.random()),
-        )
+    def _delay(self, attempt: int, error: BaseException | None = None) -> float:
+        return self.options.backoff().wait(attempt, error, float(self._rng.random()))
 
     async def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -464,7 +454,7 @@ class CandleFeed:
             except RetryableError as exc:
                 self.stats.backfill_errors += 1
                 self._note(f"backfill {since}: {type(exc).__name__}: {exc}; retrying")
-                await self._sleep(self._delay(attempt))
+                await self._sleep(self._delay(attempt, exc))
                 attempt += 1
                 continue
             attempt = 0

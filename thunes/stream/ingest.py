@@ -29,10 +29,11 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import pandas as pd
 
+from thunes.core.backoff import Backoff
 from thunes.core.candles import ts_ms
 from thunes.core.errors import ConfigError, RetryableError
 from thunes.core.timeframes import parse_timeframe
-from thunes.live.feed import CandleFeed, FeedOptions, backoff_delay
+from thunes.live.feed import CandleFeed, FeedOptions
 from thunes.stream._codec import SeriesKey, frame_array
 
 __all__ = ["Ingestor", "IngestOptions", "IngestStats", "Publisher"]
@@ -104,6 +105,8 @@ class Ingestor:
         self.options = options
         self._resume = resume
         self._rng = np.random.default_rng(seed)
+        self._backoff = Backoff(initial_s=options.backoff_initial_s, max_s=options.backoff_max_s, jitter=0.5,
+                                retries=None)
         self._fetch_lock = threading.Lock()  # the ccxt client is not thread-safe
         self.feeds: dict[SeriesKey, CandleFeed] = {}
         self.stats = IngestStats()
@@ -190,9 +193,7 @@ class Ingestor:
                 return fetch(since, limit)  # type: ignore[arg-type]
             except RetryableError as exc:
                 self.stats.repair_errors += 1
-                delay = backoff_delay(attempt, initial=self.options.backoff_initial_s,
-                                      maximum=self.options.backoff_max_s, factor=2.0, jitter=0.5,
-                                      u=float(self._rng.random()))
+                delay = self._backoff.wait(attempt, exc, float(self._rng.random()))
                 log.info("REST candles of %s failed (%s); retrying in %.2fs", series, exc, delay)
                 attempt += 1
                 self._stopping.wait(delay)
