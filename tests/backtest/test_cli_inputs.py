@@ -1,4 +1,4 @@
-"""What the three backtest commands accept (issue 14, items 8 and 10).
+"""What the three backtest commands accept, and what they refuse with one line.
 
 * ``--strategy`` takes what every other command takes: a built-in name, a strategy of the strategies
   folder (trader.strategies_dir) by name, ``module:Class`` and ``file.py:Class``;

@@ -1,7 +1,6 @@
-"""The HTML backtest report renders in a real browser (issue 14, item 5): headless Chromium opens the file
-offline, the page logs no error, and every figure draws something (the monthly-returns heatmap was
-blank: its fixed height left no room inside plotly's default margins, "Something went wrong with axis
-scaling").
+"""The HTML backtest report renders in a real browser: headless Chromium opens the file offline, the page
+logs no error, and every figure draws something (a heatmap shorter than plotly's default margins would
+be blank, "Something went wrong with axis scaling", which only a browser shows).
 
 Needs the Debian ``chromium`` package (scripts/install-system-deps.sh) and the ``playwright`` Python
 package (dev extra); skipped without them. Playwright only drives the system browser: nothing is downloaded.

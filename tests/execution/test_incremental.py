@@ -1,4 +1,4 @@
-"""Incremental signals (issue 19): a strategy's streamed newest-bar signals equal its batch ``signals()`` on the
+"""Incremental signals: a strategy's streamed newest-bar signals equal its batch ``signals()`` on the
 trader's trailing window, bar after bar, across a gap and after a restart; and a trader running the streamed
 path places exactly the orders the batch path places."""
 

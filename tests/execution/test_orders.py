@@ -170,8 +170,8 @@ def test_the_rate_limiter_follows_the_exchange_weight_header(sim, tmp_path):
     from thunes.execution.rate_limiter import RateLimiter
 
     s = build_stack(sim, tmp_path)
-    # A clock that stands still: no refill between the last answer and the assertion (a busy machine took
-    # 200 ms there, i.e. 20 tokens of refill, with a live clock).
+    # A clock that stands still: no refill between the last answer and the assertion (with a live clock,
+    # any scheduling delay there refills tokens and the count would depend on the machine's load).
     s.executor.limiter = limiter = RateLimiter(weight_per_minute=6000, safety=1.0, clock=SimulatedClock(0))
     s.executor.execute(_entry(sim))
     used = int(s.exchange.client.last_response_headers["X-MBX-USED-WEIGHT-1M"])
@@ -247,7 +247,7 @@ def test_the_journal_row_is_durable_before_the_exchange_sees_the_order(sim, stac
 
 
 def test_the_durable_path_does_one_journal_commit_and_one_audit_fsync_before_the_send(sim, tmp_path, monkeypatch):
-    """Latency (issue 7): two fsyncs before the order leaves, and both the row and the decision are durable."""
+    """Latency: two fsyncs before the order leaves, and both the row and the decision are durable."""
     import os
 
     from thunes.execution.audit import AuditTrail
@@ -347,7 +347,7 @@ def _outbox_stack(sim, tmp_path):
 
 def test_with_the_outbox_one_commit_carries_the_journal_row_and_the_audit_records_before_the_send(
         sim, tmp_path, monkeypatch):
-    """Issue 19: one fsync before the order leaves; the risk decision and the order intent are durable in the
+    """One fsync before the order leaves: the risk decision and the order intent are durable in the
     journal's commit (audit outbox), and in the file before the send."""
     import os
 

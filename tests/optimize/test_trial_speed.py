@@ -1,4 +1,4 @@
-"""Trials spend their time in the backtest: the prepared path and the SQLite write-behind (issue 8).
+"""Trials spend their time in the backtest: the prepared path and the SQLite write-behind.
 
 Both are shortcuts, so these tests pin that they change nothing a user can see: the prepared path gives
 ``run_backtest``'s metrics bit for bit, and a SQLite study written in batches holds exactly the trials

@@ -256,8 +256,9 @@ def test_the_trader_marks_its_position_at_each_close_so_the_kill_switch_counts_u
 
 def test_a_dust_write_off_leaves_no_stale_mark_that_prices_the_next_entry(market, tmp_path):
     """After an exit the executor writes the unsellable remainder off the risk book; the trader's own
-    write-off must not book a second SELL on no position: that left a book whose old mark priced the
-    next entry, a phantom loss at its fill (on 5m data it tripped a 0.6 USDT kill-switch)."""
+    write-off must not book a second SELL on no position: that would leave a book whose stale mark prices
+    the next entry, a phantom loss at its fill that can trip the daily-loss kill switch. So right after
+    every entry the unrealised PnL is zero (to rounding)."""
     sim, frame = market
     stack = make_stack(sim, tmp_path)
     stack.trader.warm_up(frame.iloc[:WARM])
