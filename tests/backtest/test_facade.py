@@ -10,7 +10,7 @@ import thunes
 from thunes.backtest import BacktestOptions, run_backtest
 from thunes.backtest.engine import infer_timeframe
 from thunes.core.candles import candles_frame
-from thunes.core.errors import DataError, StrategyError
+from thunes.core.errors import ConfigError, DataError, StrategyError
 from thunes.data.samples import load_sample_candles
 from thunes.strategies import Signals
 from thunes.strategies.sma_cross import SmaCross
@@ -71,7 +71,7 @@ def test_signals_alone_need_no_strategy(btc_1h):
 def test_risk_preset_is_a_named_choice():
     assert BacktestOptions().risk_preset == "research"
     assert BacktestOptions(risk="live").risk_preset == "live"
-    with pytest.raises(Exception, match="unknown risk preset 'liv'"):
+    with pytest.raises(ConfigError, match="unknown risk preset 'liv'; choose one of research, live"):
         BacktestOptions(risk="liv")
 
 
