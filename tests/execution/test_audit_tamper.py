@@ -333,6 +333,7 @@ def test_processes_share_one_keyed_anchored_chain(tmp_path):
         store = AuditAnchors(database)
         result = verify_audit(path, anchors=store)
         assert result.ok and result.records == 400 and result.keyed_records == 400
+        # How many anchors the check meets depends on how the four writers interleaved: a bound.
         assert result.anchors_checked >= 1 and store.latest(path).seq == 399  # the last writer anchored the end
 
 
