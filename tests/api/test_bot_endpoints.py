@@ -71,7 +71,7 @@ def test_writes_on_a_running_paper_bot(paper_api):
         ro = c.post("/bot/reduce-only", json={"on": True, "reason": "winding down"}).json()
         assert ro["reduce_only"] is True
         assert c.post("/bot/reduce-only", json={"on": False, "reason": "back"}).json()["reduce_only"] is False
-        assert c.post("/bot/reload").json()["markets"] >= 4
+        assert c.post("/bot/reload").json()["markets"] == 4  # the rules of the bot's four pairs, reloaded
 
         # Every change is audited under the API user's name.
         audit = (state_dir / "audit.jsonl").read_text()
