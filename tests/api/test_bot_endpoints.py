@@ -26,7 +26,8 @@ def test_reads_on_a_running_paper_bot(paper_api):
         assert {j["name"] for j in c.get("/bot/jobs").json()["jobs"]} == \
             {"reconcile", "daily_summary", "decay_check", "backup"}
 
-        # A round trip closes; it shows in trades (with a stable id), profit, periods and per pair.
+        # A round trip closes; it shows in trades (with a stable id), profit, periods and per pair. The
+        # counts below are bounds: the bot keeps trading while the test reads them.
         page = wait_for(lambda: (lambda p: p if any(t["exit_ms"] for t in p["trades"]) else None)(
             c.get("/trades", params={"per_page": 100}).json()), what="a closed trade")
         closed = next(t for t in page["trades"] if t["exit_ms"])
