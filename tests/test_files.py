@@ -1,8 +1,9 @@
-"""Files are written atomically with the user's umask, 0600 only for secrets (issue 14, item 9).
+"""Files are written atomically with the user's umask, 0600 only for secrets.
 
 Rule: ``tempfile.mkstemp`` creates 0600 and a rename keeps it, so artifacts, caches and model metadata
-ended up unreadable by the group and by other tools. :mod:`thunes.files` is the one atomic writer: the
-result gets ``0666 & ~umask``, or 0600 with ``secret=True``. A scan keeps new code on it.
+written that way would be unreadable by the group and by other tools. :mod:`thunes.files` is the one
+atomic writer: the result gets ``0666 & ~umask``, or 0600 with ``secret=True``. A scan keeps new code on
+it.
 """
 
 from __future__ import annotations

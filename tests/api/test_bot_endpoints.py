@@ -26,7 +26,8 @@ def test_reads_on_a_running_paper_bot(paper_api):
         assert {j["name"] for j in c.get("/bot/jobs").json()["jobs"]} == \
             {"reconcile", "daily_summary", "decay_check", "backup"}
 
-        # A round trip closes; it shows in trades (with a stable id), profit, periods and per pair.
+        # A round trip closes; it shows in trades (with a stable id), profit, periods and per pair. The
+        # counts below are bounds: the bot keeps trading while the test reads them.
         page = wait_for(lambda: (lambda p: p if any(t["exit_ms"] for t in p["trades"]) else None)(
             c.get("/trades", params={"per_page": 100}).json()), what="a closed trade")
         closed = next(t for t in page["trades"] if t["exit_ms"])
@@ -71,7 +72,7 @@ def test_writes_on_a_running_paper_bot(paper_api):
         ro = c.post("/bot/reduce-only", json={"on": True, "reason": "winding down"}).json()
         assert ro["reduce_only"] is True
         assert c.post("/bot/reduce-only", json={"on": False, "reason": "back"}).json()["reduce_only"] is False
-        assert c.post("/bot/reload").json()["markets"] >= 4
+        assert c.post("/bot/reload").json()["markets"] == 4  # the rules of the bot's four pairs, reloaded
 
         # Every change is audited under the API user's name.
         audit = (state_dir / "audit.jsonl").read_text()

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect
 
 from thunes.services import bot as svc
@@ -57,13 +58,13 @@ def test_websocket_streams_filtered_events_and_refuses_without_a_token(paper_api
 
     for url in (ws_url, f"{ws_url}?token=bad"):
         with connect(url, open_timeout=10) as ws:
-            with pytest.raises(Exception) as exc:
+            with pytest.raises(ConnectionClosedError) as exc:
                 ws.recv(timeout=10)
-        assert getattr(exc.value, "rcvd", None) is not None and exc.value.rcvd.code == 4401
+        assert exc.value.rcvd is not None and exc.value.rcvd.code == 4401
     with connect(f"{ws_url}?types=NoSuchEvent&token={api.tokens['viewer']}", open_timeout=10) as ws:
-        with pytest.raises(Exception) as exc:
+        with pytest.raises(ConnectionClosedError) as exc:
             ws.recv(timeout=10)
-    assert exc.value.rcvd.code == 4400 and "unknown event type" in exc.value.rcvd.reason
+    assert exc.value.rcvd is not None and exc.value.rcvd.code == 4400 and "unknown event type" in exc.value.rcvd.reason
 
 
 def test_sse_refuses_an_unknown_kind_and_a_missing_token(api):
@@ -110,9 +111,9 @@ def test_a_stream_ends_when_its_access_token_expires(api):
     assert got == [("TokenExpired", {"kind": "TokenExpired"})] and time.monotonic() - t0 < 10
     ws_url = api.url.replace("http://", "ws://") + f"/events/ws?token={short()}"
     with connect(ws_url, open_timeout=10) as ws:
-        with pytest.raises(Exception) as exc:
+        with pytest.raises(ConnectionClosedError) as exc:
             ws.recv(timeout=20)
-    assert exc.value.rcvd.code == 4401 and exc.value.rcvd.reason == "the token has expired"
+    assert exc.value.rcvd is not None and exc.value.rcvd.code == 4401 and exc.value.rcvd.reason == "the token has expired"
 
 
 def test_a_slow_client_loses_events_and_is_told_how_many():

@@ -14,7 +14,7 @@ from thunes.cli import root
 from thunes.strategies import get_strategy
 
 
-def test_backtest_command_writes_artifacts_and_report(tmp_path):
+def test_backtest_command_writes_artifacts_and_report(tmp_path, btc_1h):
     out = tmp_path / "art"
     result = CliRunner().invoke(root, [
         "backtest", "--strategy", "sma_cross", "--symbol", "BTC/USDT", "--timeframe", "1h", "--sample",
@@ -22,7 +22,7 @@ def test_backtest_command_writes_artifacts_and_report(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
-    assert stats["n_trades"] >= 1
+    assert stats["n_trades"] == (159 if btc_1h.real else 268)  # golden count per data source
     stem = f"BTCUSDT_1h_sma_cross_{params_hash({'fast': 10, 'slow': 50, 'short': False})}"
     assert {p.name for p in out.iterdir()} == {
         f"stats_{stem}.csv", f"trades_{stem}.csv", f"equity_{stem}.csv", f"run_{stem}.json", f"report_{stem}.html"}

@@ -164,7 +164,7 @@ def test_quantity_rounded_down_to_the_lot_step():
     assert Decimal(repr(float(trade.qty))) == Decimal("0.00333")
     assert Decimal(repr(float(trade.entry_price))) == Decimal("30000.13")
     # The floats are the decimals the exchange writes: 592 lots is 0.00592, not 592 x 0.00001 =
-    # 0.005920000000000001 (which trade lists used to show).
+    # 0.005920000000000001 (which a trade list would show).
     candles = make_candles([16_869.49] * 4)
     trade = run(candles, events(candles, entries=[0]), options, market=default_market("BTC/USDT")).trades.iloc[0]
     assert repr(float(trade.qty)) == "0.00592" and repr(float(trade.entry_price)) == "16869.49"

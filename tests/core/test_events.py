@@ -84,7 +84,9 @@ def test_queued_subscriber_drops_instead_of_blocking_the_publisher_when_full():
     bus.subscribe(q)
     for i in range(10):  # returns at once although the handler is stuck on the first event
         bus.publish(_candle(i))
-    assert q.dropped >= 7
+    # 10 events, 2 queued: 8 dropped, or 7 when the handler thread took the first one off the queue
+    # before the publisher filled it (thread scheduling decides).
+    assert q.dropped in (7, 8)
     release.set()
     q.close()
     assert 1 <= len(handled) <= 3 and handled[0].bar_ts == 0

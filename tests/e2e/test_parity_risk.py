@@ -56,7 +56,12 @@ def replay(timeframe: str, settings: RiskSettings, workdir):
 def test_paper_and_backtest_take_the_same_risk_decisions(timeframe, case, tmp_path):
     report, paper, bt_trades = replay(timeframe, CASES[case], tmp_path)
     table = report.frame()
-    assert report.paper_trades >= (1 if case == "kill_switch" else 3), table
+    # Golden trade counts of each (timeframe, case): on the real files, then on the synthetic fallback.
+    golden = {("1m", "cool_down"): (7, 6), ("1m", "kill_switch"): (1, 2), ("1m", "loss_per_trade"): (19, 22),
+              ("1m", "position_quote"): (19, 22), ("5m", "cool_down"): (15, 14), ("5m", "kill_switch"): (2, 3),
+              ("5m", "loss_per_trade"): (24, 21), ("5m", "position_quote"): (24, 21)}
+    real = load_sample_candles("BTC/USDT", timeframe, limit=1).real
+    assert report.paper_trades == golden[(timeframe, case)][0 if real else 1], table
     assert report.timing_identical, table.to_string()
     assert report.ok, table.to_string()
     # The rule did bind, on the paper side (a denial, or a size under quote_per_trade) and so on both.

@@ -93,6 +93,7 @@ def test_our_filters_and_the_exchange_agree_on_every_order(rules, sample_dir):
                 outcome["percent"] += body["msg"].startswith("Filter failure: PERCENT_PRICE")
 
         check()
-    # Both sides of the property were exercised, and the percent band among the rejections.
+    # Both sides of the property were exercised, and the percent band among the rejections. Bounds: which
+    # orders hypothesis draws (hence how many land on each side) changes with its version.
     assert outcome["accepted"] > 5 and outcome["rejected"] > 5, outcome
     assert outcome["percent"] > 0, outcome

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import ccxt
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,7 +134,9 @@ def test_all_orders_lists_filled_canceled_and_open_orders(client, sim):
 def test_order_test_endpoint_validates_without_placing(client, sim):
     client.create_order("BTC/USDT", "market", "buy", 0.001, params={"test": True})  # POST order/test
     assert client.fetch_orders("BTC/USDT") == []
-    with pytest.raises(Exception, match="-1013"):  # the same filters apply to a test order
+    # The same filters apply to a test order: a price of 1.0 is far outside PERCENT_PRICE (ccxt raises its
+    # BadRequest for a -1013 it does not map more precisely).
+    with pytest.raises(ccxt.BadRequest, match='"code": -1013, "msg": "Filter failure: PERCENT_PRICE"'):
         client.create_order("BTC/USDT", "limit", "buy", 0.0001, 1.0, params={"test": True})
 
 

@@ -99,7 +99,7 @@ def test_limit_abc_names_the_parameter_and_binance_legal_range(sim):
 
 @pytest.mark.parametrize("recv_window", ["nan", "NaN", "inf", "-inf", "1e400", "-5", " 5000", "5000\n"])
 def test_a_non_finite_or_malformed_recv_window_never_disables_the_timestamp_check(sim, recv_window):
-    # Arrange: an hour-old timestamp, which recvWindow=nan once let through to a fill
+    # Arrange: an hour-old timestamp, which a recvWindow of nan would let through to a fill (now - ts > nan is false)
     stale = str(int(time.time() * 1000) - 3_600_000)
     order = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001", "recvWindow": recv_window,
              "newClientOrderId": "stale-recv"}

@@ -264,7 +264,7 @@ def test_sync_soon_works_after_a_fork(tmp_path):
     assert result.ok and result.records == 2
 
 
-# -- a path that cannot hold an audit trail (issue 21 item 9) ---------------------------------------------------
+# -- a path that cannot hold an audit trail ---------------------------------------------------------------------
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda tmp: (tmp / "a_folder").mkdir() or tmp / "a_folder", "is a directory"),

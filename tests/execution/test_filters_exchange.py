@@ -62,6 +62,8 @@ def _accepts_every_prepared_order(sim, symbols: tuple[str, ...], examples: int) 
 
 def test_prepared_orders_are_accepted_by_the_local_exchange(sim):
     outcomes = _accepts_every_prepared_order(sim, ("BTC/USDT", "ETH/USDT", "SOL/USDT"), 40)
+    # A bound: the rule is that no prepared order is refused; which orders hypothesis draws (and so how
+    # many a filter turns away before sending) changes with its version.
     assert outcomes.count("accepted") >= 10
 
 

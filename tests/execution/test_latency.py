@@ -1,4 +1,4 @@
-"""Latency (issue 7): what keeps the candle close -> order path short, each one observable.
+"""Latency: what keeps the candle close -> order path short, each one observable.
 
 The fsync count before the send is specified in ``test_orders.py`` (one journal commit, one audit
 fsync, overlapped); here: the garbage collector's full passes are kept off the trading loop.

@@ -104,11 +104,12 @@ def test_a_lost_order_answer_never_fills_twice_whatever_the_delivery_delay(sim, 
 
 
 @pytest.mark.slow
-def test_the_reported_case_a_request_delivered_8s_late_with_the_default_window(sim, proxy, tmp_path):
-    """Issue 21.1 as reported: 502 at once, the request delivered 8 s later, the adapter's default window.
-
-    Signed with ccxt's 10 s window and resent after 6 s, the original filled too. Now the adapter signs with
-    4 s and the executor waits 5.5 s: the resend fills and the original is refused as stale."""
+def test_a_request_delivered_8s_late_under_the_default_window_is_refused_and_only_the_resend_fills(
+        sim, proxy, tmp_path):
+    """A 502 at once and the request delivered 8 s later, with the adapter's default window: the adapter
+    signs with a 4 s recvWindow and the executor waits 5.5 s before resending, so the resend fills and the
+    late original is refused as stale (-1021). (With ccxt's own 10 s window and a resend after 6 s, both
+    would fill.)"""
     executor = _executor(sim, proxy, tmp_path, recv_window_ms=None, options=ExecutorOptions(retry_sleep_s=0.5))
     assert executor.exchange.recv_window_ms == 4_000 and executor.settle_ms == 5_500
     intent = _entry(sim, bar_ts=2)

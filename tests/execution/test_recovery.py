@@ -174,7 +174,8 @@ def test_the_trader_replaying_a_bar_whose_order_never_left_sees_what_recovery_de
             else:  # sent at recovery: the replay finds the position, no second order; the fill is booked
                 assert again.journal.get(cid).status is OrderStatus.FILLED
                 assert replayed.action == "hold"
-                assert len(at_exchange) == 1 and again.positions.position("BTC/USDT").qty > 0
+                # 100 USDT bought 0.00232 BTC; the 0.1 % fee, paid in BTC, leaves 0.00231768.
+                assert len(at_exchange) == 1 and again.positions.position("BTC/USDT").qty == D("0.00231768")
                 assert [f.client_order_id for f in read_ledger(tmp_path / "ledger.csv")] == [cid]
         finally:
             again.close()

@@ -34,26 +34,29 @@ def test_warmup_rows_are_nan_and_later_rows_are_finite(candles):
     assert out.iloc[: fs.warmup][list(fs.columns)].isna().any(axis=1).all()
 
 
-def test_every_feature_is_prefix_invariant_on_real_data(candles):
+def test_every_feature_is_prefix_invariant_on_real_data(candles, btc_1h):
     """Appending later rows never changes a value already computed: no feature looks ahead."""
     frame = candles.iloc[-1_500:]
     report = check_prefix_invariance(compute_features, frame, n_prefixes=12, seed=3, min_rows=400)
     assert report.errors == ()
     assert report.violations == (), report.violations[:5]
-    assert report.random_prefixes == 12 and len(report.prefix_lengths) >= 12  # + one per event row
+    # 12 random prefix ends plus one per event row, an end drawn twice counted once: golden per data source.
+    assert report.random_prefixes == 12 and len(report.prefix_lengths) == (101 if btc_1h.real else 100)
     assert set(get_feature_set("default").columns) <= set(report.columns)
 
 
 def test_every_feature_is_prefix_invariant_on_a_second_market_with_holes():
     """DOGE/USDT 5m (real when present) with 25 minutes cut out, so gap_flag is checked as well."""
-    candles = load_sample_candles("DOGE/USDT", "5m", limit=2_000).frame
+    sample = load_sample_candles("DOGE/USDT", "5m", limit=2_000)
+    candles = sample.frame
     frame = candles.drop(candles.index[1_200:1_205])
 
     report = check_prefix_invariance(lambda f: compute_features(f, timeframe_ms=300_000), frame, n_prefixes=10,
                                      seed=9, min_rows=300)
 
     assert report.ok, report.format()
-    assert report.random_prefixes == 10 and len(report.prefix_lengths) >= 10  # + one per event row
+    # 10 random prefix ends plus one per event row, an end drawn twice counted once: golden per data source.
+    assert report.random_prefixes == 10 and len(report.prefix_lengths) == (161 if sample.real else 149)
     assert GAP_COLUMN in report.columns
     assert compute_features(frame, timeframe_ms=300_000)[GAP_COLUMN].iloc[1_200]  # the row after the cut
 

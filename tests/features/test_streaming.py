@@ -1,4 +1,4 @@
-"""Streaming indicators equal the batch ones (issue 19): on real candles, after a restart from saved state,
+"""Streaming indicators equal the batch ones: on real candles, after a restart from saved state,
 and across a gap in the candles.
 
 The batch functions of :mod:`thunes.features.indicators` are the reference and are called through their public

@@ -1,4 +1,4 @@
-"""A feature set streamed one candle at a time equals :func:`compute_features` (issue 19): every column of the
+"""A feature set streamed one candle at a time equals :func:`compute_features`: every column of the
 compact and the default sets, on real candles with a hole, and after a restart from saved state."""
 
 from __future__ import annotations

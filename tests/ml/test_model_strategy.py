@@ -43,6 +43,8 @@ def test_model_strategy_enters_only_when_return_clears_the_vol_scaled_threshold(
     np.testing.assert_array_equal(signals.entries.to_numpy(), (score > 0.05).to_numpy())
     np.testing.assert_array_equal(signals.exits.to_numpy(), (score < -0.05).to_numpy())
     assert not signals.entries.iloc[: strategy.warmup - 1].any()  # no prediction before the warm-up
+    # A bound: the predictions depend on the thread count training ran with (resolve_threads picks it
+    # from the machine's load), so the exact trade count may differ between machines.
     assert len(result.trades) > 0
     # every entry fills at the open of the bar after a bar whose prediction cleared the threshold
     positions = ml_candles.index.get_indexer(pd.DatetimeIndex(result.trades.entry_ts))

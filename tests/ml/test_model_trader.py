@@ -65,6 +65,8 @@ def test_the_paper_trader_runs_the_model_strategy_bar_by_bar(tiny_model, ml_cand
     score = (preds.pred_ret / preds.pred_vol).to_numpy()
     buys = [d for d in decisions if d.action == "buy"]
     sells = [d for d in decisions if d.action == "sell"]
+    # A bound: the model's predictions depend on the thread count training ran with (chosen from the
+    # machine's load, see resolve_threads), so the exact number of orders may differ between machines.
     assert len(buys) >= 2 and sells, f"too few orders in 80 bars: {[d.action for d in decisions]}"
     for d in buys:
         assert score[ts_ms(frame) == d.bar_ts][0] > THRESHOLD - 1e-3

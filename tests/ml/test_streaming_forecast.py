@@ -1,4 +1,4 @@
-"""One prediction per candle from streamed features (issue 19) equals the batch forecast over the same candles."""
+"""One prediction per candle from streamed features equals the batch forecast over the same candles."""
 
 from __future__ import annotations
 

@@ -10,12 +10,14 @@ from decimal import Decimal
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.live.conftest import PAIRS as BOT_PAIRS
 from thunes.core.enums import OrderType, Side
 from thunes.core.errors import InsufficientFunds
 from thunes.core.events import (
     BotState, BotStateChanged, CandleClosed, DecisionAction, FeedReconnected, JobRan, OrderFilled, OrderRejected,
     OrderSubmitted, RiskDenied, SignalDecided,
 )
+from thunes.data.samples import load_sample_candles
 from thunes.execution.ledger import LedgerRow, read_ledger
 from thunes.ops import BotMetrics, PipelineMetrics
 from thunes.services.bot import events
@@ -200,12 +202,15 @@ def test_a_paper_run_exposes_what_happened(paper_run):
     log = events(result.state_dir)
     total = lambda name: sum(s.value for f in m.registry.collect() for s in f.samples if s.name == name)  # noqa: E731
     assert total("thunes_candles_processed_total") == r.candles == 4 * 60
-    assert total("thunes_fills_total") == len(read_ledger(result.state_dir / "ledger.csv")) > 0
+    real = all(load_sample_candles(sym, "5m", limit=1).real for sym in BOT_PAIRS)
+    # Golden counts of the run per data source (real files or synthetic fallback): 7 or 11 market orders.
+    assert total("thunes_fills_total") == len(read_ledger(result.state_dir / "ledger.csv")) == (7 if real else 11)
     assert total("thunes_orders_submitted_total") == r.orders
     denied = [e for e in log if isinstance(e, RiskDenied)]
-    assert denied and total("thunes_risk_denials_total") == len(denied)
+    assert len(denied) == (3 if real else 1) and total("thunes_risk_denials_total") == len(denied)
     assert value(m, "thunes_bot_state", state="stopped") == 1
     assert value(m, "thunes_kill_switch_active") == 0
+    # A bound on the runs: the reconcile job's runs during the replay depend on how fast it went.
     assert value(m, "thunes_reconcile_runs_total") == r.reconciles >= 2
     # equity at the stop: the quote balance plus every base asset at its pair's last close
     marks = session.bot._last_close
@@ -227,7 +232,7 @@ def test_every_metric_in_the_dashboard_and_alert_rules_is_exposed(paper_run):
     used = set()
     for expr in dashboard_exprs() + rule_exprs():
         used |= metric_names(expr)
-    assert len(used) >= 40
+    assert len(used) >= 40  # a bound: the dashboards and the alert rules gain metrics over time
     missing = sorted(n for n in used if family_of(n, exposed) not in exposed)
     assert not missing, missing
 

@@ -1,6 +1,6 @@
 """Ctrl-C during ``thunes optimize`` stops cleanly: finished trials are kept, one line, exit status 130.
 
-Rule (issue 14, items 4 and 13): Optuna reports a trial stopped by KeyboardInterrupt as a warning with the
+Rule: Optuna reports a trial stopped by KeyboardInterrupt as a warning with the
 whole traceback (about 60 lines); the command instead prints one ``interrupted:`` line saying where the
 finished trials are kept, and a second run resumes them.
 """

@@ -1,4 +1,4 @@
-"""Trials spend their time in the backtest: the prepared path and the SQLite write-behind (issue 8).
+"""Trials spend their time in the backtest: the prepared path and the SQLite write-behind.
 
 Both are shortcuts, so these tests pin that they change nothing a user can see: the prepared path gives
 ``run_backtest``'s metrics bit for bit, and a SQLite study written in batches holds exactly the trials
@@ -40,15 +40,27 @@ OPTIONS = {
     "vol target sizing": BacktestOptions(sizing=VolTarget(annual_vol=0.3, window=72), risk=None),
 }
 
+# (real, synthetic) trade counts of SmaCross 5/20, 12/60 and 40/200 under each option set.
+GOLDEN_TRADES = {
+    "settings defaults (risk limits on)": ((139, 40, 12), (122, 45, 13)),
+    "research (no risk limits: lean kernel)": ((139, 40, 12), (122, 45, 13)),
+    "shorts with stop, take profit, trailing": ((166, 57, 20), (154, 69, 25)),
+    "fixed quote, vol target slippage": ((139, 40, 12), (122, 45, 13)),
+    "vol target sizing": ((138, 40, 12), (120, 45, 13)),
+}
+
 
 @pytest.mark.parametrize("label", list(OPTIONS))
-def test_the_prepared_path_gives_run_backtests_metrics_bit_for_bit(candles, label) -> None:  # noqa: ANN001
+def test_the_prepared_path_gives_run_backtests_metrics_bit_for_bit(candles, btc_1h, label) -> None:  # noqa: ANN001
     options = OPTIONS[label]
     # A hole in the data (12 bars removed): the gap-refusal rule must act on both paths alike.
     holed = candles.drop(candles.index[1500:1512])
     short = label.startswith("shorts")
     prepared = PreparedBacktest.from_candles(holed, options, symbol="BTC/USDT", timeframe="1h")
 
+    # Golden trade counts of the three crosses under these options, on the real file or the synthetic
+    # fallback: every comparison covers trades.
+    n_trades = dict(zip((5, 12, 40), GOLDEN_TRADES[label][0 if btc_1h.real else 1], strict=True))
     for fast, slow in ((5, 20), (12, 60), (40, 200)):
         strategy = get_strategy("sma_cross")(fast=fast, slow=slow, short=short)
         quick = prepared.quick(strategy)
@@ -59,7 +71,7 @@ def test_the_prepared_path_gives_run_backtests_metrics_bit_for_bit(candles, labe
         for key, value in numeric.items():  # equal, not approximately equal (NaN where both are NaN)
             assert quick.stats[key] == value or (math.isnan(value) and math.isnan(quick.stats[key])), (key, fast)
         np.testing.assert_array_equal(quick.equity, full.equity.to_numpy())
-        assert quick.n_trades == len(full.trades) > 0
+        assert quick.n_trades == len(full.trades) == n_trades[fast]
 
 
 def test_a_trial_stores_the_metrics_of_a_full_backtest(candles) -> None:  # noqa: ANN001

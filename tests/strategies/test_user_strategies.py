@@ -1,7 +1,7 @@
 """User strategies from the CLI: one resolver (thunes.strategies.loader) for every ``--strategy``, and
 ``thunes strategies new NAME`` writes a documented template that passes the look-ahead audit.
 
-Rules (issue 14, item 10): ``--strategy`` accepts a built-in name, ``module:Class``, ``file.py:Class`` and
+Rules: ``--strategy`` accepts a built-in name, ``module:Class``, ``file.py:Class`` and
 the name of a strategy in the strategies folder (``trader.strategies_dir``); anything else is one
 StrategyError line; ``strategies list --json`` lists built-in and user strategies with their parameters.
 """

@@ -42,8 +42,8 @@ _HEAT_MARGIN = {"t": 50, "b": 40, "l": 60, "r": 20}
 
 def _heatmap_height(years: int) -> int:
     """Pixel height of the monthly-returns heatmap: the margins plus 30 px a year, and at least 120 px of
-    plot area. (Plotly's default margins take 180 px: a fixed 150-180 px figure left the plot area
-    empty and Chromium drew nothing, 'Something went wrong with axis scaling'.)"""
+    plot area. (Plotly's default margins take 180 px: a figure of 150-180 px would leave no plot area
+    and Chromium would draw nothing, 'Something went wrong with axis scaling'.)"""
     return _HEAT_MARGIN["t"] + _HEAT_MARGIN["b"] + max(120, 30 * max(1, years))
 
 

@@ -79,9 +79,8 @@ def frozen_heap() -> Iterator[None]:
     """Keep the garbage collector's full passes off the candle close -> order path while trading.
 
     A trading process holds a few hundred thousand long-lived objects (ccxt's market tables, pandas, numpy):
-    a full (generation 2) collection walks all of them, 100-150 ms on the development machine, and a
-    generation-1 pass about 1 ms, whenever the allocation counters say so, which may be in the middle of
-    a candle. After start-up those objects live as long as the process, so the loop collects once and
+    a full (generation 2) collection walks all of them, which takes on the order of 100 ms, and runs
+    whenever the allocation counters say so, which may be in the middle of a candle. After start-up those objects live as long as the process, so the loop collects once and
     moves them out of the collector's sight (:func:`gc.freeze`); collections then only walk objects made
     since. On exit they are handed back (:func:`gc.unfreeze`), so a process that goes on after the loop
     (the tests) can collect them again. Nested and concurrent loops freeze once.

@@ -132,9 +132,9 @@ def pick_device(requested: str | None = None) -> str:
 def resolve_threads(requested: int | None = None) -> int:
     """CPU threads for torch/XGBoost: ``requested``, else every usable core unless the machine is busy.
 
-    Measured on a 2-core machine whose load average was ~6: an LSTM batch took 165 ms on one thread and
-    2.8 s on two (OpenMP threads wait for each other's time slices). So when the 1-minute load average
-    already reaches the number of usable cores, one thread is used. Results are identical for a given
+    On a machine busier than its cores, OpenMP threads wait for each other's time slices and a batch on
+    two threads can take many times as long as on one. So when the 1-minute load average already
+    reaches the number of usable cores, one thread is used. Results are identical for a given
     thread count; the count used is recorded in ``meta.json["metrics"]["threads"]``.
     """
     if requested is not None:

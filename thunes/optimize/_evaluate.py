@@ -8,7 +8,8 @@ one divided by ``sqrt(bars_per_year)``.
 Trials run through the backtester's own prepared path (:class:`thunes.backtest.PreparedBacktest`, built
 once per evaluator: every trial backtests the same candles with the same options, only the strategy
 parameters change; :meth:`~thunes.backtest.PreparedBacktest.quick` gives the metrics of
-:func:`run_backtest` bit for bit without building the trade DataFrame and the equity Series, issue 8).
+:func:`run_backtest` bit for bit without building the trade DataFrame and the equity Series, which
+would cost a trial more than its backtest).
 Full results (trade list, equity Series) are built by :func:`run` for the best parameters and reports.
 """
 

@@ -2,7 +2,7 @@
 
 Each trial builds the strategy, runs the backtester (fees, slippage and risk limits on, exactly as
 ``thunes backtest`` runs it) and returns the requested metrics: one objective for TPE, several for
-NSGA-II. Speed (issue 8: a trial's time should go to the backtest, not to overhead): trials backtest
+NSGA-II. Speed (a trial's time should go to the backtest, not to overhead): trials backtest
 through the backtester's prepared handle (:class:`thunes.backtest.PreparedBacktest`, built once per
 evaluator: validated candles, kernel inputs, option vector, gap flags per signal window) and take their
 metrics from the kernel's statistics and trade records, with the same numbers as ``run_backtest``.

@@ -19,7 +19,7 @@ elsewhere with only the storage URL and the study name evaluates exactly the sam
 (:mod:`thunes.optimize.worker`). ``--trials N`` means "until the study holds N completed trials": a
 re-run after an interruption finishes the remaining ones.
 
-Speed (issue 8: a trial's time should go to the backtest, not to overhead): trials backtest through a
+Speed (a trial's time should go to the backtest, not to overhead): trials backtest through a
 prepared handle (:class:`thunes.backtest.PreparedBacktest`, built once per evaluator: validated candles,
 kernel inputs, option vector) and take their metrics from the kernel's statistics, with the same
 numbers as ``run_backtest``; and a study in a SQLite file runs in memory and is written to the file in

@@ -15,8 +15,8 @@ class WriteBehind:
 
     Why: Optuna's relational storage issues about 57 SQL statements per trial (creating it, every
     ``suggest``, the sampler reading the trials back, the heartbeat, the result), which made a SQLite
-    study several times slower than the same study in memory, and the backtest a small part of a trial
-    (issue 8). SQLite allows one writer, so a study in a SQLite file has one worker: this process. The
+    study several times slower than the same study in memory, and the backtest a small part of a
+    trial. SQLite allows one writer, so a study in a SQLite file has one worker: this process. The
     trials then run against an in-memory copy of the study (same trial numbers, same sampler), and every
     ``flush_every_s`` seconds, and when the run ends or is interrupted, the finished trials are appended
     to the file, one transaction each.

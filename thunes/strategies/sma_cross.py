@@ -1,7 +1,7 @@
 """SMA crossover: long when the fast average crosses above the slow one, flat when it crosses below.
 
-The seed's default strategy (BTC/USDT 1h). With ``allow_short`` in the backtest options the
-crosses below also open shorts (``short=True``).
+The trader's default strategy (``settings.trader.strategy``, on BTC/USDT 1h). With ``allow_short`` in
+the backtest options the crosses below also open shorts (``short=True``).
 """
 
 from __future__ import annotations

@@ -301,7 +301,8 @@ def timestamp_param(params: Mapping[str, str], name: str = "timestamp") -> int:
 def recv_window_param(params: Mapping[str, str]) -> Decimal:
     """recvWindow in ms: a finite number with up to 3 decimals in (0, 60000]; 5000 when not sent.
 
-    A ``nan`` or ``inf`` here once disabled the timestamp check (``now - ts > nan`` is always false).
+    ``nan`` and ``inf`` are refused: either would disable the timestamp check (``now - ts > nan`` is
+    always false).
     """
     raw = _raw(params, "recvWindow", False)
     if raw is None:

@@ -1,7 +1,7 @@
 """Risk state that spans a day survives a SIGKILL, through the start path ``thunes paper``/``live`` use
 (:func:`build_stack`), and one account is traded by one process at a time.
 
-Each trader life is a real process (forked by ``tests/trader/risk_life.py``) killed with SIGKILL while it
+Each trader life is a real process (forked by ``tests/execution/risk_life.py``) killed with SIGKILL while it
 holds the account; the next life must know the day's realised loss, the cool-down of the last losing trade,
 the kill-switch (tripped by the loss or set by hand), reduce-only mode and the baseline of a manual
 reset. The operator's commands are the real ``thunes risk`` CLI, run between two lives.
@@ -53,7 +53,7 @@ def _cfg(sim, tmp_path: Path, *, clock_ms: int, steps: list, db_url: str | None 
 
 
 class Life:
-    """One trader process, forked by the zygote (``tests/trader/risk_life.py``) from imports already made."""
+    """One trader process, forked by the zygote (``tests/execution/risk_life.py``) from imports already made."""
 
     def __init__(self, zygote: subprocess.Popen, cfg: dict, out: Path) -> None:
         self.out = out
@@ -97,7 +97,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture()
 def zygote(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "tests.trader.risk_life"], cwd=REPO, env=_env(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "tests.execution.risk_life"], cwd=REPO, env=_env(tmp_path),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp_path / "life.log", "a"),
                             text=True)
     yield proc

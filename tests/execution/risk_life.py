@@ -1,4 +1,4 @@
-"""Trader lives for the restart tests: ``python -m tests.trader.risk_life`` is a *zygote*: it imports
+"""Trader lives for the restart tests: ``python -m tests.execution.risk_life`` is a *zygote*: it imports
 everything once (ccxt alone takes about a second), then for each JSON config read on stdin forks one life,
 answers ``pid N`` and reaps it when it ends. A life writes its JSON lines to ``cfg["out"]``.
 
