@@ -10,6 +10,7 @@ directly: they go through :func:`thunes.data.sources.load_candles`, whose rule s
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pandas as pd
 
 from thunes.core.candles import candles_frame
 from thunes.core.errors import DataError
-from thunes.core.timeframes import parse_timeframe, resample
+from thunes.core.timeframes import parse_timeframe, resample, utc_ms
 from thunes.data.synthetic import generate_candles
 
 __all__ = ["SampleCandles", "find_sample_dir", "finer_sample_file", "load_sample_candles", "sample_file",
@@ -82,6 +83,7 @@ class SampleCandles:
     source: str
 
 
+SYNTHETIC_START = "2024-01-01"  # where every sample file starts too
 _START_PRICE = {"BTC": 40_000.0, "ETH": 2_300.0, "SOL": 100.0, "XRP": 0.6, "DOGE": 0.09, "LTC": 70.0}
 
 
@@ -121,10 +123,17 @@ def load_sample_candles(
 
 def synthetic_candles(symbol: str, timeframe: str, *, rows: int = 20_000, seed: int = 7) -> pd.DataFrame:
     """``rows`` generated candles of ``symbol`` from 2024-01-01, at a plausible price for its base asset; the
-    same symbol, timeframe, rows and seed give the same candles."""
+    same symbol, timeframe, rows and seed give the same candles.
+
+    Never past the present: at coarse timeframes (``1d``: 20,000 bars would reach 2078) the series stops
+    at the last bar closed by now, as the candle store refuses future timestamps (a wrong unit or column).
+    """
+    tf = parse_timeframe(timeframe)
+    closed = (int(time.time() * 1000) - utc_ms(SYNTHETIC_START)) // tf.ms
+    rows = max(1, min(rows, int(closed)))
     base = symbol.split("/")[0].upper()
     decimals = 2 if _START_PRICE.get(base, 100.0) >= 10 else 5
     return generate_candles(
-        rows, timeframe=str(parse_timeframe(timeframe)), start_price=_START_PRICE.get(base, 100.0),
+        rows, timeframe=str(tf), start=SYNTHETIC_START, start_price=_START_PRICE.get(base, 100.0),
         seed=seed + sum(map(ord, symbol)), price_decimals=decimals,
     )
