@@ -124,7 +124,12 @@ def test_prometheus_scrapes_a_paper_run_and_fires_the_kill_switch_alert(tmp_path
     """Four pairs x 60 candles (max 2 positions): what Prometheus stored equals the bot's own books."""
     from tests.live.conftest import app_settings, bot_settings
 
+    from thunes.live.config import LocalReplaySettings
+
     settings = bot_settings(tmp_path / "bot", bars=60, risk={"max_positions": 2, "cool_down_minutes": 0})
+    # Paced to about 4.5 s (18,000 market seconds at 4,000x), so the 1 s scrapes see the bot running even when
+    # a busy machine delays one; unpaced, 240 candles can go by between two scrapes.
+    settings = settings.model_copy(update={"local": LocalReplaySettings(bars=60, speed=4000)})
     app = app_settings(tmp_path)
     request = BotRunRequest(settings=settings, control=False, audit_fsync="never", metrics_port=0)
     with open_bot(request, app, frames=four_pairs) as session:
