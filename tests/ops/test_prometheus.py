@@ -123,7 +123,6 @@ def prometheus(tmp_path: Path):
 def test_prometheus_scrapes_a_paper_run_and_fires_the_kill_switch_alert(tmp_path, four_pairs, prometheus):
     """Four pairs x 60 candles (max 2 positions): what Prometheus stored equals the bot's own books."""
     from tests.live.conftest import app_settings, bot_settings
-
     from thunes.live.config import LocalReplaySettings
 
     settings = bot_settings(tmp_path / "bot", bars=60, risk={"max_positions": 2, "cool_down_minutes": 0})
