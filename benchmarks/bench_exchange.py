@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from thunes.exchange.ccxt_adapter import make_local_exchange_client
-from thunes.exchange.sim import AccountSpec, LocalExchange, SimOptions, DEFAULT_API_KEY, DEFAULT_SECRET
+from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange, SimOptions
 
 
 def main() -> None:

@@ -43,21 +43,21 @@ import pandas as pd
 
 from thunes.config import RiskSettings
 from thunes.core.candles import ts_ms
+from thunes.core.timeframes import index_ms
 from thunes.data.samples import load_sample_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
-from thunes.exchange.sim import AccountSpec, DEFAULT_API_KEY, DEFAULT_SECRET, LocalExchange
+from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange
 from thunes.execution.incremental import BarSignals, LastBarStrategy
 from thunes.execution.ledger import Ledger
-from thunes.live.feed import Candle
 from thunes.execution.orders import ExecutorOptions
-from thunes.live.assembly import ReplayClock, build_stack
-from thunes.live.trader import Trader, TraderOptions, frozen_heap
 from thunes.features import indicators as ind
 from thunes.features import streaming as st
 from thunes.features.feature_set import compute_features, get_feature_set
 from thunes.features.streaming_set import StreamingFeatures
+from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.feed import Candle
+from thunes.live.trader import Trader, TraderOptions, frozen_heap
 from thunes.strategies.base import Signals, Strategy
-from thunes.core.timeframes import index_ms
 
 WINDOW = 300
 _INFO = Path(__file__).resolve().parents[1] / "thunes" / "exchange" / "sim" / "exchange_info.json"

@@ -19,7 +19,14 @@ from decimal import Decimal
 
 from thunes.core.enums import Side
 from thunes.core.events import (
-    CandleClosed, DecisionAction, JobRan, OrderFilled, OrderSubmitted, PositionOpened, RiskDenied, SignalDecided,
+    CandleClosed,
+    DecisionAction,
+    JobRan,
+    OrderFilled,
+    OrderSubmitted,
+    PositionOpened,
+    RiskDenied,
+    SignalDecided,
 )
 from thunes.execution.ledger import LedgerRow
 from thunes.ops import BotMetrics

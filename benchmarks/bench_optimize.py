@@ -36,7 +36,7 @@ class Timer:
         self.calls = 0
         self._inner = getattr(module, name)
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         inner = self._inner
 
         def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from thunes.core.timeframes import index_ms
 from thunes.data.store import open_store
 from thunes.data.synthetic import generate_candles
-from thunes.core.timeframes import index_ms
 
 
 def best_of(fn, repeat: int = 5) -> float:

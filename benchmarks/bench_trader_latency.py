@@ -35,16 +35,16 @@ import pandas as pd
 
 from thunes.config import RiskSettings
 from thunes.core.candles import ts_ms
+from thunes.core.timeframes import index_ms
 from thunes.data.samples import load_sample_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
-from thunes.exchange.sim import AccountSpec, DEFAULT_API_KEY, DEFAULT_SECRET, LocalExchange
-from thunes.live.feed import Candle
+from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange
 from thunes.execution.orders import ExecutorOptions
 from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.feed import Candle
 from thunes.live.trader import TraderOptions, frozen_heap
 from thunes.strategies.base import Signals, Strategy
 from thunes.strategies.sma_cross import SmaCross
-from thunes.core.timeframes import index_ms
 
 
 class Flip(Strategy):

@@ -28,10 +28,11 @@ import re
 import shutil
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from dotenv import dotenv_values
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -41,27 +42,27 @@ from thunes.core.errors import ConfigError
 from thunes.core.redact import MASK, is_secret_name, redact_text
 
 __all__ = [
-    "Settings",
+    "ENV_PREFIX",
+    "ApiCredential",
+    "ApiSettings",
+    "AuditSettings",
+    "BacktestSettings",
     "DataSettings",
     "ExchangeSettings",
-    "RiskSettings",
-    "BacktestSettings",
-    "TraderSettings",
-    "OptimizeSettings",
-    "MLSettings",
-    "AuditSettings",
-    "LoggingSettings",
-    "TelegramSettings",
-    "ApiSettings",
-    "LoadedSettings",
-    "load_settings",
-    "write_config_file",
-    "settings_hash",
-    "masked_settings",
-    "is_secret_key",
-    "ApiCredential",
     "FolderPath",
-    "ENV_PREFIX",
+    "LoadedSettings",
+    "LoggingSettings",
+    "MLSettings",
+    "OptimizeSettings",
+    "RiskSettings",
+    "Settings",
+    "TelegramSettings",
+    "TraderSettings",
+    "is_secret_key",
+    "load_settings",
+    "masked_settings",
+    "settings_hash",
+    "write_config_file",
 ]
 
 ENV_PREFIX = "THUNES_"

@@ -21,7 +21,7 @@ from thunes.config import LoggingSettings
 from thunes.core.errors import ConfigError
 from thunes.core.redact import MASK, is_secret_name, redact_text
 
-__all__ = ["setup_logging", "JsonLineFormatter", "RedactingFilter", "RedactingFormatter"]
+__all__ = ["JsonLineFormatter", "RedactingFilter", "RedactingFormatter", "setup_logging"]
 
 
 class RedactingFilter(logging.Filter):

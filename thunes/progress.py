@@ -8,7 +8,8 @@ stderr is a terminal (and the caller has not turned bars off), and cleared when 
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["progress_bar", "show_progress"]
 

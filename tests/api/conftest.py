@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -18,14 +19,13 @@ pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 
 import httpx  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
+from tests.live.conftest import bot_settings, four_pairs  # noqa: F401 - fixture
 from thunes.api import ApiContext, ApiSettings, ServerThread
 from thunes.api.auth import Role, UserStore
 from thunes.config import Settings
 from thunes.live.config import LocalReplaySettings
 from thunes.live.control import control_file
 from thunes.services.bot import BotRunRequest, open_bot
-
-from tests.live.conftest import bot_settings, four_pairs  # noqa: F401 - fixture
 
 SECRET = "s" * 40
 PASSWORDS = {"viewer": "viewer-password", "boss": "boss-password"}

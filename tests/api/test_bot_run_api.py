@@ -9,9 +9,8 @@ import time
 
 import httpx
 
-from thunes.api.auth import Role, UserStore
-
 from tests.api.test_security import _free_port
+from thunes.api.auth import Role, UserStore
 
 
 def test_bot_run_with_api_serves_the_running_bot_and_stops_on_request(tmp_path):

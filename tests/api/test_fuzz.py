@@ -21,12 +21,11 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
+from tests.api.conftest import make_ctx, start_api
+from tests.live.conftest import bot_settings, four_pairs  # noqa: F401 - fixture
 from thunes.api import ApiContext, ApiSettings, create_app
 from thunes.config import Settings
 from thunes.services.bot import BotRunRequest, run_bot
-
-from tests.api.conftest import make_ctx, start_api
-from tests.live.conftest import bot_settings, four_pairs  # noqa: F401 - fixture
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 RANDOM = os.environ.get("FUZZ_RANDOM") == "1"  # explore new inputs; CI replays the same derived ones

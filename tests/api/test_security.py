@@ -13,11 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.conftest import SECRET, make_ctx, start_api
 from thunes.api import ApiSettings, check_bind, load_api_settings
 from thunes.config import load_settings
 from thunes.core.errors import ConfigError
-
-from tests.api.conftest import SECRET, make_ctx, start_api
 
 
 def test_defaults_are_loopback_no_secret_no_cors():

@@ -11,8 +11,16 @@ import pandas.testing as pdt
 import pytest
 
 from thunes.backtest import (
-    BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, RiskLimits, VolatilitySlippage, VolTarget,
-    VolumeSlippage, default_market, run_backtest,
+    BacktestOptions,
+    FixedQuote,
+    FixedSlippage,
+    FractionOfEquity,
+    RiskLimits,
+    VolatilitySlippage,
+    VolTarget,
+    VolumeSlippage,
+    default_market,
+    run_backtest,
 )
 from thunes.config import BacktestSettings, RiskSettings
 from thunes.core.candles import candles_frame

@@ -7,7 +7,14 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from thunes.backtest import BacktestOptions, FixedQuote, FixedSlippage, FractionOfEquity, RiskLimits, run_backtest
+from thunes.backtest import (
+    BacktestOptions,
+    FixedQuote,
+    FixedSlippage,
+    FractionOfEquity,
+    RiskLimits,
+    run_backtest,
+)
 from thunes.backtest.portfolio import run_portfolio
 from thunes.core.candles import candles_frame
 from thunes.data.samples import load_sample_candles

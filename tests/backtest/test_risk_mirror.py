@@ -11,8 +11,6 @@ rule, for random signals and for limits chosen so that each rule binds.
 
 from __future__ import annotations
 
-from thunes.core.candles import ts_ms
-
 from collections import Counter
 from decimal import Decimal
 
@@ -20,9 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thunes.backtest import BacktestOptions, FixedQuote, FixedSlippage, RiskLimits, run_backtest, run_portfolio
+from thunes.backtest import (
+    BacktestOptions,
+    FixedQuote,
+    FixedSlippage,
+    RiskLimits,
+    run_backtest,
+    run_portfolio,
+)
 from thunes.config import RiskSettings
-from thunes.core.candles import candles_frame
+from thunes.core.candles import candles_frame, ts_ms
 from thunes.core.clock import SimulatedClock
 from thunes.core.enums import Side
 from thunes.execution.risk import Approved, RiskManager, TradeIntent

@@ -11,14 +11,13 @@ bar, and the trades we keep are vectorbt's.
 
 from __future__ import annotations
 
-from thunes.core.candles import ts_ms
-
 import os
 
 import numpy as np
 import pytest
 
 from thunes.backtest import BacktestOptions, FixedSlippage, run_backtest
+from thunes.core.candles import ts_ms
 from thunes.strategies import get_strategy
 
 try:  # the oracle pins pandas < 3, so it is installed in its own environment (make test: .venv-oracle)

@@ -4,8 +4,15 @@ from decimal import Decimal
 import pytest
 
 from thunes.core import (
-    DataError, Market, OrderStatus, SimulatedClock, check_transition, client_order_id, parse_exchange_info,
-    round_down_to_step, round_to_tick,
+    DataError,
+    Market,
+    OrderStatus,
+    SimulatedClock,
+    check_transition,
+    client_order_id,
+    parse_exchange_info,
+    round_down_to_step,
+    round_to_tick,
 )
 from thunes.core.candles import candles_frame, validate_candles
 

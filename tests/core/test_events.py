@@ -6,8 +6,16 @@ import threading
 from decimal import Decimal
 
 from thunes.core.events import (
-    BotState, BotStateChanged, CandleClosed, DecisionAction, EventBus, OrderFilled, QueuedSubscriber, RiskDenied,
-    SignalDecided, event_from_json,
+    BotState,
+    BotStateChanged,
+    CandleClosed,
+    DecisionAction,
+    EventBus,
+    OrderFilled,
+    QueuedSubscriber,
+    RiskDenied,
+    SignalDecided,
+    event_from_json,
 )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from thunes.core.candles import ts_ms
-
 import gzip
 import json
 
@@ -12,10 +10,11 @@ import pandas as pd
 from click.testing import CliRunner
 
 from thunes.cli import root
+from thunes.core.candles import ts_ms
 from thunes.core.errors import DataError
 from thunes.data.io import detect_format, read_candle_file, write_candle_file
-from thunes.data.synthetic import generate_candles
 from thunes.data.store import open_store
+from thunes.data.synthetic import generate_candles
 
 M = 60_000
 T0 = 1_704_067_200_000  # 2024-01-01 (candles before 2009-01-03 are refused)

@@ -19,8 +19,8 @@ from thunes.core.candles import ts_ms
 from thunes.data.samples import load_sample_candles
 from thunes.data.store import open_store
 from thunes.execution.audit import verify_audit
-from thunes.execution.journal import OrderJournal
 from thunes.execution.db import Database
+from thunes.execution.journal import OrderJournal
 from thunes.live.parity import ReplaySpec, paper_replay
 from thunes.strategies.sma_cross import SmaCross
 

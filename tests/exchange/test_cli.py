@@ -62,7 +62,7 @@ def test_clock_is_shown_and_moved_by_steps_or_to_a_time(sim):
                                  env={"THUNES_CONFIG": ""})
     assert stepped.exit_code == 0 and sim.now_ms() == start + 3 * H
     target = start + 10 * H
-    iso = dt.datetime.fromtimestamp(target / 1000, tz=dt.timezone.utc)
+    iso = dt.datetime.fromtimestamp(target / 1000, tz=dt.UTC)
     moved = CliRunner().invoke(root, ["exchange", "clock", "--url", sim.base_url, "--to", iso.isoformat()],
                                env={"THUNES_CONFIG": ""})
     assert moved.exit_code == 0 and sim.now_ms() == target

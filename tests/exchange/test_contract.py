@@ -13,8 +13,14 @@ import pytest
 
 from thunes.core.enums import OrderStatus, OrderType, Side
 from thunes.core.errors import (
-    AuthenticationError, FilterRejected, InsufficientFunds, OrderNotFound, OrderRejected, RateLimited,
-    ExchangeUnavailable, RetryableError,
+    AuthenticationError,
+    ExchangeUnavailable,
+    FilterRejected,
+    InsufficientFunds,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+    RetryableError,
 )
 from thunes.exchange.ccxt_adapter import make_local_exchange_client
 from thunes.exchange.types import OrderRequest

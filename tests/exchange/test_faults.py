@@ -189,7 +189,7 @@ def test_a_client_that_answers_pings_stays_connected(answers):
                         try:
                             # (not receive(timeout=): it restarts its timer after each ping it answers)
                             msg = await asyncio.wait_for(ws.receive(), left)
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             break
                         if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                             return "closed by the server", sim.stream_counts()["market_connections"]

@@ -24,6 +24,7 @@ from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, Lo
 from thunes.exchange.sim._rules import SymbolSpec
 from thunes.execution.filters import validate_order
 
+
 def signed(sim: LocalExchange, method: str, path: str, params: dict[str, str]) -> tuple[int, dict]:
     """A raw signed request, so that off-grid numbers reach the exchange unrounded (ccxt would round them)."""
     query = urllib.parse.urlencode({**params, "timestamp": str(int(time.time() * 1000))})

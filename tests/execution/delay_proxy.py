@@ -89,7 +89,7 @@ class DelayProxy:
         return f"http://127.0.0.1:{self._port}"
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> "DelayProxy":
+    def start(self) -> DelayProxy:
         ready = threading.Event()
 
         def run() -> None:
@@ -113,7 +113,7 @@ class DelayProxy:
             self._thread.join(10)
         self._thread = None
 
-    def __enter__(self) -> "DelayProxy":
+    def __enter__(self) -> DelayProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

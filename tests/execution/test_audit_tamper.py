@@ -19,8 +19,16 @@ from pydantic import SecretStr
 
 from thunes.core.clock import SimulatedClock
 from thunes.core.errors import ConfigError
-from thunes.execution.audit import (ALG, Anchor, AuditAnchors, AuditTrail, default_key_file, key_id, load_key,
-                                    verify_audit)
+from thunes.execution.audit import (
+    ALG,
+    Anchor,
+    AuditAnchors,
+    AuditTrail,
+    default_key_file,
+    key_id,
+    load_key,
+    verify_audit,
+)
 from thunes.execution.db import Database
 
 

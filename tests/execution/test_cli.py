@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from thunes.execution.audit import AuditTrail, verify_audit
 
 
-
 def _thunes(tmp_path: Path, *args: str):
     from thunes.cli import root
 

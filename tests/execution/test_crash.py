@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.execution.conftest import SYMBOLS, make_sim
+from tests.execution.delay_proxy import DelayProxy
 from thunes.core.clock import LiveClock
 from thunes.core.enums import OrderStatus, Side
 from thunes.execution.audit import AuditAnchors, verify_audit
 from thunes.execution.db import Database
 from thunes.execution.journal import OrderJournal
 from thunes.execution.positions import PositionTracker
-from tests.execution.conftest import SYMBOLS, make_sim
-from tests.execution.delay_proxy import DelayProxy
 
 D = Decimal
 REPO = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from thunes.data.samples import load_sample_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
 from thunes.execution.incremental import BarSignals, LastBarStrategy, SmaCrossIncremental, StreamingSignals
-from thunes.live.feed import Candle
 from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.feed import Candle
 from thunes.live.trader import TraderOptions
 from thunes.strategies.sma_cross import SmaCross
 

@@ -15,6 +15,8 @@ from decimal import Decimal
 
 import pytest
 
+from tests.execution.conftest import risk_settings
+from tests.execution.delay_proxy import DelayProxy
 from thunes.core.clock import LiveClock
 from thunes.core.enums import OrderStatus, Side
 from thunes.core.errors import ConfigError
@@ -32,8 +34,6 @@ from thunes.execution.orders import (
 )
 from thunes.execution.positions import PositionTracker
 from thunes.execution.risk import RiskManager, TradeIntent
-from tests.execution.conftest import risk_settings
-from tests.execution.delay_proxy import DelayProxy
 
 D = Decimal
 WINDOW_MS = 1_000  # signed recvWindow of these tests: short, so that the delays are short

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.execution.conftest import build_stack
 from thunes.core.enums import OrderStatus, OrderType, Side
 from thunes.core.ids import client_order_id
 from thunes.exchange.types import OrderRequest
@@ -14,7 +15,6 @@ from thunes.execution.circuit_breaker import CircuitBreaker
 from thunes.execution.filters import PreparedOrder
 from thunes.execution.orders import intent_client_order_id
 from thunes.execution.risk import TradeIntent
-from tests.execution.conftest import build_stack
 
 D = Decimal
 

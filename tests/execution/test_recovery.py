@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.execution.conftest import RECV_WINDOW_MS, build_stack
 from thunes.config import RiskSettings
 from thunes.core.candles import ts_ms
 from thunes.core.clock import LiveClock
@@ -21,13 +22,13 @@ from thunes.data.synthetic import generate_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
 from thunes.execution.ledger import read_ledger
-from thunes.live.feed import Candle
 from thunes.execution.orders import intent_client_order_id
 from thunes.execution.risk import TradeIntent
-from thunes.live.assembly import ReplayClock, build_stack as build_trading_stack
+from thunes.live.assembly import ReplayClock
+from thunes.live.assembly import build_stack as build_trading_stack
+from thunes.live.feed import Candle
 from thunes.live.trader import TraderOptions
 from thunes.strategies.sma_cross import SmaCross
-from tests.execution.conftest import RECV_WINDOW_MS, build_stack
 
 D = Decimal
 

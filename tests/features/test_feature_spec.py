@@ -8,7 +8,7 @@ import pytest
 
 from thunes.core.errors import ConfigError, DataError, InsufficientData
 from thunes.data.samples import load_sample_candles
-from thunes.features import FeatureSet, GAP_COLUMN, compute_features, describe_column, get_feature_set
+from thunes.features import GAP_COLUMN, FeatureSet, compute_features, describe_column, get_feature_set
 from thunes.features import _kernels as K
 from thunes.features.feature_set import block
 

@@ -11,8 +11,8 @@ from hypothesis.extra.numpy import arrays
 
 from thunes.core.errors import ConfigError, DataError, InsufficientData
 from thunes.data.samples import load_sample_candles
-from thunes.features import check_prefix_invariance
 from thunes.features import _kernels as K
+from thunes.features import check_prefix_invariance
 from thunes.features import indicators as ind
 
 

@@ -15,8 +15,14 @@ import pytest
 
 from thunes.data.samples import load_sample_candles
 from thunes.features import indicators as ind
-from thunes.features.streaming import (SMA_TOLERANCE, StreamingAtr, StreamingBollinger, StreamingEma, StreamingRsi,
-                                       StreamingSma)
+from thunes.features.streaming import (
+    SMA_TOLERANCE,
+    StreamingAtr,
+    StreamingBollinger,
+    StreamingEma,
+    StreamingRsi,
+    StreamingSma,
+)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,16 @@ import pandas as pd
 import pytest
 
 from thunes.core.candles import ts_ms
-from thunes.data.samples import load_sample_candles
 from thunes.core.events import (
-    CandleClosed, KillSwitchChanged, OrderFilled, OrderSubmitted, PositionClosed, PositionOpened, RiskDenied,
+    CandleClosed,
+    KillSwitchChanged,
+    OrderFilled,
+    OrderSubmitted,
+    PositionClosed,
+    PositionOpened,
+    RiskDenied,
 )
+from thunes.data.samples import load_sample_candles
 from thunes.execution import verify_audit
 from thunes.execution.ledger import read_ledger
 from thunes.services.bot import BotRunRequest, events, open_bot, set_kill_switch
@@ -113,8 +119,8 @@ def test_each_pair_enters_and_exits_where_its_backtest_does(tmp_path, four_pairs
     """Parity per pair: with limits that never bind, each pair's round trips in the shared bot start and end
     on the bars of a backtest of that pair alone (the same rule as `thunes parity`)."""
     from thunes.backtest.prepared import gap_flags, run_backtest
-    from thunes.exchange.sim import EngineOptions
     from thunes.config import RiskSettings
+    from thunes.exchange.sim import EngineOptions
     from thunes.live.parity import backtest_options_for, compare, ledger_round_trips
     from thunes.strategies import get_strategy
 

@@ -11,7 +11,14 @@ from thunes.data.synthetic import generate_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
 from thunes.live.assembly import feed_for
-from thunes.live.sources import CandleSource, ReplaySource, StreamKey, WebsocketSource, frame_fetch, port_fetch
+from thunes.live.sources import (
+    CandleSource,
+    ReplaySource,
+    StreamKey,
+    WebsocketSource,
+    frame_fetch,
+    port_fetch,
+)
 
 T0 = 1_704_067_200_000
 M5, M15 = 300_000, 900_000

@@ -22,8 +22,8 @@ from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
 from thunes.exchange.types import OrderRequest
 from thunes.execution.ledger import read_ledger
-from thunes.live.feed import Candle
 from thunes.live.assembly import ReplayClock, build_stack
+from thunes.live.feed import Candle
 from thunes.live.state import load_state
 from thunes.live.trader import TraderOptions
 from thunes.strategies.base import Signals, Strategy

@@ -14,8 +14,8 @@ from thunes.config import RiskSettings  # noqa: E402
 from thunes.core.candles import ts_ms  # noqa: E402
 from thunes.exchange.ccxt_adapter import CcxtExchange  # noqa: E402
 from thunes.exchange.sim import LocalExchange  # noqa: E402
-from thunes.live.feed import Candle  # noqa: E402
 from thunes.live.assembly import ReplayClock, build_stack  # noqa: E402
+from thunes.live.feed import Candle  # noqa: E402
 from thunes.live.trader import TraderOptions  # noqa: E402
 from thunes.ml.serving import Forecaster  # noqa: E402
 from thunes.strategies.model_signal import ModelSignalStrategy  # noqa: E402

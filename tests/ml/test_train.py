@@ -14,10 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from thunes.core.errors import ConfigError  # noqa: E402
 from thunes.features import compute_features, get_feature_set  # noqa: E402
 from thunes.ml.artifacts import ModelCompatibilityError, load_model  # noqa: E402
 from thunes.ml.serving import Forecaster  # noqa: E402
-from thunes.core.errors import ConfigError  # noqa: E402
 from thunes.ml.train import LeakageDetected, TrainOptions, pick_device, resolve_threads, train_model  # noqa: E402
 
 pytestmark = pytest.mark.ml

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
 
+from tests.live.conftest import app_settings, four_pairs  # noqa: F401 - fixture
 from thunes.config import RiskSettings
 from thunes.live.config import BotSettings, JobSettings, LocalReplaySettings
 from thunes.live.control import control_file
@@ -24,8 +26,6 @@ from thunes.ops.telegram.fake_server import FakeTelegram
 from thunes.ops.telegram.settings import TelegramBotSettings, TelegramUser
 from thunes.strategies import register_strategy
 from thunes.strategies.base import Signals, Strategy
-
-from tests.live.conftest import app_settings, four_pairs  # noqa: F401 - fixture
 
 TRADER, VIEWER, STRANGER = 1001, 1002, 6666
 ALERTS = -100777  # a group chat for alerts

@@ -14,8 +14,17 @@ from tests.live.conftest import PAIRS as BOT_PAIRS
 from thunes.core.enums import OrderType, Side
 from thunes.core.errors import InsufficientFunds
 from thunes.core.events import (
-    BotState, BotStateChanged, CandleClosed, DecisionAction, FeedReconnected, JobRan, OrderFilled, OrderRejected,
-    OrderSubmitted, RiskDenied, SignalDecided,
+    BotState,
+    BotStateChanged,
+    CandleClosed,
+    DecisionAction,
+    FeedReconnected,
+    JobRan,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RiskDenied,
+    SignalDecided,
 )
 from thunes.data.samples import load_sample_candles
 from thunes.execution.ledger import LedgerRow, read_ledger

@@ -15,18 +15,29 @@ pytest.importorskip("telegram", reason="the Telegram tests need the telegram ext
 
 from click.testing import CliRunner
 
+from tests.ops.conftest import ALERTS, STRANGER, TRADER, VIEWER, ask, start_control, tg_settings, wait_until
 from thunes.cli import root
 from thunes.core.events import (
-    BotState, BotStateChanged, CandleClosed, DailySummary, EventBus, FeedReconnected, FeedStale, JobRan,
-    KillSwitchChanged, OrderFilled, OrderRejected, PositionClosed, ReconcileMismatch, RiskDenied,
+    BotState,
+    BotStateChanged,
+    CandleClosed,
+    DailySummary,
+    EventBus,
+    FeedReconnected,
+    FeedStale,
+    JobRan,
+    KillSwitchChanged,
+    OrderFilled,
+    OrderRejected,
+    PositionClosed,
+    ReconcileMismatch,
+    RiskDenied,
 )
 from thunes.execution.audit import AuditTrail, verify_audit
 from thunes.ops.telegram.alerts import alert_for
 from thunes.ops.telegram.control import COMMANDS
 from thunes.ops.telegram.outbox import MAX_MESSAGE, split_text
 from thunes.ops.telegram.settings import AlertKind, AlertMode
-
-from tests.ops.conftest import ALERTS, STRANGER, TRADER, VIEWER, ask, start_control, tg_settings, wait_until
 
 
 def _audit_kinds(path: Path) -> list[tuple[str, dict]]:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.live.conftest import app_settings, bot_settings, four_pairs  # noqa: F401 - fixture
 from thunes.core.errors import ConfigError
 from thunes.core.events import OrderSubmitted, RiskDenied
 from thunes.execution.audit import AuditTrail
@@ -16,8 +17,6 @@ from thunes.live.config import LocalReplaySettings
 from thunes.live.control import BotNotRunning, control_file
 from thunes.services import bot as svc
 from thunes.services.bot import BotRunRequest, open_bot
-
-from tests.live.conftest import app_settings, bot_settings, four_pairs  # noqa: F401 - fixture
 
 
 def _wait(predicate, timeout=60.0, what="condition"):

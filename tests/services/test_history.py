@@ -6,9 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from thunes.services.history import TradeNotFound, monthly, trade_by_id, trade_page
-
 from tests.services.test_reports import DAY, LEDGER, T0, row
+from thunes.services.history import TradeNotFound, monthly, trade_by_id, trade_page
 
 
 def test_ids_follow_entry_order_and_never_change_when_trades_are_added():

@@ -6,13 +6,12 @@ import json
 
 import pytest
 
+from tests.live.conftest import app_settings, bot_settings, four_pairs  # noqa: F401 - fixture
 from thunes.config import RiskSettings, Settings
 from thunes.core.errors import ConfigError
 from thunes.live.control import BotNotRunning
 from thunes.services import monitor
 from thunes.services.bot import BotRunRequest, run_bot, set_reduce_only
-
-from tests.live.conftest import app_settings, bot_settings, four_pairs  # noqa: F401 - fixture
 
 
 def test_a_stopped_bot_is_unhealthy_and_has_no_live_balance(tmp_path, four_pairs):  # noqa: F811

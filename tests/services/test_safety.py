@@ -11,7 +11,11 @@ from thunes.core.errors import ConfigError
 from thunes.live.config import BotSettings
 from thunes.services.bot import BotRunRequest, open_bot
 from thunes.services.safety import (
-    LIVE_DEFAULT_MAX_QUOTE, LiveConfirmation, check_withdrawals_disabled, live_limits, require_live_confirmation,
+    LIVE_DEFAULT_MAX_QUOTE,
+    LiveConfirmation,
+    check_withdrawals_disabled,
+    live_limits,
+    require_live_confirmation,
 )
 
 

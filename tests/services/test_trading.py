@@ -8,11 +8,18 @@ from decimal import Decimal
 
 import pytest
 
-from thunes.config import AuditSettings, DataSettings, ExchangeSettings, RiskSettings, Settings, TraderSettings
+from thunes.config import (
+    AuditSettings,
+    DataSettings,
+    ExchangeSettings,
+    RiskSettings,
+    Settings,
+    TraderSettings,
+)
 from thunes.core.candles import ts_ms
 from thunes.core.errors import ConfigError
-from thunes.data.synthetic import generate_candles
 from thunes.data.sources import LoadedCandles, Origin
+from thunes.data.synthetic import generate_candles
 from thunes.exchange.sim import LocalExchange
 from thunes.execution.ledger import read_ledger
 from thunes.execution.risk import read_run_pointer

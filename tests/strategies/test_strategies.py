@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from thunes.core.errors import StrategyError
-from thunes.strategies import Param, Signals, Strategy, crossed_above, crossed_below, get_strategy, list_strategies
+from thunes.strategies import (
+    Param,
+    Signals,
+    Strategy,
+    crossed_above,
+    crossed_below,
+    get_strategy,
+    list_strategies,
+)
 
 
 def test_registry_lists_builtins_and_hints_on_typos():

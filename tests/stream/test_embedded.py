@@ -8,8 +8,7 @@ import pytest
 from thunes.data.store import open_store
 from thunes.stream import EmbeddedTransport, IngestOptions, Ingestor, SeriesKey
 
-from .conftest import (LOOKBACK, SYMBOLS, TIMEFRAMES, assert_store_equals_exchange, caught_up, step,
-                       wait_for)
+from .conftest import LOOKBACK, SYMBOLS, TIMEFRAMES, assert_store_equals_exchange, caught_up, step, wait_for
 
 
 def ingest_options(sim, **kw) -> IngestOptions:

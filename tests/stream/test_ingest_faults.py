@@ -10,8 +10,7 @@ from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange, SimOptions
 from thunes.stream import EmbeddedTransport, IngestOptions, Ingestor
 
-from .conftest import (LOOKBACK, SYMBOLS, TIMEFRAMES, assert_store_equals_exchange, caught_up, step,
-                       wait_for)
+from .conftest import LOOKBACK, SYMBOLS, TIMEFRAMES, assert_store_equals_exchange, caught_up, step, wait_for
 
 
 def run_pipeline(sim, port, url, action) -> tuple[Ingestor, EmbeddedTransport]:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+
 import pytest
 
 from thunes.data.store import open_store
@@ -18,8 +19,17 @@ from thunes.stream import IngestOptions, Ingestor
 from thunes.stream.kafka import KafkaPublisher
 from thunes.stream.sink import KafkaSink, session_overrides
 
-from .conftest import (LOOKBACK, SYMBOLS, TIMEFRAMES, assert_store_equals_exchange, caught_up, start_of, step,
-                       truth, wait_for)
+from .conftest import (
+    LOOKBACK,
+    SYMBOLS,
+    TIMEFRAMES,
+    assert_store_equals_exchange,
+    caught_up,
+    start_of,
+    step,
+    truth,
+    wait_for,
+)
 
 pytest.importorskip("confluent_kafka")
 
@@ -34,7 +44,7 @@ class SinkThread:
                               wait_s=0.05, **kw)
         self.thread = threading.Thread(target=self.sink.run, daemon=True)
 
-    def start(self) -> "SinkThread":
+    def start(self) -> SinkThread:
         self.thread.start()
         return self
 

@@ -35,7 +35,7 @@ class KlineServer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     # -- lifecycle --
-    def start(self) -> "KlineServer":
+    def start(self) -> KlineServer:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from click.testing import CliRunner
 
@@ -75,7 +77,7 @@ def test_the_kill_switch_audit_trail_and_todays_pnl_are_shared_by_every_paper_ru
     its market day."""
     import json
     import sqlite3
-    from datetime import datetime, timezone
+    from datetime import datetime
     from decimal import Decimal
 
     from thunes.execution.audit import AuditTrail
@@ -109,8 +111,8 @@ def test_the_kill_switch_audit_trail_and_todays_pnl_are_shared_by_every_paper_ru
     day = last // 86_400_000
     assert rows, "the replay closed no trade"
     out = json.loads(status.output)
-    assert out["day"] == datetime.fromtimestamp(last / 1000, tz=timezone.utc).date().isoformat()
-    assert out["day"] < datetime.now(timezone.utc).date().isoformat()  # a replay's day, not the wall clock's
+    assert out["day"] == datetime.fromtimestamp(last / 1000, tz=UTC).date().isoformat()
+    assert out["day"] < datetime.now(UTC).date().isoformat()  # a replay's day, not the wall clock's
     assert Decimal(out["realised_today"]) == sum(Decimal(p) for ts, p in rows if ts // 86_400_000 == day)
     assert out["mode"] == "ACTIVE" and out["day_rule"].startswith("replay")
     starts = [r.payload for r in AuditTrail.read(tmp_path / "audit.jsonl") if r.kind == "config_change"]

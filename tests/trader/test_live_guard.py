@@ -10,8 +10,8 @@ import ccxt
 import pytest
 from aiohttp import web
 
-from thunes.services.safety import check_withdrawals_disabled
 from thunes.core.errors import ConfigError
+from thunes.services.safety import check_withdrawals_disabled
 
 
 @pytest.fixture()

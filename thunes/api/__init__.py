@@ -11,5 +11,14 @@ from thunes.api.app import PREFIX, ServerThread, build_server, check_bind, creat
 from thunes.api.context import ApiContext
 from thunes.api.settings import ApiSettings, load_api_settings
 
-__all__ = ["ApiContext", "ApiSettings", "PREFIX", "ServerThread", "build_server", "check_bind", "create_app", "load_api_settings",
-           "serve"]
+__all__ = [
+           "PREFIX",
+           "ApiContext",
+           "ApiSettings",
+           "ServerThread",
+           "build_server",
+           "check_bind",
+           "create_app",
+           "load_api_settings",
+           "serve",
+]

@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,7 +49,7 @@ from thunes.services.history import TradeNotFound
 from thunes.services.runner import BotAlreadyRunning
 from thunes.services.tasks import TaskNotFound
 
-__all__ = ["create_app", "serve", "build_server", "ServerThread", "PREFIX", "check_bind"]
+__all__ = ["PREFIX", "ServerThread", "build_server", "check_bind", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -232,7 +233,7 @@ class ServerThread:
                 return int(sock.getsockname()[1])
         return int(self.server.config.port)
 
-    def start(self, timeout: float = 20.0) -> "ServerThread":
+    def start(self, timeout: float = 20.0) -> ServerThread:
         import time
 
         self._thread.start()

@@ -32,8 +32,16 @@ import jwt
 from thunes.core.errors import ConfigError
 from thunes.files import atomic_write
 
-__all__ = ["Role", "Principal", "AuthError", "hash_password", "verify_password", "UserStore", "TokenService",
-           "LoginLimiter"]
+__all__ = [
+    "AuthError",
+    "LoginLimiter",
+    "Principal",
+    "Role",
+    "TokenService",
+    "UserStore",
+    "hash_password",
+    "verify_password",
+]
 
 _N, _R, _P = 2 ** 14, 8, 1  # scrypt cost: ~50 ms, 16 MiB
 
@@ -42,7 +50,7 @@ class Role(StrEnum):
     READ = "read"
     TRADER = "trader"
 
-    def allows(self, needed: "Role") -> bool:
+    def allows(self, needed: Role) -> bool:
         return self is Role.TRADER or needed is Role.READ
 
 

@@ -15,7 +15,7 @@ from thunes.api.stream import EventHub
 from thunes.services.runner import BotRunner
 from thunes.services.tasks import TaskRegistry
 
-__all__ = ["ApiContext", "plain", "LATEST"]
+__all__ = ["LATEST", "ApiContext", "plain"]
 
 #: Where ``thunes bot run`` records the folder of its last run (the CLI's default for steering commands).
 LATEST = Path("artifacts/bot/LATEST")

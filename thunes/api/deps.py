@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,7 +13,7 @@ from thunes.api.auth import AuthError, Principal, Role
 from thunes.api.context import ApiContext
 from thunes.core.errors import ConfigError
 
-__all__ = ["bearer", "context", "require", "reader", "trader", "principal_from_token"]
+__all__ = ["bearer", "context", "principal_from_token", "reader", "require", "trader"]
 
 bearer = HTTPBearer(auto_error=False, description="An access token (POST /api/v1/auth/login) or an API token")
 

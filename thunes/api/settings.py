@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thunes.config import MIN_API_SECRET as MIN_SECRET, ApiSettings
+from thunes.config import MIN_API_SECRET as MIN_SECRET
+from thunes.config import ApiSettings
 from thunes.core.errors import ConfigError
 
-__all__ = ["ApiSettings", "MIN_SECRET", "load_api_settings", "is_loopback"]
+__all__ = ["MIN_SECRET", "ApiSettings", "is_loopback", "load_api_settings"]
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":

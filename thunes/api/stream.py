@@ -24,7 +24,7 @@ from typing import Any
 from thunes.core.errors import ConfigError
 from thunes.core.events import EVENT_TYPES, Event, EventBus
 
-__all__ = ["EventHub", "Client", "parse_types"]
+__all__ = ["Client", "EventHub", "parse_types"]
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import pandas as pd
 from thunes.backtest.engine import BacktestResult
 from thunes.files import atomic_write
 
-__all__ = ["write_artifacts", "write_sweep", "artifact_stem", "params_hash", "run_stem"]
+__all__ = ["artifact_stem", "params_hash", "run_stem", "write_artifacts", "write_sweep"]
 
 
 def artifact_stem(symbol: str, timeframe: str) -> str:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,9 +32,23 @@ from thunes.core.markets import Market, SymbolFilters
 from thunes.core.timeframes import index_ms, parse_timeframe
 
 __all__ = [
-    "BacktestOptions", "BacktestResult", "FixedQuote", "FractionOfEquity", "VolTarget", "FixedSlippage",
-    "VolatilitySlippage", "VolumeSlippage", "RiskLimits", "default_market", "TRADE_COLUMNS", "RISK_PRESETS",
-    "risk_preset", "infer_timeframe", "resolve_timeframe", "records_to_trades", "run_hash",
+    "RISK_PRESETS",
+    "TRADE_COLUMNS",
+    "BacktestOptions",
+    "BacktestResult",
+    "FixedQuote",
+    "FixedSlippage",
+    "FractionOfEquity",
+    "RiskLimits",
+    "VolTarget",
+    "VolatilitySlippage",
+    "VolumeSlippage",
+    "default_market",
+    "infer_timeframe",
+    "records_to_trades",
+    "resolve_timeframe",
+    "risk_preset",
+    "run_hash",
 ]
 
 TRADE_COLUMNS = (
@@ -168,7 +183,7 @@ class RiskLimits:
     default_stop_pct: float = 0.02
 
     @classmethod
-    def from_settings(cls, risk: RiskSettings) -> "RiskLimits":
+    def from_settings(cls, risk: RiskSettings) -> RiskLimits:
         return cls(
             max_positions=risk.max_positions, max_daily_loss=float(risk.max_daily_loss),
             max_loss_per_trade=float(risk.max_loss_per_trade), max_position_quote=float(risk.max_position_quote),
@@ -264,7 +279,7 @@ class BacktestOptions:
 
     @classmethod
     def from_settings(cls, backtest: BacktestSettings, risk_settings: RiskSettings | None = None, /,
-                      **changes: Any) -> "BacktestOptions":
+                      **changes: Any) -> BacktestOptions:
         """Options from the settings sections with the live risk limits of ``risk_settings`` (default
         ``RiskSettings()``), then ``changes`` (``risk="research"`` among them lifts the limits)."""
         base = cls(
@@ -274,7 +289,7 @@ class BacktestOptions:
         )
         return replace(base, **changes) if changes else base
 
-    def replace(self, **changes: Any) -> "BacktestOptions":
+    def replace(self, **changes: Any) -> BacktestOptions:
         return replace(self, **changes)
 
     @property

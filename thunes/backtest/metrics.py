@@ -16,7 +16,8 @@ while win rate, profit factor and expectancy use closed trades only.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,14 @@ from numba import njit
 from thunes.backtest import _kernels as K
 from thunes.core.timeframes import parse_timeframe
 
-__all__ = ["compute_metrics", "stats_from_kernel", "bars_per_year", "METRIC_NAMES", "RISK_COUNT_NAMES",
-           "risk_counts_from_kernel"]
+__all__ = [
+    "METRIC_NAMES",
+    "RISK_COUNT_NAMES",
+    "bars_per_year",
+    "compute_metrics",
+    "risk_counts_from_kernel",
+    "stats_from_kernel",
+]
 
 METRIC_NAMES = (
     "start", "end", "bars", "initial_cash", "final_equity", "total_return", "annual_return", "cagr",

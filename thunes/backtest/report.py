@@ -21,7 +21,7 @@ from thunes.backtest.artifacts import run_stem
 from thunes.backtest.engine import BacktestResult
 from thunes.files import atomic_write
 
-__all__ = ["monthly_returns", "figure", "render_report", "write_report"]
+__all__ = ["figure", "monthly_returns", "render_report", "write_report"]
 
 _MAX_POINTS = 20_000
 

@@ -27,7 +27,7 @@ from thunes.logs import setup_logging
 
 _log = logging.getLogger("thunes.cli")
 
-__all__ = ["main", "root", "AppContext", "pass_app"]
+__all__ = ["AppContext", "main", "pass_app", "root"]
 
 # Modules that contribute commands, in help order.
 _COMMAND_MODULES = (

@@ -14,7 +14,7 @@ import click
 
 from thunes.cli import pass_app
 
-__all__ = ["register", "api_group"]
+__all__ = ["api_group", "register"]
 
 
 def _need_extra() -> None:

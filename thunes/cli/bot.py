@@ -21,7 +21,7 @@ import click
 from thunes.cli import pass_app
 from thunes.cli._common import parse_params
 
-__all__ = ["register", "bot_group"]
+__all__ = ["bot_group", "register"]
 
 _LATEST = Path("artifacts/bot/LATEST")
 

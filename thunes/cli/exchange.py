@@ -199,7 +199,7 @@ def clock_cmd(app, steps: int | None, to: str | None, url: str | None) -> None: 
     state = _admin(_admin_base(app, url), "/admin/clock", "POST" if payload else "GET", payload)
     import datetime as dt
 
-    when = dt.datetime.fromtimestamp(state["now"] / 1000, tz=dt.timezone.utc).isoformat()
+    when = dt.datetime.fromtimestamp(state["now"] / 1000, tz=dt.UTC).isoformat()
     click.echo(f"market clock {when} ({state['now']}), speed {state['speed'] or 'manual'}")
 
 

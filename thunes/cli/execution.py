@@ -11,7 +11,7 @@ commands refuse to run when that trail is not a real file (``/dev/null``).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -22,7 +22,7 @@ __all__ = ["register"]
 def _iso(ms: int | None) -> str:
     if not ms:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 _STATE_OPTIONS = [
@@ -132,8 +132,8 @@ def register(root: click.Group) -> None:
                    + (f", showing the last {len(shown)}" if len(shown) < listed.total else ""))
         for e in shown:
             avg = e.avg_price
-            click.echo(f"{_iso(e.created_ms)}  {e.client_order_id:<36} {e.symbol:<10} {str(e.side):<4} "
-                       f"{str(e.status):<16} qty {e.qty} filled {e.filled_qty}"
+            click.echo(f"{_iso(e.created_ms)}  {e.client_order_id:<36} {e.symbol:<10} {e.side!s:<4} "
+                       f"{e.status!s:<16} qty {e.qty} filled {e.filled_qty}"
                        + (f" @ {avg:.8f}" if avg is not None else "") + (f"  [{e.error}]" if e.error else ""))
 
     def _switch(kind: str):  # noqa: ANN202

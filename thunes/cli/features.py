@@ -224,9 +224,8 @@ def leakage_cmd(dataset, close_col, horizon, corr_threshold, scaler_file, train_
       thunes audit leakage btc_1h_features.parquet --horizon 5
       thunes audit leakage train.csv --scaler scaler.json --train-end 8000 --json
     """
-    from thunes.features.leakage import audit_leakage
-
     from thunes.data.io import read_table_file
+    from thunes.features.leakage import audit_leakage
 
     data = read_table_file(dataset)
     if close_col not in data.columns:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import click
 from thunes.cli._common import CandleSourceArgs, candle_source_options, load_candles
 from thunes.core.errors import ConfigError
 
-__all__ = ["register", "train", "forecast", "ml_group"]
+__all__ = ["forecast", "ml_group", "register", "train"]
 
 
 def _candle_source_options(fn):  # noqa: ANN001, ANN201
@@ -112,7 +112,7 @@ def train(app: Any, symbol: str, timeframe: str | None, candles: CandleSourceArg
         device=device, threads=threads, allow_leakage=allow_leakage, onnx=not no_onnx,
     )
     frame = _load(app, symbol, tf, candles)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     folder = Path(out_dir) if out_dir else Path(ml.artifacts_dir) / (
         f"{symbol.replace('/', '')}_{tf}_{model_type}_{stamp}")
     result = train_model(frame, options, symbol=symbol, timeframe=tf, out_dir=folder, progress=not (quiet or as_json))

@@ -21,10 +21,11 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
@@ -39,7 +40,7 @@ from thunes.cli._common import (
 from thunes.core.errors import ConfigError
 from thunes.services.safety import LIVE_DEFAULT_MAX_QUOTE
 
-__all__ = ["register", "paper", "live", "parity"]
+__all__ = ["live", "paper", "parity", "register"]
 
 
 def _strategy(name: str, params: tuple[str, ...]) -> Any:

@@ -21,9 +21,10 @@ Two choices worth knowing:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import ccxt
 import pandas as pd
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from thunes.config import ExchangeSettings
     from thunes.exchange.sim import LocalExchange
 
-__all__ = ["CcxtOptions", "CcxtExchange", "make_ccxt_client", "make_local_exchange_client", "ccxt_config", "order_result"]
+__all__ = ["CcxtExchange", "CcxtOptions", "ccxt_config", "make_ccxt_client", "make_local_exchange_client", "order_result"]
 
 T = TypeVar("T")
 ZERO = Decimal(0)
@@ -73,7 +74,7 @@ class CcxtOptions:
                               f"got {self.recv_window_ms}")
 
     @classmethod
-    def from_settings(cls, settings: "ExchangeSettings") -> "CcxtOptions":
+    def from_settings(cls, settings: ExchangeSettings) -> CcxtOptions:
         return cls(
             exchange_id=settings.id,
             mode=settings.mode,
@@ -182,14 +183,14 @@ def _opt_d(value: Any) -> Decimal | None:
 class CcxtExchange:
     """The exchange port over ccxt (sync). Thread-compatible, not thread-safe: one instance per thread."""
 
-    def __init__(self, settings: "ExchangeSettings | CcxtOptions", *, client: Any | None = None) -> None:
+    def __init__(self, settings: ExchangeSettings | CcxtOptions, *, client: Any | None = None) -> None:
         self.options = settings if isinstance(settings, CcxtOptions) else CcxtOptions.from_settings(settings)
         self.client = client if client is not None else make_ccxt_client(self.options)
         self._markets: dict[str, Market] | None = None
 
     @classmethod
-    def for_local(cls, sim: "LocalExchange", *, api_key: str | None = None, secret: str | None = None,
-                  timeout_s: float = 10.0, recv_window_ms: int | None = None) -> "CcxtExchange":
+    def for_local(cls, sim: LocalExchange, *, api_key: str | None = None, secret: str | None = None,
+                  timeout_s: float = 10.0, recv_window_ms: int | None = None) -> CcxtExchange:
         """An adapter on a started :class:`~thunes.exchange.sim.LocalExchange` (its first account by default)."""
         options = CcxtOptions(mode="local", base_url=sim.base_url, api_key=api_key or sim.api_key,
                               secret=secret or sim.secret, timeout_s=timeout_s, enable_rate_limit=False)
@@ -375,7 +376,7 @@ class CcxtExchange:
         if session is not None:
             session.close()
 
-    def __enter__(self) -> "CcxtExchange":
+    def __enter__(self) -> CcxtExchange:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,9 +16,10 @@ releases the lease last.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from thunes.core.clock import Clock
 from thunes.execution.audit import AuditAnchors, AuditTrail, record_config

@@ -73,7 +73,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -88,8 +88,23 @@ if TYPE_CHECKING:
     from thunes.config import AuditSettings
     from thunes.execution.db import Database
 
-__all__ = ["AuditTrail", "AuditRecord", "AuditAnchors", "OutboxBatch", "Anchor", "VerifyResult", "verify_audit", "audit_key",
-           "load_key", "key_id", "default_key_file", "redact", "record_config", "GENESIS", "ALG"]
+__all__ = [
+    "ALG",
+    "GENESIS",
+    "Anchor",
+    "AuditAnchors",
+    "AuditRecord",
+    "AuditTrail",
+    "OutboxBatch",
+    "VerifyResult",
+    "audit_key",
+    "default_key_file",
+    "key_id",
+    "load_key",
+    "record_config",
+    "redact",
+    "verify_audit",
+]
 
 GENESIS = "0" * 64
 ALG = "hmac-sha256"
@@ -221,7 +236,7 @@ def _create_key_file(file: Path) -> None:
         raise ConfigError(f"cannot create audit key file {file}: {exc}") from exc
 
 
-def audit_key(settings: "AuditSettings", *, path: str | Path | None = None, create: bool = True) -> bytes | None:
+def audit_key(settings: AuditSettings, *, path: str | Path | None = None, create: bool = True) -> bytes | None:
     """The key the settings name for the trail at ``path`` (default ``settings.path``): ``audit.key``, else
     ``audit.key_file``, else the default key file next to that trail's folder."""
     return load_key(audit_path=path if path is not None else settings.path, key=settings.key,
@@ -249,7 +264,7 @@ class Anchor:
         return f"audit:{self.seq}:{self.hash[:16]}"
 
     @classmethod
-    def parse(cls, text: str) -> "Anchor":
+    def parse(cls, text: str) -> Anchor:
         """Read ``[audit:]SEQ:HASH`` (HASH at least 16 hex digits), as :meth:`short` and the alert print it."""
         parts = text.strip().removeprefix("audit:").split(":")
         try:
@@ -273,7 +288,7 @@ class AuditAnchors:
 
     TABLE = "audit_anchors"
 
-    def __init__(self, db: "Database") -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
         with db.transaction():
             db.execute(f"""CREATE TABLE IF NOT EXISTS {self.TABLE} (
@@ -335,7 +350,7 @@ class AuditAnchors:
         last = self.latest(path)
         if last is None:
             return "audit: no anchor yet"
-        when = datetime.fromtimestamp(last.ts / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+        when = datetime.fromtimestamp(last.ts / 1000, tz=UTC).isoformat(timespec="seconds")
         return f"{last.short()} @ {when}"
 
 
@@ -583,7 +598,7 @@ def verify_audit(path: str | Path, *, check_head: bool = True, key: KeyLike | No
                         checks=tuple(checks), warnings=tuple(warnings), key_id=kid, torn_tail=torn)
 
 
-def record_config(trail: "AuditTrail", settings: Any, *, source: str, operator: str | None = None) -> "AuditRecord":
+def record_config(trail: AuditTrail, settings: Any, *, source: str, operator: str | None = None) -> AuditRecord:
     """Append a ``config_change`` record: the settings (secrets masked) and their hash.
 
     ``settings`` is the whole :class:`~thunes.config.Settings` tree or one section (a pydantic model or a
@@ -638,9 +653,9 @@ class OutboxBatch:
     journal commit), then :meth:`committed` once that transaction has committed.
     """
 
-    __slots__ = ("trail", "pending", "stored", "durable")
+    __slots__ = ("durable", "pending", "stored", "trail")
 
-    def __init__(self, trail: "AuditTrail") -> None:
+    def __init__(self, trail: AuditTrail) -> None:
         self.trail = trail
         self.pending: list[tuple[int, str, bytes]] = []  # (seq, hash, line) chained but not in the file yet
         self.stored = 0  # how many of ``pending`` were inserted into the outbox
@@ -718,8 +733,8 @@ class AuditTrail:
             self._catch_up()  # records a crash left in the outbox reach the file before anything else
 
     @classmethod
-    def from_settings(cls, settings: "AuditSettings", *, clock: Clock | None = None,
-                      anchors: AuditAnchors | None = None, path: str | Path | None = None) -> "AuditTrail":
+    def from_settings(cls, settings: AuditSettings, *, clock: Clock | None = None,
+                      anchors: AuditAnchors | None = None, path: str | Path | None = None) -> AuditTrail:
         """The trail ``settings`` describe (``path`` overrides ``audit.path``, e.g. a paper run's folder)."""
         return cls(path if path is not None else settings.path, fsync=settings.fsync, clock=clock,
                    key=settings.key, key_file=settings.key_file, anchors=anchors,
@@ -727,7 +742,7 @@ class AuditTrail:
 
     # -- grouped durability --------------------------------------------------------------------------
     @contextmanager
-    def group(self) -> Iterator["AuditTrail"]:
+    def group(self) -> Iterator[AuditTrail]:
         """Records this thread appends inside the block share one fsync, done when the outermost block exits.
 
         Only the ``always`` policy is affected (``batch`` and ``never`` keep their own rhythm). The fsync
@@ -1037,7 +1052,7 @@ class AuditTrail:
                 os.close(self._head_fd)
                 self._fd = self._head_fd = -1
 
-    def __enter__(self) -> "AuditTrail":
+    def __enter__(self) -> AuditTrail:
         return self
 
     def __exit__(self, *exc: object) -> None:

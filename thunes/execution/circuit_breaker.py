@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, Iterator, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError, ExchangeUnavailable, RetryableError
 
-__all__ = ["CircuitState", "CircuitOpen", "CircuitBreaker", "BreakerRegistry", "BreakerStatus"]
+__all__ = ["BreakerRegistry", "BreakerStatus", "CircuitBreaker", "CircuitOpen", "CircuitState"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -199,7 +200,7 @@ class CircuitBreaker:
 
         return wrapper
 
-    def __enter__(self) -> "CircuitBreaker":
+    def __enter__(self) -> CircuitBreaker:
         self.before_call()
         return self
 

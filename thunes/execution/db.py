@@ -21,14 +21,15 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from thunes.core.errors import ConfigError, StoreError
 from thunes.core.redact import redact_url as _mask
 
-__all__ = ["Database", "AccountLease"]
+__all__ = ["AccountLease", "Database"]
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS exec_orders (
@@ -133,7 +134,7 @@ class Database:
         return _mask(self.url)
 
     @classmethod
-    def connect(cls, url: str, *, durable: bool = True) -> "Database":
+    def connect(cls, url: str, *, durable: bool = True) -> Database:
         return cls(url, durable=durable)
 
     def _create_schema(self) -> None:
@@ -168,7 +169,7 @@ class Database:
         return rows[0] if rows else None
 
     @contextmanager
-    def transaction(self) -> Iterator["Database"]:
+    def transaction(self) -> Iterator[Database]:
         """Atomic block; nested calls join the outer transaction. Commits on exit, rolls back on error."""
         with self._lock:
             outer = self._depth == 0
@@ -190,7 +191,7 @@ class Database:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -292,7 +293,7 @@ class AccountLease:
             finally:
                 self._conn = None
 
-    def __enter__(self) -> "AccountLease":
+    def __enter__(self) -> AccountLease:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Mapping
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.enums import OrderType, Side, TimeInForce
@@ -32,12 +32,12 @@ from thunes.core.errors import ConfigError, FilterRejected
 from thunes.core.markets import Market, round_down_to_step, round_to_tick
 
 __all__ = [
-    "PreparedOrder",
-    "validate_order",
-    "prepare_market_order",
-    "prepare_limit_order",
-    "market_step",
     "MarketBook",
+    "PreparedOrder",
+    "market_step",
+    "prepare_limit_order",
+    "prepare_market_order",
+    "validate_order",
 ]
 
 ZERO = Decimal(0)
@@ -152,7 +152,7 @@ def _check_price(market: Market, side: Side, price: Decimal, ref_price: Decimal 
                           f"{side} price {_plain(price)} is above {_plain(high)} (average {_plain(ref_price)})")
 
 
-def _resolve(symbol_or_market: Market | str, markets: Mapping[str, Market] | "MarketBook" | None) -> Market:
+def _resolve(symbol_or_market: Market | str, markets: Mapping[str, Market] | MarketBook | None) -> Market:
     if isinstance(symbol_or_market, Market):
         return symbol_or_market
     if markets is None:
@@ -173,7 +173,7 @@ def validate_order(
     *,
     ref_price: Decimal | None = None,
     open_orders: int = 0,
-    markets: Mapping[str, Market] | "MarketBook" | None = None,
+    markets: Mapping[str, Market] | MarketBook | None = None,
 ) -> None:
     """Raise :class:`FilterRejected` (naming the filter) unless the exchange would accept this order.
 
@@ -232,7 +232,7 @@ def prepare_market_order(
     qty: Decimal | None = None,
     ref_price: Decimal,
     open_orders: int = 0,
-    markets: Mapping[str, Market] | "MarketBook" | None = None,
+    markets: Mapping[str, Market] | MarketBook | None = None,
 ) -> PreparedOrder:
     """A MARKET order for ``qty`` base, or for at most ``quote_qty`` quote at ``ref_price``.
 
@@ -268,7 +268,7 @@ def prepare_limit_order(
     ref_price: Decimal | None = None,
     time_in_force: TimeInForce = TimeInForce.GTC,
     open_orders: int = 0,
-    markets: Mapping[str, Market] | "MarketBook" | None = None,
+    markets: Mapping[str, Market] | MarketBook | None = None,
 ) -> PreparedOrder:
     """A LIMIT order: price to the tick in the safe direction, quantity down to the step.
 

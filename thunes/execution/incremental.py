@@ -34,12 +34,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from thunes.core.timeframes import index_ms
 from thunes.features.streaming import StreamingSma
 from thunes.strategies.base import SignalArrays
 from thunes.strategies.sma_cross import SmaCross
-from thunes.core.timeframes import index_ms
 
-__all__ = ["BarSignals", "IncrementalStrategy", "StreamingSignals", "LastBarStrategy", "SmaCrossIncremental"]
+__all__ = ["BarSignals", "IncrementalStrategy", "LastBarStrategy", "SmaCrossIncremental", "StreamingSignals"]
 
 _OHLCV = ["open", "high", "low", "close", "volume"]
 

@@ -69,7 +69,7 @@ class JournalEntry:
         return self.status.is_final
 
     @classmethod
-    def _from_row(cls, row: tuple[Any, ...]) -> "JournalEntry":
+    def _from_row(cls, row: tuple[Any, ...]) -> JournalEntry:
         (cid, symbol, side, otype, qty, price, ref, status, xid, filled, quote, fee, strategy, reason, bar_ts,
          is_exit, error, created, updated) = row
         return cls(client_order_id=cid, symbol=symbol, side=Side(side), order_type=OrderType(otype),

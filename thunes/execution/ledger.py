@@ -23,16 +23,16 @@ import csv
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 
 from thunes.core.enums import Side
 from thunes.core.errors import DataError
 
-__all__ = ["LedgerRow", "Ledger", "LedgerKey", "LEDGER_COLUMNS", "read_ledger"]
+__all__ = ["LEDGER_COLUMNS", "Ledger", "LedgerKey", "LedgerRow", "read_ledger"]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,14 @@ class LedgerRow:
         return (self.symbol, self.order_id, self.trade_id)
 
     def to_csv(self) -> list[str]:
-        iso = datetime.fromtimestamp(self.time_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+        iso = datetime.fromtimestamp(self.time_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
         return [
             iso, self.symbol, str(self.side), _plain(self.qty), _plain(self.price), _plain(self.fee),
             self.fee_asset, self.order_id, self.client_order_id, self.trade_id, self.strategy, self.reason,
         ]
 
     @classmethod
-    def from_csv(cls, row: dict[str, str]) -> "LedgerRow":
+    def from_csv(cls, row: dict[str, str]) -> LedgerRow:
         try:
             ts = datetime.fromisoformat(row["time"])
             return cls(
@@ -154,7 +154,7 @@ class Ledger:
                 self._flush()
                 self._fh.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc: object) -> None:

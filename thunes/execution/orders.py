@@ -47,11 +47,12 @@ tries once more to resolve it (:meth:`OrderExecutor.resolve_unknown`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.enums import OrderStatus, OrderType, Side
@@ -67,12 +68,11 @@ from thunes.core.errors import (
     StoreError,
 )
 from thunes.core.ids import client_order_id
-from thunes.core.markets import Market
+from thunes.core.markets import Market, round_down_to_step
 from thunes.exchange.port import ExchangePort
 from thunes.exchange.types import OrderRequest, OrderResult
 from thunes.execution.audit import AuditTrail, OutboxBatch
 from thunes.execution.circuit_breaker import CircuitBreaker, CircuitOpen
-from thunes.core.markets import round_down_to_step
 from thunes.execution.filters import (
     MarketBook,
     PreparedOrder,
@@ -85,8 +85,16 @@ from thunes.execution.positions import PositionTracker
 from thunes.execution.rate_limiter import RateLimiter
 from thunes.execution.risk import Approved, Denied, RiskManager, TradeIntent
 
-__all__ = ["ExecutorOptions", "OrderOutcome", "RecoveryReport", "OrderExecutor", "intent_client_order_id",
-           "min_settle_ms", "CLOCK_AHEAD_LIMIT_MS", "SETTLE_MARGIN_MS"]
+__all__ = [
+    "CLOCK_AHEAD_LIMIT_MS",
+    "SETTLE_MARGIN_MS",
+    "ExecutorOptions",
+    "OrderExecutor",
+    "OrderOutcome",
+    "RecoveryReport",
+    "intent_client_order_id",
+    "min_settle_ms",
+]
 
 ZERO = Decimal(0)
 # Binance refuses a timestamp 1000 ms or more ahead of its clock: a request it accepts carries at most that skew.

@@ -23,7 +23,7 @@ from thunes.core.enums import Side
 from thunes.core.errors import StoreError
 from thunes.execution.db import Database
 
-__all__ = ["Position", "PositionTracker", "FillEffect"]
+__all__ = ["FillEffect", "Position", "PositionTracker"]
 
 ZERO = Decimal(0)
 

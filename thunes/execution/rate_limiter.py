@@ -19,12 +19,13 @@ Time comes from an injected clock: :meth:`acquire` sleeps through ``clock.sleep`
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError, RateLimited
 
-__all__ = ["TokenBucket", "RateLimiter"]
+__all__ = ["RateLimiter", "TokenBucket"]
 
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _LETTER_S = {"S": 1, "M": 60, "H": 3600, "D": 86400}
@@ -100,7 +101,7 @@ class RateLimiter:
 
     @classmethod
     def from_exchange_info(cls, rate_limits: Iterable[Mapping[str, Any]], *, clock: Clock | None = None,
-                           safety: float = 0.9) -> "RateLimiter":
+                           safety: float = 0.9) -> RateLimiter:
         """Build from ``exchangeInfo.rateLimits`` (REQUEST_WEIGHT per minute, ORDERS per 10 s / day)."""
         weight, o10, oday = 6000, 100, 200_000
         for rl in rate_limits:

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.enums import OrderStatus
@@ -34,7 +35,7 @@ from thunes.core.errors import ExchangeError, OrderNotFound, StoreError
 from thunes.exchange.types import OrderResult
 from thunes.execution.risk import write_risk_state as write_json_atomic  # the package's atomic JSON write
 
-__all__ = ["Discrepancy", "ReconcileReport", "Reconciler", "Baseline"]
+__all__ = ["Baseline", "Discrepancy", "ReconcileReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)

@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from thunes.config import RiskSettings
 from thunes.core.clock import Clock, LiveClock
@@ -61,8 +62,20 @@ from thunes.files import atomic_write
 if TYPE_CHECKING:
     from thunes.execution.positions import PositionTracker
 
-__all__ = ["TradeIntent", "Approved", "Denied", "Decision", "RiskMode", "RiskSnapshot", "RiskManager",
-           "read_risk_state", "write_risk_state", "write_run_pointer", "read_run_pointer", "RUN_POINTER"]
+__all__ = [
+    "RUN_POINTER",
+    "Approved",
+    "Decision",
+    "Denied",
+    "RiskManager",
+    "RiskMode",
+    "RiskSnapshot",
+    "TradeIntent",
+    "read_risk_state",
+    "read_run_pointer",
+    "write_risk_state",
+    "write_run_pointer",
+]
 
 ZERO = Decimal(0)
 DAY_MS = 86_400_000
@@ -621,7 +634,7 @@ class RiskManager:
             trip = self._maybe_trip()
         self._persist_trip(trip)
 
-    def restore_from(self, positions: "PositionTracker", *,
+    def restore_from(self, positions: PositionTracker, *,
                      is_dust: Callable[[Position], bool] | None = None) -> None:
         """The one restore path of every start (trader, ``risk status``, ``risk kill-switch``): open positions
         (dust excluded when ``is_dust`` says so), the realised PnL since the start of the day on this

@@ -34,9 +34,27 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["SMA_TOLERANCE", "Streaming", "sma_state", "sma_step", "ema_state", "ema_step", "rsi_state", "rsi_step",
-           "atr_state", "atr_step", "true_range_state", "true_range_step", "bollinger_state", "bollinger_step",
-           "StreamingSma", "StreamingEma", "StreamingRsi", "StreamingAtr", "StreamingBollinger"]
+__all__ = [
+    "SMA_TOLERANCE",
+    "Streaming",
+    "StreamingAtr",
+    "StreamingBollinger",
+    "StreamingEma",
+    "StreamingRsi",
+    "StreamingSma",
+    "atr_state",
+    "atr_step",
+    "bollinger_state",
+    "bollinger_step",
+    "ema_state",
+    "ema_step",
+    "rsi_state",
+    "rsi_step",
+    "sma_state",
+    "sma_step",
+    "true_range_state",
+    "true_range_step",
+]
 
 _kernel = njit(cache=True, error_model="numpy", nogil=True)
 # TA-Lib's TA_IS_ZERO (as the batch RSI uses it): an absolute epsilon.
@@ -226,7 +244,7 @@ class Streaming:
     """One streaming indicator: a state array and its step kernel. ``update`` takes the candle's fields the
     indicator reads (``close``; ATR: ``high, low, close``) and returns the newest value(s)."""
 
-    __slots__ = ("state", "_step", "_extra")
+    __slots__ = ("_extra", "_step", "state")
 
     def __init__(self, state: np.ndarray, step: Callable[..., Any], *extra: float) -> None:
         self.state = state

@@ -34,9 +34,18 @@ from numba import njit
 from thunes.core.errors import ConfigError, DataError
 from thunes.features.feature_set import FeatureSet, get_feature_set
 from thunes.features.gaps import gap_flags
-from thunes.features.streaming import _TA_EPS, _true_range, atr_state, atr_step, ema_state, ema_step, rsi_state, rsi_step
+from thunes.features.streaming import (
+    _TA_EPS,
+    _true_range,
+    atr_state,
+    atr_step,
+    ema_state,
+    ema_step,
+    rsi_state,
+    rsi_step,
+)
 
-__all__ = ["StreamingFeatures", "STREAMING_KINDS", "FEATURE_TOLERANCE", "FEATURE_ATOL"]
+__all__ = ["FEATURE_ATOL", "FEATURE_TOLERANCE", "STREAMING_KINDS", "StreamingFeatures"]
 
 FEATURE_TOLERANCE = 1e-12  # relative
 FEATURE_ATOL = 1e-10  # absolute, for the differences of window statistics (see the module docstring)

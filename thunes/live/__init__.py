@@ -25,5 +25,19 @@ from thunes.live.config import Assignment, BotSettings, load_bot_settings
 from thunes.live.sources import CandleSource, ReplaySource, SourcedCandle, StreamKey, WebsocketSource
 from thunes.live.stack import BotStack, GatedExecutor, build_bot
 
-__all__ = ["Bot", "BotReport", "BotStatus", "Assignment", "BotSettings", "load_bot_settings", "CandleSource",
-           "ReplaySource", "SourcedCandle", "StreamKey", "WebsocketSource", "BotStack", "GatedExecutor", "build_bot"]
+__all__ = [
+           "Assignment",
+           "Bot",
+           "BotReport",
+           "BotSettings",
+           "BotStack",
+           "BotStatus",
+           "CandleSource",
+           "GatedExecutor",
+           "ReplaySource",
+           "SourcedCandle",
+           "StreamKey",
+           "WebsocketSource",
+           "build_bot",
+           "load_bot_settings",
+]

@@ -28,15 +28,22 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from thunes.core.errors import ConfigError, ThunesError
 from thunes.core.events import (
-    BotState, BotStateChanged, CandleClosed, DecisionAction, PositionClosed, PositionOpened, ReconcileMismatch,
+    BotState,
+    BotStateChanged,
+    CandleClosed,
+    DecisionAction,
+    PositionClosed,
+    PositionOpened,
+    ReconcileMismatch,
     SignalDecided,
 )
 from thunes.execution.risk import write_risk_state as write_json_atomic
@@ -44,7 +51,7 @@ from thunes.live.sources import CandleSource, SourcedCandle, StreamKey
 from thunes.live.stack import BotStack
 from thunes.strategies.window import CONVERGENCE_WARMUPS
 
-__all__ = ["Bot", "BotReport", "PairStatus", "PositionStatus", "BotStatus", "read_bot_state"]
+__all__ = ["Bot", "BotReport", "BotStatus", "PairStatus", "PositionStatus", "read_bot_state"]
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)

@@ -32,6 +32,7 @@ section; the risk limits default to the global ``settings.risk`` and may be over
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from thunes.core.errors import ConfigError
 from thunes.core.timeframes import parse_timeframe
 
-__all__ = ["Assignment", "LocalReplaySettings", "JobSettings", "BotSettings", "load_bot_settings"]
+__all__ = ["Assignment", "BotSettings", "JobSettings", "LocalReplaySettings", "load_bot_settings"]
 
 
 class _Model(BaseModel):
@@ -107,11 +108,10 @@ class JobSettings(_Model):
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
         if v is not None:
-            from datetime import timezone
 
             from apscheduler.triggers.cron import CronTrigger
 
-            CronTrigger.from_crontab(v, timezone=timezone.utc)  # a bad expression fails here, with its reason
+            CronTrigger.from_crontab(v, timezone=UTC)  # a bad expression fails here, with its reason
         return v
 
     @field_validator("daily_summary_at", "decay_check_at", "backup_at")
@@ -144,7 +144,7 @@ class BotSettings(_Model):
         return str(parse_timeframe(v))
 
     @model_validator(mode="after")
-    def _one_per_symbol(self) -> "BotSettings":
+    def _one_per_symbol(self) -> BotSettings:
         seen: set[str] = set()
         for a in self.assignments:
             if a.symbol.upper() in seen:

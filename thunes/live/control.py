@@ -27,7 +27,7 @@ from typing import Any
 from thunes.core.errors import ConfigError, ThunesError
 from thunes.files import atomic_write
 
-__all__ = ["ControlServer", "send_command", "control_file", "BotNotRunning"]
+__all__ = ["BotNotRunning", "ControlServer", "control_file", "send_command"]
 
 _MAX_LINE = 64 * 1024
 
@@ -62,7 +62,7 @@ class ControlServer:
         self._server: socketserver.ThreadingTCPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "ControlServer":
+    def start(self) -> ControlServer:
         outer = self
 
         class Handler(socketserver.StreamRequestHandler):

@@ -35,8 +35,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import numpy as np
@@ -49,10 +50,10 @@ from thunes.core.timeframes import parse_timeframe
 
 __all__ = [
     "Candle",
-    "FeedOptions",
-    "FeedStats",
     "CandleFeed",
     "CandleSink",
+    "FeedOptions",
+    "FeedStats",
     "frame_from_candles",
 ]
 
@@ -155,7 +156,7 @@ class _Stop(Exception):
 class _Series:
     """One (symbol, timeframe) of a feed: its stream, its REST backfill and the last candle handed out."""
 
-    __slots__ = ("options", "fetch", "tf_ms", "last_ts")
+    __slots__ = ("fetch", "last_ts", "options", "tf_ms")
 
     def __init__(self, options: FeedOptions, fetch: Fetch) -> None:
         self.options = options
@@ -210,7 +211,7 @@ class CandleFeed:
         fetch: Callable[[FeedOptions], Fetch],
         sink_factory: Callable[[], CandleSink] | None = None,
         rng: np.random.Generator | None = None,
-    ) -> "CandleFeed":
+    ) -> CandleFeed:
         """One feed, one connection, for several series (``fetch(options)`` gives each its backfill).
 
         Connection settings (URL, backoff, staleness) come from the first options and must agree on
@@ -233,7 +234,7 @@ class CandleFeed:
         self._series[key] = _Series(options, fetch)
 
     # -- public API (trading thread) ------------------------------------------------------------
-    def start(self, *, last_ts: int | None = None, last: dict[tuple[str, str], int | None] | None = None) -> "CandleFeed":
+    def start(self, *, last_ts: int | None = None, last: dict[tuple[str, str], int | None] | None = None) -> CandleFeed:
         """Start streaming. ``last_ts`` is the open time of the last candle the caller already has;
         everything after it up to the live candle is backfilled. ``last`` gives it per
         ``(symbol, timeframe)`` for a combined feed."""
@@ -288,7 +289,7 @@ class CandleFeed:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def __enter__(self) -> "CandleFeed":
+    def __enter__(self) -> CandleFeed:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -340,7 +341,7 @@ class CandleFeed:
                         attempt = 0
                 except _Stop:
                     return
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                     self._note(f"stream error: {type(exc).__name__}: {exc}")
                 if self._stopping.is_set():
                     return
@@ -363,7 +364,7 @@ class CandleFeed:
             while not self._stopping.is_set():
                 try:
                     msg = await ws.receive(timeout=min(o.stale_after_s, 0.25))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if time.monotonic() - self.stats.last_message_at >= o.stale_after_s:
                         self.stats.stale += 1
                         self._note(f"stream stale: no message for {o.stale_after_s}s, reconnecting")
@@ -405,7 +406,7 @@ class CandleFeed:
                 elif event == "serverShutdown":
                     self._note("server announced shutdown; reconnecting")
                     return True  # not a failure of ours: reconnect without growing the backoff
-                elif "code" in payload and "msg" in payload or "error" in payload:
+                elif ("code" in payload and "msg" in payload) or "error" in payload:
                     self._note(f"stream error message: {payload}")
                     return got_kline
         return got_kline

@@ -27,17 +27,18 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from thunes.core.clock import Clock
 from thunes.core.errors import ConfigError
 from thunes.core.events import EventBus, JobRan
 from thunes.execution.risk import write_risk_state as write_json_atomic
 
-__all__ = ["JobRecord", "JobScheduler", "interval", "daily_at", "crontab", "backup_sqlite"]
+__all__ = ["JobRecord", "JobScheduler", "backup_sqlite", "crontab", "daily_at", "interval"]
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +46,25 @@ log = logging.getLogger(__name__)
 def interval(minutes: float) -> Any:
     from apscheduler.triggers.interval import IntervalTrigger
 
-    return IntervalTrigger(seconds=max(1, int(minutes * 60)), start_date=datetime(2000, 1, 1, tzinfo=timezone.utc),
-                           timezone=timezone.utc)
+    return IntervalTrigger(seconds=max(1, int(minutes * 60)), start_date=datetime(2000, 1, 1, tzinfo=UTC),
+                           timezone=UTC)
 
 
 def daily_at(hhmm: str) -> Any:
     from apscheduler.triggers.cron import CronTrigger
 
     h, _, m = hhmm.partition(":")
-    return CronTrigger(hour=int(h), minute=int(m), timezone=timezone.utc)
+    return CronTrigger(hour=int(h), minute=int(m), timezone=UTC)
 
 
 def crontab(expr: str) -> Any:
     from apscheduler.triggers.cron import CronTrigger
 
-    return CronTrigger.from_crontab(expr, timezone=timezone.utc)
+    return CronTrigger.from_crontab(expr, timezone=UTC)
 
 
 def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _ms(dt: datetime | None) -> int | None:

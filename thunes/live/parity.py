@@ -29,10 +29,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,15 @@ from thunes.strategies.base import Strategy
 from thunes.strategies.window import trailing_window
 
 __all__ = [
-    "ReplaySpec", "PaperRun", "TradeDiff", "ParityReport", "paper_replay", "ledger_round_trips", "compare",
-    "run_parity", "backtest_options_for",
+    "PaperRun",
+    "ParityReport",
+    "ReplaySpec",
+    "TradeDiff",
+    "backtest_options_for",
+    "compare",
+    "ledger_round_trips",
+    "paper_replay",
+    "run_parity",
 ]
 
 

@@ -32,8 +32,9 @@ import threading
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from thunes.core.candles import ts_ms
 from thunes.core.errors import ConfigError, ExchangeUnavailable, RateLimited, RetryableError, ThunesError
@@ -41,8 +42,16 @@ from thunes.core.events import Event, FeedReconnected, FeedStale
 from thunes.core.timeframes import parse_timeframe
 from thunes.live.feed import Candle
 
-__all__ = ["StreamKey", "SourcedCandle", "CandleSource", "WebsocketSource", "ReplaySource", "port_fetch",
-           "frame_fetch", "remote_clock"]
+__all__ = [
+    "CandleSource",
+    "ReplaySource",
+    "SourcedCandle",
+    "StreamKey",
+    "WebsocketSource",
+    "frame_fetch",
+    "port_fetch",
+    "remote_clock",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +74,7 @@ class SourcedCandle:
 
 @runtime_checkable
 class CandleSource(Protocol):
-    def start(self, last_ts: Mapping[StreamKey, int | None]) -> "CandleSource": ...
+    def start(self, last_ts: Mapping[StreamKey, int | None]) -> CandleSource: ...
 
     def get(self, timeout: float | None = None) -> SourcedCandle | None: ...
 
@@ -174,7 +183,7 @@ class ReplaySource:
         self.handed_out = 0
         self.fetch_retries = 0
 
-    def start(self, last_ts: Mapping[StreamKey, int | None]) -> "ReplaySource":
+    def start(self, last_ts: Mapping[StreamKey, int | None]) -> ReplaySource:
         now = self._now()
         for k in self.keys:
             last = last_ts.get(k)
@@ -280,7 +289,7 @@ class WebsocketSource:
         self._pumps: list[threading.Thread] = []
         self._fatal: BaseException | None = None
 
-    def start(self, last_ts: Mapping[StreamKey, int | None]) -> "WebsocketSource":
+    def start(self, last_ts: Mapping[StreamKey, int | None]) -> WebsocketSource:
         for key, feed in self.feeds.items():
             if not feed.running:
                 feed.start(last_ts=last_ts.get(key))

@@ -19,22 +19,28 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError
 from thunes.core.events import (
-    EventBus, KillSwitchChanged, OrderFilled, OrderRejected, OrderSubmitted, RiskDenied,
+    EventBus,
+    KillSwitchChanged,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RiskDenied,
 )
+from thunes.execution.account import close_all
 from thunes.execution.ledger import Ledger
 from thunes.live.config import Assignment
 from thunes.live.sources import StreamKey
-from thunes.execution.account import close_all
 
-__all__ = ["GatedExecutor", "BotStack", "build_bot", "PAUSED_RULE"]
+__all__ = ["PAUSED_RULE", "BotStack", "GatedExecutor", "build_bot"]
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)

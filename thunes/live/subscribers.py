@@ -17,15 +17,25 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from thunes.core.events import (
-    BotStateChanged, DailySummary, DecisionAction, Event, FeedReconnected, FeedStale, JobRan, ReconcileMismatch,
-    RiskDenied, SignalDecided, event_from_json,
+    BotStateChanged,
+    DailySummary,
+    DecisionAction,
+    Event,
+    FeedReconnected,
+    FeedStale,
+    JobRan,
+    ReconcileMismatch,
+    RiskDenied,
+    SignalDecided,
+    event_from_json,
 )
 
-__all__ = ["EventLog", "read_events", "rotated_logs", "AuditSubscriber", "AUDITED_EVENTS"]
+__all__ = ["AUDITED_EVENTS", "AuditSubscriber", "EventLog", "read_events", "rotated_logs"]
 
 AUDITED_EVENTS: tuple[type[Event], ...] = (BotStateChanged, JobRan, FeedReconnected, FeedStale, ReconcileMismatch,
                                            DailySummary, RiskDenied, SignalDecided)

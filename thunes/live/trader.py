@@ -38,11 +38,12 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -58,12 +59,19 @@ from thunes.exchange.types import OrderRequest, OrderResult
 from thunes.execution.incremental import IncrementalStrategy, StreamingSignals
 from thunes.execution.ledger import Ledger, LedgerRow
 from thunes.live.feed import Candle, CandleFeed
-from thunes.strategies.window import trailing_window
 from thunes.live.state import TraderState, load_state, save_state, state_path
 from thunes.strategies.base import Strategy
+from thunes.strategies.window import trailing_window
 
-__all__ = ["TraderOptions", "BarDecision", "TraderReport", "Trader", "RecordingPort", "frozen_heap",
-           "ALREADY_PROCESSED"]
+__all__ = [
+    "ALREADY_PROCESSED",
+    "BarDecision",
+    "RecordingPort",
+    "Trader",
+    "TraderOptions",
+    "TraderReport",
+    "frozen_heap",
+]
 
 log = logging.getLogger(__name__)
 _OHLCV = pd.Index(OHLCV)

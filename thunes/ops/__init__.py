@@ -9,4 +9,4 @@ from thunes.ops._server import MetricsServer, serve_metrics
 from thunes.ops.metrics import BotMetrics, InstrumentedPort
 from thunes.ops.pipeline_metrics import PipelineMetrics
 
-__all__ = ["BotMetrics", "InstrumentedPort", "PipelineMetrics", "MetricsServer", "serve_metrics", "telegram"]
+__all__ = ["BotMetrics", "InstrumentedPort", "MetricsServer", "PipelineMetrics", "serve_metrics", "telegram"]

@@ -29,25 +29,56 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from thunes.core.errors import ThunesError
 from thunes.core.events import (
-    BotState, BotStateChanged, CandleClosed, DecisionAction, Event, FeedReconnected, FeedStale, JobRan, KillSwitchChanged,
-    OrderFilled, OrderRejected, OrderSubmitted, PositionClosed, PositionOpened, ReconcileMismatch, RiskDenied,
+    BotState,
+    BotStateChanged,
+    CandleClosed,
+    DecisionAction,
+    Event,
+    FeedReconnected,
+    FeedStale,
+    JobRan,
+    KillSwitchChanged,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    PositionClosed,
+    PositionOpened,
+    ReconcileMismatch,
+    RiskDenied,
     SignalDecided,
 )
 from thunes.core.timeframes import parse_timeframe
 from thunes.ops._server import MetricsServer, serve_metrics
 
-__all__ = ["BotMetrics", "InstrumentedPort", "OTHER", "LATENCY_BUCKETS", "CLOSE_TO_ORDER_BUCKETS", "ROUND_TRIP_BUCKETS",
-           "JOB_BUCKETS", "PREDICTION_BUCKETS"]
+__all__ = [
+    "CLOSE_TO_ORDER_BUCKETS",
+    "JOB_BUCKETS",
+    "LATENCY_BUCKETS",
+    "OTHER",
+    "PREDICTION_BUCKETS",
+    "ROUND_TRIP_BUCKETS",
+    "BotMetrics",
+    "InstrumentedPort",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +116,7 @@ class InstrumentedPort:
     ccxt keeps in ``client.last_response_headers``) is read. Errors are re-raised untouched.
     """
 
-    def __init__(self, inner: Any, metrics: "BotMetrics") -> None:
+    def __init__(self, inner: Any, metrics: BotMetrics) -> None:
         self._inner = inner
         self._metrics = metrics
 
@@ -246,7 +277,7 @@ class BotMetrics:
             self.position_open.labels(sym).set(0)
 
     # -- wiring ----------------------------------------------------------------------------------------
-    def bind(self, bot: Any) -> "BotMetrics":
+    def bind(self, bot: Any) -> BotMetrics:
         """Watch ``bot``: subscribe to its bus, read its risk manager, book and models (call before run)."""
         self._bot = bot
         stack = bot.stack

@@ -17,14 +17,14 @@ of the deployment (a handful), never a symbol or an offset. Naming as in :mod:`t
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from thunes.ops._server import MetricsServer, serve_metrics
 
-__all__ = ["PipelineMetrics", "BATCH_BUCKETS", "SINK_BUCKETS"]
+__all__ = ["BATCH_BUCKETS", "SINK_BUCKETS", "PipelineMetrics"]
 
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 SINK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

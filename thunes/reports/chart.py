@@ -12,8 +12,9 @@ template of ``thunes strategies new`` has one); a strategy without it is plotted
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

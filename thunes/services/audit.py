@@ -10,9 +10,10 @@ never reads as one that did.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from thunes.core.errors import ConfigError
 from thunes.services.risk import account_folder, execution_db_url

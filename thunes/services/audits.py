@@ -8,13 +8,14 @@ Only registered strategies and named feature sets are audited here: a user strat
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
 from thunes.core.errors import ConfigError
 
-__all__ = ["signal_columns", "lookahead_audit", "MAX_ROWS", "MAX_PREFIXES"]
+__all__ = ["MAX_PREFIXES", "MAX_ROWS", "lookahead_audit", "signal_columns"]
 
 MAX_ROWS = 10_000
 MAX_PREFIXES = 100

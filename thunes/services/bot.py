@@ -23,29 +23,59 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from thunes.core.clock import Clock, LiveClock
 from thunes.core.errors import ConfigError, InsufficientData
-from thunes.core.timeframes import parse_timeframe
 from thunes.core.events import DailySummary, EventBus
+from thunes.core.timeframes import parse_timeframe
 from thunes.live.assembly import ReplayClock, warm_up
 from thunes.live.bot import Bot, BotReport, BotStatus, read_bot_state
 from thunes.live.config import BotSettings
 from thunes.live.control import BotNotRunning, ControlServer, send_command
-from thunes.live.sources import ReplaySource, StreamKey, WebsocketSource, frame_fetch, port_fetch, remote_clock
+from thunes.live.sources import (
+    ReplaySource,
+    StreamKey,
+    WebsocketSource,
+    frame_fetch,
+    port_fetch,
+    remote_clock,
+)
 from thunes.live.stack import BotStack, build_bot
 from thunes.live.subscribers import AuditSubscriber, EventLog, read_events
-from thunes.services.safety import LiveConfirmation, check_withdrawals_disabled, live_limits, \
-    require_live_confirmation
+from thunes.services.safety import (
+    LiveConfirmation,
+    check_withdrawals_disabled,
+    live_limits,
+    require_live_confirmation,
+)
 
-__all__ = ["BotRunRequest", "BotRunResult", "BotSession", "open_bot", "run_bot", "StatusResult", "bot_status",
-           "pause_bot", "resume_bot", "stop_bot", "force_exit", "reload_bot", "bot_jobs", "set_kill_switch",
-           "set_reduce_only",
-           "warm_up", "events", "recent_candles", "start_reoptimisation"]
+__all__ = [
+    "BotRunRequest",
+    "BotRunResult",
+    "BotSession",
+    "StatusResult",
+    "bot_jobs",
+    "bot_status",
+    "events",
+    "force_exit",
+    "open_bot",
+    "pause_bot",
+    "recent_candles",
+    "reload_bot",
+    "resume_bot",
+    "run_bot",
+    "set_kill_switch",
+    "set_reduce_only",
+    "start_reoptimisation",
+    "stop_bot",
+    "warm_up",
+]
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +161,7 @@ class BotSession:
             except Exception:  # noqa: BLE001 - close everything
                 log.warning("closing %s failed", closer, exc_info=True)
 
-    def __enter__(self) -> "BotSession":
+    def __enter__(self) -> BotSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -296,12 +326,12 @@ def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any, event
     grace = s.jobs.misfire_grace_s
 
     def daily_summary() -> str:
-        from datetime import datetime, timedelta, timezone
+        from datetime import datetime, timedelta
 
         from thunes.services.reports import daily
 
         now = stack.clock.now_ms()
-        day = (datetime.fromtimestamp(now / 1000, tz=timezone.utc).date() - timedelta(days=1))
+        day = (datetime.fromtimestamp(now / 1000, tz=UTC).date() - timedelta(days=1))
         row = daily(stack.ledger.path, days=2, now_ms=now)[1]
         snap = stack.risk.state
         bot.bus.publish(DailySummary(ts_ms=now, day=day.isoformat(), trades=row.trades,
@@ -329,12 +359,12 @@ def _schedule_jobs(bot: Bot, jobs: Any, s: BotSettings, app_settings: Any, event
         return "; ".join(parts)
 
     def backup() -> str:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         now = stack.clock.now_ms()
         target = backup_sqlite(stack.state_dir / "execution.sqlite", stack.state_dir / "backups",
                                keep=s.jobs.backup_keep, stamp_ms=now)
-        rotated = event_log.rotate(datetime.fromtimestamp(now / 1000, tz=timezone.utc).strftime("%Y%m%d-%H%M%S"),
+        rotated = event_log.rotate(datetime.fromtimestamp(now / 1000, tz=UTC).strftime("%Y%m%d-%H%M%S"),
                                    keep=s.jobs.events_keep)
         return f"{target.name}; event log rotated to {rotated.name}" if rotated else target.name
 

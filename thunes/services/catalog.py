@@ -19,8 +19,18 @@ from typing import Any, Literal
 
 from thunes.core.errors import ConfigError
 
-__all__ = ["SeriesSummary", "data_summary", "ModelSummary", "models", "RunKind", "RunSummary", "runs", "run_detail",
-           "run_report", "RunNotFound"]
+__all__ = [
+    "ModelSummary",
+    "RunKind",
+    "RunNotFound",
+    "RunSummary",
+    "SeriesSummary",
+    "data_summary",
+    "models",
+    "run_detail",
+    "run_report",
+    "runs",
+]
 
 RunKind = Literal["backtest", "optimize"]
 

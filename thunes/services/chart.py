@@ -19,7 +19,7 @@ from typing import Any
 from thunes.core.errors import ConfigError, DataError
 from thunes.core.timeframes import index_ms
 
-__all__ = ["ChartCandles", "chart_candles", "run_trades", "warm_up", "MAX_CANDLES"]
+__all__ = ["MAX_CANDLES", "ChartCandles", "chart_candles", "run_trades", "warm_up"]
 
 #: The most candles one response carries (a year of 1h candles is 8,760).
 MAX_CANDLES = 50_000

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from thunes.core.errors import ConfigError
 from thunes.services.monitor import _mask
 
-__all__ = ["check_settings_text", "MAX_TEXT"]
+__all__ = ["MAX_TEXT", "check_settings_text"]
 
 MAX_TEXT = 200_000
 

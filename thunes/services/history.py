@@ -7,17 +7,17 @@ earlier one, so an id never changes once given (an open trade keeps its id when 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable
 
 from thunes.core.errors import ConfigError
 from thunes.execution.ledger import LedgerRow
 from thunes.services.reports import PeriodProfit, Trade, round_trips
 
-__all__ = ["NumberedTrade", "TradePage", "trade_page", "TradeNotFound", "trade_by_id", "monthly"]
+__all__ = ["NumberedTrade", "TradeNotFound", "TradePage", "monthly", "trade_by_id", "trade_page"]
 
 ZERO = Decimal(0)
 
@@ -70,7 +70,7 @@ def monthly(ledger: Path | Iterable[LedgerRow], *, months: int = 6, now_ms: int)
     """Realised profit of closed trades per calendar month (UTC, by exit), the last ``months``, newest first."""
     if months < 1:
         raise ConfigError(f"months must be >= 1, got {months}")
-    today = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).date()
+    today = datetime.fromtimestamp(now_ms / 1000, tz=UTC).date()
     starts: list[str] = []
     y, m = today.year, today.month
     for _ in range(months):
@@ -80,7 +80,7 @@ def monthly(ledger: Path | Iterable[LedgerRow], *, months: int = 6, now_ms: int)
     for t in round_trips(ledger):
         if t.exit_ms is None:
             continue
-        d = datetime.fromtimestamp(t.exit_ms / 1000, tz=timezone.utc).date()
+        d = datetime.fromtimestamp(t.exit_ms / 1000, tz=UTC).date()
         key = date(d.year, d.month, 1).isoformat()
         if key in buckets:
             buckets[key].append(t)

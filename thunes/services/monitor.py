@@ -18,16 +18,32 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from thunes.core.errors import ConfigError
 from thunes.core.redact import redact_url
 from thunes.core.timeframes import parse_timeframe
 
-__all__ = ["OrdersResult", "orders", "PairHealth", "JobHealth", "HealthResult", "health", "BalanceResult", "balance", "risk_state",
-           "AuditCheck", "audit_check", "LogLine", "tail_logs", "masked_settings", "MASK"]
+__all__ = [
+    "MASK",
+    "AuditCheck",
+    "BalanceResult",
+    "HealthResult",
+    "JobHealth",
+    "LogLine",
+    "OrdersResult",
+    "PairHealth",
+    "audit_check",
+    "balance",
+    "health",
+    "masked_settings",
+    "orders",
+    "risk_state",
+    "tail_logs",
+]
 
 MASK = "**********"
 #: A pair is stale when its last closed candle is older than this many candle periods (bot clock).
@@ -222,7 +238,7 @@ def tail_logs(log_dir: Path, *, lines: int = 100, component: str | None = None,
         raise ConfigError(f"lines must be between 1 and 10000, got {lines}")
     if min_level is not None and min_level.upper() not in _LEVELS:
         raise ConfigError(f"unknown log level {min_level!r}; known: {', '.join(_LEVELS)}")
-    if component is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", component) or component in (".", ".."):
+    if (component is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", component)) or component in (".", ".."):
         raise ConfigError(f"{component!r} is not a log component name")
     log_dir = Path(log_dir)
     files = [log_dir / f"{component}.jsonl"] if component else sorted(log_dir.glob("*.jsonl"))

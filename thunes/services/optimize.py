@@ -10,9 +10,10 @@ out-of-sample Sharpe above ``optimize.deploy_min_sharpe`` and Deflated Sharpe Ra
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 

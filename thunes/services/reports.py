@@ -8,17 +8,29 @@ and returns frozen values; the CLI, the API and the Telegram bot print them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from thunes.core.errors import ConfigError
 from thunes.execution.ledger import LedgerRow, read_ledger
 
-__all__ = ["Trade", "TradesPage", "ProfitSummary", "PeriodProfit", "PairPerformance", "round_trips", "trades",
-           "profit", "daily", "weekly", "performance"]
+__all__ = [
+    "PairPerformance",
+    "PeriodProfit",
+    "ProfitSummary",
+    "Trade",
+    "TradesPage",
+    "daily",
+    "performance",
+    "profit",
+    "round_trips",
+    "trades",
+    "weekly",
+]
 
 ZERO = Decimal(0)
 
@@ -173,7 +185,7 @@ def _periods(ledger: Path | Iterable[LedgerRow], key: Callable[[date], str], sta
     for t in round_trips(ledger):
         if t.exit_ms is None:
             continue
-        k = key(datetime.fromtimestamp(t.exit_ms / 1000, tz=timezone.utc).date())
+        k = key(datetime.fromtimestamp(t.exit_ms / 1000, tz=UTC).date())
         if k in buckets:
             buckets[k].append(t)
     return [PeriodProfit(start=s, trades=len(ts), realised_pnl=sum((t.pnl or ZERO for t in ts), ZERO),
@@ -182,14 +194,14 @@ def _periods(ledger: Path | Iterable[LedgerRow], key: Callable[[date], str], sta
 
 def daily(ledger: Path | Iterable[LedgerRow], *, days: int = 7, now_ms: int) -> list[PeriodProfit]:
     """Realised profit of closed trades per UTC day (by exit), the last ``days`` days, newest first."""
-    today = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).date()
+    today = datetime.fromtimestamp(now_ms / 1000, tz=UTC).date()
     starts = [(today - timedelta(days=i)).isoformat() for i in range(days)]
     return _periods(ledger, lambda d: d.isoformat(), starts)
 
 
 def weekly(ledger: Path | Iterable[LedgerRow], *, weeks: int = 4, now_ms: int) -> list[PeriodProfit]:
     """Realised profit per ISO week (starting Monday, UTC), the last ``weeks`` weeks, newest first."""
-    today = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).date()
+    today = datetime.fromtimestamp(now_ms / 1000, tz=UTC).date()
     monday = today - timedelta(days=today.weekday())
     starts = [(monday - timedelta(weeks=i)).isoformat() for i in range(weeks)]
     return _periods(ledger, lambda d: (d - timedelta(days=d.weekday())).isoformat(), starts)

@@ -13,15 +13,16 @@ terminated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from thunes.core.errors import ConfigError
 from thunes.services.tasks import TaskContext
 
-__all__ = ["BacktestJob", "backtest_task", "OptimizeJob", "optimize_task", "TrainJob", "train_task"]
+__all__ = ["BacktestJob", "OptimizeJob", "TrainJob", "backtest_task", "optimize_task", "train_task"]
 
 Source = Literal["auto", "store", "sample"]
 
@@ -179,7 +180,7 @@ def train_task(job: TrainJob, settings: Any) -> Callable[[TaskContext], dict[str
         raise ConfigError(f"unknown model {job.model!r}: use 'lstm' or 'xgb'")
 
     def body(ctx: TaskContext) -> dict[str, Any]:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         folder = Path(settings.ml.artifacts_dir) / f"{job.symbol.replace('/', '')}_{job.timeframe}_{job.model}_{stamp}"
         ctx.update(0.05, "training in a child process")
         return ctx.run_process(_train_in_child, job, settings.data, settings.ml, str(folder))

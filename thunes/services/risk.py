@@ -21,16 +21,26 @@ baseline. A replayed account's "today" is the market day of its last activity, n
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from thunes.core.errors import ConfigError
 
-__all__ = ["account_folder", "execution_db_url", "RiskStatus", "risk_status", "OrderList", "list_orders",
-           "SwitchResult", "set_kill_switch", "set_reduce_only"]
+__all__ = [
+    "OrderList",
+    "RiskStatus",
+    "SwitchResult",
+    "account_folder",
+    "execution_db_url",
+    "list_orders",
+    "risk_status",
+    "set_kill_switch",
+    "set_reduce_only",
+]
 
 
 def account_folder(settings: Any, *, mode: str | None = None, state_dir: Path | str | None = None) -> Path:
@@ -140,7 +150,7 @@ def risk_status(settings: Any, *, mode: str | None = None, state_dir: Path | str
         snap = manager.state
         now = manager.clock.now_ms()
         journal = tracker.db.safe_url if tracker is not None else None
-    day = datetime.fromtimestamp(now / 1000, tz=timezone.utc).date().isoformat()
+    day = datetime.fromtimestamp(now / 1000, tz=UTC).date().isoformat()
     return RiskStatus(state_dir=folder, snapshot=snap, limits=settings.risk, now_ms=now, day=day, day_rule=day_rule,
                       journal=journal, positions=positions, open_orders=open_orders)
 

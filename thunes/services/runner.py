@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from thunes.core.errors import ConfigError
 from thunes.core.events import EventBus
 
-__all__ = ["BotAlreadyRunning", "RunnerStatus", "BotRunner", "BotStartSpec", "run_request"]
+__all__ = ["BotAlreadyRunning", "BotRunner", "BotStartSpec", "RunnerStatus", "run_request"]
 
 log = logging.getLogger(__name__)
 

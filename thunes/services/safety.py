@@ -16,8 +16,14 @@ from typing import Any
 
 from thunes.core.errors import ConfigError
 
-__all__ = ["LIVE_DEFAULT_MAX_QUOTE", "LiveConfirmation", "require_live_confirmation", "check_withdrawals_disabled",
-           "LiveLimits", "live_limits"]
+__all__ = [
+    "LIVE_DEFAULT_MAX_QUOTE",
+    "LiveConfirmation",
+    "LiveLimits",
+    "check_withdrawals_disabled",
+    "live_limits",
+    "require_live_confirmation",
+]
 
 LIVE_DEFAULT_MAX_QUOTE = Decimal("25")
 

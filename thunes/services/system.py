@@ -21,7 +21,7 @@ from thunes import __version__
 from thunes.core.errors import ConfigError
 from thunes.core.timeframes import parse_timeframe
 
-__all__ = ["version_info", "LogLine", "tail_log", "HealthCheck", "HealthReport", "bot_health"]
+__all__ = ["HealthCheck", "HealthReport", "LogLine", "bot_health", "tail_log", "version_info"]
 
 _LIBS = ("ccxt", "pandas", "numpy", "python-telegram-bot")
 

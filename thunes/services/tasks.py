@@ -19,14 +19,15 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any
 
 from thunes.core.errors import ConfigError, ThunesError
 
-__all__ = ["TaskState", "TaskInfo", "TaskCancelled", "TaskNotFound", "TaskContext", "TaskRegistry"]
+__all__ = ["TaskCancelled", "TaskContext", "TaskInfo", "TaskNotFound", "TaskRegistry", "TaskState"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class TaskContext:
     """Handed to a task body: progress reports and the cancel flag."""
 
     task_id: str
-    _registry: "TaskRegistry"
+    _registry: TaskRegistry
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property

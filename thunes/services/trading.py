@@ -23,23 +23,36 @@ turns SIGINT/SIGTERM into :meth:`~thunes.live.trader.Trader.request_stop` there)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
 from thunes.core.errors import AuthenticationError, ConfigError, ExchangeError
-from thunes.services.safety import LiveConfirmation, LiveLimits, check_withdrawals_disabled, live_limits, \
-    require_live_confirmation
+from thunes.services.safety import (
+    LiveConfirmation,
+    LiveLimits,
+    check_withdrawals_disabled,
+    live_limits,
+    require_live_confirmation,
+)
 
 if TYPE_CHECKING:
     from thunes.data.sources import LoadedCandles
 
-__all__ = ["PaperRequest", "RemoteRequest", "TradingResult", "run_paper", "run_remote", "connect_remote",
-           "WS_URLS"]
+__all__ = [
+    "WS_URLS",
+    "PaperRequest",
+    "RemoteRequest",
+    "TradingResult",
+    "connect_remote",
+    "run_paper",
+    "run_remote",
+]
 
 WS_URLS = {"testnet": "wss://stream.testnet.binance.vision/ws", "live": "wss://stream.binance.com:9443/ws"}
 

@@ -22,8 +22,16 @@ from thunes.strategies.base import (
 )
 
 __all__ = [
-    "CrossGrid", "Param", "Signals", "SignalArrays", "Strategy", "crossed_above", "crossed_below",
-    "get_strategy", "list_strategies", "register_strategy",
+    "CrossGrid",
+    "Param",
+    "SignalArrays",
+    "Signals",
+    "Strategy",
+    "crossed_above",
+    "crossed_below",
+    "get_strategy",
+    "list_strategies",
+    "register_strategy",
 ]
 
 _REGISTRY: dict[str, str | type[Strategy]] = {

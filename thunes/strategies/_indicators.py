@@ -15,7 +15,7 @@ from thunes.features.indicators import bollinger as _bollinger
 from thunes.features.indicators import rsi as _rsi
 from thunes.features.indicators import sma as _sma
 
-__all__ = ["sma", "rsi", "bollinger", "Bands"]
+__all__ = ["Bands", "bollinger", "rsi", "sma"]
 
 
 def sma(close: pd.Series, period: int) -> pd.Series:

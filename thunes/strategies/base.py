@@ -64,7 +64,7 @@ class Param(Generic[T]):
     the validated value.
     """
 
-    __slots__ = ("type", "default", "low", "high", "choices", "step", "log", "doc", "name")
+    __slots__ = ("choices", "default", "doc", "high", "log", "low", "name", "step", "type")
 
     def __init__(
         self,
@@ -201,10 +201,10 @@ class Signals:
             raise StrategyError("Signals needs entries (or short_entries) or a target")
 
     @classmethod
-    def from_target(cls, target: pd.Series, refuse_entries: pd.Series | None = None) -> "Signals":
+    def from_target(cls, target: pd.Series, refuse_entries: pd.Series | None = None) -> Signals:
         return cls(target=target, refuse_entries=refuse_entries)
 
-    def arrays(self, index: pd.Index) -> "SignalArrays":
+    def arrays(self, index: pd.Index) -> SignalArrays:
         """Engine view: boolean arrays (long entry/exit, short entry/exit) and a size scale per bar."""
         n = len(index)
 
@@ -362,7 +362,7 @@ class Strategy:
         """Declared parameters by name (for optimisers: type, default, low/high, step, log)."""
         return dict(cls.params_spec)
 
-    def with_params(self, **changes: Any) -> "Strategy":
+    def with_params(self, **changes: Any) -> Strategy:
         """A new strategy of the same class with some parameters changed."""
         return type(self)(**{**self._values, **changes})
 

@@ -47,7 +47,7 @@ class ModelSignalStrategy(Strategy):
 
     @classmethod
     def from_forecaster(cls, forecaster: Any, *, predictions: pd.DataFrame | None = None,
-                        **params: Any) -> "ModelSignalStrategy":
+                        **params: Any) -> ModelSignalStrategy:
         """A strategy around an already loaded :class:`~thunes.ml.serving.Forecaster`.
 
         ``predictions`` (``pred_ret``/``pred_vol`` indexed like the candles later passed to ``signals``)

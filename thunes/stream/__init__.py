@@ -22,19 +22,19 @@ from thunes.stream.ingest import IngestOptions, Ingestor
 from thunes.stream.writer import BatchWriter
 
 __all__ = [
-    "SeriesKey",
-    "candle_array",
-    "encode_value",
-    "decode_value",
-    "EmbeddedTransport",
-    "Ingestor",
-    "IngestOptions",
     "BatchWriter",
+    "EmbeddedTransport",
+    "InfluxSink",
+    "IngestOptions",
+    "Ingestor",
+    "KafkaCandleSource",
     "KafkaPublisher",
     "KafkaSink",
-    "KafkaCandleSource",
+    "SeriesKey",
     "TansuBroker",
-    "InfluxSink",
+    "candle_array",
+    "decode_value",
+    "encode_value",
 ]
 
 

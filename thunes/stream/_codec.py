@@ -19,8 +19,17 @@ from thunes.core.errors import DataError
 from thunes.core.timeframes import parse_timeframe
 from thunes.data.store import normalize_symbol
 
-__all__ = ["SeriesKey", "encode_value", "decode_value", "decode_values", "candle_array", "frame_array",
-           "CANDLE_DTYPE", "VALUE_SIZE", "SOURCES"]
+__all__ = [
+    "CANDLE_DTYPE",
+    "SOURCES",
+    "VALUE_SIZE",
+    "SeriesKey",
+    "candle_array",
+    "decode_value",
+    "decode_values",
+    "encode_value",
+    "frame_array",
+]
 
 _VALUE = struct.Struct("<BBqddddd")
 VALUE_SIZE = _VALUE.size
@@ -41,7 +50,7 @@ class SeriesKey:
     timeframe: str
 
     @classmethod
-    def of(cls, exchange: str, symbol: str, timeframe: str) -> "SeriesKey":
+    def of(cls, exchange: str, symbol: str, timeframe: str) -> SeriesKey:
         """Normalised key (``binance``, ``BTC/USDT``, ``1m``); raises ``DataError`` on a bad part."""
         ex = str(exchange).strip().lower()
         if not ex or "|" in ex:
@@ -52,7 +61,7 @@ class SeriesKey:
         return f"{self.exchange}|{self.symbol}|{self.timeframe}".encode()
 
     @classmethod
-    def decode(cls, raw: bytes | str) -> "SeriesKey":
+    def decode(cls, raw: bytes | str) -> SeriesKey:
         text = raw.decode() if isinstance(raw, (bytes, bytearray)) else raw
         parts = text.split("|")
         if len(parts) != 3:

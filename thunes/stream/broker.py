@@ -86,7 +86,7 @@ class TansuBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def start(self, timeout_s: float = 15.0) -> "TansuBroker":
+    def start(self, timeout_s: float = 15.0) -> TansuBroker:
         if self._proc is not None and self._proc.poll() is None:
             return self
         url = f"tcp://{self.host}:{self.port}"
@@ -123,7 +123,7 @@ class TansuBroker:
             proc.kill()
             proc.wait(5)
 
-    def restart(self) -> "TansuBroker":
+    def restart(self) -> TansuBroker:
         self.stop(kill=True)
         return self.start()
 
@@ -132,7 +132,7 @@ class TansuBroker:
         assert self._proc is not None
         return self._proc.wait()
 
-    def __enter__(self) -> "TansuBroker":
+    def __enter__(self) -> TansuBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -16,7 +16,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class EmbeddedTransport:
         self.writer: BatchWriter | None = None
         self.on_commit: Callable[[dict[SeriesKey, np.ndarray], float], None] | None = None
 
-    def start(self) -> "EmbeddedTransport":
+    def start(self) -> EmbeddedTransport:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="stream-embedded-writer", daemon=True)
             self._thread.start()
@@ -85,7 +86,7 @@ class EmbeddedTransport:
             self._thread.join(timeout)
             self._thread = None
 
-    def __enter__(self) -> "EmbeddedTransport":
+    def __enter__(self) -> EmbeddedTransport:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

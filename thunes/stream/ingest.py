@@ -23,8 +23,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ from thunes.core.timeframes import parse_timeframe
 from thunes.live.feed import CandleFeed, FeedOptions
 from thunes.stream._codec import SeriesKey, frame_array
 
-__all__ = ["Ingestor", "IngestOptions", "IngestStats", "Publisher"]
+__all__ = ["IngestOptions", "IngestStats", "Ingestor", "Publisher"]
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Ingestor:
         self._live_ts: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "Ingestor":
+    def start(self) -> Ingestor:
         markets = self.port.load_markets()
         o = self.options
         keys: dict[tuple[str, str], SeriesKey] = {}
@@ -171,7 +172,7 @@ class Ingestor:
         """Fetch ``series`` again from ``from_ts`` (thread-safe; the Kafka producer's ``on_lost``)."""
         self._repairs.put((series, int(from_ts)))
 
-    def __enter__(self) -> "Ingestor":
+    def __enter__(self) -> Ingestor:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

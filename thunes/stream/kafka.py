@@ -23,16 +23,23 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from thunes.core.errors import ConfigError
 from thunes.stream._codec import SeriesKey
 
-__all__ = ["KafkaPublisher", "PublisherStats", "ensure_topic", "kafka_module", "DEFAULT_TOPIC",
-           "DEFAULT_GROUP"]
+__all__ = [
+    "DEFAULT_GROUP",
+    "DEFAULT_TOPIC",
+    "KafkaPublisher",
+    "PublisherStats",
+    "ensure_topic",
+    "kafka_module",
+]
 
 log = logging.getLogger(__name__)
 #: librdkafka's own log lines (connection refused while a broker restarts, ...) go through logging,
@@ -147,7 +154,7 @@ class KafkaPublisher:
         self._topic_missing = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "KafkaPublisher":
+    def start(self) -> KafkaPublisher:
         ck = kafka_module()
         try:
             ensure_topic(self.bootstrap, self.topic, self.partitions)
@@ -191,7 +198,7 @@ class KafkaPublisher:
             self._confirm = None
         self._producer = None  # librdkafka's handle is destroyed with the object: no reconnect attempts
 
-    def __enter__(self) -> "KafkaPublisher":
+    def __enter__(self) -> KafkaPublisher:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -18,15 +18,16 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from thunes.core.errors import ConfigError, DataError, StoreError
 from thunes.data.store import CandleStore
 from thunes.stream._codec import CANDLE_DTYPE, VALUE_SIZE, SeriesKey
-from thunes.stream.kafka import DEFAULT_GROUP, DEFAULT_TOPIC, _RDKAFKA_LOG, kafka_module
+from thunes.stream.kafka import _RDKAFKA_LOG, DEFAULT_GROUP, DEFAULT_TOPIC, kafka_module
 from thunes.stream.writer import BatchWriter, ExtraSink
 
 __all__ = ["KafkaSink", "SinkStats", "consumer_config", "session_overrides"]

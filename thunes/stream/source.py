@@ -27,8 +27,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from thunes.core.errors import ConfigError
 from thunes.core.timeframes import parse_timeframe
 from thunes.live.feed import Candle
 from thunes.stream._codec import CANDLE_DTYPE, VALUE_SIZE, SeriesKey, source_name
-from thunes.stream.kafka import DEFAULT_TOPIC, _RDKAFKA_LOG, kafka_module
+from thunes.stream.kafka import _RDKAFKA_LOG, DEFAULT_TOPIC, kafka_module
 
 __all__ = ["KafkaCandleSource", "SourceStats"]
 
@@ -54,7 +55,7 @@ class SourceStats:
 
 
 class _PairState:
-    __slots__ = ("key", "tf_ms", "last", "held", "held_since")
+    __slots__ = ("held", "held_since", "key", "last", "tf_ms")
 
     def __init__(self, key: SeriesKey, last: int | None) -> None:
         self.key = key
@@ -88,7 +89,7 @@ class KafkaCandleSource:
         self.stats = SourceStats()
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self, *, last_ts: int | None = None) -> "KafkaCandleSource":
+    def start(self, *, last_ts: int | None = None) -> KafkaCandleSource:
         """Start reading. ``last_ts`` (single pair) or ``after`` (per pair): the open time of the last
         candle already had; candles after it are read from the beginning of the log."""
         ck = kafka_module()
@@ -135,7 +136,7 @@ class KafkaCandleSource:
         """Open time of the last candle handed out (single-pair source)."""
         return next(iter(self._pairs.values())).last if len(self._pairs) == 1 else None
 
-    def __enter__(self) -> "KafkaCandleSource":
+    def __enter__(self) -> KafkaCandleSource:
         return self if self._consumer is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -201,7 +202,7 @@ class KafkaCandleSource:
                 continue
             row = np.frombuffer(value, dtype=CANDLE_DTYPE)[0]
             ts = int(row["ts"])
-            if state.last is not None and ts <= state.last or ts in state.held:
+            if (state.last is not None and ts <= state.last) or ts in state.held:
                 self.stats.duplicates += 1
                 continue
             state.held[ts] = Candle(ts_ms=ts, open=float(row["open"]), high=float(row["high"]),

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from thunes.core.errors import StoreError
 from thunes.data.store import CandleStore
 from thunes.stream._codec import SeriesKey, source_name
 
-__all__ = ["BatchWriter", "WriterStats", "ExtraSink", "merge_chunks"]
+__all__ = ["BatchWriter", "ExtraSink", "WriterStats", "merge_chunks"]
 
 log = logging.getLogger(__name__)
 

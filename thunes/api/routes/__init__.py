@@ -2,7 +2,7 @@
 
 from thunes.api.routes import auth, bot, charts, events, reports, research, system
 
-__all__ = ["auth", "bot", "charts", "events", "reports", "research", "system", "ROUTERS"]
+__all__ = ["ROUTERS", "auth", "bot", "charts", "events", "reports", "research", "system"]
 
 # charts before research: /runs/backtest/{id}/trades must match before /runs/{kind}/{id:path}.
 ROUTERS = (auth.router, system.router, bot.router, reports.router, charts.router, research.router, events.router)

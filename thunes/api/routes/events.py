@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
@@ -65,7 +66,7 @@ async def stream(request: Request, types: str | None = Query(None, max_length=20
                     return
                 try:
                     item = await asyncio.wait_for(client.queue.get(), timeout=min(HEARTBEAT_S, wait))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if await request.is_disconnected():
                         return
                     yield b": heartbeat\n\n"
@@ -107,7 +108,7 @@ async def ws(websocket: WebSocket, types: str | None = None, token: str | None =
                 return
             try:
                 item = await asyncio.wait_for(client.queue.get(), timeout=min(HEARTBEAT_S, left))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             notice = _dropped_notice(client)
             if notice is not None:

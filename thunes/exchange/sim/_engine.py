@@ -20,18 +20,25 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from thunes.core.clock import SimulatedClock
 from thunes.exchange.sim._feed import MarketFeed
-from thunes.exchange.sim._params import (SimReject, client_id_param, decimal_param, enum_param, int_param,
-                                        symbol_param)
+from thunes.exchange.sim._params import (
+    SimReject,
+    client_id_param,
+    decimal_param,
+    enum_param,
+    int_param,
+    symbol_param,
+)
 from thunes.exchange.sim._params import reject as _reject
 from thunes.exchange.sim._rules import SymbolSpec, check_filters, decimals_of
 
-__all__ = ["Engine", "EngineOptions", "AccountSpec", "SimReject", "fmt"]
+__all__ = ["AccountSpec", "Engine", "EngineOptions", "SimReject", "fmt"]
 
 ZERO = Decimal(0)
 _Q8 = Decimal("0.00000001")

@@ -15,11 +15,25 @@ from __future__ import annotations
 from typing import Any
 
 from thunes.ops.telegram.settings import (
-    AlertKind, AlertMode, Role, TelegramBotSettings, TelegramUser, load_telegram_settings,
+    AlertKind,
+    AlertMode,
+    Role,
+    TelegramBotSettings,
+    TelegramUser,
+    load_telegram_settings,
 )
 
-__all__ = ["AlertKind", "AlertMode", "Role", "TelegramBotSettings", "TelegramUser", "load_telegram_settings",
-           "TelegramControl", "ControlTarget", "start_control"]
+__all__ = [
+    "AlertKind",
+    "AlertMode",
+    "ControlTarget",
+    "Role",
+    "TelegramBotSettings",
+    "TelegramControl",
+    "TelegramUser",
+    "load_telegram_settings",
+    "start_control",
+]
 
 
 def __getattr__(name: str) -> Any:

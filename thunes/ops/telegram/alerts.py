@@ -27,12 +27,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from thunes.core.events import (
-    BotState, BotStateChanged, DailySummary, Event, FeedReconnected, FeedStale, JobRan, KillSwitchChanged, OrderFilled,
-    OrderRejected, PositionClosed, ReconcileMismatch, RiskDenied,
+    BotState,
+    BotStateChanged,
+    DailySummary,
+    Event,
+    FeedReconnected,
+    FeedStale,
+    JobRan,
+    KillSwitchChanged,
+    OrderFilled,
+    OrderRejected,
+    PositionClosed,
+    ReconcileMismatch,
+    RiskDenied,
 )
 from thunes.ops.telegram.settings import AlertKind
 
-__all__ = ["Alert", "alert_for", "ALERT_EVENTS"]
+__all__ = ["ALERT_EVENTS", "Alert", "alert_for"]
 
 ALERT_EVENTS: tuple[type[Event], ...] = (OrderFilled, PositionClosed, OrderRejected, RiskDenied, KillSwitchChanged,
                                          ReconcileMismatch, FeedStale, FeedReconnected, JobRan, DailySummary,

@@ -26,16 +26,24 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
-    Application, ApplicationBuilder, ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, ContextTypes,
-    MessageHandler, TypeHandler, filters,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
 )
 
 from thunes.core.errors import ConfigError, ThunesError
@@ -44,7 +52,7 @@ from thunes.ops.telegram.alerts import ALERT_EVENTS, alert_for
 from thunes.ops.telegram.outbox import Outbox
 from thunes.ops.telegram.settings import AlertMode, Role, TelegramBotSettings
 
-__all__ = ["ControlTarget", "TelegramControl", "EventLogFollower", "COMMANDS", "CONFIRM_TTL_S"]
+__all__ = ["COMMANDS", "CONFIRM_TTL_S", "ControlTarget", "EventLogFollower", "TelegramControl"]
 
 log = logging.getLogger(__name__)
 CONFIRM_TTL_S = 120.0
@@ -151,7 +159,7 @@ class TelegramControl:
         self._audit_lock = threading.Lock()
 
     # -- life cycle --------------------------------------------------------------------------------
-    def start(self, timeout_s: float = 30.0) -> "TelegramControl":
+    def start(self, timeout_s: float = 30.0) -> TelegramControl:
         """Connect (getMe), start polling and the alerts; a bad token or an unreachable API is a ConfigError."""
         # The token is part of every Bot API URL, and httpx logs each request's URL at INFO.
         logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
@@ -194,7 +202,7 @@ class TelegramControl:
                 self._audit.close()
                 self._audit = None
 
-    def __enter__(self) -> "TelegramControl":
+    def __enter__(self) -> TelegramControl:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -738,7 +746,7 @@ class EventLogFollower:
         self._thread = threading.Thread(target=self._run, name="telegram-event-follower", daemon=True)
         self._pos = self.path.stat().st_size if self.path.exists() else 0
 
-    def start(self) -> "EventLogFollower":
+    def start(self) -> EventLogFollower:
         self._thread.start()
         return self
 

@@ -27,12 +27,13 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
-__all__ = ["FakeTelegram", "SentMessage", "MAX_TEXT"]
+__all__ = ["MAX_TEXT", "FakeTelegram", "SentMessage"]
 
 MAX_TEXT = 4096  # Telegram's limit on a message text, in characters (UTF-16 units for non-BMP text)
 BOT_USER = {"id": 7_000_000_001, "is_bot": True, "first_name": "THUNES", "username": "thunes_test_bot",
@@ -100,7 +101,7 @@ class FakeTelegram:
         """What to give PTB as ``base_url`` (it appends the token and the method)."""
         return f"http://{self.host}:{self.port}/bot"
 
-    def start(self) -> "FakeTelegram":
+    def start(self) -> FakeTelegram:
         self._thread = threading.Thread(target=self._run, name="fake-telegram", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -136,7 +137,7 @@ class FakeTelegram:
             self._thread.join(10)
             self._loop = None
 
-    def __enter__(self) -> "FakeTelegram":
+    def __enter__(self) -> FakeTelegram:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -179,7 +180,7 @@ class FakeTelegram:
             self._loop.call_soon_threadsafe(self._new_update.set)
         return uid
 
-    def wait_for(self, predicate: Callable[["FakeTelegram"], Any], timeout: float = 10.0, what: str = "") -> Any:
+    def wait_for(self, predicate: Callable[[FakeTelegram], Any], timeout: float = 10.0, what: str = "") -> Any:
         """Block until ``predicate(self)`` is truthy (re-checked on every call the bot makes); returns it."""
         end = time.monotonic() + timeout
         with self._cond:
@@ -289,7 +290,7 @@ class FakeTelegram:
             self._new_update.clear()
             try:
                 await asyncio.wait_for(self._new_update.wait(), max(0.0, end - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _message(self, chat_id: Any, text: Any) -> None:

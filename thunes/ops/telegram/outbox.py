@@ -21,7 +21,7 @@ from typing import Any
 
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
-__all__ = ["MAX_MESSAGE", "split_text", "Outbox", "OutboxStats"]
+__all__ = ["MAX_MESSAGE", "Outbox", "OutboxStats", "split_text"]
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096

@@ -23,16 +23,25 @@ listed user.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from thunes.core.errors import ConfigError
 
-__all__ = ["Role", "AlertKind", "AlertMode", "TelegramUser", "TelegramBotSettings", "DEFAULT_ALERTS",
-           "load_telegram_settings", "CONFIG_ENV"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_ALERTS",
+    "AlertKind",
+    "AlertMode",
+    "Role",
+    "TelegramBotSettings",
+    "TelegramUser",
+    "load_telegram_settings",
+]
 
 CONFIG_ENV = "THUNES_TELEGRAM_CONFIG"  # one underscore: not a settings-tree variable (those use "__")
 
