@@ -229,7 +229,10 @@ def test_phone_sized_screen(browser, dash, shots, width):
     page.wait_for_selector("#page-bot[data-ready]")
     assert page.locator("#nav").is_hidden() and page.locator("#menu").is_visible()
     page.click("#menu")
-    page.click("#nav a[data-page=chart]")
+    page.click("#nav a[data-page=trades]")
+    page.wait_for_selector("#page-trades[data-ready]")  # the folded menu navigates
+    # The sample: a fresh clone's store has no 5m candles, and the chart's default source never makes some up.
+    tab.open("chart", "?source=sample")
     page.wait_for_selector("#chart[data-candles]")
     assert page.locator("#chart").bounding_box()["width"] <= width
     page.screenshot(path=str(shots / "phone-chart.png"))
