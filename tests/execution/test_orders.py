@@ -282,8 +282,8 @@ def test_the_durable_path_does_one_journal_commit_and_one_audit_fsync_before_the
     assert out.status is OrderStatus.FILLED
     assert seen == {"commits": 1, "audit_fsyncs": 1, "unsynced": 0, "kinds": ["risk_decision", "order_intent"]}
     assert len(fsyncs) == 2
-    assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "fill",
-                                                                "order_result"]
+    assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "order_result",
+                                                                "fill"]
     audit.close()
     assert verify_audit(s.audit_path).ok
 
@@ -361,6 +361,7 @@ def test_with_the_outbox_one_commit_carries_the_journal_row_and_the_audit_record
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd) if fd == audit._fd else None, real_fsync(fd))[1])
     statements: list[str] = []
+    outbox = AuditAnchors(s.db)
     s.db._conn.set_trace_callback(statements.append)
     seen: dict[str, object] = {}
 
@@ -368,16 +369,19 @@ def test_with_the_outbox_one_commit_carries_the_journal_row_and_the_audit_record
         if event.get("type") == "execution" and event["payload"]["x"] == "NEW" and not seen:
             seen.update(commits=sum(1 for st in statements if st.strip().upper() == "COMMIT"),
                         audit_fsyncs=len(fsyncs), kinds=[r.kind for r in AuditTrail.read(s.audit_path)],
-                        outbox=len(AuditAnchors(s.db).outbox_rows(s.audit_path)))
+                        outbox=len(outbox.outbox_rows(s.audit_path)))
 
     sim.engine.listeners.append(on_event)
     # Act
     out = s.executor.execute(_entry(sim))
-    # Assert: one commit, no audit fsync; the two records are in the outbox and in the file
+    # Assert: one commit, no audit fsync; the two records are in the outbox and in the file. The answer is one
+    # more commit carrying the result and fill records: still no audit fsync
     assert out.status is OrderStatus.FILLED
     assert seen == {"commits": 1, "audit_fsyncs": 0, "kinds": ["risk_decision", "order_intent"], "outbox": 2}
-    assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "fill",
-                                                                "order_result"]
+    assert sum(1 for st in statements if st.strip().upper() == "COMMIT") == 2 and fsyncs == []
+    assert [r.kind for r in AuditTrail.read(s.audit_path)] == ["risk_decision", "order_intent", "order_result",
+                                                                "fill"]
+    assert len(outbox.outbox_rows(s.audit_path)) == 4
     audit.close()  # the closing anchor fsyncs the file and empties the outbox rows it covers
     assert AuditAnchors(s.db).outbox_rows(s.audit_path) == []
     assert verify_audit(s.audit_path, anchors=AuditAnchors(s.db)).ok
