@@ -47,7 +47,7 @@ tries once more to resolve it (:meth:`OrderExecutor.resolve_unknown`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -311,61 +311,159 @@ class OrderExecutor:
 
     # -- the order path ------------------------------------------------------------------------------
     def execute(self, intent: TradeIntent) -> OrderOutcome:
-        cid = intent_client_order_id(intent)
-        existing = self.journal.get(cid)
-        if existing is not None:
-            return OrderOutcome(intent=intent, client_order_id=cid, entry=existing, duplicate=True)
-        if self.risk.unknown_orders(intent.symbol):
-            self.resolve_unknown(intent.symbol)  # one lookup each; what is still unknown denies the intent below
-        # One fsync before the request leaves: the journal commit (write-ahead) carries the risk decision and the
-        # order intent records in the audit outbox (AuditTrail.outbox). Without an outbox, two at the same time:
-        # the journal commit and one audit fsync covering both records (one group, see AuditTrail.group).
+        outcome = self.execute_many([intent])[0]
+        if isinstance(outcome, ExchangeError):
+            raise outcome
+        return outcome
+
+    def execute_many(self, intents: Sequence[TradeIntent]) -> list[OrderOutcome | ExchangeError]:
+        """Place the orders of several intents at once (one bar's decisions across pairs): each intent's outcome,
+        or the exchange error that ended its path (the others go on), in the intents' order.
+
+        The exits go first, then the entries, so that an entry is checked against the day's loss with the
+        exits' results booked, as one at a time. Within each group the risk checks run one after the other
+        (each sees the slots the previous ones reserved), the group's journal rows and their audit records
+        are made durable in one commit, the orders are sent back to back, and only then are the answers
+        booked, in one commit: the bookkeeping of one order no longer delays the next one's send. Intents
+        on one symbol are kept apart: the second waits for the first's group to be booked.
+        """
+        outcomes: list[OrderOutcome | ExchangeError | None] = [None] * len(intents)
+        pending = list(range(len(intents)))
+        while pending:
+            exits = [i for i in pending if intents[i].is_exit]
+            wave, seen = [], set()
+            for i in exits or pending:
+                if intents[i].symbol not in seen:
+                    seen.add(intents[i].symbol)
+                    wave.append(i)
+            for i, outcome in zip(wave, self._execute_group([intents[i] for i in wave]), strict=True):
+                outcomes[i] = outcome
+            pending = [i for i in pending if outcomes[i] is None]
+        return [o for o in outcomes if o is not None]
+
+    def _execute_group(self, intents: list[TradeIntent]) -> list[OrderOutcome | ExchangeError]:
+        outcomes: list[OrderOutcome | ExchangeError | None] = [None] * len(intents)
+        todo: list[int] = []
+        for i, intent in enumerate(intents):
+            cid = intent_client_order_id(intent)
+            existing = self.journal.get(cid)
+            if existing is not None:
+                outcomes[i] = OrderOutcome(intent=intent, client_order_id=cid, entry=existing, duplicate=True)
+                continue
+            if self.risk.unknown_orders(intent.symbol):
+                try:  # one lookup each; what is still unknown denies the intent below
+                    self.resolve_unknown(intent.symbol)
+                except ExchangeError as exc:
+                    outcomes[i] = exc
+                    continue
+            todo.append(i)
+        journaled = self._journal_intents([intents[i] for i in todo])
+        sent: list[tuple[int, JournalEntry]] = []
+        for i, step in zip(todo, journaled, strict=True):
+            if isinstance(step, OrderOutcome):
+                outcomes[i] = step
+            else:
+                sent.append((i, step[1]))
+        # Back to back: each request leaves as soon as the previous answer is in; the answers are booked after
+        # the last send. Should this stop half-way (an unexpected error), the rows not sent hold their symbols.
+        answers: list[tuple[int, JournalEntry, OrderResult | JournalEntry]] = []
+        try:
+            for i, entry in sent:
+                answers.append((i, entry, self._place(entry)))
+        except BaseException:
+            for _i, entry in sent[len(answers):]:
+                self.risk.order_outcome_unknown(entry.symbol, entry.client_order_id)
+            raise
+        booked = self._apply_all([(entry, a) for _i, entry, a in answers if isinstance(a, OrderResult)])
+        for i, entry, answer in answers:
+            intent = intents[i]
+            decision = journaled[todo.index(i)][0]  # type: ignore[index]
+            final = booked.pop(0) if isinstance(answer, OrderResult) else answer
+            if isinstance(final, ExchangeError):
+                outcomes[i] = final
+            else:
+                outcomes[i] = OrderOutcome(intent=intent, client_order_id=entry.client_order_id, decision=decision,
+                                           entry=final, error=final.error)
+        return [o for o in outcomes if o is not None]
+
+    def _journal_intents(self, intents: list[TradeIntent]) -> list[OrderOutcome | tuple[Approved, JournalEntry]]:
+        """Risk check, filters and the write-ahead journal row of each intent: an outcome for an intent that
+        goes no further, else its approval and SENT row.
+
+        One fsync before the requests leave: the journal commit (write-ahead) carries the risk decision and the
+        order intent records in the audit outbox (AuditTrail.outbox). Without an outbox, two at the same time:
+        the journal commit and one audit fsync covering the records (one group, see AuditTrail.group).
+        """
+        steps: list[OrderOutcome | tuple[Approved, PreparedOrder]] = []
         with self._audit_group(), self._audit_outbox() as outbox:
-            decision = self.risk.check(intent)
-            if isinstance(decision, Denied):
-                return OrderOutcome(intent=intent, client_order_id=cid, decision=decision)
-            try:
-                prepared = self._prepare(intent, decision)
-            except FilterRejected as exc:
-                if decision.reserved:
-                    self.risk.release(intent.symbol)
-                self._audit("order_refused", {"client_order_id": cid, "symbol": intent.symbol,
-                                              "filter": exc.filter_name, "error": str(exc)})
-                return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, error=str(exc))
-            self._audit("order_intent", {"client_order_id": cid, "symbol": prepared.symbol,
-                                         "side": str(prepared.side), "type": str(prepared.order_type),
-                                         "qty": str(prepared.qty),
-                                         "price": None if prepared.price is None else str(prepared.price),
-                                         "ref_price": str(prepared.ref_price), "decision_id": decision.decision_id,
-                                         "strategy": intent.strategy, "bar_ts": intent.bar_ts,
-                                         "reason": intent.reason})
+            for intent in intents:
+                cid = intent_client_order_id(intent)
+                decision = self.risk.check(intent)
+                if isinstance(decision, Denied):
+                    steps.append(OrderOutcome(intent=intent, client_order_id=cid, decision=decision))
+                    continue
+                try:
+                    prepared = self._prepare(intent, decision)
+                except FilterRejected as exc:
+                    if decision.reserved:
+                        self.risk.release(intent.symbol)
+                    self._audit("order_refused", {"client_order_id": cid, "symbol": intent.symbol,
+                                                  "filter": exc.filter_name, "error": str(exc)})
+                    steps.append(OrderOutcome(intent=intent, client_order_id=cid, decision=decision,
+                                              error=str(exc)))
+                    continue
+                self._audit("order_intent", {"client_order_id": cid, "symbol": prepared.symbol,
+                                             "side": str(prepared.side), "type": str(prepared.order_type),
+                                             "qty": str(prepared.qty),
+                                             "price": None if prepared.price is None else str(prepared.price),
+                                             "ref_price": str(prepared.ref_price),
+                                             "decision_id": decision.decision_id, "strategy": intent.strategy,
+                                             "bar_ts": intent.bar_ts, "reason": intent.reason})
+                steps.append((decision, prepared))
+            approved = [(intent, step) for intent, step in zip(intents, steps, strict=True) if isinstance(step, tuple)]
+            if not approved:
+                return [s for s in steps if isinstance(s, OrderOutcome)]
             audit_synced = self._audit_sync_soon() if outbox is None and self.options.overlap_fsyncs else None
+            rows: list[tuple[JournalEntry, bool]] = []
             try:
                 with self.journal.db.transaction():
                     if outbox is not None:
                         outbox.store()
-                    entry, created = self.journal.record_sent(cid, prepared, strategy=intent.strategy,
-                                                              reason=intent.reason, bar_ts=intent.bar_ts,
-                                                              is_exit=intent.is_exit)
+                    for intent, (_decision, prepared) in approved:
+                        rows.append(self.journal.record_sent(
+                            intent_client_order_id(intent), prepared, strategy=intent.strategy, reason=intent.reason,
+                            bar_ts=intent.bar_ts, is_exit=intent.is_exit))
                 if outbox is not None:
                     outbox.committed()
             except StoreError as exc:
-                # Not journaled, so never sent: say so after the intent record, and free the slot.
-                if decision.reserved:
-                    self.risk.release(intent.symbol)
-                self._audit("order_not_sent", {"client_order_id": cid, "error": f"journal write failed: {exc}"})
+                # Not journaled, so never sent: say so after the intent records, and free the slots.
+                for intent, (decision, _prepared) in approved:
+                    if decision.reserved:
+                        self.risk.release(intent.symbol)
+                    self._audit("order_not_sent", {"client_order_id": intent_client_order_id(intent),
+                                                   "error": f"journal write failed: {exc}"})
                 raise
             finally:
                 if audit_synced is not None:
                     audit_synced.result()
-            if not created:  # another thread journaled the same intent between our get() and here
-                if decision.reserved:
-                    self.risk.release(intent.symbol)
-                self._audit("order_intent_withdrawn", {"client_order_id": cid,
-                                                       "reason": "already journaled by another caller"})
-                return OrderOutcome(intent=intent, client_order_id=cid, entry=entry, duplicate=True)
-        entry = self._send(entry)
-        return OrderOutcome(intent=intent, client_order_id=cid, decision=decision, entry=entry, error=entry.error)
+            out: list[OrderOutcome | tuple[Approved, JournalEntry]] = []
+            made = iter(rows)
+            for intent, step in zip(intents, steps, strict=True):
+                if isinstance(step, OrderOutcome):
+                    out.append(step)
+                    continue
+                decision, _prepared = step
+                entry, created = next(made)
+                if not created:  # another thread journaled the same intent between our get() and here
+                    if decision.reserved:
+                        self.risk.release(intent.symbol)
+                    self._audit("order_intent_withdrawn", {"client_order_id": entry.client_order_id,
+                                                           "reason": "already journaled by another caller"})
+                    out.append(OrderOutcome(intent=intent, client_order_id=entry.client_order_id, entry=entry,
+                                            duplicate=True))
+                else:
+                    out.append((decision, entry))
+            return out
 
     def _request(self, entry: JournalEntry) -> OrderRequest:
         return OrderRequest(symbol=entry.symbol, side=entry.side, type=entry.order_type,
@@ -383,17 +481,29 @@ class OrderExecutor:
         return new
 
     def _send(self, entry: JournalEntry) -> JournalEntry:
+        """Send a journaled order and book its answer."""
+        answer = self._place(entry)
+        if isinstance(answer, JournalEntry):
+            return answer
+        booked = self._apply_all([(entry, answer)])[0]
+        if isinstance(booked, ExchangeError):
+            raise booked
+        return booked
+
+    def _place(self, entry: JournalEntry) -> OrderResult | JournalEntry:
+        """Send a journaled order: the exchange's answer, not yet booked, or the row closed or left unknown when
+        there is no answer to book (rejected, never sent, outcome unknown)."""
         request = self._request(entry)
         last_error = ""
         for _attempt in range(max(1, self.options.send_attempts)):
             try:
                 try:
-                    result = self._call(self.exchange.place_order, request, orders=1)
+                    result: OrderResult = self._call(self.exchange.place_order, request, orders=1)
                 finally:
                     # Taken after the call returned, so after any signature it made (an -1021 resync signs twice).
                     self._unknown_since[entry.client_order_id] = self.clock.monotonic()
                 self._unknown_since.pop(entry.client_order_id, None)
-                return self._apply(entry, result)
+                return result
             except CircuitOpen as exc:
                 # Refused before leaving the process: certainly not placed.
                 self._unknown_since.pop(entry.client_order_id, None)
@@ -402,7 +512,7 @@ class OrderExecutor:
                 found, _known = self._lookup(entry)
                 if found is not None:
                     self._unknown_since.pop(entry.client_order_id, None)
-                    return self._apply(entry, found)
+                    return found
                 last_error = "duplicate order reported but not found"
             except OrderRejected as exc:
                 self._unknown_since.pop(entry.client_order_id, None)
@@ -420,7 +530,7 @@ class OrderExecutor:
                 found, known = self._await_outcome(entry, wait=True)
                 if found is not None:
                     self._unknown_since.pop(entry.client_order_id, None)
-                    return self._apply(entry, found)
+                    return found
                 if not known:
                     break  # cannot tell: leave it SENT for recover()
         _, new = self.journal.apply_update(entry.client_order_id, OrderStatus.SENT,
@@ -497,14 +607,49 @@ class OrderExecutor:
         return replace(result, fee=fee, fee_asset=assets.pop() if len(assets) == 1 else None)
 
     def _apply(self, entry: JournalEntry, result: OrderResult) -> JournalEntry:
-        """Write the exchange's answer: the journal row, the position delta, the risk manager's booking and their
-        audit records (order result, fill) in one commit, the records through the audit outbox when the trail
-        has one (no audit fsync), else in one audit fsync."""
-        result = self._with_fees(result)
-        with self._audit_group(), self._audit_outbox() as outbox:
-            return self._apply_result(entry, result, outbox)
+        """Book one answer (see :meth:`_apply_all`); an exchange error looking up its fees is raised."""
+        booked = self._apply_all([(entry, result)])[0]
+        if isinstance(booked, ExchangeError):
+            raise booked
+        return booked
 
-    def _apply_result(self, entry: JournalEntry, result: OrderResult, outbox: OutboxBatch | None) -> JournalEntry:
+    def _apply_all(self, answers: list[tuple[JournalEntry, OrderResult]]) -> list[JournalEntry | ExchangeError]:
+        """Book the exchange's answers in one commit: each journal row, position delta, the risk manager's
+        booking and their audit records (order result, fill), the records through the audit outbox when the
+        trail has one (no audit fsync), else in one audit fsync.
+
+        An answer whose fees cannot be looked up (an order found by a lookup carries none) is not booked: its
+        error is returned in its place and the order is marked of unknown outcome, holding its symbol until a
+        later lookup books it (:meth:`resolve_unknown`); a filled order left unbooked would let the next intent
+        on the symbol trade as if it had not filled.
+        """
+        ready: list[tuple[JournalEntry, OrderResult] | ExchangeError] = []
+        for entry, result in answers:
+            try:
+                ready.append((entry, self._with_fees(result)))
+            except ExchangeError as exc:
+                self.risk.order_outcome_unknown(entry.symbol, entry.client_order_id)
+                self._audit("order_unknown", {"client_order_id": entry.client_order_id,
+                                              "error": f"answer not booked, its fees could not be fetched: {exc}"})
+                ready.append(exc)
+        booked: list[JournalEntry | ExchangeError] = []
+        with self._audit_group(), self._audit_outbox() as outbox:
+            try:
+                with self.journal.db.transaction():
+                    for item in ready:
+                        booked.append(item if isinstance(item, ExchangeError) else self._apply_result(*item))
+                    if outbox is not None:
+                        outbox.store()
+            except StoreError:
+                for entry, _result in answers:  # the rows stay SENT: hold their symbols until looked up again
+                    self.risk.order_outcome_unknown(entry.symbol, entry.client_order_id)
+                raise
+            if outbox is not None:
+                outbox.committed()
+        return booked
+
+    def _apply_result(self, entry: JournalEntry, result: OrderResult) -> JournalEntry:
+        """Book one answer inside the caller's transaction (:meth:`_apply_all`)."""
         self.risk.order_outcome_known(entry.client_order_id)
         db = self.journal.db
         with db.transaction():
@@ -534,10 +679,6 @@ class OrderExecutor:
                 if left is not None and left.qty > 0 and \
                         self._is_dust(new.symbol, left.qty, new.avg_price or new.ref_price):
                     self.risk.close_dust(new.symbol)
-            if outbox is not None:
-                outbox.store()
-        if outbox is not None:
-            outbox.committed()
         return new
 
     # -- after a crash -------------------------------------------------------------------------------
