@@ -395,8 +395,11 @@ class Bot:
                         continue
                     if self._stop.is_set():
                         break  # a stop request wins over a candle that arrived meanwhile: no new order
-                    if self._on_candle(item):
-                        processed += 1
+                    # The rest of the bar already at hand goes with it: the pairs' orders are placed together.
+                    room = len(self.stack.traders) - 1
+                    if max_candles is not None:
+                        room = min(room, max_candles - processed - 1)
+                    processed += self._on_candles([item, *self.source.ready(room)] if room > 0 else [item])
                     if max_candles is not None and processed >= max_candles:
                         self.request_stop(f"{max_candles} candles processed")
         finally:
@@ -416,28 +419,55 @@ class Bot:
                 trader.state.last_bar_ts = trader.last_ts
                 save_state(trader.state_path, trader.state)
 
-    def _on_candle(self, item: SourcedCandle) -> bool:
+    def _on_candles(self, items: list[SourcedCandle]) -> int:
+        """Handle candles handed out together, in runs of distinct pairs (a pair's next candle waits for this
+        one's outcome); returns how many were processed (not skipped as already handled)."""
+        done, run = 0, list[SourcedCandle]()
+        for item in items:
+            if any(other.key == item.key for other in run):
+                done += self._on_run(run)
+                run = []
+            run.append(item)
+        return done + (self._on_run(run) if run else 0)
+
+    def _on_run(self, run: list[SourcedCandle]) -> int:
+        from thunes.live.trader import trade_together
+
+        arrived = []
+        for item in run:
+            trader = self.stack.traders.get(item.key)
+            if trader is None:
+                continue
+            self._last_close[item.key.symbol] = Decimal(repr(float(item.candle.close)))
+            fresh = trader.state.last_bar_ts is None or item.candle.ts_ms > trader.state.last_bar_ts
+            if fresh:
+                # Published before the trader handles it: a crash in between re-delivers the candle after the
+                # restart (its state was not saved), so the event log never lacks a processed candle.
+                self.bus.publish(CandleClosed(ts_ms=self.clock.now_ms(), symbol=item.key.symbol,
+                                              timeframe=item.key.timeframe, bar_ts=item.candle.ts_ms,
+                                              close=float(item.candle.close), source=item.candle.source))
+            arrived.append((item, trader, fresh))
+        if len(arrived) == 1:
+            item, trader, _fresh = arrived[0]
+            decisions = [trader.on_candle(item.candle, received_at=item.received_at)]
+        else:
+            decisions = trade_together([(trader, item.candle, item.received_at) for item, trader, _f in arrived])
+        return sum(self._decided(item.key, trader, fresh, decision)
+                   for (item, trader, fresh), decision in zip(arrived, decisions, strict=True))
+
+    def _decided(self, key: StreamKey, trader: Any, fresh: bool, decision: Any) -> bool:
+        """Events, report, marks and the kill-switch after a pair's candle was decided; False when it was not
+        processed (handled before a restart)."""
         from thunes.live.trader import ALREADY_PROCESSED
 
-        key, candle = item.key, item.candle
-        trader = self.stack.traders.get(key)
-        if trader is None:
-            return False
-        close = Decimal(repr(float(candle.close)))
-        self._last_close[key.symbol] = close
-        fresh = trader.state.last_bar_ts is None or candle.ts_ms > trader.state.last_bar_ts
-        if fresh:
-            # Published before the trader handles it: a crash in between re-delivers the candle after the
-            # restart (its state was not saved), so the event log never lacks a processed candle.
-            self.bus.publish(CandleClosed(ts_ms=self.clock.now_ms(), symbol=key.symbol, timeframe=key.timeframe,
-                                          bar_ts=candle.ts_ms, close=float(candle.close), source=candle.source))
-        decision = trader.on_candle(candle, received_at=item.received_at)
         if decision.reason == ALREADY_PROCESSED or not fresh:
             return False
+        close = self._last_close[key.symbol]
+        candle_ts = decision.bar_ts
         now = self.clock.now_ms()
         action = DecisionAction(decision.action)
         self.bus.publish(SignalDecided(ts_ms=now, symbol=key.symbol, timeframe=key.timeframe,
-                                       strategy=trader.strategy.name, bar_ts=candle.ts_ms, action=action,
+                                       strategy=trader.strategy.name, bar_ts=candle_ts, action=action,
                                        reason=decision.reason, latency_s=decision.latency_s))
         r = self.report
         r.candles += 1

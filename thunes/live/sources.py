@@ -78,6 +78,11 @@ class CandleSource(Protocol):
 
     def get(self, timeout: float | None = None) -> SourcedCandle | None: ...
 
+    def ready(self, limit: int) -> list[SourcedCandle]:
+        """Up to ``limit`` candles already at hand, without waiting or moving a replay on (the rest of a bar
+        whose first candle :meth:`get` handed out): the bot places their orders together."""
+        ...
+
     def stop(self) -> None: ...
 
     @property
@@ -268,6 +273,14 @@ class ReplaySource:
         self.handed_out += 1
         return SourcedCandle(item.key, item.candle, time.perf_counter())
 
+    def ready(self, limit: int) -> list[SourcedCandle]:
+        out: list[SourcedCandle] = []
+        while self._started and self._pending and len(out) < limit:
+            item = self._pending.popleft()
+            self.handed_out += 1
+            out.append(SourcedCandle(item.key, item.candle, time.perf_counter()))
+        return out
+
 
 class WebsocketSource:
     """One websocket :class:`CandleFeed` per stream, merged into one queue in arrival order.
@@ -334,6 +347,16 @@ class WebsocketSource:
                 raise ThunesError(f"a candle feed died: {self._fatal}") from self._fatal
             return None
         return SourcedCandle(item.key, item.candle, item.received_at)
+
+    def ready(self, limit: int) -> list[SourcedCandle]:
+        out: list[SourcedCandle] = []
+        while len(out) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            out.append(SourcedCandle(item.key, item.candle, item.received_at))
+        return out
 
     @property
     def running(self) -> bool:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from thunes.core.clock import Clock, LiveClock
-from thunes.core.errors import ConfigError
+from thunes.core.errors import ConfigError, ExchangeError
 from thunes.core.events import (
     EventBus,
     KillSwitchChanged,
@@ -78,20 +78,37 @@ class GatedExecutor:
         return getattr(self.inner, name)
 
     def execute(self, intent: Any) -> Any:
+        outcome = self.execute_many([intent])[0]
+        if isinstance(outcome, ExchangeError):
+            raise outcome
+        return outcome
+
+    def execute_many(self, intents: Sequence[Any]) -> list[Any]:
+        """The inner executor's :meth:`~thunes.execution.orders.OrderExecutor.execute_many` behind the pause gate,
+        publishing each order's events (an exchange error takes the place of its outcome, as there)."""
         from thunes.execution.orders import OrderOutcome, intent_client_order_id
         from thunes.execution.risk import Denied
 
-        now = self.clock.now_ms()
-        side = str(intent.side)
-        if self.paused and not intent.is_exit:
-            denied = Denied(intent=intent, rule=PAUSED_RULE, reason="the bot is paused: exits only", decision_id=-1)
-            self.bus.publish(RiskDenied(ts_ms=now, symbol=intent.symbol, side=side, rule=PAUSED_RULE,
-                                        reason=denied.reason))
-            return OrderOutcome(intent=intent, client_order_id=intent_client_order_id(intent), decision=denied)
-        with self.lock:
-            outcome = self.inner.execute(intent)
-        self._publish(intent, outcome)
-        return outcome
+        outcomes: list[Any] = [None] * len(intents)
+        gated = []
+        for i, intent in enumerate(intents):
+            if self.paused and not intent.is_exit:
+                denied = Denied(intent=intent, rule=PAUSED_RULE, reason="the bot is paused: exits only",
+                                decision_id=-1)
+                self.bus.publish(RiskDenied(ts_ms=self.clock.now_ms(), symbol=intent.symbol, side=str(intent.side),
+                                            rule=PAUSED_RULE, reason=denied.reason))
+                outcomes[i] = OrderOutcome(intent=intent, client_order_id=intent_client_order_id(intent),
+                                           decision=denied)
+            else:
+                gated.append(i)
+        if gated:
+            with self.lock:
+                placed = self.inner.execute_many([intents[i] for i in gated])
+            for i, outcome in zip(gated, placed, strict=True):
+                outcomes[i] = outcome
+                if not isinstance(outcome, ExchangeError):
+                    self._publish(intents[i], outcome)
+        return outcomes
 
     def _publish(self, intent: Any, outcome: Any) -> None:
         from thunes.execution.risk import Denied

@@ -38,8 +38,8 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -71,11 +71,13 @@ __all__ = [
     "TraderOptions",
     "TraderReport",
     "frozen_heap",
+    "trade_together",
 ]
 
 log = logging.getLogger(__name__)
 _OHLCV = pd.Index(OHLCV)
 ALREADY_PROCESSED = "already processed"
+OLDER_THAN_WINDOW = "older than the window"
 
 
 _freeze_lock = threading.Lock()
@@ -146,6 +148,17 @@ class BarDecision:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", DecisionAction(self.action))  # an unknown kind fails here, not later
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingOrder:
+    """A candle whose decision is an order not placed yet (between :meth:`Trader._begin` and its finish)."""
+
+    candle: Candle
+    side: Side
+    reason: str
+    intent: Any
+    received_at: float
 
 
 @dataclass(slots=True)
@@ -307,21 +320,38 @@ class Trader:
         """Process one closed candle: signal on its close, order at the next bar's open."""
         received_at = time.perf_counter() if received_at is None else received_at
         with self._lock:
-            newer = self.last_ts is None or candle.ts_ms > self.last_ts
-            if self.state.last_bar_ts is not None and candle.ts_ms <= self.state.last_bar_ts:
-                if newer:  # handled before a restart: the window needs it for the next signals, no decision
-                    self._append(candle)
-                return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason=ALREADY_PROCESSED)
-            if not newer:
-                return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason="older than the window")
-            self._append(candle)
-            self._mark(candle)
-            decision = self._decide(candle, received_at)
-            self.state.last_bar_ts = candle.ts_ms
-            self.state.bars_processed += 1
-            if decision.client_order_id is not None:
-                self.state.orders_sent += 1
-            save_state(self.state_path, self.state)
+            step = self._begin(candle, received_at)
+            if isinstance(step, PendingOrder):
+                try:
+                    outcome: Any = self.executor.execute(step.intent)
+                except ExchangeError as exc:
+                    outcome = exc
+                step = self._finish(step, outcome)
+            elif step.reason in (ALREADY_PROCESSED, OLDER_THAN_WINDOW):
+                return step
+            self._end(step)
+        return step
+
+    def _begin(self, candle: Candle, received_at: float) -> BarDecision | PendingOrder:
+        """The candle into the window and the strategy's decision: a final one, or an order to place."""
+        newer = self.last_ts is None or candle.ts_ms > self.last_ts
+        if self.state.last_bar_ts is not None and candle.ts_ms <= self.state.last_bar_ts:
+            if newer:  # handled before a restart: the window needs it for the next signals, no decision
+                self._append(candle)
+            return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason=ALREADY_PROCESSED)
+        if not newer:
+            return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason=OLDER_THAN_WINDOW)
+        self._append(candle)
+        self._mark(candle)
+        return self._decide(candle, received_at)
+
+    def _end(self, decision: BarDecision) -> None:
+        """The decided candle in the restart state (saved) and the report."""
+        self.state.last_bar_ts = decision.bar_ts
+        self.state.bars_processed += 1
+        if decision.client_order_id is not None:
+            self.state.orders_sent += 1
+        save_state(self.state_path, self.state)
         self.report.bars += 1
         if decision.action in ("buy", "sell"):
             self.report.orders += 1
@@ -331,7 +361,6 @@ class Trader:
             self.report.skipped += 1
         if decision.action != "hold" and decision.action != "warmup":
             self.report.decisions.append(decision)
-        return decision
 
     def _mark(self, candle: Candle) -> None:
         """Mark the open position at the candle's close: the risk manager's daily loss (and so the
@@ -347,7 +376,7 @@ class Trader:
         qty = getattr(pos, "qty", pos)
         return Decimal(qty) if not isinstance(qty, Decimal) else qty
 
-    def _decide(self, candle: Candle, received_at: float) -> BarDecision:
+    def _decide(self, candle: Candle, received_at: float) -> BarDecision | PendingOrder:
         if len(self._ts) < self.strategy.warmup:
             return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.WARMUP,
                                reason=f"{len(self._ts)}/{self.strategy.warmup} bars")
@@ -375,7 +404,7 @@ class Trader:
         age_bars = (self.clock.now_ms() - (candle.ts_ms + self.tf_ms)) / self.tf_ms
         if age_bars > self.options.max_signal_age_bars:
             return self._skip(candle, f"{reason} is {age_bars:.2f} bars old (max {self.options.max_signal_age_bars})")
-        return self._order(candle, side, reason, qty, received_at)
+        return self._pending(candle, side, reason, qty, received_at)
 
     def _entry_gap(self, refuse: npt.NDArray[np.bool_] | None) -> str | None:
         """Why the last bar's entry is refused by the backtester's gap rule, or None.
@@ -399,7 +428,7 @@ class Trader:
         log.info("bar %s: %s", candle.ts_ms, reason)  # a decision, printed by the caller; not a warning
         return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction.SKIP, reason=reason)
 
-    def _order(self, candle: Candle, side: Side, reason: str, qty: Decimal, received_at: float) -> BarDecision:
+    def _pending(self, candle: Candle, side: Side, reason: str, qty: Decimal, received_at: float) -> PendingOrder:
         price = Decimal(repr(float(candle.close)))
         if side is Side.BUY:
             intent = self._intent(
@@ -411,14 +440,21 @@ class Trader:
                 symbol=self.options.symbol, side=side, qty=qty, price=price, reason=reason,
                 strategy=self.strategy.name, bar_ts=candle.ts_ms, is_exit=True,
             )
-        try:
-            outcome = self.executor.execute(intent)
-        except ExchangeError as exc:
+        return PendingOrder(candle=candle, side=side, reason=reason, intent=intent, received_at=received_at)
+
+    def _finish(self, pending: PendingOrder, outcome: Any) -> BarDecision:
+        """The decision once the executor placed the order: ``outcome`` is its outcome, or the exchange error
+        that ended its path."""
+        candle, side, reason, price = pending.candle, pending.side, pending.reason, pending.intent.price
+        if isinstance(outcome, ExchangeError):
             # The executor journals before sending; whatever happened is resolved by reconciliation.
-            log.error("bar %s: %s order failed: %s", candle.ts_ms, side, exc)
+            log.error("bar %s: %s order failed: %s", candle.ts_ms, side, outcome)
             if self.audit is not None:
-                self.audit.append("trader_order_error", {"bar_ts": candle.ts_ms, "side": str(side), "error": str(exc)})
-            return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction(side.value.lower()), reason=f"{reason}; error: {exc}")
+                self.audit.append("trader_order_error", {"bar_ts": candle.ts_ms, "side": str(side),
+                                                         "error": str(outcome)})
+            return BarDecision(bar_ts=candle.ts_ms, action=DecisionAction(side.value.lower()),
+                               reason=f"{reason}; error: {outcome}")
+        received_at = pending.received_at
         cid = getattr(outcome, "client_order_id", None)
         status = getattr(outcome, "status", None)
         sent = self.exchange.sent_at.get(cid) if cid else None
@@ -621,3 +657,39 @@ class Trader:
                 "reason": self.report.stop_reason, "bars": self.report.bars, "orders": self.report.orders,
                 "last_bar_ts": self.state.last_bar_ts,
             })
+
+
+def trade_together(steps: Sequence[tuple[Trader, Candle, float]]) -> list[BarDecision]:
+    """Hand closed candles of several pairs to their traders at once (one bar across pairs), each with the
+    moment it was received: what :meth:`Trader.on_candle` does for each, with the orders placed together.
+
+    Every trader decides first; the orders then go through the shared executor's
+    :meth:`~thunes.execution.orders.OrderExecutor.execute_many` (one durable commit for the group's intents, the
+    requests back to back, the answers booked after the last send), and each trader books its outcome and
+    saves its state. With N pairs closing a bar at once, the last pair's order leaves after N decisions and N-1
+    sends instead of N whole candle paths. One candle per trader; the traders share one executor.
+    """
+    traders = [t for t, _c, _r in steps]
+    if not traders:
+        return []
+    if len({id(t) for t in traders}) != len(traders):
+        raise ConfigError("trade_together takes one candle per trader (a pair's next candle needs this one's outcome)")
+    executor = traders[0].executor
+    if any(t.executor is not executor for t in traders):
+        raise ConfigError("trade_together needs traders that share one executor (one journal, one risk manager)")
+    decisions: list[BarDecision] = []
+    with ExitStack() as locks:
+        for trader in traders:
+            locks.enter_context(trader._lock)
+        begun = [trader._begin(candle, received_at) for trader, candle, received_at in steps]
+        pending = [b for b in begun if isinstance(b, PendingOrder)]
+        outcomes = iter(executor.execute_many([p.intent for p in pending]) if pending else [])  # type: ignore[attr-defined]
+        for trader, step in zip(traders, begun, strict=True):
+            if isinstance(step, PendingOrder):
+                step = trader._finish(step, next(outcomes))
+            elif step.reason in (ALREADY_PROCESSED, OLDER_THAN_WINDOW):
+                decisions.append(step)
+                continue
+            trader._end(step)
+            decisions.append(step)
+    return decisions
