@@ -272,3 +272,33 @@ def test_ten_generated_markets_in_lockstep_some_with_derived_rules(tmp_path):
         if isinstance(e, CandleClosed):
             per_bar[e.bar_ts].add(e.symbol)
     assert len(per_bar) == 30 and all(len(s) == 10 for s in per_bar.values())
+
+
+def test_a_bar_s_candles_are_traded_together_and_place_the_orders_one_at_a_time_would(tmp_path, four_pairs,
+                                                                                       monkeypatch):
+    """The four pairs' candles of a bar go to their traders together (one commit for the bar's orders, the
+    sends back to back); the orders, fills and books are those of handing the candles out one by one."""
+    import thunes.live.trader as trader_module
+    from thunes.live.sources import ReplaySource
+
+    groups: list[int] = []
+    together = trader_module.trade_together
+
+    def counted(steps):
+        groups.append(len(steps))
+        return together(steps)
+
+    monkeypatch.setattr(trader_module, "trade_together", counted)
+    risk = {"max_positions": 2, "cool_down_minutes": 0}
+    grouped, _ = _run(tmp_path / "grouped", four_pairs, bars=150, risk=risk)
+    monkeypatch.setattr(ReplaySource, "ready", lambda self, limit: [])  # one candle at a time
+    single, _ = _run(tmp_path / "single", four_pairs, bars=150, risk=risk)
+
+    assert groups and set(groups) == {4}  # every bar's four candles together
+    assert grouped.report.orders_by_symbol == single.report.orders_by_symbol
+    assert grouped.report.denied == single.report.denied and grouped.report.fills == single.report.fills
+
+    def fills(result):
+        return [(f.symbol, f.side, f.qty, f.client_order_id) for f in read_ledger(result.state_dir / "ledger.csv")]
+
+    assert sorted(fills(grouped)) == sorted(fills(single))
