@@ -4,13 +4,18 @@ indicators against recomputing them on the window.
 
 Table 1, candle -> order. Every pair gets a closed candle at the same moment (the bar close) and a strategy
 that flips every bar, so every candle of every pair is an order. The pairs are N traders sharing one executor,
-one journal, one audit trail and one local exchange (the multi-pair bot is being built on another branch;
-this is the same work in one loop). Everything is durable: the journal commits with ``synchronous=FULL`` and
-the audit records of each order go into the journal's commit through the outbox (one fsync before each send);
-after each send the result is journaled and audited durably too, and that is part of the next pair's wait.
-Columns: the first pair's latency (candle -> its order sent), the last pair's (the whole bar), and the bar's
-cost per pair (last / N). ``batch``: the strategy's ``signals()`` on the trader's 300-bar window;
-``streamed``: the same strategy through :class:`~thunes.execution.incremental.LastBarStrategy`.
+one journal, one audit trail and one local exchange, as in the multi-pair bot. Everything is durable: the
+journal commits with ``synchronous=FULL`` and the audit records go into the journal's commits through the
+outbox. ``one by one``: each pair's candle path in turn (:meth:`Trader.on_candle`: decision, one commit,
+send, the answer booked in one more commit, the trader's state saved), so every pair waits for the
+previous pairs' whole paths. ``together``: what the bot does with a bar's candles at hand
+(:func:`~thunes.live.trader.trade_together`): every pair decides, one commit journals the bar's orders, the
+orders are sent back to back, the answers are booked in one commit after the last send, then the states
+are saved. Columns: the first pair's latency (candle -> its order sent), the last pair's (the whole bar's
+sends), and the bar's cost per pair (last / N). ``batch``: the strategy's ``signals()`` on the trader's
+300-bar window; ``streamed``: the same strategy through
+:class:`~thunes.execution.incremental.LastBarStrategy`. The local exchange runs in this process, so each
+send includes the exchange's own work on the same interpreter.
 
 Table 2, the audit outbox on and off on alternate bars of one single-pair stack (a fair comparison on a busy
 machine): the total and the executor's share (intent -> order sent: risk check, filters, the durable writes).
@@ -56,7 +61,7 @@ from thunes.features.feature_set import compute_features, get_feature_set
 from thunes.features.streaming_set import StreamingFeatures
 from thunes.live.assembly import ReplayClock, build_stack
 from thunes.live.feed import Candle
-from thunes.live.trader import Trader, TraderOptions, frozen_heap
+from thunes.live.trader import Trader, TraderOptions, frozen_heap, trade_together
 from thunes.strategies.base import Signals, Strategy
 
 WINDOW = 300
@@ -109,7 +114,8 @@ def _sample_dir(tmp: Path, n: int) -> Path:
     return folder
 
 
-def candle_to_order(frame: pd.DataFrame, pairs: int, bars: int, streamed: bool) -> dict[str, np.ndarray]:
+def candle_to_order(frame: pd.DataFrame, pairs: int, bars: int, streamed: bool,
+                    together: bool = False) -> dict[str, np.ndarray]:
     """Per bar: ms from the bar close to the first pair's order, to the last pair's order."""
     warm = WINDOW
     symbols = _symbols(pairs)
@@ -154,11 +160,11 @@ def candle_to_order(frame: pd.DataFrame, pairs: int, bars: int, streamed: bool) 
                                    for r in (rows[s][i] for s in symbols)]
                         before = stack.audit.fsyncs
                         t0 = time.perf_counter()
-                        sent = []
-                        for trader, c in zip(traders, candles):
-                            d = trader.on_candle(c, received_at=t0)
-                            if d.latency_s is not None:
-                                sent.append(d.latency_s)
+                        if together:
+                            decisions = trade_together([(t, c, t0) for t, c in zip(traders, candles)])
+                        else:
+                            decisions = [t.on_candle(c, received_at=t0) for t, c in zip(traders, candles)]
+                        sent = [d.latency_s for d in decisions if d.latency_s is not None]
                         if len(sent) == pairs:
                             first_ms.append(sent[0] * 1000)
                             last_ms.append(sent[-1] * 1000)
@@ -324,16 +330,18 @@ def main() -> None:
     frame = load_sample_candles("BTC/USDT", "1h", limit=WINDOW + args.bars + 10).frame
     print(f"data: {len(frame)} x 1h BTC/USDT; {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.1f}")
     print("\ncandle close -> order sent, durable (journal FULL + audit outbox), every pair orders every bar")
-    print(f"{'pairs':>5s} {'signals':9s} {'bars':>5s} {'first p50':>10s} {'first p99':>10s} {'last p50':>9s} "
-          f"{'last p99':>9s} {'/pair p50':>10s} {'/pair p99':>10s} {'audit fsyncs/bar':>17s}")
+    print(f"{'pairs':>5s} {'orders':9s} {'signals':9s} {'bars':>5s} {'first p50':>10s} {'first p99':>10s} "
+          f"{'last p50':>9s} {'last p99':>9s} {'/pair p50':>10s} {'/pair p99':>10s} {'audit fsyncs/bar':>17s}")
     for pairs in (int(p) for p in args.pairs.split(",")):
-        bars = args.bars if pairs == 1 else max(20, args.bars * 10 // pairs)
-        for streamed in (False, True):
-            r = candle_to_order(frame, pairs, bars, streamed)
+        bars = args.bars if pairs == 1 else max(40, args.bars * 10 // pairs)
+        cases = [(False, False), (True, False)] if pairs == 1 else [(False, False), (False, True), (True, True)]
+        for streamed, together in cases:
+            r = candle_to_order(frame, pairs, bars, streamed, together)
             f50, f99 = np.percentile(r["first"], [50, 99])
             l50, l99 = np.percentile(r["last"], [50, 99])
-            print(f"{pairs:5d} {'streamed' if streamed else 'batch':9s} {len(r['first']):5d} {f50:10.2f} {f99:10.2f} "
-                  f"{l50:9.2f} {l99:9.2f} {l50 / pairs:10.2f} {l99 / pairs:10.2f} {np.mean(r['fsyncs']):17.2f}")
+            print(f"{pairs:5d} {'together' if together else 'one by one':9s} {'streamed' if streamed else 'batch':9s} "
+                  f"{len(r['first']):5d} {f50:10.2f} {f99:10.2f} {l50:9.2f} {l99:9.2f} {l50 / pairs:10.2f} "
+                  f"{l99 / pairs:10.2f} {np.mean(r['fsyncs']):17.2f}")
     ab = outbox_ab(frame, args.bars)
     print("\none pair, audit outbox on/off on alternate bars (same stack): ms")
     print(f"{'mode':10s} {'orders':>6s} {'total p50':>10s} {'total p99':>10s} {'executor p50':>13s} {'executor p99':>13s}")
