@@ -14,10 +14,11 @@ from thunes.core.candles import ts_ms
 from thunes.data.samples import load_sample_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import LocalExchange
-from thunes.execution.incremental import BarSignals, LastBarStrategy, SmaCrossIncremental, StreamingSignals
+from thunes.execution.incremental import BarSignals, LastBarStrategy, StreamingSignals, streams
 from thunes.live.assembly import ReplayClock, build_stack
 from thunes.live.feed import Candle
 from thunes.live.trader import TraderOptions
+from thunes.strategies.rsi_bollinger import RsiBollinger
 from thunes.strategies.sma_cross import SmaCross
 
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -35,12 +36,12 @@ def test_streamed_signals_equal_the_last_row_of_batch_signals_on_every_trailing_
     # Arrange: the trader's view, a trailing window of 120 bars sliding one candle at a time; a restart at bar 900
     fast, slow, window = 5, 20, 120
     batch = SmaCross(fast=fast, slow=slow, short=short)
-    stream = StreamingSignals(SmaCrossIncremental(fast=fast, slow=slow, short=short))
+    stream = StreamingSignals(SmaCross(fast=fast, slow=slow, short=short))
     ts, values = ts_ms(candles), candles[OHLCV].to_numpy()
     crosses = 0
     for t in range(window, len(candles)):
         if t == 900:
-            stream = StreamingSignals(SmaCrossIncremental(fast=fast, slow=slow, short=short))  # a new process
+            stream = StreamingSignals(SmaCross(fast=fast, slow=slow, short=short))  # a new process
         rows = slice(t - window + 1, t + 1)
         # Act
         got = stream.sync(ts[rows], values[rows])
@@ -80,18 +81,38 @@ def _run(frame, tmp_path: Path, strategy, warm: int, bars: int) -> list[tuple[in
     return out
 
 
+class RewrittenSmaCross(SmaCross):
+    """A subclass that rewrites signals() (here to the same thing) and not stream_advance."""
+
+    def signals(self, candles):
+        return super().signals(candles)
+
+
 def test_a_trader_on_the_streamed_path_places_the_same_orders_as_on_the_batch_path(tmp_path, btc_1h):
-    # Arrange: real candles, the same SMA cross once as written for the backtest, once streamed
+    # Arrange: real candles, the same SMA cross once on the batch path (a subclass that rewrites signals() is
+    # never streamed), once stepped from its streamed state by the trader, once through LastBarStrategy
     frame = load_sample_candles("BTC/USDT", "1h", limit=400).frame
     # Act
-    batch = _run(frame, tmp_path / "batch", SmaCross(fast=5, slow=20), warm=60, bars=300)
-    streamed = _run(frame, tmp_path / "stream", LastBarStrategy(SmaCrossIncremental(fast=5, slow=20)), warm=60,
+    batch = _run(frame, tmp_path / "batch", RewrittenSmaCross(fast=5, slow=20), warm=60, bars=300)
+    stepped = _run(frame, tmp_path / "stepped", SmaCross(fast=5, slow=20), warm=60, bars=300)
+    streamed = _run(frame, tmp_path / "stream", LastBarStrategy(SmaCross(fast=5, slow=20)), warm=60,
                     bars=300)
     # Assert
-    assert streamed == batch
+    assert stepped == batch and streamed == batch
     assert sum(1 for _ts, action in batch if action in ("buy", "sell")) == (21 if btc_1h.real else 17)  # golden
 
 
 def test_a_strategy_without_the_protocol_is_refused_by_the_adapter():
     with pytest.raises(TypeError, match="stream_init"):
-        StreamingSignals(SmaCross())  # type: ignore[arg-type]
+        StreamingSignals(RsiBollinger())  # type: ignore[arg-type]
+
+
+def test_the_trader_streams_a_strategy_only_where_its_stream_was_written_for_its_signals():
+    class BothRewritten(RewrittenSmaCross):
+        def stream_advance(self, state, ts_ms, open, high, low, close, volume):
+            return SmaCross.stream_advance(self, state, ts_ms, open, high, low, close, volume)
+
+    assert streams(SmaCross())  # the built-in SMA cross is stepped from its streamed state
+    assert not streams(RewrittenSmaCross())  # signals() rewritten below the stream: the batch path
+    assert streams(BothRewritten())
+    assert not streams(RsiBollinger())  # no protocol

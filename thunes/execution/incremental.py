@@ -16,7 +16,10 @@ advance a state by one candle instead.
 * :class:`LastBarStrategy`: the adapter dressed as a strategy, for a :class:`~thunes.live.trader.Trader`
   that does not know the protocol: its ``signals(window)`` answers the newest bar only (arrays of length 1; the
   trader reads ``[-1]``).
-* :class:`SmaCrossIncremental`: :class:`~thunes.strategies.sma_cross.SmaCross` with the protocol.
+* :func:`streams`: whether a trader steps a strategy incrementally: it implements the protocol, and no subclass
+  changed ``signals()`` below the class that wrote ``stream_advance`` (a subclass of
+  :class:`~thunes.strategies.sma_cross.SmaCross`, which implements it, that rewrites its signals runs on the
+  batch path until it writes its own ``stream_advance``).
 
 What "equal" means: a moving average over n bars (SMA, Bollinger) is the same, within 1e-12 relative, whether
 it is streamed or recomputed on the trailing window. A recurrence (EMA, RSI, ATR) streamed since the warm-up
@@ -27,7 +30,6 @@ the window's truncation (tiny with a window several times the period, as the tra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -35,24 +37,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from thunes.core.timeframes import index_ms
-from thunes.features.streaming import StreamingSma
-from thunes.strategies.base import SignalArrays
-from thunes.strategies.sma_cross import SmaCross
+from thunes.strategies.base import BarSignals, SignalArrays
 
-__all__ = ["BarSignals", "IncrementalStrategy", "LastBarStrategy", "SmaCrossIncremental", "StreamingSignals"]
+__all__ = ["BarSignals", "IncrementalStrategy", "LastBarStrategy", "StreamingSignals", "streams"]
 
 _OHLCV = ["open", "high", "low", "close", "volume"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BarSignals:
-    """One bar's signals (the last row of ``Signals.arrays``)."""
-
-    entry: bool = False
-    exit: bool = False
-    short_entry: bool = False
-    short_exit: bool = False
-    refuse_entry: bool = False
 
 
 @runtime_checkable
@@ -124,21 +113,16 @@ class LastBarStrategy:
         return _LastBar(self.stream.sync(ts, candles[_OHLCV].to_numpy(dtype="float64")))
 
 
-class SmaCrossIncremental(SmaCross):
-    """:class:`SmaCross` with the incremental protocol: two streamed SMAs and the previous bar's pair."""
+def streams(strategy: object) -> bool:
+    """True when the trader may step ``strategy`` from its streamed state: it implements
+    :class:`IncrementalStrategy` and its ``stream_advance`` was written for its ``signals()`` (the class that
+    defines ``stream_advance`` is the one that defines ``signals``, or below it)."""
+    if not isinstance(strategy, IncrementalStrategy):
+        return False
+    mro = type(strategy).__mro__
 
-    name = "sma_cross"  # the same strategy: same client order ids, same trader state file
+    def owner(name: str) -> type | None:
+        return next((c for c in mro if name in c.__dict__), None)
 
-    def stream_init(self) -> dict[str, Any]:
-        return {"fast": StreamingSma(self.fast), "slow": StreamingSma(self.slow), "prev": (np.nan, np.nan)}
-
-    def stream_advance(self, state: dict[str, Any], ts_ms: int, open: float, high: float, low: float,
-                       close: float, volume: float) -> BarSignals:
-        f, s = state["fast"].update(close), state["slow"].update(close)
-        pf, ps = state["prev"]
-        state["prev"] = (f, s)
-        up = f > s and pf <= ps  # NaN compares False: no cross while either side is unknown (crossed_above)
-        down = f < s and pf >= ps
-        if self.short:
-            return BarSignals(entry=up, exit=down, short_entry=down, short_exit=up)
-        return BarSignals(entry=up, exit=down)
+    signals, stream = owner("signals"), owner("stream_advance")
+    return signals is None or (stream is not None and issubclass(stream, signals))

@@ -8,6 +8,11 @@
                                      │  └─ between candles: control commands, scheduled jobs
                                      └─ start: restore risk, reconcile every pair; stop: reconcile, flush
 
+The candles of a bar that the source holds at once go to their traders together
+(:func:`~thunes.live.trader.trade_together`: every pair decides, the orders are journaled in one commit and
+sent back to back, the answers booked after the last send): the same orders as one candle at a time, the
+last pair's order out sooner.
+
 One thread does everything that touches the exchange client and the databases, so nothing needs more
 locking than the risk manager already has, and the order of events is the order of candles. Control
 commands (status, pause, resume, stop, force-exit, reload) arrive from other threads (the control

@@ -69,7 +69,7 @@ class StreamKey:
 class SourcedCandle:
     key: StreamKey
     candle: Candle
-    received_at: float  # perf_counter() when the source handed it out (for the candle -> order latency)
+    received_at: float  # perf_counter() when it reached this process (the candle -> order latency starts there)
 
 
 @runtime_checkable
@@ -226,8 +226,7 @@ class ReplaySource:
                 if until <= since:
                     continue
                 candles = self._fetch(k.symbol, k.timeframe, since, until)
-                stamp = time.perf_counter()
-                batch.extend(SourcedCandle(k, c, stamp) for c in candles)
+                batch.extend(SourcedCandle(k, c, 0.0) for c in candles)
                 if candles:
                     self._last[k] = candles[-1].ts_ms
         except RetryableError as exc:
@@ -236,8 +235,11 @@ class ReplaySource:
             self.fetch_retries += 1
             log.warning("replay: fetching candles failed (%s); trying again in %.1f s", exc, min(wait, 60.0))
         finally:
+            # Received when the step's candles are all in, as a websocket delivers a bar's klines together: the
+            # wait of a pair's candle behind the others handed out before it counts in its latency.
+            stamp = time.perf_counter()
             batch.sort(key=lambda s: (s.candle.ts_ms + self._tf[s.key], s.key))
-            self._pending.extend(batch)
+            self._pending.extend(SourcedCandle(s.key, s.candle, stamp) for s in batch)
 
     def _next_close(self, now: int) -> int:
         return min((now // tf + 1) * tf for tf in self._tf.values())
@@ -269,16 +271,14 @@ class ReplaySource:
             self._collect(target)
         if not self._pending:
             return None
-        item = self._pending.popleft()
         self.handed_out += 1
-        return SourcedCandle(item.key, item.candle, time.perf_counter())
+        return self._pending.popleft()
 
     def ready(self, limit: int) -> list[SourcedCandle]:
         out: list[SourcedCandle] = []
         while self._started and self._pending and len(out) < limit:
-            item = self._pending.popleft()
             self.handed_out += 1
-            out.append(SourcedCandle(item.key, item.candle, time.perf_counter()))
+            out.append(self._pending.popleft())
         return out
 
 

@@ -56,7 +56,7 @@ from thunes.core.errors import ConfigError, ExchangeError, ThunesError
 from thunes.core.events import DecisionAction
 from thunes.core.timeframes import parse_timeframe
 from thunes.exchange.types import OrderRequest, OrderResult
-from thunes.execution.incremental import IncrementalStrategy, StreamingSignals
+from thunes.execution.incremental import StreamingSignals, streams
 from thunes.execution.ledger import Ledger, LedgerRow
 from thunes.live.feed import Candle, CandleFeed
 from thunes.live.state import TraderState, load_state, save_state, state_path
@@ -248,7 +248,7 @@ class Trader:
         self.strategy = strategy
         # A strategy that can advance one candle at a time (thunes.execution.incremental) is stepped from its saved
         # state instead of recomputing its signals on the whole window: the same signals, a fraction of the work.
-        self._stream = StreamingSignals(strategy) if isinstance(strategy, IncrementalStrategy) else None
+        self._stream = StreamingSignals(strategy) if streams(strategy) else None  # type: ignore[arg-type]
         self.options = options
         self.executor = executor
         self.positions = positions

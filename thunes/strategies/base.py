@@ -42,7 +42,7 @@ import pandas as pd
 
 from thunes.core.errors import StrategyError
 
-__all__ = ["CrossGrid", "Param", "Signals", "Strategy", "crossed_above", "crossed_below"]
+__all__ = ["BarSignals", "CrossGrid", "Param", "Signals", "Strategy", "crossed_above", "crossed_below"]
 
 T = TypeVar("T", int, float, bool, str)
 
@@ -244,6 +244,18 @@ class Signals:
             size_scale=np.where(known, np.abs(tv), 1.0),
             refuse_entries=refuse,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarSignals:
+    """One bar's signals (the last row of ``Signals.arrays``): what a strategy that can advance one candle at a
+    time returns from ``stream_advance`` (the optional protocol of :mod:`thunes.execution.incremental`)."""
+
+    entry: bool = False
+    exit: bool = False
+    short_entry: bool = False
+    short_exit: bool = False
+    refuse_entry: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,21 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from thunes.core.errors import StrategyError
+from thunes.features.streaming import StreamingSma
 from thunes.strategies._indicators import sma
-from thunes.strategies.base import CrossGrid, Param, Signals, Strategy, crossed_above, crossed_below
+from thunes.strategies.base import (
+    BarSignals,
+    CrossGrid,
+    Param,
+    Signals,
+    Strategy,
+    crossed_above,
+    crossed_below,
+)
 
 __all__ = ["SmaCross"]
 
@@ -44,6 +54,22 @@ class SmaCross(Strategy):
         if self.short:
             return Signals(entries=up, exits=down, short_entries=down, short_exits=up)
         return Signals(entries=up, exits=down)
+
+    # The incremental protocol (thunes.execution.incremental): the live trader advances two streamed SMAs by
+    # one candle instead of recomputing signals() on its window; the same signals (test_incremental.py).
+    def stream_init(self) -> dict[str, Any]:
+        return {"fast": StreamingSma(self.fast), "slow": StreamingSma(self.slow), "prev": (np.nan, np.nan)}
+
+    def stream_advance(self, state: dict[str, Any], ts_ms: int, open: float, high: float, low: float,
+                       close: float, volume: float) -> BarSignals:
+        f, s = state["fast"].update(close), state["slow"].update(close)
+        pf, ps = state["prev"]
+        state["prev"] = (f, s)
+        up = f > s and pf <= ps  # NaN compares False: no cross while either side is unknown (crossed_above)
+        down = f < s and pf >= ps
+        if self.short:
+            return BarSignals(entry=up, exit=down, short_entry=down, short_exit=up)
+        return BarSignals(entry=up, exit=down)
 
     @classmethod
     def signal_grid(cls, combos: Sequence[Mapping[str, Any]]) -> CrossGrid | None:
