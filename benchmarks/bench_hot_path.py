@@ -13,8 +13,8 @@ previous pairs' whole paths. ``together``: what the bot does with a bar's candle
 orders are sent back to back, the answers are booked in one commit after the last send, then the states
 are saved. Columns: the first pair's latency (candle -> its order sent), the last pair's (the whole bar's
 sends), and the bar's cost per pair (last / N). ``batch``: the strategy's ``signals()`` on the trader's
-300-bar window; ``streamed``: the same strategy through
-:class:`~thunes.execution.incremental.LastBarStrategy`. The local exchange runs in this process, so each
+300-bar window; ``streamed``: the same strategy with the incremental protocol, stepped by the trader from its
+saved state (:mod:`thunes.execution.incremental`). The local exchange runs in this process, so each
 send includes the exchange's own work on the same interpreter.
 
 Table 2, the audit outbox on and off on alternate bars of one single-pair stack (a fair comparison on a busy
@@ -52,7 +52,7 @@ from thunes.core.timeframes import index_ms
 from thunes.data.samples import load_sample_candles
 from thunes.exchange.ccxt_adapter import CcxtExchange
 from thunes.exchange.sim import DEFAULT_API_KEY, DEFAULT_SECRET, AccountSpec, LocalExchange
-from thunes.execution.incremental import BarSignals, LastBarStrategy
+from thunes.execution.incremental import BarSignals
 from thunes.execution.ledger import Ledger
 from thunes.execution.orders import ExecutorOptions
 from thunes.features import indicators as ind
@@ -68,9 +68,9 @@ WINDOW = 300
 _INFO = Path(__file__).resolve().parents[1] / "thunes" / "exchange" / "sim" / "exchange_info.json"
 
 
-class FlipSma(Strategy):
+class FlipSmaBatch(Strategy):
     """Enter on even hours, exit on odd ones (an order every candle), once two SMAs are known: the work of
-    a small real strategy (two moving averages over the window) and a decision every bar."""
+    a small real strategy (two moving averages over the window) and a decision every bar. Batch only."""
 
     name = "flip_sma"
 
@@ -84,7 +84,11 @@ class FlipSma(Strategy):
         known = fast.notna() & slow.notna()
         return Signals(entries=even & known, exits=~even)
 
-    # the incremental protocol (thunes.execution.incremental.IncrementalStrategy)
+
+
+class FlipSma(FlipSmaBatch):
+    """The same with the incremental protocol (thunes.execution.incremental): the trader steps it."""
+
     def stream_init(self) -> dict[str, Any]:
         return {"fast": st.StreamingSma(10), "slow": st.StreamingSma(50)}
 
@@ -129,7 +133,7 @@ def candle_to_order(frame: pd.DataFrame, pairs: int, bars: int, streamed: bool,
         with LocalExchange(candles=frames, start_ms=int(ts_ms(frame)[warm]), accounts=accounts,
                            sample_dir=str(_sample_dir(tmp, pairs)), orders_per_10s=10_000_000,
                            weight_limit=100_000_000) as sim:
-            make = (lambda: LastBarStrategy(FlipSma())) if streamed else FlipSma
+            make = FlipSma if streamed else FlipSmaBatch
             risk = RiskSettings(cool_down_minutes=0, max_daily_loss=Decimal("1000000"), max_positions=pairs + 1,
                                 max_position_quote=Decimal("1000"))
             first = TraderOptions(symbol=symbols[0], timeframe="1h", quote_per_trade=Decimal("100"),
