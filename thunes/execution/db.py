@@ -84,6 +84,17 @@ _SCHEMA = [
 # Advisory lock keys (advisory locks are per database): the account lease ("THUNESAC") and schema creation.
 _PG_LEASE_KEY = 0x5448554E45534143
 _PG_SCHEMA_KEY = 0x5448554E45534348
+# How long a refused process waits for the lease winner to write its name (it does so right after locking).
+_HOLDER_WAIT_S = 2.0
+
+
+def _parsed(holder: str | None) -> dict[str, Any]:
+    """The lease holder's JSON record, or {} when absent or not (yet) whole."""
+    try:
+        h = json.loads(holder) if holder else {}
+    except json.JSONDecodeError:
+        return {}
+    return h if isinstance(h, dict) else {}
 
 
 def _sqlite_path(url: str) -> str:
@@ -230,10 +241,7 @@ class AccountLease:
             raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
     def _refused(self, holder: str | None) -> ConfigError:
-        try:
-            h = json.loads(holder) if holder else {}
-        except json.JSONDecodeError:
-            h = {}
+        h = _parsed(holder)
         since = (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(h["since_ms"] / 1000))
                  if isinstance(h.get("since_ms"), int) else "an unknown time")
         who = f"pid {h.get('pid', '?')} on {h.get('host', '?')} since {since}"
@@ -246,7 +254,13 @@ class AccountLease:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            # The winner writes its name right after taking the lock: give it a moment to land.
+            deadline = time.monotonic() + _HOLDER_WAIT_S
+            while True:
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+                if _parsed(holder) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
             os.close(fd)
             raise self._refused(holder) from None
         except OSError as exc:
@@ -266,17 +280,37 @@ class AccountLease:
         try:
             lock_row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_PG_LEASE_KEY,)).fetchone()
             if not (lock_row and lock_row[0]):
-                row = conn.execute("SELECT holder FROM exec_lease WHERE id = 1").fetchone()
+                holder = self._pg_holder(conn)
                 conn.close()
-                raise self._refused(row[0] if row else None)
-            conn.execute("DELETE FROM exec_lease WHERE id = 1")
-            conn.execute("INSERT INTO exec_lease (id, holder) VALUES (1, %s)", (json.dumps(self.holder),))
+                raise self._refused(holder)
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            conn.execute("INSERT INTO exec_lease (id, holder) VALUES (1, %s) "
+                         "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder",
+                         (json.dumps({**self.holder, "backend_pid": backend}),))
         except ConfigError:
             raise
         except Exception as exc:
             conn.close()
             raise StoreError(f"account lease on PostgreSQL at {_mask(url)} failed: {exc}") from exc
         self._conn = conn
+
+    @staticmethod
+    def _pg_holder(conn: Any) -> str | None:
+        """The lease row of the session holding the advisory lock; waits briefly for a winner still writing it
+        (the row of an earlier, dead holder names the wrong process)."""
+        deadline = time.monotonic() + _HOLDER_WAIT_S
+        while True:
+            row = conn.execute("SELECT holder FROM exec_lease WHERE id = 1").fetchone()
+            owner = conn.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                " AND classid = %s::oid AND objid = %s::oid"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (_PG_LEASE_KEY >> 32, _PG_LEASE_KEY & 0xFFFFFFFF)).fetchone()
+            holder = row[0] if row else None
+            named = _parsed(holder)
+            if (named and (owner is None or named.get("backend_pid") == owner[0])) or time.monotonic() > deadline:
+                return holder
+            time.sleep(0.01)
 
     @property
     def held(self) -> bool:
