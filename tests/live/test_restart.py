@@ -144,9 +144,9 @@ def test_sigkill_at_random_moments_never_doubles_an_order_nor_skips_a_candle(tmp
         db = Database.connect(f"sqlite:///{state / 'execution.sqlite'}")
         tracked = {p.symbol: p.qty for p in PositionTracker(db).positions()}
         journal_cids = {r[0] for r in db.execute("SELECT client_order_id FROM exec_orders")}
+        baseline = Baseline(db).values
         db.close()
         assert {c for _, c in cids} <= journal_cids
-        baseline = Baseline(state / "baseline.json")
         for sym in tracked:
             base = sym.split("/")[0]
             held = sim.engine.accounts[DEFAULT_API_KEY].free.get(base, Decimal(0))

@@ -274,6 +274,67 @@ def test_a_dust_write_off_leaves_no_stale_mark_that_prices_the_next_entry(market
     assert all(abs(u) < Decimal("0.001") for u in after_buys), after_buys
 
 
+class Crash(BaseException):
+    """The process dies here (raised past every ``except Exception``)."""
+
+
+def test_a_crash_inside_a_dust_write_off_loses_the_dust_from_neither_book(market, tmp_path):
+    """Writing the dust off the position and counting it as outside holdings is one commit: a crash between
+    the two must leave both as they were, the restarted trader writes it off once, and the account's balance
+    still equals baseline + position (reconciliation flags nothing)."""
+    from thunes.execution.reconcile import Baseline
+
+    sim, frame = market
+    stack = make_stack(sim, tmp_path)
+    stack.trader.warm_up(frame.iloc[:WARM])
+    assert stack.trader.reconcile().ok  # the first reconciliation records the baseline
+    sink, crashed = stack.trader.dust_sink, []
+
+    def crash_after_counting(symbol, qty):
+        sink(symbol, qty)
+        crashed.append(qty)
+        raise Crash
+
+    stack.trader.dust_sink = crash_after_counting
+    i = WARM
+    with pytest.raises(Crash):
+        while i < 160:
+            step(sim, stack, frame, i)
+            i += 1
+    baseline = Baseline(stack.db, "BTCUSDT").get("BTC")
+    dust = stack.positions.position("BTC/USDT").qty
+    stack.close()
+    assert crashed == [dust] and dust > 0  # the write-off rolled back: the position still holds the dust
+
+    again = make_stack(sim, tmp_path)
+    try:
+        again.trader.warm_up(frame.iloc[:i + 1])
+        step(sim, again, frame, i + 1)  # the next candle sees the dust and writes it off, once
+        assert again.positions.position("BTC/USDT").qty == 0
+        assert Baseline(again.db, "BTCUSDT").get("BTC") == baseline + dust
+        report = again.trader.reconcile()
+        assert report.ok and not [d for d in report.discrepancies if d.kind == "position"], report
+    finally:
+        again.close()
+
+
+def test_a_baseline_file_of_an_earlier_version_is_imported_into_the_database_once(market, tmp_path):
+    from thunes.execution.reconcile import Baseline
+
+    sim, _frame = market
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "baseline_BTCUSDT.json").write_text('{"BTC": "0.5"}')
+    stack = make_stack(sim, tmp_path)
+    try:
+        assert Baseline(stack.db, "BTCUSDT").values == {"BTC": Decimal("0.5")}
+        assert Baseline(stack.db).values == {}  # the bot's scope is another baseline
+    finally:
+        stack.close()
+    assert not (state / "baseline_BTCUSDT.json").exists()
+    assert (state / "baseline_BTCUSDT.json.imported").read_text() == '{"BTC": "0.5"}'
+
+
 def test_an_order_whose_answer_was_lost_before_a_crash_is_adopted_by_client_order_id_at_restart(market, tmp_path):
     from thunes.execution import TradeIntent, intent_client_order_id, prepare_market_order
 

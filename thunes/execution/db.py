@@ -73,6 +73,14 @@ _SCHEMA = [
         trade_pnl TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS exec_pnl_ts ON exec_pnl (ts_ms)",
+    # Outside holdings per base asset, for reconciliation (see reconcile.Baseline): beside the positions, so
+    # that a dust write-off and its baseline share one commit.
+    """CREATE TABLE IF NOT EXISTS exec_baseline (
+        scope TEXT NOT NULL,
+        asset TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        PRIMARY KEY (scope, asset)
+    )""",
     # Who holds the account lease on PostgreSQL (the lock itself is an advisory lock; see AccountLease).
     """CREATE TABLE IF NOT EXISTS exec_lease (
         id INTEGER PRIMARY KEY,

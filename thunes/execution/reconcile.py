@@ -12,7 +12,7 @@ Run by the trader at start-up, every ``reconcile_minutes`` and at shutdown. In o
    by another program) is *flagged*, never touched.
 3. **Positions**: for each traded symbol the exchange's total base balance is compared with
    ``baseline + tracked position``, where ``baseline`` is the base the account held that the trader
-   does not own (recorded at the first reconciliation, kept in the trader's state directory).
+   does not own (recorded at the first reconciliation, kept in the execution database: see :class:`Baseline`).
    Differences larger than ``tolerance`` are flagged (with both figures), never silently adopted:
    a person decides whether coins moved outside THUNES.
 
@@ -33,7 +33,6 @@ from thunes.core.clock import Clock, LiveClock
 from thunes.core.enums import OrderStatus
 from thunes.core.errors import ExchangeError, OrderNotFound, StoreError
 from thunes.exchange.types import OrderResult
-from thunes.execution.risk import write_risk_state as write_json_atomic  # the package's atomic JSON write
 
 __all__ = ["Baseline", "Discrepancy", "ReconcileReport", "Reconciler"]
 
@@ -76,26 +75,61 @@ class ReconcileReport:
 
 
 class Baseline:
-    """Base-asset amounts the account held that the trader does not own, persisted as JSON."""
+    """Base-asset amounts the account held that the trader does not own, in the execution database.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.values: dict[str, Decimal] = {}
-        if self.path.exists():
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            self.values = {k: Decimal(v) for k, v in raw.items()}
+    Kept in the same database as the positions so that writing unsellable dust off a position and counting
+    it as outside holdings is one commit (:meth:`add` inside the caller's transaction): a crash between the
+    two used to lose the dust from both books, and the next reconciliation flagged the account. ``scope``
+    separates baselines sharing a database (the bot has one; a single-pair stack keeps one per symbol).
+    A ``legacy_json`` file from earlier versions is imported once (if the scope has no rows yet) and
+    renamed to ``<name>.imported``: nothing stored before is lost.
+    """
+
+    def __init__(self, db: Any, scope: str = "account", *, legacy_json: str | Path | None = None) -> None:
+        self.db = db
+        self.scope = scope
+        if legacy_json is not None:
+            self._import(Path(legacy_json))
+
+    def _import(self, path: Path) -> None:
+        if not path.exists():
+            return
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            values = {str(k): Decimal(str(v)) for k, v in raw.items()}
+        except (ValueError, ArithmeticError, AttributeError) as exc:
+            raise StoreError(f"cannot import the reconciliation baseline {path}: {exc}") from exc
+        with self.db.transaction():
+            if not self.values:  # a crash after the import's commit, before the rename: imported already
+                for asset, amount in values.items():
+                    self._write(asset, amount)
+        path.replace(path.with_name(path.name + ".imported"))
+
+    @property
+    def values(self) -> dict[str, Decimal]:
+        rows = self.db.execute("SELECT asset, amount FROM exec_baseline WHERE scope = ?", (self.scope,))
+        return {asset: Decimal(amount) for asset, amount in rows}
 
     def get(self, asset: str) -> Decimal | None:
-        return self.values.get(asset)
+        row = self.db.query_one("SELECT amount FROM exec_baseline WHERE scope = ? AND asset = ?", (self.scope, asset))
+        return Decimal(row[0]) if row else None
 
     def add(self, asset: str, amount: Decimal) -> None:
-        """Count ``amount`` more as outside holdings (e.g. unsellable dust written off a position)."""
-        if asset in self.values:
-            self.set(asset, self.values[asset] + amount)
+        """Count ``amount`` more as outside holdings (e.g. unsellable dust written off a position); nothing
+        before the first reconciliation has recorded the asset (that one counts what the account holds)."""
+        with self.db.transaction():
+            current = self.get(asset)
+            if current is not None:
+                self._write(asset, current + amount)
 
     def set(self, asset: str, value: Decimal) -> None:
-        self.values[asset] = value
-        write_json_atomic(self.path, {k: str(v) for k, v in self.values.items()})
+        with self.db.transaction():
+            self._write(asset, value)
+
+    def _write(self, asset: str, value: Decimal) -> None:
+        self.db.execute("INSERT INTO exec_baseline (scope, asset, amount) VALUES (?, ?, ?) "
+                        "ON CONFLICT (scope, asset) DO UPDATE SET amount = excluded.amount",
+                        (self.scope, asset, str(value)))
 
 
 class Reconciler:

@@ -128,7 +128,8 @@ def build_stack(
     audit, risk, executor = account.audit, account.risk, account.executor
     ledger = Ledger(ledger_path)
     market = markets[options.symbol]
-    baseline = Baseline(state_dir / f"baseline_{options.symbol.replace('/', '')}.json")
+    scope = options.symbol.replace("/", "")
+    baseline = Baseline(db, scope, legacy_json=state_dir / f"baseline_{scope}.json")
     tolerance = market.filters.market_step_size if market.filters.market_step_size > 0 else market.filters.step_size
     reconciler = Reconciler(port, journal=journal, positions=positions, symbols=[options.symbol], baseline=baseline,
                             executor=executor, audit=audit, clock=clock, tolerance={options.symbol: tolerance})

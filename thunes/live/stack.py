@@ -236,7 +236,7 @@ def build_bot(
                                                   account.risk, account.executor)
     executor = GatedExecutor(inner, bus=bus, clock=clock)
     ledger = Ledger(ledger_path or state_dir / "ledger.csv")
-    baseline = Baseline(state_dir / "baseline.json")
+    baseline = Baseline(db, legacy_json=state_dir / "baseline.json")
     tolerance = {}
     for a in assignments:
         f = markets[a.symbol].filters

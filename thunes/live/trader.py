@@ -214,6 +214,8 @@ class _Executor(Protocol):
 
 
 class _Positions(Protocol):
+    db: Any  # the execution database (a dust write-off and its baseline share one commit)
+
     def position(self, symbol: str) -> Any: ...
 
     def apply_fill(self, symbol: str, side: Side, qty: Decimal, quote: Decimal, *, client_order_id: str,
@@ -490,7 +492,8 @@ class Trader:
         Binance takes a buy's fee in the base asset, so the coins held are not a multiple of the lot
         step and an exit leaves a few satoshis that no order can sell. Left in the books, that dust
         would count as an open position and block every later entry. It is written off the position
-        (and the risk manager's book) at ``price``; reconciliation counts it as outside holdings.
+        (and the risk manager's book) at ``price``; reconciliation counts it as outside holdings
+        (``dust_sink``, called inside the write-off's commit).
         """
         pos = self.positions.position(self.options.symbol)
         qty = getattr(pos, "qty", Decimal(0)) if pos is not None else Decimal(0)
@@ -498,16 +501,19 @@ class Trader:
             return Decimal(0)
         quote = qty * price
         cid = f"dust-{self.state.last_bar_ts}"
-        self.positions.apply_fill(self.options.symbol, Side.SELL, qty, quote, client_order_id=cid,
-                                  ts_ms=self.clock.now_ms())
+        # One commit: the position closed and the dust counted as outside holdings (the baseline lives in the
+        # same database), so a crash cannot lose the dust from both books nor count it twice.
+        with self.positions.db.transaction():
+            self.positions.apply_fill(self.options.symbol, Side.SELL, qty, quote, client_order_id=cid,
+                                      ts_ms=self.clock.now_ms())
+            if self.dust_sink is not None:
+                self.dust_sink(self.options.symbol, qty)
         risk = getattr(self.executor, "risk", None)
         # Only while the risk manager still holds the position: after the executor's close_dust it does
         # not, and a SELL booked on no position would leave a book whose stale mark prices the next entry
         # (a phantom loss at that entry's fill that tripped the kill-switch).
         if risk is not None and self.options.symbol in risk.state.open_positions:
             risk.record_fill(self.options.symbol, Side.SELL, qty, quote)
-        if self.dust_sink is not None:
-            self.dust_sink(self.options.symbol, qty)
         if self.audit is not None:
             self.audit.append("dust_write_off", {"symbol": self.options.symbol, "qty": str(qty), "price": str(price)})
         return qty
