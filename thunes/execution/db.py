@@ -291,7 +291,8 @@ class AccountLease:
                 holder = self._pg_holder(conn)
                 conn.close()
                 raise self._refused(holder)
-            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            backend_row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            backend = backend_row[0] if backend_row else None
             conn.execute("INSERT INTO exec_lease (id, holder) VALUES (1, %s) "
                          "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder",
                          (json.dumps({**self.holder, "backend_pid": backend}),))
