@@ -21,7 +21,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,17 @@ _PG_LEASE_KEY = 0x5448554E45534143
 _PG_SCHEMA_KEY = 0x5448554E45534348
 # How long a refused process waits for the lease winner to write its name (it does so right after locking).
 _HOLDER_WAIT_S = 2.0
+
+
+def _await_holder(read: Callable[[], tuple[str | None, bool]]) -> str | None:
+    """The lease holder's record as ``read`` returns it, read again every 10 ms until ``read`` says it is the
+    lock's real holder or :data:`_HOLDER_WAIT_S` has passed (a refused process names what it found then)."""
+    deadline = time.monotonic() + _HOLDER_WAIT_S
+    while True:
+        holder, settled = read()
+        if settled or time.monotonic() > deadline:
+            return holder
+        time.sleep(0.01)
 
 
 def _parsed(holder: str | None) -> dict[str, Any]:
@@ -263,12 +274,11 @@ class AccountLease:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             # The winner writes its name right after taking the lock: give it a moment to land.
-            deadline = time.monotonic() + _HOLDER_WAIT_S
-            while True:
+            def read() -> tuple[str | None, bool]:
                 holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-                if _parsed(holder) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
+                return holder, bool(_parsed(holder))
+
+            holder = _await_holder(read)
             os.close(fd)
             raise self._refused(holder) from None
         except OSError as exc:
@@ -288,7 +298,7 @@ class AccountLease:
         try:
             lock_row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_PG_LEASE_KEY,)).fetchone()
             if not (lock_row and lock_row[0]):
-                holder = self._pg_holder(conn)
+                holder = _await_holder(lambda: self._pg_holder(conn))
                 conn.close()
                 raise self._refused(holder)
             backend_row = conn.execute("SELECT pg_backend_pid()").fetchone()
@@ -304,22 +314,18 @@ class AccountLease:
         self._conn = conn
 
     @staticmethod
-    def _pg_holder(conn: Any) -> str | None:
-        """The lease row of the session holding the advisory lock; waits briefly for a winner still writing it
-        (the row of an earlier, dead holder names the wrong process)."""
-        deadline = time.monotonic() + _HOLDER_WAIT_S
-        while True:
-            row = conn.execute("SELECT holder FROM exec_lease WHERE id = 1").fetchone()
-            owner = conn.execute(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-                " AND classid = %s::oid AND objid = %s::oid"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                (_PG_LEASE_KEY >> 32, _PG_LEASE_KEY & 0xFFFFFFFF)).fetchone()
-            holder = row[0] if row else None
-            named = _parsed(holder)
-            if (named and (owner is None or named.get("backend_pid") == owner[0])) or time.monotonic() > deadline:
-                return holder
-            time.sleep(0.01)
+    def _pg_holder(conn: Any) -> tuple[str | None, bool]:
+        """The lease row, and whether it is the row of the session holding the advisory lock (the row of an
+        earlier, dead holder names the wrong process; a winner may not have written its row yet)."""
+        row = conn.execute("SELECT holder FROM exec_lease WHERE id = 1").fetchone()
+        owner = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+            " AND classid = %s::oid AND objid = %s::oid"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (_PG_LEASE_KEY >> 32, _PG_LEASE_KEY & 0xFFFFFFFF)).fetchone()
+        holder = row[0] if row else None
+        named = _parsed(holder)
+        return holder, bool(named) and (owner is None or named.get("backend_pid") == owner[0])
 
     @property
     def held(self) -> bool:
